@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DesktopsConfig(AppConfig):
+    name = "desktops"
+    verbose_name = "Desktops"

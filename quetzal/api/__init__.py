@@ -1,0 +1,1 @@
+"""API base: tenant-scoped viewsets, permissions, errors, pagination."""

@@ -1,0 +1,38 @@
+"""Permissions resolved against the active tenant membership."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+
+from rest_framework import exceptions
+
+from tenants.choices import ADMIN_ROLES
+from tenants.models import ApiToken
+from tenants.twofactor import enrolment_required
+
+
+class IsTenantMember(BasePermission):
+    """The caller is signed in and belongs to the active tenant."""
+
+    message = "You are not a member of an active tenant."
+    code = "no_tenant"
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if not isinstance(request.auth, ApiToken) and enrolment_required(request):
+            raise exceptions.PermissionDenied(
+                "Your organisation requires two-factor authentication: enrol a device first.",
+                code="otp_enrolment_required",
+            )
+        return getattr(request, "membership", None) is not None
+
+
+class IsTenantAdmin(IsTenantMember):
+    """The caller is an owner or admin of the active tenant."""
+
+    message = "This needs a tenant admin."
+    code = "admin_required"
+
+    def has_permission(self, request, view) -> bool:
+        return super().has_permission(request, view) and request.membership.role in ADMIN_ROLES

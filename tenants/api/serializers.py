@@ -1,0 +1,70 @@
+"""API shapes of tenants, members, invitations, tokens and audit events."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from tenants.choices import Role
+from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = [
+            "id", "name", "slug", "status", "require_2fa", "idle_timeout_minutes", "idle_action",
+            "inactivity_logout_minutes", "quota_desktops", "quota_vcpus", "quota_ram_mib",
+        ]
+        read_only_fields = ["id", "slug", "status"]
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(source="user.email", read_only=True)
+    full_name = serializers.CharField(source="user.full_name", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "email", "full_name", "role", "created_at"]
+        read_only_fields = ["id", "email", "full_name", "created_at"]
+
+
+class RoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MyMembershipSerializer(serializers.ModelSerializer):
+    tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    tenant_name = serializers.CharField(source="tenant.name", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["tenant", "tenant_name", "role"]
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "created_at", "expires_at", "accepted_at", "revoked_at"]
+        read_only_fields = ["id", "created_at", "expires_at", "accepted_at", "revoked_at"]
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class NewApiTokenSerializer(ApiTokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="The secret; shown only this once.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.EmailField(source="actor.email", read_only=True, default=None)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "action", "actor", "target_type", "target_id", "target_repr", "ip_address", "data", "created_at"]

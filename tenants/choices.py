@@ -1,0 +1,26 @@
+"""Fixed vocabularies of the tenants app."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+ADMIN_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+
+
+class TenantStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+
+
+class IdleAction(models.TextChoices):
+    NONE = "none", "Do nothing"
+    STOP = "stop", "Shut down"
+    HIBERNATE = "hibernate", "Hibernate (keep open windows)"
+    RECYCLE = "recycle", "Recycle (pooled desktops)"

@@ -1,0 +1,60 @@
+"""Forms of the tenant pages."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.password_validation import validate_password
+
+from tenants.choices import Role
+from tenants.models import Tenant
+
+
+class TenantCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Organisation name")
+    slug = forms.SlugField(max_length=50, required=False, help_text="Short address; made from the name if empty.")
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class CodeForm(forms.Form):
+    code = forms.CharField(
+        max_length=16,
+        label="Code",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+    )
+
+
+class NewAccountForm(forms.Form):
+    full_name = forms.CharField(max_length=150, required=False)
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def __init__(self, *args, email: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.email = email
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        from tenants.models import User
+
+        validate_password(password, User(email=self.email))
+        return password
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class PoliciesForm(forms.ModelForm):
+    class Meta:
+        model = Tenant
+        fields = [
+            "name", "require_2fa", "idle_timeout_minutes", "idle_action", "inactivity_logout_minutes",
+            "quota_desktops", "quota_vcpus", "quota_ram_mib",
+        ]

@@ -1,0 +1,100 @@
+"""Tenants, who belongs to them, and invitations to join."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from tenants.choices import ADMIN_ROLES, IdleAction, Role, TenantStatus
+from tenants.querysets import TenantQuerySet
+
+
+class Tenant(models.Model):
+    """An organisation: its people, desktops, policies and quotas."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, unique=True)
+    status = models.CharField(max_length=16, choices=TenantStatus.choices, default=TenantStatus.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    # Policies.
+    require_2fa = models.BooleanField(default=False, help_text="Members must enrol a TOTP device.")
+    idle_timeout_minutes = models.PositiveIntegerField(
+        default=60, help_text="Minutes without a console before the idle action; 0 disables it."
+    )
+    idle_action = models.CharField(max_length=16, choices=IdleAction.choices, default=IdleAction.STOP)
+    inactivity_logout_minutes = models.PositiveIntegerField(
+        default=0, help_text="Sign people out after this many idle minutes in the portal; 0 disables it."
+    )
+
+    # Quotas; 0 means unlimited.
+    quota_desktops = models.PositiveIntegerField(default=0)
+    quota_vcpus = models.PositiveIntegerField(default=0)
+    quota_ram_mib = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == TenantStatus.ACTIVE
+
+
+class MembershipQuerySet(TenantQuerySet):
+    def admins(self) -> MembershipQuerySet:
+        return self.filter(role__in=ADMIN_ROLES)
+
+
+class Membership(models.Model):
+    """A person's role in one tenant."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant__name", "user__email"]
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ADMIN_ROLES
+
+
+class Invitation(models.Model):
+    """An emailed invitation to join a tenant with a role; accepted once, before it expires."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.tenant}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()

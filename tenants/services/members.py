@@ -1,0 +1,65 @@
+"""Changing roles and removing people, keeping at least one owner."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from quetzal.errors import Conflict, Forbidden, ServiceError
+from tenants.choices import Role
+from tenants.models import Membership
+from tenants.services import audit
+
+
+def _lock_owners(tenant_id: int) -> list[int]:
+    """Lock the tenant's owner rows so two demotions can't both pass the last-owner check."""
+    return list(
+        Membership.objects.select_for_update().filter(tenant_id=tenant_id, role=Role.OWNER).values_list("id", flat=True)
+    )
+
+
+def change_role(*, membership: Membership, role: str, actor_membership: Membership, ip: str | None = None) -> Membership:
+    """Give a member another role; only owners grant or take away ownership."""
+    if role not in Role.values:
+        raise ServiceError(f"Unknown role '{role}'.", code="invalid_role")
+    touches_owner = role == Role.OWNER or membership.role == Role.OWNER
+    if touches_owner and actor_membership.role != Role.OWNER:
+        raise Forbidden("Only an owner can grant or remove ownership.", code="owner_required")
+    with transaction.atomic():
+        owners = _lock_owners(membership.tenant_id)
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        if membership.role == Role.OWNER and role != Role.OWNER and owners == [membership.pk]:
+            raise Conflict("A tenant needs at least one owner; make someone else owner first.", code="last_owner")
+        old = membership.role
+        Membership.objects.filter(pk=membership.pk).update(role=role)
+        membership.role = role
+        audit.record(
+            "member.role",
+            actor=actor_membership.user,
+            tenant=membership.tenant,
+            target=membership,
+            ip=ip,
+            data={"email": membership.user.email, "from": old, "to": role},
+        )
+    return membership
+
+
+def remove_member(*, membership: Membership, actor_membership: Membership, ip: str | None = None) -> None:
+    """Remove someone from the tenant (or leave it yourself); the last owner cannot go."""
+    leaving_self = membership.user_id == actor_membership.user_id
+    if not leaving_self and not actor_membership.is_admin:
+        raise Forbidden("Only tenant admins can remove people.", code="admin_required")
+    if membership.role == Role.OWNER and not leaving_self and actor_membership.role != Role.OWNER:
+        raise Forbidden("Only an owner can remove an owner.", code="owner_required")
+    with transaction.atomic():
+        owners = _lock_owners(membership.tenant_id)
+        if membership.role == Role.OWNER and owners == [membership.pk]:
+            raise Conflict("The last owner cannot leave; make someone else owner first.", code="last_owner")
+        audit.record(
+            "member.leave" if leaving_self else "member.remove",
+            actor=actor_membership.user,
+            tenant=membership.tenant,
+            target=membership,
+            ip=ip,
+            data={"email": membership.user.email, "role": membership.role},
+        )
+        membership.delete()

@@ -1,0 +1,67 @@
+"""Creating tenants and changing their policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from quetzal.errors import Conflict, ServiceError
+from tenants.choices import Role, TenantStatus
+from tenants.models import Membership, Tenant
+from tenants.services import audit
+
+POLICY_FIELDS = (
+    "name",
+    "require_2fa",
+    "idle_timeout_minutes",
+    "idle_action",
+    "inactivity_logout_minutes",
+    "quota_desktops",
+    "quota_vcpus",
+    "quota_ram_mib",
+)
+
+
+def create_tenant(*, name: str, owner, slug: str | None = None, ip: str | None = None) -> Tenant:
+    """Create a tenant with its first owner."""
+    slug = slugify(slug or name)[:50]
+    if not slug:
+        raise ServiceError("The organisation needs a name made of letters or digits.", code="invalid_name")
+    try:
+        with transaction.atomic():
+            tenant = Tenant.objects.create(name=name.strip(), slug=slug)
+            Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+            audit.record("tenant.create", actor=owner, tenant=tenant, target=tenant, ip=ip)
+    except IntegrityError:
+        raise Conflict(f"The address '{slug}' is taken; choose another.", code="slug_taken") from None
+    return tenant
+
+
+def update_policies(*, tenant: Tenant, changes: dict[str, Any], actor, ip: str | None = None) -> Tenant:
+    """Change a tenant's policies and quotas, recording old and new values."""
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown policy: {', '.join(sorted(unknown))}.", code="unknown_policy")
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        before = {field: getattr(tenant, field) for field in changes}
+        for field, value in changes.items():
+            setattr(tenant, field, value)
+        tenant.full_clean()
+        tenant.save(update_fields=list(changes))
+        audit.record(
+            "tenant.policies", actor=actor, tenant=tenant, target=tenant, ip=ip, data={"before": before, "after": changes}
+        )
+    return tenant
+
+
+def set_status(*, tenant: Tenant, status: TenantStatus, actor=None, reason: str = "") -> Tenant:
+    """Suspend or reactivate a tenant (operators and billing use this)."""
+    with transaction.atomic():
+        updated = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
+        if updated:
+            audit.record(f"tenant.{status}", actor=actor, tenant=tenant, target=tenant, data={"reason": reason})
+    tenant.refresh_from_db()
+    return tenant

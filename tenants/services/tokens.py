@@ -1,0 +1,61 @@
+"""Personal API tokens: created once, stored hashed, revoked at will."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from quetzal.errors import Conflict
+from tenants.models import ApiToken, Membership
+from tenants.services import audit
+
+TOKEN_PREFIX = "qz_"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_token(
+    *, membership: Membership, name: str, expires_at: datetime | None = None, ip: str | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token acting as this person in this tenant; the raw secret is returned once."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = ApiToken.objects.create(
+            user=membership.user,
+            tenant=membership.tenant,
+            name=name.strip() or "API token",
+            prefix=raw[: len(TOKEN_PREFIX) + 6],
+            token_hash=hash_token(raw),
+            expires_at=expires_at,
+        )
+        audit.record("token.create", actor=membership.user, tenant=membership.tenant, target=token, ip=ip)
+    return token, raw
+
+
+def revoke_token(*, token: ApiToken, actor, ip: str | None = None) -> None:
+    """Stop a token from working; revoking twice is refused."""
+    with transaction.atomic():
+        won = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if not won:
+            raise Conflict("This token is already revoked.", code="token_revoked")
+        audit.record("token.revoke", actor=actor, tenant=token.tenant, target=token, ip=ip)
+
+
+def authenticate_token(raw: str) -> ApiToken | None:
+    """The usable token with this secret, marking when it was last used."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user", "tenant").filter(token_hash=hash_token(raw)).first()
+    if token is None or not token.is_usable or not token.user.is_active:
+        return None
+    now = timezone.now()
+    # Only touch the row once a minute: scripts may call many times a second.
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

@@ -1,0 +1,233 @@
+"""Portal pages of the tenants app: home, switcher, members, invitations, tokens, audit, policies."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+from django.views.decorators.http import require_POST
+
+from quetzal.errors import ServiceError
+from tenants.forms import InviteForm, NewAccountForm, PoliciesForm, RoleForm, TenantCreateForm, TokenForm
+from tenants.mixins import TenantPageMixin
+from tenants.models import ApiToken, AuditEvent, Invitation, Membership, User
+from tenants.resolution import switch_tenant
+from tenants.services import audit, invitations, members, tenants, tokens
+
+
+class HomeView(TenantPageMixin, View):
+    """The signed-in person's start page."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, "tenants/home.html")
+
+
+@login_required
+@require_POST
+def tenant_switch(request: HttpRequest) -> HttpResponse:
+    """Make another of the person's tenants active."""
+    tenant = switch_tenant(request, request.POST.get("slug", ""))
+    if tenant is None:
+        raise Http404("You are not a member of that organisation.")
+    messages.success(request, f"Now working in {tenant.name}.")
+    return redirect(request.POST.get("next") or "tenants:home")
+
+
+class TenantCreateView(View):
+    """Create a new organisation and become its owner."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect(f"/accounts/login/?next={request.path}")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, "tenants/create.html", {"form": TenantCreateForm()})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = TenantCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                tenant = tenants.create_tenant(
+                    name=form.cleaned_data["name"], slug=form.cleaned_data["slug"], owner=request.user,
+                    ip=audit.client_ip(request),
+                )
+            except ServiceError as error:
+                form.add_error("slug" if error.code == "slug_taken" else "name", error.detail)
+            else:
+                switch_tenant(request, tenant.slug)
+                return redirect("tenants:home")
+        return render(request, "tenants/create.html", {"form": form}, status=400)
+
+
+class MembersView(TenantPageMixin, View):
+    """Tenant admins: people, roles and invitations."""
+
+    admin_required = True
+
+    def context(self, **extra) -> dict:
+        return {
+            "memberships": self.scoped(Membership.objects.select_related("user")),
+            "invitations": [i for i in self.scoped(Invitation.objects.all()) if i.is_pending],
+            "invite_form": InviteForm(),
+            "roles": RoleForm.base_fields["role"].choices,
+            **extra,
+        }
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, "tenants/members.html", self.context())
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        ip = audit.client_ip(request)
+        action = request.POST.get("action")
+        try:
+            if action == "invite":
+                form = InviteForm(request.POST)
+                if not form.is_valid():
+                    return render(request, "tenants/members.html", self.context(invite_form=form), status=400)
+                invitations.invite(
+                    tenant=request.tenant, actor_membership=request.membership, ip=ip,
+                    base_url=request.build_absolute_uri("/")[:-1], **form.cleaned_data,
+                )
+                messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            elif action == "role":
+                membership = get_object_or_404(self.scoped(Membership.objects.all()), pk=request.POST.get("membership"))
+                form = RoleForm(request.POST)
+                if form.is_valid():
+                    members.change_role(
+                        membership=membership, role=form.cleaned_data["role"], actor_membership=request.membership, ip=ip
+                    )
+                    messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+            elif action == "remove":
+                membership = get_object_or_404(self.scoped(Membership.objects.all()), pk=request.POST.get("membership"))
+                members.remove_member(membership=membership, actor_membership=request.membership, ip=ip)
+                messages.success(request, f"{membership.user.email} was removed.")
+            elif action == "revoke":
+                invitation = get_object_or_404(self.scoped(Invitation.objects.all()), pk=request.POST.get("invitation"))
+                invitations.revoke(invitation=invitation, actor=request.user, ip=ip)
+                messages.success(request, f"Invitation to {invitation.email} withdrawn.")
+        except ServiceError as error:
+            messages.error(request, error.detail)
+            return render(request, "tenants/members.html", self.context(), status=error.status)
+        return redirect("tenants:members")
+
+
+class LeaveView(TenantPageMixin, View):
+    """Leave the active tenant."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        try:
+            members.remove_member(
+                membership=request.membership, actor_membership=request.membership, ip=audit.client_ip(request)
+            )
+        except ServiceError as error:
+            messages.error(request, error.detail)
+            return redirect("tenants:home")
+        messages.success(request, f"You left {request.tenant.name}.")
+        return redirect("tenants:home")
+
+
+class InvitationAcceptView(View):
+    """Accept an invitation: sign in as the invited address, or create that account."""
+
+    def dispatch(self, request, token: str):
+        try:
+            self.invitation = invitations.find_pending(token)
+        except ServiceError as error:
+            return render(request, "tenants/invitation_error.html", {"error": error}, status=error.status)
+        self.token = token
+        return super().dispatch(request, token)
+
+    def get(self, request: HttpRequest, token: str) -> HttpResponse:
+        has_account = User.objects.filter(email__iexact=self.invitation.email).exists()
+        return render(
+            request,
+            "tenants/invitation_accept.html",
+            {"invitation": self.invitation, "has_account": has_account, "form": NewAccountForm()},
+        )
+
+    def post(self, request: HttpRequest, token: str) -> HttpResponse:
+        ip = audit.client_ip(request)
+        try:
+            if request.user.is_authenticated:
+                membership = invitations.accept(raw=token, user=request.user, ip=ip)
+            else:
+                form = NewAccountForm(request.POST, email=self.invitation.email)
+                if not form.is_valid():
+                    context = {"invitation": self.invitation, "has_account": False, "form": form}
+                    return render(request, "tenants/invitation_accept.html", context, status=400)
+                membership = invitations.accept_as_new_user(
+                    raw=token, password=form.cleaned_data["password"], full_name=form.cleaned_data["full_name"], ip=ip
+                )
+                from django.contrib.auth import login
+
+                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+        except ServiceError as error:
+            return render(request, "tenants/invitation_error.html", {"error": error}, status=error.status)
+        switch_tenant(request, membership.tenant.slug)
+        messages.success(request, f"Welcome to {membership.tenant.name}.")
+        return redirect("tenants:home")
+
+
+class TokensView(TenantPageMixin, View):
+    """The person's API tokens in the active tenant."""
+
+    def tokens(self):
+        return self.scoped(ApiToken.objects.filter(user=self.request.user))
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, "tenants/tokens.html", {"tokens": self.tokens(), "form": TokenForm()})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        ip = audit.client_ip(request)
+        if request.POST.get("action") == "revoke":
+            token = get_object_or_404(self.tokens(), pk=request.POST.get("token"))
+            try:
+                tokens.revoke_token(token=token, actor=request.user, ip=ip)
+                messages.success(request, f"Token {token.name} revoked.")
+            except ServiceError as error:
+                messages.error(request, error.detail)
+            return redirect("tenants:tokens")
+        form = TokenForm(request.POST)
+        if not form.is_valid():
+            return render(request, "tenants/tokens.html", {"tokens": self.tokens(), "form": form}, status=400)
+        _, raw = tokens.create_token(membership=request.membership, name=form.cleaned_data["name"], ip=ip)
+        context = {"tokens": self.tokens(), "form": TokenForm(), "new_token": raw}
+        return render(request, "tenants/tokens.html", context)
+
+
+class AuditView(TenantPageMixin, View):
+    """Tenant admins: the audit log with filters."""
+
+    admin_required = True
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        events = self.scoped(AuditEvent.objects.select_related("actor"))
+        action = request.GET.get("action", "").strip()
+        actor = request.GET.get("actor", "").strip()
+        if action:
+            events = events.filter(action__startswith=action)
+        if actor:
+            events = events.filter(actor__email__icontains=actor)
+        return render(request, "tenants/audit.html", {"events": events[:200], "action": action, "actor": actor})
+
+
+class PoliciesView(TenantPageMixin, View):
+    """Tenant admins: 2FA, idle and session policies, quotas."""
+
+    admin_required = True
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, "tenants/policies.html", {"form": PoliciesForm(instance=request.tenant)})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = PoliciesForm(request.POST, instance=request.tenant)
+        if not form.is_valid():
+            return render(request, "tenants/policies.html", {"form": form}, status=400)
+        changes = {field: form.cleaned_data[field] for field in form.changed_data}
+        if changes:
+            tenants.update_policies(tenant=request.tenant, changes=changes, actor=request.user, ip=audit.client_ip(request))
+        messages.success(request, "Policies saved.")
+        return redirect("tenants:policies")
