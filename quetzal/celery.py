@@ -6,7 +6,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quetzal.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quetzal.settings.base")
 
 app = Celery("quetzal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

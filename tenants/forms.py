@@ -55,6 +55,12 @@ class PoliciesForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = [
-            "name", "require_2fa", "idle_timeout_minutes", "idle_action", "inactivity_logout_minutes",
-            "quota_desktops", "quota_vcpus", "quota_ram_mib",
+            "name",
+            "require_2fa",
+            "idle_timeout_minutes",
+            "idle_action",
+            "inactivity_logout_minutes",
+            "quota_desktops",
+            "quota_vcpus",
+            "quota_ram_mib",
         ]

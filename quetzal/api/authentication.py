@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from tenants.twofactor import second_factor_pending
@@ -17,3 +18,11 @@ class SessionAuthentication(authentication.SessionAuthentication):
                 "Two-factor verification is required before using the API.", code="otp_required"
             )
         return result
+
+
+class SessionScheme(OpenApiAuthenticationExtension):
+    target_class = "quetzal.api.authentication.SessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}

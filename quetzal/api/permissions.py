@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rest_framework.permissions import BasePermission
-
 from rest_framework import exceptions
+from rest_framework.permissions import BasePermission
 
 from tenants.choices import ADMIN_ROLES
 from tenants.models import ApiToken

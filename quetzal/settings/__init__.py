@@ -1,3 +1,1 @@
-"""Default settings: everything from environment variables, safe for `make run`."""
-
-from quetzal.settings.base import *  # noqa: F403
+"""Settings modules: `base` (default, embedded-friendly) and `production`."""

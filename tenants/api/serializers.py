@@ -12,8 +12,17 @@ class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
         fields = [
-            "id", "name", "slug", "status", "require_2fa", "idle_timeout_minutes", "idle_action",
-            "inactivity_logout_minutes", "quota_desktops", "quota_vcpus", "quota_ram_mib",
+            "id",
+            "name",
+            "slug",
+            "status",
+            "require_2fa",
+            "idle_timeout_minutes",
+            "idle_action",
+            "inactivity_logout_minutes",
+            "quota_desktops",
+            "quota_vcpus",
+            "quota_ram_mib",
         ]
         read_only_fields = ["id", "slug", "status"]
 
@@ -67,4 +76,14 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = ["id", "action", "actor", "target_type", "target_id", "target_repr", "ip_address", "data", "created_at"]
+        fields = [
+            "id",
+            "action",
+            "actor",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "ip_address",
+            "data",
+            "created_at",
+        ]

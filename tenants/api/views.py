@@ -34,7 +34,9 @@ class TenantViewSet(TenantScopedViewSet):
         serializer = serializers.TenantSerializer(request.tenant, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         tenant = tenants.update_policies(
-            tenant=request.tenant, changes=dict(serializer.validated_data), actor=request.user,
+            tenant=request.tenant,
+            changes=dict(serializer.validated_data),
+            actor=request.user,
             ip=audit.client_ip(request),
         )
         return Response(serializers.TenantSerializer(tenant).data)
@@ -60,17 +62,24 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
         body = serializers.RoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         membership = members.change_role(
-            membership=membership, role=body.validated_data["role"], actor_membership=request.membership,
+            membership=membership,
+            role=body.validated_data["role"],
+            actor_membership=request.membership,
             ip=audit.client_ip(request),
         )
         return Response(serializers.MembershipSerializer(membership).data)
 
     def perform_destroy(self, instance):
-        members.remove_member(membership=instance, actor_membership=self.request.membership, ip=audit.client_ip(self.request))
+        members.remove_member(
+            membership=instance, actor_membership=self.request.membership, ip=audit.client_ip(self.request)
+        )
 
 
 class InvitationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
     TenantScopedViewSet,
 ):
     """Invitations of the active tenant (admins only)."""
@@ -83,8 +92,11 @@ class InvitationViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         invitation, _ = invitations.invite(
-            tenant=request.tenant, actor_membership=request.membership, base_url=request.build_absolute_uri("/")[:-1],
-            ip=audit.client_ip(request), **serializer.validated_data,
+            tenant=request.tenant,
+            actor_membership=request.membership,
+            base_url=request.build_absolute_uri("/")[:-1],
+            ip=audit.client_ip(request),
+            **serializer.validated_data,
         )
         return Response(self.get_serializer(invitation).data, status=status.HTTP_201_CREATED)
 
@@ -93,7 +105,10 @@ class InvitationViewSet(
 
 
 class ApiTokenViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
     TenantScopedViewSet,
 ):
     """The caller's own API tokens in the active tenant."""
@@ -108,7 +123,9 @@ class ApiTokenViewSet(
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        token, raw = tokens.create_token(membership=request.membership, ip=audit.client_ip(request), **serializer.validated_data)
+        token, raw = tokens.create_token(
+            membership=request.membership, ip=audit.client_ip(request), **serializer.validated_data
+        )
         data = serializers.NewApiTokenSerializer(token).data
         data["token"] = raw
         return Response(data, status=status.HTTP_201_CREATED)

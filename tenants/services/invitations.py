@@ -23,7 +23,13 @@ def _hash(raw: str) -> str:
 
 
 def invite(
-    *, tenant: Tenant, email: str, role: str, actor_membership: Membership, base_url: str = "", ip: str | None = None
+    *,
+    tenant: Tenant,
+    email: str,
+    actor_membership: Membership,
+    role: str = Role.MEMBER,
+    base_url: str = "",
+    ip: str | None = None,
 ) -> tuple[Invitation, str]:
     """Create an invitation and email its link; returns it with the one-time secret."""
     email = email.strip().lower()
@@ -44,7 +50,11 @@ def invite(
             expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
         )
         audit.record(
-            "invitation.create", actor=actor_membership.user, tenant=tenant, target=invitation, ip=ip,
+            "invitation.create",
+            actor=actor_membership.user,
+            tenant=tenant,
+            target=invitation,
+            ip=ip,
             data={"email": email, "role": role},
         )
     link = base_url + reverse("tenants:invitation_accept", args=[raw])

@@ -17,7 +17,9 @@ def _lock_owners(tenant_id: int) -> list[int]:
     )
 
 
-def change_role(*, membership: Membership, role: str, actor_membership: Membership, ip: str | None = None) -> Membership:
+def change_role(
+    *, membership: Membership, role: str, actor_membership: Membership, ip: str | None = None
+) -> Membership:
     """Give a member another role; only owners grant or take away ownership."""
     if role not in Role.values:
         raise ServiceError(f"Unknown role '{role}'.", code="invalid_role")

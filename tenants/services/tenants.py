@@ -52,7 +52,12 @@ def update_policies(*, tenant: Tenant, changes: dict[str, Any], actor, ip: str |
         tenant.full_clean()
         tenant.save(update_fields=list(changes))
         audit.record(
-            "tenant.policies", actor=actor, tenant=tenant, target=tenant, ip=ip, data={"before": before, "after": changes}
+            "tenant.policies",
+            actor=actor,
+            tenant=tenant,
+            target=tenant,
+            ip=ip,
+            data={"before": before, "after": changes},
         )
     return tenant
 

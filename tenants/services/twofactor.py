@@ -65,13 +65,17 @@ def verify_second_factor(*, request, code: str) -> bool:
     """Accept a TOTP code (each once) or a recovery code (each once) and mark the session verified."""
     code = code.strip().replace(" ", "")
     user = request.user
-    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+    # Route by shape so a recovery code never counts as a failed TOTP attempt (and vice versa):
+    # each device throttles its own failures.
+    totp_devices = TOTPDevice.objects.filter(user=user, confirmed=True) if code.isdigit() else []
+    static_devices = StaticDevice.objects.filter(user=user, confirmed=True) if not code.isdigit() else []
+    for device in totp_devices:
         # django-otp keeps the last accepted time step, so a replayed code fails here.
         if device.verify_token(code):
             otp_login(request, device)
             audit.record("2fa.verify", actor=user, tenant=getattr(request, "tenant", None), ip=audit.client_ip(request))
             return True
-    for device in StaticDevice.objects.filter(user=user, confirmed=True):
+    for device in static_devices:
         if device.verify_token(code):  # a static token is deleted when used
             otp_login(request, device)
             audit.record(

@@ -51,7 +51,9 @@ class TenantCreateView(View):
         if form.is_valid():
             try:
                 tenant = tenants.create_tenant(
-                    name=form.cleaned_data["name"], slug=form.cleaned_data["slug"], owner=request.user,
+                    name=form.cleaned_data["name"],
+                    slug=form.cleaned_data["slug"],
+                    owner=request.user,
                     ip=audit.client_ip(request),
                 )
             except ServiceError as error:
@@ -88,8 +90,11 @@ class MembersView(TenantPageMixin, View):
                 if not form.is_valid():
                     return render(request, "tenants/members.html", self.context(invite_form=form), status=400)
                 invitations.invite(
-                    tenant=request.tenant, actor_membership=request.membership, ip=ip,
-                    base_url=request.build_absolute_uri("/")[:-1], **form.cleaned_data,
+                    tenant=request.tenant,
+                    actor_membership=request.membership,
+                    ip=ip,
+                    base_url=request.build_absolute_uri("/")[:-1],
+                    **form.cleaned_data,
                 )
                 messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
             elif action == "role":
@@ -97,7 +102,10 @@ class MembersView(TenantPageMixin, View):
                 form = RoleForm(request.POST)
                 if form.is_valid():
                     members.change_role(
-                        membership=membership, role=form.cleaned_data["role"], actor_membership=request.membership, ip=ip
+                        membership=membership,
+                        role=form.cleaned_data["role"],
+                        actor_membership=request.membership,
+                        ip=ip,
                     )
                     messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
             elif action == "remove":
@@ -228,6 +236,8 @@ class PoliciesView(TenantPageMixin, View):
             return render(request, "tenants/policies.html", {"form": form}, status=400)
         changes = {field: form.cleaned_data[field] for field in form.changed_data}
         if changes:
-            tenants.update_policies(tenant=request.tenant, changes=changes, actor=request.user, ip=audit.client_ip(request))
+            tenants.update_policies(
+                tenant=request.tenant, changes=changes, actor=request.user, ip=audit.client_ip(request)
+            )
         messages.success(request, "Policies saved.")
         return redirect("tenants:policies")

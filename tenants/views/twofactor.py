@@ -34,12 +34,14 @@ def setup(request: HttpRequest) -> HttpResponse:
     device = TOTPDevice.objects.filter(
         user=request.user, confirmed=False, pk=request.session.get(SETUP_SESSION_KEY)
     ).first()
-    if device is None or request.method == "GET" and not request.GET.get("keep"):
+    if device is None or (request.method == "GET" and not request.GET.get("keep")):
         device = twofactor.start_totp_enrolment(request.user)
         request.session[SETUP_SESSION_KEY] = device.pk
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        codes = twofactor.confirm_totp(user=request.user, device=device, code=form.cleaned_data["code"], request=request)
+        codes = twofactor.confirm_totp(
+            user=request.user, device=device, code=form.cleaned_data["code"], request=request
+        )
         if codes is not None:
             request.session.pop(SETUP_SESSION_KEY, None)
             return render(request, "tenants/2fa_recovery_codes.html", {"codes": codes})

@@ -35,8 +35,16 @@ class Command(BaseCommand):
             "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "quetzal.asgi:application"],
             "worker": [python, "-m", "celery", "-A", "quetzal", "worker", "-l", "INFO", "--concurrency", "2"],
             "beat": [
-                python, "-m", "celery", "-A", "quetzal", "beat", "-l", "INFO",
-                "-s", str(settings.VAR_DIR / "celerybeat-schedule"),
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "quetzal",
+                "beat",
+                "-l",
+                "INFO",
+                "-s",
+                str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
         }
         processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}

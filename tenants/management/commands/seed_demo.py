@@ -40,6 +40,6 @@ class Command(BaseCommand):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(credentials, indent=2))
         path.chmod(0o600)
-        self.stdout.write("Demo sign-ins (also in %s):" % path)
+        self.stdout.write(f"Demo sign-ins (also in {path}):")
         for email, _, role, is_staff in PEOPLE:
             self.stdout.write(f"  {email:32} {credentials[email]:16} {'operator' if is_staff else role}")

@@ -1,0 +1,82 @@
+"""Settings come from environment variables; bad values name the variable; deploy checks pass."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from quetzal.env import env_bool, env_database, env_int, env_redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_it_reads_a_postgres_url(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://quetzal:s%40cret@db.example:5433/quetzal?sslmode=require")
+    config = env_database("DATABASE_URL", Path("/tmp/x.db"))
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["NAME"], config["USER"], config["PASSWORD"]) == ("quetzal", "quetzal", "s@cret")
+    assert (config["HOST"], config["PORT"], config["OPTIONS"]) == ("db.example", "5433", {"sslmode": "require"})
+
+
+def test_it_defaults_to_a_sqlite_file(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert env_database("DATABASE_URL", Path("/tmp/x.db")) == {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": "/tmp/x.db",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reader"),
+    [
+        ("DATABASE_URL", "mysql://x/y", lambda: env_database("DATABASE_URL", Path("/tmp/x"))),
+        ("DATABASE_URL", "postgres://host:5432/", lambda: env_database("DATABASE_URL", Path("/tmp/x"))),
+        ("REDIS_URL", "http://localhost", lambda: env_redis("REDIS_URL")),
+        ("DEBUG", "maybe", lambda: env_bool("DEBUG")),
+        ("EMAIL_PORT", "smtp", lambda: env_int("EMAIL_PORT", 25)),
+        ("EMAIL_PORT", "70000", lambda: env_int("EMAIL_PORT", 25, maximum=65535)),
+    ],
+)
+def test_it_names_the_variable_with_a_bad_value(monkeypatch, name, value, reader):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=name):
+        reader()
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_it_refuses_to_start_with_a_bad_variable():
+    result = _manage("check", DEBUG="sometimes")
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_it_passes_deploy_checks_with_production_settings():
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_SETTINGS_MODULE="quetzal.settings.production",
+        SECRET_KEY="k" + "".join(chr(33 + (i * 7) % 90) for i in range(60)),
+        ALLOWED_HOSTS="desktops.example.com",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_it_refuses_production_without_a_secret_key():
+    result = _manage("check", DJANGO_SETTINGS_MODULE="quetzal.settings.production")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr

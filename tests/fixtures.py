@@ -1,0 +1,76 @@
+"""Shared fixtures: three tenants (alice, bob, charlie), each with an owner, an admin and a member."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tenants.choices import Role
+from tenants.models import Membership, Tenant, User
+from tenants.resolution import SESSION_KEY
+from tests.factories import PASSWORD, MembershipFactory, TenantFactory, UserFactory
+
+
+@dataclass
+class TenantWorld:
+    tenant: Tenant
+    owner: User
+    admin: User
+    member: User
+
+    def membership(self, user: User) -> Membership:
+        return Membership.objects.get(user=user, tenant=self.tenant)
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # Hashing cost is not what these tests prove; MD5 keeps real logins fast.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def make_world(slug: str) -> TenantWorld:
+    tenant = TenantFactory(name=slug.capitalize(), slug=slug)
+    people = {}
+    for role in (Role.OWNER, Role.ADMIN, Role.MEMBER):
+        user = UserFactory(email=f"{role}@{slug}.test")
+        MembershipFactory(user=user, tenant=tenant, role=role)
+        people[role] = user
+    return TenantWorld(tenant=tenant, owner=people[Role.OWNER], admin=people[Role.ADMIN], member=people[Role.MEMBER])
+
+
+@pytest.fixture
+def alice(db) -> TenantWorld:
+    return make_world("alice")
+
+
+@pytest.fixture
+def bob(db) -> TenantWorld:
+    return make_world("bob")
+
+
+@pytest.fixture
+def charlie(db) -> TenantWorld:
+    return make_world("charlie")
+
+
+def login_client(user: User, tenant: Tenant | None = None, client_class=Client):
+    """A client signed in as `user`, working in `tenant`."""
+    client = client_class()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    if tenant is not None:
+        session = client.session
+        session[SESSION_KEY] = tenant.pk
+        session.save()
+    return client
+
+
+def api_client(user: User, tenant: Tenant | None = None) -> APIClient:
+    return login_client(user, tenant, client_class=APIClient)
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD

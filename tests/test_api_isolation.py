@@ -1,0 +1,86 @@
+"""The tenant isolation matrix, generated from the URL configuration."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+
+from tests.fixtures import api_client
+from tests.isolation_cases import CASES
+
+
+def api_route_names() -> set[str]:
+    """Every named route under /api/v1/ (format-suffix variants aside)."""
+    names: set[str] = set()
+
+    def walk(patterns, prefix: str, namespace: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                ns = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                walk(pattern.url_patterns, route, ns)
+            elif isinstance(pattern, URLPattern) and route.startswith(("api/v1/", "^api/v1/")) and pattern.name:
+                names.add(namespace + pattern.name)
+
+    walk(get_resolver().url_patterns, "", "")
+    return names
+
+
+def test_it_has_a_case_for_every_api_route():
+    missing = sorted(api_route_names() - set(CASES))
+    assert not missing, f"API routes without an isolation case (add them to tests/isolation_cases.py): {missing}"
+    stale = sorted(set(CASES) - api_route_names())
+    assert not stale, f"Isolation cases for routes that no longer exist: {stale}"
+
+
+def _url(name: str, obj) -> str:
+    if name.endswith("-detail"):
+        return reverse(name, kwargs={"pk": obj.pk})
+    return reverse(name)
+
+
+def _ids(response) -> set:
+    data = response.json()
+    rows = data.get("results", data) if isinstance(data, dict) else data
+    return {row.get("id") for row in rows} if isinstance(rows, list) else {data.get("id")}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_it_isolates_tenants(name, alice, bob):
+    case = CASES[name]
+    obj = case.make(alice) if case.make else alice.tenant
+    url = _url(name, obj)
+
+    # (a) a member of tenant A (with the role the route needs) reads A's object.
+    reader = getattr(alice, case.reader)
+    own = api_client(reader, alice.tenant).get(url)
+    assert own.status_code == 200, (name, own.content)
+    if case.make:
+        assert obj.pk in _ids(own), f"{name}: A cannot see its own object"
+
+    # (b) an admin of tenant B never sees A's object: detail routes are 404, lists don't show it.
+    outsider = api_client(bob.admin, bob.tenant)
+    for method in case.methods:
+        response = getattr(outsider, method)(url, case.body, format="json")
+        if name.endswith("-detail"):
+            assert response.status_code == 404, (name, method, response.status_code, response.content)
+            assert response.json()["code"] == "not_found"
+        elif method == "get":
+            assert response.status_code == 200
+            if case.make:
+                assert obj.pk not in _ids(response), f"{name}: B sees A's object"
+            else:
+                assert re.search(rb"alice", response.content) is None, f"{name}: B sees A's data"
+    if case.make:
+        assert type(obj).objects.filter(pk=obj.pk).exists(), f"{name}: B's writes changed A's object"
+    alice.tenant.refresh_from_db()
+    assert alice.tenant.name == "Alice"
+
+    # (c) anonymous callers are refused with 401/403.
+    for method in case.methods:
+        response = getattr(APIClient(), method)(url, case.body, format="json")
+        assert response.status_code in (401, 403), (name, method, response.status_code)
+        assert response.json()["code"] == "not_authenticated"
