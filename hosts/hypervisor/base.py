@@ -1,0 +1,274 @@
+"""The Hypervisor protocol and the plain result types its methods return."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from hosts.hypervisor.domain import DomainSpec
+
+__all__ = [
+    "ConsoleAddress",
+    "DomainInfo",
+    "DomainState",
+    "DomainStats",
+    "HostInfo",
+    "Hypervisor",
+    "MdevType",
+    "PciDevice",
+    "SnapshotInfo",
+    "detect_virt_type",
+]
+
+
+class DomainState(enum.StrEnum):
+    """A domain's power state, folded from libvirt's virDomainState."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTOFF = "shutoff"
+    CRASHED = "crashed"
+    PMSUSPENDED = "pmsuspended"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_active(self) -> bool:
+        """Whether a QEMU process exists for the domain (it holds memory and a console)."""
+        return self in (DomainState.RUNNING, DomainState.PAUSED, DomainState.PMSUSPENDED)
+
+
+@dataclass(frozen=True)
+class PciDevice:
+    """A host PCI device that could be passed through to a guest."""
+
+    name: str
+    domain: int
+    bus: int
+    slot: int
+    function: int
+    class_code: int
+    vendor_id: int
+    product_id: int
+    vendor_name: str = ""
+    product_name: str = ""
+    driver: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The canonical PCI address, e.g. "0000:01:00.0"."""
+        return f"{self.domain:04x}:{self.bus:02x}:{self.slot:02x}.{self.function:x}"
+
+    @property
+    def is_display(self) -> bool:
+        """Whether the device is a display controller (PCI class 0x03xxxx)."""
+        return (self.class_code >> 16) == 0x03
+
+
+@dataclass(frozen=True)
+class MdevType:
+    """A mediated device (vGPU) type offered by a parent PCI device."""
+
+    type_id: str
+    name: str
+    device_api: str
+    available_instances: int
+    parent_address: str
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """Facts about a hypervisor host, for capacity and placement."""
+
+    hostname: str
+    arch: str
+    cpus: int
+    memory_mib: int
+    free_memory_mib: int
+    virt_types: tuple[str, ...]
+    libvirt_version: str
+    hypervisor_type: str
+    hypervisor_version: str
+    gpus: tuple[PciDevice, ...] = ()
+    mdev_types: tuple[MdevType, ...] = ()
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    """One Quetzal domain on a host, as list_domains() reports it."""
+
+    name: str
+    uuid: str
+    desktop_id: int
+    state: DomainState
+    tenant_slug: str | None = None
+
+
+@dataclass(frozen=True)
+class DomainStats:
+    """Counters of one Quetzal domain from a single bulk stats call."""
+
+    name: str
+    desktop_id: int
+    cpu_time_ns: int = 0
+    vcpus: int = 0
+    memory_used_kib: int = 0
+    memory_total_kib: int = 0
+    disk_rd_bytes: int = 0
+    disk_wr_bytes: int = 0
+    net_rx_bytes: int = 0
+    net_tx_bytes: int = 0
+    state: DomainState = DomainState.UNKNOWN
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot of a domain."""
+
+    name: str
+    created_at: int
+    state: DomainState
+    current: bool
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsoleAddress:
+    """Where a domain's VNC server listens."""
+
+    host: str
+    port: int
+
+
+def detect_virt_type(host_info: HostInfo) -> Literal["kvm", "qemu"]:
+    """KVM when the host advertises it, else TCG; callers still allow a per-host override."""
+    # libvirt lists kvm whenever /dev/kvm opens, even inside a VM whose nested virtualisation
+    # hangs guests at boot, so this is only a default that an operator can override.
+    return "kvm" if "kvm" in host_info.virt_types else "qemu"
+
+
+@runtime_checkable
+class Hypervisor(Protocol):
+    """What the rest of Quetzal may ask of a hypervisor host."""
+
+    uri: str
+
+    def host_info(self) -> HostInfo:
+        """Host facts: CPUs, memory, virt types, passthrough GPUs."""
+        ...
+
+    def list_domains(self) -> list[DomainInfo]:
+        """Every domain carrying Quetzal metadata, running or not."""
+        ...
+
+    def define(self, spec: DomainSpec) -> DomainInfo:
+        """Create or update the persistent domain described by spec."""
+        ...
+
+    def start(self, name: str) -> None:
+        """Make the domain run (restoring a managed save); already running is success."""
+        ...
+
+    def shutdown(self, name: str, timeout_s: float = 60.0) -> bool:
+        """ACPI shutdown, destroy after timeout_s; True if the guest stopped by itself."""
+        ...
+
+    def destroy(self, name: str) -> None:
+        """Power off at once; already off is success."""
+        ...
+
+    def reboot(self, name: str) -> None:
+        """Ask the running guest to reboot."""
+        ...
+
+    def suspend(self, name: str) -> None:
+        """Pause the vCPUs; already paused is success."""
+        ...
+
+    def resume(self, name: str) -> None:
+        """Unpause the vCPUs; already running is success."""
+        ...
+
+    def managed_save(self, name: str) -> None:
+        """Save memory to disk and stop; the next start restores it."""
+        ...
+
+    def has_managed_save(self, name: str) -> bool:
+        """Whether a managed save image exists for the domain."""
+        ...
+
+    def snapshot_create(self, name: str, snap_name: str, description: str | None = None) -> None:
+        """Take a snapshot named snap_name."""
+        ...
+
+    def snapshot_list(self, name: str) -> list[SnapshotInfo]:
+        """The domain's snapshots, oldest first."""
+        ...
+
+    def snapshot_revert(self, name: str, snap_name: str) -> None:
+        """Revert the domain to a snapshot."""
+        ...
+
+    def snapshot_delete(self, name: str, snap_name: str) -> None:
+        """Delete a snapshot; a missing snapshot is success."""
+        ...
+
+    def undefine(self, name: str) -> None:
+        """Stop and remove the domain with its save image and snapshot metadata."""
+        ...
+
+    def state(self, name: str) -> DomainState:
+        """The domain's current power state."""
+        ...
+
+    def all_domain_stats(self) -> list[DomainStats]:
+        """Counters of every Quetzal domain in one call to the host."""
+        ...
+
+    def console_address(self, name: str) -> ConsoleAddress:
+        """Host and port of the running domain's VNC server."""
+        ...
+
+    def pool_path(self, pool: str) -> str:
+        """The target directory of a storage pool."""
+        ...
+
+    def volume_create(self, pool: str, name: str, capacity_bytes: int, fmt: str = "qcow2") -> str:
+        """Create an empty volume; returns its path."""
+        ...
+
+    def volume_create_linked_clone(
+        self,
+        pool: str,
+        name: str,
+        backing_path: str,
+        backing_format: str = "qcow2",
+        capacity_bytes: int | None = None,
+    ) -> str:
+        """Create a qcow2 overlay on backing_path; returns its path."""
+        ...
+
+    def volume_delete(self, pool: str, name: str) -> None:
+        """Delete a volume; a missing volume is success."""
+        ...
+
+    def volume_exists(self, pool: str, name: str) -> bool:
+        """Whether the pool has a volume of that name."""
+        ...
+
+    def volume_upload(self, pool: str, name: str, src_path: str, fmt: str = "qcow2") -> str:
+        """Create a volume from a local file over the libvirt connection; returns its path."""
+        ...
+
+    def volume_download(self, pool: str, name: str, dest_path: str) -> None:
+        """Copy a volume's bytes to a local file over the libvirt connection."""
+        ...
+
+    def volume_path(self, pool: str, name: str) -> str:
+        """The path of a volume on the host."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection (the next call reopens it)."""
+        ...

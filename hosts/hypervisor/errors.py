@@ -1,0 +1,150 @@
+"""Hypervisor exceptions and the mapping from libvirt error codes to them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import libvirt
+
+__all__ = [
+    "AlreadyExists",
+    "DomainNotFound",
+    "HostUnavailable",
+    "HypervisorError",
+    "InvalidDomainState",
+    "NotSupported",
+    "OperationFailed",
+    "PoolNotFound",
+    "SnapshotNotFound",
+    "VolumeNotFound",
+    "from_libvirt_error",
+    "is_connection_error",
+]
+
+
+class HypervisorError(Exception):
+    """Base class of every error raised by hosts.hypervisor."""
+
+    code: ClassVar[str] = "hypervisor_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, libvirt_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.libvirt_code = libvirt_code
+
+
+class HostUnavailable(HypervisorError):
+    """The libvirt connection could not be opened or was lost; the only retryable error."""
+
+    code = "host_unavailable"
+    retryable = True
+
+
+class DomainNotFound(HypervisorError):
+    """No domain with that name exists on the host."""
+
+    code = "domain_not_found"
+
+
+class VolumeNotFound(HypervisorError):
+    """No storage volume with that name or path exists."""
+
+    code = "volume_not_found"
+
+
+class PoolNotFound(HypervisorError):
+    """No storage pool with that name exists on the host."""
+
+    code = "pool_not_found"
+
+
+class SnapshotNotFound(HypervisorError):
+    """The domain has no snapshot with that name."""
+
+    code = "snapshot_not_found"
+
+
+class InvalidDomainState(HypervisorError):
+    """The domain is in a state that does not allow the operation."""
+
+    code = "invalid_domain_state"
+
+
+class OperationFailed(HypervisorError):
+    """libvirt refused or failed the operation for another reason."""
+
+    code = "operation_failed"
+
+
+class AlreadyExists(OperationFailed):
+    """An object with that name already exists (volume, snapshot, domain with another UUID)."""
+
+    code = "already_exists"
+
+
+class NotSupported(OperationFailed):
+    """The connection's driver does not implement the operation (e.g. streams on test://)."""
+
+    code = "not_supported"
+
+
+def _codes(*names: str) -> frozenset[int]:
+    """Resolve libvirt constant names, skipping ones this libvirt build does not define."""
+    import libvirt
+
+    return frozenset(getattr(libvirt, n) for n in names if hasattr(libvirt, n))
+
+
+def is_connection_error(exc: libvirt.libvirtError) -> bool:
+    """Whether the error means the connection itself is broken (so reopening may help)."""
+    import libvirt
+
+    code = exc.get_error_code()
+    if code in _codes(
+        "VIR_ERR_NO_CONNECT",
+        "VIR_ERR_INVALID_CONN",
+        "VIR_ERR_RPC",
+        "VIR_ERR_AUTH_FAILED",
+        "VIR_ERR_AUTH_CANCELLED",
+        "VIR_ERR_AUTH_UNAVAILABLE",
+    ):
+        return True
+    # System and internal errors are connection errors only when the RPC layer raised them
+    # (socket closed, keepalive timeout); from a storage driver they mean e.g. a missing file.
+    transport = (libvirt.VIR_FROM_REMOTE, libvirt.VIR_FROM_RPC)
+    return (
+        code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_INTERNAL_ERROR) and exc.get_error_domain() in transport
+    )
+
+
+def from_libvirt_error(exc: libvirt.libvirtError) -> HypervisorError:
+    """Translate a libvirtError into the matching HypervisorError (not raised, returned)."""
+    import libvirt
+
+    code = exc.get_error_code()
+    message = str(exc.get_error_message() or exc)
+    cls: type[HypervisorError]
+    if is_connection_error(exc):
+        cls = HostUnavailable
+    elif code == libvirt.VIR_ERR_NO_DOMAIN:
+        cls = DomainNotFound
+    elif code == libvirt.VIR_ERR_NO_STORAGE_VOL:
+        cls = VolumeNotFound
+    elif code == libvirt.VIR_ERR_NO_STORAGE_POOL:
+        cls = PoolNotFound
+    elif code == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
+        cls = SnapshotNotFound
+    elif code == libvirt.VIR_ERR_OPERATION_INVALID:
+        cls = InvalidDomainState
+    elif code in _codes("VIR_ERR_STORAGE_VOL_EXIST", "VIR_ERR_DOM_EXIST"):
+        cls = AlreadyExists
+    elif code == libvirt.VIR_ERR_OPERATION_FAILED and "already exists" in message:
+        # libvirt reports duplicate snapshots and volumes of some drivers this way only.
+        cls = AlreadyExists
+    elif code in _codes("VIR_ERR_NO_SUPPORT", "VIR_ERR_OPERATION_UNSUPPORTED"):
+        cls = NotSupported
+    else:
+        cls = OperationFailed
+    return cls(message, libvirt_code=code)

@@ -1,0 +1,592 @@
+"""The libvirt implementation of the Hypervisor protocol (the only code that imports libvirt)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import libvirt
+from lxml import etree
+
+from hosts.hypervisor import libvirt_storage as storage
+from hosts.hypervisor.base import (
+    ConsoleAddress,
+    DomainInfo,
+    DomainState,
+    DomainStats,
+    HostInfo,
+    MdevType,
+    PciDevice,
+    SnapshotInfo,
+    detect_virt_type,
+)
+from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DomainSpec, parse_metadata
+from hosts.hypervisor.errors import (
+    DomainNotFound,
+    InvalidDomainState,
+    OperationFailed,
+    SnapshotNotFound,
+    is_connection_error,
+)
+from hosts.hypervisor.libvirt_conn import LibvirtConnection
+from hosts.hypervisor.parsing import (
+    domain_state,
+    format_version,
+    parse_pci_device,
+    parse_snapshot,
+    parse_virt_types,
+    parse_vnc_listen,
+    stats_from_record,
+)
+
+__all__ = ["LibvirtHypervisor", "detect_virt_type", "forget_hypervisors", "get_hypervisor"]
+
+T = TypeVar("T")
+
+_STATS_FLAGS = (
+    libvirt.VIR_DOMAIN_STATS_STATE
+    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+    | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_VCPU
+    | libvirt.VIR_DOMAIN_STATS_INTERFACE
+    | libvirt.VIR_DOMAIN_STATS_BLOCK
+)
+# A domain whose QEMU monitor is busy (migration, stuck I/O) must not stall a whole host's
+# listing or metrics: NOWAIT skips the stats it cannot read at once.
+_STATS_NOWAIT = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
+_UNDEFINE_BASIC = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+_UNDEFINE_FULL = (
+    _UNDEFINE_BASIC
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    | getattr(libvirt, "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA", 0)
+)
+# Errors meaning "this driver does not take these flags"; undefine then retries with fewer.
+_FLAG_REJECTIONS = frozenset(
+    getattr(libvirt, n)
+    for n in ("VIR_ERR_INVALID_ARG", "VIR_ERR_NO_SUPPORT", "VIR_ERR_ARGUMENT_UNSUPPORTED")
+    if hasattr(libvirt, n)
+)
+_WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]"})
+_DESTROY_ATTEMPTS = 3
+
+
+def _state(dom: libvirt.virDomain) -> DomainState:
+    """The domain's folded state (one RPC)."""
+    return domain_state(dom.state(0)[0])
+
+
+def _tolerate(action: Callable[[], object], done: Callable[[], bool]) -> None:
+    """Run action; if it fails but done() now holds (a race, "already" errors), that is success."""
+    try:
+        action()
+    except libvirt.libvirtError as exc:
+        # Drivers disagree on how they report "already running" (QEMU: OPERATION_INVALID,
+        # test: INTERNAL_ERROR), so ask the domain instead of parsing messages.
+        if is_connection_error(exc):
+            raise
+        try:
+            finished = done()
+        except libvirt.libvirtError:
+            finished = False
+        if not finished:
+            raise
+
+
+def _invalid_state(name: str, state: DomainState, action: str) -> InvalidDomainState:
+    """The error for an action the domain's state forbids."""
+    return InvalidDomainState(f"domain {name!r} is {state.value}; cannot {action}")
+
+
+class LibvirtHypervisor:
+    """A libvirt host reached through one cached, self-healing connection."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        keepalive_interval_s: int = 5,
+        keepalive_count: int = 3,
+        open_timeout_s: float = 10.0,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self.uri = uri
+        self.poll_interval_s = poll_interval_s
+        self.connection = LibvirtConnection(
+            uri,
+            keepalive_interval_s=keepalive_interval_s,
+            keepalive_count=keepalive_count,
+            open_timeout_s=open_timeout_s,
+        )
+        # Domain UUID -> our metadata (None: not ours), so bulk calls stay one RPC per host.
+        self._metadata_cache: dict[str, DesktopMetadata | None] = {}
+        self._metadata_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LibvirtHypervisor({self.uri!r})"
+
+    def close(self) -> None:
+        """Close the connection (the next call reopens it)."""
+        self.connection.close()
+
+    def _run(self, fn: Callable[[libvirt.virConnect], T], *, retry: bool = True) -> T:
+        """Run fn on the live connection with error translation and one reconnect."""
+        return self.connection.run(fn, retry=retry)
+
+    def _on_domain(self, name: str, fn: Callable[[libvirt.virDomain], T], *, retry: bool = True) -> T:
+        """Look the domain up by name and run fn on it."""
+        return self._run(lambda conn: fn(conn.lookupByName(name)), retry=retry)
+
+    # Host
+
+    def host_info(self) -> HostInfo:
+        """Host facts: CPUs, memory, virt types, passthrough GPUs and vGPU types."""
+
+        def fn(conn: libvirt.virConnect) -> HostInfo:
+            model, node_memory_mib, cpus, *_ = conn.getInfo()
+            memory_mib, free_memory_mib = self._memory_mib(conn, node_memory_mib)
+            gpus, mdev_types = self._display_devices(conn)
+            return HostInfo(
+                hostname=conn.getHostname(),
+                arch=model,
+                cpus=cpus,
+                memory_mib=memory_mib,
+                free_memory_mib=free_memory_mib,
+                virt_types=parse_virt_types(conn.getCapabilities()),
+                libvirt_version=format_version(conn.getLibVersion()),
+                hypervisor_type=conn.getType().lower(),
+                hypervisor_version=format_version(conn.getVersion()),
+                gpus=gpus,
+                mdev_types=mdev_types,
+            )
+
+        return self._run(fn)
+
+    @staticmethod
+    def _memory_mib(conn: libvirt.virConnect, node_memory_mib: int) -> tuple[int, int]:
+        """Total and available memory: free plus reclaimable page cache, from one source."""
+        try:
+            stats = conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+            return node_memory_mib, conn.getFreeMemory() // (1024 * 1024)
+        # /proc/meminfo figures; on some VMs the NUMA totals getInfo uses cover only part of
+        # RAM, and mixing the two sources made "free" exceed "total".
+        total = int(stats.get("total", node_memory_mib * 1024)) // 1024
+        available = sum(int(stats.get(k, 0)) for k in ("free", "buffers", "cached")) // 1024
+        return total, min(available, total)
+
+    @staticmethod
+    def _display_devices(
+        conn: libvirt.virConnect,
+    ) -> tuple[tuple[PciDevice, ...], tuple[MdevType, ...]]:
+        """PCI display controllers and the mdev types they offer."""
+        try:
+            devices = conn.listAllDevices(libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+            return (), ()
+        gpus: list[PciDevice] = []
+        mdev_types: list[MdevType] = []
+        for dev in devices:
+            parsed = parse_pci_device(dev.XMLDesc(0))
+            if parsed is None or not parsed[0].is_display:
+                continue
+            gpus.append(parsed[0])
+            mdev_types.extend(parsed[1])
+        gpus.sort(key=lambda d: d.address)
+        return tuple(gpus), tuple(mdev_types)
+
+    # Metadata cache
+
+    def _metadata(self, dom: libvirt.virDomain) -> DesktopMetadata | None:
+        """Our metadata of dom, from the cache or one metadata RPC."""
+        uuid = dom.UUIDString()
+        with self._metadata_lock:
+            if uuid in self._metadata_cache:
+                return self._metadata_cache[uuid]
+        try:
+            xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, DESKTOP_XMLNS, 0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None  # undefined while we listed; do not cache
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                raise
+            meta = None
+        else:
+            meta = parse_metadata(xml)
+        self._remember(uuid, meta)
+        return meta
+
+    def _remember(self, uuid: str, meta: DesktopMetadata | None) -> None:
+        """Cache a domain's metadata."""
+        with self._metadata_lock:
+            self._metadata_cache[uuid] = meta
+
+    def _forget(self, uuid: str) -> None:
+        """Drop a domain from the metadata cache."""
+        with self._metadata_lock:
+            self._metadata_cache.pop(uuid, None)
+
+    def _prune(self, seen: Iterable[str]) -> None:
+        """Keep only UUIDs that a full listing still returned."""
+        keep = set(seen)
+        with self._metadata_lock:
+            for uuid in [u for u in self._metadata_cache if u not in keep]:
+                del self._metadata_cache[uuid]
+
+    def _ours(
+        self, records: list[tuple[libvirt.virDomain, dict[str, object]]]
+    ) -> list[tuple[libvirt.virDomain, DesktopMetadata, dict[str, object]]]:
+        """The stats records of domains carrying our metadata."""
+        out = []
+        for dom, record in records:
+            meta = self._metadata(dom)
+            if meta is not None:
+                out.append((dom, meta, record))
+        self._prune(dom.UUIDString() for dom, _ in records)
+        return out
+
+    # Domains
+
+    def list_domains(self) -> list[DomainInfo]:
+        """Every domain carrying Quetzal metadata, running or not, sorted by name."""
+
+        def fn(conn: libvirt.virConnect) -> list[DomainInfo]:
+            records = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, _STATS_NOWAIT)
+            return [
+                DomainInfo(
+                    name=dom.name(),
+                    uuid=dom.UUIDString(),
+                    desktop_id=meta.desktop_id,
+                    state=domain_state(int(record.get("state.state", 0))),
+                    tenant_slug=meta.tenant_slug,
+                )
+                for dom, meta, record in self._ours(records)
+            ]
+
+        return sorted(self._run(fn), key=lambda d: d.name)
+
+    def define(self, spec: DomainSpec) -> DomainInfo:
+        """Create the persistent domain, or update it when the name already exists."""
+        xml = spec.to_xml()
+
+        def fn(conn: libvirt.virConnect) -> DomainInfo:
+            dom = conn.defineXML(xml)
+            self._remember(dom.UUIDString(), spec.metadata)
+            return DomainInfo(
+                name=dom.name(),
+                uuid=dom.UUIDString(),
+                desktop_id=spec.desktop_id,
+                state=_state(dom),
+                tenant_slug=spec.tenant_slug,
+            )
+
+        return self._run(fn)
+
+    def state(self, name: str) -> DomainState:
+        """The domain's current power state."""
+        return self._on_domain(name, _state)
+
+    def start(self, name: str) -> None:
+        """Make the domain run; restores a managed save; running already is success."""
+
+        def fn(dom: libvirt.virDomain) -> None:
+            state = _state(dom)
+            running = lambda: _state(dom) is DomainState.RUNNING  # noqa: E731
+            if state is DomainState.RUNNING:
+                return
+            if state is DomainState.PAUSED:
+                _tolerate(dom.resume, running)
+            elif state is DomainState.PMSUSPENDED:
+                _tolerate(lambda: dom.pMWakeup(0), running)
+            else:
+                # virDomainCreate restores the managed save image when there is one.
+                _tolerate(dom.create, running)
+
+        self._on_domain(name, fn)
+
+    def _destroy(self, dom: libvirt.virDomain) -> None:
+        """Power off now, retrying while QEMU is slow to die (e.g. flushing to a busy disk)."""
+        for attempt in range(_DESTROY_ATTEMPTS):
+            if not dom.isActive():
+                return
+            try:
+                _tolerate(dom.destroy, lambda: not dom.isActive())
+                return
+            except libvirt.libvirtError as exc:
+                if is_connection_error(exc) or attempt == _DESTROY_ATTEMPTS - 1:
+                    raise
+                time.sleep(self.poll_interval_s)
+
+    def destroy(self, name: str) -> None:
+        """Power off at once; already off is success."""
+        self._on_domain(name, self._destroy)
+
+    def shutdown(self, name: str, timeout_s: float = 60.0) -> bool:
+        """ACPI shutdown, destroy after timeout_s; True if the guest stopped by itself."""
+
+        def fn(dom: libvirt.virDomain) -> bool:
+            if not dom.isActive():
+                return True
+            state = _state(dom)
+            if state is DomainState.PAUSED:
+                # A paused guest cannot see the ACPI button; let it run to handle it.
+                _tolerate(dom.resume, lambda: _state(dom) is not DomainState.PAUSED)
+                state = _state(dom)
+            if state is DomainState.RUNNING:
+                requested = True
+                try:
+                    dom.shutdown()
+                except libvirt.libvirtError as exc:
+                    if is_connection_error(exc):
+                        raise
+                    if not dom.isActive():
+                        return True
+                    requested = False  # nothing to wait for
+                deadline = time.monotonic() + (timeout_s if requested else 0)
+                while True:
+                    if not dom.isActive():
+                        return True
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    time.sleep(min(self.poll_interval_s, remaining))
+            self._destroy(dom)
+            return False
+
+        return self._on_domain(name, fn)
+
+    def reboot(self, name: str) -> None:
+        """Ask the running guest to reboot (ACPI or guest agent, as libvirt chooses)."""
+
+        def fn(dom: libvirt.virDomain) -> None:
+            state = _state(dom)
+            if state is not DomainState.RUNNING:
+                raise _invalid_state(name, state, "reboot")
+            dom.reboot(0)
+
+        self._on_domain(name, fn)
+
+    def suspend(self, name: str) -> None:
+        """Pause the vCPUs; already paused is success."""
+
+        def fn(dom: libvirt.virDomain) -> None:
+            state = _state(dom)
+            if state is DomainState.PAUSED:
+                return
+            if state is not DomainState.RUNNING:
+                raise _invalid_state(name, state, "suspend")
+            _tolerate(dom.suspend, lambda: _state(dom) is DomainState.PAUSED)
+
+        self._on_domain(name, fn)
+
+    def resume(self, name: str) -> None:
+        """Unpause the vCPUs; already running is success."""
+
+        def fn(dom: libvirt.virDomain) -> None:
+            state = _state(dom)
+            if state is DomainState.RUNNING:
+                return
+            if state is not DomainState.PAUSED:
+                raise _invalid_state(name, state, "resume")
+            _tolerate(dom.resume, lambda: _state(dom) is DomainState.RUNNING)
+
+        self._on_domain(name, fn)
+
+    def managed_save(self, name: str) -> None:
+        """Save memory to disk and stop; already saved and off is success."""
+
+        def saved(dom: libvirt.virDomain) -> bool:
+            return not dom.isActive() and bool(dom.hasManagedSaveImage(0))
+
+        def fn(dom: libvirt.virDomain) -> None:
+            if not dom.isActive():
+                if dom.hasManagedSaveImage(0):
+                    return
+                raise _invalid_state(name, _state(dom), "save")
+            _tolerate(lambda: dom.managedSave(0), lambda: saved(dom))
+
+        self._on_domain(name, fn)
+
+    def has_managed_save(self, name: str) -> bool:
+        """Whether a managed save image exists for the domain."""
+        return self._on_domain(name, lambda dom: bool(dom.hasManagedSaveImage(0)))
+
+    def undefine(self, name: str) -> None:
+        """Stop and remove the domain, its save image, snapshot metadata and NVRAM."""
+
+        def fn(dom: libvirt.virDomain) -> None:
+            uuid = dom.UUIDString()
+            self._destroy(dom)
+            for flags in (_UNDEFINE_FULL, _UNDEFINE_BASIC):
+                try:
+                    dom.undefineFlags(flags)
+                    break
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                        break
+                    # Older or simpler drivers reject NVRAM/checkpoint flags they lack.
+                    if exc.get_error_code() not in _FLAG_REJECTIONS or flags == _UNDEFINE_BASIC:
+                        raise
+            self._forget(uuid)
+
+        try:
+            self._on_domain(name, fn)
+        except DomainNotFound:
+            return
+
+    # Snapshots
+
+    def snapshot_create(self, name: str, snap_name: str, description: str | None = None) -> None:
+        """Take a snapshot; AlreadyExists if the name is taken."""
+        root = etree.Element("domainsnapshot")
+        etree.SubElement(root, "name").text = snap_name
+        if description is not None:
+            etree.SubElement(root, "description").text = description
+        xml = etree.tostring(root, encoding="unicode")
+        # No blind retry: after a dropped connection the snapshot may already exist.
+        self._on_domain(name, lambda dom: dom.snapshotCreateXML(xml, 0), retry=False)
+
+    def snapshot_list(self, name: str) -> list[SnapshotInfo]:
+        """The domain's snapshots, oldest first."""
+
+        def fn(dom: libvirt.virDomain) -> list[SnapshotInfo]:
+            return [
+                parse_snapshot(snap.getXMLDesc(0), current=bool(snap.isCurrent(0))) for snap in dom.listAllSnapshots(0)
+            ]
+
+        return sorted(self._on_domain(name, fn), key=lambda s: (s.created_at, s.name))
+
+    def snapshot_revert(self, name: str, snap_name: str) -> None:
+        """Revert the domain to a snapshot (its disks, and memory if it has any)."""
+        self._on_domain(name, lambda dom: dom.revertToSnapshot(dom.snapshotLookupByName(snap_name, 0), 0))
+
+    def snapshot_delete(self, name: str, snap_name: str) -> None:
+        """Delete a snapshot; a missing snapshot is success."""
+        try:
+            self._on_domain(name, lambda dom: dom.snapshotLookupByName(snap_name, 0).delete(0))
+        except SnapshotNotFound:
+            return
+
+    # Monitoring and console
+
+    def all_domain_stats(self) -> list[DomainStats]:
+        """Counters of every Quetzal domain from one getAllDomainStats call, sorted by name."""
+
+        def fn(conn: libvirt.virConnect) -> list[DomainStats]:
+            records = conn.getAllDomainStats(_STATS_FLAGS, _STATS_NOWAIT)
+            return [stats_from_record(dom.name(), meta.desktop_id, record) for dom, meta, record in self._ours(records)]
+
+        return sorted(self._run(fn), key=lambda s: s.name)
+
+    def console_address(self, name: str) -> ConsoleAddress:
+        """Host and port of the running domain's VNC server."""
+
+        def fn(dom: libvirt.virDomain) -> ConsoleAddress:
+            if not dom.isActive():
+                raise _invalid_state(name, _state(dom), "open a console")
+            host, port = parse_vnc_listen(dom.XMLDesc(0))
+            if port is None:
+                raise OperationFailed(f"domain {name!r} has no VNC port allocated")
+            if host is None or host in _WILDCARD_ADDRESSES:
+                host = self._uri_host()
+            return ConsoleAddress(host=host, port=port)
+
+        return self._on_domain(name, fn)
+
+    def _uri_host(self) -> str:
+        """The host named in the URI, or loopback for local URIs."""
+        return urlsplit(self.uri).hostname or "127.0.0.1"
+
+    # Storage
+
+    def pool_path(self, pool: str) -> str:
+        """The target directory of a storage pool."""
+        return self._run(lambda conn: storage.pool_path(conn, pool))
+
+    def volume_path(self, pool: str, name: str) -> str:
+        """The path of a volume on the host."""
+        return self._run(lambda conn: storage.volume_path(conn, pool, name))
+
+    def volume_exists(self, pool: str, name: str) -> bool:
+        """Whether the pool has a volume of that name."""
+        return self._run(lambda conn: storage.volume_exists(conn, pool, name))
+
+    def volume_create(self, pool: str, name: str, capacity_bytes: int, fmt: str = "qcow2") -> str:
+        """Create an empty sparse volume; returns its path."""
+        return self._run(
+            lambda conn: storage.volume_create(conn, pool, name, capacity_bytes, fmt),
+            retry=False,
+        )
+
+    def volume_create_linked_clone(
+        self,
+        pool: str,
+        name: str,
+        backing_path: str,
+        backing_format: str = "qcow2",
+        capacity_bytes: int | None = None,
+    ) -> str:
+        """Create a qcow2 overlay on backing_path (sized like it by default); returns its path."""
+        return self._run(
+            lambda conn: storage.volume_create_linked_clone(
+                conn, pool, name, backing_path, backing_format, capacity_bytes
+            ),
+            retry=False,
+        )
+
+    def volume_delete(self, pool: str, name: str) -> None:
+        """Delete a volume; a missing volume is success."""
+        self._run(lambda conn: storage.volume_delete(conn, pool, name))
+
+    def volume_upload(self, pool: str, name: str, src_path: str, fmt: str = "qcow2") -> str:
+        """Create a volume from a local file, streamed over the connection; returns its path."""
+        return self._run(lambda conn: storage.volume_upload(conn, pool, name, src_path, fmt), retry=False)
+
+    def volume_download(self, pool: str, name: str, dest_path: str) -> None:
+        """Stream a volume's bytes into a local file (replaced only when complete)."""
+        self._run(lambda conn: storage.volume_download(conn, pool, name, dest_path))
+
+
+# One instance per URI per process; libvirt connections are thread-safe.
+_hypervisors: dict[str, LibvirtHypervisor] = {}
+_hypervisors_lock = threading.Lock()
+# Connections inherited across fork belong to the parent; never close them from a child.
+_inherited: list[object] = []
+
+
+def get_hypervisor(uri: str) -> LibvirtHypervisor:
+    """The process-wide LibvirtHypervisor for uri (connects lazily, reconnects by itself)."""
+    with _hypervisors_lock:
+        hv = _hypervisors.get(uri)
+        if hv is None:
+            hv = _hypervisors[uri] = LibvirtHypervisor(uri)
+        return hv
+
+
+def forget_hypervisors() -> None:
+    """Close and drop every cached hypervisor (tests, shutdown)."""
+    with _hypervisors_lock:
+        cached = list(_hypervisors.values())
+        _hypervisors.clear()
+    for hv in cached:
+        hv.close()
+
+
+def _after_fork_in_child() -> None:
+    """Start the child with an empty cache, keeping inherited connections unclosed."""
+    global _hypervisors_lock
+    _hypervisors_lock = threading.Lock()
+    for hv in _hypervisors.values():
+        _inherited.append(hv.connection.abandon())
+    _hypervisors.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
