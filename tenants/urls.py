@@ -8,7 +8,6 @@ from tenants.views import pages, twofactor
 
 app_name = "tenants"
 urlpatterns = [
-    path("", pages.HomeView.as_view(), name="home"),
     path("organisations/new/", pages.TenantCreateView.as_view(), name="create"),
     path("organisations/switch/", pages.tenant_switch, name="switch"),
     path("organisations/leave/", pages.LeaveView.as_view(), name="leave"),

@@ -19,9 +19,10 @@ class Case:
     """How to make tenant A's object for a route, and who in A may read it."""
 
     make: Callable | None = None  # (world) -> object of tenant A; None for routes without an object
-    reader: str = "member"  # which of A's people may GET it: member / admin / owner
+    reader: str | None = "member"  # which of A's people may GET it (None: the route has no GET)
     methods: tuple[str, ...] = ("get",)  # methods tried by outsiders (must all be 404 / 401)
-    body: dict = field(default_factory=dict)
+    body: dict | Callable = field(default_factory=dict)  # a dict, or (object) -> dict
+    detail: bool = False  # the URL names the object (pk)
 
 
 def _membership(world):
@@ -47,6 +48,50 @@ def _audit(world):
     return AuditEvent.objects.create(tenant=world.tenant, actor=world.owner, action="test.event")
 
 
+def _template(world):
+    import hashlib
+
+    from desktops.models import DesktopTemplate
+    from hosts.models import Image
+
+    image, _ = Image.objects.get_or_create(
+        name="isolation", defaults={"source_path": "/dev/null", "sha256": hashlib.sha256(b"").hexdigest()}
+    )
+    return DesktopTemplate.objects.create(
+        name=f"{world.tenant.slug} private", image=image, visibility="tenant", tenant=world.tenant
+    )
+
+
+def _desktop(world):
+    from desktops.models import Desktop
+
+    return Desktop.objects.create(
+        tenant=world.tenant,
+        user=world.member,
+        template=_template(world),
+        name="isolated",
+        vcpus=1,
+        memory_mib=512,
+        state="running",
+    )
+
+
+def _operation(world):
+    from desktops.models import Operation
+
+    return Operation.objects.create(tenant=world.tenant, desktop=_desktop(world), kind="reboot", status="succeeded")
+
+
+def _pool(world):
+    from desktops.models import Pool
+
+    return Pool.objects.create(tenant=world.tenant, template=_template(world), name="isolated pool", min_ready=0)
+
+
+def _desktop_action(name: str) -> Case:
+    return Case(make=_desktop, reader=None, methods=("post",), detail=True, body={"snapshot": "s"})
+
+
 CASES: dict[str, Case] = {
     "api:tenant-current": Case(methods=("get", "patch"), body={"name": "hijacked"}),
     "api:tenant-mine": Case(),
@@ -58,4 +103,32 @@ CASES: dict[str, Case] = {
     "api:token-detail": Case(make=_token, methods=("get", "delete")),
     "api:auditevent-list": Case(make=_audit, reader="admin"),
     "api:auditevent-detail": Case(make=_audit, reader="admin", methods=("get",)),
+    "api:template-list": Case(make=_template),
+    "api:template-detail": Case(make=_template),
+    "api:desktop-list": Case(make=_desktop, methods=("get", "post"), body=lambda d: {"template": d.template_id}),
+    "api:desktop-detail": Case(make=_desktop, methods=("get", "delete")),
+    **{
+        f"api:desktop-{action}": _desktop_action(action)
+        for action in (
+            "start",
+            "stop",
+            "reboot",
+            "suspend",
+            "resume",
+            "hibernate",
+            "rebuild",
+            "snapshot",
+            "revert",
+            "delete-snapshot",
+        )
+    },
+    "api:operation-list": Case(make=_operation),
+    "api:operation-detail": Case(make=_operation),
+    "api:pool-list": Case(
+        make=_pool, reader="admin", methods=("get", "post"), body=lambda p: {"template": p.template_id}
+    ),
+    "api:pool-detail": Case(make=_pool, reader="admin", methods=("get", "patch", "delete"), body={"min_ready": 0}),
+    "api:desktop-plan-start": Case(make=_template, reader=None, methods=("post",), body=lambda t: {"template": t.pk}),
+    "api:desktop-plan-status": Case(make=_desktop, reader="member"),
+    "api:desktop-plan-stop": Case(make=_desktop, reader=None, methods=("post",), body=lambda d: {"desktop": d.pk}),
 }

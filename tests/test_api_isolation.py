@@ -13,7 +13,7 @@ from tests.isolation_cases import CASES
 
 
 def api_route_names() -> set[str]:
-    """Every named route under /api/v1/ (format-suffix variants aside)."""
+    """Every named route of the API (the `api` namespace: /api/v1/ and /api/desktop/)."""
     names: set[str] = set()
 
     def walk(patterns, prefix: str, namespace: str) -> None:
@@ -22,7 +22,7 @@ def api_route_names() -> set[str]:
             if isinstance(pattern, URLResolver):
                 ns = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
                 walk(pattern.url_patterns, route, ns)
-            elif isinstance(pattern, URLPattern) and route.startswith(("api/v1/", "^api/v1/")) and pattern.name:
+            elif isinstance(pattern, URLPattern) and namespace.startswith("api:") and pattern.name:
                 names.add(namespace + pattern.name)
 
     walk(get_resolver().url_patterns, "", "")
@@ -36,51 +36,69 @@ def test_it_has_a_case_for_every_api_route():
     assert not stale, f"Isolation cases for routes that no longer exist: {stale}"
 
 
-def _url(name: str, obj) -> str:
-    if name.endswith("-detail"):
+def _is_detail(name: str, case) -> bool:
+    return case.detail or name.endswith("-detail")
+
+
+def _url(name: str, case, obj) -> str:
+    if _is_detail(name, case):
         return reverse(name, kwargs={"pk": obj.pk})
     return reverse(name)
 
 
 def _ids(response) -> set:
     data = response.json()
+    if isinstance(data, dict) and "desktops" in data:
+        data = data["desktops"]
     rows = data.get("results", data) if isinstance(data, dict) else data
     return {row.get("id") for row in rows} if isinstance(rows, list) else {data.get("id")}
+
+
+def _body(case, obj) -> dict:
+    return case.body(obj) if callable(case.body) else case.body
+
+
+def _snapshot(obj) -> dict | None:
+    """Every field of the object as stored, to prove outsiders changed nothing."""
+    row = type(obj).objects.filter(pk=obj.pk).values().first()
+    return row
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_it_isolates_tenants(name, alice, bob):
     case = CASES[name]
     obj = case.make(alice) if case.make else alice.tenant
-    url = _url(name, obj)
+    url = _url(name, case, obj)
+    body = _body(case, obj)
+    before = _snapshot(obj)
 
     # (a) a member of tenant A (with the role the route needs) reads A's object.
-    reader = getattr(alice, case.reader)
-    own = api_client(reader, alice.tenant).get(url)
-    assert own.status_code == 200, (name, own.content)
-    if case.make:
-        assert obj.pk in _ids(own), f"{name}: A cannot see its own object"
+    if case.reader:
+        own = api_client(getattr(alice, case.reader), alice.tenant).get(url)
+        assert own.status_code == 200, (name, own.content)
+        if case.make:
+            assert obj.pk in _ids(own), f"{name}: A cannot see its own object"
 
-    # (b) an admin of tenant B never sees A's object: detail routes are 404, lists don't show it.
+    # (b) an admin of tenant B never reaches A's object: 404 on it, never in a list, never acted on.
     outsider = api_client(bob.admin, bob.tenant)
     for method in case.methods:
-        response = getattr(outsider, method)(url, case.body, format="json")
-        if name.endswith("-detail"):
-            assert response.status_code == 404, (name, method, response.status_code, response.content)
-            assert response.json()["code"] == "not_found"
+        response = getattr(outsider, method)(url, body, format="json")
+        if _is_detail(name, case) or (method != "get" and case.make):
+            assert response.status_code in (400, 404), (name, method, response.status_code, response.content)
+            if _is_detail(name, case):
+                assert response.status_code == 404 and response.json()["code"] == "not_found"
         elif method == "get":
             assert response.status_code == 200
             if case.make:
                 assert obj.pk not in _ids(response), f"{name}: B sees A's object"
             else:
                 assert re.search(rb"alice", response.content) is None, f"{name}: B sees A's data"
-    if case.make:
-        assert type(obj).objects.filter(pk=obj.pk).exists(), f"{name}: B's writes changed A's object"
+    assert _snapshot(obj) == before, f"{name}: B's requests changed A's object"
     alice.tenant.refresh_from_db()
     assert alice.tenant.name == "Alice"
 
     # (c) anonymous callers are refused with 401/403.
     for method in case.methods:
-        response = getattr(APIClient(), method)(url, case.body, format="json")
+        response = getattr(APIClient(), method)(url, body, format="json")
         assert response.status_code in (401, 403), (name, method, response.status_code)
         assert response.json()["code"] == "not_authenticated"

@@ -177,7 +177,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
 CELERY_TASK_DEFAULT_QUEUE = "quetzal"
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "hosts-heartbeat": {"task": "hosts.tasks.heartbeat_all", "schedule": 15.0},
+    "desktops-reconcile": {"task": "desktops.tasks.reconcile_all", "schedule": 30.0},
+    "desktops-refill-pools": {"task": "desktops.tasks.refill_pools", "schedule": 20.0},
+    "desktops-enforce-idle": {"task": "desktops.tasks.enforce_idle", "schedule": 60.0},
+}
 
 # django-allauth: email is the login; verification by email.
 ACCOUNT_LOGIN_METHODS = {"email"}
@@ -236,6 +241,21 @@ SPECTACULAR_SETTINGS = {
 # Quetzal's own knobs.
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7, minimum=1)
 BILLING_ENABLED = env_bool("BILLING_ENABLED", False)
+
+# Hosts and placement.
+SCHEDULER_STRATEGY = env_choice("SCHEDULER_STRATEGY", ("spread", "pack"), "spread")
+HOST_DOWN_AFTER_S = env_int("HOST_DOWN_AFTER_S", 60, minimum=15)
+
+# Desktop lifecycle.
+DESKTOP_STOP_TIMEOUT_S = env_int("DESKTOP_STOP_TIMEOUT_S", 60, minimum=1)
+DESKTOP_NETWORK = env_str("DESKTOP_NETWORK", "")  # a libvirt network name, e.g. "default"; empty: no NIC
+DESKTOP_SERIAL_LOG_DIR = env_str("DESKTOP_SERIAL_LOG_DIR", "/var/log/libvirt/qemu")
+# Reconcile fails an operation whose worker has been silent this long (killed, lost)...
+OPERATION_STUCK_AFTER_S = env_int("OPERATION_STUCK_AFTER_S", 900, minimum=30)
+# ...or that no worker picked up in this time.
+OPERATION_QUEUED_TIMEOUT_S = env_int("OPERATION_QUEUED_TIMEOUT_S", 3600, minimum=60)
+# An unclaimed Quetzal domain is destroyed after this grace period.
+ORPHAN_GRACE_S = env_int("ORPHAN_GRACE_S", 600, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -23,6 +23,11 @@ class TenantSerializer(serializers.ModelSerializer):
             "quota_desktops",
             "quota_vcpus",
             "quota_ram_mib",
+            "max_running_per_user",
+            "max_session_hours",
+            "allow_admin_console_access",
+            "recording_enabled",
+            "recording_retention_days",
         ]
         read_only_fields = ["id", "slug", "status"]
 

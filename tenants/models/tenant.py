@@ -28,10 +28,22 @@ class Tenant(models.Model):
         default=0, help_text="Sign people out after this many idle minutes in the portal; 0 disables it."
     )
 
+    max_session_hours = models.PositiveIntegerField(
+        default=0, help_text="Stop a desktop after this many hours running; 0 disables it."
+    )
+    allow_admin_console_access = models.BooleanField(
+        default=False, help_text="Tenant admins may open members' consoles (audited)."
+    )
+    recording_enabled = models.BooleanField(default=False, help_text="Record console sessions.")
+    recording_retention_days = models.PositiveIntegerField(default=30)
+
     # Quotas; 0 means unlimited.
     quota_desktops = models.PositiveIntegerField(default=0)
     quota_vcpus = models.PositiveIntegerField(default=0)
     quota_ram_mib = models.PositiveIntegerField(default=0)
+    max_running_per_user = models.PositiveIntegerField(
+        default=2, help_text="Desktops one person may have running at once; 0 means unlimited."
+    )
 
     class Meta:
         ordering = ["name"]

@@ -21,6 +21,11 @@ POLICY_FIELDS = (
     "quota_desktops",
     "quota_vcpus",
     "quota_ram_mib",
+    "max_running_per_user",
+    "max_session_hours",
+    "allow_admin_console_access",
+    "recording_enabled",
+    "recording_retention_days",
 )
 
 

@@ -17,13 +17,6 @@ from tenants.resolution import switch_tenant
 from tenants.services import audit, invitations, members, tenants, tokens
 
 
-class HomeView(TenantPageMixin, View):
-    """The signed-in person's start page."""
-
-    def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, "tenants/home.html")
-
-
 @login_required
 @require_POST
 def tenant_switch(request: HttpRequest) -> HttpResponse:
@@ -32,7 +25,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     if tenant is None:
         raise Http404("You are not a member of that organisation.")
     messages.success(request, f"Now working in {tenant.name}.")
-    return redirect(request.POST.get("next") or "tenants:home")
+    return redirect(request.POST.get("next") or "portal:home")
 
 
 class TenantCreateView(View):
@@ -60,7 +53,7 @@ class TenantCreateView(View):
                 form.add_error("slug" if error.code == "slug_taken" else "name", error.detail)
             else:
                 switch_tenant(request, tenant.slug)
-                return redirect("tenants:home")
+                return redirect("portal:home")
         return render(request, "tenants/create.html", {"form": form}, status=400)
 
 
@@ -132,9 +125,9 @@ class LeaveView(TenantPageMixin, View):
             )
         except ServiceError as error:
             messages.error(request, error.detail)
-            return redirect("tenants:home")
+            return redirect("portal:home")
         messages.success(request, f"You left {request.tenant.name}.")
-        return redirect("tenants:home")
+        return redirect("portal:home")
 
 
 class InvitationAcceptView(View):
@@ -176,7 +169,7 @@ class InvitationAcceptView(View):
             return render(request, "tenants/invitation_error.html", {"error": error}, status=error.status)
         switch_tenant(request, membership.tenant.slug)
         messages.success(request, f"Welcome to {membership.tenant.name}.")
-        return redirect("tenants:home")
+        return redirect("portal:home")
 
 
 class TokensView(TenantPageMixin, View):

@@ -1,0 +1,170 @@
+"""API shapes of templates, desktops, operations and pools."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from desktops.choices import DesktopState, OperationKind
+from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
+from desktops.services.idle import idle_deadline, session_deadline
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    price_per_hour = serializers.DecimalField(max_digits=10, decimal_places=4, read_only=True)
+
+    class Meta:
+        model = DesktopTemplate
+        fields = [
+            "id",
+            "name",
+            "description",
+            "os_family",
+            "vcpus",
+            "memory_mib",
+            "disk_gib",
+            "gpu_kind",
+            "gpu_mdev_type",
+            "price_per_hour",
+            "visibility",
+        ]
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Operation
+        fields = [
+            "id",
+            "url",
+            "desktop",
+            "kind",
+            "status",
+            "step",
+            "steps",
+            "params",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "error_code",
+            "error",
+        ]
+
+    def get_url(self, operation: Operation) -> str:
+        return reverse("api:operation-detail", kwargs={"pk": operation.pk})
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DesktopSnapshot
+        fields = ["name", "created_at"]
+
+
+class DesktopSerializer(serializers.ModelSerializer):
+    template_name = serializers.CharField(source="template.name", read_only=True)
+    owner = serializers.EmailField(source="user.email", read_only=True, default=None)
+    host = serializers.CharField(source="host.name", read_only=True, default=None)
+    console_url = serializers.SerializerMethodField()
+    idle_action_at = serializers.SerializerMethodField()
+    session_ends_at = serializers.SerializerMethodField()
+    snapshots = SnapshotSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Desktop
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "state",
+            "status_reason",
+            "template",
+            "template_name",
+            "owner",
+            "host",
+            "vcpus",
+            "memory_mib",
+            "created_at",
+            "running_since",
+            "last_activity_at",
+            "consoles_open",
+            "console_url",
+            "idle_action_at",
+            "session_ends_at",
+            "snapshots",
+        ]
+        read_only_fields = fields
+
+    def get_console_url(self, desktop: Desktop) -> str | None:
+        if desktop.state != DesktopState.RUNNING:
+            return None
+        return f"/desktops/{desktop.pk}/console/"
+
+    def get_idle_action_at(self, desktop: Desktop) -> datetime | None:
+        return idle_deadline(desktop) if desktop.state == DesktopState.RUNNING else None
+
+    def get_session_ends_at(self, desktop: Desktop) -> datetime | None:
+        return session_deadline(desktop) if desktop.state == DesktopState.RUNNING else None
+
+
+class CreateDesktopSerializer(serializers.Serializer):
+    template = serializers.IntegerField()
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    start = serializers.BooleanField(default=True)
+
+
+class SnapshotNameSerializer(serializers.Serializer):
+    snapshot = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+class AcceptedSerializer(serializers.Serializer):
+    """A 202 answer: the desktop, the operation now queued, and where to follow it."""
+
+    desktop = DesktopSerializer()
+    operation = OperationSerializer(allow_null=True)
+
+
+class LaunchSerializer(serializers.Serializer):
+    os_type = serializers.ChoiceField(choices=["linux", "windows"], required=False)
+    template = serializers.IntegerField(required=False)
+
+    def validate(self, attrs):
+        if not attrs.get("os_type") and not attrs.get("template"):
+            raise serializers.ValidationError("Give a template id or an os_type (linux or windows).")
+        return attrs
+
+
+class StopSerializer(serializers.Serializer):
+    desktop = serializers.IntegerField(required=False, help_text="Stop this desktop; omit to stop all of yours.")
+
+
+class PoolSerializer(serializers.ModelSerializer):
+    ready = serializers.IntegerField(source="ready_count", read_only=True)
+    pending = serializers.IntegerField(source="pending_count", read_only=True)
+
+    class Meta:
+        model = Pool
+        fields = [
+            "id",
+            "name",
+            "template",
+            "min_ready",
+            "max_size",
+            "warm_state",
+            "idle_action",
+            "enabled",
+            "ready",
+            "pending",
+        ]
+
+    def validate(self, attrs):
+        min_ready = attrs.get("min_ready", getattr(self.instance, "min_ready", 1))
+        max_size = attrs.get("max_size", getattr(self.instance, "max_size", 10))
+        if min_ready > max_size:
+            raise serializers.ValidationError({"min_ready": "Must not exceed max_size."})
+        return attrs
+
+
+ACTIONS = [k for k in OperationKind.values if k not in (OperationKind.CREATE, OperationKind.RESTORE)]

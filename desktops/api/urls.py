@@ -1,0 +1,22 @@
+"""API routes of the desktops app."""
+
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from desktops.api import views
+
+router = SimpleRouter()
+router.register("templates", views.TemplateViewSet, basename="template")
+router.register("desktops", views.DesktopViewSet, basename="desktop")
+router.register("operations", views.OperationViewSet, basename="operation")
+router.register("pools", views.PoolViewSet, basename="pool")
+urlpatterns = router.urls
+
+# The original plan's three calls, for scripts (mounted at /api/desktop/).
+plan_urlpatterns = [
+    path("start", views.PlanViewSet.as_view({"post": "start"}), name="desktop-plan-start"),
+    path("status", views.PlanViewSet.as_view({"get": "status"}), name="desktop-plan-status"),
+    path("stop", views.PlanViewSet.as_view({"post": "stop"}), name="desktop-plan-stop"),
+]

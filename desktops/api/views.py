@@ -1,0 +1,242 @@
+"""Desktop API: thin views over the desktops services, scoped by the tenant base viewset."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from desktops.api import serializers as s
+from desktops.choices import DesktopKind, DesktopState, OperationKind
+from desktops.models import Desktop, DesktopTemplate, Operation, Pool
+from desktops.services import launch, pools
+from desktops.services.requests import request_action, request_create
+from quetzal.api.viewsets import TenantScopedViewSet
+from quetzal.errors import ServiceError
+from tenants.services.audit import client_ip
+
+
+def accepted(desktop: Desktop, operation: Operation | None) -> Response:
+    """202 with the desktop and the operation to follow (or 200 when nothing had to happen)."""
+    desktop.refresh_from_db()
+    body = {
+        "desktop": s.DesktopSerializer(desktop).data,
+        "operation": s.OperationSerializer(operation).data if operation else None,
+    }
+    return Response(body, status=status.HTTP_202_ACCEPTED if operation else status.HTTP_200_OK)
+
+
+class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Templates this person may launch: public ones and the tenant's own."""
+
+    queryset = DesktopTemplate.objects.select_related("image")
+    serializer_class = s.TemplateSerializer
+
+
+class VisibleDesktopsMixin:
+    """Members see their own desktops; tenant admins see the whole tenant's."""
+
+    def visible(self, queryset):
+        if self.request.membership.is_admin:
+            return queryset
+        return queryset.filter(**{self.owner_field: self.request.user})
+
+
+class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Desktops: create, read, delete, and lifecycle actions that answer 202 with an operation."""
+
+    queryset = Desktop.objects.select_related("template", "user", "host").prefetch_related("snapshots")
+    serializer_class = s.DesktopSerializer
+    owner_field = "user"
+
+    def get_queryset(self):
+        return self.visible(super().get_queryset().alive())
+
+    @extend_schema(request=s.CreateDesktopSerializer, responses={202: s.AcceptedSerializer})
+    def create(self, request):
+        body = s.CreateDesktopSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        template = DesktopTemplate.objects.for_tenant(request.tenant).filter(pk=body.validated_data["template"]).first()
+        if template is None:
+            raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
+        desktop, operation = request_create(
+            tenant=request.tenant,
+            user=request.user,
+            template=template,
+            actor=request.user,
+            name=body.validated_data.get("name", ""),
+            start=body.validated_data["start"],
+            ip=client_ip(request),
+        )
+        return accepted(desktop, operation)
+
+    @extend_schema(responses={202: s.AcceptedSerializer})
+    def destroy(self, request, pk=None):
+        desktop = self.get_object()
+        operation = request_action(
+            desktop=desktop, kind=OperationKind.DELETE, actor=request.user, ip=client_ip(request)
+        )
+        return accepted(desktop, operation)
+
+    def _act(self, request, kind: str, params: dict | None = None) -> Response:
+        desktop = self.get_object()
+        if kind == OperationKind.STOP and desktop.kind == DesktopKind.POOLED:
+            # A pooled desktop is never stopped for reuse: it is recycled so the next person gets a clean one.
+            operation = pools.recycle(desktop=desktop, actor=request.user, reason="Released by its user")
+        else:
+            operation = request_action(
+                desktop=desktop, kind=kind, actor=request.user, params=params, ip=client_ip(request)
+            )
+        return accepted(desktop, operation)
+
+    @extend_schema(request=None, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        return self._act(request, OperationKind.START)
+
+    @extend_schema(request=None, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        return self._act(request, OperationKind.STOP)
+
+    @extend_schema(request=None, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def reboot(self, request, pk=None):
+        return self._act(request, OperationKind.REBOOT)
+
+    @extend_schema(request=None, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def suspend(self, request, pk=None):
+        return self._act(request, OperationKind.SUSPEND)
+
+    @extend_schema(request=None, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._act(request, OperationKind.RESUME)
+
+    @extend_schema(request=None, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def hibernate(self, request, pk=None):
+        return self._act(request, OperationKind.HIBERNATE)
+
+    @extend_schema(request=None, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def rebuild(self, request, pk=None):
+        return self._act(request, OperationKind.REBUILD)
+
+    @extend_schema(request=s.SnapshotNameSerializer, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def snapshot(self, request, pk=None):
+        return self._act(request, OperationKind.SNAPSHOT, self._snapshot_params(request))
+
+    @extend_schema(request=s.SnapshotNameSerializer, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def revert(self, request, pk=None):
+        return self._act(request, OperationKind.REVERT, self._snapshot_params(request))
+
+    @extend_schema(request=s.SnapshotNameSerializer, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"], url_path="delete-snapshot")
+    def delete_snapshot(self, request, pk=None):
+        return self._act(request, OperationKind.DELETE_SNAPSHOT, self._snapshot_params(request))
+
+    @staticmethod
+    def _snapshot_params(request) -> dict:
+        body = s.SnapshotNameSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return {"snapshot": body.validated_data.get("snapshot", "")}
+
+
+class OperationViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+    """Operations, newest first; follow one to see its progress steps."""
+
+    queryset = Operation.objects.select_related("desktop")
+    serializer_class = s.OperationSerializer
+    owner_field = "desktop__user"
+
+    def get_queryset(self):
+        operations = self.visible(super().get_queryset())
+        desktop = self.request.query_params.get("desktop")
+        return operations.filter(desktop_id=desktop) if desktop and desktop.isdigit() else operations
+
+
+class PoolViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantScopedViewSet,
+):
+    """Warm pools per template (tenant admins)."""
+
+    queryset = Pool.objects.select_related("template")
+    serializer_class = s.PoolSerializer
+    admin_only = True
+
+    def perform_create(self, serializer):
+        template = serializer.validated_data["template"]
+        if not DesktopTemplate.objects.for_tenant(self.request.tenant).filter(pk=template.pk).exists():
+            raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
+        serializer.instance = pools.save_pool(
+            tenant=self.request.tenant, actor=self.request.user, values=serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = pools.save_pool(
+            tenant=self.request.tenant,
+            actor=self.request.user,
+            values=serializer.validated_data,
+            pool=serializer.instance,
+        )
+
+    def perform_destroy(self, instance):
+        pools.delete_pool(pool=instance, actor=self.request.user)
+
+
+class PlanViewSet(TenantScopedViewSet):
+    """The three calls of the original plan, for scripts: start, status, stop."""
+
+    serializer_class = s.AcceptedSerializer
+
+    def get_queryset(self):
+        return Desktop.objects.for_tenant(self.request.tenant).alive().owned_by(self.request.user)
+
+    @extend_schema(request=s.LaunchSerializer, responses={200: s.AcceptedSerializer, 202: s.AcceptedSerializer})
+    def start(self, request):
+        body = s.LaunchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        templates = DesktopTemplate.objects.for_tenant(request.tenant)
+        if body.validated_data.get("template"):
+            template = templates.filter(pk=body.validated_data["template"]).first()
+        else:
+            template = (
+                templates.filter(os_family=body.validated_data["os_type"]).order_by("price_per_hour", "pk").first()
+            )
+        if template is None:
+            raise ServiceError("No matching template is available to you.", code="template_unavailable", status=404)
+        result = launch.launch(tenant=request.tenant, user=request.user, template=template, ip=client_ip(request))
+        return accepted(result.desktop, result.operation)
+
+    @extend_schema(responses=s.DesktopSerializer(many=True))
+    def status(self, request):
+        desktops = self.get_queryset().select_related("template", "host").prefetch_related("snapshots")
+        return Response({"desktops": s.DesktopSerializer(desktops, many=True).data})
+
+    @extend_schema(request=s.StopSerializer, responses={202: OpenApiResponse(description="Operations queued")})
+    def stop(self, request):
+        body = s.StopSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        desktops = self.get_queryset().filter(state__in=[DesktopState.RUNNING, DesktopState.SUSPENDED])
+        if body.validated_data.get("desktop"):
+            desktops = self.get_queryset().filter(pk=body.validated_data["desktop"])
+            if not desktops:
+                raise ServiceError("No such desktop.", code="not_found", status=404)
+        operations = []
+        for desktop in desktops:
+            if desktop.kind == DesktopKind.POOLED:
+                operations.append(pools.recycle(desktop=desktop, actor=request.user, reason="Released by its user"))
+            else:
+                operations.append(request_action(desktop=desktop, kind=OperationKind.STOP, actor=request.user))
+        data = {"operations": s.OperationSerializer(operations, many=True).data}
+        return Response(data, status=status.HTTP_202_ACCEPTED)

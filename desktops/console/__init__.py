@@ -1,0 +1,1 @@
+"""The desktop console: tickets, the WebSocket-to-VNC proxy, sessions, activity and recordings."""

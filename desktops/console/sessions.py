@@ -1,0 +1,193 @@
+"""Console sessions: authorise a connection, record its start, heartbeat and end (audited)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from desktops.console import activity, recordings, tickets
+from desktops.console.errors import ConsoleError, ConsoleUnavailable, DesktopNotFound, NotSignedIn
+from desktops.console.recordfile import RecordingStats
+from desktops.models import ConsoleSession, Desktop, Recording
+from tenants.services import audit
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT_S = 30
+# A session whose proxy has been silent for this many heartbeats is taken as lost (process killed).
+STALE_AFTER_HEARTBEATS = 4
+
+
+def heartbeat_s() -> int:
+    """How often an open console reports bytes and input (CONSOLE_HEARTBEAT_S)."""
+    return max(1, int(getattr(settings, "CONSOLE_HEARTBEAT_S", DEFAULT_HEARTBEAT_S)))
+
+
+@dataclass(frozen=True)
+class ConsoleGrant:
+    """Everything the proxy needs once a connection is authorised; no secret goes to the browser."""
+
+    session_id: int
+    desktop_id: int
+    tenant_id: int
+    host_uri: str
+    host_address: str
+    domain_name: str
+    recording_id: int | None = None
+    recording_path: Path | None = None
+
+
+def open_session(
+    *,
+    token: str,
+    desktop_id: int,
+    user,
+    membership,
+    session_key: str | None,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> ConsoleGrant:
+    """Check the ticket, the person and the desktop, then record the session; nothing is opened on refusal."""
+    if user is None or not user.is_authenticated or not session_key:
+        raise NotSignedIn("Sign in again to open the console.")
+    tenant = membership.tenant if membership is not None else None
+    desktop = (
+        Desktop.objects.for_tenant(tenant)
+        .alive()
+        .select_related("tenant", "host", "user")
+        .filter(pk=desktop_id)
+        .first()
+    )
+    try:
+        if desktop is None:
+            raise DesktopNotFound("No such desktop.")
+        tickets.redeem(token=token, desktop_id=desktop.pk, user=user, session_key=session_key)
+        # Checked again at connect time: the policy or the desktop may have changed since the ticket.
+        admin_access = tickets.admin_access(desktop=desktop, user=user, membership=membership)
+        tickets.ensure_running(desktop)
+        if desktop.host is None:
+            raise ConsoleUnavailable(f"{desktop.name} has no host.")
+    except ConsoleError as error:
+        if tenant is not None:
+            audit.record(
+                "console.refused",
+                actor=user,
+                tenant=tenant,
+                target=desktop,
+                ip=ip,
+                data={"desktop": desktop_id, "code": error.code},
+            )
+        raise
+    now = timezone.now()
+    with transaction.atomic():
+        session = ConsoleSession.objects.create(
+            tenant_id=desktop.tenant_id,
+            desktop=desktop,
+            user=user,
+            admin_access=admin_access,
+            client_ip=ip,
+            user_agent=user_agent[:300],
+            started_at=now,
+            last_seen_at=now,
+        )
+        activity.console_opened(desktop.pk, at=now)
+        recording = recordings.start(session) if desktop.tenant.recording_enabled else None
+        data = {"session": session.pk, "admin_access": admin_access, "recorded": recording is not None}
+        if admin_access:
+            data["owner"] = desktop.user.email if desktop.user else None
+        audit.record("console.open", actor=user, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
+    return ConsoleGrant(
+        session_id=session.pk,
+        desktop_id=desktop.pk,
+        tenant_id=desktop.tenant_id,
+        host_uri=desktop.host.uri,
+        host_address=desktop.host.console_address,
+        domain_name=desktop.domain_name,
+        recording_id=recording.pk if recording else None,
+        recording_path=recordings.file_path(recording) if recording else None,
+    )
+
+
+def heartbeat(
+    *, session_id: int, bytes_to_desktop: int, bytes_from_desktop: int, input_at: datetime | None = None
+) -> bool:
+    """Report an open session's counters and latest input; False when it was ended elsewhere."""
+    session = ConsoleSession.objects.filter(pk=session_id).only("desktop_id").first()
+    if session is None:
+        return False
+    alive = ConsoleSession.objects.filter(pk=session_id, ended_at__isnull=True).update(
+        last_seen_at=timezone.now(), bytes_to_desktop=bytes_to_desktop, bytes_from_desktop=bytes_from_desktop
+    )
+    if alive and input_at is not None:
+        activity.input_seen(session.desktop_id, at=input_at)
+    return bool(alive)
+
+
+def end_session(
+    *,
+    session_id: int,
+    reason: str,
+    bytes_to_desktop: int,
+    bytes_from_desktop: int,
+    input_at: datetime | None = None,
+    recording: RecordingStats | None = None,
+    recording_id: int | None = None,
+) -> bool:
+    """Close the session once (a second call is a no-op) and release its hold on the idle policy."""
+    now = timezone.now()
+    with transaction.atomic():
+        ended = ConsoleSession.objects.filter(pk=session_id, ended_at__isnull=True).update(
+            ended_at=now,
+            last_seen_at=now,
+            end_reason=reason[:64],
+            bytes_to_desktop=bytes_to_desktop,
+            bytes_from_desktop=bytes_from_desktop,
+        )
+        if recording is not None and recording_id is not None:
+            recordings.finish(recording_id=recording_id, stats=recording, at=now)
+        if not ended:
+            return False
+        session = ConsoleSession.objects.select_related("desktop", "tenant", "user").get(pk=session_id)
+        if input_at is not None:
+            activity.input_seen(session.desktop_id, at=input_at)
+        activity.console_closed(session.desktop_id, at=now)
+        audit.record(
+            "console.close",
+            actor=session.user,
+            tenant=session.tenant,
+            target=session.desktop,
+            ip=session.client_ip,
+            data={
+                "session": session.pk,
+                "reason": reason,
+                "bytes_to_desktop": bytes_to_desktop,
+                "bytes_from_desktop": bytes_from_desktop,
+                "seconds": round((now - session.started_at).total_seconds(), 1),
+            },
+        )
+    return True
+
+
+def end_stale_sessions(*, now: datetime | None = None) -> int:
+    """End sessions whose proxy stopped reporting (a killed web process), so idle shutdown can proceed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=heartbeat_s() * STALE_AFTER_HEARTBEATS)
+    ended = 0
+    for session in ConsoleSession.objects.filter(ended_at__isnull=True, last_seen_at__lt=cutoff):
+        if end_session(
+            session_id=session.pk,
+            reason="proxy_lost",
+            bytes_to_desktop=session.bytes_to_desktop,
+            bytes_from_desktop=session.bytes_from_desktop,
+        ):
+            ended += 1
+        recording = Recording.objects.filter(session_id=session.pk, ended_at__isnull=True).first()
+        if recording is not None:
+            recordings.salvage(recording, at=now)
+    return ended

@@ -1,0 +1,18 @@
+from desktops.models.console import ConsoleSession, ConsoleTicket, Recording
+from desktops.models.desktop import Desktop, DesktopSnapshot
+from desktops.models.operation import Operation
+from desktops.models.orphan import OrphanSighting
+from desktops.models.pool import Pool
+from desktops.models.template import DesktopTemplate
+
+__all__ = [
+    "ConsoleSession",
+    "ConsoleTicket",
+    "Desktop",
+    "DesktopSnapshot",
+    "DesktopTemplate",
+    "Operation",
+    "OrphanSighting",
+    "Pool",
+    "Recording",
+]

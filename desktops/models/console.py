@@ -1,0 +1,92 @@
+"""Console access: one-time tickets (hashes only), console sessions and their recordings."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from tenants.querysets import TenantOwned, TenantQuerySet
+
+
+class ConsoleTicket(TenantOwned):
+    """A one-time, short-lived right to open one desktop's console from one browser session."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    desktop = models.ForeignKey("desktops.Desktop", on_delete=models.CASCADE, related_name="console_tickets")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Only hashes are stored: a database dump must not hold usable tickets or session keys.
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    session_key_hash = models.CharField(max_length=64, editable=False)
+    admin_access = models.BooleanField(default=False, help_text="Issued to a tenant admin for a member's desktop.")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return f"console ticket for {self.desktop_id} ({self.user_id})"
+
+
+class ConsoleSession(TenantOwned):
+    """One console connection: who, which desktop, from where, when, and how many bytes each way."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    desktop = models.ForeignKey("desktops.Desktop", on_delete=models.CASCADE, related_name="console_sessions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    admin_access = models.BooleanField(default=False, help_text="A tenant admin opened a member's console.")
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_seen_at = models.DateTimeField(default=timezone.now, help_text="Heartbeat of the proxy serving it.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=64, blank=True)
+    bytes_to_desktop = models.PositiveBigIntegerField(default=0)
+    bytes_from_desktop = models.PositiveBigIntegerField(default=0)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-started_at"]), models.Index(fields=["ended_at", "last_seen_at"])]
+
+    def __str__(self) -> str:
+        return f"console of {self.desktop_id} by {self.user_id} at {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+    @property
+    def duration_s(self) -> float | None:
+        end = self.ended_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+
+class Recording(TenantOwned):
+    """The desktop-to-browser stream of one console session, with timestamps, in a file."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    desktop = models.ForeignKey("desktops.Desktop", on_delete=models.CASCADE, related_name="recordings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    session = models.OneToOneField(ConsoleSession, on_delete=models.CASCADE, related_name="recording")
+    path = models.CharField(max_length=500, help_text="Relative to RECORDINGS_ROOT.")
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    frames = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveBigIntegerField(default=0)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"recording of {self.desktop_id} at {self.started_at:%Y-%m-%d %H:%M}"

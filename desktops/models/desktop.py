@@ -1,0 +1,101 @@
+"""Desktops: a person's (or a pool's) VM, its intent and where it lives."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from desktops.choices import DesktopKind, DesktopState
+from tenants.querysets import TenantOwned, TenantQuerySet
+
+# States in which the desktop's VM may be consuming a host's CPU.
+ACTIVE_STATES = (DesktopState.STARTING, DesktopState.RUNNING, DesktopState.STOPPING, DesktopState.SUSPENDED)
+# States that only exist while an operation is moving the desktop.
+TRANSITIONAL_STATES = (
+    DesktopState.REQUESTED,
+    DesktopState.PROVISIONING,
+    DesktopState.STARTING,
+    DesktopState.STOPPING,
+    DesktopState.DELETING,
+)
+
+
+class DesktopQuerySet(TenantQuerySet):
+    def alive(self) -> DesktopQuerySet:
+        return self.exclude(state=DesktopState.DELETED)
+
+    def owned_by(self, user) -> DesktopQuerySet:
+        return self.filter(user=user)
+
+
+class Desktop(TenantOwned):
+    """One VM. The database holds the intent; the hypervisor is the truth about the VM."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="desktops")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="desktops"
+    )
+    template = models.ForeignKey("desktops.DesktopTemplate", on_delete=models.PROTECT, related_name="desktops")
+    pool = models.ForeignKey("desktops.Pool", null=True, blank=True, on_delete=models.SET_NULL, related_name="desktops")
+    kind = models.CharField(max_length=16, choices=DesktopKind.choices, default=DesktopKind.PERSONAL)
+    name = models.CharField(max_length=100)
+
+    state = models.CharField(max_length=16, choices=DesktopState.choices, default=DesktopState.REQUESTED)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    status_reason = models.CharField(max_length=300, blank=True, help_text="Why it last stopped or failed.")
+
+    host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.PROTECT, related_name="desktops")
+    domain_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    disk_volume = models.CharField(max_length=200, blank=True)
+    seed_volume = models.CharField(max_length=200, blank=True)
+    vcpus = models.PositiveIntegerField()
+    memory_mib = models.PositiveIntegerField()
+
+    created_at = models.DateTimeField(default=timezone.now)
+    running_since = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True, help_text="Last console connect, input or leave.")
+    consoles_open = models.PositiveIntegerField(default=0)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DesktopQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "state"]), models.Index(fields=["host", "state"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind=DesktopKind.POOLED) | Q(user__isnull=False), name="personal_desktop_has_user"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def domain_name(self) -> str:
+        """The libvirt domain name: stable, unique, and free of user-supplied text."""
+        return f"qz-{self.pk}-{self.domain_uuid.hex[:8]}"
+
+    @property
+    def is_pooled(self) -> bool:
+        return self.kind == DesktopKind.POOLED
+
+
+class DesktopSnapshot(models.Model):
+    """A named point in a desktop's disk history."""
+
+    desktop = models.ForeignKey(Desktop, on_delete=models.CASCADE, related_name="snapshots")
+    name = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["desktop", "name"], name="snapshot_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.desktop} @ {self.name}"

@@ -1,0 +1,66 @@
+"""Operations: every piece of work a request starts, with its progress and outcome."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from desktops.choices import OperationKind, OperationStatus
+from tenants.querysets import TenantOwned, TenantQuerySet
+
+IN_FLIGHT = (OperationStatus.QUEUED, OperationStatus.RUNNING)
+
+
+class OperationQuerySet(TenantQuerySet):
+    def in_flight(self) -> OperationQuerySet:
+        return self.filter(status__in=IN_FLIGHT)
+
+
+class Operation(TenantOwned):
+    """One unit of lifecycle work on one desktop, run by a Celery worker."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="operations")
+    desktop = models.ForeignKey("desktops.Desktop", on_delete=models.CASCADE, related_name="operations")
+    kind = models.CharField(max_length=20, choices=OperationKind.choices)
+    status = models.CharField(max_length=16, choices=OperationStatus.choices, default=OperationStatus.QUEUED)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    params = models.JSONField(default=dict, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Touched at every step by the worker.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    step = models.CharField(max_length=32, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+
+    objects = OperationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        constraints = [
+            # The database itself refuses a second operation in flight on one desktop.
+            models.UniqueConstraint(
+                fields=["desktop"], condition=Q(status__in=IN_FLIGHT), name="one_operation_in_flight_per_desktop"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.desktop_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

@@ -1,0 +1,21 @@
+"""Domains that carry Quetzal metadata but no desktop claims: destroyed after a grace period."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class OrphanSighting(models.Model):
+    """When reconcile first saw an unclaimed Quetzal domain on a host."""
+
+    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="+")
+    domain_name = models.CharField(max_length=200)
+    desktop_id = models.BigIntegerField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "domain_name"], name="orphan_unique_host_domain")]
+
+    def __str__(self) -> str:
+        return self.domain_name

@@ -1,0 +1,47 @@
+"""Pools: warm, pre-made desktops of one template, claimed instantly and recycled after use."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from desktops.choices import DesktopState
+from tenants.choices import IdleAction
+from tenants.querysets import TenantOwned
+
+
+class Pool(TenantOwned):
+    """Keep `min_ready` desktops of a template warm for a tenant, never more than `max_size` in all."""
+
+    class WarmState(models.TextChoices):
+        RUNNING = "running", "Running (instant)"
+        HIBERNATED = "hibernated", "Hibernated (seconds, no CPU used)"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="pools")
+    template = models.ForeignKey("desktops.DesktopTemplate", on_delete=models.PROTECT, related_name="pools")
+    name = models.CharField(max_length=100)
+    min_ready = models.PositiveIntegerField(default=1)
+    max_size = models.PositiveIntegerField(default=10)
+    warm_state = models.CharField(max_length=16, choices=WarmState.choices, default=WarmState.RUNNING)
+    idle_action = models.CharField(max_length=16, choices=IdleAction.choices, default=IdleAction.RECYCLE)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "template"], name="pool_unique_tenant_template"),
+            models.CheckConstraint(condition=models.Q(min_ready__lte=models.F("max_size")), name="pool_min_le_max"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def ready_count(self) -> int:
+        """Unassigned desktops that are warm now."""
+        return self.desktops.filter(user__isnull=True, state=self.warm_state).count()
+
+    def pending_count(self) -> int:
+        """Unassigned desktops on their way to warm."""
+        return self.desktops.filter(
+            user__isnull=True,
+            state__in=[DesktopState.REQUESTED, DesktopState.PROVISIONING, DesktopState.STARTING],
+        ).count()

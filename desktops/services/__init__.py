@@ -1,0 +1,1 @@
+"""Business logic of desktops: requests (web tier), execution (workers), pools, idle, reconcile."""

@@ -1,0 +1,309 @@
+"""The worker's side of the lifecycle: carry out one operation against the desktop's host."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+
+from django.conf import settings
+from django.utils import timezone
+
+from desktops.choices import DesktopState as S
+from desktops.choices import OperationKind as K
+from desktops.cloudinit import build_seed_iso
+from desktops.models import Desktop, DesktopSnapshot, Operation
+from desktops.models.desktop import TRANSITIONAL_STATES
+from desktops.services import progress, spec
+from desktops.state import transition
+from hosts import scheduler
+from hosts.hypervisor import (
+    DomainNotFound,
+    DomainState,
+    HostUnavailable,
+    HypervisorError,
+    NotSupported,
+    get_hypervisor,
+)
+from hosts.models import Host, ImageCopy
+from hosts.services import images as image_services
+from quetzal.errors import ServiceError
+
+log = logging.getLogger(__name__)
+GIB = 1024**3
+
+
+class StepFailed(ServiceError):
+    """A step could not be carried out; the message says which and why."""
+
+    code = "operation_failed"
+
+
+def run(operation_id: int, *, worker: str = "") -> Operation | None:
+    """Run one operation to its end. HostUnavailable propagates (after requeueing) so the task retries."""
+    operation = progress.begin(operation_id, worker=worker)
+    if operation is None:
+        return None  # already running elsewhere, finished, or deleted: nothing to do (idempotent)
+    handler = HANDLERS[operation.kind]
+    try:
+        handler(operation)
+    except HostUnavailable as error:
+        progress.requeue(operation, message=str(error))
+        raise
+    except (ServiceError, HypervisorError) as error:
+        _fail(operation, code=getattr(error, "code", "hypervisor_error"), message=getattr(error, "detail", str(error)))
+    except Exception as error:
+        log.exception("operation %s failed", operation.pk)
+        _fail(operation, code="internal_error", message=f"Unexpected error: {error}")
+    else:
+        progress.succeed(operation)
+    return operation
+
+
+def fail_for_good(operation: Operation, message: str) -> None:
+    """Give up on an operation after its retries (host unreachable too long)."""
+    _fail(operation, code="host_unavailable", message=message)
+
+
+def _fail(operation: Operation, *, code: str, message: str) -> None:
+    progress.fail(operation, code=code, message=message)
+    desktop = Desktop.objects.get(pk=operation.desktop_id)
+    # A desktop left mid-transition would look busy forever; park it in error with the reason.
+    if desktop.state in TRANSITIONAL_STATES:
+        transition(desktop, S.ERROR, reason=f"{operation.get_kind_display()} failed: {message}")
+
+
+def _host(desktop: Desktop) -> Host:
+    if desktop.host_id is None:
+        raise StepFailed("The desktop has not been placed on a host.", code="not_placed")
+    return Host.objects.get(pk=desktop.host_id)
+
+
+def _hv(desktop: Desktop):
+    return get_hypervisor(_host(desktop).uri)
+
+
+def _domain_exists(hv, name: str) -> bool:
+    try:
+        hv.state(name)
+    except DomainNotFound:
+        return False
+    return True
+
+
+# --- provisioning ----------------------------------------------------------------------------
+
+
+def _provision(operation: Operation, desktop: Desktop) -> None:
+    """Place, clone the disk, write the seed and define the domain (desktop is PROVISIONING)."""
+    template = desktop.template
+    progress.step(operation, "placing")
+    placement = scheduler.place(
+        scheduler.PlacementRequest(
+            desktop_id=desktop.pk,
+            vcpus=desktop.vcpus,
+            memory_mib=desktop.memory_mib,
+            image_id=template.image_id,
+            gpu_profile=template.gpu_profile,
+        )
+    )
+    Desktop.objects.filter(pk=desktop.pk).update(host_id=placement.host_id)
+    desktop.host_id = placement.host_id
+    host = Host.objects.get(pk=placement.host_id)
+    hv = get_hypervisor(host.uri)
+
+    progress.step(operation, "cloning disk")
+    disk_name = spec.disk_volume_name(desktop)
+    disk_path = image_services.create_desktop_disk(
+        host=host, image=template.image, volume_name=disk_name, capacity_bytes=template.disk_gib * GIB
+    )
+    Desktop.objects.filter(pk=desktop.pk).update(disk_volume=disk_name)
+
+    progress.step(operation, "writing seed")
+    seed_name = spec.seed_volume_name(desktop)
+    seed_path = _upload_seed(hv, host, desktop, seed_name)
+    Desktop.objects.filter(pk=desktop.pk).update(seed_volume=seed_name)
+
+    progress.step(operation, "defining")
+    copy = ImageCopy.objects.filter(image=template.image, host=host).first()
+    hv.define(spec.domain_spec(desktop, disk_path=disk_path, seed_path=seed_path, image_copy=copy, host=host))
+
+
+def _upload_seed(hv, host: Host, desktop: Desktop, volume_name: str) -> str:
+    data = build_seed_iso(spec.seed_config(desktop))
+    with tempfile.NamedTemporaryFile(suffix=".iso", delete=False) as handle:
+        handle.write(data)
+    try:
+        return hv.volume_upload(host.storage_pool, volume_name, handle.name, fmt="raw")
+    except NotSupported:
+        # Only libvirt's test driver lacks volume streams; every libvirtd has them. Keep the
+        # CD-ROM in the VM definition so the domain shape is the same, just without content.
+        log.warning("host %s cannot upload volumes; seed %s left empty", host.name, volume_name)
+        return hv.volume_create(host.storage_pool, volume_name, len(data), fmt="raw")
+    finally:
+        os.unlink(handle.name)
+
+
+def _boot(operation: Operation, desktop: Desktop) -> None:
+    """STOPPED/HIBERNATED/ERROR → STARTING → RUNNING."""
+    if not transition(desktop, S.STARTING):
+        raise StepFailed(f"Cannot start while {desktop.state}.", code="invalid_state")
+    hv = _hv(desktop)
+    progress.step(operation, "booting")
+    hv.start(desktop.domain_name)
+    transition(desktop, S.RUNNING, reason="")
+    progress.step(operation, "ready")
+
+
+def do_create(operation: Operation) -> None:
+    desktop = operation.desktop
+    if not transition(desktop, S.PROVISIONING, sources=(S.REQUESTED,)):
+        raise StepFailed(f"Cannot provision a desktop that is {desktop.state}.", code="invalid_state")
+    _provision(operation, desktop)
+    transition(desktop, S.STOPPED, reason="")
+    if operation.params.get("start", True):
+        _boot(operation, desktop)
+        if operation.params.get("hibernate_after"):
+            _hibernate(operation, desktop, reason="Warm in the pool")
+
+
+def do_rebuild(operation: Operation) -> None:
+    desktop = operation.desktop
+    if not transition(desktop, S.PROVISIONING, sources=(S.STOPPED, S.ERROR)):
+        raise StepFailed(f"Cannot rebuild a desktop that is {desktop.state}.", code="invalid_state")
+    progress.step(operation, "removing old disk")
+    _remove_from_host(desktop, release=True)
+    DesktopSnapshot.objects.filter(desktop=desktop).delete()
+    _provision(operation, desktop)
+    transition(desktop, S.STOPPED, reason="Rebuilt from its template")
+
+
+# --- power ------------------------------------------------------------------------------------
+
+
+def do_start(operation: Operation) -> None:
+    desktop = operation.desktop
+    hv = _hv(desktop)
+    if not _domain_exists(hv, desktop.domain_name):
+        raise StepFailed("The desktop's VM is missing on its host; rebuild or delete it.", code="domain_missing")
+    _boot(operation, desktop)
+
+
+def do_stop(operation: Operation) -> None:
+    desktop = operation.desktop
+    reason = operation.params.get("reason") or "Stopped on request"
+    if not transition(desktop, S.STOPPING, sources=(S.RUNNING, S.SUSPENDED)):
+        raise StepFailed(f"Cannot stop a desktop that is {desktop.state}.", code="invalid_state")
+    progress.step(operation, "shutting down")
+    forced = not _hv(desktop).shutdown(desktop.domain_name, timeout_s=settings.DESKTOP_STOP_TIMEOUT_S)
+    transition(desktop, S.STOPPED, reason=reason + (" (forced off after the shutdown timeout)" if forced else ""))
+
+
+def _hibernate(operation: Operation, desktop: Desktop, *, reason: str) -> None:
+    if not transition(desktop, S.STOPPING, sources=(S.RUNNING,)):
+        raise StepFailed(f"Cannot hibernate a desktop that is {desktop.state}.", code="invalid_state")
+    progress.step(operation, "saving memory")
+    _hv(desktop).managed_save(desktop.domain_name)
+    transition(desktop, S.HIBERNATED, reason=reason)
+
+
+def do_hibernate(operation: Operation) -> None:
+    _hibernate(operation, operation.desktop, reason=operation.params.get("reason") or "Hibernated on request")
+
+
+def do_reboot(operation: Operation) -> None:
+    progress.step(operation, "rebooting")
+    _hv(operation.desktop).reboot(operation.desktop.domain_name)
+
+
+def do_suspend(operation: Operation) -> None:
+    desktop = operation.desktop
+    _hv(desktop).suspend(desktop.domain_name)
+    transition(desktop, S.SUSPENDED, sources=(S.RUNNING,), reason="Paused on request")
+
+
+def do_resume(operation: Operation) -> None:
+    desktop = operation.desktop
+    _hv(desktop).resume(desktop.domain_name)
+    transition(desktop, S.RUNNING, sources=(S.SUSPENDED,), reason="")
+
+
+# --- snapshots --------------------------------------------------------------------------------
+
+
+def do_snapshot(operation: Operation) -> None:
+    desktop, name = operation.desktop, operation.params["snapshot"]
+    progress.step(operation, "snapshotting")
+    _hv(desktop).snapshot_create(desktop.domain_name, name)
+    DesktopSnapshot.objects.get_or_create(desktop=desktop, name=name)
+
+
+def do_revert(operation: Operation) -> None:
+    desktop, name = operation.desktop, operation.params["snapshot"]
+    hv = _hv(desktop)
+    progress.step(operation, "reverting")
+    hv.snapshot_revert(desktop.domain_name, name)
+    # The VM is now in the snapshot's power state; make the record follow.
+    now_running = hv.state(desktop.domain_name).is_active
+    if now_running and desktop.state == S.STOPPED:
+        transition(desktop, S.STARTING) and transition(desktop, S.RUNNING, reason=f"Reverted to {name}")
+    elif not now_running and desktop.state == S.RUNNING:
+        transition(desktop, S.STOPPING) and transition(desktop, S.STOPPED, reason=f"Reverted to {name}")
+
+
+def do_delete_snapshot(operation: Operation) -> None:
+    desktop, name = operation.desktop, operation.params["snapshot"]
+    _hv(desktop).snapshot_delete(desktop.domain_name, name)
+    DesktopSnapshot.objects.filter(desktop=desktop, name=name).delete()
+
+
+# --- deletion ---------------------------------------------------------------------------------
+
+
+def _remove_from_host(desktop: Desktop, *, release: bool) -> None:
+    """Destroy and undefine the domain and delete its volumes; every part tolerates 'already gone'."""
+    if desktop.host_id is not None:
+        host = Host.objects.get(pk=desktop.host_id)
+        hv = get_hypervisor(host.uri)
+        try:
+            if hv.state(desktop.domain_name) != DomainState.SHUTOFF:
+                hv.destroy(desktop.domain_name)
+            hv.undefine(desktop.domain_name)
+        except DomainNotFound:
+            pass
+        for volume in (spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)):
+            hv.volume_delete(host.storage_pool, volume)
+    if release:
+        scheduler.release(desktop.pk)
+
+
+def finish_delete(desktop: Desktop) -> None:
+    """Remove everything of a DELETING desktop and mark it deleted (reconcile reuses this)."""
+    _remove_from_host(desktop, release=True)
+    transition(desktop, S.DELETED, deleted_at=timezone.now(), disk_volume="", seed_volume="")
+
+
+def do_delete(operation: Operation) -> None:
+    desktop = operation.desktop
+    if desktop.state != S.DELETING and not transition(desktop, S.DELETING):
+        raise StepFailed(f"Cannot delete a desktop that is {desktop.state}.", code="invalid_state")
+    progress.step(operation, "deleting")
+    finish_delete(desktop)
+
+
+HANDLERS: dict[str, Callable[[Operation], None]] = {
+    K.CREATE: do_create,
+    K.START: do_start,
+    K.RESTORE: do_start,
+    K.STOP: do_stop,
+    K.REBOOT: do_reboot,
+    K.SUSPEND: do_suspend,
+    K.RESUME: do_resume,
+    K.HIBERNATE: do_hibernate,
+    K.SNAPSHOT: do_snapshot,
+    K.REVERT: do_revert,
+    K.DELETE_SNAPSHOT: do_delete_snapshot,
+    K.DELETE: do_delete,
+    K.REBUILD: do_rebuild,
+}

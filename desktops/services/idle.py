@@ -1,0 +1,78 @@
+"""Idle shutdown and maximum session length, applied by a beat task."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from desktops.choices import DesktopKind, DesktopState, OperationKind
+from desktops.models import Desktop
+from desktops.services import pools
+from desktops.services.requests import request_action
+from quetzal.errors import ServiceError
+from tenants.choices import IdleAction
+
+log = logging.getLogger(__name__)
+
+
+def idle_deadline(desktop: Desktop) -> datetime | None:
+    """When the idle action will hit this running desktop (None: never, or a console is open)."""
+    tenant = desktop.tenant
+    if not tenant.idle_timeout_minutes or tenant.idle_action == IdleAction.NONE or desktop.consoles_open:
+        return None
+    since = desktop.last_activity_at or desktop.running_since or desktop.state_changed_at
+    return since + timedelta(minutes=tenant.idle_timeout_minutes)
+
+
+def session_deadline(desktop: Desktop) -> datetime | None:
+    """When the tenant's maximum session length ends this desktop's run."""
+    hours = desktop.tenant.max_session_hours
+    if not hours or desktop.running_since is None:
+        return None
+    return desktop.running_since + timedelta(hours=hours)
+
+
+def _action_for(desktop: Desktop) -> str:
+    if desktop.kind == DesktopKind.POOLED:
+        return IdleAction.RECYCLE if desktop.pool is None else desktop.pool.idle_action
+    action = desktop.tenant.idle_action
+    return IdleAction.STOP if action == IdleAction.RECYCLE else action
+
+
+def apply(desktop: Desktop, *, reason: str) -> bool:
+    """Stop, hibernate or recycle the desktop, recording why; False when something else is in flight."""
+    action = _action_for(desktop)
+    try:
+        if action == IdleAction.RECYCLE:
+            pools.recycle(desktop=desktop, reason=reason)
+        elif action == IdleAction.HIBERNATE:
+            request_action(desktop=desktop, kind=OperationKind.HIBERNATE, actor=None, params={"reason": reason})
+        elif action == IdleAction.STOP:
+            request_action(desktop=desktop, kind=OperationKind.STOP, actor=None, params={"reason": reason})
+        else:
+            return False
+    except ServiceError as error:
+        log.info("idle policy skipped %s: %s", desktop.pk, error.detail)
+        return False
+    return True
+
+
+def enforce(now: datetime | None = None) -> int:
+    """Apply idle and maximum-session policies to running desktops; returns how many were acted on."""
+    now = now or timezone.now()
+    acted = 0
+    # Warm, unassigned pool desktops are idle on purpose.
+    running = Desktop.objects.filter(state=DesktopState.RUNNING).exclude(kind=DesktopKind.POOLED, user__isnull=True)
+    for desktop in running.select_related("tenant", "pool"):
+        session_end = session_deadline(desktop)
+        if session_end is not None and session_end <= now:
+            hours = desktop.tenant.max_session_hours
+            acted += apply(desktop, reason=f"Reached the maximum session length of {hours} h")
+            continue
+        idle_end = idle_deadline(desktop)
+        if idle_end is not None and idle_end <= now:
+            minutes = desktop.tenant.idle_timeout_minutes
+            acted += apply(desktop, reason=f"Idle for {minutes} min with no console connected")
+    return acted

@@ -1,0 +1,133 @@
+"""Warm pools: claim a ready desktop in one transaction, refill in the background, recycle after use."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.db import transaction
+from django.utils import timezone
+
+from desktops.choices import DesktopKind, DesktopState, OperationKind
+from desktops.models import Desktop, DesktopTemplate, Operation, Pool
+from desktops.services import quotas
+from desktops.services.requests import _new_operation, request_action
+from quetzal.errors import ServiceError
+from tenants.services import audit
+
+
+def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> tuple[Desktop, Operation | None] | None:
+    """Hand the person a warm desktop of this template, or None when the pool has none ready."""
+    pool = Pool.objects.for_tenant(tenant).filter(template=template, enabled=True).first()
+    if pool is None:
+        return None
+    quotas.ensure_tenant_active(tenant)
+    quotas.ensure_can_run(tenant=tenant, user=user, vcpus=template.vcpus, memory_mib=template.memory_mib)
+    now = timezone.now()
+    with transaction.atomic():
+        # SKIP LOCKED lets concurrent claimers take different rows instead of queueing on one;
+        # the conditional UPDATE keeps the claim exact where the database has no row locks (SQLite).
+        candidates = (
+            Desktop.objects.select_for_update(skip_locked=True)
+            .filter(pool=pool, user__isnull=True, state=pool.warm_state)
+            .order_by("created_at", "id")
+        )
+        for _attempt in range(5):
+            desktop = candidates.first()  # LIMIT 1: lock one row, leave the rest to other claimers
+            if desktop is None:
+                break
+            if not Desktop.objects.filter(pk=desktop.pk, user__isnull=True).update(
+                user=user, assigned_at=now, last_activity_at=now
+            ):
+                continue
+            desktop.user, desktop.assigned_at = user, now
+            audit.record("desktop.claim", actor=user, tenant=tenant, target=desktop, ip=ip, data={"pool": pool.pk})
+            operation = None
+            if desktop.state == DesktopState.HIBERNATED:
+                operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
+            transaction.on_commit(lambda: _refill_soon(pool.pk))
+            return desktop, operation
+    return None
+
+
+def _refill_soon(pool_id: int) -> None:
+    from desktops.tasks import refill_pools
+
+    refill_pools.delay()
+
+
+def refill(pool: Pool) -> int:
+    """Create pooled desktops until `min_ready` are warm or on their way; never beyond `max_size`."""
+    if not pool.enabled or not pool.tenant.is_active:
+        return 0
+    unassigned = Desktop.objects.filter(pool=pool, user__isnull=True).exclude(
+        state__in=[DesktopState.DELETED, DesktopState.DELETING, DesktopState.ERROR]
+    )
+    alive = Desktop.objects.filter(pool=pool).exclude(state__in=[DesktopState.DELETED])
+    wanted = min(pool.min_ready - unassigned.count(), pool.max_size - alive.count())
+    template = pool.template
+    for _ in range(max(0, wanted)):
+        with transaction.atomic():
+            desktop = Desktop.objects.create(
+                tenant=pool.tenant,
+                user=None,
+                template=template,
+                pool=pool,
+                kind=DesktopKind.POOLED,
+                name=template.name,
+                vcpus=template.vcpus,
+                memory_mib=template.memory_mib,
+            )
+            _new_operation(
+                desktop=desktop,
+                kind=OperationKind.CREATE,
+                actor=None,
+                params={"start": True, "hibernate_after": pool.warm_state == Pool.WarmState.HIBERNATED},
+            )
+    return max(0, wanted)
+
+
+def refill_all() -> int:
+    """Refill every enabled pool (beat task)."""
+    return sum(refill(pool) for pool in Pool.objects.filter(enabled=True).select_related("tenant", "template"))
+
+
+def recycle(*, desktop: Desktop, actor=None, reason: str = "Returned to the pool") -> Operation | None:
+    """A used pooled desktop is destroyed so the next person gets a clean one; refill replaces it."""
+    if desktop.kind != DesktopKind.POOLED:
+        raise ServiceError("Only pooled desktops are recycled.", code="not_pooled")
+    return request_action(desktop=desktop, kind=OperationKind.DELETE, actor=actor, params={"reason": reason})
+
+
+def save_pool(*, tenant, actor, values: dict, pool: Pool | None = None) -> Pool:
+    """Create or change a pool; the next refill applies the new sizes."""
+    with transaction.atomic():
+        if pool is None:
+            pool = Pool(tenant=tenant, name=values.get("name") or values["template"].name)
+        for key, value in values.items():
+            setattr(pool, key, value)
+        pool.full_clean()
+        pool.save()
+        audit.record(
+            "pool.save",
+            actor=actor,
+            tenant=tenant,
+            target=pool,
+            data={"min_ready": pool.min_ready, "max_size": pool.max_size},
+        )
+    transaction.on_commit(lambda: _refill_soon(pool.pk))
+    return pool
+
+
+def delete_pool(*, pool: Pool, actor) -> None:
+    """Remove a pool and recycle its unassigned desktops."""
+    with transaction.atomic():
+        for desktop in Desktop.objects.filter(pool=pool, user__isnull=True).exclude(
+            state__in=[DesktopState.DELETED, DesktopState.DELETING]
+        ):
+            # A busy desktop is left to reconcile and the next pass.
+            with contextlib.suppress(ServiceError):
+                request_action(
+                    desktop=desktop, kind=OperationKind.DELETE, actor=actor, params={"reason": "Pool removed"}
+                )
+        audit.record("pool.delete", actor=actor, tenant=pool.tenant, target=pool)
+        pool.delete()

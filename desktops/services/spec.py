@@ -1,0 +1,61 @@
+"""Turn a desktop's intent into the typed domain spec and volume names the driver uses."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from desktops.cloudinit import SeedConfig
+from desktops.models import Desktop
+from hosts.hypervisor import DiskSpec, DomainSpec, GraphicsSpec, InterfaceSpec
+
+
+def disk_volume_name(desktop: Desktop) -> str:
+    return f"{desktop.domain_name}.qcow2"
+
+
+def seed_volume_name(desktop: Desktop) -> str:
+    return f"{desktop.domain_name}-seed.iso"
+
+
+def serial_log_path(desktop: Desktop) -> str:
+    """Where libvirt writes the guest's serial console on its host (support and tests read it)."""
+    return f"{getattr(settings, 'DESKTOP_SERIAL_LOG_DIR', '/var/log/libvirt/qemu')}/{desktop.domain_name}-serial.log"
+
+
+def seed_config(desktop: Desktop) -> SeedConfig:
+    template = desktop.template
+    packages = tuple(p.strip() for p in template.cloud_init_packages.splitlines() if p.strip())
+    return SeedConfig(
+        instance_id=str(desktop.domain_uuid),
+        hostname=f"desktop-{desktop.pk}",
+        username=template.cloud_init_user,
+        password=template.cloud_init_password,
+        ssh_key=template.cloud_init_ssh_key.strip(),
+        packages=packages,
+    )
+
+
+def domain_spec(desktop: Desktop, *, disk_path: str, seed_path: str | None, image_copy, host) -> DomainSpec:
+    """The VM for this desktop on this host: virtio disk, seed CD-ROM, VNC on the management address."""
+    disks = [DiskSpec(path=disk_path, target_dev="vda", bus="virtio", driver_type="qcow2")]
+    if seed_path:
+        disks.append(DiskSpec.cloud_init_seed(seed_path))
+    network = getattr(settings, "DESKTOP_NETWORK", "")
+    kernel = getattr(image_copy, "kernel_path", "") or None
+    return DomainSpec(
+        name=desktop.domain_name,
+        uuid=str(desktop.domain_uuid),
+        desktop_id=desktop.pk,
+        tenant_slug=desktop.tenant.slug,
+        vcpus=desktop.vcpus,
+        memory_mib=desktop.memory_mib,
+        virt_type=host.effective_virt_type,
+        disks=tuple(disks),
+        interfaces=(InterfaceSpec(network=network),) if network else (),
+        graphics=GraphicsSpec(listen_address=host.console_address or "127.0.0.1"),
+        serial_log_path=serial_log_path(desktop),
+        kernel=kernel,
+        initrd=(getattr(image_copy, "initrd_path", "") or None) if kernel else None,
+        cmdline=(desktop.template.image.cmdline or None) if kernel else None,
+        title=desktop.name,
+    )

@@ -1,0 +1,11 @@
+"""Signals other apps listen to (billing meters usage; metrics push live events)."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# Sent after a guarded state change won: desktop_id, state, at.
+desktop_state_changed = Signal()
+
+# Sent when an operation records a step or finishes: operation.
+operation_progress = Signal()

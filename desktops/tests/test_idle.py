@@ -1,0 +1,88 @@
+"""Idle shutdown and maximum session length, with the clock under the test's control."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from desktops.choices import DesktopState
+from desktops.models import Desktop, Pool
+from desktops.services import idle, pools
+from tenants.choices import IdleAction
+from tests.fixtures import api_client
+
+
+def _running(client, template, work) -> Desktop:
+    with work():
+        desktop_id = client.post("/api/desktop/start", {"template": template.pk}, format="json").json()["desktop"]["id"]
+    return Desktop.objects.get(pk=desktop_id)
+
+
+def test_it_stops_a_desktop_idle_past_the_timeout(alice, host, template, work):
+    # Given a tenant that stops desktops after 30 idle minutes, and a desktop last used at t0
+    alice.tenant.idle_timeout_minutes, alice.tenant.idle_action = 30, IdleAction.STOP
+    alice.tenant.save()
+    desktop = _running(api_client(alice.member, alice.tenant), template, work)
+    t0 = desktop.running_since
+    # When the beat runs at t0 + 29 min nothing happens; at t0 + 31 min it is stopped with the reason
+    assert idle.enforce(now=t0 + timedelta(minutes=29)) == 0
+    with work():
+        assert idle.enforce(now=t0 + timedelta(minutes=31)) == 1
+    desktop.refresh_from_db()
+    assert desktop.state == DesktopState.STOPPED
+    assert desktop.status_reason == "Idle for 30 min with no console connected"
+
+
+def test_it_leaves_a_desktop_with_an_open_console(alice, host, template, work):
+    alice.tenant.idle_timeout_minutes = 30
+    alice.tenant.save()
+    desktop = _running(api_client(alice.member, alice.tenant), template, work)
+    Desktop.objects.filter(pk=desktop.pk).update(consoles_open=1)
+    assert idle.enforce(now=timezone.now() + timedelta(hours=5)) == 0
+
+
+def test_it_counts_from_the_last_activity(alice, host, template, work):
+    alice.tenant.idle_timeout_minutes = 30
+    alice.tenant.save()
+    desktop = _running(api_client(alice.member, alice.tenant), template, work)
+    later = desktop.running_since + timedelta(minutes=50)
+    Desktop.objects.filter(pk=desktop.pk).update(last_activity_at=later)
+    assert idle.enforce(now=later + timedelta(minutes=20)) == 0
+
+
+def test_it_hibernates_when_the_tenant_says_so(alice, host, template, work):
+    alice.tenant.idle_timeout_minutes, alice.tenant.idle_action = 10, IdleAction.HIBERNATE
+    alice.tenant.save()
+    desktop = _running(api_client(alice.member, alice.tenant), template, work)
+    with work():
+        idle.enforce(now=desktop.running_since + timedelta(minutes=11))
+    desktop.refresh_from_db()
+    assert desktop.state == DesktopState.HIBERNATED
+    assert "Idle for 10 min" in desktop.status_reason
+
+
+def test_it_enforces_the_maximum_session_even_with_a_console_open(alice, host, template, work):
+    alice.tenant.max_session_hours, alice.tenant.idle_timeout_minutes = 8, 0
+    alice.tenant.save()
+    desktop = _running(api_client(alice.member, alice.tenant), template, work)
+    Desktop.objects.filter(pk=desktop.pk).update(consoles_open=1)
+    assert idle.enforce(now=desktop.running_since + timedelta(hours=7, minutes=59)) == 0
+    with work():
+        assert idle.enforce(now=desktop.running_since + timedelta(hours=8, minutes=1)) == 1
+    desktop.refresh_from_db()
+    assert desktop.state == DesktopState.STOPPED
+    assert desktop.status_reason == "Reached the maximum session length of 8 h"
+
+
+def test_it_recycles_idle_pooled_desktops_and_spares_warm_ones(alice, host, template, work):
+    alice.tenant.idle_timeout_minutes = 15
+    alice.tenant.save()
+    pool = Pool.objects.create(tenant=alice.tenant, template=template, name="p", min_ready=2, max_size=4)
+    with work():
+        pools.refill(pool)
+    claimed, _ = pools.claim(tenant=alice.tenant, user=alice.member, template=template)
+    with work():
+        acted = idle.enforce(now=timezone.now() + timedelta(minutes=20))
+    assert acted == 1  # the warm, unassigned ones are idle on purpose
+    assert Desktop.objects.get(pk=claimed.pk).state == DesktopState.DELETED

@@ -1,0 +1,127 @@
+"""Hypervisor hosts: what Quetzal learns from libvirt, what the operator sets, and health."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import urlsplit
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import ExpressionWrapper, F, FloatField
+
+from hosts.choices import HostState, VirtType
+
+# Fields an operator may change; everything else is learned from the host or kept by services.
+OPERATOR_FIELDS = (
+    "name",
+    "enabled",
+    "maintenance",
+    "drain",
+    "cpu_ratio",
+    "ram_ratio",
+    "reserved_memory_mib",
+    "console_address",
+    "virt_type",
+    "storage_pool",
+)
+
+
+def default_console_address(uri: str) -> str:
+    """The host named in a libvirt URI, or loopback for local URIs (qemu:///system)."""
+    return urlsplit(uri).hostname or "127.0.0.1"
+
+
+def vcpu_capacity_expression() -> ExpressionWrapper:
+    """cpus * cpu_ratio as SQL, so claims compare against the row's current settings."""
+    return ExpressionWrapper(F("cpus") * F("cpu_ratio"), output_field=FloatField())
+
+
+def memory_capacity_expression() -> ExpressionWrapper:
+    """(memory_mib - reserved_memory_mib) * ram_ratio as SQL."""
+    return ExpressionWrapper((F("memory_mib") - F("reserved_memory_mib")) * F("ram_ratio"), output_field=FloatField())
+
+
+class Host(models.Model):
+    """A libvirt host. Counters change only through hosts.scheduler's conditional updates."""
+
+    name = models.CharField(max_length=100, unique=True)
+    uri = models.CharField(max_length=500, unique=True, help_text="libvirt URI, e.g. qemu+ssh://root@host/system")
+
+    # Learned from libvirt at registration and on every heartbeat.
+    hostname = models.CharField(max_length=255, blank=True)
+    arch = models.CharField(max_length=32, blank=True)
+    cpus = models.PositiveIntegerField(default=0)
+    memory_mib = models.PositiveBigIntegerField(default=0)
+    free_memory_mib = models.PositiveBigIntegerField(default=0)
+    virt_types = models.JSONField(default=list, blank=True, help_text="Virtualisation types libvirt offers.")
+    detected_virt_type = models.CharField(max_length=8, choices=VirtType.choices, blank=True)
+    libvirt_version = models.CharField(max_length=32, blank=True)
+    hypervisor_version = models.CharField(max_length=32, blank=True)
+
+    # Set by the operator.
+    enabled = models.BooleanField(default=True)
+    maintenance = models.BooleanField(default=False, help_text="No new desktops; running ones may be moved away.")
+    drain = models.BooleanField(default=False, help_text="No new desktops; running ones stay until they end.")
+    cpu_ratio = models.FloatField(default=4.0, validators=[MinValueValidator(0.1), MaxValueValidator(64)])
+    ram_ratio = models.FloatField(default=1.0, validators=[MinValueValidator(0.1), MaxValueValidator(8)])
+    reserved_memory_mib = models.PositiveIntegerField(default=1024, help_text="RAM kept for the host itself.")
+    console_address = models.CharField(
+        max_length=255, blank=True, help_text="Address the console proxy uses to reach this host's VNC servers."
+    )
+    virt_type = models.CharField(
+        max_length=8, choices=VirtType.choices, blank=True, help_text="Override; empty uses the detected type."
+    )
+    storage_pool = models.CharField(max_length=100, default="default")
+
+    # Health.
+    state = models.CharField(max_length=16, choices=HostState.choices, default=HostState.UNKNOWN, db_index=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    # What placed desktops hold; the scheduler's claim is the only writer.
+    allocated_vcpus = models.PositiveIntegerField(default=0)
+    allocated_memory_mib = models.PositiveBigIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(cpu_ratio__gt=0), name="host_cpu_ratio_positive"),
+            models.CheckConstraint(condition=models.Q(ram_ratio__gt=0), name="host_ram_ratio_positive"),
+            models.CheckConstraint(
+                condition=models.Q(virt_type__in=["", *VirtType.values]), name="host_virt_type_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def effective_virt_type(self) -> str:
+        """The virtualisation type desktops on this host use: the override, else the detected one."""
+        return self.virt_type or self.detected_virt_type or VirtType.QEMU
+
+    @property
+    def vcpu_capacity(self) -> int:
+        """vCPUs placeable under the CPU overcommit ratio."""
+        return max(0, math.floor(self.cpus * self.cpu_ratio))
+
+    @property
+    def memory_capacity_mib(self) -> int:
+        """RAM placeable under the RAM ratio, after the host's reserve."""
+        return max(0, math.floor((self.memory_mib - self.reserved_memory_mib) * self.ram_ratio))
+
+    @property
+    def free_vcpus(self) -> int:
+        return max(0, self.vcpu_capacity - self.allocated_vcpus)
+
+    @property
+    def free_capacity_mib(self) -> int:
+        return max(0, self.memory_capacity_mib - self.allocated_memory_mib)
+
+    @property
+    def accepts_desktops(self) -> bool:
+        """Whether the operator lets the scheduler use this host (health aside)."""
+        return self.enabled and not self.maintenance and not self.drain

@@ -1,0 +1,1 @@
+"""Business logic of the hosts app: registration, health, devices and images."""

@@ -1,0 +1,90 @@
+"""Heartbeats: refresh what hosts report, and mark silent hosts down."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from hosts import conf, scheduler
+from hosts.choices import HostState
+from hosts.hypervisor import HypervisorError, get_hypervisor
+from hosts.models import Host
+from hosts.services.devices import sync_devices
+from hosts.services.hosts import host_facts
+from quetzal.errors import NotFound
+from tenants.services import audit
+
+log = logging.getLogger(__name__)
+
+
+def _stale(now: datetime) -> Q:
+    """Hosts not heard from within HOST_DOWN_AFTER_S (never-heard hosts count from creation)."""
+    cutoff = now - timedelta(seconds=conf.host_down_after_s())
+    return Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True, created_at__lt=cutoff)
+
+
+def heartbeat(*, host_id: int) -> Host:
+    """Ask the host for its facts; up on an answer, the error recorded (and down once stale) if not."""
+    host = Host.objects.filter(pk=host_id).first()
+    if host is None:
+        raise NotFound(f"Host {host_id} does not exist.")
+    now = timezone.now()
+    try:
+        info = get_hypervisor(host.uri).host_info()
+    except HypervisorError as exc:
+        _record_failure(host, str(exc), now)
+        host.refresh_from_db()
+        return host
+    with transaction.atomic():
+        came_back = Host.objects.filter(pk=host.pk).exclude(state=HostState.UP).exists()
+        Host.objects.filter(pk=host.pk).update(
+            **host_facts(info), state=HostState.UP, last_heartbeat_at=now, last_error=""
+        )
+        sync_devices(host, info)
+        if came_back:
+            audit.record("host.up", target=host, data={"previous": host.state})
+    # Separate transaction: it locks the host row, which must not wait on the work above.
+    scheduler.resync_counters(host.pk)
+    host.refresh_from_db()
+    return host
+
+
+def _record_failure(host: Host, error: str, now: datetime) -> None:
+    log.warning("heartbeat of %s (%s) failed: %s", host.name, host.uri, error)
+    with transaction.atomic():
+        Host.objects.filter(pk=host.pk).update(last_error=error[:2000], last_error_at=now)
+        _mark_down(Host.objects.filter(pk=host.pk), now, error)
+
+
+def _mark_down(hosts, now: datetime, error: str = "") -> list[int]:
+    """Mark the stale ones among hosts down, each with a guarded update; return the ids marked."""
+    marked = []
+    for host in hosts.filter(_stale(now)).exclude(state=HostState.DOWN):
+        # Re-checked in the UPDATE: a heartbeat that landed meanwhile keeps the host up.
+        if (
+            Host.objects.filter(pk=host.pk)
+            .filter(_stale(now))
+            .exclude(state=HostState.DOWN)
+            .update(state=HostState.DOWN)
+        ):
+            marked.append(host.pk)
+            audit.record(
+                "host.down",
+                target=host,
+                data={
+                    "last_heartbeat_at": host.last_heartbeat_at.isoformat() if host.last_heartbeat_at else None,
+                    "error": error or host.last_error,
+                },
+            )
+    return marked
+
+
+def mark_stale_hosts_down() -> list[int]:
+    """Mark every host silent for longer than HOST_DOWN_AFTER_S down; return their ids."""
+    now = timezone.now()
+    with transaction.atomic():
+        return _mark_down(Host.objects.all(), now)

@@ -1,0 +1,160 @@
+"""Registering hosts and changing what the operator controls about them."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from hosts.choices import HostState
+from hosts.errors import HostExists, HostUnreachable, StoragePoolMissing
+from hosts.hypervisor import HostInfo, HypervisorError, PoolNotFound, detect_virt_type, get_hypervisor
+from hosts.models import OPERATOR_FIELDS, Host
+from hosts.models.host import default_console_address
+from hosts.services.devices import sync_devices
+from quetzal.errors import ServiceError
+from tenants.services import audit
+
+
+def host_facts(info: HostInfo) -> dict[str, Any]:
+    """The Host fields learned from libvirt."""
+    return {
+        "hostname": info.hostname[:255],
+        "arch": info.arch[:32],
+        "cpus": info.cpus,
+        "memory_mib": info.memory_mib,
+        "free_memory_mib": info.free_memory_mib,
+        "virt_types": list(info.virt_types),
+        "detected_virt_type": detect_virt_type(info),
+        "libvirt_version": info.libvirt_version[:32],
+        "hypervisor_version": info.hypervisor_version[:32],
+    }
+
+
+def _validation_message(exc: ValidationError) -> str:
+    if hasattr(exc, "message_dict"):
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+def register_host(uri: str, *, name: str | None = None, actor=None, **operator_settings: Any) -> Host:
+    """Connect to a libvirt URI, learn the host and save it; nothing is saved if it cannot be reached."""
+    uri = uri.strip()
+    if not uri:
+        raise ServiceError("A host needs a libvirt URI, e.g. qemu+ssh://root@host/system.", code="invalid_uri")
+    unknown = set(operator_settings) - set(OPERATOR_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown host setting: {', '.join(sorted(unknown))}.", code="unknown_setting")
+    if Host.objects.filter(uri=uri).exists():
+        raise HostExists(f"A host with URI {uri} is already registered.")
+    hypervisor = get_hypervisor(uri)
+    try:
+        info = hypervisor.host_info()
+    except HypervisorError as exc:
+        raise HostUnreachable(f"Cannot reach libvirt at {uri}: {exc}") from exc
+    settings = {key: value for key, value in operator_settings.items() if value is not None}
+    host = Host(
+        uri=uri,
+        name=name.strip() if name else _default_name(uri, info),
+        console_address=default_console_address(uri),
+        state=HostState.UP,
+        last_heartbeat_at=timezone.now(),
+        **host_facts(info),
+    )
+    for key, value in settings.items():
+        setattr(host, key, value)
+    try:
+        host.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        raise ServiceError(_validation_message(exc), code="invalid_setting") from None
+    try:
+        hypervisor.pool_path(host.storage_pool)
+    except PoolNotFound:
+        raise StoragePoolMissing(
+            f"{uri} has no storage pool named {host.storage_pool!r}; create it or choose another pool."
+        ) from None
+    except HypervisorError as exc:
+        raise HostUnreachable(f"Cannot read storage pool {host.storage_pool!r} on {uri}: {exc}") from exc
+    try:
+        with transaction.atomic():
+            host.save()
+            sync_devices(host, info)
+            audit.record("host.register", actor=actor, target=host, data={"uri": uri, **settings})
+    except IntegrityError:
+        raise HostExists(f"A host named {host.name!r} or with URI {uri} is already registered.") from None
+    transaction.on_commit(lambda: _copy_images_later(host.pk))
+    return host
+
+
+def _default_name(uri: str, info: HostInfo) -> str:
+    """libvirt's hostname, else the URI's host, made unique with a number when taken."""
+    candidates = [n for n in (info.hostname, urlsplit(uri).hostname) if n]
+    for candidate in candidates:
+        if not Host.objects.filter(name=candidate).exists():
+            return candidate[:100]
+    base = (candidates or ["host"])[0][:90]
+    number = 2
+    while Host.objects.filter(name=f"{base}-{number}").exists():
+        number += 1
+    return f"{base}-{number}"
+
+
+def _copy_images_later(host_id: int) -> None:
+    """Queue copies of every image to a new host, so it can take desktops without an operator step."""
+    from hosts import tasks
+
+    tasks.copy_images_to_host.delay(host_id)
+
+
+def update_host(*, host: Host, changes: dict[str, Any], actor=None) -> Host:
+    """Change operator settings only; counters and learned facts are never written from a stale copy."""
+    unknown = set(changes) - set(OPERATOR_FIELDS)
+    if unknown:
+        raise ServiceError(f"Not an operator setting: {', '.join(sorted(unknown))}.", code="unknown_setting")
+    with transaction.atomic():
+        current = Host.objects.select_for_update().get(pk=host.pk)
+        before = {key: getattr(current, key) for key in changes}
+        for key, value in changes.items():
+            setattr(current, key, value)
+        try:
+            current.full_clean()
+        except ValidationError as exc:
+            raise ServiceError(_validation_message(exc), code="invalid_setting") from None
+        changed = {key: value for key, value in changes.items() if before[key] != value}
+        if changed:
+            Host.objects.filter(pk=host.pk).update(**changed)
+            audit.record(
+                "host.update",
+                actor=actor,
+                target=current,
+                data={"before": {key: before[key] for key in changed}, "after": changed},
+            )
+    current.refresh_from_db()
+    return current
+
+
+def set_maintenance(*, host: Host, on: bool, actor=None) -> bool:
+    """Put a host in or out of maintenance (no new desktops); True if that changed anything."""
+    return _set_flag(host, "maintenance", on, actor)
+
+
+def set_drain(*, host: Host, on: bool, actor=None) -> bool:
+    """Start or stop draining a host (no new desktops, running ones stay); True if it changed."""
+    return _set_flag(host, "drain", on, actor)
+
+
+def set_enabled(*, host: Host, on: bool, actor=None) -> bool:
+    """Enable or disable a host for placement; True if it changed."""
+    return _set_flag(host, "enabled", on, actor)
+
+
+def _set_flag(host: Host, flag: str, on: bool, actor) -> bool:
+    with transaction.atomic():
+        changed = Host.objects.filter(pk=host.pk).exclude(**{flag: on}).update(**{flag: on})
+        if changed:
+            audit.record(f"host.{flag}.{'on' if on else 'off'}", actor=actor, target=host)
+    setattr(host, flag, on)
+    return bool(changed)
