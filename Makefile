@@ -7,10 +7,20 @@ VENDOR := static/vendor
 
 .PHONY: run test bench lint format vendor migrate venv clean
 
+# libvirt-python compiles against the system libvirt; without libvirt-dev (a bare machine) the
+# platform still runs, with no hypervisor until the operator installs one.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements-dev.txt
+	@if pkg-config --exists libvirt 2>/dev/null; then \
+		$(PIP) install -q -r requirements-dev.txt; \
+	else \
+		echo "NOTE: libvirt development files not found; installing without libvirt-python" \
+		     "(apt-get install libvirt-dev pkg-config to manage hypervisors)"; \
+		grep -v '^libvirt-python' requirements.txt > $(VENV)/requirements-nolibvirt.txt; \
+		sed 's#^-r requirements.txt#-r requirements-nolibvirt.txt#' requirements-dev.txt > $(VENV)/requirements-dev-nolibvirt.txt; \
+		cd $(VENV) && ../$(PIP) install -q -r requirements-dev-nolibvirt.txt; \
+	fi
 	touch $@
 
 venv: $(VENV)/.installed

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from desktops.models import DesktopTemplate
+from desktops.tests.qemu_world import demo_template, qemu_host, start_worker  # noqa: F401  (fixtures)
 from hosts.choices import CopyState, HostState
 from hosts.hypervisor import get_hypervisor
 from hosts.models import Host, Image, ImageCopy
