@@ -7,6 +7,7 @@ from django.contrib.auth.password_validation import validate_password
 
 from tenants.choices import Role
 from tenants.models import Tenant
+from tenants.models.tenant import POLICY_FIELDS
 
 
 class TenantCreateForm(forms.Form):
@@ -54,18 +55,4 @@ class TokenForm(forms.Form):
 class PoliciesForm(forms.ModelForm):
     class Meta:
         model = Tenant
-        fields = [
-            "name",
-            "require_2fa",
-            "idle_timeout_minutes",
-            "idle_action",
-            "inactivity_logout_minutes",
-            "quota_desktops",
-            "quota_vcpus",
-            "quota_ram_mib",
-            "max_running_per_user",
-            "max_session_hours",
-            "allow_admin_console_access",
-            "recording_enabled",
-            "recording_retention_days",
-        ]
+        fields = list(POLICY_FIELDS)

@@ -6,29 +6,13 @@ from rest_framework import serializers
 
 from tenants.choices import Role
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant
+from tenants.models.tenant import POLICY_FIELDS
 
 
 class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
-        fields = [
-            "id",
-            "name",
-            "slug",
-            "status",
-            "require_2fa",
-            "idle_timeout_minutes",
-            "idle_action",
-            "inactivity_logout_minutes",
-            "quota_desktops",
-            "quota_vcpus",
-            "quota_ram_mib",
-            "max_running_per_user",
-            "max_session_hours",
-            "allow_admin_console_access",
-            "recording_enabled",
-            "recording_retention_days",
-        ]
+        fields = ["id", "slug", "status", *POLICY_FIELDS]
         read_only_fields = ["id", "slug", "status"]
 
 

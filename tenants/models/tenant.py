@@ -9,6 +9,23 @@ from django.utils import timezone
 from tenants.choices import ADMIN_ROLES, IdleAction, Role, TenantStatus
 from tenants.querysets import TenantQuerySet
 
+# What tenant admins may change: the form, the API and the service share this list.
+POLICY_FIELDS = (
+    "name",
+    "require_2fa",
+    "idle_timeout_minutes",
+    "idle_action",
+    "inactivity_logout_minutes",
+    "quota_desktops",
+    "quota_vcpus",
+    "quota_ram_mib",
+    "max_running_per_user",
+    "max_session_hours",
+    "allow_admin_console_access",
+    "recording_enabled",
+    "recording_retention_days",
+)
+
 
 class Tenant(models.Model):
     """An organisation: its people, desktops, policies and quotas."""

@@ -10,23 +10,8 @@ from django.utils.text import slugify
 from quetzal.errors import Conflict, ServiceError
 from tenants.choices import Role, TenantStatus
 from tenants.models import Membership, Tenant
+from tenants.models.tenant import POLICY_FIELDS
 from tenants.services import audit
-
-POLICY_FIELDS = (
-    "name",
-    "require_2fa",
-    "idle_timeout_minutes",
-    "idle_action",
-    "inactivity_logout_minutes",
-    "quota_desktops",
-    "quota_vcpus",
-    "quota_ram_mib",
-    "max_running_per_user",
-    "max_session_hours",
-    "allow_admin_console_access",
-    "recording_enabled",
-    "recording_retention_days",
-)
 
 
 def create_tenant(*, name: str, owner, slug: str | None = None, ip: str | None = None) -> Tenant:
