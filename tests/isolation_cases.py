@@ -88,6 +88,71 @@ def _pool(world):
     return Pool.objects.create(tenant=world.tenant, template=_template(world), name="isolated pool", min_ready=0)
 
 
+def _console_session(world):
+    from desktops.models import ConsoleSession
+
+    return ConsoleSession.objects.create(tenant=world.tenant, desktop=_desktop(world), user=world.member)
+
+
+def _recording(world):
+    from desktops.models import Recording
+
+    session = _console_session(world)
+    return Recording.objects.create(
+        tenant=world.tenant, desktop=session.desktop, user=world.member, session=session, path="isolation.qzrec"
+    )
+
+
+def _billing_on() -> None:
+    """The billing API answers only with billing on: switch it on for the current test.
+
+    tests.fixtures' autouse `_fast_passwords` has already overridden settings for this test; ending
+    that override at teardown puts back the settings from before it, so this one ends with it.
+    """
+    from django.conf import UserSettingsHolder, settings
+    from django.test import override_settings
+
+    assert isinstance(settings._wrapped, UserSettingsHolder), "needs a per-test settings override to unwind"
+    override_settings(BILLING_ENABLED=True).enable()
+
+
+def _usage_interval(world):
+    from billing.models import UsageInterval
+
+    _billing_on()
+    desktop = _desktop(world)
+    return UsageInterval.objects.create(
+        tenant=world.tenant,
+        desktop=desktop,
+        desktop_name=desktop.name,
+        user=world.member,
+        person_email=world.member.email,
+        template=desktop.template,
+        template_name=desktop.template.name,
+        price_per_hour="0.1000",
+        currency="usd",
+        started_at=timezone.now(),
+    )
+
+
+def _invoice(world):
+    from billing.models import BillingAccount, Invoice
+
+    _billing_on()
+    account = BillingAccount.objects.create(
+        tenant=world.tenant, currency="usd", stripe_customer_id=f"cus_{world.tenant.slug}"
+    )
+    return Invoice.objects.create(
+        tenant=world.tenant, account=account, stripe_id=f"in_{world.tenant.slug}", status="open", currency="usd"
+    )
+
+
+def _host(world):
+    from hosts.models import Host
+
+    return Host.objects.create(name=f"{world.tenant.slug}-host", uri=f"test:///{world.tenant.slug}-isolation")
+
+
 def _desktop_action(name: str) -> Case:
     return Case(make=_desktop, reader=None, methods=("post",), detail=True, body={"snapshot": "s"})
 
@@ -131,4 +196,17 @@ CASES: dict[str, Case] = {
     "api:desktop-plan-start": Case(make=_template, reader=None, methods=("post",), body=lambda t: {"template": t.pk}),
     "api:desktop-plan-status": Case(make=_desktop, reader="member"),
     "api:desktop-plan-stop": Case(make=_desktop, reader=None, methods=("post",), body=lambda d: {"desktop": d.pk}),
+    "api:desktop-console-ticket": Case(make=_desktop, reader=None, methods=("post",), detail=True),
+    "api:consolesession-list": Case(make=_console_session, reader="admin"),
+    "api:consolesession-detail": Case(make=_console_session, reader="admin"),
+    "api:recording-list": Case(make=_recording, reader="admin"),
+    "api:recording-detail": Case(make=_recording, reader="admin", methods=("get", "delete")),
+    "api:billing-usage-list": Case(make=_usage_interval, reader="admin"),
+    "api:billing-usage-detail": Case(make=_usage_interval, reader="admin"),
+    "api:billing-invoice-list": Case(make=_invoice, reader="admin"),
+    "api:billing-invoice-detail": Case(make=_invoice, reader="admin"),
+    "api:desktop-metrics": Case(make=_desktop, reader="member", detail=True),
+    "api:tenant-metrics": Case(reader="admin"),
+    # Hosts belong to no tenant: no tenant member reads them, and outsiders get a 404 like elsewhere.
+    "api:host-metrics": Case(make=_host, reader=None, detail=True),
 }

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.services import ledger
 from desktops.choices import DesktopState as S
 from desktops.choices import OperationStatus
 from desktops.models import Desktop, Operation, OrphanSighting
@@ -143,6 +144,8 @@ def reconcile_host(host_id: int, *, now: datetime | None = None) -> ReconcileRep
     except HostUnavailable as error:
         log.info("reconcile skipped %s: %s", host.name, error)
         return None
+    # A crash may have left usage intervals open; the host's own view closes them at the right time.
+    ledger.repair_open_intervals(host_id=host_id, now=now)
     by_desktop = {d.desktop_id: d for d in domains if d.desktop_id is not None}
     busy = set(Operation.objects.in_flight().filter(desktop__host=host).values_list("desktop_id", flat=True))
     desktops = Desktop.objects.filter(host=host).exclude(state=S.DELETED).select_related("tenant")

@@ -182,6 +182,10 @@ CELERY_BEAT_SCHEDULE = {
     "desktops-reconcile": {"task": "desktops.tasks.reconcile_all", "schedule": 30.0},
     "desktops-refill-pools": {"task": "desktops.tasks.refill_pools", "schedule": 20.0},
     "desktops-enforce-idle": {"task": "desktops.tasks.enforce_idle", "schedule": 60.0},
+    "billing-maintain-ledger": {"task": "billing.tasks.maintain_ledger", "schedule": 60.0},
+    "billing-report-usage": {"task": "billing.tasks.report_usage", "schedule": 60.0},
+    "billing-enforce-grace": {"task": "billing.tasks.enforce_grace", "schedule": 900.0},
+    "billing-sync-invoices": {"task": "billing.tasks.sync_invoices", "schedule": 21600.0},
 }
 
 # django-allauth: email is the login; verification by email.
@@ -241,6 +245,14 @@ SPECTACULAR_SETTINGS = {
 # Quetzal's own knobs.
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7, minimum=1)
 BILLING_ENABLED = env_bool("BILLING_ENABLED", False)
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "")  # empty: api.stripe.com; e.g. http://127.0.0.1:8420 for localstripe
+STRIPE_TIMEOUT_S = env_int("STRIPE_TIMEOUT_S", 20, minimum=1)
+BILLING_CURRENCY = env_str("BILLING_CURRENCY", "usd").lower()
+BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7, minimum=0)
+BILLING_METER_EVENT_NAME = env_str("BILLING_METER_EVENT_NAME", "quetzal_desktop_usage")
+BILLING_REPORT_LEASE_S = env_int("BILLING_REPORT_LEASE_S", 120, minimum=30)
 
 # Hosts and placement.
 SCHEDULER_STRATEGY = env_choice("SCHEDULER_STRATEGY", ("spread", "pack"), "spread")

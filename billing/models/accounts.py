@@ -1,0 +1,116 @@
+"""A tenant's Stripe side: customer, subscription, payment method, invoices, arrears; webhook log."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from billing.choices import InvoiceStatus
+from tenants.querysets import TenantQuerySet
+
+
+class StripeCatalog(models.Model):
+    """The meter and usage price this installation bills with (one per meter event name and currency)."""
+
+    event_name = models.CharField(max_length=100)
+    currency = models.CharField(max_length=3)
+    meter_id = models.CharField(max_length=64)
+    price_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event_name", "currency"], name="billing_catalog_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} {self.currency}: {self.meter_id} / {self.price_id}"
+
+
+class BillingAccount(models.Model):
+    """A tenant as a Stripe customer with a usage subscription, and its standing (arrears, grace)."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.PROTECT, related_name="billing_account")
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    exempt = models.BooleanField(default=False, help_text="Usage is recorded but never charged.")
+    currency = models.CharField(max_length=3)
+    stripe_customer_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    stripe_subscription_id = models.CharField(max_length=64, blank=True)
+    subscription_status = models.CharField(max_length=32, blank=True)
+    payment_method_brand = models.CharField(max_length=32, blank=True)
+    payment_method_last4 = models.CharField(max_length=4, blank=True)
+    payment_method_expires = models.CharField(max_length=7, blank=True, help_text="MM/YYYY")
+    arrears_since = models.DateTimeField(null=True, blank=True, help_text="First unpaid failed payment.")
+    grace_until = models.DateTimeField(null=True, blank=True)
+    suspended_by_billing = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["tenant__name"]
+
+    def __str__(self) -> str:
+        return f"Billing of {self.tenant}"
+
+    @property
+    def in_arrears(self) -> bool:
+        return self.arrears_since is not None
+
+    @property
+    def has_payment_method(self) -> bool:
+        return bool(self.payment_method_last4)
+
+
+class Invoice(models.Model):
+    """Stripe's invoice as last fetched from Stripe (webhooks re-fetch it; the copy is for listing)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(BillingAccount, on_delete=models.PROTECT, related_name="invoices")
+    stripe_id = models.CharField(max_length=64, unique=True)
+    number = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices)
+    currency = models.CharField(max_length=3)
+    amount_due = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal(0))
+    amount_paid = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal(0))
+    amount_remaining = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal(0))
+    payment_failed = models.BooleanField(default=False, help_text="Open after a failed collection attempt.")
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    hosted_invoice_url = models.URLField(max_length=500, blank=True)
+    invoice_pdf = models.URLField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.number or self.stripe_id
+
+    @property
+    def overdue(self) -> bool:
+        return self.status == InvoiceStatus.OPEN and self.payment_failed
+
+
+class WebhookEvent(models.Model):
+    """A Stripe event processed once: the row is written in the transaction that applies its effect."""
+
+    stripe_event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=255, blank=True)
+    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stripe_created = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_event_id}"

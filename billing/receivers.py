@@ -1,0 +1,51 @@
+"""Hooks into other apps: desktop state changes drive the ledger; template price edits are recorded."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.db import transaction
+
+from billing import conf
+from billing.choices import EndedBy
+from desktops.choices import DesktopState
+
+log = logging.getLogger(__name__)
+
+
+def on_desktop_state_changed(sender, *, desktop_id: int, state: str, at, **kwargs) -> None:
+    """Open the interval when a desktop enters running; close it when it enters any other state."""
+    if not conf.billing_enabled():
+        return
+    from billing.services import ledger
+
+    try:
+        # A savepoint: a ledger failure must never undo the state change it follows.
+        with transaction.atomic():
+            if state == DesktopState.RUNNING:
+                ledger.open_interval(desktop_id=desktop_id, at=at)
+            else:
+                ended_by = state if state in EndedBy.values else EndedBy.OTHER
+                ledger.close_open_intervals(desktop_id=desktop_id, at=at, ended_by=ended_by)
+    except Exception:  # the repair pass of the billing beat puts the ledger right
+        log.exception("usage ledger not updated for desktop %s entering %s", desktop_id, state)
+
+
+def on_template_pre_save(sender, instance, raw: bool = False, **kwargs) -> None:
+    """Remember the stored price, so a save that changes it is recorded right after it."""
+    if raw or instance.pk is None or not conf.billing_enabled():
+        return
+    stored = type(instance).objects.filter(pk=instance.pk).values_list("price_per_hour", flat=True).first()
+    if stored is not None and Decimal(stored) != Decimal(str(instance.price_per_hour)):
+        instance._billing_previous_price = Decimal(stored)
+
+
+def on_template_post_save(sender, instance, raw: bool = False, **kwargs) -> None:
+    """A template's price edited directly (admin, shell): the new price applies from now on."""
+    previous = instance.__dict__.pop("_billing_previous_price", None)
+    if previous is None or raw:
+        return
+    from billing.services import prices
+
+    prices.record_template_edit(template=instance, previous=previous)

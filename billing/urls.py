@@ -1,0 +1,18 @@
+"""Billing pages and the Stripe webhook (mounted at the site root)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from billing.views import pages, webhook
+
+app_name = "billing"
+urlpatterns = [
+    path("billing/stripe/webhook/", webhook.stripe_webhook, name="stripe-webhook"),
+    path("admin-console/billing/", pages.TenantBillingView.as_view(), name="tenant"),
+    path("admin-console/billing/usage.csv", pages.TenantUsageCsvView.as_view(), name="tenant-csv"),
+    path("admin-console/billing/checkout/", pages.CheckoutView.as_view(), name="checkout"),
+    path("admin-console/billing/portal/", pages.PortalView.as_view(), name="portal"),
+    path("operations/billing/", pages.OperatorUsageView.as_view(), name="operator"),
+    path("operations/billing/usage.csv", pages.OperatorUsageCsvView.as_view(), name="operator-csv"),
+]
