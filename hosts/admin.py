@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -13,6 +16,7 @@ from hosts.choices import HostState
 from hosts.models import OPERATOR_FIELDS, Allocation, Host, HostDevice, Image, ImageCopy
 from hosts.services import hosts as host_services
 from hosts.services import images as image_services
+from hosts.services import overview
 from quetzal.errors import ServiceError
 
 _STATE_COLOURS = {HostState.UP: "#2e7d32", HostState.DOWN: "#c62828", HostState.UNKNOWN: "#757575"}
@@ -195,6 +199,34 @@ class HostAdmin(admin.ModelAdmin):
             host_services.update_host(host=obj, changes=changes, actor=request.user)
             obj.refresh_from_db()
 
+    # --- the live host dashboard (operators) -------------------------------------------------
+
+    def get_urls(self):
+        dashboard = [
+            path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="hosts_host_dashboard"),
+            path("dashboard/rows/", self.admin_site.admin_view(self.dashboard_rows), name="hosts_host_dashboard_rows"),
+        ]
+        return dashboard + super().get_urls()
+
+    def _dashboard(self, request, template: str) -> TemplateResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Live host dashboard",
+            "opts": self.model._meta,
+            "fleet": overview.fleet(),
+        }
+        return TemplateResponse(request, template, context)
+
+    def dashboard_view(self, request) -> TemplateResponse:
+        """Every host's health and capacity, refreshed in place every few seconds."""
+        return self._dashboard(request, "admin/hosts/host/dashboard.html")
+
+    def dashboard_rows(self, request) -> TemplateResponse:
+        """The dashboard's figures alone, for its refresh."""
+        return self._dashboard(request, "admin/hosts/host/dashboard_figures.html")
+
     @admin.display(description="State", ordering="state")
     def state_badge(self, host: Host) -> str:
         return format_html('<b style="color:{}">{}</b>', _STATE_COLOURS[host.state], host.get_state_display())
@@ -238,7 +270,8 @@ class HostAdmin(admin.ModelAdmin):
     @admin.action(description="Check now (heartbeat)")
     def heartbeat_now(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
-        transaction.on_commit(lambda: [tasks.heartbeat_host.delay(host_id) for host_id in ids])
+        for host_id in ids:
+            transaction.on_commit(lambda host_id=host_id: tasks.heartbeat_host.delay(host_id), robust=True)
         messages.success(request, f"Heartbeat queued for {len(ids)} host(s).")
 
     @admin.action(description="Copy every image to these hosts")

@@ -26,6 +26,10 @@ OPERATOR_FIELDS = (
 )
 
 
+# Kept by hosts.scheduler's conditional updates only.
+COUNTER_FIELDS = ("allocated_vcpus", "allocated_memory_mib")
+
+
 def default_console_address(uri: str) -> str:
     """The host named in a libvirt URI, or loopback for local URIs (qemu:///system)."""
     return urlsplit(uri).hostname or "127.0.0.1"
@@ -97,6 +101,15 @@ class Host(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        """Save; a whole-row save of an existing host leaves the scheduler's counters alone."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            # A copy read before a placement would otherwise write the old counters back.
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name not in COUNTER_FIELDS
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def effective_virt_type(self) -> str:

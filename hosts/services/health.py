@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing.services import ledger
 from hosts import conf, scheduler
 from hosts.choices import HostState
 from hosts.hypervisor import HypervisorError, get_hypervisor
@@ -47,7 +48,7 @@ def heartbeat(*, host_id: int) -> Host:
         sync_devices(host, info)
         if came_back:
             audit.record("host.up", target=host, data={"previous": host.state})
-    # Separate transaction: it locks the host row, which must not wait on the work above.
+    # Its own short transaction: the host row lock it takes is held only while it counts.
     scheduler.resync_counters(host.pk)
     host.refresh_from_db()
     return host
@@ -72,6 +73,8 @@ def _mark_down(hosts, now: datetime, error: str = "") -> list[int]:
             .update(state=HostState.DOWN)
         ):
             marked.append(host.pk)
+            # Desktops on a silent host stopped being usable when it was last heard from.
+            ledger.close_host_intervals(host_id=host.pk, at=host.last_heartbeat_at or now)
             audit.record(
                 "host.down",
                 target=host,

@@ -85,7 +85,8 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
             audit.record("host.register", actor=actor, target=host, data={"uri": uri, **settings})
     except IntegrityError:
         raise HostExists(f"A host named {host.name!r} or with URI {uri} is already registered.") from None
-    transaction.on_commit(lambda: _copy_images_later(host.pk))
+    # robust: a broker outage is logged, and must not fail a registration that has committed.
+    transaction.on_commit(lambda: _copy_images_later(host.pk), robust=True)
     return host
 
 

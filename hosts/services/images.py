@@ -257,8 +257,10 @@ def request_copies(*, image: Image, hosts: Iterable[Host], actor=None) -> list[I
             copy.refresh_from_db()
             copies.append(copy)
             if copy.state == CopyState.PENDING:
+                # robust: with the broker down the copy stays pending and the action can be repeated.
                 transaction.on_commit(
-                    lambda image_id=image.pk, host_id=host.pk: tasks.copy_image_to_host.delay(image_id, host_id)
+                    lambda image_id=image.pk, host_id=host.pk: tasks.copy_image_to_host.delay(image_id, host_id),
+                    robust=True,
                 )
         audit.record("image.copy.request", actor=actor, target=image, data={"hosts": [c.host_id for c in copies]})
     return copies

@@ -13,8 +13,8 @@ from hosts.admin import capacity_bar
 from hosts.choices import CopyState
 from hosts.models import Host, Image, ImageCopy
 from hosts.tests.factories import HostFactory, ImageFactory
+from hosts.tests.fakes import qcow2_bytes
 from hosts.tests.libvirt_hosts import DEAD_URI, DEFAULT_POOL, DEFAULT_URI
-from hosts.tests.test_images import qcow2_bytes
 from tenants.models import AuditEvent, User
 from tests.fixtures import login_client
 
@@ -158,3 +158,15 @@ def test_it_copies_images_to_every_host_from_the_list(operator, monkeypatch, dja
     assert set(ImageCopy.objects.values_list("host_id", "state")) == {(h.pk, CopyState.PENDING) for h in hosts}
     # and the image page lists them
     assert operator.get(f"/admin/hosts/image/{image.pk}/change/").status_code == 200
+
+
+def test_it_queues_a_heartbeat_from_the_list(operator, monkeypatch, django_capture_on_commit_callbacks):
+    # given a host and a watched heartbeat task
+    host = HostFactory()
+    queued = []
+    monkeypatch.setattr(tasks.heartbeat_host, "delay", lambda host_id: queued.append(host_id))
+    # when the operator asks for a check now
+    with django_capture_on_commit_callbacks(execute=True):
+        operator.post("/admin/hosts/host/", {"action": "heartbeat_now", "_selected_action": [host.pk]})
+    # then a heartbeat is queued for it
+    assert queued == [host.pk]

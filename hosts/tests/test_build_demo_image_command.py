@@ -14,8 +14,7 @@ from hosts.choices import CopyState
 from hosts.models import Image, ImageCopy
 from hosts.services import images
 from hosts.tests.factories import HostFactory
-from hosts.tests.test_image_copy import RecordingHypervisor
-from hosts.tests.test_images import qcow2_bytes
+from hosts.tests.fakes import RecordingHypervisor, qcow2_bytes
 
 pytestmark = pytest.mark.django_db
 

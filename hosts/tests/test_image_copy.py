@@ -20,6 +20,7 @@ from hosts.models import Host, ImageCopy
 from hosts.services import images
 from hosts.services.hosts import register_host
 from hosts.tests.factories import HostFactory, ImageCopyFactory, ImageFactory
+from hosts.tests.fakes import RecordingHypervisor
 from hosts.tests.libvirt_hosts import DEAD_URI, DEFAULT_POOL, DEFAULT_URI
 from quetzal.errors import Conflict
 from tenants.models import AuditEvent
@@ -42,25 +43,6 @@ def boot_files(tmp_path: Path) -> dict[str, Path]:
 def demo_like_image(boot_files):
     f = boot_files
     return images.import_image(f["disk"], f"img-{uuid.uuid4().hex[:6]}", "raw", kernel=f["kernel"], initrd=f["initrd"])
-
-
-class RecordingHypervisor:
-    """Stands in for a remote host: uploads are kept in memory, as bytes that crossed the wire."""
-
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.volumes: dict[str, bytes] = {}
-        self.fail_on = fail_on
-
-    def volume_delete(self, pool: str, name: str) -> None:
-        self.volumes.pop(name, None)
-
-    def volume_upload(self, pool: str, name: str, src_path: str, fmt: str = "qcow2") -> str:
-        if self.fail_on and name.endswith(self.fail_on):
-            from hosts.hypervisor import OperationFailed
-
-            raise OperationFailed("pool is full")
-        self.volumes[name] = Path(src_path).read_bytes()
-        return f"/pool/{name}"
 
 
 def test_it_uploads_the_disk_kernel_and_initrd_and_marks_the_copy_ready(monkeypatch, demo_like_image, boot_files):

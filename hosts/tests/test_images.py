@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,10 @@ from django.core.management import CommandError, call_command
 from hosts.errors import ChecksumMismatch, ImageExists, InvalidImage
 from hosts.models import Image
 from hosts.services import images
+from hosts.tests.fakes import qcow2_bytes
 from tenants.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
-
-
-def qcow2_bytes(virtual_size: int, *, backing: bool = False, padding: int = 4096) -> bytes:
-    """A qcow2 v3 header (what import reads) followed by zeros."""
-    header = b"QFI\xfb" + struct.pack(">I", 3)
-    header += struct.pack(">QI", 512 if backing else 0, 9 if backing else 0)
-    header += struct.pack(">IQ", 16, virtual_size)
-    return header + b"\0" * (padding - len(header))
 
 
 @pytest.fixture

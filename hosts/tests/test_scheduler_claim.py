@@ -83,19 +83,16 @@ def test_it_rechecks_capacity_in_the_claim_itself():
 
 
 def test_it_tries_the_next_candidate_when_a_claim_loses(monkeypatch):
-    # given two hosts, the better one filled between ranking and claiming
+    # given a ranking made before another worker filled the best host (and no lock-free shortcut)
     best, other = HostFactory(), HostFactory(allocated_memory_mib=8 * 1024)
-    real_claim = scheduler._claim
-
-    def claim_after_race(req, host_id, now):
-        if host_id == best.pk:
-            Host.objects.filter(pk=best.pk).update(allocated_memory_mib=63 * 1024)
-        return real_claim(req, host_id, now)
-
-    monkeypatch.setattr(scheduler, "_claim", claim_after_race)
+    stale = scheduler.rank(request())
+    Host.objects.filter(pk=best.pk).update(allocated_memory_mib=63 * 1024)
+    monkeypatch.setattr(scheduler, "rank", lambda *args, **kwargs: stale)
+    monkeypatch.setattr(scheduler, "_claim_best", lambda *args: None)
     # when placing
     placement = scheduler.place(request())
-    # then the desktop lands on the second candidate
+    # then the first claim loses and the desktop lands on the second candidate
+    assert stale == [best.pk, other.pk]
     assert placement.host_id == other.pk
 
 
@@ -207,3 +204,16 @@ def test_it_repairs_drifted_counters_from_the_allocations():
     assert (host.allocated_vcpus, host.allocated_memory_mib) == (4, 8192)
     assert (gpu.mdev_instances_used, gpu.mdev_type_in_use) == (1, "nvidia-63")
     assert scheduler.resync_counters(host.pk) is False
+
+
+def test_it_keeps_counters_when_a_stale_copy_of_the_host_is_saved():
+    # given a host read before a desktop was placed on it
+    stale = HostFactory()
+    scheduler.place(request(1))
+    # when the stale copy is saved with a new setting
+    stale.cpu_ratio = 2.0
+    stale.save()
+    # then the setting is saved and the placement still counts
+    fresh = Host.objects.get(pk=stale.pk)
+    assert fresh.cpu_ratio == 2.0
+    assert (fresh.allocated_vcpus, fresh.allocated_memory_mib) == (2, 4096)

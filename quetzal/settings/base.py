@@ -178,7 +178,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 CELERY_TASK_DEFAULT_QUEUE = "quetzal"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
-    "hosts-heartbeat": {"task": "hosts.tasks.heartbeat_all", "schedule": 15.0},
+    "hosts-heartbeat": {"task": "hosts.tasks.heartbeat_all", "schedule": 15.0, "options": {"expires": 15}},
     "desktops-reconcile": {"task": "desktops.tasks.reconcile_all", "schedule": 30.0},
     "desktops-refill-pools": {"task": "desktops.tasks.refill_pools", "schedule": 20.0},
     "desktops-enforce-idle": {"task": "desktops.tasks.enforce_idle", "schedule": 60.0},
@@ -257,6 +257,9 @@ BILLING_REPORT_LEASE_S = env_int("BILLING_REPORT_LEASE_S", 120, minimum=30)
 # Hosts and placement.
 SCHEDULER_STRATEGY = env_choice("SCHEDULER_STRATEGY", ("spread", "pack"), "spread")
 HOST_DOWN_AFTER_S = env_int("HOST_DOWN_AFTER_S", 60, minimum=15)
+HOST_HEARTBEAT_INTERVAL_S = env_int("HOST_HEARTBEAT_INTERVAL_S", 15, minimum=1)
+IMAGE_COPY_STALE_AFTER_S = env_int("IMAGE_COPY_STALE_AFTER_S", 3600, minimum=60)
+SCHEDULER_CANDIDATES = env_int("SCHEDULER_CANDIDATES", 8, minimum=1)
 
 # Desktop lifecycle.
 DESKTOP_STOP_TIMEOUT_S = env_int("DESKTOP_STOP_TIMEOUT_S", 60, minimum=1)
