@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Count, Q
 from django.utils.html import format_html
 
-from desktops.choices import OperationKind
+from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
+from desktops.models.desktop import TRANSITIONAL_STATES
 from desktops.services.requests import request_action
 from quetzal.errors import ServiceError
+
+_TONES = {
+    DesktopState.RUNNING: "ok",
+    DesktopState.ERROR: "bad",
+    DesktopState.HIBERNATED: "sleep",
+    DesktopState.SUSPENDED: "sleep",
+    **{state: "busy" for state in TRANSITIONAL_STATES},
+}
 
 
 @admin.register(DesktopTemplate)
@@ -16,18 +26,43 @@ class DesktopTemplateAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "os_family",
-        "vcpus",
-        "memory_mib",
-        "disk_gib",
+        "size",
         "gpu_kind",
         "price_per_hour",
         "visibility",
         "tenant",
+        "image",
+        "desktops_alive",
         "enabled",
     ]
-    list_filter = ["os_family", "gpu_kind", "visibility", "enabled"]
-    search_fields = ["name"]
+    list_filter = ["visibility", "os_family", "gpu_kind", "enabled", "image"]
+    list_select_related = ["tenant", "image"]
+    search_fields = ["name", "tenant__name"]
     autocomplete_fields = ["tenant"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "os_family", "image", "enabled"]}),
+        ("Size", {"fields": ["vcpus", "memory_mib", "disk_gib", "gpu_kind", "gpu_mdev_type"]}),
+        ("Who may launch it, at what price", {"fields": ["visibility", "tenant", "price_per_hour"]}),
+        (
+            "First boot (cloud-init)",
+            {
+                "fields": ["cloud_init_user", "cloud_init_password", "cloud_init_ssh_key", "cloud_init_packages"],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
+
+    def get_queryset(self, request):
+        alive = Count("desktops", filter=~Q(desktops__state=DesktopState.DELETED))
+        return super().get_queryset(request).annotate(alive_count=alive)
+
+    @admin.display(description="Size")
+    def size(self, template: DesktopTemplate) -> str:
+        return f"{template.vcpus} vCPU · {template.memory_mib} MiB · {template.disk_gib} GiB"
+
+    @admin.display(description="Desktops", ordering="alive_count")
+    def desktops_alive(self, template: DesktopTemplate) -> int:
+        return template.alive_count
 
 
 class OperationInline(admin.TabularInline):
@@ -60,8 +95,19 @@ def _bulk(kind: str, label: str):
 
 @admin.register(Desktop)
 class DesktopAdmin(admin.ModelAdmin):
-    list_display = ["name", "tenant", "user", "kind", "state_badge", "host", "vcpus", "memory_mib", "running_since"]
+    list_display = [
+        "name",
+        "tenant",
+        "user",
+        "kind",
+        "state_badge",
+        "host",
+        "vcpus",
+        "memory_mib",
+        "running_since",
+    ]
     list_filter = ["state", "kind", "tenant", "host"]
+    list_select_related = ["tenant", "user", "host", "template"]
     search_fields = ["name", "user__email", "tenant__name"]
     readonly_fields = [
         "state",
@@ -82,18 +128,23 @@ class DesktopAdmin(admin.ModelAdmin):
         _bulk(OperationKind.STOP, "Stop"),
         _bulk(OperationKind.REBOOT, "Reboot"),
         _bulk(OperationKind.HIBERNATE, "Hibernate"),
+        _bulk(OperationKind.RESUME, "Resume"),
+        _bulk(OperationKind.SNAPSHOT, "Snapshot"),
         _bulk(OperationKind.DELETE, "Delete"),
     ]
 
     @admin.display(description="State", ordering="state")
     def state_badge(self, desktop: Desktop) -> str:
-        return format_html('<span class="badge {}">{}</span>', desktop.state, desktop.get_state_display())
+        tone = _TONES.get(desktop.state, "")
+        return format_html('<span class="q-badge {}">{}</span>', tone, desktop.get_state_display())
 
 
 @admin.register(Operation)
 class OperationAdmin(admin.ModelAdmin):
-    list_display = ["id", "desktop", "kind", "status", "step", "queued_at", "finished_at", "error_code"]
-    list_filter = ["status", "kind"]
+    list_display = ["id", "desktop", "tenant", "kind", "status", "step", "queued_at", "finished_at", "error_code"]
+    list_filter = ["status", "kind", "tenant"]
+    list_select_related = ["desktop", "tenant"]
+    date_hierarchy = "queued_at"
     search_fields = ["desktop__name", "error"]
     readonly_fields = [f.name for f in Operation._meta.fields]
 
@@ -101,7 +152,8 @@ class OperationAdmin(admin.ModelAdmin):
 @admin.register(Pool)
 class PoolAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "template", "min_ready", "max_size", "warm_state", "ready", "enabled"]
-    list_filter = ["enabled", "warm_state"]
+    list_filter = ["enabled", "warm_state", "tenant"]
+    list_select_related = ["tenant", "template"]
 
     @admin.display(description="Warm now")
     def ready(self, pool: Pool) -> int:

@@ -1,6 +1,14 @@
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
 class DesktopsConfig(AppConfig):
     name = "desktops"
     verbose_name = "Desktops"
+
+    def ready(self) -> None:
+        from desktops.metrics import checks, receivers  # noqa: F401 - checks registers the system checks
+
+        # Lifecycle events reach live pages (desktop and tenant topics) once committed.
+        receivers.connect()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from desktops.console.consumers import ConsoleConsumer
+from desktops.metrics.consumers import LiveConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/desktops/<int:pk>/console/", ConsoleConsumer.as_asgi(), name="desktop-console-ws"),
+    path("ws/live/", LiveConsumer.as_asgi(), name="live-ws"),
+]

@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("desktops.urls")),
     path("", include("billing.urls")),
+    path("", include("desktops.metrics.urls")),
 ]

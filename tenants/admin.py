@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import Count, Q
+from django.utils.html import format_html
 
 from tenants.choices import TenantStatus
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant, User
@@ -18,12 +20,75 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "status", "require_2fa", "quota_desktops", "quota_vcpus", "quota_ram_mib"]
+    list_display = [
+        "name",
+        "slug",
+        "status_badge",
+        "members",
+        "desktops_running",
+        "quota_desktops",
+        "quota_vcpus",
+        "quota_ram_mib",
+        "max_running_per_user",
+        "require_2fa",
+    ]
     list_filter = ["status", "require_2fa"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
     actions = ["suspend", "reactivate"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "status"]}),
+        (
+            "Quotas (0 means no limit)",
+            {"fields": ["quota_desktops", "quota_vcpus", "quota_ram_mib", "max_running_per_user"]},
+        ),
+        (
+            "Policies",
+            {
+                "fields": [
+                    "require_2fa",
+                    "idle_timeout_minutes",
+                    "idle_action",
+                    "inactivity_logout_minutes",
+                    "max_session_hours",
+                    "allow_admin_console_access",
+                    "recording_enabled",
+                    "recording_retention_days",
+                ],
+                "classes": ["collapse"],
+            },
+        ),
+    ]
+
+    # Suspension goes through the actions (set_status), so it is audited and billing hears of it.
+    readonly_fields = ["status"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        policies = {f: form.cleaned_data[f] for f in form.changed_data if f in tenant_services.POLICY_FIELDS}
+        if change and policies and len(policies) == len(form.changed_data):
+            # Quotas and policies changed by an operator are audited like a tenant admin's change.
+            tenant_services.update_policies(tenant=obj, changes=policies, actor=request.user)
+            return
+        super().save_model(request, obj, form, change)
+
+    def get_queryset(self, request):
+        running = Count("desktops", filter=Q(desktops__state="running"), distinct=True)
+        people = Count("memberships", distinct=True)
+        return super().get_queryset(request).annotate(running_count=running, member_count=people)
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, tenant: Tenant) -> str:
+        tone = "ok" if tenant.status == TenantStatus.ACTIVE else "bad"
+        return format_html('<span class="q-badge {}">{}</span>', tone, tenant.get_status_display())
+
+    @admin.display(description="People", ordering="member_count")
+    def members(self, tenant: Tenant) -> int:
+        return tenant.member_count
+
+    @admin.display(description="Running", ordering="running_count")
+    def desktops_running(self, tenant: Tenant) -> int:
+        return tenant.running_count
 
     @admin.action(description="Suspend selected tenants")
     def suspend(self, request, queryset):

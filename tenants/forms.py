@@ -56,3 +56,18 @@ class PoliciesForm(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = list(POLICY_FIELDS)
+        labels = {
+            "name": "Organisation name",
+            "require_2fa": "Require two-factor authentication",
+            "inactivity_logout_minutes": "Sign out after idle minutes in the portal",
+            "idle_timeout_minutes": "Idle timeout (minutes)",
+            "idle_action": "When a desktop is idle",
+            "max_session_hours": "Maximum session (hours)",
+            "quota_desktops": "Desktops",
+            "quota_vcpus": "Running vCPUs",
+            "quota_ram_mib": "Running RAM (MiB)",
+            "max_running_per_user": "Running desktops per person",
+            "allow_admin_console_access": "Admins may open members' consoles",
+            "recording_enabled": "Record console sessions",
+            "recording_retention_days": "Keep recordings (days)",
+        }

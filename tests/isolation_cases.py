@@ -196,8 +196,17 @@ CASES: dict[str, Case] = {
     "api:desktop-plan-start": Case(make=_template, reader=None, methods=("post",), body=lambda t: {"template": t.pk}),
     "api:desktop-plan-status": Case(make=_desktop, reader="member"),
     "api:desktop-plan-stop": Case(make=_desktop, reader=None, methods=("post",), body=lambda d: {"desktop": d.pk}),
+    "api:desktop-console-ticket": Case(make=_desktop, reader=None, methods=("post",), detail=True),
+    "api:consolesession-list": Case(make=_console_session, reader="admin"),
+    "api:consolesession-detail": Case(make=_console_session, reader="admin"),
+    "api:recording-list": Case(make=_recording, reader="admin"),
+    "api:recording-detail": Case(make=_recording, reader="admin", methods=("get", "delete")),
     "api:billing-usage-list": Case(make=_usage_interval, reader="admin"),
     "api:billing-usage-detail": Case(make=_usage_interval, reader="admin"),
     "api:billing-invoice-list": Case(make=_invoice, reader="admin"),
     "api:billing-invoice-detail": Case(make=_invoice, reader="admin"),
+    "api:desktop-metrics": Case(make=_desktop, reader="member", detail=True),
+    "api:tenant-metrics": Case(reader="admin"),
+    # Hosts belong to no tenant: no tenant member reads them, and outsiders get a 404 like elsewhere.
+    "api:host-metrics": Case(make=_host, reader=None, detail=True),
 }

@@ -6,6 +6,7 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.db import transaction
@@ -69,6 +70,23 @@ def salvage(recording: Recording, *, at: datetime | None = None) -> bool:
     except (OSError, RecordingFormatError, RecordingMissing):
         stats = RecordingStats(size_bytes=0, frames=0, duration_ms=0)
     return finish(recording_id=recording.pk, stats=stats, at=at)
+
+
+def open_for_replay(*, recording: Recording, actor, ip: str | None = None) -> BinaryIO:
+    """The recording's file opened for a tenant admin's replay (audited)."""
+    try:
+        handle = file_path(recording).open("rb")
+    except FileNotFoundError:
+        raise RecordingMissing("This recording's file is gone (deleted or never written).") from None
+    audit.record(
+        "console.recording.replay",
+        actor=actor,
+        tenant=recording.tenant,
+        target=recording.desktop,
+        ip=ip,
+        data={"recording": recording.pk, "session": recording.session_id},
+    )
+    return handle
 
 
 def _unlink(recording: Recording) -> None:

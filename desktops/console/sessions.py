@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from desktops.console import activity, recordings, tickets
 from desktops.console.errors import ConsoleError, ConsoleUnavailable, DesktopNotFound, NotSignedIn
 from desktops.console.recordfile import RecordingStats
 from desktops.models import ConsoleSession, Desktop, Recording
+from tenants.models import Membership
 from tenants.services import audit
 
 log = logging.getLogger(__name__)
@@ -114,12 +116,33 @@ def open_session(
     )
 
 
+def _still_allowed(session: ConsoleSession, session_key: str | None) -> bool:
+    """Whether the person is still signed in with that browser session and still in the tenant."""
+    if session_key is not None and not import_module(settings.SESSION_ENGINE).SessionStore().exists(session_key):
+        return False
+    return Membership.objects.filter(user_id=session.user_id, tenant_id=session.tenant_id).exists()
+
+
 def heartbeat(
-    *, session_id: int, bytes_to_desktop: int, bytes_from_desktop: int, input_at: datetime | None = None
+    *,
+    session_id: int,
+    bytes_to_desktop: int,
+    bytes_from_desktop: int,
+    input_at: datetime | None = None,
+    session_key: str | None = None,
 ) -> bool:
-    """Report an open session's counters and latest input; False when it was ended elsewhere."""
-    session = ConsoleSession.objects.filter(pk=session_id).only("desktop_id").first()
+    """Report counters and input; False when the session must end (ended elsewhere, signed out, removed)."""
+    session = ConsoleSession.objects.filter(pk=session_id).only("desktop_id", "user_id", "tenant_id").first()
     if session is None:
+        return False
+    if not _still_allowed(session, session_key):
+        end_session(
+            session_id=session_id,
+            reason="access_revoked",
+            bytes_to_desktop=bytes_to_desktop,
+            bytes_from_desktop=bytes_from_desktop,
+            input_at=input_at,
+        )
         return False
     alive = ConsoleSession.objects.filter(pk=session_id, ended_at__isnull=True).update(
         last_seen_at=timezone.now(), bytes_to_desktop=bytes_to_desktop, bytes_from_desktop=bytes_from_desktop
@@ -149,8 +172,14 @@ def end_session(
             bytes_to_desktop=bytes_to_desktop,
             bytes_from_desktop=bytes_from_desktop,
         )
-        if recording is not None and recording_id is not None:
-            recordings.finish(recording_id=recording_id, stats=recording, at=now)
+        if recording_id is not None:
+            if recording is not None:
+                recordings.finish(recording_id=recording_id, stats=recording, at=now)
+            else:
+                # The writer failed to close cleanly: keep whatever reached the disk.
+                unfinished = Recording.objects.filter(pk=recording_id, ended_at__isnull=True).first()
+                if unfinished is not None:
+                    recordings.salvage(unfinished, at=now)
         if not ended:
             return False
         session = ConsoleSession.objects.select_related("desktop", "tenant", "user").get(pk=session_id)

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from desktops.choices import GpuKind, OsFamily, Visibility
+from tenants.querysets import TenantQuerySet
 
 
 class TemplateQuerySet(models.QuerySet):
@@ -45,6 +46,8 @@ class DesktopTemplate(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TemplateQuerySet.as_manager()
+    # owned.for_tenant(t): the templates t owns, enabled or not (what its admins manage).
+    owned = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -26,7 +26,7 @@ from hosts.hypervisor import (
     NotSupported,
     get_hypervisor,
 )
-from hosts.models import Host, ImageCopy
+from hosts.models import Host, HostDevice, ImageCopy
 from hosts.services import images as image_services
 from quetzal.errors import ServiceError
 
@@ -127,7 +127,10 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
 
     progress.step(operation, "defining")
     copy = ImageCopy.objects.filter(image=template.image, host=host).first()
-    hv.define(spec.domain_spec(desktop, disk_path=disk_path, seed_path=seed_path, image_copy=copy, host=host))
+    gpu = HostDevice.objects.filter(pk=placement.gpu_device_id).first() if placement.gpu_device_id else None
+    hv.define(
+        spec.domain_spec(desktop, disk_path=disk_path, seed_path=seed_path, image_copy=copy, host=host, gpu_device=gpu)
+    )
 
 
 def _upload_seed(hv, host: Host, desktop: Desktop, volume_name: str) -> str:

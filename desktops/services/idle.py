@@ -41,6 +41,11 @@ def _action_for(desktop: Desktop) -> str:
     return IdleAction.STOP if action == IdleAction.RECYCLE else action
 
 
+def idle_action(desktop: Desktop) -> str:
+    """What the idle policy will do to this desktop: stop, hibernate, recycle or none."""
+    return _action_for(desktop)
+
+
 def apply(desktop: Desktop, *, reason: str) -> bool:
     """Stop, hibernate or recycle the desktop, recording why; False when something else is in flight."""
     action = _action_for(desktop)

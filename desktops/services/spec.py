@@ -6,7 +6,7 @@ from django.conf import settings
 
 from desktops.cloudinit import SeedConfig
 from desktops.models import Desktop
-from hosts.hypervisor import DiskSpec, DomainSpec, GraphicsSpec, InterfaceSpec
+from hosts.hypervisor import DiskSpec, DomainSpec, GraphicsSpec, HostdevSpec, InterfaceSpec
 
 
 def disk_volume_name(desktop: Desktop) -> str:
@@ -35,7 +35,17 @@ def seed_config(desktop: Desktop) -> SeedConfig:
     )
 
 
-def domain_spec(desktop: Desktop, *, disk_path: str, seed_path: str | None, image_copy, host) -> DomainSpec:
+def gpu_hostdevs(gpu_device) -> tuple[HostdevSpec, ...]:
+    """A whole GPU passed through (its PCI address); none when the template asks for no GPU."""
+    if gpu_device is None or gpu_device.mdev_type_in_use:
+        # Mediated devices need an instance created on the host first; that is not wired yet.
+        return ()
+    return (HostdevSpec.from_address(gpu_device.pci_address),)
+
+
+def domain_spec(
+    desktop: Desktop, *, disk_path: str, seed_path: str | None, image_copy, host, gpu_device=None
+) -> DomainSpec:
     """The VM for this desktop on this host: virtio disk, seed CD-ROM, VNC on the management address."""
     disks = [DiskSpec(path=disk_path, target_dev="vda", bus="virtio", driver_type="qcow2")]
     if seed_path:
@@ -57,5 +67,6 @@ def domain_spec(desktop: Desktop, *, disk_path: str, seed_path: str | None, imag
         kernel=kernel,
         initrd=(getattr(image_copy, "initrd_path", "") or None) if kernel else None,
         cmdline=(desktop.template.image.cmdline or None) if kernel else None,
+        hostdevs=gpu_hostdevs(gpu_device),
         title=desktop.name,
     )

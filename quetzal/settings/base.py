@@ -182,6 +182,10 @@ CELERY_BEAT_SCHEDULE = {
     "desktops-reconcile": {"task": "desktops.tasks.reconcile_all", "schedule": 30.0},
     "desktops-refill-pools": {"task": "desktops.tasks.refill_pools", "schedule": 20.0},
     "desktops-enforce-idle": {"task": "desktops.tasks.enforce_idle", "schedule": 60.0},
+    "metrics-collect": {"task": "desktops.metrics.tasks.collect_all", "schedule": 5.0, "options": {"expires": 5}},
+    "metrics-rollup": {"task": "desktops.metrics.tasks.rollup", "schedule": 60.0},
+    "metrics-prune": {"task": "desktops.metrics.tasks.prune", "schedule": 600.0},
+    "desktops-console-cleanup": {"task": "desktops.console.tasks.cleanup", "schedule": 60.0},
     "billing-maintain-ledger": {"task": "billing.tasks.maintain_ledger", "schedule": 60.0},
     "billing-report-usage": {"task": "billing.tasks.report_usage", "schedule": 60.0},
     "billing-enforce-grace": {"task": "billing.tasks.enforce_grace", "schedule": 900.0},
@@ -253,6 +257,21 @@ BILLING_CURRENCY = env_str("BILLING_CURRENCY", "usd").lower()
 BILLING_GRACE_DAYS = env_int("BILLING_GRACE_DAYS", 7, minimum=0)
 BILLING_METER_EVENT_NAME = env_str("BILLING_METER_EVENT_NAME", "quetzal_desktop_usage")
 BILLING_REPORT_LEASE_S = env_int("BILLING_REPORT_LEASE_S", 120, minimum=30)
+
+# Consoles.
+CONSOLE_TICKET_TTL_S = env_int("CONSOLE_TICKET_TTL_S", 30, minimum=5, maximum=60)
+CONSOLE_HEARTBEAT_S = env_int("CONSOLE_HEARTBEAT_S", 30, minimum=5, maximum=300)
+RECORDINGS_ROOT = Path(env_str("RECORDINGS_ROOT", str(VAR_DIR / "recordings")))
+
+# Live metrics.
+METRICS_INTERVAL_S = env_int("METRICS_INTERVAL_S", 5, minimum=1)
+METRICS_RAW_RETENTION_H = env_int("METRICS_RAW_RETENTION_H", 24, minimum=1)
+METRICS_MINUTE_RETENTION_D = env_int("METRICS_MINUTE_RETENTION_D", 7, minimum=1)
+METRICS_HOUR_RETENTION_D = env_int("METRICS_HOUR_RETENTION_D", 90, minimum=1)
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")  # Prometheus bearer token, >= 16 chars; empty = staff session only
+CELERY_BEAT_SCHEDULE["metrics-collect"].update(
+    schedule=float(METRICS_INTERVAL_S), options={"expires": float(METRICS_INTERVAL_S)}
+)
 
 # Hosts and placement.
 SCHEDULER_STRATEGY = env_choice("SCHEDULER_STRATEGY", ("spread", "pack"), "spread")

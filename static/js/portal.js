@@ -1,64 +1,266 @@
-// The launcher and "my desktops": call the API, follow the operation, open the console when ready.
-const csrf = () => document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
+// The member portal: launch with live progress, act on desktops (confirming what can lose data),
+// keep cards current, and draw CPU/RAM sparklines from live metrics when static/js/live.js is there.
+import { api, confirmAction, follow } from "./ui.js";
 
-async function api(method, url, body) {
-  const response = await fetch(url, {
-    method,
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-    body: body ? JSON.stringify(body) : undefined,
-    credentials: "same-origin",
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.detail || `Request failed (${response.status})`);
-  return data;
+// --- launching ---------------------------------------------------------------------------------
+
+const STAGES = ["queued", "placing", "cloning", "booting", "ready"];
+const STAGE_OF_STEP = {
+  placing: "placing",
+  "cloning disk": "cloning",
+  "writing seed": "cloning",
+  defining: "cloning",
+  booting: "booting",
+  ready: "ready",
+};
+
+// The furthest stage an operation has reached, from every step it recorded.
+function reachedStage(operation) {
+  let index = 0;
+  for (const entry of operation.steps || []) {
+    const stage = STAGE_OF_STEP[entry.step];
+    if (stage) index = Math.max(index, STAGES.indexOf(stage));
+  }
+  if (operation.status === "succeeded") index = STAGES.length - 1;
+  return index;
 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-// Poll an operation until it ends, reporting each step; resolves with the finished operation.
-export async function follow(operation, onStep) {
-  let current = operation;
-  while (current && !["succeeded", "failed"].includes(current.status)) {
-    onStep?.(current.step || current.status);
-    await sleep(400);
-    current = await api("GET", current.url);
-  }
-  return current;
+function showStage(panel, index, failed = false) {
+  panel.querySelectorAll("[data-step]").forEach((li) => {
+    const at = STAGES.indexOf(li.dataset.step);
+    li.className = at < index ? "done" : at === index ? (failed ? "failed" : "active") : "";
+  });
 }
 
 async function launch(button) {
-  const card = button.closest(".template-card");
-  const bar = card.querySelector(".launch-progress");
+  const card = button.closest("[data-template-card]");
+  const panel = card.querySelector(".launch-panel");
   const label = card.querySelector(".launch-step");
+  const problem = card.querySelector(".launch-error");
   button.disabled = true;
-  bar.hidden = false;
-  label.textContent = "requesting";
+  button.setAttribute("aria-busy", "true");
+  problem.hidden = true;
+  panel.hidden = false;
+  showStage(panel, 0);
+  label.textContent = "Asking for a desktop…";
   try {
     const result = await api("POST", "/api/desktop/start", { template: Number(button.dataset.template) });
-    const done = await follow(result.operation, (step) => (label.textContent = step));
-    if (done && done.status === "failed") throw new Error(done.error || "The launch failed");
-    label.textContent = "ready";
+    let done = result.operation;
+    if (done) {
+      done = await follow(done, (operation) => {
+        const index = reachedStage(operation);
+        showStage(panel, index);
+        label.textContent =
+          operation.status === "queued" ? "Waiting for a worker…" : `${operation.step || operation.status}…`;
+      });
+      if (done.status === "failed") throw new Error(done.error || "The launch failed.");
+    }
+    showStage(panel, STAGES.length - 1);
+    panel.querySelector("[data-step=ready]").className = "done";
+    label.textContent = "Ready: opening your desktop…";
     window.location.href = `/desktops/${result.desktop.id}/console/`;
   } catch (error) {
-    label.textContent = error.message;
+    showStage(panel, -1);
+    panel.hidden = true;
+    problem.textContent = error.message;
+    problem.hidden = false;
     button.disabled = false;
-    bar.hidden = true;
+    button.removeAttribute("aria-busy");
   }
 }
 
+// --- desktop cards -----------------------------------------------------------------------------
+
+async function refreshCard(card) {
+  const response = await fetch(card.dataset.cardUrl, { credentials: "same-origin" });
+  if (response.status === 404) {
+    card.remove(); // deleted
+    return null;
+  }
+  if (!response.ok) return card;
+  const holder = document.createElement("div");
+  holder.innerHTML = (await response.text()).trim();
+  const fresh = holder.firstElementChild;
+  card.replaceWith(fresh);
+  setupCard(fresh);
+  return fresh;
+}
+
+async function followCard(card, operation) {
+  const badge = card.querySelector(".badge");
+  try {
+    const done = await follow(operation, (current) => {
+      const text = current.step || current.status;
+      if (badge) badge.textContent = `${text}…`;
+      const step = card.querySelector(".op-step");
+      if (step) step.textContent = text;
+    });
+    if (done?.status === "failed") flash(card, done.error || `${done.kind} failed`);
+  } catch (error) {
+    flash(card, error.message);
+  }
+  const fresh = await refreshCard(card);
+  if (fresh && fresh.dataset.operation) followCard(fresh, { url: fresh.dataset.operation, status: "running" });
+}
+
+function flash(card, text) {
+  let note = card.querySelector(".card-error");
+  if (!note) {
+    note = document.createElement("p");
+    note.className = "card-error";
+    note.setAttribute("role", "alert");
+    card.querySelector(".desktop-body")?.append(note);
+  }
+  note.textContent = text;
+}
+
 async function act(button) {
-  const row = button.closest("tr[data-desktop]");
-  if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
-  const id = row.dataset.desktop;
+  const card = button.closest("[data-desktop]");
+  button.closest("details")?.removeAttribute("open");
+  if (button.dataset.confirm && !(await confirmAction(button.dataset.confirm, button.textContent.trim()))) return;
+  const id = card.dataset.desktop;
   const action = button.dataset.action;
-  row.querySelectorAll("button").forEach((b) => (b.disabled = true));
+  card.querySelectorAll("button").forEach((b) => (b.disabled = true));
   try {
     const body = button.dataset.snapshot ? { snapshot: button.dataset.snapshot } : {};
     const result =
       action === "delete"
         ? await api("DELETE", `/api/v1/desktops/${id}/`)
         : await api("POST", `/api/v1/desktops/${id}/${action}/`, body);
-    await follow(result.operation, (step) => (row.querySelector(".badge").textContent = step));
+    if (result.operation) {
+      card.dataset.state = "busy";
+      await followCard(card, result.operation);
+    } else {
+      await refreshCard(card);
+    }
+  } catch (error) {
+    card.querySelectorAll("button").forEach((b) => (b.disabled = false));
+    flash(card, error.message);
+  }
+}
+
+// --- sparklines (live metrics through static/js/live.js) ----------------------------------------
+
+const POINTS = 60;
+const sparks = new Map(); // desktop id -> { box, cpu: {plot, data}, memory: {plot, data} }
+const history = new Map(); // desktop id -> { cpu: [...], memory: [...] }: survives card refreshes
+
+function sparkPlot(element, colour, values) {
+  if (typeof uPlot === "undefined" || !element) return null;
+  const data = [Array.from({ length: POINTS }, (_, i) => i), values];
+  const plot = new uPlot(
+    {
+      width: Math.max(60, element.clientWidth || 120),
+      height: 28,
+      cursor: { show: false },
+      legend: { show: false },
+      select: { show: false },
+      axes: [{ show: false }, { show: false }],
+      scales: { x: { time: false }, y: { range: [0, 100] } },
+      series: [{}, { stroke: colour, fill: `${colour}22`, width: 1.5, points: { show: false } }],
+    },
+    data,
+    element,
+  );
+  return { plot, data };
+}
+
+function seriesOf(id) {
+  if (!history.has(id)) history.set(id, { cpu: Array(POINTS).fill(null), memory: Array(POINTS).fill(null) });
+  return history.get(id);
+}
+
+function showValues(id) {
+  const entry = sparks.get(id);
+  if (!entry) return;
+  const past = seriesOf(id);
+  for (const key of ["cpu", "memory"]) {
+    const latest = [...past[key]].reverse().find((v) => v != null);
+    if (latest == null) continue;
+    entry.box.querySelector(`[data-value=${key}]`).textContent = `${Math.round(latest)}%`;
+    entry.box.dataset.live = "on";
+    if (entry[key]) {
+      entry[key].data[1] = past[key];
+      entry[key].plot.setData(entry[key].data);
+    }
+  }
+}
+
+function setupCard(card) {
+  const box = card.querySelector("[data-spark]");
+  if (!box) {
+    sparks.delete(card.dataset.desktop); // not running any more: no sparkline to feed
+    return;
+  }
+  const id = box.dataset.spark;
+  const past = seriesOf(id);
+  sparks.set(id, {
+    box,
+    cpu: sparkPlot(box.querySelector("[data-series=cpu]"), "#0f8a6a", past.cpu),
+    memory: sparkPlot(box.querySelector("[data-series=memory]"), "#3f6ad8", past.memory),
+  });
+  showValues(id);
+  live?.watch(id, Number(box.dataset.memoryMib) || 0);
+}
+
+// Samples for a desktop, oldest first: cpu and memory in percent (null where unknown).
+export function pushSamples(desktopId, samples) {
+  const id = String(desktopId);
+  const past = seriesOf(id);
+  for (const sample of samples) {
+    past.cpu = [...past.cpu.slice(1), sample.cpu ?? null];
+    past.memory = [...past.memory.slice(1), sample.memory ?? null];
+  }
+  showValues(id);
+}
+
+// A live event says the desktop changed: show its card as the server now sees it.
+function changed(desktopId) {
+  const card = document.querySelector(`[data-desktop="${desktopId}"]`);
+  if (card && card.dataset.state !== "busy" && !card.dataset.operation) refreshCard(card);
+}
+
+// Live metrics are optional: without live.js (or its socket) the portal works the same.
+let live = null;
+async function startLive() {
+  try {
+    const module = await import("./portal_live.js");
+    live = module.connect({ onSamples: pushSamples, onChange: changed });
+    for (const [id, entry] of sparks) live.watch(id, Number(entry.box.dataset.memoryMib) || 0);
+  } catch (error) {
+    live = null;
+  }
+}
+
+// --- polling for changes made elsewhere (idle policy, another tab, an admin) ---------------------
+
+async function poll() {
+  try {
+    const listing = await api("GET", "/api/v1/desktops/?page_size=200");
+    const states = new Map((listing.results || listing).map((d) => [String(d.id), d.state]));
+    for (const card of document.querySelectorAll("[data-desktop]")) {
+      if (card.dataset.state === "busy" || card.dataset.operation) continue;
+      const now = states.get(card.dataset.desktop);
+      if (now !== card.dataset.state) await refreshCard(card);
+    }
+  } catch (error) {
+    // A failed poll (network, sign-out) is retried at the next tick.
+  }
+}
+
+// --- wiring ------------------------------------------------------------------------------------
+
+// Revert to or delete one snapshot (the desktop page), then show the page again.
+async function snapshotAction(button) {
+  const id = button.closest("[data-desktop-ref]").dataset.desktopRef;
+  if (button.dataset.confirm && !(await confirmAction(button.dataset.confirm, button.textContent.trim()))) return;
+  button.disabled = true;
+  try {
+    const result = await api("POST", `/api/v1/desktops/${id}/${button.dataset.snapshotAction}/`, {
+      snapshot: button.dataset.snapshot,
+    });
+    const card = document.querySelector(`[data-desktop="${id}"]`);
+    if (result.operation && card) await followCard(card, result.operation);
   } catch (error) {
     window.alert(error.message);
   }
@@ -68,6 +270,16 @@ async function act(button) {
 document.addEventListener("click", (event) => {
   const launchButton = event.target.closest("button.launch");
   if (launchButton) return launch(launchButton);
+  const snapshotButton = event.target.closest("button[data-snapshot-action]");
+  if (snapshotButton) return snapshotAction(snapshotButton);
   const actionButton = event.target.closest("button[data-action]");
   if (actionButton) return act(actionButton);
 });
+
+document.querySelectorAll("[data-desktop]").forEach((card) => {
+  setupCard(card);
+  // A reload in the middle of an operation picks the progress up again.
+  if (card.dataset.operation) followCard(card, { url: card.dataset.operation, status: "running" });
+});
+startLive();
+if (document.querySelector("[data-testid=my-desktops]")) setInterval(poll, 10000);

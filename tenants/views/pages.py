@@ -200,33 +200,46 @@ class TokensView(TenantPageMixin, View):
 
 
 class AuditView(TenantPageMixin, View):
-    """Tenant admins: the audit log with filters."""
+    """Tenant admins: the audit log with filters (kind of event, action, person, dates)."""
 
     admin_required = True
+    limit = 200
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        events = self.scoped(AuditEvent.objects.select_related("actor"))
-        action = request.GET.get("action", "").strip()
-        actor = request.GET.get("actor", "").strip()
-        if action:
-            events = events.filter(action__startswith=action)
-        if actor:
-            events = events.filter(actor__email__icontains=actor)
-        return render(request, "tenants/audit.html", {"events": events[:200], "action": action, "actor": actor})
+        filters = {key: request.GET.get(key, "").strip() for key in ("category", "action", "actor", "since", "until")}
+        events = audit.filter_events(self.scoped(AuditEvent.objects.select_related("actor")), **filters)
+        context = {
+            "events": events[: self.limit],
+            "limit": self.limit,
+            "categories": [(key, label) for key, (label, _) in audit.CATEGORIES.items()],
+            **filters,
+        }
+        return render(request, "tenants/audit.html", context)
 
 
 class PoliciesView(TenantPageMixin, View):
     """Tenant admins: 2FA, idle and session policies, quotas."""
 
     admin_required = True
+    groups = [
+        ("Organisation", ("name",)),
+        ("Sign-in", ("require_2fa", "inactivity_logout_minutes")),
+        ("Idle desktops and sessions", ("idle_timeout_minutes", "idle_action", "max_session_hours")),
+        ("Quotas (0 means no limit)", ("max_running_per_user", "quota_desktops", "quota_vcpus", "quota_ram_mib")),
+        ("Consoles", ("allow_admin_console_access", "recording_enabled", "recording_retention_days")),
+    ]
+
+    def render_form(self, request: HttpRequest, form: PoliciesForm, status: int = 200) -> HttpResponse:
+        context = {"form": form, "policy_groups": self.groups}
+        return render(request, "tenants/policies.html", context, status=status)
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, "tenants/policies.html", {"form": PoliciesForm(instance=request.tenant)})
+        return self.render_form(request, PoliciesForm(instance=request.tenant))
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = PoliciesForm(request.POST, instance=request.tenant)
         if not form.is_valid():
-            return render(request, "tenants/policies.html", {"form": form}, status=400)
+            return self.render_form(request, form, status=400)
         changes = {field: form.cleaned_data[field] for field in form.changed_data}
         if changes:
             tenants.update_policies(

@@ -1,0 +1,1 @@
+"""The tenant admin console: dashboard, desktops and bulk actions, pools, private templates."""

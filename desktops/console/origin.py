@@ -1,0 +1,48 @@
+"""Same-origin check for console WebSockets: the page's Origin must be the server the browser asked."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def header(scope: dict, name: bytes) -> str:
+    """One request header of an ASGI scope, decoded ('' when absent)."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _host_port(netloc: str, default: int) -> tuple[str, int] | None:
+    parsed = urlsplit(f"//{netloc}")
+    try:
+        port = parsed.port
+    except ValueError:
+        return None
+    if not parsed.hostname:
+        return None
+    return parsed.hostname.lower(), port or default
+
+
+def same_origin(scope: dict) -> bool:
+    """Whether Origin names the same host and port as Host, or an origin listed in CSRF_TRUSTED_ORIGINS."""
+    # AllowedHostsOriginValidator only checks Origin against ALLOWED_HOSTS, which may list several
+    # sites; a page on one of them must not open consoles on another with the person's cookies.
+    origin = header(scope, b"origin")
+    host = header(scope, b"host")
+    if not origin or not host:
+        return False
+    if origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", ()):
+        return True
+    parsed = urlsplit(origin)
+    default = _DEFAULT_PORTS.get(parsed.scheme)
+    if default is None or parsed.path not in ("", "/"):
+        return False
+    # The browser uses the same scheme family for the page and its socket, so one default port serves both.
+    mine = _host_port(parsed.netloc, default)
+    theirs = _host_port(host, default)
+    return mine is not None and mine == theirs

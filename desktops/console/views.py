@@ -1,0 +1,91 @@
+"""Console pages: the desktop in the browser, console sessions, and recording replay (tenant admins)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views import View
+
+from desktops.console import recordings
+from desktops.models import ConsoleSession, Desktop, Recording
+from quetzal.errors import ServiceError
+from tenants.mixins import TenantPageMixin
+from tenants.models import User
+from tenants.services.audit import client_ip
+
+SESSIONS_SHOWN = 200
+
+
+class ConsolePageView(TenantPageMixin, View):
+    """noVNC in the whole window, for the desktop's owner (or an admin when the tenant allows it)."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        desktops = self.scoped(Desktop.objects.alive().select_related("user", "template"))
+        if not request.membership.is_admin:
+            desktops = desktops.owned_by(request.user)
+        desktop = get_object_or_404(desktops, pk=pk)
+        context = {
+            "desktop": desktop,
+            "admin_view": desktop.user_id != request.user.pk,
+            "recorded": request.tenant.recording_enabled,
+        }
+        return render(request, "desktops/console.html", context)
+
+
+def _filtered(request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    desktop, person = request.GET.get("desktop", ""), request.GET.get("person", "")
+    if desktop.isdigit():
+        queryset = queryset.filter(desktop_id=desktop)
+    if person.isdigit():
+        queryset = queryset.filter(user_id=person)
+    return queryset
+
+
+class ConsoleSessionsView(TenantPageMixin, View):
+    """Tenant admins: who opened which console, from where, for how long, and its recording."""
+
+    admin_required = True
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        sessions = _filtered(
+            request, self.scoped(ConsoleSession.objects.select_related("desktop", "user", "recording"))
+        )
+        context = {
+            "sessions": sessions[:SESSIONS_SHOWN],
+            "desktops": self.scoped(Desktop.objects.all()).only("pk", "name").order_by("name"),
+            "people": User.objects.filter(memberships__tenant=request.tenant).order_by("email"),
+            "desktop_filter": request.GET.get("desktop", ""),
+            "person_filter": request.GET.get("person", ""),
+            "recording_enabled": request.tenant.recording_enabled,
+            "retention_days": request.tenant.recording_retention_days,
+        }
+        return render(request, "desktops/console_sessions.html", context)
+
+
+class RecordingReplayView(TenantPageMixin, View):
+    """Tenant admins: replay a recorded session in noVNC."""
+
+    admin_required = True
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        recording = get_object_or_404(
+            self.scoped(Recording.objects.select_related("desktop", "user", "session")), pk=pk
+        )
+        return render(request, "desktops/recording_replay.html", {"recording": recording})
+
+
+class RecordingDataView(TenantPageMixin, View):
+    """Tenant admins: the recording file the replay page streams into noVNC."""
+
+    admin_required = True
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        recording = get_object_or_404(self.scoped(Recording.objects.select_related("desktop", "tenant")), pk=pk)
+        try:
+            handle = recordings.open_for_replay(recording=recording, actor=request.user, ip=client_ip(request))
+        except ServiceError as error:
+            return JsonResponse({"code": error.code, "detail": error.detail}, status=error.status)
+        response = FileResponse(handle, content_type="application/octet-stream")
+        response["Cache-Control"] = "private, no-store"
+        return response

@@ -1,0 +1,12 @@
+"""Forms of the member portal pages."""
+
+from __future__ import annotations
+
+from django import forms
+
+from desktops.services.preferences import Quality, Scaling
+
+
+class ConsolePreferencesForm(forms.Form):
+    scaling = forms.ChoiceField(choices=Scaling.choices, widget=forms.RadioSelect, label="Screen scaling")
+    quality = forms.ChoiceField(choices=Quality.choices, widget=forms.RadioSelect, label="Picture quality")

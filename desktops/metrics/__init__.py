@@ -1,0 +1,1 @@
+"""Live metrics: collection, rollups, the live WebSocket, chart queries and Prometheus exposition."""

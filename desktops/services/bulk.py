@@ -1,0 +1,83 @@
+"""Tenant admins' bulk actions: snapshot every desktop, stop every idle one (each through request_action)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from desktops.choices import DesktopKind, OperationKind
+from desktops.models import Desktop, Operation
+from desktops.services import pools
+from desktops.services.dashboard import idle_desktops
+from desktops.services.requests import ACTION_SOURCES, request_action
+from quetzal.errors import ServiceError
+from tenants.models import Tenant
+from tenants.services import audit
+
+
+@dataclass
+class BulkResult:
+    queued: list[Operation] = field(default_factory=list)
+    skipped: list[tuple[Desktop, str]] = field(default_factory=list)
+
+    def summary(self, verb: str) -> str:
+        text = f"{verb} queued for {len(self.queued)} desktop{'s' if len(self.queued) != 1 else ''}"
+        if self.skipped:
+            text += f"; {len(self.skipped)} skipped"
+        return text + "."
+
+
+def snapshot_all(*, tenant: Tenant, actor, ip: str | None = None) -> BulkResult:
+    """Snapshot every personal desktop that can be snapshotted now, all under one name."""
+    name = timezone.now().strftime("bulk-%Y%m%d-%H%M%S")
+    result = BulkResult()
+    desktops = Desktop.objects.for_tenant(tenant).alive().filter(kind=DesktopKind.PERSONAL).order_by("pk")
+    for desktop in desktops:
+        if desktop.state not in ACTION_SOURCES[OperationKind.SNAPSHOT]:
+            result.skipped.append((desktop, f"{desktop.get_state_display().lower()}"))
+            continue
+        try:
+            result.queued.append(
+                request_action(
+                    desktop=desktop, kind=OperationKind.SNAPSHOT, actor=actor, params={"snapshot": name}, ip=ip
+                )
+            )
+        except ServiceError as error:  # busy with another operation: the others still go ahead
+            result.skipped.append((desktop, error.detail))
+    audit.record(
+        "desktop.bulk_snapshot",
+        actor=actor,
+        tenant=tenant,
+        ip=ip,
+        data={"snapshot": name, "queued": len(result.queued), "skipped": len(result.skipped)},
+    )
+    return result
+
+
+def stop_all_idle(*, tenant: Tenant, actor, ip: str | None = None) -> BulkResult:
+    """Stop every running desktop with no console open; pooled ones are recycled, as idle policy does."""
+    result = BulkResult()
+    reason = f"Stopped while idle by {getattr(actor, 'email', 'an admin')}"
+    for item in idle_desktops(tenant):
+        desktop = item.desktop
+        try:
+            if desktop.kind == DesktopKind.POOLED:
+                operation = pools.recycle(desktop=desktop, actor=actor, reason=reason)
+            else:
+                operation = request_action(
+                    desktop=desktop, kind=OperationKind.STOP, actor=actor, params={"reason": reason}, ip=ip
+                )
+        except ServiceError as error:
+            result.skipped.append((desktop, error.detail))
+            continue
+        if operation is not None:
+            result.queued.append(operation)
+    audit.record(
+        "desktop.bulk_stop_idle",
+        actor=actor,
+        tenant=tenant,
+        ip=ip,
+        data={"queued": len(result.queued), "skipped": len(result.skipped)},
+    )
+    return result

@@ -1,0 +1,95 @@
+"""Desktop-hours per day for a tenant: from the billing ledger when billing is on, else from operations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from desktops.choices import DesktopState, OperationKind, OperationStatus
+from desktops.models import Desktop, Operation
+
+# Operations whose success leaves the desktop running, and those whose success ends a run.
+_STARTS = {OperationKind.START, OperationKind.RESUME, OperationKind.RESTORE}
+_ENDS = {OperationKind.STOP, OperationKind.HIBERNATE, OperationKind.SUSPEND, OperationKind.DELETE}
+
+
+@dataclass(frozen=True)
+class DayHours:
+    day: date
+    hours: float
+
+
+def day_start(day: date) -> datetime:
+    """Midnight starting `day` in the current time zone."""
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+def spread_over_days(intervals: Iterable[tuple[datetime, datetime]], *, first: date, last: date) -> list[DayHours]:
+    """Sum (start, end) intervals into hours per calendar day from first to last inclusive."""
+    seconds: dict[date, float] = {}
+    window_start, window_end = day_start(first), day_start(last + timedelta(days=1))
+    for start, end in intervals:
+        start, end = max(start, window_start), min(end, window_end)
+        while start < end:
+            day = timezone.localtime(start).date()
+            cut = min(end, day_start(day + timedelta(days=1)))
+            seconds[day] = seconds.get(day, 0.0) + (cut - start).total_seconds()
+            start = cut
+    days = (last - first).days + 1
+    dates = [first + timedelta(days=n) for n in range(days)]
+    return [DayHours(moment, round(seconds.get(moment, 0.0) / 3600, 3)) for moment in dates]
+
+
+def _starts_run(kind: str, params: dict) -> bool:
+    if kind == OperationKind.CREATE:
+        # A pool's warm desktop that is hibernated after its first boot ran only for seconds.
+        return bool(params.get("start", True)) and not params.get("hibernate_after")
+    return kind in _STARTS
+
+
+def intervals_from_operations(*, tenant, since: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
+    """Running stretches rebuilt from succeeded operations; a run still open ends now (or when it stopped)."""
+    desktops = Desktop.objects.for_tenant(tenant).filter(Q(deleted_at__isnull=True) | Q(deleted_at__gte=since))
+    current = dict(desktops.values_list("pk", "state"))
+    changed = dict(desktops.values_list("pk", "state_changed_at"))
+    rows = (
+        Operation.objects.for_tenant(tenant)
+        .filter(desktop_id__in=list(current), status=OperationStatus.SUCCEEDED, finished_at__isnull=False)
+        .filter(kind__in=[OperationKind.CREATE, *_STARTS, *_ENDS])
+        .order_by("desktop_id", "finished_at", "id")
+        .values_list("desktop_id", "kind", "params", "finished_at")
+    )
+    intervals: list[tuple[datetime, datetime]] = []
+    open_since: dict[int, datetime] = {}
+    for desktop_id, kind, params, finished_at in rows:
+        if _starts_run(kind, params or {}):
+            open_since.setdefault(desktop_id, finished_at)
+        elif kind in _ENDS and desktop_id in open_since:
+            intervals.append((open_since.pop(desktop_id), finished_at))
+    for desktop_id, started in open_since.items():
+        # Reconcile may have stopped it without an operation: then the run ended at its last state change.
+        end = now if current[desktop_id] == DesktopState.RUNNING else max(started, changed[desktop_id])
+        intervals.append((started, end))
+    return [(start, end) for start, end in intervals if end > since]
+
+
+def _intervals_from_ledger(*, tenant, since: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
+    from billing.models import UsageInterval
+
+    rows = UsageInterval.objects.for_tenant(tenant).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=since))
+    return [(start, end or now) for start, end in rows.values_list("started_at", "ended_at")]
+
+
+def desktop_hours_per_day(*, tenant, days: int = 30, now: datetime | None = None) -> list[DayHours]:
+    """Hours the tenant's desktops ran on each of the last `days` days (today included)."""
+    now = now or timezone.now()
+    last = timezone.localtime(now).date()
+    first = last - timedelta(days=days - 1)
+    since = day_start(first)
+    source = _intervals_from_ledger if settings.BILLING_ENABLED else intervals_from_operations
+    return spread_over_days(source(tenant=tenant, since=since, now=now), first=first, last=last)

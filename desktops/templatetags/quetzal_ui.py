@@ -1,0 +1,78 @@
+"""Small formatting filters shared by the portal, the admin console and the operators' pages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+
+register = template.Library()
+
+# Badge colour family per desktop state.
+_STATE_TONES = {
+    "running": "ok",
+    "requested": "busy",
+    "provisioning": "busy",
+    "starting": "busy",
+    "stopping": "busy",
+    "deleting": "busy",
+    "stopped": "off",
+    "hibernated": "sleep",
+    "suspended": "sleep",
+    "error": "bad",
+    "deleted": "off",
+}
+
+
+@register.filter
+def mib(value: int | None) -> str:
+    """2048 → '2 GiB', 512 → '512 MiB'."""
+    if value is None:
+        return "-"
+    value = int(value)
+    if value >= 1024:
+        gib = value / 1024
+        return f"{gib:.0f} GiB" if gib == int(gib) or gib >= 100 else f"{gib:.1f} GiB"
+    return f"{value} MiB"
+
+
+@register.filter
+def tone(state: str) -> str:
+    """The badge tone of a desktop state: ok, busy, off, sleep or bad."""
+    return _STATE_TONES.get(state, "off")
+
+
+@register.filter
+def short_duration(since: datetime | None) -> str:
+    """Time since a moment, short: '45 s', '12 min', '3 h 5 min', '2 d 4 h'."""
+    if since is None:
+        return ""
+    seconds = max(0, int((timezone.now() - since).total_seconds()))
+    return seconds_text(seconds)
+
+
+@register.filter
+def seconds_text(seconds: float | int | None) -> str:
+    """A number of seconds as '45 s', '12 min', '3 h 5 min' or '2 d 4 h'."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+@register.filter
+def minutes_until(moment: datetime | None) -> int | None:
+    """Whole minutes from now until a moment (0 when past)."""
+    if moment is None:
+        return None
+    return max(0, int((moment - timezone.now()).total_seconds() // 60))

@@ -1,0 +1,105 @@
+"""Rows that make the portal and the admin console look lived in: desktops in every state, history, pools."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from desktops.choices import DesktopKind, DesktopState, OperationKind, OperationStatus
+from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
+from hosts.models import Image
+from tests.fixtures import TenantWorld
+
+_MEMBER = object()
+
+
+def make_desktop(world: TenantWorld, template: DesktopTemplate, *, user=_MEMBER, state=DesktopState.RUNNING, **fields):
+    """A desktop row in a given state (no VM behind it: for pages and services that only read)."""
+    now = timezone.now()
+    values = dict(
+        tenant=world.tenant,
+        user=world.member if user is _MEMBER else user,
+        template=template,
+        name=template.name,
+        vcpus=template.vcpus,
+        memory_mib=template.memory_mib,
+        state=state,
+        state_changed_at=now - timedelta(minutes=20),
+        running_since=now - timedelta(hours=2, minutes=5) if state == DesktopState.RUNNING else None,
+        last_activity_at=now - timedelta(minutes=20),
+    )
+    values.update(fields)
+    return Desktop.objects.create(**values)
+
+
+def ran(desktop: Desktop, *, hours_ago: float, hours: float, actor=None) -> None:
+    """Record a start and a stop that succeeded: one stretch of running in the past."""
+    now = timezone.now()
+    start = now - timedelta(hours=hours_ago)
+    for kind, at in ((OperationKind.START, start), (OperationKind.STOP, start + timedelta(hours=hours))):
+        Operation.objects.create(
+            tenant_id=desktop.tenant_id,
+            desktop=desktop,
+            kind=kind,
+            status=OperationStatus.SUCCEEDED,
+            actor=actor,
+            queued_at=at - timedelta(seconds=5),
+            started_at=at - timedelta(seconds=4),
+            finished_at=at,
+            steps=[{"step": "booting" if kind == OperationKind.START else "shutting down", "at": at.isoformat()}],
+        )
+
+
+def populate(world: TenantWorld, image: Image) -> dict:
+    """Templates, desktops in several states with history, a pool and a private template."""
+    ubuntu = DesktopTemplate.objects.create(
+        name="Ubuntu 24.04",
+        description="GNOME desktop with Firefox, LibreOffice and VS Code.",
+        image=image,
+        vcpus=2,
+        memory_mib=4096,
+        disk_gib=40,
+        price_per_hour=Decimal("0.12"),
+    )
+    windows = DesktopTemplate.objects.create(
+        name="Windows 11 Pro",
+        description="Office and Teams, joined to nothing.",
+        os_family="windows",
+        image=image,
+        vcpus=4,
+        memory_mib=8192,
+        disk_gib=80,
+        price_per_hour=Decimal("0.34"),
+    )
+    cad = DesktopTemplate.objects.create(
+        name="CAD workstation",
+        description="FreeCAD and Blender on a shared GPU.",
+        image=image,
+        vcpus=8,
+        memory_mib=16384,
+        disk_gib=120,
+        gpu_kind="mdev",
+        gpu_mdev_type="nvidia-63",
+        price_per_hour=Decimal("1.10"),
+        visibility="tenant",
+        tenant=world.tenant,
+    )
+    mine = make_desktop(world, ubuntu)
+    ran(mine, hours_ago=50, hours=3.5, actor=world.member)
+    ran(mine, hours_ago=26, hours=6, actor=world.member)
+    DesktopSnapshot.objects.create(desktop=mine, name="before-upgrade")
+    stopped = make_desktop(
+        world,
+        windows,
+        state=DesktopState.STOPPED,
+        status_reason="Idle for 60 min with no console connected",
+        name="Windows 11 Pro",
+    )
+    ran(stopped, hours_ago=8, hours=4, actor=world.member)
+    busy = make_desktop(world, ubuntu, user=world.admin, consoles_open=1)
+    ran(busy, hours_ago=75, hours=7.5, actor=world.admin)
+    pool = Pool.objects.create(tenant=world.tenant, template=ubuntu, name="Ubuntu pool", min_ready=2, max_size=6)
+    make_desktop(world, ubuntu, user=None, kind=DesktopKind.POOLED, pool=pool)
+    return {"ubuntu": ubuntu, "windows": windows, "cad": cad, "mine": mine, "stopped": stopped, "pool": pool}

@@ -1,0 +1,476 @@
+"""The portal, the admin console and the operators' pages in Debian's Chromium, at desktop and phone sizes.
+
+A real ASGI server (daphne, in a subprocess on the test database) serves the pages and the live
+WebSocket; a real Celery worker process (one process, threads: the libvirt test driver keeps its VMs
+per process) carries out launches. Screenshots go to test-artifacts/pages/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+from django.utils import timezone
+
+from desktops.choices import DesktopState, OperationStatus
+from desktops.metrics import collection, live
+from desktops.models import Desktop, Operation
+from desktops.models.metrics import DesktopSample, HostSample
+from desktops.tests.conftest import make_test_host
+from desktops.tests.page_world import make_desktop, populate
+from desktops.tests.qemu_world import ROOT, wait_until
+from hosts.choices import CopyState
+from hosts.models import Host, ImageCopy
+from tenants.models import Tenant, User
+from tests.factories import PASSWORD
+from tests.services import port_open, require
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "pages"
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
+SETTINGS_MODULE = "desktops.tests.browser_settings"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Processes:
+    """The server and worker processes of one test, sharing its database, queue and channel prefix."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        db = connection.settings_dict
+        self.tmp_path = tmp_path
+        self.queue = f"pages-{uuid.uuid4().hex[:8]}"
+        self.prefix = f"asgi-pages-{uuid.uuid4().hex[:8]}"
+        self.env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
+            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            REDIS_URL=settings.REDIS_URL,
+            QUETZAL_TEST_QUEUE=self.queue,
+            QUETZAL_TEST_CHANNEL_PREFIX=self.prefix,
+            QUETZAL_VAR_DIR=str(tmp_path / "var"),
+            # The test users' passwords use the tests' fast hasher; the server must know it.
+            PASSWORD_HASHERS=",".join(settings.PASSWORD_HASHERS),
+            PYTHONUNBUFFERED="1",
+        )
+        self.running: list[tuple[subprocess.Popen, Path]] = []
+
+    def _start(self, name: str, command: list[str]) -> tuple[subprocess.Popen, Path]:
+        log_path = self.tmp_path / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.running.append((process, log_path))
+        return process, log_path
+
+    def server(self) -> str:
+        port = _free_port()
+        daphne = str(Path(sys.executable).parent / "daphne")
+        process, log_path = self._start(
+            "daphne", [daphne, "-b", "127.0.0.1", "-p", str(port), "quetzal.asgi:application"]
+        )
+        wait_until(lambda: port_open("127.0.0.1", port) or process.poll() is not None, 60)
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        return f"http://127.0.0.1:{port}"
+
+    def worker(self) -> None:
+        name = f"pages-{uuid.uuid4().hex[:6]}@%h"
+        command = [sys.executable, "-m", "celery", "-A", "quetzal", "worker", "-l", "INFO", "-P", "threads", "-c", "2"]
+        command += ["-Q", self.queue, "--without-heartbeat", "--without-mingle", "--without-gossip", "-n", name]
+        _, log_path = self._start("worker", command)
+        wait_until(lambda: b"ready." in log_path.read_bytes(), 60)
+
+    def stop(self) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for process, log_path in self.running:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
+            shutil.copy(log_path, ARTIFACTS / log_path.name)
+
+
+@pytest.fixture
+def processes(transactional_db, tmp_path, settings) -> Iterator[Processes]:
+    require(connection.vendor == "postgresql", "PostgreSQL (the server process shares the test database)")
+    require(settings.REDIS_URL is not None and port_open("127.0.0.1", 6379), "Redis (REDIS_URL)")
+    running = Processes(tmp_path)
+    # This process publishes live readings: it must use the server's channel prefix.
+    layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
+    layers["default"]["CONFIG"]["prefix"] = running.prefix
+    settings.CHANNEL_LAYERS = layers
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def base(processes) -> str:
+    return processes.server()
+
+
+@pytest.fixture
+def chromium(monkeypatch):
+    """Debian's Chromium under Playwright."""
+    require(Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    # Playwright's sync API keeps an event loop on this thread; the test's ORM calls stay synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "the playwright Python package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+        # Database connections opened while Playwright drove the test belong to its context: close
+        # them here, or the test database cannot be dropped at the end of the run.
+        connections.close_all()
+
+
+@pytest.fixture
+def world(alice, image, tmp_path):
+    """Alice's tenant with desktops, history and a pool, on a test-driver host that has the image."""
+    host = make_test_host(tmp_path, name="kvm-test-01")
+    ImageCopy.objects.create(
+        image=image, host=host, state=CopyState.READY, pool="default", volume_name="base.qcow2", volume_path="/b"
+    )
+    created = populate(alice, image)
+    created["host"] = host
+    return created
+
+
+class Browser:
+    """Signed-in pages at one viewport (one browser context per person), failing on any script error."""
+
+    def __init__(self, chromium, base: str, viewport: str) -> None:
+        self.chromium, self.base, self.viewport = chromium, base, viewport
+        self.contexts: list = []
+        self.errors: list[str] = []
+
+    def page(self):
+        """A page in a fresh context (no one signed in)."""
+        context = self.chromium.new_context(**VIEWPORTS[self.viewport])
+        self.contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
+        return page
+
+    def sign_in(self, email: str):
+        page = self.page()
+        page.goto(f"{self.base}/accounts/login/")
+        page.fill("input[name=login]", email)
+        page.fill("input[name=password]", PASSWORD)
+        page.locator("form button[type=submit]").first.click()
+        page.wait_for_url(f"{self.base}/")
+        return page
+
+    def shot(self, page, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}-{self.viewport}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+        assert not self.errors, self.errors
+
+
+@pytest.fixture
+def browsers(chromium, base) -> Iterator[Callable[[str], Browser]]:
+    opened: list[Browser] = []
+
+    def open_at(viewport: str) -> Browser:
+        browser = Browser(chromium, base, viewport)
+        opened.append(browser)
+        return browser
+
+    yield open_at
+    for browser in opened:
+        browser.close()
+
+
+def fresh_heartbeat() -> None:
+    """The placement filter wants hosts heard from within a minute; nothing beats in this test."""
+    Host.objects.update(last_heartbeat_at=timezone.now())
+
+
+def no_sideways_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+# --- launching --------------------------------------------------------------------------------
+
+_RECORD_STEPS = """() => {
+  const note = () => {
+    const panel = document.querySelector('.launch-panel:not([hidden])');
+    if (!panel) return;
+    const seen = JSON.parse(sessionStorage.getItem('steps') || '[]');
+    const stages = [...panel.querySelectorAll('[data-step]')].map((li) => `${li.dataset.step}:${li.className}`);
+    seen.push({ label: panel.querySelector('.launch-step').textContent, stages: stages.join(' ') });
+    sessionStorage.setItem('steps', JSON.stringify(seen));
+  };
+  new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true,
+    attributes: true, attributeFilter: ['class', 'hidden'] });
+}"""
+
+
+def test_it_launches_from_the_launcher_to_a_running_desktop_with_live_progress(alice, world, processes, browsers, base):
+    fresh_heartbeat()
+    template = world["windows"]
+    # The member's Windows desktop is stopped: delete it so the launch makes a new one from scratch.
+    Desktop.objects.filter(pk=world["stopped"].pk).update(state=DesktopState.DELETED)
+    browser = browsers("desktop")
+    page = browser.sign_in(alice.member.email)
+    page.evaluate(_RECORD_STEPS)
+    # When the member clicks Launch before any worker runs, the card says it waits, at the first stage
+    page.click(f'[data-testid="launch-{template.pk}"]')
+    status = page.locator(f'[data-testid="launch-step-{template.pk}"]')
+    status.filter(has_text="Waiting for a worker").wait_for(timeout=15_000)
+    assert (
+        page.locator(f'[data-testid="launch-panel-{template.pk}"] [data-step=queued]').get_attribute("class")
+        == "active"
+    )
+    browser.shot(page, "launch-queued")
+    # Then a worker starts; the page follows the operation to the console without a reload
+    processes.worker()
+    page.wait_for_url(re.compile(r".*/desktops/\d+/console/$"), timeout=90_000)
+    desktop = Desktop.objects.get(pk=int(re.search(r"/desktops/(\d+)/console/", page.url)[1]))
+    assert desktop.state == DesktopState.RUNNING and desktop.template_id == template.pk
+    operation = Operation.objects.get(desktop=desktop)
+    assert operation.status == OperationStatus.SUCCEEDED
+    assert [s["step"] for s in operation.steps][:2] == ["placing", "cloning disk"]
+    # And the page showed the progress as it came: waiting first, every stage done at the end
+    steps = page.evaluate("JSON.parse(sessionStorage.getItem('steps') || '[]')")
+    labels = [s["label"] for s in steps]
+    assert labels[0] == "Asking for a desktop…" and "Waiting for a worker…" in labels
+    assert labels[-1] == "Ready: opening your desktop…"
+    assert steps[-1]["stages"] == "queued:done placing:done cloning:done booting:done ready:done"
+    browser.shot(page, "console-after-launch")
+    # Back on the portal, the new desktop is running with its actions
+    page.goto(f"{base}/")
+    page.locator(f'[data-testid="state-{desktop.pk}"]', has_text="Running").wait_for()
+    assert page.locator(f'[data-testid="open-{desktop.pk}"]').is_visible()
+    browser.shot(page, "portal-running")
+    # Stopping asks first: cancelled, nothing happens; confirmed, the card follows the stop
+    stop = page.locator(f'[data-testid="stop-{desktop.pk}"]')
+    stop.click()
+    dialog = page.locator('[data-testid="confirm-dialog"]')
+    dialog.wait_for()
+    assert "unsaved work" in dialog.text_content()
+    browser.shot(page, "confirm-stop")
+    page.click('[data-testid="confirm-cancel"]')
+    assert not Operation.objects.filter(desktop=desktop, kind="stop").exists()
+    stop.click()
+    page.click('[data-testid="confirm-ok"]')
+    page.locator(f'[data-testid="state-{desktop.pk}"]', has_text="Stopped").wait_for(timeout=60_000)
+    assert page.locator(f'[data-testid="reason-{desktop.pk}"]').text_content() == "Stopped on request"
+    assert Desktop.objects.get(pk=desktop.pk).state == DesktopState.STOPPED
+
+    # At phone size, launching a template whose desktop already runs opens it at once
+    phone = browsers("phone")
+    small = phone.sign_in(alice.member.email)
+    small.click(f'[data-testid="launch-{world["ubuntu"].pk}"]')
+    small.wait_for_url(re.compile(rf".*/desktops/{world['mine'].pk}/console/$"), timeout=30_000)
+    phone.shot(small, "console-from-phone")
+
+
+# --- live numbers -----------------------------------------------------------------------------
+
+
+def publish_readings(host: Host, desktop: Desktop, *, cpu: float, memory_mib: float) -> None:
+    """Push one collection's readings through the channel layer, as the metrics collector does."""
+    now = timezone.now()
+    sample = DesktopSample(
+        desktop_id=desktop.pk,
+        tenant_id=desktop.tenant_id,
+        host=host,
+        at=now,
+        cpu_percent=cpu,
+        memory_used_mib=memory_mib,
+        memory_total_mib=desktop.memory_mib,
+        vcpus=desktop.vcpus,
+    )
+    host_sample = HostSample(
+        host=host,
+        at=now,
+        desktops=1,
+        cpu_percent=cpu / 8,
+        cpu_cores=cpu * desktop.vcpus / 100,
+        memory_used_mib=memory_mib,
+        cpus=host.cpus,
+        memory_mib=host.memory_mib,
+        vcpu_capacity=host.vcpu_capacity,
+        memory_capacity_mib=host.memory_capacity_mib,
+    )
+    pushes = collection.sample_pushes(host, host_sample, [sample])
+    # Playwright keeps an event loop on this thread, and publishing wants one of its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(live.publish, pushes).result() == len(pushes)
+
+
+def until_shown(page, selector: str, text: str, publish: Callable[[], None], timeout_s: float = 20) -> None:
+    """Publish until the page shows `text` at `selector` (pushes before the socket subscribed are lost)."""
+    deadline = time.monotonic() + timeout_s
+    locator = page.locator(selector)
+    while time.monotonic() < deadline:
+        publish()
+        try:
+            locator.filter(has_text=text).wait_for(timeout=1000)
+            return
+        except Exception:  # not yet: publish again
+            continue
+    pytest.fail(f"{selector} never showed {text!r}; it shows {locator.text_content()!r}")
+
+
+def test_it_shows_live_numbers_that_change_without_a_reload(alice, world, browsers, base):
+    mine, host = world["mine"], world["host"]
+    Desktop.objects.filter(pk=mine.pk).update(host=host)
+    # The member's card: CPU and RAM sparkline values follow the readings
+    browser = browsers("desktop")
+    page = browser.sign_in(alice.member.email)
+    page.evaluate("window.__sameDocument = true")
+    spark = f'[data-testid="spark-{mine.pk}"]'
+    until_shown(page, f"{spark} [data-value=cpu]", "12%", lambda: publish_readings(host, mine, cpu=12, memory_mib=1024))
+    assert page.locator(f"{spark} [data-value=memory]").text_content() == "25%"
+    until_shown(page, f"{spark} [data-value=cpu]", "57%", lambda: publish_readings(host, mine, cpu=57, memory_mib=2048))
+    assert page.locator(f"{spark} [data-value=memory]").text_content() == "50%"
+    assert page.evaluate("window.__sameDocument === true")
+    browser.shot(page, "portal-live")
+
+    # The admin's dashboard at phone size: live CPU, and the running count after a desktop starts
+    phone = browsers("phone")
+    dash = phone.sign_in(alice.admin.email)
+    dash.goto(f"{base}/admin-console/")
+    dash.evaluate("window.__sameDocument = true")
+    until_shown(dash, '[data-testid="live-cpu"]', "0.8", lambda: publish_readings(host, mine, cpu=40, memory_mib=2048))
+    assert dash.locator('[data-testid="running"]').text_content() == "3"
+    make_desktop(alice, world["ubuntu"], user=alice.owner)
+    dash.locator('[data-testid="running"]', has_text="4").wait_for(timeout=15_000)
+    assert dash.evaluate("window.__sameDocument === true")
+    phone.shot(dash, "dashboard-live")
+
+    # The operators' host dashboard: the chart switches to live host CPU
+    fresh_heartbeat()
+    operator = User.objects.create_superuser(email="ops@example.test", password=PASSWORD)
+    ops_browser = browsers("desktop")
+    ops = ops_browser.page()
+    ops.goto(f"{base}/admin/login/?next=/admin/hosts/host/dashboard/")
+    ops.fill("input[name=username]", operator.email)
+    ops.fill("input[name=password]", PASSWORD)
+    ops.locator("input[type=submit]").click()
+    ops.wait_for_url(re.compile(r".*/admin/hosts/host/dashboard/$"))
+    until_shown(ops, "#chart-title", "live", lambda: publish_readings(host, mine, cpu=80, memory_mib=2048))
+    assert ops.locator('[data-testid="hosts-up"]').text_content() == "1"
+    ops_browser.shot(ops, "host-dashboard-live")
+
+
+# --- policies ----------------------------------------------------------------------------------
+
+
+def test_it_applies_an_admin_policy_change_to_the_next_launch(alice, world, browsers, base):
+    # Given the member runs one desktop and the policy allows two
+    assert Tenant.objects.get(pk=alice.tenant.pk).max_running_per_user == 2
+    # When an admin, on a phone, sets the running limit to one
+    phone = browsers("phone")
+    admin = phone.sign_in(alice.admin.email)
+    admin.goto(f"{base}/admin-console/policies/")
+    admin.fill("input[name=max_running_per_user]", "1")
+    admin.click('[data-testid="save-policies"]')
+    admin.locator(".message", has_text="Policies saved.").wait_for()
+    phone.shot(admin, "policies-saved")
+    assert Tenant.objects.get(pk=alice.tenant.pk).max_running_per_user == 1
+    # Then the member's next launch of another template is refused with the limit, on the card
+    template = world["windows"]
+    Desktop.objects.filter(pk=world["stopped"].pk).update(state=DesktopState.DELETED)
+    browser = browsers("desktop")
+    page = browser.sign_in(alice.member.email)
+    page.click(f'[data-testid="launch-{template.pk}"]')
+    error = page.locator(f'[data-testid="launch-error-{template.pk}"]')
+    error.wait_for()
+    assert error.text_content() == "You may run 1 desktop(s) at once; stop one first."
+    assert not Desktop.objects.filter(template=template).exclude(state=DesktopState.DELETED).exists()
+    browser.shot(page, "launch-refused-by-policy")
+
+
+# --- every page, both sizes ---------------------------------------------------------------------
+
+
+def _pages(world) -> list[tuple[str, str, str]]:
+    """(who, name, path) for every page of the portal, the admin console and the operators' admin."""
+    mine, pool, cad = world["mine"], world["pool"], world["cad"]
+    return [
+        ("member", "portal", "/"),
+        ("member", "desktop", f"/desktops/{mine.pk}/"),
+        ("member", "settings", "/settings/"),
+        ("member", "security", "/settings/security/"),
+        ("member", "tokens", "/settings/tokens/"),
+        ("admin", "dashboard", "/admin-console/"),
+        ("admin", "desktops", "/admin-console/desktops/"),
+        ("admin", "pools", "/admin-console/pools/"),
+        ("admin", "pool", f"/admin-console/pools/{pool.pk}/"),
+        ("admin", "templates", "/admin-console/templates/"),
+        ("admin", "template-new", "/admin-console/templates/new/"),
+        ("admin", "template", f"/admin-console/templates/{cad.pk}/"),
+        ("admin", "members", "/admin-console/members/"),
+        ("admin", "policies", "/admin-console/policies/"),
+        ("admin", "audit", "/admin-console/audit/"),
+        ("admin", "console-sessions", "/console/sessions/"),
+        ("operator", "ops-index", "/admin/"),
+        ("operator", "ops-host-dashboard", "/admin/hosts/host/dashboard/"),
+        ("operator", "ops-hosts", "/admin/hosts/host/"),
+        ("operator", "ops-desktops", "/admin/desktops/desktop/"),
+        ("operator", "ops-tenants", "/admin/tenants/tenant/"),
+        ("operator", "ops-templates", "/admin/desktops/desktoptemplate/"),
+    ]
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_it_renders_every_page_without_errors_or_sideways_scrolling(viewport, alice, world, browsers, base):
+    User.objects.filter(pk=alice.owner.pk).update(is_staff=True, is_superuser=True)
+    browser = browsers(viewport)
+    people = {"member": alice.member, "admin": alice.admin, "operator": alice.owner}
+    signed_in = {who: browser.sign_in(person.email) for who, person in people.items()}
+    for who, name, path in _pages(world):
+        page = signed_in[who]
+        response = page.goto(f"{base}{path}")
+        assert response.status == 200, (name, response.status)
+        page.wait_for_load_state("networkidle")
+        # The operators' admin is Django's: its wide change lists scroll sideways on a phone by design.
+        if not name.startswith("ops-") or viewport == "desktop" or name == "ops-host-dashboard":
+            assert no_sideways_scroll(page), f"{name} scrolls sideways at {viewport} size"
+        browser.shot(page, name)

@@ -1,0 +1,121 @@
+"""Chart API: the range picks the resolution; desktops, tenant totals and hosts each for the right people."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from desktops.metrics.choices import Resolution
+from desktops.models import Desktop, DesktopRollup, DesktopSample, HostRollup, HostSample
+from tests.factories import UserFactory
+from tests.fixtures import api_client
+
+
+def make_desk(world, host, template, *, user=None, vcpus: int = 2) -> Desktop:
+    return Desktop.objects.create(
+        tenant=world.tenant, user=user or world.member, template=template, name="d", vcpus=vcpus, memory_mib=2048,
+        host=host, state="running",
+    )  # fmt: skip
+
+
+def minute_rows(desk: Desktop, *, buckets, cpu: float, memory: float, resolution=Resolution.MINUTE) -> None:
+    DesktopRollup.objects.bulk_create(
+        DesktopRollup(
+            desktop=desk, tenant_id=desk.tenant_id, resolution=resolution, bucket=b, samples=12, vcpus=desk.vcpus,
+            cpu_percent=cpu, cpu_percent_max=cpu, memory_used_mib=memory, memory_used_mib_max=memory,
+        )
+        for b in buckets
+    )  # fmt: skip
+
+
+@pytest.fixture
+def now():
+    return timezone.now().replace(second=0, microsecond=0)
+
+
+def test_it_answers_raw_samples_for_short_ranges(alice, host, template):
+    desk = make_desk(alice, host, template)
+    now = timezone.now()
+    # Given raw samples every 5 s for the last 20 minutes
+    DesktopSample.objects.bulk_create(
+        DesktopSample(desktop=desk, tenant=alice.tenant, host=host, at=now - timedelta(seconds=5 * i),
+                      cpu_percent=float(i % 7), memory_used_mib=512.0)
+        for i in range(240)
+    )  # fmt: skip
+    client = api_client(alice.member, alice.tenant)
+    # When the owner asks for the last 15 minutes
+    body = client.get(f"/api/v1/desktops/{desk.pk}/metrics/", {"range": "15m"}).json()
+    # Then they get raw points, oldest first, in columns a chart library takes as they are
+    assert (body["id"], body["range"], body["resolution"], body["step_s"]) == (desk.pk, "15m", "raw", 5)
+    assert 180 <= len(body["t"]) <= 181 and body["t"] == sorted(body["t"])
+    assert len(body["cpu_percent"]) == len(body["t"]) and set(body["memory_used_mib"]) == {512.0}
+    assert set(body) >= {"disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps", "start", "end"}
+    # And the default range is the last hour
+    assert client.get(f"/api/v1/desktops/{desk.pk}/metrics/").json()["range"] == "1h"
+
+
+def test_it_answers_rollups_for_longer_ranges(alice, host, template, now):
+    desk = make_desk(alice, host, template)
+    minute_rows(desk, buckets=[now - timedelta(minutes=m) for m in range(30)], cpu=40.0, memory=1024.0)
+    minute_rows(desk, buckets=[now - timedelta(hours=h) for h in range(48)], cpu=10.0, memory=900.0,
+                resolution=Resolution.HOUR)  # fmt: skip
+    client = api_client(alice.member, alice.tenant)
+    day = client.get(f"/api/v1/desktops/{desk.pk}/metrics/", {"range": "24h"}).json()
+    assert (day["resolution"], day["step_s"], len(day["t"]), set(day["cpu_percent"])) == ("minute", 60, 30, {40.0})
+    week = client.get(f"/api/v1/desktops/{desk.pk}/metrics/", {"range": "7d"}).json()
+    assert (week["resolution"], week["step_s"], len(week["t"]), set(week["cpu_percent"])) == ("hour", 3600, 48, {10.0})
+
+
+def test_it_refuses_an_unknown_range_with_a_stable_code(alice, host, template):
+    desk = make_desk(alice, host, template)
+    response = api_client(alice.member, alice.tenant).get(f"/api/v1/desktops/{desk.pk}/metrics/", {"range": "2y"})
+    assert response.status_code == 400 and response.json()["code"] == "invalid_range"
+
+
+def test_it_shows_a_members_desktop_to_them_and_their_admins_only(alice, host, template):
+    desk = make_desk(alice, host, template)
+    colleague = UserFactory()
+    alice.tenant.memberships.create(user=colleague, role="member")
+    url = f"/api/v1/desktops/{desk.pk}/metrics/"
+    assert api_client(colleague, alice.tenant).get(url).status_code == 404
+    assert api_client(alice.admin, alice.tenant).get(url).status_code == 200
+
+
+def test_it_totals_the_tenant_for_its_admins(alice, bob, host, template, now):
+    # Given two Alice desktops (2 and 4 vCPUs) at 50 % and 25 %, and a Bob desktop that must not count
+    first = make_desk(alice, host, template, vcpus=2)
+    second = make_desk(alice, host, template, vcpus=4)
+    minute_rows(first, buckets=[now, now - timedelta(minutes=1)], cpu=50.0, memory=1000.0)
+    minute_rows(second, buckets=[now], cpu=25.0, memory=3000.0)
+    minute_rows(make_desk(bob, host, template), buckets=[now], cpu=100.0, memory=9999.0)
+    # When Alice's admin asks for the tenant's totals
+    response = api_client(alice.admin, alice.tenant).get("/api/v1/metrics/tenant/", {"range": "15m"})
+    body = response.json()
+    # Then each minute adds up Alice's desktops only: vCPUs' worth of CPU in use, and memory
+    assert body["resolution"] == "minute" and len(body["t"]) == 2
+    assert body["desktops"] == [1, 2]
+    assert body["cpu_cores"] == [1.0, 2.0]  # 50 % of 2; then 50 % of 2 + 25 % of 4
+    assert body["memory_used_mib"] == [1000.0, 4000.0]
+    # And members may not see tenant-wide figures
+    member = api_client(alice.member, alice.tenant).get("/api/v1/metrics/tenant/")
+    assert member.status_code == 403 and member.json()["code"] == "admin_required"
+
+
+def test_it_shows_hosts_to_operators_only(alice, host, now):
+    HostSample.objects.create(host=host, at=now, desktops=3, cpu_percent=12.5, allocated_vcpus=6, vcpu_capacity=64)
+    HostRollup.objects.create(host=host, resolution=Resolution.HOUR, bucket=now, samples=720, cpu_percent=7.0)
+    staff = UserFactory(is_staff=True)
+    body = api_client(staff).get(f"/api/v1/metrics/hosts/{host.pk}/").json()
+    assert (body["id"], body["resolution"], body["desktops"], body["allocated_vcpus"], body["vcpu_capacity"]) == (
+        host.pk,
+        "raw",
+        [3],
+        [6],
+        [64],
+    )
+    assert api_client(staff).get(f"/api/v1/metrics/hosts/{host.pk}/", {"range": "30d"}).json()["cpu_percent"] == [7.0]
+    # A tenant's owner is no operator: the host does not exist for them
+    response = api_client(alice.owner, alice.tenant).get(f"/api/v1/metrics/hosts/{host.pk}/")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"

@@ -1,0 +1,78 @@
+// The tenant admin console: confirmations, the desktop-hours chart, and live usage from live.js.
+import { dayBars, liveLines } from "./charts.js";
+import { confirmForms } from "./ui.js";
+
+confirmForms();
+
+// On phones the sidebar is a strip of tabs: keep the current one in view.
+document.querySelector(".console-nav [aria-current=page]")?.scrollIntoView({ block: "nearest", inline: "center" });
+
+const hours = document.getElementById("hours-chart-data");
+if (hours) dayBars(document.getElementById("hours-chart"), JSON.parse(hours.textContent));
+
+// A desktop not heard from for this long has stopped reporting (stopped, moved, deleted).
+const STALE_S = 45;
+
+function gib(mib) {
+  return mib >= 1024 ? `${(mib / 1024).toFixed(1)} GiB` : `${Math.round(mib)} MiB`;
+}
+
+async function liveUsage(panel) {
+  let live;
+  try {
+    live = await import("./live.js");
+  } catch (error) {
+    panel.querySelector("[data-live-status]").textContent = "live figures unavailable";
+    return;
+  }
+  const status = panel.querySelector("[data-live-status]");
+  const chart = liveLines(document.getElementById("live-chart"), ["CPU busy (vCPUs)", "RAM used (GiB)"], {
+    height: 160,
+    max: null,
+    unit: "",
+    legend: false,
+  });
+  const latest = new Map(); // desktop id -> { at, cores, memory }
+  const show = (at) => {
+    for (const [id, entry] of latest) if (at - entry.at > STALE_S) latest.delete(id);
+    let cores = 0;
+    let memory = 0;
+    for (const entry of latest.values()) {
+      cores += entry.cores;
+      memory += entry.memory;
+    }
+    panel.querySelector("[data-live=cpu]").textContent = cores.toFixed(1);
+    panel.querySelector("[data-live=memory]").textContent = gib(memory);
+    status.textContent = `${latest.size} desktop${latest.size === 1 ? "" : "s"} reporting`;
+    chart?.push([cores, memory / 1024], at);
+  };
+  try {
+    const past = await live.series({ tenant: true }, "1h");
+    past.t.forEach((t, i) => chart?.push([past.cpu_cores[i] ?? null, (past.memory_used_mib[i] ?? 0) / 1024], t));
+  } catch (error) {
+    // Nothing collected yet: the chart starts with the first reading.
+  }
+  const figures = () => document.getElementById("figures");
+  live.subscribe(
+    { tenant: true },
+    (message) => {
+      if (message.type === "metrics") {
+        for (const d of message.desktops) {
+          latest.set(String(d.desktop), {
+            at: message.at,
+            cores: ((d.cpu_percent ?? 0) * (d.vcpus || 0)) / 100,
+            memory: d.memory_used_mib || 0,
+          });
+        }
+        show(message.at);
+      } else if (message.type === "state" && window.htmx && figures()) {
+        // A desktop started or stopped: refresh the figures now rather than at the next tick.
+        window.htmx.trigger(figures(), "refresh");
+      }
+    },
+    { onError: (error) => (status.textContent = error.detail || "live figures refused") },
+  );
+}
+
+const panel = document.getElementById("live-usage");
+if (panel) liveUsage(panel);

@@ -1,0 +1,419 @@
+// The console page: noVNC in the whole window through Quetzal's WebSocket proxy, with a fresh
+// one-time ticket for every connection, reconnection when the desktop restarts, clipboard,
+// special keys and an on-screen keyboard for phones.
+import RFB from "../vendor/novnc/core/rfb.js";
+import KeyTable from "../vendor/novnc/core/input/keysym.js";
+import keysyms from "../vendor/novnc/core/input/keysymdef.js";
+
+const app = document.getElementById("console-app");
+const desktopId = app.dataset.desktop;
+const screen = document.getElementById("qc-screen");
+const statusLabel = document.getElementById("qc-status");
+const overlay = document.getElementById("qc-overlay");
+const clipText = document.getElementById("qc-clip-text");
+const osk = document.getElementById("qc-osk");
+
+// Close codes the proxy uses (desktops/console/errors.py).
+const CLOSE = { signedOut: 4401, forbidden: 4403, notFound: 4404, endedElsewhere: 4408, notRunning: 4409, ticket: 4410, unavailable: 4503 };
+const BUSY_STATES = ["requested", "provisioning", "starting", "stopping", "deleting"];
+const STOPPED_STATES = ["stopped", "hibernated", "error"];
+
+const state = {
+  rfb: null,
+  closeCode: null,
+  retries: 0,
+  ticketRetries: 0,
+  timer: null,
+  scale: localStorage.getItem("quetzal.console.scale") !== "1:1",
+  modifiers: new Set(),
+};
+// Tests and support staff can look at the live connection from the browser console.
+window.quetzalConsole = state;
+
+const csrf = () => document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body.detail || `Request failed (${status})`);
+    this.status = status;
+    this.code = body.code || "error";
+  }
+}
+
+async function api(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+    body: body ? JSON.stringify(body) : undefined,
+    credentials: "same-origin",
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function setStatus(kind, text) {
+  app.dataset.state = kind;
+  statusLabel.textContent = text;
+}
+
+function showOverlay(title, text, actions = []) {
+  document.getElementById("qc-overlay-title").textContent = title;
+  document.getElementById("qc-overlay-text").textContent = text;
+  overlay.querySelectorAll("[data-cmd]").forEach((el) => (el.hidden = !actions.includes(el.dataset.cmd)));
+  overlay.hidden = false;
+}
+
+function hideOverlay() {
+  overlay.hidden = true;
+}
+
+function later(fn, ms) {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(fn, ms);
+}
+
+// ---------------------------------------------------------------------------------- connection
+
+async function connect() {
+  clearTimeout(state.timer);
+  hideOverlay();
+  setStatus(state.retries ? "reconnecting" : "connecting", state.retries ? "Reconnecting…" : "Connecting…");
+  let ticket;
+  try {
+    ticket = await api("POST", `/api/v1/desktops/${desktopId}/console-ticket/`);
+  } catch (error) {
+    return refused(error.code, error.message, error.status);
+  }
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${location.host}${ticket.websocket}`, ticket.protocols);
+  socket.binaryType = "arraybuffer";
+  state.closeCode = null;
+  // Registered before noVNC's own handler, so the code is known when noVNC reports the disconnect.
+  socket.addEventListener("close", (event) => (state.closeCode = event.code));
+  const rfb = new RFB(screen, socket, { shared: true });
+  rfb.background = "#111";
+  rfb.resizeSession = false;
+  rfb.focusOnClick = true;
+  applyScale(rfb);
+  rfb.addEventListener("connect", () => {
+    state.retries = 0;
+    state.ticketRetries = 0;
+    setStatus("connected", "Connected");
+    hideOverlay();
+    rfb.focus({ preventScroll: true });
+  });
+  rfb.addEventListener("disconnect", () => onDisconnect(rfb));
+  rfb.addEventListener("clipboard", (event) => fromDesktopClipboard(event.detail.text));
+  rfb.addEventListener("credentialsrequired", () => {
+    // Quetzal's VNC servers need no password behind the proxy; asking means a misconfigured host.
+    rfb.disconnect();
+    showOverlay("Console unavailable", "The desktop's console asked for a password. Contact your administrator.");
+  });
+  state.rfb = rfb;
+}
+
+function onDisconnect(rfb) {
+  if (state.rfb !== rfb) return;
+  state.rfb = null;
+  const code = state.closeCode;
+  switch (code) {
+    case CLOSE.signedOut:
+      return refused("not_authenticated", "Your session has ended. Sign in again to reach your desktop.", 401);
+    case CLOSE.forbidden:
+      return refused("console_forbidden", "You may not open this console.", 403);
+    case CLOSE.notFound:
+      return refused("not_found", "This desktop does not exist any more.", 404);
+    case CLOSE.endedElsewhere:
+      setStatus("refused", "Disconnected");
+      return showOverlay("Disconnected", "This console session was ended elsewhere.", ["reconnect"]);
+    case CLOSE.ticket:
+      return refused("ticket_invalid", "The console link expired before it was used.", 403);
+    default:
+      // The desktop stopped, restarted or the network dropped: find out which, then act.
+      return followDesktop();
+  }
+}
+
+function refused(code, message, status) {
+  if (code === "desktop_not_running") return followDesktop();
+  if (code === "ticket_invalid" || code.startsWith("ticket_")) {
+    // A ticket lives for seconds; one fresh try covers a slow network, a second failure is reported.
+    if (state.ticketRetries++ < 1) return connect();
+    setStatus("expired", "Link expired");
+    return showOverlay("Console link expired", `${message} Reconnect to get a new one.`, ["reconnect"]);
+  }
+  if (status === 401 || code === "not_authenticated") {
+    setStatus("refused", "Signed out");
+    return showOverlay("Signed out", message, ["login"]);
+  }
+  if (status === 503 || status >= 500 || code === "console_unavailable") {
+    return retrySoon("The desktop's console is not reachable yet.");
+  }
+  setStatus("refused", "Not allowed");
+  return showOverlay("Console not available", message);
+}
+
+function retrySoon(message) {
+  state.retries += 1;
+  const delay = Math.min(10000, 500 * 2 ** Math.min(state.retries, 5));
+  setStatus("reconnecting", `Reconnecting in ${Math.round(delay / 1000)} s…`);
+  if (message) showOverlay("Reconnecting", message, ["reconnect"]);
+  later(connect, delay);
+}
+
+async function followDesktop() {
+  let desktop;
+  try {
+    desktop = await api("GET", `/api/v1/desktops/${desktopId}/`);
+  } catch (error) {
+    if (error.status === 404) return refused("not_found", "This desktop does not exist any more.", 404);
+    if (error.status === 401 || error.status === 403) return refused("not_authenticated", error.message, 401);
+    return retrySoon("Lost contact with Quetzal; trying again.");
+  }
+  if (desktop.state === "running") {
+    state.retries += 1;
+    if (state.retries > 1) setStatus("reconnecting", "Reconnecting…");
+    return later(connect, state.retries > 1 ? Math.min(10000, 400 * 2 ** Math.min(state.retries, 5)) : 300);
+  }
+  if (BUSY_STATES.includes(desktop.state)) {
+    setStatus("waiting", `Desktop is ${desktop.state}…`);
+    showOverlay("Please wait", `${desktop.name} is ${desktop.state}. The console comes back by itself.`);
+    return later(followDesktop, 1500);
+  }
+  setStatus("stopped", desktop.state === "suspended" ? "Paused" : "Stopped");
+  if (desktop.state === "suspended") {
+    return showOverlay("Desktop paused", `${desktop.name} is paused.`, ["resume"]);
+  }
+  const reason = desktop.status_reason ? ` (${desktop.status_reason})` : "";
+  const actions = STOPPED_STATES.includes(desktop.state) ? ["start"] : [];
+  return showOverlay("Desktop is not running", `${desktop.name} is ${desktop.state}${reason}.`, actions);
+}
+
+async function powerOn(action) {
+  showOverlay("Starting", "Asking for your desktop…");
+  setStatus("waiting", "Starting…");
+  try {
+    const result = await api("POST", `/api/v1/desktops/${desktopId}/${action}/`);
+    let operation = result.operation;
+    while (operation && !["succeeded", "failed"].includes(operation.status)) {
+      setStatus("waiting", operation.step || operation.status);
+      await sleep(500);
+      operation = await api("GET", operation.url);
+    }
+    if (operation && operation.status === "failed") throw new Error(operation.error || "The desktop did not start.");
+    state.retries = 0;
+    connect();
+  } catch (error) {
+    setStatus("stopped", "Stopped");
+    showOverlay("Could not start", error.message, [action]);
+  }
+}
+
+// ------------------------------------------------------------------------------ view and keys
+
+function applyScale(rfb = state.rfb) {
+  const button = app.querySelector('[data-cmd="scale"]');
+  button.textContent = state.scale ? "Fit" : "1:1";
+  button.setAttribute("aria-pressed", String(state.scale));
+  if (!rfb) return;
+  rfb.scaleViewport = state.scale;
+  rfb.clipViewport = false;
+}
+
+// US layout: the physical key (for QEMU's scancode path) and whether Shift is needed.
+const PUNCTUATION = {
+  " ": ["Space", false], "-": ["Minus", false], "_": ["Minus", true], "=": ["Equal", false], "+": ["Equal", true],
+  "[": ["BracketLeft", false], "{": ["BracketLeft", true], "]": ["BracketRight", false], "}": ["BracketRight", true],
+  "\\": ["Backslash", false], "|": ["Backslash", true], ";": ["Semicolon", false], ":": ["Semicolon", true],
+  "'": ["Quote", false], '"': ["Quote", true], ",": ["Comma", false], "<": ["Comma", true], ".": ["Period", false],
+  ">": ["Period", true], "/": ["Slash", false], "?": ["Slash", true], "`": ["Backquote", false], "~": ["Backquote", true],
+  "\n": ["Enter", false], "\t": ["Tab", false],
+};
+const SHIFTED_DIGITS = ")!@#$%^&*(";
+
+function physicalKey(ch) {
+  if (/^[a-z]$/.test(ch)) return [`Key${ch.toUpperCase()}`, false];
+  if (/^[A-Z]$/.test(ch)) return [`Key${ch}`, true];
+  if (/^[0-9]$/.test(ch)) return [`Digit${ch}`, false];
+  const digit = SHIFTED_DIGITS.indexOf(ch);
+  if (digit >= 0) return [`Digit${digit}`, true];
+  return PUNCTUATION[ch] || [null, false];
+}
+
+const NAMED = {
+  Escape: [KeyTable.XK_Escape, "Escape"], Tab: [KeyTable.XK_Tab, "Tab"], Enter: [KeyTable.XK_Return, "Enter"],
+  Backspace: [KeyTable.XK_BackSpace, "Backspace"], Delete: [KeyTable.XK_Delete, "Delete"],
+  ArrowLeft: [KeyTable.XK_Left, "ArrowLeft"], ArrowRight: [KeyTable.XK_Right, "ArrowRight"],
+  ArrowUp: [KeyTable.XK_Up, "ArrowUp"], ArrowDown: [KeyTable.XK_Down, "ArrowDown"],
+  Home: [KeyTable.XK_Home, "Home"], End: [KeyTable.XK_End, "End"],
+  Control: [KeyTable.XK_Control_L, "ControlLeft"], Alt: [KeyTable.XK_Alt_L, "AltLeft"],
+  Shift: [KeyTable.XK_Shift_L, "ShiftLeft"], Super: [KeyTable.XK_Super_L, "MetaLeft"],
+  Print: [KeyTable.XK_Print, "PrintScreen"],
+};
+for (let n = 1; n <= 12; n++) NAMED[`F${n}`] = [KeyTable[`XK_F${n}`], `F${n}`];
+
+const COMBOS = {
+  "ctrl-alt-del": ["Control", "Alt", "Delete"], "ctrl-alt-backspace": ["Control", "Alt", "Backspace"],
+  "alt-tab": ["Alt", "Tab"], super: ["Super"], escape: ["Escape"], print: ["Print"],
+};
+for (let n = 1; n <= 12; n++) {
+  COMBOS[`f${n}`] = [`F${n}`];
+  COMBOS[`ctrl-alt-f${n}`] = ["Control", "Alt", `F${n}`];
+}
+
+// Press keys in order and release them in reverse, as fingers would.
+function chord(names) {
+  const rfb = state.rfb;
+  if (!rfb) return;
+  const keys = names.map((name) => NAMED[name]);
+  keys.forEach(([keysym, code]) => rfb.sendKey(keysym, code, true));
+  keys.reverse().forEach(([keysym, code]) => rfb.sendKey(keysym, code, false));
+}
+
+// The sticky Ctrl/Alt of the key bar apply to the next key, then let go.
+function withModifiers(names) {
+  const held = [...state.modifiers];
+  chord([...held, ...names]);
+  if (held.length) {
+    state.modifiers.clear();
+    app.querySelectorAll("[data-mod]").forEach((b) => b.setAttribute("aria-pressed", "false"));
+  }
+}
+
+function typeChar(ch) {
+  const rfb = state.rfb;
+  if (!rfb) return;
+  const [code, shifted] = physicalKey(ch);
+  const keysym = ch === "\n" ? KeyTable.XK_Return : ch === "\t" ? KeyTable.XK_Tab : keysyms.lookup(ch.codePointAt(0));
+  const held = [...state.modifiers].map((name) => NAMED[name]);
+  // A synthetic shifted character arrives without Shift unless Shift is pressed around it.
+  if (shifted) held.push(NAMED.Shift);
+  held.forEach(([sym, c]) => rfb.sendKey(sym, c, true));
+  rfb.sendKey(keysym, code, true);
+  rfb.sendKey(keysym, code, false);
+  held.reverse().forEach(([sym, c]) => rfb.sendKey(sym, c, false));
+  if (state.modifiers.size) withModifiers([]);
+}
+
+function typeText(text) {
+  for (const ch of text.replace(/\r\n?/g, "\n")) typeChar(ch);
+}
+
+// ---------------------------------------------------------------------------------- clipboard
+
+function fromDesktopClipboard(text) {
+  clipText.value = text;
+  // Browsers allow this only in secure contexts while the page has focus; the panel always works.
+  navigator.clipboard?.writeText(text).catch(() => {});
+}
+
+function toggle(panel, button) {
+  panel.hidden = !panel.hidden;
+  button.setAttribute("aria-expanded", String(!panel.hidden));
+  if (!panel.hidden && panel.querySelector("textarea")) panel.querySelector("textarea").focus();
+}
+
+// --------------------------------------------------------------------------- on-screen keyboard
+
+const coarse = window.matchMedia("(pointer: coarse)").matches;
+app.dataset.keybar = coarse ? "on" : "off";
+app.querySelector('[data-cmd="keyboard"]').setAttribute("aria-pressed", String(coarse));
+
+osk.addEventListener("beforeinput", (event) => {
+  const kind = event.inputType;
+  if (kind === "insertText" || kind === "insertReplacementText") typeText(event.data || "");
+  else if (kind === "insertLineBreak" || kind === "insertParagraph") withModifiers(["Enter"]);
+  else if (kind === "deleteContentBackward") withModifiers(["Backspace"]);
+  else if (kind === "deleteContentForward") withModifiers(["Delete"]);
+  else if (kind.startsWith("insertComposition")) return; // finished in compositionend
+  event.preventDefault();
+});
+osk.addEventListener("compositionend", (event) => {
+  typeText(event.data || "");
+  osk.value = "";
+});
+osk.addEventListener("keydown", (event) => {
+  // Hardware keyboards on tablets: keys that produce no text still have to reach the desktop.
+  const named = ["Escape", "Tab", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "Delete"];
+  if (named.includes(event.key)) {
+    withModifiers([event.key]);
+    event.preventDefault();
+  }
+});
+
+// Tapping a key-bar button must not take the focus (and with it the phone's keyboard) away.
+document.getElementById("qc-keybar").addEventListener("mousedown", (event) => {
+  if (event.target.closest("button") && document.activeElement === osk) event.preventDefault();
+});
+
+// ------------------------------------------------------------------------------------ wiring
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button, a[data-cmd]");
+  if (!button || !app.contains(button)) return;
+  const cmd = button.dataset.cmd;
+  if (button.dataset.combo) {
+    chord(COMBOS[button.dataset.combo]);
+    button.closest("details")?.removeAttribute("open");
+    state.rfb?.focus({ preventScroll: true });
+    return;
+  }
+  if (button.dataset.key) return withModifiers([button.dataset.key]);
+  if (button.dataset.mod) {
+    const mod = button.dataset.mod;
+    if (state.modifiers.has(mod)) state.modifiers.delete(mod);
+    else state.modifiers.add(mod);
+    button.setAttribute("aria-pressed", String(state.modifiers.has(mod)));
+    return;
+  }
+  switch (cmd) {
+    case "scale":
+      state.scale = !state.scale;
+      localStorage.setItem("quetzal.console.scale", state.scale ? "fit" : "1:1");
+      return applyScale();
+    case "fullscreen":
+      if (document.fullscreenElement) return document.exitFullscreen();
+      return app.requestFullscreen?.().catch(() => {});
+    case "clipboard":
+      return toggle(document.getElementById("qc-clipboard"), button);
+    case "keyboard": {
+      const on = app.dataset.keybar !== "on";
+      app.dataset.keybar = on ? "on" : "off";
+      button.setAttribute("aria-pressed", String(on));
+      if (on) osk.focus();
+      return;
+    }
+    case "osk":
+      return osk.focus();
+    case "clip-send":
+      return state.rfb?.clipboardPasteFrom(clipText.value);
+    case "clip-type":
+      return typeText(clipText.value);
+    case "clip-paste":
+      return navigator.clipboard
+        ?.readText()
+        .then((text) => {
+          clipText.value = text;
+          state.rfb?.clipboardPasteFrom(text);
+        })
+        .catch(() => {});
+    case "reconnect":
+      state.retries = 0;
+      state.ticketRetries = 0;
+      return connect();
+    case "start":
+      return powerOn("start");
+    case "resume":
+      return powerOn("resume");
+    default:
+      return undefined;
+  }
+});
+
+if (!document.fullscreenEnabled) app.querySelector('[data-cmd="fullscreen"]').hidden = true;
+window.addEventListener("pagehide", () => state.rfb?.disconnect());
+
+connect();
