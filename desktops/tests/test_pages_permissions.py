@@ -134,11 +134,12 @@ def test_it_keeps_members_out_of_the_admin_console(name, alice):
         assert getattr(member, method)(url).status_code == 403, (name, method)
 
 
-@pytest.mark.parametrize("name", ADMIN_PAGES)
+# Routes that only take a POST (bulk actions, deletes, downloads) have no page to render.
+RENDERED_ADMIN_PAGES = [n for n in ADMIN_PAGES if "get" in PAGES[n].methods and PAGES[n].renders]
+
+
+@pytest.mark.parametrize("name", RENDERED_ADMIN_PAGES)
 def test_it_lets_tenant_admins_and_owners_in(name, alice):
-    page = PAGES[name]
-    if "get" not in page.methods or not page.renders:
-        pytest.skip("no page to render for a GET")
     url = url_of(name, alice)
     for person in (alice.admin, alice.owner):
         assert login_client(person, alice.tenant).get(url).status_code == 200, (name, person)
