@@ -61,6 +61,7 @@ class PoliciesForm(forms.ModelForm):
             "require_2fa": "Require two-factor authentication",
             "inactivity_logout_minutes": "Sign out after idle minutes in the portal",
             "idle_timeout_minutes": "Idle timeout (minutes)",
+            "idle_cpu_threshold_percent": "…and guest CPU below (%; 0 ignores CPU)",
             "idle_action": "When a desktop is idle",
             "max_session_hours": "Maximum session (hours)",
             "quota_desktops": "Desktops",

@@ -64,6 +64,21 @@ def apply(desktop: Desktop, *, reason: str) -> bool:
     return True
 
 
+def busy_cpu(desktop: Desktop, *, now: datetime) -> bool:
+    """Whether the guest worked above the tenant's CPU threshold during the idle window.
+
+    A build or a render left running with the console closed is not idle. Without samples (metrics
+    off, or just started) CPU says nothing and the console rule alone decides.
+    """
+    threshold = desktop.tenant.idle_cpu_threshold_percent
+    if not threshold:
+        return False
+    from desktops.models import DesktopSample
+
+    window = now - timedelta(minutes=desktop.tenant.idle_timeout_minutes)
+    return DesktopSample.objects.filter(desktop=desktop, at__gte=window, cpu_percent__gte=threshold).exists()
+
+
 def enforce(now: datetime | None = None) -> int:
     """Apply idle and maximum-session policies to running desktops; returns how many were acted on."""
     now = now or timezone.now()
@@ -77,7 +92,7 @@ def enforce(now: datetime | None = None) -> int:
             acted += apply(desktop, reason=f"Reached the maximum session length of {hours} h")
             continue
         idle_end = idle_deadline(desktop)
-        if idle_end is not None and idle_end <= now:
+        if idle_end is not None and idle_end <= now and not busy_cpu(desktop, now=now):
             minutes = desktop.tenant.idle_timeout_minutes
             acted += apply(desktop, reason=f"Idle for {minutes} min with no console connected")
     return acted

@@ -86,3 +86,30 @@ def test_it_recycles_idle_pooled_desktops_and_spares_warm_ones(alice, host, temp
         acted = idle.enforce(now=timezone.now() + timedelta(minutes=20))
     assert acted == 1  # the warm, unassigned ones are idle on purpose
     assert Desktop.objects.get(pk=claimed.pk).state == DesktopState.DELETED
+
+
+def test_it_spares_a_desktop_busy_above_the_cpu_threshold(alice, host, template, work):
+    from desktops.models import DesktopSample
+
+    # Given a tenant that also asks for CPU under 20 % over the 30 idle minutes, and no console open
+    alice.tenant.idle_timeout_minutes, alice.tenant.idle_cpu_threshold_percent = 30, 20
+    alice.tenant.save()
+    desktop = _running(api_client(alice.member, alice.tenant), template, work)
+    now = desktop.running_since + timedelta(minutes=45)
+
+    def sample(minutes_ago: int, cpu: float) -> None:
+        DesktopSample.objects.create(
+            desktop=desktop, tenant=alice.tenant, host=host, at=now - timedelta(minutes=minutes_ago), cpu_percent=cpu
+        )
+
+    # When the guest worked at 55 % ten minutes ago, it is not idle
+    sample(40, 90.0)  # before the window: does not count
+    sample(10, 55.0)
+    sample(2, 3.0)
+    assert idle.enforce(now=now) == 0
+    # When it only ever went to 12 % within the window, the idle action applies
+    DesktopSample.objects.filter(cpu_percent=55.0).update(cpu_percent=12.0)
+    with work():
+        assert idle.enforce(now=now) == 1
+    desktop.refresh_from_db()
+    assert desktop.state == DesktopState.STOPPED

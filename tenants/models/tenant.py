@@ -16,6 +16,7 @@ POLICY_FIELDS = (
     "idle_timeout_minutes",
     "idle_action",
     "inactivity_logout_minutes",
+    "idle_cpu_threshold_percent",
     "quota_desktops",
     "quota_vcpus",
     "quota_ram_mib",
@@ -45,6 +46,10 @@ class Tenant(models.Model):
         default=0, help_text="Sign people out after this many idle minutes in the portal; 0 disables it."
     )
 
+    idle_cpu_threshold_percent = models.PositiveIntegerField(
+        default=0,
+        help_text="Also require guest CPU below this % over the idle timeout before it counts as idle; 0 ignores CPU.",
+    )
     max_session_hours = models.PositiveIntegerField(
         default=0, help_text="Stop a desktop after this many hours running; 0 disables it."
     )

@@ -224,7 +224,10 @@ class PoliciesView(TenantPageMixin, View):
     groups = [
         ("Organisation", ("name",)),
         ("Sign-in", ("require_2fa", "inactivity_logout_minutes")),
-        ("Idle desktops and sessions", ("idle_timeout_minutes", "idle_action", "max_session_hours")),
+        (
+            "Idle desktops and sessions",
+            ("idle_timeout_minutes", "idle_cpu_threshold_percent", "idle_action", "max_session_hours"),
+        ),
         ("Quotas (0 means no limit)", ("max_running_per_user", "quota_desktops", "quota_vcpus", "quota_ram_mib")),
         ("Consoles", ("allow_admin_console_access", "recording_enabled", "recording_retention_days")),
     ]
