@@ -1,4 +1,4 @@
-"""Console proxy benchmark: Quetzal's proxy under daphne vs websockify, same client, same TCP server.
+"""Console proxy benchmark: Quetzal's proxy under its production ASGI server vs websockify, one client.
 
 Both proxies forward to one local TCP server standing in for VNC. One WebSocket client (aiohttp)
 pushes bytes up (browser → VNC), pulls bytes down (VNC → browser) and times small echoes; a raw TCP
@@ -7,7 +7,7 @@ client times the same echoes directly, which is the baseline for the added round
     .venv/bin/python bench/console.py [--mb 128] [--rounds 3] [--echoes 2000]
 
 It also checks back-pressure: a client that reads nothing of 2x the payload must not make
-daphne's memory grow by more than a few megabytes.
+the server's memory grow by more than a few megabytes.
 
 Last line: throughput_ratio_vs_websockify=<min over both directions> added_rtt_p99_ms=<p99 - direct p99>
 """
@@ -151,7 +151,7 @@ def quetzal_world(workdir: Path, vnc_port: int) -> QuetzalWorld:
     desktop = Desktop.objects.create(
         tenant=tenant, user=user, template=template, name="bench", vcpus=1, memory_mib=256, host=host, state="running"
     )
-    # libvirt's test driver reads its domains from this file in every process, daphne's included.
+    # libvirt's test driver reads its domains from this file in every process, the server's included.
     node.write_text(NODE_XML.format(name=desktop.domain_name, uuid=desktop.domain_uuid, port=vnc_port))
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
@@ -305,6 +305,15 @@ class Samples:
 # ---------------------------------------------------------------------------------------- main
 
 
+def server_command(port: int) -> list[str]:
+    """Quetzal's production ASGI server (QUETZAL_BENCH_SERVER=daphne measures daphne instead)."""
+    if os.environ.get("QUETZAL_BENCH_SERVER") == "daphne":
+        return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", "quetzal.asgi:application"]
+    from quetzal.server import asgi_server_command
+
+    return asgi_server_command("127.0.0.1", port, quiet=True)
+
+
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
@@ -331,16 +340,12 @@ def main() -> None:
     os.environ.pop("REDIS_URL", None)
     sys.path.insert(0, str(ROOT))
 
-    vnc_port, daphne_port, websockify_port = free_port(), free_port(), free_port()
+    vnc_port, server_port, websockify_port = free_port(), free_port(), free_port()
     server = multiprocessing.Process(target=_tcp_server_main, args=(vnc_port,), daemon=True)
     server.start()
     world = quetzal_world(workdir, vnc_port)
     processes = [
-        start(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(daphne_port), "-v", "0", "quetzal.asgi:application"],
-            env,
-            workdir / "daphne.log",
-        ),
+        start(server_command(server_port), env, workdir / "server.log"),
         start(
             [str(BIN / "websockify"), f"127.0.0.1:{websockify_port}", f"127.0.0.1:{vnc_port}"],
             env,
@@ -348,14 +353,14 @@ def main() -> None:
         ),
     ]
     try:
-        for port in (vnc_port, daphne_port, websockify_port):
+        for port in (vnc_port, server_port, websockify_port):
             wait_port(port)
 
         async def quetzal(http: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
-            origin = f"http://127.0.0.1:{daphne_port}"
+            origin = f"http://127.0.0.1:{server_port}"
             ticket = await asyncio.to_thread(world.ticket)  # a fresh one-time ticket per socket, as the page does
             return await http.ws_connect(
-                f"ws://127.0.0.1:{daphne_port}/ws/desktops/{world.desktop_id}/console/",
+                f"ws://127.0.0.1:{server_port}/ws/desktops/{world.desktop_id}/console/",
                 protocols=("binary", f"quetzal.ticket.{ticket}"),
                 headers={"Origin": origin, "Cookie": f"sessionid={world.session_key}"},
                 max_msg_size=0,

@@ -123,6 +123,9 @@ class ConsoleConsumer(AsyncConsumer):
         """Pump VNC to the browser; when VNC ends (desktop stopped or restarted) close the socket cleanly."""
         try:
             await self.pump.downstream()
+        except OSError:
+            # uvicorn's send() raises once the browser is gone; its websocket.disconnect ends the session.
+            return
         except Exception:
             log.exception("console pump of session %s failed", self.grant.session_id)
         self.end_reason = self.end_reason or "desktop_closed"

@@ -1,6 +1,6 @@
 """The portal, the admin console and the operators' pages in Debian's Chromium, at desktop and phone sizes.
 
-A real ASGI server (daphne, in a subprocess on the test database) serves the pages and the live
+A real ASGI server (uvicorn, the production one, in a subprocess on the test database) serves the pages and the live
 WebSocket; a real Celery worker process (one process, threads: the libvirt test driver keeps its VMs
 per process) carries out launches. Screenshots go to test-artifacts/pages/.
 """
@@ -34,6 +34,7 @@ from desktops.tests.page_world import make_desktop, populate
 from desktops.tests.qemu_world import ROOT, wait_until
 from hosts.choices import CopyState
 from hosts.models import Host, ImageCopy
+from quetzal.server import asgi_server_command
 from tenants.models import Tenant, User
 from tests.factories import PASSWORD
 from tests.services import port_open, require
@@ -96,10 +97,7 @@ class Processes:
 
     def server(self) -> str:
         port = _free_port()
-        daphne = str(Path(sys.executable).parent / "daphne")
-        process, log_path = self._start(
-            "daphne", [daphne, "-b", "127.0.0.1", "-p", str(port), "quetzal.asgi:application"]
-        )
+        process, log_path = self._start("server", asgi_server_command("127.0.0.1", port))
         wait_until(lambda: port_open("127.0.0.1", port) or process.poll() is not None, 60)
         assert process.poll() is None, log_path.read_text()[-3000:]
         return f"http://127.0.0.1:{port}"

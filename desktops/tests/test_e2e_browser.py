@@ -1,7 +1,7 @@
 """End to end in a real browser: log in, launch the demo desktop, type into it through Quetzal's console.
 
-Chromium (Debian's, driven by Playwright) talks only to a real ASGI server (daphne, in a subprocess
-on the test database); a real Celery worker process boots the desktop on a real libvirtd + QEMU.
+Chromium (Debian's, driven by Playwright) talks only to a real ASGI server (uvicorn, the production
+one, in a subprocess on the test database); a real Celery worker process boots the desktop on a real libvirtd + QEMU.
 The marker typed in the browser is proved to have reached the guest through the guest's own screen,
 which it mirrors to its serial log. Screenshots go to test-artifacts/.
 """
@@ -14,7 +14,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from desktops.services import spec
 from desktops.services.requests import request_action
 from desktops.tests.qemu_world import ROOT, demo_template, qemu_host, start_worker, wait_until  # noqa: F401
 from hosts import demo_image
+from quetzal.server import asgi_server_command
 from tests.factories import PASSWORD
 from tests.services import port_open, require
 
@@ -63,12 +63,12 @@ def _free_port() -> int:
 
 @pytest.fixture
 def asgi_server(transactional_db, tmp_path) -> Iterator[str]:
-    """Quetzal under daphne, its production ASGI server, on a free port against the test database."""
+    """Quetzal under its production ASGI server on a free port against the test database."""
     require(connection.vendor == "postgresql", "PostgreSQL (the server process shares the test database)")
     require(settings.REDIS_URL is not None and port_open("127.0.0.1", 6379), "Redis (REDIS_URL)")
     db = connection.settings_dict
     port = _free_port()
-    log_path = tmp_path / "daphne.log"
+    log_path = tmp_path / "server.log"
     env = dict(
         os.environ,
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
@@ -80,14 +80,7 @@ def asgi_server(transactional_db, tmp_path) -> Iterator[str]:
     )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "quetzal.asgi:application",
-            ],
+            asgi_server_command("127.0.0.1", port),
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -105,7 +98,7 @@ def asgi_server(transactional_db, tmp_path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(log_path, ARTIFACTS / "e2e-daphne.log")
+        shutil.copy(log_path, ARTIFACTS / "e2e-server.log")
 
 
 @pytest.fixture

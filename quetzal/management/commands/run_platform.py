@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from quetzal.server import asgi_server_command
+
 
 class Command(BaseCommand):
     help = "Run the whole platform (ASGI server, Celery worker and beat) on embedded defaults."
@@ -33,7 +35,7 @@ class Command(BaseCommand):
         simulated = self._prepare_hypervisor()
         python = sys.executable
         commands = {
-            "web": [python, "-m", "daphne", "-b", host, "-p", str(port), "quetzal.asgi:application"],
+            "web": asgi_server_command(host, port),
             # The test driver keeps its VMs in process memory: one worker process must own them all.
             "worker": [python, "-m", "celery", "-A", "quetzal", "worker", "-l", "INFO"]
             + (["--pool", "threads", "--concurrency", "4"] if simulated else ["--concurrency", "2"]),
