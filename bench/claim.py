@@ -1,6 +1,6 @@
 """Claim 200 warm desktops through the API, over HTTP, from a pool on PostgreSQL and the test driver.
 
-Each claim is `POST /api/desktop/start` by a different person (API token) against daphne, until the
+Each claim is `POST /api/desktop/start` by a different person (API token) against the production ASGI server, until the
 answer says the console is ready to open. Prints the figures and, last,
 `claim_p50_ms=<float> claim_p95_ms=<float> claims=<int>`.
 """
@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchdb
 
 benchdb.configure("quetzal_bench_claim")
+
+from quetzal.server import asgi_server_command  # noqa: E402
 
 NODE_XML = """<?xml version="1.0"?>
 <node>
@@ -93,7 +95,7 @@ def free_port() -> int:
 
 def serve(port: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "quetzal.asgi:application"],
+        asgi_server_command("127.0.0.1", port, quiet=True),
         cwd=benchdb.ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
@@ -107,7 +109,7 @@ def serve(port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.1)
     server.kill()
-    raise SystemExit("daphne did not start")
+    raise SystemExit("the ASGI server did not start")
 
 
 def claim(port: int, token: str, template_id: int) -> tuple[float, dict]:

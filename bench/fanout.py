@@ -1,8 +1,8 @@
-"""Live fan-out: 1,000 WebSocket subscribers on one daphne process, 200 desktops' metrics every second.
+"""Live fan-out: 1,000 WebSocket subscribers on one ASGI server process, 200 desktops' metrics every second.
 
 The real path end to end: a publisher process runs the metrics collection service (one
 getAllDomainStats per libvirt test-driver host, samples written to PostgreSQL, pushes through the
-Redis channel layer) once a second for every host; daphne serves /ws/live/ to 1,000 sockets opened
+Redis channel layer) once a second for every host; the server serves /ws/live/ to 1,000 sockets opened
 with session cookies made directly in the database (owners on their desktops, tenant admins on their
 tenant and a desktop, operators on hosts), read by one asyncio process (aiohttp). Lag is the time
 from the sample's timestamp (taken when libvirt answered) to its arrival in the client, so it
@@ -29,6 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchdb
 
 benchdb.configure("quetzal_bench_fanout")
+
+from quetzal.server import asgi_server_command  # noqa: E402
+
 # Redis database 7 is the benchmark's own and is emptied before and after; a REDIS_URL given by the caller is not.
 OWN_REDIS = "REDIS_URL" not in os.environ
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -139,7 +142,7 @@ def free_port() -> int:
 
 def serve(port: int) -> subprocess.Popen:
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), "quetzal.asgi:application"],
+        asgi_server_command("127.0.0.1", port, quiet=True),
         cwd=benchdb.ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
@@ -153,7 +156,7 @@ def serve(port: int) -> subprocess.Popen:
         except OSError:
             time.sleep(0.1)
     server.kill()
-    raise SystemExit("daphne did not start")
+    raise SystemExit("the ASGI server did not start")
 
 
 def publisher(seconds: int) -> None:
@@ -326,7 +329,7 @@ def main() -> None:
                 assert json.loads(publisher_proc.stdout.readline()).get("ready")
                 cpu_before = _cpu_s(server.pid)
                 result = asyncio.run(client(port, world, args.seconds, publisher_proc))
-                daphne_cpu = _cpu_s(server.pid) - cpu_before
+                server_cpu = _cpu_s(server.pid) - cpu_before
             finally:
                 publisher_proc.kill()
                 server.terminate()
@@ -334,7 +337,7 @@ def main() -> None:
         finally:
             benchdb.drop_database()
             _flush_own_redis()
-    report(world, result, args.seconds, daphne_cpu)
+    report(world, result, args.seconds, server_cpu)
 
 
 def _flush_own_redis() -> None:
@@ -360,7 +363,7 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def report(world: dict, result: dict, seconds: int, daphne_cpu: float) -> None:
+def report(world: dict, result: dict, seconds: int, server_cpu: float) -> None:
     # Fan-out lag: from the moment the collection started pushing to the socket's receipt.
     published_at = {float(k): v for k, v in result["publisher"]["published_at"].items()}
     # Only this run's collections count: pub/sub channels are server-wide, and a stray event
@@ -395,7 +398,7 @@ def report(world: dict, result: dict, seconds: int, daphne_cpu: float) -> None:
         f"collect_to_pushed_ms p50={benchdb.percentile(push_ms, 0.5):.1f} p99={benchdb.percentile(push_ms, 0.99):.1f}"
     )
     print(
-        f"cpu_s daphne={daphne_cpu:.1f} publisher={result['publisher']['cpu_s']:.1f} "
+        f"cpu_s server={server_cpu:.1f} publisher={result['publisher']['cpu_s']:.1f} "
         f"client={result['client_cpu_s']:.1f} (run: {seconds}s + 3s drain)"
     )
     print(f"fanout_p50_ms={p50:.1f} fanout_p99_ms={p99:.1f} lost={lost} subscribers={len(world['plan'])}")
