@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +20,6 @@ import benchdb
 
 benchdb.configure("quetzal_bench_claim")
 
-from quetzal.server import asgi_server_command  # noqa: E402
 
 NODE_XML = """<?xml version="1.0"?>
 <node>
@@ -87,31 +83,6 @@ def seed(claims: int, node_xml: Path) -> list[str]:
     return tokens, template.pk
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve(port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        asgi_server_command("127.0.0.1", port, quiet=True),
-        cwd=benchdb.ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("the ASGI server did not start")
-
-
 def claim(port: int, token: str, template_id: int) -> tuple[float, dict]:
     """One launch over a fresh keep-alive-less HTTP connection, as a browser's first request would be."""
     started = time.perf_counter()
@@ -141,8 +112,8 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-            port = free_port()
-            server = serve(port)
+            port = benchdb.free_port()
+            server = benchdb.serve(port)
             try:
                 claim(port, tokens[0], template_id)  # warm the server's imports; not counted
                 timings, ready = [], 0

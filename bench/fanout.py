@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,6 @@ import benchdb
 
 benchdb.configure("quetzal_bench_fanout")
 
-from quetzal.server import asgi_server_command  # noqa: E402
 
 # Redis database 7 is the benchmark's own and is emptied before and after; a REDIS_URL given by the caller is not.
 OWN_REDIS = "REDIS_URL" not in os.environ
@@ -132,31 +130,6 @@ def seed(tmp: Path) -> dict:
         "tenant_hosts": {k: sorted(v) for k, v in tenant_hosts.items()},
         "hosts": [h.pk for h in hosts],
     }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve(port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        asgi_server_command("127.0.0.1", port, quiet=True),
-        cwd=benchdb.ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server
-        except OSError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("the ASGI server did not start")
 
 
 def publisher(seconds: int) -> None:
@@ -315,8 +288,8 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-            port = free_port()
-            server = serve(port)
+            port = benchdb.free_port()
+            server = benchdb.serve(port)
             publisher_proc = subprocess.Popen(
                 [sys.executable, __file__, "--publisher", "--seconds", str(args.seconds)],
                 cwd=benchdb.ROOT,
