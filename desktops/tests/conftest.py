@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from desktops.models import DesktopTemplate
+from desktops.tests.browser import chromium  # noqa: F401  (fixture)
 from desktops.tests.qemu_world import demo_template, qemu_host, start_worker  # noqa: F401  (fixtures)
 from hosts.choices import CopyState, HostState
 from hosts.hypervisor import get_hypervisor

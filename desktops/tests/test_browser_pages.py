@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationStatus
@@ -41,16 +41,6 @@ from tests.services import port_open, require
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARTIFACTS = ROOT / "test-artifacts" / "pages"
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
@@ -138,25 +128,6 @@ def processes(transactional_db, tmp_path, settings) -> Iterator[Processes]:
 @pytest.fixture
 def base(processes) -> str:
     return processes.server()
-
-
-@pytest.fixture
-def chromium(monkeypatch):
-    """Debian's Chromium under Playwright."""
-    require(Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM} (apt-get install chromium)")
-    # Playwright's sync API keeps an event loop on this thread; the test's ORM calls stay synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright Python package")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
-        # Database connections opened while Playwright drove the test belong to its context: close
-        # them here, or the test database cannot be dropped at the end of the run.
-        connections.close_all()
 
 
 @pytest.fixture

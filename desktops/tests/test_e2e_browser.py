@@ -35,16 +35,6 @@ from tests.services import port_open, require
 
 pytestmark = [pytest.mark.browser, pytest.mark.qemu, pytest.mark.worker]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARTIFACTS = ROOT / "test-artifacts"
 LAUNCH_TIMEOUT_MS = 240_000
 STOP_TIMEOUT_MS = 120_000
@@ -99,22 +89,6 @@ def asgi_server(transactional_db, tmp_path) -> Iterator[str]:
             process.kill()
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(log_path, ARTIFACTS / "e2e-server.log")
-
-
-@pytest.fixture
-def chromium(monkeypatch):
-    """Debian's Chromium under Playwright."""
-    require(Path(CHROMIUM).exists(), f"Chromium at {CHROMIUM} (apt-get install chromium)")
-    # Playwright's sync API keeps an event loop on this thread; the test's ORM calls stay synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "the playwright Python package")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 def _sign_in(context, base: str, email: str):
