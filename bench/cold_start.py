@@ -65,7 +65,7 @@ def one_run(host, template, tenant, user) -> dict[str, float]:
             raise SystemExit("the guest did not boot within 120 s")
         time.sleep(0.05)
     booted = time.perf_counter()
-    execution._remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
+    execution.remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
     return {
         "placing": durations.get("request", 0) + durations.get("placing", 0),
         "cloning": durations.get("cloning disk", 0) + durations.get("writing seed", 0),

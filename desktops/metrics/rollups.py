@@ -125,25 +125,7 @@ def _desktop_minutes(start: datetime, end: datetime) -> int:
             tx=Avg("net_tx_bps"),
         )
     )
-    rows = [
-        DesktopRollup(
-            desktop_id=g["desktop_id"],
-            tenant_id=g["t"],
-            resolution=Resolution.MINUTE,
-            bucket=g["b"],
-            samples=g["n"],
-            vcpus=g["v"],
-            cpu_percent=g["cpu"],
-            cpu_percent_max=g["cpu_max"],
-            memory_used_mib=g["mem"],
-            memory_used_mib_max=g["mem_max"],
-            disk_read_bps=g["rd"],
-            disk_write_bps=g["wr"],
-            net_rx_bps=g["rx"],
-            net_tx_bps=g["tx"],
-        )
-        for g in groups
-    ]
+    rows = [_desktop_rollup(g, Resolution.MINUTE, g["n"]) for g in groups]
     return _upsert(DesktopRollup, rows, "desktop", _DESKTOP_FIELDS)
 
 
@@ -167,26 +149,28 @@ def _desktop_hours(start: datetime, end: datetime) -> int:
         )
     )
     samples = _sample_counts(DesktopRollup, "desktop_id", start, end)
-    rows = [
-        DesktopRollup(
-            desktop_id=g["desktop_id"],
-            tenant_id=g["t"],
-            resolution=Resolution.HOUR,
-            bucket=g["b"],
-            samples=samples.get((g["desktop_id"], g["b"]), 0),
-            vcpus=g["v"],
-            cpu_percent=g["cpu"],
-            cpu_percent_max=g["cpu_max"],
-            memory_used_mib=g["mem"],
-            memory_used_mib_max=g["mem_max"],
-            disk_read_bps=g["rd"],
-            disk_write_bps=g["wr"],
-            net_rx_bps=g["rx"],
-            net_tx_bps=g["tx"],
-        )
-        for g in groups
-    ]
+    rows = [_desktop_rollup(g, Resolution.HOUR, samples.get((g["desktop_id"], g["b"]), 0)) for g in groups]
     return _upsert(DesktopRollup, rows, "desktop", _DESKTOP_FIELDS)
+
+
+def _desktop_rollup(group: dict, resolution: str, samples: int) -> DesktopRollup:
+    """One desktop's rollup row from an aggregated group (minute or hour)."""
+    return DesktopRollup(
+        desktop_id=group["desktop_id"],
+        tenant_id=group["t"],
+        resolution=resolution,
+        bucket=group["b"],
+        samples=samples,
+        vcpus=group["v"],
+        cpu_percent=group["cpu"],
+        cpu_percent_max=group["cpu_max"],
+        memory_used_mib=group["mem"],
+        memory_used_mib_max=group["mem_max"],
+        disk_read_bps=group["rd"],
+        disk_write_bps=group["wr"],
+        net_rx_bps=group["rx"],
+        net_tx_bps=group["tx"],
+    )
 
 
 def _sample_counts(model: type[Model], key: str, start: datetime, end: datetime) -> dict:

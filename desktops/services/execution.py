@@ -176,7 +176,7 @@ def do_rebuild(operation: Operation) -> None:
     if not transition(desktop, S.PROVISIONING, sources=(S.STOPPED, S.ERROR)):
         raise StepFailed(f"Cannot rebuild a desktop that is {desktop.state}.", code="invalid_state")
     progress.step(operation, "removing old disk")
-    _remove_from_host(desktop, release=True)
+    remove_from_host(desktop, release=True)
     DesktopSnapshot.objects.filter(desktop=desktop).delete()
     _provision(operation, desktop)
     transition(desktop, S.STOPPED, reason="Rebuilt from its template")
@@ -264,7 +264,7 @@ def do_delete_snapshot(operation: Operation) -> None:
 # --- deletion ---------------------------------------------------------------------------------
 
 
-def _remove_from_host(desktop: Desktop, *, release: bool) -> None:
+def remove_from_host(desktop: Desktop, *, release: bool) -> None:
     """Destroy and undefine the domain and delete its volumes; every part tolerates 'already gone'."""
     if desktop.host_id is not None:
         host = Host.objects.get(pk=desktop.host_id)
@@ -283,7 +283,7 @@ def _remove_from_host(desktop: Desktop, *, release: bool) -> None:
 
 def finish_delete(desktop: Desktop) -> None:
     """Remove everything of a DELETING desktop and mark it deleted (reconcile reuses this)."""
-    _remove_from_host(desktop, release=True)
+    remove_from_host(desktop, release=True)
     transition(desktop, S.DELETED, deleted_at=timezone.now(), disk_volume="", seed_volume="")
 
 

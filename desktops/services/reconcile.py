@@ -63,7 +63,7 @@ def _adopt(desktop: Desktop, domain: DomainInfo | None, has_managed_save: bool, 
     if domain is None:
         if desktop.state in (S.REQUESTED, S.PROVISIONING):
             # Partly made: remove whatever was made so nothing is left behind on the host.
-            execution._remove_from_host(desktop, release=True)
+            execution.remove_from_host(desktop, release=True)
             reason = "Provisioning was interrupted; delete this desktop or rebuild it."
         else:
             reason = "Its VM disappeared from the host."
@@ -167,9 +167,9 @@ def reconcile_host(host_id: int, *, now: datetime | None = None) -> ReconcileRep
         except DomainNotFound:
             continue
     # Desktops never placed (host unset) that were interrupted while provisioning.
-    for desktop in Desktop.objects.filter(host__isnull=True, state__in=(S.REQUESTED, S.PROVISIONING, S.DELETING)):
-        if desktop.pk not in set(Operation.objects.in_flight().values_list("desktop_id", flat=True)):
-            _adopt(desktop, None, False, report)
+    unplaced = Desktop.objects.filter(host__isnull=True, state__in=(S.REQUESTED, S.PROVISIONING, S.DELETING))
+    for desktop in unplaced.exclude(pk__in=Operation.objects.in_flight().values("desktop_id")):
+        _adopt(desktop, None, False, report)
     claimed_names = {spec_name for spec_name in (d.domain_name for d in desktops)}
     orphans = [
         d for d in domains if d.desktop_id is not None and (d.desktop_id not in known or d.name not in claimed_names)

@@ -294,9 +294,9 @@ def test_it_types_into_the_demo_desktop_through_the_browser_console(
     finally:
         _OPEN_PAGES.clear()
         if desktop is not None:
-            from desktops.services.execution import _remove_from_host
+            from desktops.services.execution import remove_from_host
 
-            _remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
+            remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
         # Under Playwright the test body runs in a context of its own, so its database connection
         # is not the one pytest-django closes; left open, it would block dropping the test database.
         connections.close_all()

@@ -44,4 +44,4 @@ def test_it_collects_a_booting_guests_figures(alice, demo_template, qemu_host, m
         assert totals.cpu_cores >= after.cpu_percent * after.vcpus / 100 - 1e-9
         assert totals.allocated_vcpus >= demo_template.vcpus and totals.vcpu_capacity > 0
     finally:
-        execution._remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
+        execution.remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)

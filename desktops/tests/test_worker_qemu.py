@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.qemu, pytest.mark.worker]
 
 def _cleanup(desktop: Desktop, host) -> None:
     """Remove whatever a test left of its desktop on the real host."""
-    from desktops.services.execution import _remove_from_host
+    from desktops.services.execution import remove_from_host
 
-    _remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
+    remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
 
 
 def test_it_starts_a_desktop_through_a_real_worker(alice, demo_template, qemu_host, start_worker):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 from hosts.demo_image import DemoImage, DemoImageError, build_demo_image, default_image_dir
+from tests.services import require
 
 if TYPE_CHECKING:
     from hosts.hypervisor.base import Hypervisor
@@ -25,16 +26,10 @@ DEFAULT_QEMU_URI = "qemu:///system"
 TEST_PREFIX = "qtest-"
 
 
-def in_ci() -> bool:
-    """Whether we run under CI, where a missing service is a failure, never a skip."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 def service_missing(reason: str) -> NoReturn:
-    """Fail under CI=true, skip elsewhere."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: required)", pytrace=False)
-    pytest.skip(reason)
+    """Fail under CI=true, skip elsewhere (the project-wide gate in tests/services.py)."""
+    require(False, reason)
+    raise AssertionError("unreachable: require() always raises here")
 
 
 def qemu_uri() -> str:
