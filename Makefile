@@ -5,15 +5,18 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 VENDOR := static/vendor
 
-.PHONY: run test bench lint format vendor migrate venv clean
+.PHONY: run test bench lint format vendor migrate venv clean system libvirt-binding
 
-# libvirt-python compiles against the system libvirt; without libvirt-dev (a bare machine) the
-# platform still runs, with no hypervisor until the operator installs one.
+# libvirt-python compiles against the system libvirt. Without libvirt-dev (a bare machine where we
+# are not root) the platform still runs, with no hypervisor until the operator installs one; under
+# CI=true that is an error, never a quiet fallback.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	@if pkg-config --exists libvirt 2>/dev/null; then \
 		$(PIP) install -q -r requirements-dev.txt; \
+	elif [ "$$CI" = true ]; then \
+		echo "ERROR: libvirt development files missing (apt-get install libvirt-dev pkg-config)"; exit 1; \
 	else \
 		echo "NOTE: libvirt development files not found; installing without libvirt-python" \
 		     "(apt-get install libvirt-dev pkg-config to manage hypervisors)"; \
@@ -23,9 +26,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	fi
 	touch $@
 
+# A venv made before libvirt-dev arrived gets the binding as soon as the headers are there.
+libvirt-binding: $(VENV)/.installed
+	@if ! $(PY) -c "import libvirt" 2>/dev/null && pkg-config --exists libvirt 2>/dev/null; then \
+		$(PIP) install -q "$$(grep '^libvirt-python' requirements.txt)"; \
+	fi
+
+# As root (or with passwordless sudo): install libvirt + QEMU and start libvirtd when no service
+# manager does. Otherwise one line says what to install, and the portal runs without a hypervisor.
+system:
+	@bash scripts/system-packages
+	@if [ "$$(id -u)" -eq 0 ] && command -v libvirtd >/dev/null; then \
+		bash scripts/start-libvirtd >/dev/null 2>&1 || echo "NOTE: libvirtd did not start (see /var/log/libvirt/)"; \
+	fi
+
 venv: $(VENV)/.installed
 
-run: venv
+run: system libvirt-binding
 	$(PY) manage.py run_platform
 
 test: venv

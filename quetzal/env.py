@@ -68,18 +68,33 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     return value
 
 
+def _sqlite(path: str) -> dict:
+    """A SQLite entry that a web process, a worker and beat can share without "database is locked"."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN,
+            # so two writers queue on the busy timeout instead of one failing on a lock upgrade.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        },
+    }
+
+
 def env_database(name: str, default_sqlite: Path) -> dict:
     """Return a Django DATABASES entry from a sqlite:/// or postgres:// URL."""
     url = os.environ.get(name, "").strip()
     if not url:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(default_sqlite)}
+        return _sqlite(str(default_sqlite))
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = unquote(parts.path)
         if not path or path == "/":
             raise ImproperlyConfigured(f"{name} needs a file path, e.g. sqlite:////var/lib/quetzal/db.sqlite3")
         # As in dj-database-url: sqlite:///relative.db and sqlite:////absolute.db.
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path[1:]}
+        return _sqlite(path[1:])
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:

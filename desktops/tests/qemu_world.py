@@ -46,7 +46,7 @@ def wait_until(predicate: Callable[[], object], timeout_s: float, interval_s: fl
 @pytest.fixture
 def qemu_host(transactional_db) -> Iterator[Host]:
     """qemu:///system registered as a host (software emulation: nested KVM is not dependable here)."""
-    require(libvirtd_answers(), f"libvirtd at {QEMU_URI} (run .ci/start-libvirtd)")
+    require(libvirtd_answers(), f"libvirtd at {QEMU_URI} (run scripts/start-libvirtd)")
     from hosts.services.hosts import register_host
 
     host = register_host(QEMU_URI, name="local-qemu", virt_type="qemu", reserved_memory_mib=512)

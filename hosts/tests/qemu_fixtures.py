@@ -86,7 +86,7 @@ def qemu_hypervisor() -> Iterator[Hypervisor]:
     try:
         hypervisor.host_info()
     except HypervisorError as exc:
-        service_missing(f"libvirtd does not answer at {uri} ({exc}); run .ci/start-libvirtd")
+        service_missing(f"libvirtd does not answer at {uri} ({exc}); run scripts/start-libvirtd")
     yield hypervisor
     hypervisor.close()
 

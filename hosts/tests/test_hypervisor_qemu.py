@@ -46,7 +46,7 @@ def hv() -> Iterator[LibvirtHypervisor]:
     try:
         info = hypervisor.host_info()
     except HypervisorError as exc:
-        missing(f"libvirtd does not answer at {QEMU_URI} ({exc}); run .ci/start-libvirtd")
+        missing(f"libvirtd does not answer at {QEMU_URI} ({exc}); run scripts/start-libvirtd")
     assert "qemu" in info.virt_types
     yield hypervisor
     hypervisor.close()

@@ -229,7 +229,7 @@ def test_it_copies_through_streams_to_a_real_libvirtd_and_clones_from_it(tmp_pat
         answers = True
     except HypervisorError:
         answers = False
-    require(answers, f"libvirtd with a 'default' pool at {QEMU_URI} (.ci/start-libvirtd)")
+    require(answers, f"libvirtd with a 'default' pool at {QEMU_URI} (scripts/start-libvirtd)")
     # given a real qcow2 with data, a kernel file, and the local libvirtd as a host
     disk = tmp_path / "base.qcow2"
     subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)

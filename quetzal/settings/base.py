@@ -291,11 +291,18 @@ OPERATION_QUEUED_TIMEOUT_S = env_int("OPERATION_QUEUED_TIMEOUT_S", 3600, minimum
 # An unclaimed Quetzal domain is destroyed after this grace period.
 ORPHAN_GRACE_S = env_int("ORPHAN_GRACE_S", 600, minimum=0)
 
+LOG_LEVEL = env_choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
+# Every periodic task announces itself at INFO in Celery; an operator reads INFO for what happened
+# to desktops and hosts, so the per-task chatter shows only when LOG_LEVEL=DEBUG.
+_ROUTINE_LEVEL = "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        **{name: {"level": _ROUTINE_LEVEL} for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")},
+    },
 }

@@ -25,10 +25,12 @@ def test_it_reads_a_postgres_url(monkeypatch):
 
 def test_it_defaults_to_a_sqlite_file(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    assert env_database("DATABASE_URL", Path("/tmp/x.db")) == {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": "/tmp/x.db",
-    }
+    config = env_database("DATABASE_URL", Path("/tmp/x.db"))
+    assert (config["ENGINE"], config["NAME"]) == ("django.db.backends.sqlite3", "/tmp/x.db")
+    # Web, worker and beat share the file: WAL, write lock at BEGIN, and a busy timeout.
+    assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in config["OPTIONS"]["init_command"]
+    assert config["OPTIONS"]["timeout"] >= 10
 
 
 @pytest.mark.parametrize(
