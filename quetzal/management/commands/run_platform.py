@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -25,6 +26,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, port: int, host: str, **options) -> None:
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        # WhiteNoise warns at every start while the collected-files folder is missing.
+        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         embedded_redis = None
         if not env.get("REDIS_URL"):
