@@ -6,9 +6,3 @@ from django.apps import AppConfig
 class DesktopsConfig(AppConfig):
     name = "desktops"
     verbose_name = "Desktops"
-
-    def ready(self) -> None:
-        from desktops.metrics import checks, receivers  # noqa: F401 - checks registers the system checks
-
-        # Lifecycle events reach live pages (desktop and tenant topics) once committed.
-        receivers.connect()

@@ -61,7 +61,3 @@ def reconcile_host(host_id: int) -> None:
     from desktops.services import reconcile
 
     reconcile.reconcile_host(host_id)
-
-
-from desktops.console import tasks as console_tasks  # noqa: E402, F401  (autodiscovery reads <app>.tasks only)
-from desktops.metrics import tasks as metrics_tasks  # noqa: E402, F401  (autodiscovery reads <app>.tasks only)

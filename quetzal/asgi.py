@@ -13,14 +13,17 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from quetzal.origin import SameOriginMiddleware  # noqa: E402
 from quetzal.routing import websocket_urlpatterns  # noqa: E402
 from tenants.channels import ActiveTenantMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
+        # Origin first: a foreign page is refused before its cookies open a session. ALLOWED_HOSTS
+        # still applies on top, since Origin and Host agreeing says nothing about the Host itself.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(ActiveTenantMiddleware(URLRouter(websocket_urlpatterns)))
+            SameOriginMiddleware(AuthMiddlewareStack(ActiveTenantMiddleware(URLRouter(websocket_urlpatterns))))
         ),
     }
 )

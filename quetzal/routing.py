@@ -1,7 +1,10 @@
-"""WebSocket routes of every app, gathered in one list."""
+"""WebSocket routes of every app, gathered in one list (quetzal/asgi.py wraps it in the middleware once)."""
 
 from __future__ import annotations
 
-from desktops.routing import websocket_urlpatterns as desktop_websockets
+from django.urls import URLPattern
 
-websocket_urlpatterns = [*desktop_websockets]
+from desktops.console.routing import websocket_urlpatterns as console_websockets
+from desktops.metrics.routing import websocket_urlpatterns as metrics_websockets
+
+websocket_urlpatterns: list[URLPattern] = [*console_websockets, *metrics_websockets]

@@ -89,13 +89,13 @@ def _pool(world):
 
 
 def _console_session(world):
-    from desktops.models import ConsoleSession
+    from desktops.console.models import ConsoleSession
 
     return ConsoleSession.objects.create(tenant=world.tenant, desktop=_desktop(world), user=world.member)
 
 
 def _recording(world):
-    from desktops.models import Recording
+    from desktops.console.models import Recording
 
     session = _console_session(world)
     return Recording.objects.create(

@@ -14,8 +14,8 @@ from channels.exceptions import StopConsumer
 from desktops.console import proxy, sessions, tickets
 from desktops.console.errors import ConsoleError
 from desktops.console.flow import innermost_send
-from desktops.console.origin import header, same_origin
 from desktops.console.recordfile import RecordingStats, RecordingWriter
+from quetzal.origin import header
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,7 @@ class ConsoleConsumer(AsyncConsumer):
             await self._finish(self.end_reason or "server_stopped")
 
     async def websocket_connect(self, message: dict) -> None:
-        if not same_origin(self.scope):
-            # A cross-site page gets the handshake refused (HTTP 403) and no explanation.
-            await self.send({"type": "websocket.close"})
-            raise StopConsumer
+        # A cross-site page never gets here: SameOriginMiddleware refused its handshake (quetzal/asgi.py).
         offered = self.scope.get("subprotocols") or []
         self.subprotocol = tickets.BINARY_PROTOCOL if tickets.BINARY_PROTOCOL in offered else None
         session = self.scope.get("session")

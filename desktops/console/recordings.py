@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from desktops.console.errors import RecordingMissing
+from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import RecordingFormatError, RecordingStats, stats_of
-from desktops.models import ConsoleSession, Recording
 from tenants.models import Tenant
 from tenants.services import audit
 

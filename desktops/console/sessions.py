@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from desktops.console import activity, recordings, tickets
 from desktops.console.errors import ConsoleError, ConsoleUnavailable, DesktopNotFound, NotSignedIn
+from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import RecordingStats
-from desktops.models import ConsoleSession, Desktop, Recording
+from desktops.models import Desktop
 from tenants.models import Membership
 from tenants.services import audit
 

@@ -19,7 +19,8 @@ from desktops.console.errors import (
     SessionRequired,
     TicketInvalid,
 )
-from desktops.models import ConsoleTicket, Desktop
+from desktops.console.models import ConsoleTicket
+from desktops.models import Desktop
 
 MAX_TTL_S = 60
 DEFAULT_TTL_S = 30

@@ -8,7 +8,8 @@ from django.shortcuts import get_object_or_404, render
 from django.views import View
 
 from desktops.console import recordings
-from desktops.models import ConsoleSession, Desktop, Recording
+from desktops.console.models import ConsoleSession, Recording
+from desktops.models import Desktop
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
 from tenants.models import User

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from desktops.choices import DesktopState
 from desktops.metrics import conf, groups, live
+from desktops.metrics.models import DesktopSample, HostSample
 from desktops.metrics.rates import Counters, Rates, rates, total
-from desktops.models import Desktop, DesktopSample, HostSample
+from desktops.models import Desktop
 from hosts.choices import HostState
 from hosts.hypervisor import DomainStats, Hypervisor, get_hypervisor
 from hosts.models import Host

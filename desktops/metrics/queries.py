@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from desktops.metrics import conf, live
 from desktops.metrics.choices import Resolution
-from desktops.models import Desktop, DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.models import Desktop
 from hosts.models import Host
 from quetzal.errors import ServiceError
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from desktops.metrics import conf
 from desktops.metrics.choices import Resolution
-from desktops.models import DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
 from hosts.models import Host
 
 STEP = {Resolution.MINUTE: timedelta(minutes=1), Resolution.HOUR: timedelta(hours=1)}

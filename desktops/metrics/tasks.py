@@ -6,14 +6,15 @@ import logging
 
 from celery import shared_task
 
+from desktops.metrics import collection, conf, rollups
+from hosts.hypervisor import HypervisorError
+
 log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def collect_all() -> int:
     """Beat (every METRICS_INTERVAL_S): one collection task per host, so a slow host delays only itself."""
-    from desktops.metrics import collection, conf
-
     host_ids = collection.hosts_to_collect()
     for host_id in host_ids:
         # A reading that waited longer than an interval in the queue is worth less than the next one.
@@ -24,9 +25,6 @@ def collect_all() -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def collect_host(host_id: int) -> int:
     """Read, store and push one host's figures; an unreachable host is skipped until the next beat."""
-    from desktops.metrics import collection
-    from hosts.hypervisor import HypervisorError
-
     try:
         result = collection.collect_host(host_id=host_id)
     except HypervisorError as error:
@@ -39,14 +37,10 @@ def collect_host(host_id: int) -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def rollup() -> None:
     """Beat (every minute): per-minute and per-hour summaries."""
-    from desktops.metrics import rollups
-
     rollups.rollup()
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def prune() -> None:
     """Beat (every 10 minutes): drop what is past each resolution's retention."""
-    from desktops.metrics import rollups
-
     rollups.prune()

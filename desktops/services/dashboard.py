@@ -9,7 +9,8 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from desktops.choices import DesktopKind, DesktopState
-from desktops.models import ConsoleSession, Desktop, DesktopTemplate
+from desktops.console.models import ConsoleSession
+from desktops.models import Desktop, DesktopTemplate
 from desktops.models.desktop import ACTIVE_STATES, TRANSITIONAL_STATES
 from desktops.services.hours import DayHours, day_start, desktop_hours_per_day
 from desktops.services.idle import idle_action, idle_deadline

@@ -73,7 +73,7 @@ def busy_cpu(desktop: Desktop, *, now: datetime) -> bool:
     threshold = desktop.tenant.idle_cpu_threshold_percent
     if not threshold:
         return False
-    from desktops.models import DesktopSample
+    from desktops.metrics.models import DesktopSample
 
     window = now - timedelta(minutes=desktop.tenant.idle_timeout_minutes)
     return DesktopSample.objects.filter(desktop=desktop, at__gte=window, cpu_percent__gte=threshold).exists()

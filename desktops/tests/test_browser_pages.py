@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationStatus
 from desktops.metrics import collection, live
+from desktops.metrics.models import DesktopSample, HostSample
 from desktops.models import Desktop, Operation
-from desktops.models.metrics import DesktopSample, HostSample
 from desktops.tests.conftest import make_test_host
 from desktops.tests.page_world import make_desktop, populate
 from desktops.tests.qemu_world import ROOT, wait_until

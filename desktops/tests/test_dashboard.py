@@ -8,7 +8,8 @@ from decimal import Decimal
 from django.utils import timezone
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind, OperationStatus
-from desktops.models import ConsoleSession, DesktopTemplate, Operation
+from desktops.console.models import ConsoleSession
+from desktops.models import DesktopTemplate, Operation
 from desktops.services import dashboard, hours
 from desktops.tests.page_world import make_desktop, populate
 from tenants.choices import IdleAction

@@ -24,7 +24,8 @@ from django.conf import settings
 from django.db import connection, connections
 
 from desktops.choices import OperationKind
-from desktops.models import ConsoleSession, Desktop, Recording
+from desktops.console.models import ConsoleSession, Recording
+from desktops.models import Desktop
 from desktops.services import spec
 from desktops.services.requests import request_action
 from desktops.tests.qemu_world import ROOT, demo_template, qemu_host, start_worker, wait_until  # noqa: F401

@@ -89,7 +89,7 @@ def test_it_recycles_idle_pooled_desktops_and_spares_warm_ones(alice, host, temp
 
 
 def test_it_spares_a_desktop_busy_above_the_cpu_threshold(alice, host, template, work):
-    from desktops.models import DesktopSample
+    from desktops.metrics.models import DesktopSample
 
     # Given a tenant that also asks for CPU under 20 % over the 30 idle minutes, and no console open
     alice.tenant.idle_timeout_minutes, alice.tenant.idle_cpu_threshold_percent = 30, 20

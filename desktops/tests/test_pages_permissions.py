@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from desktops.models import ConsoleSession, DesktopTemplate, Pool, Recording
+from desktops.console.models import ConsoleSession, Recording
+from desktops.models import DesktopTemplate, Pool
 from desktops.tests.page_world import make_desktop
 from hosts.models import Image
 from tenants.models import User

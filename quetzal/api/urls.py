@@ -10,6 +10,8 @@ app_name = "api"
 urlpatterns = [
     path("v1/", include("tenants.api.urls")),
     path("v1/", include("desktops.api.urls")),
+    path("v1/", include("desktops.console.api.urls")),
+    path("v1/", include("desktops.metrics.api.urls")),
     path("v1/", include("billing.api.urls")),
     path("desktop/", include(plan_urlpatterns)),
 ]

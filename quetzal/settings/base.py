@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "tenants",
     "hosts",
     "desktops",
+    "desktops.console",
+    "desktops.metrics",
     "billing",
 ]
 

@@ -1,4 +1,8 @@
-"""Console access: one-time tickets (hashes only), console sessions and their recordings."""
+"""Console access: one-time tickets (hashes only), console sessions and their recordings.
+
+The tables were made when these models lived in the desktops app. They keep their names (db_table): the
+move needed no DDL, and the code before and after it can run against the same database during a deploy.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class ConsoleTicket(TenantOwned):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        db_table = "desktops_consoleticket"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["expires_at"])]
 
@@ -53,6 +58,7 @@ class ConsoleSession(TenantOwned):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        db_table = "desktops_consolesession"
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-started_at"]), models.Index(fields=["ended_at", "last_seen_at"])]
 
@@ -86,6 +92,7 @@ class Recording(TenantOwned):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        db_table = "desktops_recording"
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from desktops.metrics.choices import Resolution
+from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
 from desktops.metrics.rollups import prune, rollup
-from desktops.models import Desktop, DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.models import Desktop
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 STEP = timedelta(seconds=5)

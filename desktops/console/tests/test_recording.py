@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from desktops.console import recordings, sessions
+from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import HEADER, MAGIC, RecordingFormatError, read_frames, stats_of
-from desktops.models import ConsoleSession, Desktop, Recording
-from desktops.tests.console_fixtures import (  # noqa: F401 (fixtures)
+from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
     GREETING,
     adb,
     browser,
@@ -21,6 +21,7 @@ from desktops.tests.console_fixtures import (  # noqa: F401 (fixtures)
     running_desktop,
     thread_connections_fixture,
 )
+from desktops.models import Desktop
 from tenants.models import AuditEvent
 from tests.fixtures import api_client, login_client
 

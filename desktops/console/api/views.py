@@ -1,15 +1,15 @@
-"""Console API: tickets for the console WebSocket, console sessions and recordings (tenant admins)."""
+"""Console API views: tickets for the console WebSocket, console sessions and recordings (tenant admins)."""
 
 from __future__ import annotations
 
-from django.urls import path, reverse
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
-from rest_framework.routers import SimpleRouter
 
 from desktops.console import recordings, tickets
-from desktops.models import ConsoleSession, Desktop, Recording
+from desktops.console.models import ConsoleSession, Recording
+from desktops.models import Desktop
 from quetzal.api.viewsets import TenantScopedViewSet
 from tenants.services.audit import client_ip
 
@@ -142,17 +142,3 @@ class RecordingViewSet(
 
     def perform_destroy(self, instance: Recording) -> None:
         recordings.delete(recording=instance, actor=self.request.user, ip=client_ip(self.request))
-
-
-router = SimpleRouter()
-router.register("console-sessions", ConsoleSessionViewSet, basename="consolesession")
-router.register("recordings", RecordingViewSet, basename="recording")
-
-urlpatterns = [
-    path(
-        "desktops/<int:pk>/console-ticket/",
-        ConsoleTicketViewSet.as_view({"post": "create"}),
-        name="desktop-console-ticket",
-    ),
-    *router.urls,
-]

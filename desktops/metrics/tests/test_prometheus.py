@@ -10,7 +10,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from desktops.models import Desktop, DesktopSample, HostSample
+from desktops.metrics.models import DesktopSample, HostSample
+from desktops.models import Desktop
 from tests.factories import UserFactory
 from tests.fixtures import login_client
 

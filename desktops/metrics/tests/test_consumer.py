@@ -10,9 +10,9 @@ from django.db import connections
 
 from desktops.metrics import live
 from desktops.metrics.consumers import SIGNED_OUT
+from desktops.metrics.tests.helpers import live_socket, session_headers
 from desktops.models import Desktop
 from desktops.state import transition
-from desktops.tests.metrics_helpers import live_socket, session_headers
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from desktops.metrics import collection
-from desktops.models import Desktop, DesktopSample, HostSample
+from desktops.metrics.models import DesktopSample, HostSample
+from desktops.models import Desktop
 from desktops.services import execution
 from desktops.services.requests import request_create
 from desktops.tasks import run_operation

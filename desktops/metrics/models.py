@@ -1,4 +1,8 @@
-"""Time series of desktops and hosts: raw samples and their per-minute and per-hour rollups."""
+"""Time series of desktops and hosts: raw samples and their per-minute and per-hour rollups.
+
+The tables were made when these models lived in the desktops app. They keep their names (db_table): the
+move needed no DDL, and the code before and after it can run against the same database during a deploy.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ class DesktopSample(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        db_table = "desktops_desktopsample"
         ordering = ["at", "id"]
         indexes = [
             models.Index(fields=["desktop", "at"], name="desktopsample_desktop_at"),
@@ -68,6 +73,7 @@ class DesktopRollup(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        db_table = "desktops_desktoprollup"
         ordering = ["bucket", "id"]
         constraints = [
             models.UniqueConstraint(fields=["desktop", "resolution", "bucket"], name="desktoprollup_unique_bucket")
@@ -104,6 +110,7 @@ class HostSample(models.Model):
     memory_capacity_mib = models.PositiveBigIntegerField(default=0)
 
     class Meta:
+        db_table = "desktops_hostsample"
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["host", "at"], name="hostsample_host_at")]
 
@@ -133,6 +140,7 @@ class HostRollup(models.Model):
     memory_capacity_mib = models.FloatField(null=True)
 
     class Meta:
+        db_table = "desktops_hostrollup"
         ordering = ["bucket", "id"]
         constraints = [
             models.UniqueConstraint(fields=["host", "resolution", "bucket"], name="hostrollup_unique_bucket")

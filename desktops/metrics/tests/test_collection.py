@@ -8,10 +8,11 @@ import pytest
 from django.utils import timezone
 
 from desktops.metrics import collection, groups
-from desktops.models import DesktopSample, HostSample
+from desktops.metrics.models import DesktopSample, HostSample
+from desktops.metrics.tests.helpers import capture, launch
+from desktops.metrics.tests.test_rates import record
 from desktops.services.requests import request_action
-from desktops.tests.metrics_helpers import capture, launch
-from desktops.tests.test_metrics_rates import record
+from desktops.tests.conftest import make_test_host
 from hosts.hypervisor import get_hypervisor
 from hosts.hypervisor.parsing import stats_from_record
 from hosts.models import Host
@@ -177,7 +178,6 @@ def test_it_does_not_overlap_collections_of_one_host(host, desks):
 
 def test_it_fans_out_one_task_per_collectable_host(host, tmp_path, monkeypatch):
     from desktops.metrics import tasks
-    from desktops.tests.conftest import make_test_host
     from hosts.choices import HostState
 
     down = make_test_host(tmp_path, state=HostState.DOWN)

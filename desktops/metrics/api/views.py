@@ -1,9 +1,8 @@
-"""Metrics API: chart series for a desktop, the tenant's totals and (operators) a host."""
+"""Metrics API views: chart series for a desktop, the tenant's totals and (operators) a host."""
 
 from __future__ import annotations
 
 from django.http import Http404
-from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.permissions import IsAuthenticated
@@ -104,10 +103,3 @@ class HostMetricsViewSet(viewsets.GenericViewSet):
         range_key = queries.parse_range(request.query_params.get("range"))
         series = queries.host_series(host=host, range_key=range_key)
         return Response({"id": host.pk, "name": host.name, **series.as_dict()})
-
-
-urlpatterns = [
-    path("desktops/<int:pk>/metrics/", DesktopMetricsViewSet.as_view({"get": "retrieve"}), name="desktop-metrics"),
-    path("metrics/tenant/", TenantMetricsViewSet.as_view({"get": "series"}), name="tenant-metrics"),
-    path("metrics/hosts/<int:pk>/", HostMetricsViewSet.as_view({"get": "retrieve"}), name="host-metrics"),
-]

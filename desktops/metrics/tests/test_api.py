@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from desktops.metrics.choices import Resolution
-from desktops.models import Desktop, DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.models import Desktop
 from tests.factories import UserFactory
 from tests.fixtures import api_client
 

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from desktops.metrics import live
 from desktops.metrics.layer import live_layer
-from desktops.tests.metrics_helpers import capture
+from desktops.metrics.tests.helpers import capture
 from tests.services import port_open, require
 
 IN_MEMORY = {"BACKEND": "channels.layers.InMemoryChannelLayer"}

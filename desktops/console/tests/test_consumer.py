@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from desktops.choices import DesktopState
 from desktops.console.consumers import ENDED_ELSEWHERE
-from desktops.models import ConsoleSession, ConsoleTicket, Desktop
-from desktops.tests.console_fixtures import (  # noqa: F401 (fixtures)
+from desktops.console.models import ConsoleSession, ConsoleTicket
+from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
     GREETING,
     adb,
     browser,
@@ -21,6 +21,7 @@ from desktops.tests.console_fixtures import (  # noqa: F401 (fixtures)
     running_desktop,
     thread_connections_fixture,
 )
+from desktops.models import Desktop
 from tenants.choices import Role
 from tenants.models import AuditEvent
 from tests.factories import MembershipFactory, UserFactory

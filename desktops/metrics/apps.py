@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class MetricsConfig(AppConfig):
+    name = "desktops.metrics"
+    label = "metrics"
+    verbose_name = "Desktop and host metrics"
+
+    def ready(self) -> None:
+        from desktops.metrics import checks, receivers  # noqa: F401 - checks registers the system checks
+
+        # Lifecycle events reach live pages (desktop and tenant topics) once committed.
+        receivers.connect()
