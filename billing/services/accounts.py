@@ -15,9 +15,9 @@ from billing.errors import BillingDisabled
 from billing.models import BillingAccount, StripeCatalog, UsageInterval
 from billing.periods import month_period
 from quetzal.errors import ServiceError
+from tenants import events
 from tenants.choices import Role
 from tenants.models import Membership, Tenant
-from tenants.services import audit
 
 PRODUCT_NAME = "Quetzal desktop usage"
 
@@ -86,9 +86,7 @@ def ensure_account(*, tenant: Tenant, now: datetime | None = None) -> BillingAcc
             if BillingAccount.objects.filter(pk=account.pk, stripe_customer_id__isnull=True).update(
                 stripe_customer_id=customer["id"]
             ):
-                audit.record(
-                    "billing.customer_created", tenant=tenant, target=account, data={"customer": customer["id"]}
-                )
+                events.billing_customer_created(tenant=tenant, account=account, customer=customer["id"])
         account.refresh_from_db()
     if not account.stripe_subscription_id:
         period = month_period(now or timezone.now())
@@ -111,12 +109,7 @@ def ensure_account(*, tenant: Tenant, now: datetime | None = None) -> BillingAcc
             if BillingAccount.objects.filter(pk=account.pk, stripe_subscription_id="").update(
                 stripe_subscription_id=subscription["id"], subscription_status=subscription.get("status") or ""
             ):
-                audit.record(
-                    "billing.subscription_created",
-                    tenant=tenant,
-                    target=account,
-                    data={"subscription": subscription["id"]},
-                )
+                events.billing_subscription_created(tenant=tenant, account=account, subscription=subscription["id"])
         account.refresh_from_db()
     return account
 
@@ -139,9 +132,7 @@ def start_checkout(*, tenant: Tenant, actor, success_url: str, cancel_url: str, 
         success_url=success_url,
         cancel_url=cancel_url,
     )
-    audit.record(
-        "billing.checkout_started", actor=actor, tenant=tenant, target=account, ip=ip, data={"session": session["id"]}
-    )
+    events.billing_checkout_started(actor=actor, tenant=tenant, account=account, session=session["id"], ip=ip)
     return session["url"]
 
 
@@ -149,7 +140,7 @@ def open_portal(*, tenant: Tenant, actor, return_url: str, ip: str | None = None
     """The Stripe customer portal, where a tenant admin manages payment methods and invoices."""
     account = _payable_account(tenant)
     session = stripe_api.create_portal_session(customer_id=account.stripe_customer_id, return_url=return_url)
-    audit.record("billing.portal_opened", actor=actor, tenant=tenant, target=account, ip=ip)
+    events.billing_portal_opened(actor=actor, tenant=tenant, account=account, ip=ip)
     return session["url"]
 
 
@@ -199,9 +190,7 @@ def complete_checkout(*, account: BillingAccount, session_id: str) -> str:
         return "checkout without a payment method"
     stripe_api.set_default_payment_method(customer_id=account.stripe_customer_id, payment_method_id=payment_method)
     refresh_payment_method(account=account)
-    audit.record(
-        "billing.payment_method_set", tenant=account.tenant, target=account, data={"payment_method": payment_method}
-    )
+    events.billing_payment_method_set(account=account, payment_method=payment_method)
     return "payment method set"
 
 
@@ -209,8 +198,6 @@ def set_exempt(*, account: BillingAccount, exempt: bool, actor) -> BillingAccoun
     """Operators: record a tenant's usage without charging it (or charge it again)."""
     with transaction.atomic():
         if BillingAccount.objects.filter(pk=account.pk).exclude(exempt=exempt).update(exempt=exempt):
-            audit.record(
-                "billing.exempt" if exempt else "billing.charged", actor=actor, tenant=account.tenant, target=account
-            )
+            events.billing_exemption_changed(actor=actor, account=account, exempt=exempt)
     account.refresh_from_db()
     return account

@@ -13,8 +13,8 @@ from billing.models import BillingAccount, Invoice
 from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop
 from quetzal.errors import ServiceError
+from tenants import events
 from tenants.choices import TenantStatus
-from tenants.services import audit
 from tenants.services.tenants import set_status
 
 log = logging.getLogger(__name__)
@@ -32,15 +32,7 @@ def recompute_standing(*, account: BillingAccount, at: datetime) -> str:
             account.arrears_since = at
             account.grace_until = at + timedelta(days=conf.grace_days())
             account.save(update_fields=["arrears_since", "grace_until", "updated_at"])
-            audit.record(
-                "billing.payment_failed",
-                tenant=account.tenant,
-                target=account,
-                data={
-                    "grace_until": account.grace_until.isoformat(),
-                    "invoices": list(overdue.values_list("stripe_id", flat=True)),
-                },
-            )
+            events.billing_payment_failed(account=account, invoices=list(overdue.values_list("stripe_id", flat=True)))
             return "arrears started"
         if account.arrears_since is None:
             return "in good standing"
@@ -48,7 +40,7 @@ def recompute_standing(*, account: BillingAccount, at: datetime) -> str:
         account.arrears_since = account.grace_until = None
         account.suspended_by_billing = False
         account.save(update_fields=["arrears_since", "grace_until", "suspended_by_billing", "updated_at"])
-        audit.record("billing.arrears_cleared", tenant=account.tenant, target=account)
+        events.billing_arrears_cleared(account=account)
         if lift:
             set_status(tenant=account.tenant, status=TenantStatus.ACTIVE, reason="Overdue invoices paid")
             return "arrears cleared; tenant reactivated"

@@ -26,7 +26,7 @@ from billing.services import prices
 from desktops.choices import DesktopState
 from desktops.models import Desktop
 from hosts.choices import HostState
-from tenants.services import audit
+from tenants import events
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +180,7 @@ def close_host_intervals(*, host_id: int, at: datetime, ended_by: str = EndedBy.
         rows = list(UsageInterval.objects.select_for_update().open().filter(desktop__host_id=host_id))
         closed = sum(_close_row(row, at, ended_by) for row in rows)
         if closed:
-            audit.record(
-                "billing.host_down_closed", data={"host_id": host_id, "at": at.isoformat(), "intervals": closed}
-            )
+            events.billing_host_down_closed(host_id=host_id, at=at, intervals=closed)
     return closed
 
 
@@ -232,12 +230,7 @@ def repair_open_intervals(*, now: datetime | None = None, host_id: int | None = 
         with transaction.atomic():
             if _close_row(row, at, ended_by):
                 report.closed.append(row.pk)
-                audit.record(
-                    "billing.interval_repaired",
-                    tenant=row.tenant,
-                    target=row,
-                    data={"desktop_id": row.desktop_id, "closed_at": to_second(at).isoformat(), "why": ended_by},
-                )
+                events.usage_interval_closed_by_repair(interval=row, closed_at=to_second(at), why=ended_by)
     running = Desktop.objects.filter(state=DesktopState.RUNNING).exclude(host__state=HostState.DOWN)
     if host_id is not None:
         running = running.filter(host_id=host_id)
@@ -247,12 +240,7 @@ def repair_open_intervals(*, now: datetime | None = None, host_id: int | None = 
         row = open_interval(desktop_id=desktop.pk, at=start)
         if row is not None:
             report.opened.append(row.pk)
-            audit.record(
-                "billing.interval_repaired",
-                tenant=desktop.tenant,
-                target=row,
-                data={"desktop_id": desktop.pk, "opened_at": row.started_at.isoformat(), "why": "running"},
-            )
+            events.usage_interval_opened_by_repair(interval=row)
     return report
 
 

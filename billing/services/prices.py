@@ -12,7 +12,7 @@ from billing.models import PriceChange
 from billing.periods import to_second
 from desktops.models import DesktopTemplate
 from quetzal.errors import ServiceError
-from tenants.services import audit
+from tenants import events
 
 _BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -91,13 +91,7 @@ def change_price(
             # update(), not save(): the save hook would record this change a second time.
             DesktopTemplate.objects.filter(pk=current.pk).update(price_per_hour=price)
             template.price_per_hour = price
-        audit.record(
-            "billing.price_change",
-            actor=actor,
-            tenant=current.tenant,
-            target=current,
-            data={"previous": str(previous), "price_per_hour": str(price), "effective_at": effective.isoformat()},
-        )
+        events.price_changed(actor=actor, template=current, previous=previous, price=price, effective_at=effective)
     return change
 
 
@@ -112,12 +106,7 @@ def record_template_edit(*, template: DesktopTemplate, previous: Decimal, now: d
         PriceChange.objects.create(
             template_id=template.pk, price_per_hour=new, effective_at=now, note="Template edited"
         )
-        audit.record(
-            "billing.price_change",
-            tenant=template.tenant,
-            target=template,
-            data={"previous": str(previous), "price_per_hour": str(new), "effective_at": now.isoformat()},
-        )
+        events.price_changed(template=template, previous=previous, price=new, effective_at=now)
 
 
 def apply_due_changes(*, now: datetime | None = None) -> int:

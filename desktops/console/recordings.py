@@ -15,8 +15,8 @@ from django.utils import timezone
 from desktops.console.errors import RecordingMissing
 from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import RecordingFormatError, RecordingStats, stats_of
+from tenants import events
 from tenants.models import Tenant
-from tenants.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,7 @@ def open_for_replay(*, recording: Recording, actor, ip: str | None = None) -> Bi
         handle = file_path(recording).open("rb")
     except FileNotFoundError:
         raise RecordingMissing("This recording's file is gone (deleted or never written).") from None
-    audit.record(
-        "console.recording.replay",
-        actor=actor,
-        tenant=recording.tenant,
-        target=recording.desktop,
-        ip=ip,
-        data={"recording": recording.pk, "session": recording.session_id},
-    )
+    events.recording_replayed(actor=actor, recording=recording, ip=ip)
     return handle
 
 
@@ -100,14 +93,7 @@ def delete(*, recording: Recording, actor, ip: str | None = None) -> None:
     """A tenant admin deletes one recording: file and row."""
     with transaction.atomic():
         Recording.objects.filter(pk=recording.pk).delete()
-        audit.record(
-            "console.recording.delete",
-            actor=actor,
-            tenant=recording.tenant,
-            target=recording.desktop,
-            ip=ip,
-            data={"recording": recording.pk, "session": recording.session_id},
-        )
+        events.recording_deleted(actor=actor, recording=recording, ip=ip)
         transaction.on_commit(lambda: _unlink(recording))
 
 
@@ -124,11 +110,7 @@ def delete_expired(*, now: datetime | None = None) -> int:
             continue
         with transaction.atomic():
             Recording.objects.filter(pk__in=[r.pk for r in expired]).delete()
-            audit.record(
-                "console.recording.expire",
-                tenant=tenant,
-                data={"count": len(expired), "retention_days": tenant.recording_retention_days},
-            )
+            events.recordings_expired(tenant=tenant, count=len(expired))
         for recording in expired:
             _unlink(recording)
         deleted += len(expired)

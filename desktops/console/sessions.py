@@ -17,8 +17,8 @@ from desktops.console.errors import ConsoleError, ConsoleUnavailable, DesktopNot
 from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import RecordingStats
 from desktops.models import Desktop
+from tenants import events
 from tenants.models import Membership
-from tenants.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,8 @@ def open_session(
             raise ConsoleUnavailable(f"{desktop.name} has no host.")
     except ConsoleError as error:
         if tenant is not None:
-            audit.record(
-                "console.refused",
-                actor=user,
-                tenant=tenant,
-                target=desktop,
-                ip=ip,
-                data={"desktop": desktop_id, "code": error.code},
+            events.console_refused(
+                actor=user, tenant=tenant, desktop=desktop, desktop_id=desktop_id, code=error.code, ip=ip
             )
         raise
     now = timezone.now()
@@ -101,10 +96,14 @@ def open_session(
         )
         activity.console_opened(desktop.pk, at=now)
         recording = recordings.start(session) if desktop.tenant.recording_enabled else None
-        data = {"session": session.pk, "admin_access": admin_access, "recorded": recording is not None}
-        if admin_access:
-            data["owner"] = desktop.user.email if desktop.user else None
-        audit.record("console.open", actor=user, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
+        events.console_opened(
+            actor=user,
+            desktop=desktop,
+            session=session,
+            admin_access=admin_access,
+            recorded=recording is not None,
+            ip=ip,
+        )
     return ConsoleGrant(
         session_id=session.pk,
         desktop_id=desktop.pk,
@@ -187,19 +186,12 @@ def end_session(
         if input_at is not None:
             activity.input_seen(session.desktop_id, at=input_at)
         activity.console_closed(session.desktop_id, at=now)
-        audit.record(
-            "console.close",
-            actor=session.user,
-            tenant=session.tenant,
-            target=session.desktop,
-            ip=session.client_ip,
-            data={
-                "session": session.pk,
-                "reason": reason,
-                "bytes_to_desktop": bytes_to_desktop,
-                "bytes_from_desktop": bytes_from_desktop,
-                "seconds": round((now - session.started_at).total_seconds(), 1),
-            },
+        events.console_closed(
+            session=session,
+            reason=reason,
+            bytes_to_desktop=bytes_to_desktop,
+            bytes_from_desktop=bytes_from_desktop,
+            at=now,
         )
     return True
 

@@ -12,8 +12,8 @@ from desktops.services import pools
 from desktops.services.dashboard import idle_desktops
 from desktops.services.requests import ACTION_SOURCES, request_action
 from quetzal.errors import ServiceError
+from tenants import events
 from tenants.models import Tenant
-from tenants.services import audit
 
 
 @dataclass
@@ -45,12 +45,8 @@ def snapshot_all(*, tenant: Tenant, actor, ip: str | None = None) -> BulkResult:
             )
         except ServiceError as error:  # busy with another operation: the others still go ahead
             result.skipped.append((desktop, error.detail))
-    audit.record(
-        "desktop.bulk_snapshot",
-        actor=actor,
-        tenant=tenant,
-        ip=ip,
-        data={"snapshot": name, "queued": len(result.queued), "skipped": len(result.skipped)},
+    events.bulk_snapshot_requested(
+        actor=actor, tenant=tenant, snapshot=name, queued=len(result.queued), skipped=len(result.skipped), ip=ip
     )
     return result
 
@@ -73,11 +69,7 @@ def stop_all_idle(*, tenant: Tenant, actor, ip: str | None = None) -> BulkResult
             continue
         if operation is not None:
             result.queued.append(operation)
-    audit.record(
-        "desktop.bulk_stop_idle",
-        actor=actor,
-        tenant=tenant,
-        ip=ip,
-        data={"queued": len(result.queued), "skipped": len(result.skipped)},
+    events.bulk_stop_idle_requested(
+        actor=actor, tenant=tenant, queued=len(result.queued), skipped=len(result.skipped), ip=ip
     )
     return result

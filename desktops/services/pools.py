@@ -12,7 +12,7 @@ from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import quotas
 from desktops.services.requests import _new_operation, request_action
 from quetzal.errors import ServiceError
-from tenants.services import audit
+from tenants import events
 
 
 def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> tuple[Desktop, Operation | None] | None:
@@ -40,7 +40,7 @@ def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> 
             ):
                 continue
             desktop.user, desktop.assigned_at = user, now
-            audit.record("desktop.claim", actor=user, tenant=tenant, target=desktop, ip=ip, data={"pool": pool.pk})
+            events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
             operation = None
             if desktop.state == DesktopState.HIBERNATED:
                 operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
@@ -107,13 +107,7 @@ def save_pool(*, tenant, actor, values: dict, pool: Pool | None = None) -> Pool:
             setattr(pool, key, value)
         pool.full_clean()
         pool.save()
-        audit.record(
-            "pool.save",
-            actor=actor,
-            tenant=tenant,
-            target=pool,
-            data={"min_ready": pool.min_ready, "max_size": pool.max_size},
-        )
+        events.pool_saved(actor=actor, tenant=tenant, pool=pool)
     transaction.on_commit(lambda: _refill_soon(pool.pk))
     return pool
 
@@ -129,5 +123,5 @@ def delete_pool(*, pool: Pool, actor) -> None:
                 request_action(
                     desktop=desktop, kind=OperationKind.DELETE, actor=actor, params={"reason": "Pool removed"}
                 )
-        audit.record("pool.delete", actor=actor, tenant=pool.tenant, target=pool)
+        events.pool_deleted(actor=actor, pool=pool)
         pool.delete()

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from django.db import models, transaction
 
 from quetzal.errors import ServiceError
+from tenants import events
 from tenants.models import User
-from tenants.services import audit
 
 
 class Scaling(models.TextChoices):
@@ -68,6 +68,6 @@ def set_console_preferences(*, user: User, scaling: str, quality: str, ip: str |
         preferences = dict(locked.preferences or {})
         preferences["console"] = asdict(chosen)
         User.objects.filter(pk=user.pk).update(preferences=preferences)
-        audit.record("user.preferences", actor=user, target=user, ip=ip, data={"console": asdict(chosen)})
+        events.preferences_changed(user=user, console=asdict(chosen), ip=ip)
     user.preferences = preferences
     return chosen

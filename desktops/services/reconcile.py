@@ -18,7 +18,7 @@ from desktops.services import execution, progress
 from desktops.state import transition
 from hosts.hypervisor import DomainInfo, DomainNotFound, DomainState, HostUnavailable, get_hypervisor
 from hosts.models import Host
-from tenants.services import audit
+from tenants import events
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,7 @@ def _handle_orphans(host: Host, hv, orphans: list[DomainInfo], now: datetime, re
             pass
         for volume in (f"{domain.name}.qcow2", f"{domain.name}-seed.iso"):
             hv.volume_delete(host.storage_pool, volume)
-        audit.record(
-            "host.orphan_destroyed", data={"host": host.name, "domain": domain.name, "desktop_id": domain.desktop_id}
-        )
+        events.orphan_destroyed(host=host, domain=domain.name, desktop_id=domain.desktop_id)
         log.warning("destroyed orphan domain %s on %s", domain.name, host.name)
         sighting.delete()
         report.orphans_destroyed.append(domain.name)

@@ -9,7 +9,7 @@ from desktops.models import Desktop, DesktopTemplate, Operation
 from desktops.services import quotas
 from desktops.state import can_transition
 from quetzal.errors import Conflict, ServiceError
-from tenants.services import audit
+from tenants import events
 
 # What each action needs the desktop to be in, and the state machine target it heads for.
 ACTION_SOURCES: dict[str, tuple[str, ...]] = {
@@ -78,7 +78,7 @@ def request_create(
         operation = _new_operation(
             desktop=desktop, kind=OperationKind.CREATE, actor=actor or user, params={"start": start}
         )
-        audit.record("desktop.create", actor=actor or user, tenant=tenant, target=desktop, ip=ip)
+        events.desktop_created(actor=actor or user, tenant=tenant, desktop=desktop, ip=ip)
     return desktop, operation
 
 
@@ -109,7 +109,7 @@ def request_action(
         params["snapshot"] = _snapshot_name(kind, desktop, params.get("snapshot", ""))
     with transaction.atomic():
         operation = _new_operation(desktop=desktop, kind=kind, actor=actor, params=params)
-        audit.record(f"desktop.{kind}", actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=params)
+        events.desktop_action(kind=kind, actor=actor, desktop=desktop, params=params, ip=ip)
     return operation
 
 

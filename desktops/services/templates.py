@@ -10,8 +10,8 @@ from django.db import transaction
 from desktops.choices import Visibility
 from desktops.models import DesktopTemplate
 from quetzal.errors import LimitExceeded, NotFound, ServiceError
+from tenants import events
 from tenants.models import Tenant
-from tenants.services import audit
 
 # What a tenant admin may set. Price stays with operators: it is what billing charges.
 TENANT_FIELDS = (
@@ -79,15 +79,13 @@ def save_private_template(
         template.save()
         after = {key: _auditable(value) for key, value in values.items()}
         changed = {key for key in after if creating or before.get(key) != after[key]}
-        audit.record(
-            "template.create" if creating else "template.update",
+        events.template_saved(
             actor=actor,
             tenant=tenant,
-            target=template,
+            template=template,
+            created=creating,
+            changed=sorted(changed),
+            after={k: v for k, v in after.items() if k in changed and k not in SECRET_FIELDS},
             ip=ip,
-            data={
-                "changed": sorted(changed),
-                "after": {k: v for k, v in after.items() if k in changed and k not in SECRET_FIELDS},
-            },
         )
     return template

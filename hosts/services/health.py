@@ -17,7 +17,7 @@ from hosts.models import Host
 from hosts.services.devices import sync_devices
 from hosts.services.hosts import host_facts
 from quetzal.errors import NotFound
-from tenants.services import audit
+from tenants import events
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def heartbeat(*, host_id: int) -> Host:
         )
         sync_devices(host, info)
         if came_back:
-            audit.record("host.up", target=host, data={"previous": host.state})
+            events.host_up(host=host, previous=host.state)
     # Its own short transaction: the host row lock it takes is held only while it counts.
     scheduler.resync_counters(host.pk)
     host.refresh_from_db()
@@ -75,14 +75,7 @@ def _mark_down(hosts, now: datetime, error: str = "") -> list[int]:
             marked.append(host.pk)
             # Desktops on a silent host stopped being usable when it was last heard from.
             ledger.close_host_intervals(host_id=host.pk, at=host.last_heartbeat_at or now)
-            audit.record(
-                "host.down",
-                target=host,
-                data={
-                    "last_heartbeat_at": host.last_heartbeat_at.isoformat() if host.last_heartbeat_at else None,
-                    "error": error or host.last_error,
-                },
-            )
+            events.host_down(host=host, last_heartbeat_at=host.last_heartbeat_at, error=error or host.last_error)
     return marked
 
 

@@ -16,7 +16,7 @@ from hosts.models import OPERATOR_FIELDS, Host
 from hosts.models.host import default_console_address
 from hosts.services.devices import sync_devices
 from quetzal.errors import ServiceError
-from tenants.services import audit
+from tenants import events
 
 
 def host_facts(info: HostInfo) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
         with transaction.atomic():
             host.save()
             sync_devices(host, info)
-            audit.record("host.register", actor=actor, target=host, data={"uri": uri, **settings})
+            events.host_registered(actor=actor, host=host, uri=uri, settings=settings)
     except IntegrityError:
         raise HostExists(f"A host named {host.name!r} or with URI {uri} is already registered.") from None
     # robust: a broker outage is logged, and must not fail a registration that has committed.
@@ -127,12 +127,7 @@ def update_host(*, host: Host, changes: dict[str, Any], actor=None) -> Host:
         changed = {key: value for key, value in changes.items() if before[key] != value}
         if changed:
             Host.objects.filter(pk=host.pk).update(**changed)
-            audit.record(
-                "host.update",
-                actor=actor,
-                target=current,
-                data={"before": {key: before[key] for key in changed}, "after": changed},
-            )
+            events.host_updated(actor=actor, host=current, before={key: before[key] for key in changed}, after=changed)
     current.refresh_from_db()
     return current
 
@@ -156,6 +151,6 @@ def _set_flag(host: Host, flag: str, on: bool, actor) -> bool:
     with transaction.atomic():
         changed = Host.objects.filter(pk=host.pk).exclude(**{flag: on}).update(**{flag: on})
         if changed:
-            audit.record(f"host.{flag}.{'on' if on else 'off'}", actor=actor, target=host)
+            events.host_flag_changed(actor=actor, host=host, flag=flag, on=on)
     setattr(host, flag, on)
     return bool(changed)

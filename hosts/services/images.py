@@ -31,7 +31,7 @@ from hosts.errors import (
 from hosts.hypervisor import AlreadyExists, HostUnavailable, HypervisorError, get_hypervisor
 from hosts.models import Host, Image, ImageCopy
 from quetzal.errors import Conflict
-from tenants.services import audit
+from tenants import events
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def import_image(
             cmdline=cmdline,
             description=description,
         )
-        audit.record("image.import", actor=actor, target=image, data={"path": str(source), "sha256": sha256})
+        events.image_imported(actor=actor, image=image, path=str(source), sha256=sha256)
     return image
 
 
@@ -229,7 +229,7 @@ def import_uploaded_image(
             )
             image.file.name = stored
             image.save()
-            audit.record("image.upload", actor=actor, target=image, data={"file": stored, "sha256": sha256})
+            events.image_uploaded(actor=actor, image=image, file=stored, sha256=sha256)
     except Exception:
         default_storage.delete(stored)
         raise
@@ -262,7 +262,7 @@ def request_copies(*, image: Image, hosts: Iterable[Host], actor=None) -> list[I
                     lambda image_id=image.pk, host_id=host.pk: tasks.copy_image_to_host.delay(image_id, host_id),
                     robust=True,
                 )
-        audit.record("image.copy.request", actor=actor, target=image, data={"hosts": [c.host_id for c in copies]})
+        events.image_copy_requested(actor=actor, image=image, host_ids=[c.host_id for c in copies])
     return copies
 
 
@@ -324,7 +324,7 @@ def copy_image_to_host(*, image: Image, host: Host, actor=None) -> ImageCopy:
             finished_at=timezone.now(),
         )
         if finished:
-            audit.record("image.copy", actor=actor, target=image, data={"host": host.name, "volume": disk_name})
+            events.image_copied(actor=actor, image=image, host=host, volume=disk_name)
     copy.refresh_from_db()
     return copy
 

@@ -1,15 +1,11 @@
-"""Writing the audit log."""
+"""Reading the audit log (its page filters) and the caller's address; events are written by `tenants.events`."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
-from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-
-from tenants.models import AuditEvent
 
 
 def client_ip(request) -> str | None:
@@ -17,28 +13,6 @@ def client_ip(request) -> str | None:
     if request is None:
         return None
     return request.META.get("REMOTE_ADDR") or None
-
-
-def record(
-    action: str,
-    *,
-    actor=None,
-    tenant=None,
-    target: models.Model | None = None,
-    ip: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event; callers run it inside their own transaction."""
-    return AuditEvent.objects.create(
-        action=action,
-        actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
-        tenant=tenant,
-        target_type=target._meta.label_lower if target is not None else "",
-        target_id=str(target.pk) if target is not None else "",
-        target_repr=str(target)[:200] if target is not None else "",
-        ip_address=ip,
-        data=data or {},
-    )
 
 
 # The audit page's "kind of event" filter: a label and the action prefixes it covers.

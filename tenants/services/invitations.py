@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quetzal.errors import Conflict, Forbidden, NotFound, ServiceError
+from tenants import events
 from tenants.choices import Role
 from tenants.models import Invitation, Membership, Tenant, User
-from tenants.services import audit
 
 
 def _hash(raw: str) -> str:
@@ -49,14 +49,7 @@ def invite(
             invited_by=actor_membership.user,
             expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
         )
-        audit.record(
-            "invitation.create",
-            actor=actor_membership.user,
-            tenant=tenant,
-            target=invitation,
-            ip=ip,
-            data={"email": email, "role": role},
-        )
+        events.invitation_created(actor=actor_membership.user, invitation=invitation, ip=ip)
     link = base_url + reverse("tenants:invitation_accept", args=[raw])
     send_mail(
         subject=f"You are invited to {tenant.name} on Quetzal",
@@ -100,7 +93,7 @@ def accept(*, raw: str, user: User, ip: str | None = None) -> Membership:
                 membership = Membership.objects.create(tenant=invitation.tenant, user=user, role=invitation.role)
         except IntegrityError:
             raise Conflict("You are already a member of this organisation.", code="already_member") from None
-        audit.record("invitation.accept", actor=user, tenant=invitation.tenant, target=membership, ip=ip)
+        events.invitation_accepted(actor=user, invitation=invitation, membership=membership, ip=ip)
     return membership
 
 
@@ -125,4 +118,4 @@ def revoke(*, invitation: Invitation, actor, ip: str | None = None) -> None:
         )
         if not won:
             raise Conflict("This invitation is no longer pending.", code="invitation_not_pending")
-        audit.record("invitation.revoke", actor=actor, tenant=invitation.tenant, target=invitation, ip=ip)
+        events.invitation_revoked(actor=actor, invitation=invitation, ip=ip)

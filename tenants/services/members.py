@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.db import transaction
 
 from quetzal.errors import Conflict, Forbidden, ServiceError
+from tenants import events
 from tenants.choices import Role
 from tenants.models import Membership
-from tenants.services import audit
 
 
 def _lock_owners(tenant_id: int) -> list[int]:
@@ -34,14 +34,7 @@ def change_role(
         old = membership.role
         Membership.objects.filter(pk=membership.pk).update(role=role)
         membership.role = role
-        audit.record(
-            "member.role",
-            actor=actor_membership.user,
-            tenant=membership.tenant,
-            target=membership,
-            ip=ip,
-            data={"email": membership.user.email, "from": old, "to": role},
-        )
+        events.member_role_changed(actor=actor_membership.user, membership=membership, previous=old, role=role, ip=ip)
     return membership
 
 
@@ -56,12 +49,5 @@ def remove_member(*, membership: Membership, actor_membership: Membership, ip: s
         owners = _lock_owners(membership.tenant_id)
         if membership.role == Role.OWNER and owners == [membership.pk]:
             raise Conflict("The last owner cannot leave; make someone else owner first.", code="last_owner")
-        audit.record(
-            "member.leave" if leaving_self else "member.remove",
-            actor=actor_membership.user,
-            tenant=membership.tenant,
-            target=membership,
-            ip=ip,
-            data={"email": membership.user.email, "role": membership.role},
-        )
+        events.member_removed(actor=actor_membership.user, membership=membership, leaving=leaving_self, ip=ip)
         membership.delete()

@@ -8,10 +8,10 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from quetzal.errors import Conflict, ServiceError
+from tenants import events
 from tenants.choices import Role, TenantStatus
 from tenants.models import Membership, Tenant
 from tenants.models.tenant import POLICY_FIELDS
-from tenants.services import audit
 
 
 def create_tenant(*, name: str, owner, slug: str | None = None, ip: str | None = None) -> Tenant:
@@ -23,7 +23,7 @@ def create_tenant(*, name: str, owner, slug: str | None = None, ip: str | None =
         with transaction.atomic():
             tenant = Tenant.objects.create(name=name.strip(), slug=slug)
             Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
-            audit.record("tenant.create", actor=owner, tenant=tenant, target=tenant, ip=ip)
+            events.tenant_created(actor=owner, tenant=tenant, ip=ip)
     except IntegrityError:
         raise Conflict(f"The address '{slug}' is taken; choose another.", code="slug_taken") from None
     return tenant
@@ -41,14 +41,7 @@ def update_policies(*, tenant: Tenant, changes: dict[str, Any], actor, ip: str |
             setattr(tenant, field, value)
         tenant.full_clean()
         tenant.save(update_fields=list(changes))
-        audit.record(
-            "tenant.policies",
-            actor=actor,
-            tenant=tenant,
-            target=tenant,
-            ip=ip,
-            data={"before": before, "after": changes},
-        )
+        events.tenant_policies_changed(actor=actor, tenant=tenant, before=before, after=changes, ip=ip)
     return tenant
 
 
@@ -57,6 +50,6 @@ def set_status(*, tenant: Tenant, status: TenantStatus, actor=None, reason: str 
     with transaction.atomic():
         updated = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
         if updated:
-            audit.record(f"tenant.{status}", actor=actor, tenant=tenant, target=tenant, data={"reason": reason})
+            events.tenant_status_changed(actor=actor, tenant=tenant, status=status, reason=reason)
     tenant.refresh_from_db()
     return tenant

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from quetzal.errors import Conflict
+from tenants import events
 from tenants.models import ApiToken, Membership
-from tenants.services import audit
 
 TOKEN_PREFIX = "qz_"
 
@@ -34,7 +34,7 @@ def create_token(
             token_hash=hash_token(raw),
             expires_at=expires_at,
         )
-        audit.record("token.create", actor=membership.user, tenant=membership.tenant, target=token, ip=ip)
+        events.token_created(actor=membership.user, token=token, ip=ip)
     return token, raw
 
 
@@ -44,7 +44,7 @@ def revoke_token(*, token: ApiToken, actor, ip: str | None = None) -> None:
         won = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if not won:
             raise Conflict("This token is already revoked.", code="token_revoked")
-        audit.record("token.revoke", actor=actor, tenant=token.tenant, target=token, ip=ip)
+        events.token_revoked(actor=actor, token=token, ip=ip)
 
 
 def authenticate_token(raw: str) -> ApiToken | None:

@@ -12,7 +12,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tenants.services import audit
+from tenants import events
 
 RECOVERY_DEVICE_NAME = "recovery"
 RECOVERY_CODE_COUNT = 10
@@ -46,7 +46,7 @@ def confirm_totp(*, user, device: TOTPDevice, code: str, request=None) -> list[s
         TOTPDevice.objects.filter(pk=device.pk).update(confirmed=True)
         device.confirmed = True
         codes = regenerate_recovery_codes(user)
-        audit.record("2fa.enrol", actor=user, tenant=getattr(request, "tenant", None), ip=audit.client_ip(request))
+        events.two_factor_enrolled(user=user, request=request)
     if request is not None:
         otp_login(request, device)
     return codes
@@ -73,16 +73,14 @@ def verify_second_factor(*, request, code: str) -> bool:
         # django-otp keeps the last accepted time step, so a replayed code fails here.
         if device.verify_token(code):
             otp_login(request, device)
-            audit.record("2fa.verify", actor=user, tenant=getattr(request, "tenant", None), ip=audit.client_ip(request))
+            events.two_factor_verified(user=user, request=request)
             return True
     for device in static_devices:
         if device.verify_token(code):  # a static token is deleted when used
             otp_login(request, device)
-            audit.record(
-                "2fa.recovery_code", actor=user, tenant=getattr(request, "tenant", None), ip=audit.client_ip(request)
-            )
+            events.recovery_code_used(user=user, request=request)
             return True
-    audit.record("2fa.failed", actor=user, tenant=getattr(request, "tenant", None), ip=audit.client_ip(request))
+    events.two_factor_failed(user=user, request=request)
     return False
 
 
@@ -91,4 +89,4 @@ def remove_devices(*, user, request=None) -> None:
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         StaticDevice.objects.filter(user=user).delete()
-        audit.record("2fa.remove", actor=user, tenant=getattr(request, "tenant", None), ip=audit.client_ip(request))
+        events.two_factor_removed(user=user, request=request)

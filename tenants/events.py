@@ -1,0 +1,488 @@
+"""The audit log's vocabulary and one typed constructor per kind of event (as Saleor's `events.py`).
+
+Services write audit events only through these functions, never with a free action string: the
+stored strings stay in one place, and `tests/test_audit_events.py` checks that every one of them
+is written by a constructor and reaches the tenant's audit page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant, User
+from tenants.services.audit import client_ip
+
+if TYPE_CHECKING:
+    # For type checkers only: at run time tenants imports no higher app (imports go one way).
+    from typing import TypeAlias
+
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import HttpRequest
+
+    from billing.models import BillingAccount, UsageInterval
+    from desktops.console.models import ConsoleSession, Recording
+    from desktops.models import Desktop, DesktopTemplate, Pool
+    from hosts.models import Host, Image
+
+    # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
+    Actor: TypeAlias = User | AnonymousUser | None
+
+
+class AuditAction(models.TextChoices):
+    """Every action string the audit log stores; the values are data, never rename one."""
+
+    # Organisations, people, tokens
+    TENANT_CREATE = "tenant.create", "Organisation created"
+    TENANT_POLICIES = "tenant.policies", "Policies changed"
+    TENANT_ACTIVE = "tenant.active", "Organisation reactivated"
+    TENANT_SUSPENDED = "tenant.suspended", "Organisation suspended"
+    MEMBER_ROLE = "member.role", "Role changed"
+    MEMBER_REMOVE = "member.remove", "Member removed"
+    MEMBER_LEAVE = "member.leave", "Member left"
+    INVITATION_CREATE = "invitation.create", "Invitation sent"
+    INVITATION_ACCEPT = "invitation.accept", "Invitation accepted"
+    INVITATION_REVOKE = "invitation.revoke", "Invitation revoked"
+    TOKEN_CREATE = "token.create", "API token created"
+    TOKEN_REVOKE = "token.revoke", "API token revoked"
+    # Sign-in and the person's own settings
+    TWO_FACTOR_ENROL = "2fa.enrol", "Two-factor authentication enrolled"
+    TWO_FACTOR_VERIFY = "2fa.verify", "Second factor verified"
+    TWO_FACTOR_RECOVERY_CODE = "2fa.recovery_code", "Recovery code used"
+    TWO_FACTOR_FAILED = "2fa.failed", "Second factor refused"
+    TWO_FACTOR_REMOVE = "2fa.remove", "Two-factor authentication removed"
+    USER_PREFERENCES = "user.preferences", "Console preferences changed"
+    # Hosts and images (platform events: no tenant)
+    HOST_REGISTER = "host.register", "Host registered"
+    HOST_UPDATE = "host.update", "Host settings changed"
+    HOST_UP = "host.up", "Host back up"
+    HOST_DOWN = "host.down", "Host down"
+    HOST_MAINTENANCE_ON = "host.maintenance.on", "Host in maintenance"
+    HOST_MAINTENANCE_OFF = "host.maintenance.off", "Host out of maintenance"
+    HOST_DRAIN_ON = "host.drain.on", "Host draining"
+    HOST_DRAIN_OFF = "host.drain.off", "Host no longer draining"
+    HOST_ENABLED_ON = "host.enabled.on", "Host enabled"
+    HOST_ENABLED_OFF = "host.enabled.off", "Host disabled"
+    HOST_ORPHAN_DESTROYED = "host.orphan_destroyed", "Orphan domain destroyed"
+    IMAGE_IMPORT = "image.import", "Image imported"
+    IMAGE_UPLOAD = "image.upload", "Image uploaded"
+    IMAGE_COPY_REQUEST = "image.copy.request", "Image copy requested"
+    IMAGE_COPY = "image.copy", "Image copied to a host"
+    # Desktops: one action per operation kind, plus claims and bulk requests
+    DESKTOP_CREATE = "desktop.create", "Desktop created"
+    DESKTOP_START = "desktop.start", "Desktop start requested"
+    DESKTOP_STOP = "desktop.stop", "Desktop stop requested"
+    DESKTOP_REBOOT = "desktop.reboot", "Desktop reboot requested"
+    DESKTOP_SUSPEND = "desktop.suspend", "Desktop suspend requested"
+    DESKTOP_RESUME = "desktop.resume", "Desktop resume requested"
+    DESKTOP_HIBERNATE = "desktop.hibernate", "Desktop hibernate requested"
+    DESKTOP_RESTORE = "desktop.restore", "Desktop restore requested"
+    DESKTOP_SNAPSHOT = "desktop.snapshot", "Snapshot requested"
+    DESKTOP_REVERT = "desktop.revert", "Revert to snapshot requested"
+    DESKTOP_DELETE_SNAPSHOT = "desktop.delete_snapshot", "Snapshot deletion requested"
+    DESKTOP_DELETE = "desktop.delete", "Desktop deletion requested"
+    DESKTOP_REBUILD = "desktop.rebuild", "Desktop rebuild requested"
+    DESKTOP_CLAIM = "desktop.claim", "Pooled desktop claimed"
+    DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", "Snapshot of many desktops requested"
+    DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", "Idle desktops stopped"
+    TEMPLATE_CREATE = "template.create", "Template created"
+    TEMPLATE_UPDATE = "template.update", "Template changed"
+    POOL_SAVE = "pool.save", "Pool saved"
+    POOL_DELETE = "pool.delete", "Pool removed"
+    # Consoles and their recordings
+    CONSOLE_OPEN = "console.open", "Console opened"
+    CONSOLE_CLOSE = "console.close", "Console closed"
+    CONSOLE_REFUSED = "console.refused", "Console refused"
+    CONSOLE_RECORDING_REPLAY = "console.recording.replay", "Recording replayed"
+    CONSOLE_RECORDING_DELETE = "console.recording.delete", "Recording deleted"
+    CONSOLE_RECORDING_EXPIRE = "console.recording.expire", "Recordings expired"
+    # Billing
+    BILLING_CUSTOMER_CREATED = "billing.customer_created", "Stripe customer created"
+    BILLING_SUBSCRIPTION_CREATED = "billing.subscription_created", "Subscription created"
+    BILLING_CHECKOUT_STARTED = "billing.checkout_started", "Checkout started"
+    BILLING_PORTAL_OPENED = "billing.portal_opened", "Billing portal opened"
+    BILLING_PAYMENT_METHOD_SET = "billing.payment_method_set", "Payment method set"
+    BILLING_EXEMPT = "billing.exempt", "Usage no longer charged"
+    BILLING_CHARGED = "billing.charged", "Usage charged again"
+    BILLING_PAYMENT_FAILED = "billing.payment_failed", "Payment failed"
+    BILLING_ARREARS_CLEARED = "billing.arrears_cleared", "Arrears cleared"
+    BILLING_HOST_DOWN_CLOSED = "billing.host_down_closed", "Usage closed for a host that went down"
+    BILLING_INTERVAL_REPAIRED = "billing.interval_repaired", "Usage interval repaired"
+    BILLING_PRICE_CHANGE = "billing.price_change", "Price changed"
+
+
+def _record(
+    action: AuditAction,
+    *,
+    actor: Actor = None,
+    tenant: Tenant | None = None,
+    target: models.Model | None = None,
+    ip: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event; callers run it inside their own transaction."""
+    return AuditEvent.objects.create(
+        action=AuditAction(action).value,
+        actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
+        tenant=tenant,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:200] if target is not None else "",
+        ip_address=ip,
+        data=dict(data or {}),
+    )
+
+
+# ------------------------------------------------------------------------ organisations and people
+
+
+def tenant_created(*, actor: Actor, tenant: Tenant, ip: str | None = None) -> AuditEvent:
+    return _record(AuditAction.TENANT_CREATE, actor=actor, tenant=tenant, target=tenant, ip=ip)
+
+
+def tenant_policies_changed(
+    *, actor: Actor, tenant: Tenant, before: Mapping[str, Any], after: Mapping[str, Any], ip: str | None = None
+) -> AuditEvent:
+    data = {"before": before, "after": after}
+    return _record(AuditAction.TENANT_POLICIES, actor=actor, tenant=tenant, target=tenant, ip=ip, data=data)
+
+
+def tenant_status_changed(*, actor: Actor, tenant: Tenant, status: str, reason: str) -> AuditEvent:
+    """The tenant became `status` (a TenantStatus value)."""
+    action = AuditAction(f"tenant.{status}")
+    return _record(action, actor=actor, tenant=tenant, target=tenant, data={"reason": reason})
+
+
+def member_role_changed(
+    *, actor: Actor, membership: Membership, previous: str, role: str, ip: str | None = None
+) -> AuditEvent:
+    data = {"email": membership.user.email, "from": previous, "to": role}
+    return _record(AuditAction.MEMBER_ROLE, actor=actor, tenant=membership.tenant, target=membership, ip=ip, data=data)
+
+
+def member_removed(*, actor: Actor, membership: Membership, leaving: bool, ip: str | None = None) -> AuditEvent:
+    """Someone was removed from the tenant, or (`leaving`) left it themselves."""
+    action = AuditAction.MEMBER_LEAVE if leaving else AuditAction.MEMBER_REMOVE
+    data = {"email": membership.user.email, "role": membership.role}
+    return _record(action, actor=actor, tenant=membership.tenant, target=membership, ip=ip, data=data)
+
+
+def invitation_created(*, actor: Actor, invitation: Invitation, ip: str | None = None) -> AuditEvent:
+    data = {"email": invitation.email, "role": invitation.role}
+    return _record(
+        AuditAction.INVITATION_CREATE, actor=actor, tenant=invitation.tenant, target=invitation, ip=ip, data=data
+    )
+
+
+def invitation_accepted(
+    *, actor: Actor, invitation: Invitation, membership: Membership, ip: str | None = None
+) -> AuditEvent:
+    return _record(AuditAction.INVITATION_ACCEPT, actor=actor, tenant=invitation.tenant, target=membership, ip=ip)
+
+
+def invitation_revoked(*, actor: Actor, invitation: Invitation, ip: str | None = None) -> AuditEvent:
+    return _record(AuditAction.INVITATION_REVOKE, actor=actor, tenant=invitation.tenant, target=invitation, ip=ip)
+
+
+def token_created(*, actor: Actor, token: ApiToken, ip: str | None = None) -> AuditEvent:
+    return _record(AuditAction.TOKEN_CREATE, actor=actor, tenant=token.tenant, target=token, ip=ip)
+
+
+def token_revoked(*, actor: Actor, token: ApiToken, ip: str | None = None) -> AuditEvent:
+    return _record(AuditAction.TOKEN_REVOKE, actor=actor, tenant=token.tenant, target=token, ip=ip)
+
+
+# ------------------------------------------------------------------------ sign-in and personal settings
+
+
+def _two_factor(action: AuditAction, user: Actor, request: HttpRequest | None) -> AuditEvent:
+    # The tenant the person was working in, when the request has one (sign-in happens before any).
+    return _record(action, actor=user, tenant=getattr(request, "tenant", None), ip=client_ip(request))
+
+
+def two_factor_enrolled(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:
+    return _two_factor(AuditAction.TWO_FACTOR_ENROL, user, request)
+
+
+def two_factor_verified(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:
+    return _two_factor(AuditAction.TWO_FACTOR_VERIFY, user, request)
+
+
+def recovery_code_used(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:
+    return _two_factor(AuditAction.TWO_FACTOR_RECOVERY_CODE, user, request)
+
+
+def two_factor_failed(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:
+    return _two_factor(AuditAction.TWO_FACTOR_FAILED, user, request)
+
+
+def two_factor_removed(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:
+    return _two_factor(AuditAction.TWO_FACTOR_REMOVE, user, request)
+
+
+def preferences_changed(*, user: User, console: Mapping[str, Any], ip: str | None = None) -> AuditEvent:
+    """A person's own console preferences: theirs in every tenant, so the event has no tenant."""
+    return _record(AuditAction.USER_PREFERENCES, actor=user, target=user, ip=ip, data={"console": console})
+
+
+# ------------------------------------------------------------------------ hosts and images
+
+
+def host_registered(*, actor: Actor, host: Host, uri: str, settings: Mapping[str, Any]) -> AuditEvent:
+    return _record(AuditAction.HOST_REGISTER, actor=actor, target=host, data={"uri": uri, **settings})
+
+
+def host_updated(*, actor: Actor, host: Host, before: Mapping[str, Any], after: Mapping[str, Any]) -> AuditEvent:
+    return _record(AuditAction.HOST_UPDATE, actor=actor, target=host, data={"before": before, "after": after})
+
+
+def host_flag_changed(*, actor: Actor, host: Host, flag: str, on: bool) -> AuditEvent:
+    """The host's maintenance, drain or enabled flag was switched on or off."""
+    return _record(AuditAction(f"host.{flag}.{'on' if on else 'off'}"), actor=actor, target=host)
+
+
+def host_up(*, host: Host, previous: str) -> AuditEvent:
+    return _record(AuditAction.HOST_UP, target=host, data={"previous": previous})
+
+
+def host_down(*, host: Host, last_heartbeat_at: datetime | None, error: str) -> AuditEvent:
+    data = {"last_heartbeat_at": last_heartbeat_at.isoformat() if last_heartbeat_at else None, "error": error}
+    return _record(AuditAction.HOST_DOWN, target=host, data=data)
+
+
+def orphan_destroyed(*, host: Host, domain: str, desktop_id: int | None) -> AuditEvent:
+    """Reconcile destroyed a Quetzal domain that no desktop claims."""
+    data = {"host": host.name, "domain": domain, "desktop_id": desktop_id}
+    return _record(AuditAction.HOST_ORPHAN_DESTROYED, data=data)
+
+
+def image_imported(*, actor: Actor, image: Image, path: str, sha256: str) -> AuditEvent:
+    return _record(AuditAction.IMAGE_IMPORT, actor=actor, target=image, data={"path": path, "sha256": sha256})
+
+
+def image_uploaded(*, actor: Actor, image: Image, file: str, sha256: str) -> AuditEvent:
+    return _record(AuditAction.IMAGE_UPLOAD, actor=actor, target=image, data={"file": file, "sha256": sha256})
+
+
+def image_copy_requested(*, actor: Actor, image: Image, host_ids: Sequence[int]) -> AuditEvent:
+    return _record(AuditAction.IMAGE_COPY_REQUEST, actor=actor, target=image, data={"hosts": list(host_ids)})
+
+
+def image_copied(*, actor: Actor, image: Image, host: Host, volume: str) -> AuditEvent:
+    return _record(AuditAction.IMAGE_COPY, actor=actor, target=image, data={"host": host.name, "volume": volume})
+
+
+# ------------------------------------------------------------------------ desktops, templates, pools
+
+
+def desktop_created(*, actor: Actor, tenant: Tenant, desktop: Desktop, ip: str | None = None) -> AuditEvent:
+    return _record(AuditAction.DESKTOP_CREATE, actor=actor, tenant=tenant, target=desktop, ip=ip)
+
+
+def desktop_action(
+    *, kind: str, actor: Actor, desktop: Desktop, params: Mapping[str, Any], ip: str | None = None
+) -> AuditEvent:
+    """Someone asked for a lifecycle action (an OperationKind value) on a desktop."""
+    action = AuditAction(f"desktop.{kind}")
+    return _record(action, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=params)
+
+
+def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Pool, ip: str | None = None) -> AuditEvent:
+    data = {"pool": pool.pk}
+    return _record(AuditAction.DESKTOP_CLAIM, actor=actor, tenant=tenant, target=desktop, ip=ip, data=data)
+
+
+def bulk_snapshot_requested(
+    *, actor: Actor, tenant: Tenant, snapshot: str, queued: int, skipped: int, ip: str | None = None
+) -> AuditEvent:
+    data = {"snapshot": snapshot, "queued": queued, "skipped": skipped}
+    return _record(AuditAction.DESKTOP_BULK_SNAPSHOT, actor=actor, tenant=tenant, ip=ip, data=data)
+
+
+def bulk_stop_idle_requested(
+    *, actor: Actor, tenant: Tenant, queued: int, skipped: int, ip: str | None = None
+) -> AuditEvent:
+    data = {"queued": queued, "skipped": skipped}
+    return _record(AuditAction.DESKTOP_BULK_STOP_IDLE, actor=actor, tenant=tenant, ip=ip, data=data)
+
+
+def template_saved(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    template: DesktopTemplate,
+    created: bool,
+    changed: Sequence[str],
+    after: Mapping[str, Any],
+    ip: str | None = None,
+) -> AuditEvent:
+    """A template was created or changed; `after` holds the changed values that are not secret."""
+    action = AuditAction.TEMPLATE_CREATE if created else AuditAction.TEMPLATE_UPDATE
+    data = {"changed": list(changed), "after": after}
+    return _record(action, actor=actor, tenant=tenant, target=template, ip=ip, data=data)
+
+
+def pool_saved(*, actor: Actor, tenant: Tenant, pool: Pool) -> AuditEvent:
+    data = {"min_ready": pool.min_ready, "max_size": pool.max_size}
+    return _record(AuditAction.POOL_SAVE, actor=actor, tenant=tenant, target=pool, data=data)
+
+
+def pool_deleted(*, actor: Actor, pool: Pool) -> AuditEvent:
+    return _record(AuditAction.POOL_DELETE, actor=actor, tenant=pool.tenant, target=pool)
+
+
+# ------------------------------------------------------------------------ consoles and recordings
+
+
+def console_refused(
+    *, actor: Actor, tenant: Tenant, desktop: Desktop | None, desktop_id: int, code: str, ip: str | None = None
+) -> AuditEvent:
+    """A console connection was refused; `desktop` is None when the id named no desktop of the tenant."""
+    data = {"desktop": desktop_id, "code": code}
+    return _record(AuditAction.CONSOLE_REFUSED, actor=actor, tenant=tenant, target=desktop, ip=ip, data=data)
+
+
+def console_opened(
+    *,
+    actor: Actor,
+    desktop: Desktop,
+    session: ConsoleSession,
+    admin_access: bool,
+    recorded: bool,
+    ip: str | None = None,
+) -> AuditEvent:
+    data: dict[str, Any] = {"session": session.pk, "admin_access": admin_access, "recorded": recorded}
+    if admin_access:
+        # Whose desktop an admin looked at, readable after the desktop is gone.
+        data["owner"] = desktop.user.email if desktop.user else None
+    return _record(AuditAction.CONSOLE_OPEN, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
+
+
+def console_closed(
+    *, session: ConsoleSession, reason: str, bytes_to_desktop: int, bytes_from_desktop: int, at: datetime
+) -> AuditEvent:
+    data = {
+        "session": session.pk,
+        "reason": reason,
+        "bytes_to_desktop": bytes_to_desktop,
+        "bytes_from_desktop": bytes_from_desktop,
+        "seconds": round((at - session.started_at).total_seconds(), 1),
+    }
+    return _record(
+        AuditAction.CONSOLE_CLOSE,
+        actor=session.user,
+        tenant=session.tenant,
+        target=session.desktop,
+        ip=session.client_ip,
+        data=data,
+    )
+
+
+def recording_replayed(*, actor: Actor, recording: Recording, ip: str | None = None) -> AuditEvent:
+    data = {"recording": recording.pk, "session": recording.session_id}
+    return _record(
+        AuditAction.CONSOLE_RECORDING_REPLAY,
+        actor=actor,
+        tenant=recording.tenant,
+        target=recording.desktop,
+        ip=ip,
+        data=data,
+    )
+
+
+def recording_deleted(*, actor: Actor, recording: Recording, ip: str | None = None) -> AuditEvent:
+    data = {"recording": recording.pk, "session": recording.session_id}
+    return _record(
+        AuditAction.CONSOLE_RECORDING_DELETE,
+        actor=actor,
+        tenant=recording.tenant,
+        target=recording.desktop,
+        ip=ip,
+        data=data,
+    )
+
+
+def recordings_expired(*, tenant: Tenant, count: int) -> AuditEvent:
+    data = {"count": count, "retention_days": tenant.recording_retention_days}
+    return _record(AuditAction.CONSOLE_RECORDING_EXPIRE, tenant=tenant, data=data)
+
+
+# ------------------------------------------------------------------------ billing
+
+
+def billing_customer_created(*, tenant: Tenant, account: BillingAccount, customer: str) -> AuditEvent:
+    data = {"customer": customer}
+    return _record(AuditAction.BILLING_CUSTOMER_CREATED, tenant=tenant, target=account, data=data)
+
+
+def billing_subscription_created(*, tenant: Tenant, account: BillingAccount, subscription: str) -> AuditEvent:
+    data = {"subscription": subscription}
+    return _record(AuditAction.BILLING_SUBSCRIPTION_CREATED, tenant=tenant, target=account, data=data)
+
+
+def billing_checkout_started(
+    *, actor: Actor, tenant: Tenant, account: BillingAccount, session: str, ip: str | None = None
+) -> AuditEvent:
+    data = {"session": session}
+    return _record(AuditAction.BILLING_CHECKOUT_STARTED, actor=actor, tenant=tenant, target=account, ip=ip, data=data)
+
+
+def billing_portal_opened(
+    *, actor: Actor, tenant: Tenant, account: BillingAccount, ip: str | None = None
+) -> AuditEvent:
+    return _record(AuditAction.BILLING_PORTAL_OPENED, actor=actor, tenant=tenant, target=account, ip=ip)
+
+
+def billing_payment_method_set(*, account: BillingAccount, payment_method: str) -> AuditEvent:
+    data = {"payment_method": payment_method}
+    return _record(AuditAction.BILLING_PAYMENT_METHOD_SET, tenant=account.tenant, target=account, data=data)
+
+
+def billing_exemption_changed(*, actor: Actor, account: BillingAccount, exempt: bool) -> AuditEvent:
+    """Operators stopped charging a tenant's usage (`exempt`) or started again."""
+    action = AuditAction.BILLING_EXEMPT if exempt else AuditAction.BILLING_CHARGED
+    return _record(action, actor=actor, tenant=account.tenant, target=account)
+
+
+def billing_payment_failed(*, account: BillingAccount, invoices: Sequence[str]) -> AuditEvent:
+    """The account fell into arrears; its grace period ends at `account.grace_until`."""
+    grace_until = account.grace_until.isoformat() if account.grace_until else None
+    data = {"grace_until": grace_until, "invoices": list(invoices)}
+    return _record(AuditAction.BILLING_PAYMENT_FAILED, tenant=account.tenant, target=account, data=data)
+
+
+def billing_arrears_cleared(*, account: BillingAccount) -> AuditEvent:
+    return _record(AuditAction.BILLING_ARREARS_CLEARED, tenant=account.tenant, target=account)
+
+
+def billing_host_down_closed(*, host_id: int, at: datetime, intervals: int) -> AuditEvent:
+    """Usage of every desktop on a host that went down was closed (a platform event: many tenants)."""
+    data = {"host_id": host_id, "at": at.isoformat(), "intervals": intervals}
+    return _record(AuditAction.BILLING_HOST_DOWN_CLOSED, data=data)
+
+
+def usage_interval_closed_by_repair(*, interval: UsageInterval, closed_at: datetime, why: str) -> AuditEvent:
+    data = {"desktop_id": interval.desktop_id, "closed_at": closed_at.isoformat(), "why": why}
+    return _record(AuditAction.BILLING_INTERVAL_REPAIRED, tenant=interval.tenant, target=interval, data=data)
+
+
+def usage_interval_opened_by_repair(*, interval: UsageInterval) -> AuditEvent:
+    """A running desktop had no open usage interval: one was opened for it."""
+    data = {"desktop_id": interval.desktop_id, "opened_at": interval.started_at.isoformat(), "why": "running"}
+    return _record(AuditAction.BILLING_INTERVAL_REPAIRED, tenant=interval.tenant, target=interval, data=data)
+
+
+def price_changed(
+    *,
+    actor: Actor = None,
+    template: DesktopTemplate,
+    previous: Decimal,
+    price: Decimal,
+    effective_at: datetime,
+) -> AuditEvent:
+    data = {"previous": str(previous), "price_per_hour": str(price), "effective_at": effective_at.isoformat()}
+    return _record(AuditAction.BILLING_PRICE_CHANGE, actor=actor, tenant=template.tenant, target=template, data=data)
