@@ -8,6 +8,9 @@ class DesktopsConfig(AppConfig):
     verbose_name = "Desktops"
 
     def ready(self) -> None:
+        # desktops.tasks registers the tasks in every process, not only in workers, so dispatch's signatures by
+        # name find them and eager mode (no worker) runs them in-process.
+        from desktops import tasks  # noqa: F401
         from desktops.metrics import checks, receivers  # noqa: F401 - checks registers the system checks
 
         # Lifecycle events reach live pages (desktop and tenant topics) once committed.
