@@ -13,9 +13,14 @@ class BillingConfig(AppConfig):
         from django.db.models.signals import post_save, pre_save
 
         from billing import checks, receivers  # noqa: F401 - registers the system checks
+        from billing.services import usage
         from desktops.models import DesktopTemplate
-        from desktops.signals import desktop_state_changed
+        from desktops.services import hours
+        from desktops.signals import desktop_state_changed, host_reconciling
 
         desktop_state_changed.connect(receivers.on_desktop_state_changed, dispatch_uid="billing.ledger")
+        host_reconciling.connect(receivers.on_host_reconciling, dispatch_uid="billing.ledger_repair")
+        # The dashboards' desktop-hours come from the ledger while billing is on.
+        hours.register_interval_source(usage.running_intervals)
         pre_save.connect(receivers.on_template_pre_save, sender=DesktopTemplate, dispatch_uid="billing.price_pre")
         post_save.connect(receivers.on_template_post_save, sender=DesktopTemplate, dispatch_uid="billing.price_post")

@@ -6,9 +6,8 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
-from desktops.choices import DesktopState, OperationKind
+from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.models.desktop import TRANSITIONAL_STATES
 from desktops.services.requests import request_action
 from quetzal.errors import ServiceError
 

@@ -35,6 +35,26 @@ class DesktopState(models.TextChoices):
     ERROR = "error", "Error"
 
 
+# Named groups of desktop states, kept beside the choices (as NetBox keeps its *_STATE_CHOICES groups) so no
+# caller retypes a set of states. Tuples, in choice order: they feed `state__in=` and model constraints.
+# The VM may be using a host's CPU: these count against the running quotas.
+ACTIVE_STATES = (DesktopState.STARTING, DesktopState.RUNNING, DesktopState.STOPPING, DesktopState.SUSPENDED)
+# Only held while an operation moves the desktop; a failed operation parks such a desktop in error.
+TRANSITIONAL_STATES = (
+    DesktopState.REQUESTED,
+    DesktopState.PROVISIONING,
+    DesktopState.STARTING,
+    DesktopState.STOPPING,
+    DesktopState.DELETING,
+)
+# Powered on and settled: what a stop (or a pooled desktop's release) applies to.
+STOPPABLE_STATES = (DesktopState.RUNNING, DesktopState.SUSPENDED)
+# Powered off and settled: what the dashboards count as stopped.
+AT_REST_STATES = (DesktopState.STOPPED, DesktopState.HIBERNATED)
+# Settled with a VM defined: reconcile compares these with what the host shows.
+SETTLED_STATES = (DesktopState.STOPPED, DesktopState.RUNNING, DesktopState.SUSPENDED, DesktopState.HIBERNATED)
+
+
 class DesktopKind(models.TextChoices):
     PERSONAL = "personal", "Personal"
     POOLED = "pooled", "Pooled"
@@ -61,3 +81,9 @@ class OperationStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+# An operation is queued or being carried out: at most one per desktop (a database constraint).
+IN_FLIGHT_STATUSES = (OperationStatus.QUEUED, OperationStatus.RUNNING)
+# An operation has ended, either way.
+FINISHED_STATUSES = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)

@@ -9,3 +9,7 @@ desktop_state_changed = Signal()
 
 # Sent when an operation records a step or finishes: operation.
 operation_progress = Signal()
+
+# Sent when reconcile has reached a host and listed its domains, before it repairs drift: host_id, at.
+# Billing closes usage intervals a crash left open from it (desktops never calls billing).
+host_reconciling = Signal()

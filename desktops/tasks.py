@@ -7,7 +7,9 @@ import socket
 from celery import shared_task
 
 from desktops.models import Operation
+from desktops.services import execution, idle, pools, reconcile
 from hosts.hypervisor import HostUnavailable
+from hosts.models import Host
 
 # Backoff stays far under the broker's visibility timeout, so a retry never overlaps a redelivery.
 RETRY_BACKOFF_MAX_S = 120
@@ -17,8 +19,6 @@ MAX_RETRIES = 8
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_RETRIES)
 def run_operation(self, operation_id: int) -> None:
     """Carry out one lifecycle operation; only an unreachable host is retried."""
-    from desktops.services import execution
-
     try:
         execution.run(operation_id, worker=f"{socket.gethostname()}:{self.request.hostname or ''}")
     except HostUnavailable as error:
@@ -33,24 +33,18 @@ def run_operation(self, operation_id: int) -> None:
 @shared_task(acks_late=True)
 def refill_pools() -> int:
     """Beat: top every pool up to its minimum of warm desktops."""
-    from desktops.services import pools
-
     return pools.refill_all()
 
 
 @shared_task(acks_late=True)
 def enforce_idle() -> int:
     """Beat: apply idle and maximum-session policies."""
-    from desktops.services import idle
-
     return idle.enforce()
 
 
 @shared_task(acks_late=True)
 def reconcile_all() -> None:
     """Beat: one reconcile task per host."""
-    from hosts.models import Host
-
     for host_id in Host.objects.values_list("pk", flat=True):
         reconcile_host.delay(host_id)
 
@@ -58,6 +52,4 @@ def reconcile_all() -> None:
 @shared_task(acks_late=True)
 def reconcile_host(host_id: int) -> None:
     """Compare one host's domains with the database and repair drift."""
-    from desktops.services import reconcile
-
     reconcile.reconcile_host(host_id)

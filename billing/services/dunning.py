@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from billing import conf
 from billing.models import BillingAccount, Invoice
-from desktops.choices import DesktopState, OperationKind
+from desktops.choices import STOPPABLE_STATES, OperationKind
 from desktops.models import Desktop
+from desktops.services.requests import request_action
 from quetzal.errors import ServiceError
 from tenants import events
 from tenants.choices import TenantStatus
@@ -71,10 +72,8 @@ def enforce_grace(*, now: datetime | None = None) -> list[int]:
 
 def stop_running_desktops(*, tenant) -> int:
     """Queue a stop for each running or paused desktop of a tenant suspended for non-payment."""
-    from desktops.services.requests import request_action
-
     stopped = 0
-    for desktop in Desktop.objects.for_tenant(tenant).filter(state__in=(DesktopState.RUNNING, DesktopState.SUSPENDED)):
+    for desktop in Desktop.objects.for_tenant(tenant).filter(state__in=STOPPABLE_STATES):
         try:
             request_action(desktop=desktop, kind=OperationKind.STOP, actor=None, params={"reason": SUSPENSION_REASON})
         except ServiceError as error:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -192,3 +192,14 @@ def write_csv(out, *, period: Period, tenant: Tenant | None = None) -> int:
         writer.writerow(csv_row(row))
         written += 1
     return written
+
+
+def running_intervals(*, tenant: Tenant, since: datetime, now: datetime) -> list[tuple[datetime, datetime]] | None:
+    """The ledger's running stretches of a tenant's desktops since a moment (open ones end now); None with billing off.
+
+    The desktops dashboard's hours chart reads it through `desktops.services.hours.register_interval_source`.
+    """
+    if not conf.billing_enabled():
+        return None
+    rows = UsageInterval.objects.for_tenant(tenant).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=since))
+    return [(start, end or now) for start, end in rows.values_list("started_at", "ended_at")]

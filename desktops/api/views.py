@@ -8,10 +8,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from desktops.api import serializers as s
-from desktops.choices import DesktopKind, DesktopState, OperationKind
+from desktops.choices import STOPPABLE_STATES, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import launch, pools
-from desktops.services.requests import request_action, request_create
+from desktops.services.requests import request_action, request_create, request_stop
 from quetzal.api.viewsets import TenantScopedViewSet
 from quetzal.errors import ServiceError
 from tenants.services.audit import client_ip
@@ -81,13 +81,7 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
 
     def _act(self, request, kind: str, params: dict | None = None) -> Response:
         desktop = self.get_object()
-        if kind == OperationKind.STOP and desktop.kind == DesktopKind.POOLED:
-            # A pooled desktop is never stopped for reuse: it is recycled so the next person gets a clean one.
-            operation = pools.recycle(desktop=desktop, actor=request.user, reason="Released by its user")
-        else:
-            operation = request_action(
-                desktop=desktop, kind=kind, actor=request.user, params=params, ip=client_ip(request)
-            )
+        operation = request_action(desktop=desktop, kind=kind, actor=request.user, params=params, ip=client_ip(request))
         return accepted(desktop, operation)
 
     @extend_schema(request=None, responses={202: s.AcceptedSerializer})
@@ -98,7 +92,8 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
     @extend_schema(request=None, responses={202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
-        return self._act(request, OperationKind.STOP)
+        desktop = self.get_object()
+        return accepted(desktop, request_stop(desktop=desktop, actor=request.user, ip=client_ip(request)))
 
     @extend_schema(request=None, responses={202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"])
@@ -227,16 +222,12 @@ class PlanViewSet(TenantScopedViewSet):
     def stop(self, request):
         body = s.StopSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        desktops = self.get_queryset().filter(state__in=[DesktopState.RUNNING, DesktopState.SUSPENDED])
+        desktops = self.get_queryset().filter(state__in=STOPPABLE_STATES)
         if body.validated_data.get("desktop"):
             desktops = self.get_queryset().filter(pk=body.validated_data["desktop"])
             if not desktops:
                 raise ServiceError("No such desktop.", code="not_found", status=404)
-        operations = []
-        for desktop in desktops:
-            if desktop.kind == DesktopKind.POOLED:
-                operations.append(pools.recycle(desktop=desktop, actor=request.user, reason="Released by its user"))
-            else:
-                operations.append(request_action(desktop=desktop, kind=OperationKind.STOP, actor=request.user))
+        ip = client_ip(request)
+        operations = [request_stop(desktop=desktop, actor=request.user, ip=ip) for desktop in desktops]
         data = {"operations": s.OperationSerializer(operations, many=True).data}
         return Response(data, status=status.HTTP_202_ACCEPTED)

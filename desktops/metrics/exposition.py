@@ -10,9 +10,9 @@ from datetime import datetime
 from django.db.models import Count
 from django.utils import timezone
 
+from desktops.choices import IN_FLIGHT_STATUSES
 from desktops.metrics import queries
 from desktops.models import Desktop, Operation
-from desktops.models.operation import IN_FLIGHT
 from hosts.choices import HostState
 from hosts.models import Host
 from tenants.models import Tenant
@@ -155,7 +155,9 @@ def _fleet_families() -> list[Family]:
     for row in Desktop.objects.alive().values("state").annotate(n=Count("id")).order_by("state"):
         desktops.add({"state": row["state"]}, row["n"])
     operations = Family("quetzal_operations_in_flight", "gauge", "Operations queued or running, by kind.")
-    for row in Operation.objects.filter(status__in=IN_FLIGHT).values("kind").annotate(n=Count("id")).order_by("kind"):
+    for row in (
+        Operation.objects.filter(status__in=IN_FLIGHT_STATUSES).values("kind").annotate(n=Count("id")).order_by("kind")
+    ):
         operations.add({"kind": row["kind"]}, row["n"])
     return [desktops, operations]
 

@@ -12,17 +12,6 @@ from django.utils import timezone
 from desktops.choices import DesktopKind, DesktopState
 from tenants.querysets import TenantOwned, TenantQuerySet
 
-# States in which the desktop's VM may be consuming a host's CPU.
-ACTIVE_STATES = (DesktopState.STARTING, DesktopState.RUNNING, DesktopState.STOPPING, DesktopState.SUSPENDED)
-# States that only exist while an operation is moving the desktop.
-TRANSITIONAL_STATES = (
-    DesktopState.REQUESTED,
-    DesktopState.PROVISIONING,
-    DesktopState.STARTING,
-    DesktopState.STOPPING,
-    DesktopState.DELETING,
-)
-
 
 class DesktopQuerySet(TenantQuerySet):
     def alive(self) -> DesktopQuerySet:

@@ -7,15 +7,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from desktops.choices import OperationKind, OperationStatus
+from desktops.choices import FINISHED_STATUSES, IN_FLIGHT_STATUSES, OperationKind, OperationStatus
 from tenants.querysets import TenantOwned, TenantQuerySet
-
-IN_FLIGHT = (OperationStatus.QUEUED, OperationStatus.RUNNING)
 
 
 class OperationQuerySet(TenantQuerySet):
     def in_flight(self) -> OperationQuerySet:
-        return self.filter(status__in=IN_FLIGHT)
+        return self.filter(status__in=IN_FLIGHT_STATUSES)
 
 
 class Operation(TenantOwned):
@@ -47,7 +45,9 @@ class Operation(TenantOwned):
         constraints = [
             # The database itself refuses a second operation in flight on one desktop.
             models.UniqueConstraint(
-                fields=["desktop"], condition=Q(status__in=IN_FLIGHT), name="one_operation_in_flight_per_desktop"
+                fields=["desktop"],
+                condition=Q(status__in=IN_FLIGHT_STATUSES),
+                name="one_operation_in_flight_per_desktop",
             )
         ]
         indexes = [models.Index(fields=["status", "heartbeat_at"])]
@@ -57,7 +57,7 @@ class Operation(TenantOwned):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
+        return self.status in FINISHED_STATUSES
 
     @property
     def duration_s(self) -> float | None:

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from desktops.choices import DesktopKind, OperationKind
 from desktops.models import Desktop, Operation
-from desktops.services import pools
 from desktops.services.dashboard import idle_desktops
-from desktops.services.requests import ACTION_SOURCES, request_action
+from desktops.services.requests import request_action, request_stop
+from desktops.state import can_request
 from quetzal.errors import ServiceError
 from tenants import events
 from tenants.models import Tenant
@@ -34,7 +34,7 @@ def snapshot_all(*, tenant: Tenant, actor, ip: str | None = None) -> BulkResult:
     result = BulkResult()
     desktops = Desktop.objects.for_tenant(tenant).alive().filter(kind=DesktopKind.PERSONAL).order_by("pk")
     for desktop in desktops:
-        if desktop.state not in ACTION_SOURCES[OperationKind.SNAPSHOT]:
+        if not can_request(OperationKind.SNAPSHOT, desktop.state):
             result.skipped.append((desktop, f"{desktop.get_state_display().lower()}"))
             continue
         try:
@@ -58,17 +58,9 @@ def stop_all_idle(*, tenant: Tenant, actor, ip: str | None = None) -> BulkResult
     for item in idle_desktops(tenant):
         desktop = item.desktop
         try:
-            if desktop.kind == DesktopKind.POOLED:
-                operation = pools.recycle(desktop=desktop, actor=actor, reason=reason)
-            else:
-                operation = request_action(
-                    desktop=desktop, kind=OperationKind.STOP, actor=actor, params={"reason": reason}, ip=ip
-                )
+            result.queued.append(request_stop(desktop=desktop, actor=actor, reason=reason, ip=ip))
         except ServiceError as error:
             result.skipped.append((desktop, error.detail))
-            continue
-        if operation is not None:
-            result.queued.append(operation)
     events.bulk_stop_idle_requested(
         actor=actor, tenant=tenant, queued=len(result.queued), skipped=len(result.skipped), ip=ip
     )

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
-from desktops.choices import DesktopKind, DesktopState
+from desktops.choices import ACTIVE_STATES, AT_REST_STATES, TRANSITIONAL_STATES, DesktopKind, DesktopState
 from desktops.console.models import ConsoleSession
-from desktops.models import Desktop, DesktopTemplate
-from desktops.models.desktop import ACTIVE_STATES, TRANSITIONAL_STATES
+from desktops.models import Desktop, DesktopTemplate, Pool
 from desktops.services.hours import DayHours, day_start, desktop_hours_per_day
 from desktops.services.idle import idle_action, idle_deadline
 from hosts.scheduler import fits_count
@@ -162,9 +161,7 @@ def build(tenant: Tenant, *, now: datetime | None = None, hours_days: int = 30) 
     vcpus = Usage(used["vcpus"] or 0, tenant.quota_vcpus)
     memory = Usage(used["memory"] or 0, tenant.quota_ram_mib)
     personal = Usage(desktops.filter(kind=DesktopKind.PERSONAL).count(), tenant.quota_desktops)
-    warm = desktops.filter(kind=DesktopKind.POOLED, user__isnull=True).filter(
-        Q(state=DesktopState.RUNNING) | Q(state=DesktopState.HIBERNATED)
-    )
+    warm = desktops.filter(kind=DesktopKind.POOLED, user__isnull=True, state__in=Pool.WarmState.values)
     connected = (
         ConsoleSession.objects.for_tenant(tenant)
         .filter(ended_at__isnull=True, last_seen_at__gte=now - CONNECTED_WITHIN)
@@ -178,7 +175,7 @@ def build(tenant: Tenant, *, now: datetime | None = None, hours_days: int = 30) 
         connected_people=connected,
         running=states.get(DesktopState.RUNNING, 0),
         busy=sum(states.get(state, 0) for state in TRANSITIONAL_STATES),
-        stopped=sum(states.get(state, 0) for state in (DesktopState.STOPPED, DesktopState.HIBERNATED)),
+        stopped=sum(states.get(state, 0) for state in AT_REST_STATES),
         warm=warm.count(),
         errors=states.get(DesktopState.ERROR, 0),
         idle=idle_desktops(tenant),

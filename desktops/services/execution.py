@@ -10,13 +10,11 @@ from collections.abc import Callable
 from django.conf import settings
 from django.utils import timezone
 
-from desktops.choices import DesktopState as S
-from desktops.choices import OperationKind as K
+from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
-from desktops.models.desktop import TRANSITIONAL_STATES
 from desktops.services import progress, spec
-from desktops.state import transition
+from desktops.state import begin_action, finish_action, transition
 from hosts import scheduler
 from hosts.hypervisor import (
     DomainNotFound,
@@ -71,7 +69,7 @@ def _fail(operation: Operation, *, code: str, message: str) -> None:
     desktop = Desktop.objects.get(pk=operation.desktop_id)
     # A desktop left mid-transition would look busy forever; park it in error with the reason.
     if desktop.state in TRANSITIONAL_STATES:
-        transition(desktop, S.ERROR, reason=f"{operation.get_kind_display()} failed: {message}")
+        transition(desktop, DesktopState.ERROR, reason=f"{operation.get_kind_display()} failed: {message}")
 
 
 def _host(desktop: Desktop) -> Host:
@@ -82,6 +80,12 @@ def _host(desktop: Desktop) -> Host:
 
 def _hv(desktop: Desktop):
     return get_hypervisor(_host(desktop).uri)
+
+
+def _begin(desktop: Desktop, kind: str, verb: str) -> None:
+    """Move the desktop into the state `kind` passes through (lifecycle table), or refuse the step."""
+    if not begin_action(desktop, kind):
+        raise StepFailed(f"Cannot {verb} a desktop that is {desktop.state}.", code="invalid_state")
 
 
 def _domain_exists(hv, name: str) -> bool:
@@ -148,23 +152,21 @@ def _upload_seed(hv, host: Host, desktop: Desktop, volume_name: str) -> str:
         os.unlink(handle.name)
 
 
-def _boot(operation: Operation, desktop: Desktop) -> None:
-    """STOPPED/HIBERNATED/ERROR → STARTING → RUNNING."""
-    if not transition(desktop, S.STARTING):
-        raise StepFailed(f"Cannot start while {desktop.state}.", code="invalid_state")
+def _boot(operation: Operation, desktop: Desktop, kind: str = OperationKind.START) -> None:
+    """Boot the VM along the start (or restore) row: from a stopped state, through starting, to running."""
+    _begin(desktop, kind, "start")
     hv = _hv(desktop)
     progress.step(operation, "booting")
     hv.start(desktop.domain_name)
-    transition(desktop, S.RUNNING, reason="")
+    finish_action(desktop, kind, reason="")
     progress.step(operation, "ready")
 
 
 def do_create(operation: Operation) -> None:
     desktop = operation.desktop
-    if not transition(desktop, S.PROVISIONING, sources=(S.REQUESTED,)):
-        raise StepFailed(f"Cannot provision a desktop that is {desktop.state}.", code="invalid_state")
+    _begin(desktop, OperationKind.CREATE, "provision")
     _provision(operation, desktop)
-    transition(desktop, S.STOPPED, reason="")
+    finish_action(desktop, OperationKind.CREATE, reason="")
     if operation.params.get("start", True):
         _boot(operation, desktop)
         if operation.params.get("hibernate_after"):
@@ -173,13 +175,12 @@ def do_create(operation: Operation) -> None:
 
 def do_rebuild(operation: Operation) -> None:
     desktop = operation.desktop
-    if not transition(desktop, S.PROVISIONING, sources=(S.STOPPED, S.ERROR)):
-        raise StepFailed(f"Cannot rebuild a desktop that is {desktop.state}.", code="invalid_state")
+    _begin(desktop, OperationKind.REBUILD, "rebuild")
     progress.step(operation, "removing old disk")
     remove_from_host(desktop, release=True)
     DesktopSnapshot.objects.filter(desktop=desktop).delete()
     _provision(operation, desktop)
-    transition(desktop, S.STOPPED, reason="Rebuilt from its template")
+    finish_action(desktop, OperationKind.REBUILD, reason="Rebuilt from its template")
 
 
 # --- power ------------------------------------------------------------------------------------
@@ -190,25 +191,24 @@ def do_start(operation: Operation) -> None:
     hv = _hv(desktop)
     if not _domain_exists(hv, desktop.domain_name):
         raise StepFailed("The desktop's VM is missing on its host; rebuild or delete it.", code="domain_missing")
-    _boot(operation, desktop)
+    _boot(operation, desktop, operation.kind)
 
 
 def do_stop(operation: Operation) -> None:
     desktop = operation.desktop
     reason = operation.params.get("reason") or "Stopped on request"
-    if not transition(desktop, S.STOPPING, sources=(S.RUNNING, S.SUSPENDED)):
-        raise StepFailed(f"Cannot stop a desktop that is {desktop.state}.", code="invalid_state")
+    _begin(desktop, OperationKind.STOP, "stop")
     progress.step(operation, "shutting down")
     forced = not _hv(desktop).shutdown(desktop.domain_name, timeout_s=settings.DESKTOP_STOP_TIMEOUT_S)
-    transition(desktop, S.STOPPED, reason=reason + (" (forced off after the shutdown timeout)" if forced else ""))
+    forced_note = " (forced off after the shutdown timeout)" if forced else ""
+    finish_action(desktop, OperationKind.STOP, reason=reason + forced_note)
 
 
 def _hibernate(operation: Operation, desktop: Desktop, *, reason: str) -> None:
-    if not transition(desktop, S.STOPPING, sources=(S.RUNNING,)):
-        raise StepFailed(f"Cannot hibernate a desktop that is {desktop.state}.", code="invalid_state")
+    _begin(desktop, OperationKind.HIBERNATE, "hibernate")
     progress.step(operation, "saving memory")
     _hv(desktop).managed_save(desktop.domain_name)
-    transition(desktop, S.HIBERNATED, reason=reason)
+    finish_action(desktop, OperationKind.HIBERNATE, reason=reason)
 
 
 def do_hibernate(operation: Operation) -> None:
@@ -223,13 +223,13 @@ def do_reboot(operation: Operation) -> None:
 def do_suspend(operation: Operation) -> None:
     desktop = operation.desktop
     _hv(desktop).suspend(desktop.domain_name)
-    transition(desktop, S.SUSPENDED, sources=(S.RUNNING,), reason="Paused on request")
+    finish_action(desktop, OperationKind.SUSPEND, reason="Paused on request")
 
 
 def do_resume(operation: Operation) -> None:
     desktop = operation.desktop
     _hv(desktop).resume(desktop.domain_name)
-    transition(desktop, S.RUNNING, sources=(S.SUSPENDED,), reason="")
+    finish_action(desktop, OperationKind.RESUME, reason="")
 
 
 # --- snapshots --------------------------------------------------------------------------------
@@ -247,12 +247,16 @@ def do_revert(operation: Operation) -> None:
     hv = _hv(desktop)
     progress.step(operation, "reverting")
     hv.snapshot_revert(desktop.domain_name, name)
-    # The VM is now in the snapshot's power state; make the record follow.
+    # The VM is now in the snapshot's power state; make the record follow along the start or stop row.
     now_running = hv.state(desktop.domain_name).is_active
-    if now_running and desktop.state == S.STOPPED:
-        transition(desktop, S.STARTING) and transition(desktop, S.RUNNING, reason=f"Reverted to {name}")
-    elif not now_running and desktop.state == S.RUNNING:
-        transition(desktop, S.STOPPING) and transition(desktop, S.STOPPED, reason=f"Reverted to {name}")
+    if now_running and desktop.state == DesktopState.STOPPED:
+        follow = OperationKind.START
+    elif not now_running and desktop.state == DesktopState.RUNNING:
+        follow = OperationKind.STOP
+    else:
+        return
+    if begin_action(desktop, follow):
+        finish_action(desktop, follow, reason=f"Reverted to {name}")
 
 
 def do_delete_snapshot(operation: Operation) -> None:
@@ -284,29 +288,30 @@ def remove_from_host(desktop: Desktop, *, release: bool) -> None:
 def finish_delete(desktop: Desktop) -> None:
     """Remove everything of a DELETING desktop and mark it deleted (reconcile reuses this)."""
     remove_from_host(desktop, release=True)
-    transition(desktop, S.DELETED, deleted_at=timezone.now(), disk_volume="", seed_volume="")
+    finish_action(desktop, OperationKind.DELETE, deleted_at=timezone.now(), disk_volume="", seed_volume="")
 
 
 def do_delete(operation: Operation) -> None:
     desktop = operation.desktop
-    if desktop.state != S.DELETING and not transition(desktop, S.DELETING):
-        raise StepFailed(f"Cannot delete a desktop that is {desktop.state}.", code="invalid_state")
+    # Already deleting: reconcile or an earlier attempt began it; finishing is safe to repeat.
+    if desktop.state != DesktopState.DELETING:
+        _begin(desktop, OperationKind.DELETE, "delete")
     progress.step(operation, "deleting")
     finish_delete(desktop)
 
 
 HANDLERS: dict[str, Callable[[Operation], None]] = {
-    K.CREATE: do_create,
-    K.START: do_start,
-    K.RESTORE: do_start,
-    K.STOP: do_stop,
-    K.REBOOT: do_reboot,
-    K.SUSPEND: do_suspend,
-    K.RESUME: do_resume,
-    K.HIBERNATE: do_hibernate,
-    K.SNAPSHOT: do_snapshot,
-    K.REVERT: do_revert,
-    K.DELETE_SNAPSHOT: do_delete_snapshot,
-    K.DELETE: do_delete,
-    K.REBUILD: do_rebuild,
+    OperationKind.CREATE: do_create,
+    OperationKind.START: do_start,
+    OperationKind.RESTORE: do_start,
+    OperationKind.STOP: do_stop,
+    OperationKind.REBOOT: do_reboot,
+    OperationKind.SUSPEND: do_suspend,
+    OperationKind.RESUME: do_resume,
+    OperationKind.HIBERNATE: do_hibernate,
+    OperationKind.SNAPSHOT: do_snapshot,
+    OperationKind.REVERT: do_revert,
+    OperationKind.DELETE_SNAPSHOT: do_delete_snapshot,
+    OperationKind.DELETE: do_delete,
+    OperationKind.REBUILD: do_rebuild,
 }

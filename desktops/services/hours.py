@@ -1,21 +1,37 @@
-"""Desktop-hours per day for a tenant: from the billing ledger when billing is on, else from operations."""
+"""Desktop-hours per day for a tenant: from a registered record of running time (billing's ledger), else operations."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationKind, OperationStatus
 from desktops.models import Desktop, Operation
+from desktops.state import ACTIONS
 
-# Operations whose success leaves the desktop running, and those whose success ends a run.
-_STARTS = {OperationKind.START, OperationKind.RESUME, OperationKind.RESTORE}
-_ENDS = {OperationKind.STOP, OperationKind.HIBERNATE, OperationKind.SUSPEND, OperationKind.DELETE}
+# Operations whose success leaves the desktop running, and those whose success ends a run (lifecycle table).
+_STARTS = {kind for kind, action in ACTIONS.items() if action.target == DesktopState.RUNNING}
+_ENDS = {
+    kind
+    for kind, action in ACTIONS.items()
+    if DesktopState.RUNNING in action.sources and action.target not in (None, DesktopState.RUNNING)
+}
+
+# Running stretches (start, end) of a tenant's desktops since a moment; None when the source has no record.
+IntervalSource = Callable[..., list[tuple[datetime, datetime]] | None]
+# An app above desktops with a better record of running time (billing's usage ledger) registers it here from
+# its AppConfig.ready, so desktops never imports it; operations rebuild the stretches when none answers.
+_interval_sources: list[IntervalSource] = []
+
+
+def register_interval_source(source: IntervalSource) -> None:
+    """Let `source(tenant=, since=, now=)` supply running stretches ahead of the operations' rebuild."""
+    if source not in _interval_sources:
+        _interval_sources.append(source)
 
 
 @dataclass(frozen=True)
@@ -78,11 +94,13 @@ def intervals_from_operations(*, tenant, since: datetime, now: datetime) -> list
     return [(start, end) for start, end in intervals if end > since]
 
 
-def _intervals_from_ledger(*, tenant, since: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
-    from billing.models import UsageInterval
-
-    rows = UsageInterval.objects.for_tenant(tenant).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=since))
-    return [(start, end or now) for start, end in rows.values_list("started_at", "ended_at")]
+def running_intervals(*, tenant, since: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The first registered source that has a record, else the stretches rebuilt from operations."""
+    for source in _interval_sources:
+        intervals = source(tenant=tenant, since=since, now=now)
+        if intervals is not None:
+            return intervals
+    return intervals_from_operations(tenant=tenant, since=since, now=now)
 
 
 def desktop_hours_per_day(*, tenant, days: int = 30, now: datetime | None = None) -> list[DayHours]:
@@ -91,5 +109,5 @@ def desktop_hours_per_day(*, tenant, days: int = 30, now: datetime | None = None
     last = timezone.localtime(now).date()
     first = last - timedelta(days=days - 1)
     since = day_start(first)
-    source = _intervals_from_ledger if settings.BILLING_ENABLED else intervals_from_operations
-    return spread_over_days(source(tenant=tenant, since=since, now=now), first=first, last=last)
+    intervals = running_intervals(tenant=tenant, since=since, now=now)
+    return spread_over_days(intervals, first=first, last=last)

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind
+from desktops.metrics.models import DesktopSample
 from desktops.models import Desktop
-from desktops.services import pools
-from desktops.services.requests import request_action
+from desktops.services.requests import recycle, request_action
 from quetzal.errors import ServiceError
 from tenants.choices import IdleAction
 
@@ -51,7 +51,7 @@ def apply(desktop: Desktop, *, reason: str) -> bool:
     action = _action_for(desktop)
     try:
         if action == IdleAction.RECYCLE:
-            pools.recycle(desktop=desktop, reason=reason)
+            recycle(desktop=desktop, reason=reason)
         elif action == IdleAction.HIBERNATE:
             request_action(desktop=desktop, kind=OperationKind.HIBERNATE, actor=None, params={"reason": reason})
         elif action == IdleAction.STOP:
@@ -73,8 +73,6 @@ def busy_cpu(desktop: Desktop, *, now: datetime) -> bool:
     threshold = desktop.tenant.idle_cpu_threshold_percent
     if not threshold:
         return False
-    from desktops.metrics.models import DesktopSample
-
     window = now - timedelta(minutes=desktop.tenant.idle_timeout_minutes)
     return DesktopSample.objects.filter(desktop=desktop, at__gte=window, cpu_percent__gte=threshold).exists()
 

@@ -8,13 +8,10 @@ from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
 from desktops.services import pools
 from desktops.services.requests import request_action, request_create
+from desktops.state import can_request
 
-_RESUME_WITH = {
-    DesktopState.STOPPED: OperationKind.START,
-    DesktopState.HIBERNATED: OperationKind.START,
-    DesktopState.ERROR: OperationKind.START,
-    DesktopState.SUSPENDED: OperationKind.RESUME,
-}
+# The actions that bring a person's existing desktop back; the lifecycle table says which fits its state.
+_RESUME_WITH = (OperationKind.START, OperationKind.RESUME)
 
 
 @dataclass(frozen=True)
@@ -41,10 +38,9 @@ def launch(*, tenant, user, template: DesktopTemplate, ip: str | None = None) ->
         in_flight = existing.operations.in_flight().first()
         if in_flight is not None or existing.state == DesktopState.RUNNING:
             return LaunchResult(existing, in_flight)
-        if existing.state in _RESUME_WITH:
-            return LaunchResult(
-                existing, request_action(desktop=existing, kind=_RESUME_WITH[existing.state], actor=user, ip=ip)
-            )
+        kind = next((kind for kind in _RESUME_WITH if can_request(kind, existing.state)), None)
+        if kind is not None:
+            return LaunchResult(existing, request_action(desktop=existing, kind=kind, actor=user, ip=ip))
     claimed = pools.claim(tenant=tenant, user=user, template=template, ip=ip)
     if claimed is not None:
         return LaunchResult(*claimed)

@@ -8,9 +8,8 @@ from datetime import timedelta
 from django.db.models import Count
 from django.utils import timezone
 
-from desktops.choices import DesktopState, OperationStatus
+from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationStatus
 from desktops.models import Desktop, Operation
-from desktops.models.desktop import TRANSITIONAL_STATES
 from hosts.services.overview import Fleet, fleet
 from tenants.choices import TenantStatus
 from tenants.models import Tenant

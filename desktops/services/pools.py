@@ -1,4 +1,4 @@
-"""Warm pools: claim a ready desktop in one transaction, refill in the background, recycle after use."""
+"""Warm pools: claim a ready desktop in one transaction and refill in the background."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 from django.db import transaction
 from django.utils import timezone
 
+from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import quotas
@@ -44,15 +45,9 @@ def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> 
             operation = None
             if desktop.state == DesktopState.HIBERNATED:
                 operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
-            transaction.on_commit(lambda: _refill_soon(pool.pk))
+            dispatch.refill_pools()
             return desktop, operation
     return None
-
-
-def _refill_soon(pool_id: int) -> None:
-    from desktops.tasks import refill_pools
-
-    refill_pools.delay()
 
 
 def refill(pool: Pool) -> int:
@@ -91,13 +86,6 @@ def refill_all() -> int:
     return sum(refill(pool) for pool in Pool.objects.filter(enabled=True).select_related("tenant", "template"))
 
 
-def recycle(*, desktop: Desktop, actor=None, reason: str = "Returned to the pool") -> Operation | None:
-    """A used pooled desktop is destroyed so the next person gets a clean one; refill replaces it."""
-    if desktop.kind != DesktopKind.POOLED:
-        raise ServiceError("Only pooled desktops are recycled.", code="not_pooled")
-    return request_action(desktop=desktop, kind=OperationKind.DELETE, actor=actor, params={"reason": reason})
-
-
 def save_pool(*, tenant, actor, values: dict, pool: Pool | None = None) -> Pool:
     """Create or change a pool; the next refill applies the new sizes."""
     with transaction.atomic():
@@ -108,7 +96,7 @@ def save_pool(*, tenant, actor, values: dict, pool: Pool | None = None) -> Pool:
         pool.full_clean()
         pool.save()
         events.pool_saved(actor=actor, tenant=tenant, pool=pool)
-    transaction.on_commit(lambda: _refill_soon(pool.pk))
+    dispatch.refill_pools()
     return pool
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Sum
 
-from desktops.choices import DesktopKind
+from desktops.choices import ACTIVE_STATES, DesktopKind
 from desktops.models import Desktop, DesktopTemplate
-from desktops.models.desktop import ACTIVE_STATES
 from quetzal.errors import Forbidden, LimitExceeded
 from tenants.models import Tenant
 

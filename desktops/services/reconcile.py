@@ -10,11 +10,17 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.services import ledger
-from desktops.choices import DesktopState as S
-from desktops.choices import OperationStatus
+from desktops.choices import (
+    AT_REST_STATES,
+    SETTLED_STATES,
+    STOPPABLE_STATES,
+    TRANSITIONAL_STATES,
+    DesktopState,
+    OperationStatus,
+)
 from desktops.models import Desktop, Operation, OrphanSighting
 from desktops.services import execution, progress
+from desktops.signals import host_reconciling
 from desktops.state import transition
 from hosts.hypervisor import DomainInfo, DomainNotFound, DomainState, HostUnavailable, get_hypervisor
 from hosts.models import Host
@@ -56,50 +62,50 @@ def fail_stuck_operations(now: datetime, host_id: int | None = None) -> list[int
 
 def _adopt(desktop: Desktop, domain: DomainInfo | None, has_managed_save: bool, report: ReconcileReport) -> None:
     """Make a desktop left mid-transition (no operation in flight) match what the host shows."""
-    if desktop.state == S.DELETING:
+    if desktop.state == DesktopState.DELETING:
         execution.finish_delete(desktop)
         report.repaired[desktop.pk] = "deleted"
         return
     if domain is None:
-        if desktop.state in (S.REQUESTED, S.PROVISIONING):
+        if desktop.state in (DesktopState.REQUESTED, DesktopState.PROVISIONING):
             # Partly made: remove whatever was made so nothing is left behind on the host.
             execution.remove_from_host(desktop, release=True)
             reason = "Provisioning was interrupted; delete this desktop or rebuild it."
         else:
             reason = "Its VM disappeared from the host."
-        transition(desktop, S.ERROR, reason=reason)
-        report.repaired[desktop.pk] = S.ERROR
+        transition(desktop, DesktopState.ERROR, reason=reason)
+        report.repaired[desktop.pk] = DesktopState.ERROR
         return
     if domain.state == DomainState.PAUSED:
-        target = S.SUSPENDED
+        target = DesktopState.SUSPENDED
     elif domain.state.is_active:
-        target = S.RUNNING
+        target = DesktopState.RUNNING
     else:
-        target = S.HIBERNATED if has_managed_save else S.STOPPED
-    if desktop.state == S.PROVISIONING and target == S.RUNNING:
-        transition(desktop, S.STARTING)
+        target = DesktopState.HIBERNATED if has_managed_save else DesktopState.STOPPED
+    if desktop.state == DesktopState.PROVISIONING and target == DesktopState.RUNNING:
+        transition(desktop, DesktopState.STARTING)
     if not transition(desktop, target, reason="Recovered after an interrupted operation"):
-        transition(desktop, S.ERROR, reason=f"Found {domain.state} on the host while {desktop.state}.")
-        target = S.ERROR
+        transition(desktop, DesktopState.ERROR, reason=f"Found {domain.state} on the host while {desktop.state}.")
+        target = DesktopState.ERROR
     report.repaired[desktop.pk] = target
 
 
 def _compare(desktop: Desktop, domain: DomainInfo | None, hv, report: ReconcileReport) -> None:
     """A settled desktop whose VM drifted from the record."""
     if domain is None:
-        if desktop.state in (S.STOPPED, S.RUNNING, S.SUSPENDED, S.HIBERNATED):
-            transition(desktop, S.ERROR, reason="Its VM disappeared from the host.")
-            report.repaired[desktop.pk] = S.ERROR
+        if desktop.state in SETTLED_STATES:
+            transition(desktop, DesktopState.ERROR, reason="Its VM disappeared from the host.")
+            report.repaired[desktop.pk] = DesktopState.ERROR
         return
     active = domain.state.is_active
-    if active and desktop.state in (S.STOPPED, S.HIBERNATED, S.ERROR):
+    if active and desktop.state in (*AT_REST_STATES, DesktopState.ERROR):
         # Running but should not be: power it off (forced: this loop must not wait on guests).
         hv.destroy(domain.name)
         report.stopped_domains.append(domain.name)
-    elif not active and desktop.state in (S.RUNNING, S.SUSPENDED):
-        transition(desktop, S.STOPPING)
-        transition(desktop, S.STOPPED, reason="Shut down from inside the desktop.")
-        report.repaired[desktop.pk] = S.STOPPED
+    elif not active and desktop.state in STOPPABLE_STATES:
+        transition(desktop, DesktopState.STOPPING)
+        transition(desktop, DesktopState.STOPPED, reason="Shut down from inside the desktop.")
+        report.repaired[desktop.pk] = DesktopState.STOPPED
 
 
 def _handle_orphans(host: Host, hv, orphans: list[DomainInfo], now: datetime, report: ReconcileReport) -> None:
@@ -142,11 +148,11 @@ def reconcile_host(host_id: int, *, now: datetime | None = None) -> ReconcileRep
     except HostUnavailable as error:
         log.info("reconcile skipped %s: %s", host.name, error)
         return None
-    # A crash may have left usage intervals open; the host's own view closes them at the right time.
-    ledger.repair_open_intervals(host_id=host_id, now=now)
+    # A crash may have left usage intervals open; billing listens and closes them from the host's own view.
+    host_reconciling.send(sender=Host, host_id=host_id, at=now)
     by_desktop = {d.desktop_id: d for d in domains if d.desktop_id is not None}
     busy = set(Operation.objects.in_flight().filter(desktop__host=host).values_list("desktop_id", flat=True))
-    desktops = Desktop.objects.filter(host=host).exclude(state=S.DELETED).select_related("tenant")
+    desktops = Desktop.objects.filter(host=host).exclude(state=DesktopState.DELETED).select_related("tenant")
     known, claimed_names = set(), set()
     for desktop in desktops:
         known.add(desktop.pk)
@@ -157,7 +163,7 @@ def reconcile_host(host_id: int, *, now: datetime | None = None) -> ReconcileRep
         if domain is not None and domain.name != desktop.domain_name:
             domain = None
         try:
-            if desktop.state in (S.REQUESTED, S.PROVISIONING, S.STARTING, S.STOPPING, S.DELETING):
+            if desktop.state in TRANSITIONAL_STATES:
                 saved = domain is not None and not domain.state.is_active and hv.has_managed_save(domain.name)
                 _adopt(desktop, domain, saved, report)
             else:
@@ -165,7 +171,9 @@ def reconcile_host(host_id: int, *, now: datetime | None = None) -> ReconcileRep
         except DomainNotFound:
             continue
     # Desktops never placed (host unset) that were interrupted while provisioning.
-    unplaced = Desktop.objects.filter(host__isnull=True, state__in=(S.REQUESTED, S.PROVISIONING, S.DELETING))
+    unplaced = Desktop.objects.filter(
+        host__isnull=True, state__in=(DesktopState.REQUESTED, DesktopState.PROVISIONING, DesktopState.DELETING)
+    )
     for desktop in unplaced.exclude(pk__in=Operation.objects.in_flight().values("desktop_id")):
         _adopt(desktop, None, False, report)
     claimed_names = {spec_name for spec_name in (d.domain_name for d in desktops)}

@@ -2,40 +2,30 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+import re
 
-from desktops.choices import DesktopKind, DesktopState, OperationKind
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from desktops import dispatch
+from desktops.choices import DesktopKind, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
 from desktops.services import quotas
-from desktops.state import can_transition
+from desktops.state import ACTIONS, can_request
 from quetzal.errors import Conflict, ServiceError
 from tenants import events
 
-# What each action needs the desktop to be in, and the state machine target it heads for.
-ACTION_SOURCES: dict[str, tuple[str, ...]] = {
-    OperationKind.START: (DesktopState.STOPPED, DesktopState.HIBERNATED, DesktopState.ERROR),
-    OperationKind.STOP: (DesktopState.RUNNING, DesktopState.SUSPENDED),
-    OperationKind.REBOOT: (DesktopState.RUNNING,),
-    OperationKind.SUSPEND: (DesktopState.RUNNING,),
-    OperationKind.RESUME: (DesktopState.SUSPENDED,),
-    OperationKind.HIBERNATE: (DesktopState.RUNNING,),
-    OperationKind.SNAPSHOT: (DesktopState.STOPPED, DesktopState.RUNNING),
-    OperationKind.REVERT: (DesktopState.STOPPED, DesktopState.RUNNING),
-    OperationKind.DELETE_SNAPSHOT: (DesktopState.STOPPED, DesktopState.RUNNING, DesktopState.HIBERNATED),
-    OperationKind.REBUILD: (DesktopState.STOPPED, DesktopState.ERROR),
-    OperationKind.DELETE: tuple(s for s in DesktopState.values if can_transition(s, DesktopState.DELETING)),
-}
+# Why a pooled desktop its user stops is recycled, when the caller gives no reason of its own.
+RELEASED = "Released by its user"
 
 
 def enqueue(operation: Operation) -> None:
     """Send the operation to a worker once the transaction that created it commits."""
-    from desktops.tasks import run_operation
 
-    def send() -> None:
-        result = run_operation.apply_async(args=[operation.pk])
-        Operation.objects.filter(pk=operation.pk, celery_task_id="").update(celery_task_id=result.id or "")
+    def remember(task_id: str) -> None:
+        Operation.objects.filter(pk=operation.pk, celery_task_id="").update(celery_task_id=task_id)
 
-    transaction.on_commit(send)
+    dispatch.run_operation(operation.pk, sent=remember)
 
 
 def _new_operation(*, desktop: Desktop, kind: str, actor, params: dict | None = None) -> Operation:
@@ -86,10 +76,10 @@ def request_action(
     *, desktop: Desktop, kind: str, actor, params: dict | None = None, ip: str | None = None
 ) -> Operation:
     """Queue a lifecycle action on an existing desktop after checking state and limits."""
-    if kind not in ACTION_SOURCES:
+    if kind not in ACTIONS or not ACTIONS[kind].requestable:
         raise ServiceError(f"Unknown action '{kind}'.", code="invalid_action")
     desktop.refresh_from_db()
-    if desktop.state not in ACTION_SOURCES[kind]:
+    if not can_request(kind, desktop.state):
         raise Conflict(
             f"Cannot {kind.replace('_', ' ')} {desktop.name} while it is {desktop.get_state_display().lower()}.",
             code="invalid_state",
@@ -113,12 +103,23 @@ def request_action(
     return operation
 
 
+def recycle(*, desktop: Desktop, actor=None, reason: str = "Returned to the pool", ip: str | None = None) -> Operation:
+    """A used pooled desktop is destroyed so the next person gets a clean one; refill replaces it."""
+    if desktop.kind != DesktopKind.POOLED:
+        raise ServiceError("Only pooled desktops are recycled.", code="not_pooled")
+    return request_action(desktop=desktop, kind=OperationKind.DELETE, actor=actor, params={"reason": reason}, ip=ip)
+
+
+def request_stop(*, desktop: Desktop, actor, reason: str = "", ip: str | None = None) -> Operation:
+    """Stop a desktop; a pooled one is never stopped for reuse but recycled, so the next person gets a clean one."""
+    if desktop.kind == DesktopKind.POOLED:
+        return recycle(desktop=desktop, actor=actor, reason=reason or RELEASED, ip=ip)
+    params = {"reason": reason} if reason else None
+    return request_action(desktop=desktop, kind=OperationKind.STOP, actor=actor, params=params, ip=ip)
+
+
 def _snapshot_name(kind: str, desktop: Desktop, name: str) -> str:
     """Validate a snapshot name: made of safe characters; must exist unless it is being created."""
-    import re
-
-    from django.utils import timezone
-
     name = (name or "").strip()
     if kind == OperationKind.SNAPSHOT and not name:
         name = timezone.now().strftime("snap-%Y%m%d-%H%M%S")

@@ -7,21 +7,21 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
+from desktops.choices import TRANSITIONAL_STATES, DesktopState
+from desktops.models import Desktop
+from desktops.state import can_request
+
 register = template.Library()
 
 # Badge colour family per desktop state.
 _STATE_TONES = {
-    "running": "ok",
-    "requested": "busy",
-    "provisioning": "busy",
-    "starting": "busy",
-    "stopping": "busy",
-    "deleting": "busy",
-    "stopped": "off",
-    "hibernated": "sleep",
-    "suspended": "sleep",
-    "error": "bad",
-    "deleted": "off",
+    DesktopState.RUNNING: "ok",
+    **{state: "busy" for state in TRANSITIONAL_STATES},
+    DesktopState.STOPPED: "off",
+    DesktopState.HIBERNATED: "sleep",
+    DesktopState.SUSPENDED: "sleep",
+    DesktopState.ERROR: "bad",
+    DesktopState.DELETED: "off",
 }
 
 
@@ -41,6 +41,12 @@ def mib(value: int | None) -> str:
 def tone(state: str) -> str:
     """The badge tone of a desktop state: ok, busy, off, sleep or bad."""
     return _STATE_TONES.get(state, "off")
+
+
+@register.filter
+def can(desktop: Desktop, kind: str) -> bool:
+    """Whether the lifecycle table lets a request queue `kind` on this desktop now: `{% if d|can:"start" %}`."""
+    return can_request(kind, desktop.state)
 
 
 @register.filter

@@ -8,9 +8,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from desktops.choices import DesktopState, OperationStatus
+from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationStatus
 from desktops.models import Desktop, Operation
-from desktops.models.desktop import TRANSITIONAL_STATES
 from desktops.services import spec
 from desktops.services.reconcile import reconcile_host
 from desktops.services.requests import request_action, request_create

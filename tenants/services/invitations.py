@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -99,8 +100,6 @@ def accept(*, raw: str, user: User, ip: str | None = None) -> Membership:
 
 def accept_as_new_user(*, raw: str, password: str, full_name: str = "", ip: str | None = None) -> Membership:
     """Create the invited person's account (email proven by the link) and join."""
-    from allauth.account.models import EmailAddress
-
     with transaction.atomic():
         invitation = find_pending(raw)
         if User.objects.filter(email__iexact=invitation.email).exists():
