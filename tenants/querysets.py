@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from django.db import models
 
 
@@ -10,7 +12,7 @@ class TenantQuerySet(models.QuerySet):
 
     tenant_field = "tenant"
 
-    def for_tenant(self, tenant) -> TenantQuerySet:
+    def for_tenant(self, tenant) -> Self:
         """Rows of this tenant only; no tenant means no rows, never all rows."""
         if tenant is None:
             return self.none()

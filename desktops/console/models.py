@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from tenants.querysets import TenantOwned, TenantQuerySet
+from tenants.querysets import TenantOwned
 
 
 class ConsoleTicket(TenantOwned):
@@ -27,8 +27,6 @@ class ConsoleTicket(TenantOwned):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
-
-    objects = TenantQuerySet.as_manager()
 
     class Meta:
         db_table = "desktops_consoleticket"
@@ -54,8 +52,6 @@ class ConsoleSession(TenantOwned):
     end_reason = models.CharField(max_length=64, blank=True)
     bytes_to_desktop = models.PositiveBigIntegerField(default=0)
     bytes_from_desktop = models.PositiveBigIntegerField(default=0)
-
-    objects = TenantQuerySet.as_manager()
 
     class Meta:
         db_table = "desktops_consolesession"
@@ -88,8 +84,6 @@ class Recording(TenantOwned):
     size_bytes = models.PositiveBigIntegerField(default=0)
     frames = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveBigIntegerField(default=0)
-
-    objects = TenantQuerySet.as_manager()
 
     class Meta:
         db_table = "desktops_recording"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -19,6 +20,10 @@ class DesktopQuerySet(TenantQuerySet):
 
     def owned_by(self, user) -> DesktopQuerySet:
         return self.filter(user=user)
+
+
+# A named manager class: type checkers see the queryset's methods on `objects`.
+DesktopManager = models.Manager.from_queryset(DesktopQuerySet)
 
 
 class Desktop(TenantOwned):
@@ -51,7 +56,7 @@ class Desktop(TenantOwned):
     assigned_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
-    objects = DesktopQuerySet.as_manager()
+    objects: ClassVar[DesktopManager] = DesktopManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -14,6 +16,10 @@ from tenants.querysets import TenantOwned, TenantQuerySet
 class OperationQuerySet(TenantQuerySet):
     def in_flight(self) -> OperationQuerySet:
         return self.filter(status__in=IN_FLIGHT_STATUSES)
+
+
+# A named manager class: type checkers see the queryset's methods on `objects`.
+OperationManager = models.Manager.from_queryset(OperationQuerySet)
 
 
 class Operation(TenantOwned):
@@ -38,7 +44,7 @@ class Operation(TenantOwned):
     error_code = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
 
-    objects = OperationQuerySet.as_manager()
+    objects: ClassVar[OperationManager] = OperationManager()
 
     class Meta:
         ordering = ["-queued_at", "-id"]
