@@ -1,4 +1,4 @@
-"""Errors raised by the hosts services and the scheduler, each with a stable code."""
+"""Errors raised by the hosts services and the scheduling package, each with a stable code."""
 
 from __future__ import annotations
 

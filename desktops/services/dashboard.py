@@ -13,7 +13,7 @@ from desktops.models import ConsoleSession, Desktop, DesktopTemplate
 from desktops.models.desktop import ACTIVE_STATES, TRANSITIONAL_STATES
 from desktops.services.hours import DayHours, day_start, desktop_hours_per_day
 from desktops.services.idle import idle_action, idle_deadline
-from hosts.scheduler import fits_count
+from hosts.scheduling import fits_count
 from tenants.choices import IdleAction
 from tenants.models import Membership, Tenant
 

@@ -1,0 +1,95 @@
+"""manage.py build_demo_image: import the built demo and create the public "Demo Linux" template."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from desktops.models import DesktopTemplate
+from hosts import demo_image
+from hosts.choices import CopyState
+from hosts.models import Image, ImageCopy
+from hosts.services import images
+from hosts.tests.factories import HostFactory
+from hosts.tests.fakes import RecordingHypervisor, qcow2_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def fake_build(tmp_path: Path, content: bytes = b""):
+    """A stand-in for the real build (which needs Debian's kernel and busybox): same result shape."""
+
+    def build(dest: Path, **kwargs) -> demo_image.DemoImage:
+        disk = tmp_path / "disk.qcow2"
+        disk.write_bytes(qcow2_bytes(64 * 1024 * 1024) + content)
+        (tmp_path / "vmlinuz").write_bytes(b"kernel")
+        (tmp_path / "initrd.img").write_bytes(b"initrd")
+        return demo_image.DemoImage(
+            kernel=tmp_path / "vmlinuz",
+            initrd=tmp_path / "initrd.img",
+            disk=disk,
+            cmdline=demo_image.DEMO_CMDLINE,
+            disk_sha256=hashlib.sha256(disk.read_bytes()).hexdigest(),
+        )
+
+    return build
+
+
+def test_it_imports_the_demo_image_and_creates_the_public_template(monkeypatch, tmp_path):
+    # given a demo build
+    monkeypatch.setattr(demo_image, "build_demo_image", fake_build(tmp_path))
+    # when the command runs twice
+    call_command("build_demo_image", "--dest", str(tmp_path), "--no-copy")
+    call_command("build_demo_image", "--dest", str(tmp_path), "--no-copy")
+    # then one image with its kernel, initrd and command line exists
+    image = Image.objects.get()
+    assert image.name == "Demo Linux image" and image.format == "qcow2"
+    assert image.kernel_path.endswith("vmlinuz") and image.cmdline == demo_image.DEMO_CMDLINE
+    # and one public template of the agreed size and price uses it
+    template = DesktopTemplate.objects.get(name="Demo Linux")
+    assert template.image == image and template.tenant is None and template.visibility == "public"
+    assert (template.vcpus, template.memory_mib, template.disk_gib) == (1, 256, 1)
+    assert template.price_per_hour == Decimal("0.05")
+
+
+def test_it_moves_the_template_to_a_rebuilt_image(monkeypatch, tmp_path):
+    # given a demo imported once
+    monkeypatch.setattr(demo_image, "build_demo_image", fake_build(tmp_path))
+    call_command("build_demo_image", "--no-copy")
+    # when a different build (a new kernel) is imported
+    monkeypatch.setattr(demo_image, "build_demo_image", fake_build(tmp_path, b"new"))
+    call_command("build_demo_image", "--no-copy")
+    # then both images exist and the template uses the new one
+    assert Image.objects.count() == 2
+    assert DesktopTemplate.objects.get(name="Demo Linux").image.name.startswith("Demo Linux image ")
+
+
+def test_it_copies_the_demo_to_enabled_hosts(monkeypatch, tmp_path):
+    # given an enabled host reached through a recording driver, and a disabled one
+    host = HostFactory()
+    HostFactory(enabled=False)
+    driver = RecordingHypervisor()
+    monkeypatch.setattr(images, "get_hypervisor", lambda uri: driver)
+    monkeypatch.setattr(demo_image, "build_demo_image", fake_build(tmp_path))
+    # when the command runs
+    call_command("build_demo_image")
+    # then the disk, kernel and initrd are on the enabled host only
+    copy = ImageCopy.objects.get()
+    assert copy.host == host and copy.state == CopyState.READY
+    assert len(driver.volumes) == 3
+
+
+def test_it_fails_clearly_when_the_image_cannot_be_built(monkeypatch):
+    # given a machine without a Debian kernel
+    def missing(dest, **kwargs):
+        raise demo_image.DemoImageError("no kernel in /boot")
+
+    monkeypatch.setattr(demo_image, "build_demo_image", missing)
+    # when the command runs, then it says why and imports nothing
+    with pytest.raises(CommandError, match="no kernel in /boot"):
+        call_command("build_demo_image", "--no-copy")
+    assert not Image.objects.exists()
