@@ -15,7 +15,9 @@ class BillingConfig(AppConfig):
         from billing import checks, receivers  # noqa: F401 - registers the system checks
         from desktops.models import DesktopTemplate
         from desktops.signals import desktop_state_changed
+        from hosts.signals import host_went_down
 
         desktop_state_changed.connect(receivers.on_desktop_state_changed, dispatch_uid="billing.ledger")
+        host_went_down.connect(receivers.on_host_went_down, dispatch_uid="billing.host_down")
         pre_save.connect(receivers.on_template_pre_save, sender=DesktopTemplate, dispatch_uid="billing.price_pre")
         post_save.connect(receivers.on_template_post_save, sender=DesktopTemplate, dispatch_uid="billing.price_post")

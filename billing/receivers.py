@@ -1,4 +1,4 @@
-"""Hooks into other apps: desktop state changes drive the ledger; template price edits are recorded."""
+"""Hooks into other apps: desktop state changes and hosts going down drive the ledger; price edits are recorded."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.db import transaction
 
 from billing import conf
 from billing.choices import EndedBy
+from billing.services import ledger, prices
 from desktops.choices import DesktopState
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,6 @@ def on_desktop_state_changed(sender, *, desktop_id: int, state: str, at, **kwarg
     """Open the interval when a desktop enters running; close it when it enters any other state."""
     if not conf.billing_enabled():
         return
-    from billing.services import ledger
-
     try:
         # A savepoint: a ledger failure must never undo the state change it follows.
         with transaction.atomic():
@@ -30,6 +29,13 @@ def on_desktop_state_changed(sender, *, desktop_id: int, state: str, at, **kwarg
                 ledger.close_open_intervals(desktop_id=desktop_id, at=at, ended_by=ended_by)
     except Exception:  # the repair pass of the billing beat puts the ledger right
         log.exception("usage ledger not updated for desktop %s entering %s", desktop_id, state)
+
+
+def on_host_went_down(sender, *, host_id: int, at, **kwargs) -> None:
+    """Desktops on a silent host stopped being usable when it was last heard from: close their usage."""
+    # Inside the mark-down's transaction and not swallowed: the ledger and the host state agree or
+    # neither changes (the next heartbeat pass marks it down again).
+    ledger.close_host_intervals(host_id=host_id, at=at)
 
 
 def on_template_pre_save(sender, instance, raw: bool = False, **kwargs) -> None:
@@ -46,6 +52,4 @@ def on_template_post_save(sender, instance, raw: bool = False, **kwargs) -> None
     previous = instance.__dict__.pop("_billing_previous_price", None)
     if previous is None or raw:
         return
-    from billing.services import prices
-
     prices.record_template_edit(template=instance, previous=previous)
