@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from hosts import dispatch
 from hosts.choices import HostState
 from hosts.errors import HostExists, HostUnreachable, StoragePoolMissing
 from hosts.hypervisor import HostInfo, HypervisorError, PoolNotFound, detect_virt_type, get_hypervisor
@@ -85,8 +86,9 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
             audit.record("host.register", actor=actor, target=host, data={"uri": uri, **settings})
     except IntegrityError:
         raise HostExists(f"A host named {host.name!r} or with URI {uri} is already registered.") from None
-    # robust: a broker outage is logged, and must not fail a registration that has committed.
-    transaction.on_commit(lambda: _copy_images_later(host.pk), robust=True)
+    # Copies of every image, so the new host can take desktops without an operator step; a broker
+    # outage is logged and does not fail a registration that has committed.
+    dispatch.on_commit(dispatch.COPY_IMAGES_TO_HOST, host.pk)
     return host
 
 
@@ -101,13 +103,6 @@ def _default_name(uri: str, info: HostInfo) -> str:
     while Host.objects.filter(name=f"{base}-{number}").exists():
         number += 1
     return f"{base}-{number}"
-
-
-def _copy_images_later(host_id: int) -> None:
-    """Queue copies of every image to a new host, so it can take desktops without an operator step."""
-    from hosts import tasks
-
-    tasks.copy_images_to_host.delay(host_id)
 
 
 def update_host(*, host: Host, changes: dict[str, Any], actor=None) -> Host:

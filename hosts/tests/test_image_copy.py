@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from hosts import tasks
+from hosts import dispatch, tasks
 from hosts.choices import CopyState
 from hosts.errors import HostUnreachable, ImageCopyFailed, ImageNotReady
 from hosts.hypervisor import HypervisorError, get_hypervisor
@@ -144,20 +144,20 @@ def test_it_does_not_let_a_stale_worker_overwrite_a_takeover(monkeypatch, demo_l
     assert copy.state == CopyState.COPYING
 
 
-def test_it_queues_pending_copies_after_commit(django_capture_on_commit_callbacks, monkeypatch):
+def test_it_queues_pending_copies_after_commit(django_capture_on_commit_callbacks, sent_tasks):
     # given an image ready on one host and failed on another, and a new host
     image = ImageFactory()
     ready = ImageCopyFactory(image=image).host
     failed = ImageCopyFactory(image=image, state=CopyState.FAILED).host
     new = HostFactory()
-    queued = []
-    monkeypatch.setattr(tasks.copy_image_to_host, "delay", lambda *args: queued.append(args))
     # when copies to all three are requested
     with django_capture_on_commit_callbacks(execute=True):
         copies = images.request_copies(image=image, hosts=[ready, failed, new])
     # then the failed and the new one are pending and queued, the ready one is left alone
     assert [c.state for c in copies] == [CopyState.READY, CopyState.PENDING, CopyState.PENDING]
-    assert sorted(queued) == sorted([(image.pk, failed.pk), (image.pk, new.pk)])
+    assert sorted(sent_tasks) == sorted(
+        [(dispatch.COPY_IMAGE_TO_HOST, (image.pk, failed.pk)), (dispatch.COPY_IMAGE_TO_HOST, (image.pk, new.pk))]
+    )
 
 
 def test_it_retries_only_unreachable_hosts_in_the_task(monkeypatch, demo_like_image):

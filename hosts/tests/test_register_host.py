@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
+from hosts import dispatch
 from hosts.choices import HostState, VirtType
 from hosts.errors import HostExists, HostUnreachable, StoragePoolMissing
 from hosts.models import Host, HostDevice
@@ -125,17 +126,13 @@ def test_it_names_hosts_uniquely_by_default():
     assert second.name == f"{first.hostname}-2"
 
 
-def test_it_queues_image_copies_to_a_new_host(django_capture_on_commit_callbacks, monkeypatch):
-    # given the copy task is watched
-    queued = []
-    from hosts import tasks
-
-    monkeypatch.setattr(tasks.copy_images_to_host, "delay", lambda host_id: queued.append(host_id))
+def test_it_queues_image_copies_to_a_new_host(django_capture_on_commit_callbacks, sent_tasks):
+    # given the broker's door is watched
     # when a host is registered and the transaction commits
     with django_capture_on_commit_callbacks(execute=True):
         host = register_host(SMALL_URI, name="small")
     # then every image is queued for it
-    assert queued == [host.pk]
+    assert sent_tasks == [(dispatch.COPY_IMAGES_TO_HOST, (host.pk,))]
 
 
 def test_it_takes_the_console_address_from_the_uri():
