@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.utils import timezone
 
 from billing import conf
 from billing.errors import StripeUnavailable
+from billing.models import BillingAccount
+from billing.services import dunning, invoices, ledger, prices, reporting
 
 # Backoff while Stripe is unreachable: 30 s doubling to 10 min, far under the broker's visibility timeout.
 RETRY_BACKOFF_MAX_S = 600
@@ -22,10 +25,6 @@ def maintain_ledger() -> dict:
     """Beat (every minute): repair intervals a crash left, split at the hour, bring due prices in."""
     if not conf.billing_enabled():
         return {}
-    from django.utils import timezone
-
-    from billing.services import ledger, prices
-
     now = timezone.now()
     repaired = ledger.repair_open_intervals(now=now)
     return {
@@ -41,8 +40,6 @@ def report_usage(self) -> dict:
     """Beat (every minute): send closed usage to Stripe's meter; retried with backoff when unreachable."""
     if not conf.billing_enabled():
         return {}
-    from billing.services import reporting
-
     try:
         run = reporting.report_usage()
     except StripeUnavailable as error:
@@ -57,8 +54,6 @@ def enforce_grace() -> list[int]:
     """Beat: suspend tenants whose grace period after a failed payment has ended."""
     if not conf.billing_enabled():
         return []
-    from billing.services import dunning
-
     return dunning.enforce_grace()
 
 
@@ -67,11 +62,6 @@ def sync_invoices() -> int:
     """Beat (a few times a day): refresh invoices and standing from Stripe behind the webhooks."""
     if not conf.billing_enabled():
         return 0
-    from django.utils import timezone
-
-    from billing.models import BillingAccount
-    from billing.services import dunning, invoices
-
     synced = 0
     for account in BillingAccount.objects.filter(stripe_customer_id__isnull=False, exempt=False):
         try:
