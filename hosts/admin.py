@@ -108,7 +108,7 @@ class HostAddForm(forms.ModelForm):
                 self.cleaned_data["uri"], name=self.cleaned_data["name"] or None, actor=self.actor, **settings
             )
         except ServiceError as exc:
-            self.add_error("uri" if exc.code in ("host_unreachable", "host_exists") else None, exc.detail)
+            self.add_error("uri" if exc.code in ("host_unavailable", "host_exists") else None, exc.detail)
 
 
 @admin.register(Host)

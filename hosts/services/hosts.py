@@ -11,8 +11,15 @@ from django.utils import timezone
 
 from hosts import dispatch
 from hosts.choices import HostState
-from hosts.errors import HostExists, HostUnreachable, StoragePoolMissing
-from hosts.hypervisor import HostInfo, HypervisorError, PoolNotFound, detect_virt_type, get_hypervisor
+from hosts.errors import HostExists, StoragePoolMissing
+from hosts.hypervisor import (
+    HostInfo,
+    HostUnavailable,
+    HypervisorError,
+    PoolNotFound,
+    detect_virt_type,
+    get_hypervisor,
+)
 from hosts.models import OPERATOR_FIELDS, Host
 from hosts.models.host import default_console_address
 from hosts.services.devices import sync_devices
@@ -55,7 +62,7 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
     try:
         info = hypervisor.host_info()
     except HypervisorError as exc:
-        raise HostUnreachable(f"Cannot reach libvirt at {uri}: {exc}") from exc
+        raise HostUnavailable(f"Cannot reach libvirt at {uri}: {exc}") from exc
     settings = {key: value for key, value in operator_settings.items() if value is not None}
     host = Host(
         uri=uri,
@@ -78,7 +85,7 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
             f"{uri} has no storage pool named {host.storage_pool!r}; create it or choose another pool."
         ) from None
     except HypervisorError as exc:
-        raise HostUnreachable(f"Cannot read storage pool {host.storage_pool!r} on {uri}: {exc}") from exc
+        raise HostUnavailable(f"Cannot read storage pool {host.storage_pool!r} on {uri}: {exc}") from exc
     try:
         with transaction.atomic():
             host.save()

@@ -22,7 +22,6 @@ from hosts import conf, dispatch
 from hosts.choices import CopyState, ImageFormat
 from hosts.errors import (
     ChecksumMismatch,
-    HostUnreachable,
     ImageCopyFailed,
     ImageExists,
     ImageNotReady,
@@ -305,7 +304,7 @@ def copy_image_to_host(*, image: Image, host: Host, actor=None) -> ImageCopy:
         if isinstance(exc, InvalidImage):
             raise
         if isinstance(exc, HostUnavailable):
-            raise HostUnreachable(f"{host} did not answer while copying {image}: {message}") from exc
+            raise HostUnavailable(f"{host} did not answer while copying {image}: {message}") from exc
         raise ImageCopyFailed(f"Copying {image} to {host} failed: {message}") from exc
     with transaction.atomic():
         finished = mine.update(

@@ -26,11 +26,10 @@ def test_it_names_only_tasks_the_hosts_app_registers(name):
 
 def test_it_sends_nothing_before_the_transaction_commits(django_capture_on_commit_callbacks, sent_tasks):
     # given a transaction that queues a heartbeat
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            dispatch.on_commit(dispatch.HEARTBEAT_HOST, 7, expires=15)
-            # then inside it nothing has been sent
-            assert sent_tasks == []
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        dispatch.on_commit(dispatch.HEARTBEAT_HOST, 7, expires=15)
+        # then inside it nothing has been sent
+        assert sent_tasks == []
     # and after the commit the named task went out with its arguments
     assert sent_tasks == [(dispatch.HEARTBEAT_HOST, (7,))]
 

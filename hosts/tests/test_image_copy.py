@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from hosts import dispatch, tasks
 from hosts.choices import CopyState
-from hosts.errors import HostUnreachable, ImageCopyFailed, ImageNotReady
-from hosts.hypervisor import HypervisorError, get_hypervisor
+from hosts.errors import ImageCopyFailed, ImageNotReady
+from hosts.hypervisor import HostUnavailable, HypervisorError, get_hypervisor
 from hosts.models import Host, ImageCopy
 from hosts.services import images
 from hosts.services.hosts import register_host
@@ -98,7 +98,7 @@ def test_it_says_unreachable_when_the_host_does_not_answer(demo_like_image):
     # given a host that does not answer
     host = HostFactory(uri=DEAD_URI)
     # when copying, then the error is retryable and recorded on the copy
-    with pytest.raises(HostUnreachable):
+    with pytest.raises(HostUnavailable):
         images.copy_image_to_host(image=demo_like_image, host=host)
     copy = ImageCopy.objects.get(image=demo_like_image, host=host)
     assert copy.state == CopyState.FAILED and copy.error
@@ -168,7 +168,7 @@ def test_it_retries_only_unreachable_hosts_in_the_task(monkeypatch, demo_like_im
         images, "get_hypervisor", lambda uri: get_hypervisor(uri) if uri == DEAD_URI else RecordingHypervisor("raw")
     )
     # when the task runs, then the unreachable host raises (so Celery retries) and the other does not
-    with pytest.raises(HostUnreachable):
+    with pytest.raises(HostUnavailable):
         tasks.copy_image_to_host(demo_like_image.pk, dead.pk)
     tasks.copy_image_to_host(demo_like_image.pk, broken.pk)
     assert ImageCopy.objects.get(host=broken).state == CopyState.FAILED
