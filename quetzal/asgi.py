@@ -14,13 +14,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from quetzal.routing import websocket_urlpatterns  # noqa: E402
-from tenants.channels import ActiveTenantMiddleware  # noqa: E402
+from tenants.channels import WebSocketTenantMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(ActiveTenantMiddleware(URLRouter(websocket_urlpatterns)))
+            AuthMiddlewareStack(WebSocketTenantMiddleware(URLRouter(websocket_urlpatterns)))
         ),
     }
 )
