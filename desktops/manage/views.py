@@ -95,7 +95,7 @@ class PoolsView(AdminPage, View):
     """Warm pools per template with their current warm count; create one."""
 
     def templates(self) -> QuerySet:
-        return DesktopTemplate.objects.for_tenant(self.request.tenant)
+        return DesktopTemplate.objects.launchable_by(self.request.tenant)
 
     def context(self, form: PoolForm) -> dict:
         return {"pools": self.scoped(Pool.objects.select_related("template")), "form": form}
@@ -166,7 +166,7 @@ class TemplatesView(AdminPage, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         context = {
-            "private": self.scoped(DesktopTemplate.owned.select_related("image").order_by("name")),
+            "private": self.scoped(DesktopTemplate.objects.select_related("image").order_by("name")),
             "public": DesktopTemplate.objects.filter(visibility=Visibility.PUBLIC, enabled=True).order_by("name"),
         }
         return render(request, "desktops/manage/templates.html", context)
@@ -178,7 +178,7 @@ class TemplateEditView(AdminPage, View):
     def template(self, pk: int | None) -> DesktopTemplate:
         if pk is None:
             return DesktopTemplate(tenant=self.request.tenant, visibility=Visibility.TENANT)
-        return get_object_or_404(self.scoped(DesktopTemplate.owned.all()), pk=pk)
+        return get_object_or_404(self.scoped(DesktopTemplate.objects.all()), pk=pk)
 
     def render_form(self, request: HttpRequest, form: TemplateForm, status: int = 200) -> HttpResponse:
         return render(request, "desktops/manage/template_edit.html", {"form": form}, status=status)

@@ -127,7 +127,7 @@ def _quota_fit(tenant: Tenant, template: DesktopTemplate, vcpus: Usage, memory: 
 def rooms(tenant: Tenant, *, vcpus: Usage, memory: Usage, desktops: Usage) -> list[TemplateRoom]:
     """Per launchable template: how many more fit on the hosts, and how many the quotas allow."""
     result = []
-    for template in DesktopTemplate.objects.for_tenant(tenant).order_by("name"):
+    for template in DesktopTemplate.objects.launchable_by(tenant).order_by("name"):
         hosts_fit = fits_count(
             vcpus=template.vcpus,
             memory_mib=template.memory_mib,

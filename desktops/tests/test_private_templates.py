@@ -111,3 +111,21 @@ def test_it_lists_private_templates_disabled_ones_included(alice, bob, image):
     DesktopTemplate.objects.create(name="Bob's own", image=image, visibility="tenant", tenant=bob.tenant)
     page = login_client(alice.admin, alice.tenant).get("/manage/templates/").content.decode()
     assert "Old one" in page and "Bob&#x27;s own" not in page and "Bob's own" not in page
+
+
+def test_it_tells_launchable_templates_from_owned_ones(alice, bob, image):
+    # given a public template, two of alice's (one disabled), bob's own and a disabled public one
+    public = DesktopTemplate.objects.create(name="Public", image=image)
+    DesktopTemplate.objects.create(name="Retired", image=image, enabled=False)
+    own = DesktopTemplate.objects.create(name="Own", image=image, visibility="tenant", tenant=alice.tenant)
+    old = DesktopTemplate.objects.create(
+        name="Old", image=image, visibility="tenant", tenant=alice.tenant, enabled=False
+    )
+    DesktopTemplate.objects.create(name="Bob's", image=image, visibility="tenant", tenant=bob.tenant)
+    # then alice's people may launch the enabled public one and her enabled own one
+    assert set(DesktopTemplate.objects.launchable_by(alice.tenant)) == {public, own}
+    # and alice owns her two, enabled or not, as for_tenant means on every model
+    assert set(DesktopTemplate.objects.for_tenant(alice.tenant)) == {own, old}
+    # and without a tenant there is nothing to launch or own
+    assert not DesktopTemplate.objects.launchable_by(None).exists()
+    assert not DesktopTemplate.objects.for_tenant(None).exists()
