@@ -60,7 +60,7 @@ def worker(index: int, workers: int, desktops: int, image_id: int, barrier, resu
     """Place every workers-th desktop starting at index; report (placed, refused, latencies)."""
     from django.db import connections
 
-    from hosts import scheduler
+    from hosts import scheduling
     from hosts.errors import NoCapacity
 
     connections.close_all()  # never reuse a connection inherited from the parent
@@ -72,8 +72,8 @@ def worker(index: int, workers: int, desktops: int, image_id: int, barrier, resu
         vcpus, memory = rng.choice(SIZES)
         started = time.perf_counter()
         try:
-            scheduler.place(
-                scheduler.PlacementRequest(desktop_id=desktop_id, vcpus=vcpus, memory_mib=memory, image_id=image_id)
+            scheduling.place(
+                scheduling.PlacementRequest(desktop_id=desktop_id, vcpus=vcpus, memory_mib=memory, image_id=image_id)
             )
             placed += 1
         except NoCapacity:

@@ -17,9 +17,11 @@ class BillingConfig(AppConfig):
         from desktops.models import DesktopTemplate
         from desktops.services import hours
         from desktops.signals import desktop_state_changed, host_reconciling
+        from hosts.signals import host_went_down
 
         desktop_state_changed.connect(receivers.on_desktop_state_changed, dispatch_uid="billing.ledger")
         host_reconciling.connect(receivers.on_host_reconciling, dispatch_uid="billing.ledger_repair")
+        host_went_down.connect(receivers.on_host_went_down, dispatch_uid="billing.host_down")
         # The dashboards' desktop-hours come from the ledger while billing is on.
         hours.register_interval_source(usage.running_intervals)
         pre_save.connect(receivers.on_template_pre_save, sender=DesktopTemplate, dispatch_uid="billing.price_pre")

@@ -1,4 +1,4 @@
-"""Hooks into other apps: desktop state changes drive the ledger; template price edits are recorded."""
+"""Hooks into other apps: desktop state changes and hosts going down drive the ledger; price edits are recorded."""
 
 from __future__ import annotations
 
@@ -34,6 +34,13 @@ def on_desktop_state_changed(sender, *, desktop_id: int, state: str, at, **kwarg
 def on_host_reconciling(sender, *, host_id: int, at, **kwargs) -> None:
     """Reconcile reached a host: close the intervals a crash left open, from the host's own view."""
     ledger.repair_open_intervals(host_id=host_id, now=at)
+
+
+def on_host_went_down(sender, *, host_id: int, at, **kwargs) -> None:
+    """Desktops on a silent host stopped being usable when it was last heard from: close their usage."""
+    # Inside the mark-down's transaction and not swallowed: the ledger and the host state agree or
+    # neither changes (the next heartbeat pass marks it down again).
+    ledger.close_host_intervals(host_id=host_id, at=at)
 
 
 def on_template_pre_save(sender, instance, raw: bool = False, **kwargs) -> None:

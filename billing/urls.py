@@ -9,10 +9,10 @@ from billing.views import pages, webhook
 app_name = "billing"
 urlpatterns = [
     path("billing/stripe/webhook/", webhook.stripe_webhook, name="stripe-webhook"),
-    path("admin-console/billing/", pages.TenantBillingView.as_view(), name="tenant"),
-    path("admin-console/billing/usage.csv", pages.TenantUsageCsvView.as_view(), name="tenant-csv"),
-    path("admin-console/billing/checkout/", pages.CheckoutView.as_view(), name="checkout"),
-    path("admin-console/billing/portal/", pages.PortalView.as_view(), name="portal"),
+    path("manage/billing/", pages.TenantBillingView.as_view(), name="tenant"),
+    path("manage/billing/usage.csv", pages.TenantUsageCsvView.as_view(), name="tenant-csv"),
+    path("manage/billing/checkout/", pages.CheckoutView.as_view(), name="checkout"),
+    path("manage/billing/portal/", pages.PortalView.as_view(), name="portal"),
     path("operations/billing/", pages.OperatorUsageView.as_view(), name="operator"),
     path("operations/billing/usage.csv", pages.OperatorUsageCsvView.as_view(), name="operator-csv"),
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.urls import path
 
 from desktops import views
-from desktops.admin_console import urls as admin_console_urls
 from desktops.console import urls as console_urls
 
 app_name = "portal"
@@ -14,6 +13,5 @@ urlpatterns = [
     path("desktops/<int:pk>/", views.DesktopDetailView.as_view(), name="desktop"),
     path("desktops/<int:pk>/card/", views.DesktopCardView.as_view(), name="desktop-card"),
     path("settings/", views.SettingsView.as_view(), name="settings"),
-    *admin_console_urls.urlpatterns,
     *console_urls.urlpatterns,
 ]

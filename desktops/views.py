@@ -55,7 +55,7 @@ class PortalView(DesktopPageMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         desktops = [decorate(d) for d in self.desktops().owned_by(request.user)]
-        templates = list(DesktopTemplate.objects.for_tenant(request.tenant).select_related("image"))
+        templates = list(DesktopTemplate.objects.launchable_by(request.tenant).select_related("image"))
         # Launching a template the person already has resumes that desktop: the button says so.
         held = {d.template_id: d.state for d in sorted(desktops, key=lambda d: d.created_at)}
         for template in templates:

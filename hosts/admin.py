@@ -5,13 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
-from hosts import tasks
+from hosts import dispatch
 from hosts.choices import HostState
 from hosts.models import OPERATOR_FIELDS, Allocation, Host, HostDevice, Image, ImageCopy
 from hosts.services import hosts as host_services
@@ -109,7 +108,7 @@ class HostAddForm(forms.ModelForm):
                 self.cleaned_data["uri"], name=self.cleaned_data["name"] or None, actor=self.actor, **settings
             )
         except ServiceError as exc:
-            self.add_error("uri" if exc.code in ("host_unreachable", "host_exists") else None, exc.detail)
+            self.add_error("uri" if exc.code in ("host_unavailable", "host_exists") else None, exc.detail)
 
 
 @admin.register(Host)
@@ -271,7 +270,7 @@ class HostAdmin(admin.ModelAdmin):
     def heartbeat_now(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         for host_id in ids:
-            transaction.on_commit(lambda host_id=host_id: tasks.heartbeat_host.delay(host_id), robust=True)
+            dispatch.on_commit(dispatch.HEARTBEAT_HOST, host_id)
         messages.success(request, f"Heartbeat queued for {len(ids)} host(s).")
 
     @admin.action(description="Copy every image to these hosts")

@@ -1,15 +1,12 @@
-"""Errors raised by the hosts services and the scheduler, each with a stable code."""
+"""Errors raised by the hosts services and the scheduling package, each with a stable code.
+
+A host that does not answer is hosts.hypervisor.HostUnavailable, raised by the driver and the
+services alike (it is a ServiceError too).
+"""
 
 from __future__ import annotations
 
 from quetzal.errors import Conflict, ServiceError
-
-
-class HostUnreachable(ServiceError):
-    """libvirt at the host's URI did not answer."""
-
-    code = "host_unreachable"
-    status = 502
 
 
 class HostExists(Conflict):

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 
 from hosts import conf
-from hosts.errors import HostUnreachable
+from hosts.hypervisor import HostUnavailable
 from hosts.models import Host, Image
 from hosts.services import health, images
 from quetzal.errors import NotFound, ServiceError
@@ -39,7 +39,7 @@ def heartbeat_host(host_id: int) -> None:
 @shared_task(
     bind=True,
     ignore_result=True,
-    autoretry_for=(HostUnreachable,),
+    autoretry_for=(HostUnavailable,),
     retry_backoff=30,
     retry_backoff_max=600,
     max_retries=5,
@@ -52,7 +52,7 @@ def copy_image_to_host(self, image_id: int, host_id: int) -> None:
         return
     try:
         images.copy_image_to_host(image=image, host=host)
-    except HostUnreachable:
+    except HostUnavailable:
         raise
     except ServiceError as exc:
         # Recorded on the ImageCopy row; retrying a bad file or a full pool would fail the same way.

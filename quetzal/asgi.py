@@ -15,7 +15,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from quetzal.origin import SameOriginMiddleware  # noqa: E402
 from quetzal.routing import websocket_urlpatterns  # noqa: E402
-from tenants.channels import ActiveTenantMiddleware  # noqa: E402
+from tenants.channels import WebSocketTenantMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -23,7 +23,7 @@ application = ProtocolTypeRouter(
         # Origin first: a foreign page is refused before its cookies open a session. ALLOWED_HOSTS
         # still applies on top, since Origin and Host agreeing says nothing about the Host itself.
         "websocket": AllowedHostsOriginValidator(
-            SameOriginMiddleware(AuthMiddlewareStack(ActiveTenantMiddleware(URLRouter(websocket_urlpatterns))))
+            SameOriginMiddleware(AuthMiddlewareStack(WebSocketTenantMiddleware(URLRouter(websocket_urlpatterns))))
         ),
     }
 )

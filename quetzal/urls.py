@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from quetzal import health
@@ -21,6 +22,14 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("tenants.urls")),
     path("", include("desktops.urls")),
+    path("", include("desktops.manage.urls")),
     path("", include("billing.urls")),
     path("", include("desktops.metrics.urls")),
+    # The tenant admin pages were at /admin-console/ (a name that clashed with the desktop console):
+    # bookmarks and links in old emails still land on the same page.
+    re_path(
+        r"^admin-console/(?P<rest>.*)$",
+        RedirectView.as_view(url="/manage/%(rest)s", permanent=True, query_string=True),
+        name="admin-console-moved",
+    ),
 ]

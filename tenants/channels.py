@@ -7,8 +7,9 @@ from channels.db import database_sync_to_async
 from tenants.resolution import resolve_scope_tenant
 
 
-class ActiveTenantMiddleware:
-    """Put `membership` and `tenant` into the scope (None when anonymous or tenantless)."""
+# The pages' counterpart is tenants.middleware.ActiveTenantMiddleware (Django, per HTTP request).
+class WebSocketTenantMiddleware:
+    """Channels middleware: put `membership` and `tenant` into the scope (None when anonymous or tenantless)."""
 
     def __init__(self, inner) -> None:
         self.inner = inner

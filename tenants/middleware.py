@@ -17,8 +17,9 @@ LAST_SEEN_KEY = "quetzal_last_seen"
 _TWO_FACTOR_EXEMPT = ("/accounts/", "/static/", "/api/", "/healthz", "/billing/stripe/webhook/")
 
 
+# WebSockets get theirs from tenants.channels.WebSocketTenantMiddleware.
 class ActiveTenantMiddleware:
-    """Set request.tenant and request.membership for pages."""
+    """Set request.tenant and request.membership for pages (Django, per HTTP request)."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response

@@ -29,14 +29,14 @@ def no_stripe(monkeypatch, settings):
 
 def test_it_shows_no_billing_pages_or_api(no_stripe, alice):
     admin = login_client(alice.owner, alice.tenant)
-    for url in ("/admin-console/billing/", "/admin-console/billing/usage.csv"):
+    for url in ("/manage/billing/", "/manage/billing/usage.csv"):
         assert admin.get(url).status_code == 404
-    for url in ("/admin-console/billing/checkout/", "/admin-console/billing/portal/"):
+    for url in ("/manage/billing/checkout/", "/manage/billing/portal/"):
         assert admin.post(url).status_code == 404
     for url in ("/api/v1/billing/usage/", "/api/v1/billing/invoices/"):
         response = api_client(alice.owner, alice.tenant).get(url)
         assert response.status_code == 404 and response.json()["code"] == "billing_disabled"
-    assert b"/admin-console/billing/" not in admin.get("/admin-console/members/").content
+    assert b"/manage/billing/" not in admin.get("/manage/members/").content
 
 
 def test_it_has_no_webhook_endpoint(no_stripe, client):

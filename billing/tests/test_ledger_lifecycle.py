@@ -21,6 +21,7 @@ from desktops.services.requests import request_action
 from hosts.choices import HostState
 from hosts.hypervisor import get_hypervisor
 from hosts.models import Host
+from hosts.services import health
 from tests.fixtures import api_client
 
 pytestmark = pytest.mark.usefixtures("billing_on")
@@ -144,6 +145,18 @@ def test_it_closes_intervals_when_the_host_goes_down_and_reopens_when_it_returns
     tasks.maintain_ledger.apply()
     reopened = UsageInterval.objects.open().get(desktop=desktop)
     assert reopened.started_at >= before
+
+
+def test_it_closes_intervals_when_host_health_marks_the_host_down(alice, host, template, work):
+    # Given a running desktop on a host that stopped answering 90 seconds ago
+    desktop = _launch(alice, template, work)
+    last_heard = to_second(timezone.now() - timedelta(seconds=90))
+    Host.objects.filter(pk=host.pk).update(last_heartbeat_at=last_heard)
+    # When the hosts app's health pass marks it down (it signals; billing's receiver closes usage)
+    assert health.mark_stale_hosts_down() == [host.pk]
+    # Then usage stopped at the last heartbeat
+    [interval] = _intervals(desktop)
+    assert interval.ended_by == EndedBy.HOST_DOWN and interval.ended_at == max(last_heard, interval.started_at)
 
 
 def test_it_closes_intervals_of_a_down_host_even_without_the_health_hook(alice, host, template, work):

@@ -39,7 +39,7 @@ def _chart(content: bytes) -> dict:
 
 
 def test_it_shows_hours_and_cost_per_template_person_and_day(january, bob):
-    page = login_client(january.admin, january.tenant).get("/admin-console/billing/?period=2025-01")
+    page = login_client(january.admin, january.tenant).get("/manage/billing/?period=2025-01")
     assert page.status_code == 200
     text = page.content.decode()
     # Then the totals are alice's only: 2.5 hours, 0.20 + 0.25
@@ -61,14 +61,14 @@ def test_it_shows_hours_and_cost_per_template_person_and_day(january, bob):
 def test_it_counts_a_desktop_still_running_up_to_now(alice, template):
     desktop = desktop_for(alice, template)
     ledger.open_interval(desktop_id=desktop.pk, at=at("2025-01-01 00:00:00"))
-    page = login_client(alice.admin, alice.tenant).get("/admin-console/billing/")
+    page = login_client(alice.admin, alice.tenant).get("/manage/billing/")
     assert page.status_code == 200
     assert b'data-testid="billing-running">1<' in page.content
     assert float(re.search(rb'billing-hours">([\d.]+)<', page.content).group(1)) > 0
 
 
 def test_it_exports_the_tenants_ledger_as_csv(january, bob):
-    response = login_client(january.owner, january.tenant).get("/admin-console/billing/usage.csv?period=2025-01")
+    response = login_client(january.owner, january.tenant).get("/manage/billing/usage.csv?period=2025-01")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert {r["tenant"] for r in rows} == {"alice"}
@@ -77,8 +77,8 @@ def test_it_exports_the_tenants_ledger_as_csv(january, bob):
 
 
 def test_it_keeps_the_billing_page_to_tenant_admins(january):
-    assert login_client(january.member, january.tenant).get("/admin-console/billing/").status_code == 403
-    assert login_client(january.member, january.tenant).get("/admin-console/billing/usage.csv").status_code == 403
+    assert login_client(january.member, january.tenant).get("/manage/billing/").status_code == 403
+    assert login_client(january.member, january.tenant).get("/manage/billing/usage.csv").status_code == 403
 
 
 def test_it_shows_operators_every_tenants_usage_and_exports_it(january, bob):
@@ -131,6 +131,6 @@ def test_it_keeps_the_billing_api_to_tenant_admins(january):
 def test_it_keeps_typed_names_from_running_as_spreadsheet_formulas(alice, template):
     desktop = desktop_for(alice, template, name='=HYPERLINK("http://evil.test","x")')
     run(desktop, "2025-01-02 10:00:00", "2025-01-02 10:10:00")
-    response = login_client(alice.admin, alice.tenant).get("/admin-console/billing/usage.csv?period=2025-01")
+    response = login_client(alice.admin, alice.tenant).get("/manage/billing/usage.csv?period=2025-01")
     [row] = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert row["desktop"] == '\'=HYPERLINK("http://evil.test","x")'

@@ -45,14 +45,14 @@ def test_it_makes_a_tenant_a_customer_subscribed_to_a_metered_price(stripe_world
 def test_it_saves_a_card_through_checkout_in_setup_mode(stripe_world, alice):
     admin = login_client(alice.admin, alice.tenant)
     # When a tenant admin asks to add a payment method
-    response = admin.post("/admin-console/billing/checkout/")
+    response = admin.post("/manage/billing/checkout/")
     # Then they are sent to a Checkout session in setup mode for their customer
     assert response.status_code == 302
     [session] = stripe_world.front.seen.checkout_sessions.values()
     account = BillingAccount.objects.get(tenant=alice.tenant)
     assert response["Location"] == session["url"]
     assert (session["mode"], session["customer"], session["currency"]) == ("setup", account.stripe_customer_id, "usd")
-    assert session["success_url"].startswith("http://testserver/admin-console/billing/")
+    assert session["success_url"].startswith("http://testserver/manage/billing/")
     # When they save a card and Stripe tells Quetzal
     completed = stripe_world.front.complete_checkout(session["id"])
     event = {
@@ -72,30 +72,30 @@ def test_it_saves_a_card_through_checkout_in_setup_mode(stripe_world, alice):
     assert customer["invoice_settings"]["default_payment_method"].startswith("pm_")
     account.refresh_from_db()
     assert (account.payment_method_brand, account.payment_method_last4) == ("visa", "4242")
-    assert b"Visa ending in 4242" in admin.get("/admin-console/billing/").content
+    assert b"Visa ending in 4242" in admin.get("/manage/billing/").content
 
 
 def test_it_opens_the_customer_portal(stripe_world, alice):
     admin = login_client(alice.owner, alice.tenant)
-    response = admin.post("/admin-console/billing/portal/")
+    response = admin.post("/manage/billing/portal/")
     [session] = stripe_world.front.seen.portal_sessions
     assert response.status_code == 302 and response["Location"] == session["url"]
-    assert session["return_url"] == "http://testserver/admin-console/billing/"
+    assert session["return_url"] == "http://testserver/manage/billing/"
     assert session["customer"] == BillingAccount.objects.get(tenant=alice.tenant).stripe_customer_id
 
 
 def test_it_lets_only_tenant_admins_manage_payment(stripe_world, alice):
     member = login_client(alice.member, alice.tenant)
-    assert member.get("/admin-console/billing/").status_code == 403
-    assert member.post("/admin-console/billing/checkout/").status_code == 403
-    assert member.post("/admin-console/billing/portal/").status_code == 403
+    assert member.get("/manage/billing/").status_code == 403
+    assert member.post("/manage/billing/checkout/").status_code == 403
+    assert member.post("/manage/billing/portal/").status_code == 403
     assert not stripe_world.front.seen.checkout_sessions and not stripe_world.front.seen.portal_sessions
 
 
 def test_it_needs_no_payment_method_from_an_exempt_tenant(stripe_world, alice):
     accounts.set_exempt(account=accounts.account_for(alice.tenant), exempt=True, actor=None)
     admin = login_client(alice.admin, alice.tenant)
-    response = admin.post("/admin-console/billing/checkout/", follow=True)
+    response = admin.post("/manage/billing/checkout/", follow=True)
     assert b"not charged for usage" in response.content
     assert not stripe_world.front.seen.checkout_sessions
     assert BillingAccount.objects.get(tenant=alice.tenant).stripe_customer_id is None

@@ -121,7 +121,7 @@ def test_it_suspends_after_the_grace_period_and_reactivates_on_payment(
     assert dunning.enforce_grace(now=account.grace_until - timedelta(minutes=1)) == []
     tenant.refresh_from_db()
     assert tenant.status == TenantStatus.ACTIVE
-    assert b"A payment failed" in client.get("/admin-console/billing/").content
+    assert b"A payment failed" in client.get("/manage/billing/").content
     # When the grace period ends
     with work():
         assert dunning.enforce_grace(now=account.grace_until + timedelta(seconds=1)) == [tenant.pk]
@@ -182,9 +182,7 @@ def test_it_ignores_events_about_customers_it_does_not_know(stripe_world, accoun
 def test_it_lists_invoices_on_the_billing_page(stripe_world, account):
     invoice_id = _failed_invoice(stripe_world, account)
     _deliver(*stripe_world.inbox.wait_for("invoice.payment_failed", invoice_id))
-    page = login_client(account.tenant.memberships.get(role="admin").user, account.tenant).get(
-        "/admin-console/billing/"
-    )
+    page = login_client(account.tenant.memberships.get(role="admin").user, account.tenant).get("/manage/billing/")
     assert invoice_id.encode() in page.content and b"payment failed" in page.content and b"12.34" in page.content
 
 

@@ -33,6 +33,10 @@ class TemplateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
     queryset = DesktopTemplate.objects.select_related("image")
     serializer_class = s.TemplateSerializer
 
+    def get_queryset(self):
+        # Not the base's owned-by scope: people launch the public templates too.
+        return DesktopTemplate.objects.launchable_by(self.request.tenant).select_related("image")
+
 
 class VisibleDesktopsMixin:
     """Members see their own desktops; tenant admins see the whole tenant's."""
@@ -57,7 +61,9 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
     def create(self, request):
         body = s.CreateDesktopSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        template = DesktopTemplate.objects.for_tenant(request.tenant).filter(pk=body.validated_data["template"]).first()
+        template = (
+            DesktopTemplate.objects.launchable_by(request.tenant).filter(pk=body.validated_data["template"]).first()
+        )
         if template is None:
             raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
         desktop, operation = request_create(
@@ -171,7 +177,7 @@ class PoolViewSet(
 
     def perform_create(self, serializer):
         template = serializer.validated_data["template"]
-        if not DesktopTemplate.objects.for_tenant(self.request.tenant).filter(pk=template.pk).exists():
+        if not DesktopTemplate.objects.launchable_by(self.request.tenant).filter(pk=template.pk).exists():
             raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
         serializer.instance = pools.save_pool(
             tenant=self.request.tenant, actor=self.request.user, values=serializer.validated_data
@@ -201,7 +207,7 @@ class PlanViewSet(TenantScopedViewSet):
     def start(self, request):
         body = s.LaunchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        templates = DesktopTemplate.objects.for_tenant(request.tenant)
+        templates = DesktopTemplate.objects.launchable_by(request.tenant)
         if body.validated_data.get("template"):
             template = templates.filter(pk=body.validated_data["template"]).first()
         else:

@@ -12,9 +12,11 @@ from desktops.choices import GpuKind, OsFamily, Visibility
 from tenants.querysets import TenantQuerySet
 
 
-class TemplateQuerySet(models.QuerySet):
-    def for_tenant(self, tenant) -> TemplateQuerySet:
-        """Public templates plus the tenant's private ones: what its people may launch."""
+class TemplateQuerySet(TenantQuerySet):
+    """for_tenant(t), as everywhere: the templates t owns, enabled or not (what its admins manage)."""
+
+    def launchable_by(self, tenant) -> TemplateQuerySet:
+        """Enabled public templates plus the tenant's enabled private ones: what its people may launch."""
         if tenant is None:
             return self.none()
         return self.filter(Q(visibility=Visibility.PUBLIC) | Q(tenant=tenant), enabled=True)
@@ -46,8 +48,6 @@ class DesktopTemplate(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TemplateQuerySet.as_manager()
-    # owned.for_tenant(t): the templates t owns, enabled or not (what its admins manage).
-    owned = TenantQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

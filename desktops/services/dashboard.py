@@ -13,7 +13,7 @@ from desktops.console.models import ConsoleSession
 from desktops.models import Desktop, DesktopTemplate, Pool
 from desktops.services.hours import DayHours, day_start, desktop_hours_per_day
 from desktops.services.idle import idle_action, idle_deadline
-from hosts.scheduler import fits_count
+from hosts.scheduling import fits_count
 from tenants.choices import IdleAction
 from tenants.models import Membership, Tenant
 
@@ -127,7 +127,7 @@ def _quota_fit(tenant: Tenant, template: DesktopTemplate, vcpus: Usage, memory: 
 def rooms(tenant: Tenant, *, vcpus: Usage, memory: Usage, desktops: Usage) -> list[TemplateRoom]:
     """Per launchable template: how many more fit on the hosts, and how many the quotas allow."""
     result = []
-    for template in DesktopTemplate.objects.for_tenant(tenant).order_by("name"):
+    for template in DesktopTemplate.objects.launchable_by(tenant).order_by("name"):
         hosts_fit = fits_count(
             vcpus=template.vcpus,
             memory_mib=template.memory_mib,

@@ -15,7 +15,7 @@ from desktops.cloudinit import build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
 from desktops.services import progress, spec
 from desktops.state import begin_action, finish_action, transition
-from hosts import scheduler
+from hosts import scheduling
 from hosts.hypervisor import (
     DomainNotFound,
     DomainState,
@@ -103,8 +103,8 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
     """Place, clone the disk, write the seed and define the domain (desktop is PROVISIONING)."""
     template = desktop.template
     progress.step(operation, "placing")
-    placement = scheduler.place(
-        scheduler.PlacementRequest(
+    placement = scheduling.place(
+        scheduling.PlacementRequest(
             desktop_id=desktop.pk,
             vcpus=desktop.vcpus,
             memory_mib=desktop.memory_mib,
@@ -282,7 +282,7 @@ def remove_from_host(desktop: Desktop, *, release: bool) -> None:
         for volume in (spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)):
             hv.volume_delete(host.storage_pool, volume)
     if release:
-        scheduler.release(desktop.pk)
+        scheduling.release(desktop.pk)
 
 
 def finish_delete(desktop: Desktop) -> None:

@@ -48,7 +48,7 @@ def request_create(
 ) -> tuple[Desktop, Operation]:
     """A new personal desktop from a template; a worker places, clones, defines and (by default) boots it."""
     quotas.ensure_tenant_active(tenant)
-    if not DesktopTemplate.objects.for_tenant(tenant).filter(pk=template.pk).exists():
+    if not DesktopTemplate.objects.launchable_by(tenant).filter(pk=template.pk).exists():
         raise ServiceError(
             "This template is not available to your organisation.", code="template_unavailable", status=404
         )

@@ -59,7 +59,7 @@ def save_private_template(
     unknown = set(values) - set(TENANT_FIELDS)
     if unknown:
         raise ServiceError(f"Unknown template field: {', '.join(sorted(unknown))}.", code="invalid_field")
-    if template is not None and not DesktopTemplate.owned.for_tenant(tenant).filter(pk=template.pk).exists():
+    if template is not None and not DesktopTemplate.objects.for_tenant(tenant).filter(pk=template.pk).exists():
         raise NotFound("No such template in your organisation.")
     creating = template is None
     with transaction.atomic():

@@ -1,4 +1,4 @@
-"""Small formatting filters shared by the portal, the admin console and the operators' pages."""
+"""Small formatting filters shared by the portal, the tenant admin (manage) pages and the operators' pages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rows that make the portal and the admin console look lived in: desktops in every state, history, pools."""
+"""Rows that make the portal and the manage pages look lived in: desktops in every state, history, pools."""
 
 from __future__ import annotations
 

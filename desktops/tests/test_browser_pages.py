@@ -1,4 +1,4 @@
-"""The portal, the admin console and the operators' pages in Debian's Chromium, at desktop and phone sizes.
+"""The portal, the manage pages and the operators' pages in Debian's Chromium, at desktop and phone sizes.
 
 A real ASGI server (uvicorn, the production one, in a subprocess on the test database) serves the pages and the live
 WebSocket; a real Celery worker process (one process, threads: the libvirt test driver keeps its VMs
@@ -344,7 +344,7 @@ def test_it_shows_live_numbers_that_change_without_a_reload(alice, world, browse
     # The admin's dashboard at phone size: live CPU, and the running count after a desktop starts
     phone = browsers("phone")
     dash = phone.sign_in(alice.admin.email)
-    dash.goto(f"{base}/admin-console/")
+    dash.goto(f"{base}/manage/")
     dash.evaluate("window.__sameDocument = true")
     until_shown(dash, '[data-testid="live-cpu"]', "0.8", lambda: publish_readings(host, mine, cpu=40, memory_mib=2048))
     assert dash.locator('[data-testid="running"]').text_content() == "3"
@@ -377,7 +377,7 @@ def test_it_applies_an_admin_policy_change_to_the_next_launch(alice, world, brow
     # When an admin, on a phone, sets the running limit to one
     phone = browsers("phone")
     admin = phone.sign_in(alice.admin.email)
-    admin.goto(f"{base}/admin-console/policies/")
+    admin.goto(f"{base}/manage/policies/")
     admin.fill("input[name=max_running_per_user]", "1")
     admin.click('[data-testid="save-policies"]')
     admin.locator(".message", has_text="Policies saved.").wait_for()
@@ -400,7 +400,7 @@ def test_it_applies_an_admin_policy_change_to_the_next_launch(alice, world, brow
 
 
 def _pages(world) -> list[tuple[str, str, str]]:
-    """(who, name, path) for every page of the portal, the admin console and the operators' admin."""
+    """(who, name, path) for every page of the portal, the manage pages and the operators' admin."""
     mine, pool, cad = world["mine"], world["pool"], world["cad"]
     return [
         ("member", "portal", "/"),
@@ -408,16 +408,16 @@ def _pages(world) -> list[tuple[str, str, str]]:
         ("member", "settings", "/settings/"),
         ("member", "security", "/settings/security/"),
         ("member", "tokens", "/settings/tokens/"),
-        ("admin", "dashboard", "/admin-console/"),
-        ("admin", "desktops", "/admin-console/desktops/"),
-        ("admin", "pools", "/admin-console/pools/"),
-        ("admin", "pool", f"/admin-console/pools/{pool.pk}/"),
-        ("admin", "templates", "/admin-console/templates/"),
-        ("admin", "template-new", "/admin-console/templates/new/"),
-        ("admin", "template", f"/admin-console/templates/{cad.pk}/"),
-        ("admin", "members", "/admin-console/members/"),
-        ("admin", "policies", "/admin-console/policies/"),
-        ("admin", "audit", "/admin-console/audit/"),
+        ("admin", "dashboard", "/manage/"),
+        ("admin", "desktops", "/manage/desktops/"),
+        ("admin", "pools", "/manage/pools/"),
+        ("admin", "pool", f"/manage/pools/{pool.pk}/"),
+        ("admin", "templates", "/manage/templates/"),
+        ("admin", "template-new", "/manage/templates/new/"),
+        ("admin", "template", f"/manage/templates/{cad.pk}/"),
+        ("admin", "members", "/manage/members/"),
+        ("admin", "policies", "/manage/policies/"),
+        ("admin", "audit", "/manage/audit/"),
         ("admin", "console-sessions", "/console/sessions/"),
         ("operator", "ops-index", "/admin/"),
         ("operator", "ops-host-dashboard", "/admin/hosts/host/dashboard/"),

@@ -1,4 +1,4 @@
-"""Bulk actions of the admin console: snapshot every desktop, stop every idle one."""
+"""Bulk actions of the manage pages: snapshot every desktop, stop every idle one."""
 
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ def test_it_stops_running_desktops_with_no_console_open_and_recycles_held_pool_o
 def test_it_runs_bulk_actions_from_the_console_for_admins_only(alice, image):
     world = populate(alice, image)
     member = login_client(alice.member, alice.tenant)
-    assert member.post("/admin-console/desktops/bulk/", {"action": "stop_idle"}).status_code == 403
+    assert member.post("/manage/desktops/bulk/", {"action": "stop_idle"}).status_code == 403
     assert not Operation.objects.in_flight().exists()
     admin = login_client(alice.admin, alice.tenant)
-    response = admin.post("/admin-console/desktops/bulk/", {"action": "stop_idle"}, follow=True)
+    response = admin.post("/manage/desktops/bulk/", {"action": "stop_idle"}, follow=True)
     assert response.status_code == 200 and b"Stop queued for 1 desktop." in response.content
     assert Operation.objects.in_flight().get().desktop_id == world["mine"].pk
-    response = admin.post("/admin-console/desktops/bulk/", {"action": "format_disks"}, follow=True)
+    response = admin.post("/manage/desktops/bulk/", {"action": "format_disks"}, follow=True)
     assert b"Unknown bulk action." in response.content

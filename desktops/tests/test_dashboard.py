@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 
 from django.utils import timezone
 
@@ -139,27 +138,6 @@ def test_it_ignores_warm_pool_desktops_that_were_hibernated_after_boot(alice, te
         finished_at=now - timedelta(hours=3),
     )
     assert hours.intervals_from_operations(tenant=alice.tenant, since=now - timedelta(days=1), now=now) == []
-
-
-def test_it_reads_the_billing_ledger_when_billing_is_on(alice, template, settings):
-    from billing.models import UsageInterval
-
-    settings.BILLING_ENABLED = True
-    now = timezone.now()
-    desktop = make_desktop(alice, template)
-    UsageInterval.objects.create(
-        tenant=alice.tenant,
-        desktop=desktop,
-        desktop_name=desktop.name,
-        template_name=template.name,
-        price_per_hour=Decimal("0.10"),
-        currency="usd",
-        started_at=now - timedelta(minutes=90),
-        ended_at=now - timedelta(minutes=30),
-        seconds=3600,
-    )
-    days = hours.desktop_hours_per_day(tenant=alice.tenant, days=2, now=now)
-    assert round(sum(d.hours for d in days), 2) == 1.0
 
 
 def test_it_gives_the_chart_one_point_per_day():

@@ -1,4 +1,4 @@
-"""Who reaches which page: members never the admin console, admins never another tenant, operators' pages staff only.
+"""Who reaches which page: members never the manage pages, admins never another tenant, operators' pages staff only.
 
 The matrix is generated from the URL configuration: a new page route needs a case below.
 """
@@ -20,7 +20,7 @@ from hosts.models import Image
 from tenants.models import User
 from tests.fixtures import TenantWorld, login_client
 
-PAGE_NAMESPACES = ("portal", "tenants")
+PAGE_NAMESPACES = ("portal", "manage", "tenants")
 
 
 def _template(world: TenantWorld) -> DesktopTemplate:
@@ -68,17 +68,17 @@ PAGES: dict[str, Page] = {
     "portal:desktop": Page("member", make=_desktop, owner_only=True),
     "portal:desktop-card": Page("member", make=_desktop, owner_only=True),
     "portal:console": Page("member", make=_desktop, owner_only=True),
-    # The tenant admin console.
-    "portal:admin-dashboard": Page("admin"),
-    "portal:admin-figures": Page("admin"),
-    "portal:admin-desktops": Page("admin"),
-    "portal:admin-bulk": Page("admin", methods=("post",)),
-    "portal:admin-pools": Page("admin", methods=("get", "post")),
-    "portal:admin-pool": Page("admin", make=_pool, methods=("get", "post")),
-    "portal:admin-pool-delete": Page("admin", make=_pool, methods=("post",)),
-    "portal:admin-templates": Page("admin"),
-    "portal:admin-template-new": Page("admin", methods=("get", "post")),
-    "portal:admin-template": Page("admin", make=_template, methods=("get", "post")),
+    # The tenant admin (manage) pages.
+    "manage:dashboard": Page("admin"),
+    "manage:figures": Page("admin"),
+    "manage:desktops": Page("admin"),
+    "manage:bulk": Page("admin", methods=("post",)),
+    "manage:pools": Page("admin", methods=("get", "post")),
+    "manage:pool": Page("admin", make=_pool, methods=("get", "post")),
+    "manage:pool-delete": Page("admin", make=_pool, methods=("post",)),
+    "manage:templates": Page("admin"),
+    "manage:template-new": Page("admin", methods=("get", "post")),
+    "manage:template": Page("admin", make=_template, methods=("get", "post")),
     "portal:console-sessions": Page("admin"),
     "portal:recording-replay": Page("admin", make=_recording),
     "portal:recording-data": Page("admin", make=_recording, renders=False),
@@ -128,7 +128,7 @@ def test_it_has_a_case_for_every_page_route():
 
 
 @pytest.mark.parametrize("name", ADMIN_PAGES)
-def test_it_keeps_members_out_of_the_admin_console(name, alice):
+def test_it_keeps_members_out_of_the_manage_pages(name, alice):
     url = url_of(name, alice)
     member = login_client(alice.member, alice.tenant)
     for method in PAGES[name].methods:
@@ -178,11 +178,11 @@ def test_it_keeps_other_tenants_rows_out_of_an_admins_lists(alice, bob):
     bobs = _desktop(bob)
     _pool(bob)
     admin = login_client(alice.admin, alice.tenant)
-    # Then alice's admin sees neither in the console's lists or figures
-    assert f'data-desktop-row="{bobs.pk}"' not in admin.get("/admin-console/desktops/").content.decode()
-    assert b"data-pool=" not in admin.get("/admin-console/pools/").content
-    assert b'data-testid="running">0<' in admin.get("/admin-console/figures/").content
-    assert b"bob private" not in admin.get("/admin-console/templates/").content
+    # Then alice's admin sees neither in the manage lists or figures
+    assert f'data-desktop-row="{bobs.pk}"' not in admin.get("/manage/desktops/").content.decode()
+    assert b"data-pool=" not in admin.get("/manage/pools/").content
+    assert b'data-testid="running">0<' in admin.get("/manage/figures/").content
+    assert b"bob private" not in admin.get("/manage/templates/").content
 
 
 # --- operators (Django admin) ------------------------------------------------------------------

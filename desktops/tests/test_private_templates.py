@@ -43,7 +43,7 @@ def form(image, **overrides) -> dict:
 
 def test_it_creates_a_template_private_to_the_tenant_and_audits_it_without_the_password(alice, ready_image):
     client = login_client(alice.admin, alice.tenant)
-    response = client.post("/admin-console/templates/new/", form(ready_image))
+    response = client.post("/manage/templates/new/", form(ready_image))
     assert response.status_code == 302
     created = DesktopTemplate.objects.get(name="Data science")
     assert (created.visibility, created.tenant_id, created.vcpus) == (Visibility.TENANT, alice.tenant.pk, 4)
@@ -54,11 +54,9 @@ def test_it_creates_a_template_private_to_the_tenant_and_audits_it_without_the_p
 
 def test_it_changes_a_private_template_and_keeps_the_password_when_left_empty(alice, ready_image):
     client = login_client(alice.admin, alice.tenant)
-    client.post("/admin-console/templates/new/", form(ready_image))
+    client.post("/manage/templates/new/", form(ready_image))
     created = DesktopTemplate.objects.get(name="Data science")
-    response = client.post(
-        f"/admin-console/templates/{created.pk}/", form(ready_image, vcpus=2, cloud_init_password="")
-    )
+    response = client.post(f"/manage/templates/{created.pk}/", form(ready_image, vcpus=2, cloud_init_password=""))
     assert response.status_code == 302
     created.refresh_from_db()
     assert (created.vcpus, created.cloud_init_password) == (2, "s3cret-pass")
@@ -68,7 +66,7 @@ def test_it_changes_a_private_template_and_keeps_the_password_when_left_empty(al
 def test_it_refuses_a_template_bigger_than_the_tenants_quota(alice, ready_image):
     alice.tenant.quota_vcpus = 2
     alice.tenant.save()
-    response = login_client(alice.admin, alice.tenant).post("/admin-console/templates/new/", form(ready_image))
+    response = login_client(alice.admin, alice.tenant).post("/manage/templates/new/", form(ready_image))
     assert response.status_code == 409 and b"quota of 2" in response.content
     assert not DesktopTemplate.objects.filter(name="Data science").exists()
 
@@ -78,8 +76,8 @@ def test_it_never_lets_a_tenant_change_a_public_template_or_anothers(alice, bob,
     bobs = DesktopTemplate.objects.create(name="Bob's", image=image, visibility="tenant", tenant=bob.tenant)
     client = login_client(alice.admin, alice.tenant)
     for template in (public, bobs):
-        assert client.get(f"/admin-console/templates/{template.pk}/").status_code == 404
-        assert client.post(f"/admin-console/templates/{template.pk}/", form(image)).status_code == 404
+        assert client.get(f"/manage/templates/{template.pk}/").status_code == 404
+        assert client.post(f"/manage/templates/{template.pk}/", form(image)).status_code == 404
         with pytest.raises(NotFound):
             templates.save_private_template(tenant=alice.tenant, actor=alice.admin, values={}, template=template)
 
@@ -111,5 +109,23 @@ def test_it_checks_quotas_in_the_service_too(alice, image):
 def test_it_lists_private_templates_disabled_ones_included(alice, bob, image):
     DesktopTemplate.objects.create(name="Old one", image=image, visibility="tenant", tenant=alice.tenant, enabled=False)
     DesktopTemplate.objects.create(name="Bob's own", image=image, visibility="tenant", tenant=bob.tenant)
-    page = login_client(alice.admin, alice.tenant).get("/admin-console/templates/").content.decode()
+    page = login_client(alice.admin, alice.tenant).get("/manage/templates/").content.decode()
     assert "Old one" in page and "Bob&#x27;s own" not in page and "Bob's own" not in page
+
+
+def test_it_tells_launchable_templates_from_owned_ones(alice, bob, image):
+    # given a public template, two of alice's (one disabled), bob's own and a disabled public one
+    public = DesktopTemplate.objects.create(name="Public", image=image)
+    DesktopTemplate.objects.create(name="Retired", image=image, enabled=False)
+    own = DesktopTemplate.objects.create(name="Own", image=image, visibility="tenant", tenant=alice.tenant)
+    old = DesktopTemplate.objects.create(
+        name="Old", image=image, visibility="tenant", tenant=alice.tenant, enabled=False
+    )
+    DesktopTemplate.objects.create(name="Bob's", image=image, visibility="tenant", tenant=bob.tenant)
+    # then alice's people may launch the enabled public one and her enabled own one
+    assert set(DesktopTemplate.objects.launchable_by(alice.tenant)) == {public, own}
+    # and alice owns her two, enabled or not, as for_tenant means on every model
+    assert set(DesktopTemplate.objects.for_tenant(alice.tenant)) == {own, old}
+    # and without a tenant there is nothing to launch or own
+    assert not DesktopTemplate.objects.launchable_by(None).exists()
+    assert not DesktopTemplate.objects.for_tenant(None).exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from quetzal.errors import ServiceError
+
 if TYPE_CHECKING:
     import libvirt
 
@@ -26,7 +28,8 @@ __all__ = [
 class HypervisorError(Exception):
     """Base class of every error raised by hosts.hypervisor."""
 
-    code: ClassVar[str] = "hypervisor_error"
+    # Not a ClassVar: HostUnavailable is also a ServiceError, whose code an instance may set.
+    code: str = "hypervisor_error"
     retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, libvirt_code: int | None = None) -> None:
@@ -35,10 +38,15 @@ class HypervisorError(Exception):
         self.libvirt_code = libvirt_code
 
 
-class HostUnavailable(HypervisorError):
-    """The libvirt connection could not be opened or was lost; the only retryable error."""
+class HostUnavailable(HypervisorError, ServiceError):
+    """The host's libvirt did not answer (refused, lost, timed out): the only retryable error.
+
+    One exception for the driver and the services alike: tasks retry it, and as a ServiceError the
+    API, admin and commands answer it with its code and a 502 instead of an internal error.
+    """
 
     code = "host_unavailable"
+    status = 502
     retryable = True
 
 

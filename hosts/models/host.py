@@ -26,7 +26,7 @@ OPERATOR_FIELDS = (
 )
 
 
-# Kept by hosts.scheduler's conditional updates only.
+# Kept by hosts.scheduling.placement's conditional updates only.
 COUNTER_FIELDS = ("allocated_vcpus", "allocated_memory_mib")
 
 
@@ -46,7 +46,7 @@ def memory_capacity_expression() -> ExpressionWrapper:
 
 
 class Host(models.Model):
-    """A libvirt host. Counters change only through hosts.scheduler's conditional updates."""
+    """A libvirt host. Counters change only through hosts.scheduling.placement's conditional updates."""
 
     name = models.CharField(max_length=100, unique=True)
     uri = models.CharField(max_length=500, unique=True, help_text="libvirt URI, e.g. qemu+ssh://root@host/system")

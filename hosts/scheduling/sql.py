@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import psycopg
 from django.db import NotSupportedError, connection
 
 HOST = '"hosts_host"'
@@ -60,8 +61,6 @@ def fetch(sql: str, params: list) -> list[tuple]:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
-    import psycopg
-
     connection.ensure_connection()
     # Django's own cursors bind client-side (literal SQL), so PostgreSQL would plan the ranking
     # query on every placement; a prepared statement saves most of that time.

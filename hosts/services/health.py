@@ -9,13 +9,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.services import ledger
-from hosts import conf, scheduler
+from hosts import conf, scheduling
 from hosts.choices import HostState
 from hosts.hypervisor import HypervisorError, get_hypervisor
 from hosts.models import Host
 from hosts.services.devices import sync_devices
 from hosts.services.hosts import host_facts
+from hosts.signals import host_went_down
 from quetzal.errors import NotFound
 from tenants import events
 
@@ -49,7 +49,7 @@ def heartbeat(*, host_id: int) -> Host:
         if came_back:
             events.host_up(host=host, previous=host.state)
     # Its own short transaction: the host row lock it takes is held only while it counts.
-    scheduler.resync_counters(host.pk)
+    scheduling.resync_counters(host.pk)
     host.refresh_from_db()
     return host
 
@@ -74,7 +74,7 @@ def _mark_down(hosts, now: datetime, error: str = "") -> list[int]:
         ):
             marked.append(host.pk)
             # Desktops on a silent host stopped being usable when it was last heard from.
-            ledger.close_host_intervals(host_id=host.pk, at=host.last_heartbeat_at or now)
+            host_went_down.send(sender=Host, host_id=host.pk, at=host.last_heartbeat_at or now)
             events.host_down(host=host, last_heartbeat_at=host.last_heartbeat_at, error=error or host.last_error)
     return marked
 

@@ -9,9 +9,17 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from hosts import dispatch
 from hosts.choices import HostState
-from hosts.errors import HostExists, HostUnreachable, StoragePoolMissing
-from hosts.hypervisor import HostInfo, HypervisorError, PoolNotFound, detect_virt_type, get_hypervisor
+from hosts.errors import HostExists, StoragePoolMissing
+from hosts.hypervisor import (
+    HostInfo,
+    HostUnavailable,
+    HypervisorError,
+    PoolNotFound,
+    detect_virt_type,
+    get_hypervisor,
+)
 from hosts.models import OPERATOR_FIELDS, Host
 from hosts.models.host import default_console_address
 from hosts.services.devices import sync_devices
@@ -54,7 +62,7 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
     try:
         info = hypervisor.host_info()
     except HypervisorError as exc:
-        raise HostUnreachable(f"Cannot reach libvirt at {uri}: {exc}") from exc
+        raise HostUnavailable(f"Cannot reach libvirt at {uri}: {exc}") from exc
     settings = {key: value for key, value in operator_settings.items() if value is not None}
     host = Host(
         uri=uri,
@@ -77,7 +85,7 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
             f"{uri} has no storage pool named {host.storage_pool!r}; create it or choose another pool."
         ) from None
     except HypervisorError as exc:
-        raise HostUnreachable(f"Cannot read storage pool {host.storage_pool!r} on {uri}: {exc}") from exc
+        raise HostUnavailable(f"Cannot read storage pool {host.storage_pool!r} on {uri}: {exc}") from exc
     try:
         with transaction.atomic():
             host.save()
@@ -85,8 +93,9 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
             events.host_registered(actor=actor, host=host, uri=uri, settings=settings)
     except IntegrityError:
         raise HostExists(f"A host named {host.name!r} or with URI {uri} is already registered.") from None
-    # robust: a broker outage is logged, and must not fail a registration that has committed.
-    transaction.on_commit(lambda: _copy_images_later(host.pk), robust=True)
+    # Copies of every image, so the new host can take desktops without an operator step; a broker
+    # outage is logged and does not fail a registration that has committed.
+    dispatch.on_commit(dispatch.COPY_IMAGES_TO_HOST, host.pk)
     return host
 
 
@@ -101,13 +110,6 @@ def _default_name(uri: str, info: HostInfo) -> str:
     while Host.objects.filter(name=f"{base}-{number}").exists():
         number += 1
     return f"{base}-{number}"
-
-
-def _copy_images_later(host_id: int) -> None:
-    """Queue copies of every image to a new host, so it can take desktops without an operator step."""
-    from hosts import tasks
-
-    tasks.copy_images_to_host.delay(host_id)
 
 
 def update_host(*, host: Host, changes: dict[str, Any], actor=None) -> Host:

@@ -18,11 +18,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from hosts import conf
+from hosts import conf, dispatch
 from hosts.choices import CopyState, ImageFormat
 from hosts.errors import (
     ChecksumMismatch,
-    HostUnreachable,
     ImageCopyFailed,
     ImageExists,
     ImageNotReady,
@@ -247,8 +246,6 @@ def volume_names(image: Image) -> tuple[str, str, str]:
 
 def request_copies(*, image: Image, hosts: Iterable[Host], actor=None) -> list[ImageCopy]:
     """Mark copies of image to hosts pending and queue them (after commit); ready ones are left alone."""
-    from hosts import tasks
-
     copies = []
     with transaction.atomic():
         for host in hosts:
@@ -257,11 +254,8 @@ def request_copies(*, image: Image, hosts: Iterable[Host], actor=None) -> list[I
             copy.refresh_from_db()
             copies.append(copy)
             if copy.state == CopyState.PENDING:
-                # robust: with the broker down the copy stays pending and the action can be repeated.
-                transaction.on_commit(
-                    lambda image_id=image.pk, host_id=host.pk: tasks.copy_image_to_host.delay(image_id, host_id),
-                    robust=True,
-                )
+                # With the broker down the copy stays pending and the action can be repeated.
+                dispatch.on_commit(dispatch.COPY_IMAGE_TO_HOST, image.pk, host.pk)
         events.image_copy_requested(actor=actor, image=image, host_ids=[c.host_id for c in copies])
     return copies
 
@@ -310,7 +304,7 @@ def copy_image_to_host(*, image: Image, host: Host, actor=None) -> ImageCopy:
         if isinstance(exc, InvalidImage):
             raise
         if isinstance(exc, HostUnavailable):
-            raise HostUnreachable(f"{host} did not answer while copying {image}: {message}") from exc
+            raise HostUnavailable(f"{host} did not answer while copying {image}: {message}") from exc
         raise ImageCopyFailed(f"Copying {image} to {host} failed: {message}") from exc
     with transaction.atomic():
         finished = mine.update(

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from hosts import tasks
+from hosts import dispatch
 from hosts.admin import capacity_bar
 from hosts.choices import CopyState
 from hosts.models import Host, Image, ImageCopy
@@ -143,30 +143,26 @@ def test_it_checksums_an_uploaded_image_and_keeps_nothing_on_mismatch(operator, 
     assert (tmp_path / "images" / "u.qcow2").read_bytes() == content
 
 
-def test_it_copies_images_to_every_host_from_the_list(operator, monkeypatch, django_capture_on_commit_callbacks):
+def test_it_copies_images_to_every_host_from_the_list(operator, sent_tasks, django_capture_on_commit_callbacks):
     # given an image and two enabled hosts and a disabled one
     image = ImageFactory()
     hosts = [HostFactory(), HostFactory()]
     HostFactory(enabled=False)
-    queued = []
-    monkeypatch.setattr(tasks.copy_image_to_host, "delay", lambda *args: queued.append(args))
     # when the operator runs "copy to all hosts"
     with django_capture_on_commit_callbacks(execute=True):
         operator.post("/admin/hosts/image/", {"action": "copy_to_all_hosts", "_selected_action": [image.pk]})
     # then a pending copy per enabled host is queued
-    assert sorted(queued) == sorted((image.pk, h.pk) for h in hosts)
+    assert sorted(sent_tasks) == sorted((dispatch.COPY_IMAGE_TO_HOST, (image.pk, h.pk)) for h in hosts)
     assert set(ImageCopy.objects.values_list("host_id", "state")) == {(h.pk, CopyState.PENDING) for h in hosts}
     # and the image page lists them
     assert operator.get(f"/admin/hosts/image/{image.pk}/change/").status_code == 200
 
 
-def test_it_queues_a_heartbeat_from_the_list(operator, monkeypatch, django_capture_on_commit_callbacks):
-    # given a host and a watched heartbeat task
+def test_it_queues_a_heartbeat_from_the_list(operator, sent_tasks, django_capture_on_commit_callbacks):
+    # given a host, and the broker's door watched
     host = HostFactory()
-    queued = []
-    monkeypatch.setattr(tasks.heartbeat_host, "delay", lambda host_id: queued.append(host_id))
     # when the operator asks for a check now
     with django_capture_on_commit_callbacks(execute=True):
         operator.post("/admin/hosts/host/", {"action": "heartbeat_now", "_selected_action": [host.pk]})
     # then a heartbeat is queued for it
-    assert queued == [host.pk]
+    assert sent_tasks == [(dispatch.HEARTBEAT_HOST, (host.pk,))]

@@ -8,10 +8,11 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from hosts import scheduler, tasks
+from hosts import scheduling, tasks
 from hosts.choices import HostState
+from hosts.errors import NoCapacity
 from hosts.models import Host, HostDevice
-from hosts.scheduler import PlacementRequest
+from hosts.scheduling import PlacementRequest
 from hosts.services import health
 from hosts.services.hosts import register_host
 from hosts.tests.factories import HostFactory
@@ -59,13 +60,13 @@ def test_it_marks_a_silent_host_down_after_60_seconds_and_up_when_it_answers_aga
     host.refresh_from_db()
     assert marked == [host.pk] and host.state == HostState.DOWN
     assert AuditEvent.objects.filter(action="host.down", target_id=str(host.pk)).exists()
-    with later(62), pytest.raises(scheduler.NoCapacity, match="no enabled host is up"):
-        scheduler.place(PlacementRequest(desktop_id=1, vcpus=1, memory_mib=256))
+    with later(62), pytest.raises(NoCapacity, match="no enabled host is up"):
+        scheduling.place(PlacementRequest(desktop_id=1, vcpus=1, memory_mib=256))
     # when the host answers again
     Host.objects.filter(pk=host.pk).update(uri=SMALL_URI)
     with later(90):
         host = health.heartbeat(host_id=host.pk)
-        placement = scheduler.place(PlacementRequest(desktop_id=1, vcpus=1, memory_mib=256))
+        placement = scheduling.place(PlacementRequest(desktop_id=1, vcpus=1, memory_mib=256))
     # then it is up by itself, without an operator, and takes desktops again
     assert host.state == HostState.UP and host.last_error == ""
     assert placement.host_id == host.pk
@@ -99,7 +100,7 @@ def test_it_keeps_gpus_in_step_with_the_host():
     host = register_host(LARGE_URI, name="large")
     ghost = HostDevice.objects.create(host=host, pci_address="0000:99:00.0")
     t4 = HostDevice.objects.get(host=host, pci_address="0000:3b:00.0")
-    scheduler.place(PlacementRequest(desktop_id=1, vcpus=1, memory_mib=256, gpu_profile="mdev:nvidia-230"))
+    scheduling.place(PlacementRequest(desktop_id=1, vcpus=1, memory_mib=256, gpu_profile="mdev:nvidia-230"))
     HostDevice.objects.filter(pk=t4.pk).update(mdev_types={"nvidia-230": {"name": "x", "max_instances": 2}})
     # when a heartbeat runs (the driver reports nvidia-222 and nvidia-230)
     health.heartbeat(host_id=host.pk)
@@ -110,7 +111,7 @@ def test_it_keeps_gpus_in_step_with_the_host():
     t4.refresh_from_db()
     assert t4.mdev_types == {"nvidia-230": {"name": "x", "max_instances": 2}}
     # and once it is idle again they are refreshed
-    scheduler.release(1)
+    scheduling.release(1)
     health.heartbeat(host_id=host.pk)
     t4.refresh_from_db()
     assert set(t4.mdev_types) == {"nvidia-222", "nvidia-230"}

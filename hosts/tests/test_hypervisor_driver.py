@@ -34,6 +34,7 @@ from hosts.hypervisor.errors import (  # noqa: E402
 from hosts.hypervisor.libvirt_driver import LibvirtHypervisor, forget_hypervisors, get_hypervisor  # noqa: E402
 from hosts.hypervisor.parsing import format_version  # noqa: E402
 from hosts.tests.test_hypervisor_domain import assert_valid_domain_xml, make_spec  # noqa: E402
+from quetzal.api.errors import exception_handler  # noqa: E402
 
 HOSTXML = Path(__file__).resolve().parent / "hostxml"
 DEFAULT_URI = "test:///default"
@@ -525,6 +526,16 @@ def test_it_raises_host_unavailable_quickly_for_a_refused_connection() -> None:
         LibvirtHypervisor("qemu+tcp://127.0.0.1:1/system").host_info()
     assert time.monotonic() - started < 5
     assert info.value.retryable and info.value.code == "host_unavailable"
+
+
+def test_it_answers_an_unavailable_host_as_a_service_error_of_its_own() -> None:
+    # given the driver's own error for a refused connection, not wrapped by any service
+    with pytest.raises(HostUnavailable) as info:
+        LibvirtHypervisor("qemu+tcp://127.0.0.1:1/system").host_info()
+    # when the API's error handler meets it, then it is a 502 with the same code, not a 500
+    response = exception_handler(info.value, {})
+    assert response is not None and response.status_code == 502
+    assert response.data == {"code": "host_unavailable", "detail": info.value.message}
 
 
 def test_it_gives_up_on_a_server_that_never_answers() -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from hosts import tasks
+from hosts import dispatch, tasks
 from hosts.choices import CopyState
-from hosts.errors import HostUnreachable, ImageCopyFailed, ImageNotReady
-from hosts.hypervisor import HypervisorError, get_hypervisor
+from hosts.errors import ImageCopyFailed, ImageNotReady
+from hosts.hypervisor import HostUnavailable, HypervisorError, get_hypervisor
 from hosts.models import Host, ImageCopy
 from hosts.services import images
 from hosts.services.hosts import register_host
@@ -98,7 +98,7 @@ def test_it_says_unreachable_when_the_host_does_not_answer(demo_like_image):
     # given a host that does not answer
     host = HostFactory(uri=DEAD_URI)
     # when copying, then the error is retryable and recorded on the copy
-    with pytest.raises(HostUnreachable):
+    with pytest.raises(HostUnavailable):
         images.copy_image_to_host(image=demo_like_image, host=host)
     copy = ImageCopy.objects.get(image=demo_like_image, host=host)
     assert copy.state == CopyState.FAILED and copy.error
@@ -144,20 +144,20 @@ def test_it_does_not_let_a_stale_worker_overwrite_a_takeover(monkeypatch, demo_l
     assert copy.state == CopyState.COPYING
 
 
-def test_it_queues_pending_copies_after_commit(django_capture_on_commit_callbacks, monkeypatch):
+def test_it_queues_pending_copies_after_commit(django_capture_on_commit_callbacks, sent_tasks):
     # given an image ready on one host and failed on another, and a new host
     image = ImageFactory()
     ready = ImageCopyFactory(image=image).host
     failed = ImageCopyFactory(image=image, state=CopyState.FAILED).host
     new = HostFactory()
-    queued = []
-    monkeypatch.setattr(tasks.copy_image_to_host, "delay", lambda *args: queued.append(args))
     # when copies to all three are requested
     with django_capture_on_commit_callbacks(execute=True):
         copies = images.request_copies(image=image, hosts=[ready, failed, new])
     # then the failed and the new one are pending and queued, the ready one is left alone
     assert [c.state for c in copies] == [CopyState.READY, CopyState.PENDING, CopyState.PENDING]
-    assert sorted(queued) == sorted([(image.pk, failed.pk), (image.pk, new.pk)])
+    assert sorted(sent_tasks) == sorted(
+        [(dispatch.COPY_IMAGE_TO_HOST, (image.pk, failed.pk)), (dispatch.COPY_IMAGE_TO_HOST, (image.pk, new.pk))]
+    )
 
 
 def test_it_retries_only_unreachable_hosts_in_the_task(monkeypatch, demo_like_image):
@@ -168,7 +168,7 @@ def test_it_retries_only_unreachable_hosts_in_the_task(monkeypatch, demo_like_im
         images, "get_hypervisor", lambda uri: get_hypervisor(uri) if uri == DEAD_URI else RecordingHypervisor("raw")
     )
     # when the task runs, then the unreachable host raises (so Celery retries) and the other does not
-    with pytest.raises(HostUnreachable):
+    with pytest.raises(HostUnavailable):
         tasks.copy_image_to_host(demo_like_image.pk, dead.pk)
     tasks.copy_image_to_host(demo_like_image.pk, broken.pk)
     assert ImageCopy.objects.get(host=broken).state == CopyState.FAILED

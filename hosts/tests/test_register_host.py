@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
+from hosts import dispatch
 from hosts.choices import HostState, VirtType
-from hosts.errors import HostExists, HostUnreachable, StoragePoolMissing
+from hosts.errors import HostExists, StoragePoolMissing
+from hosts.hypervisor import HostUnavailable
 from hosts.models import Host, HostDevice
 from hosts.models.host import default_console_address
 from hosts.services.hosts import register_host
@@ -75,10 +77,10 @@ def test_it_applies_operator_settings():
 def test_it_refuses_an_unreachable_uri_and_keeps_nothing():
     # given a URI nothing answers at
     # when registering it
-    with pytest.raises(HostUnreachable) as caught:
+    with pytest.raises(HostUnavailable) as caught:
         register_host(DEAD_URI, name="ghost")
     # then the error is clear and no host (nor audit event) was made
-    assert caught.value.code == "host_unreachable"
+    assert caught.value.code == "host_unavailable"
     assert DEAD_URI in caught.value.detail
     assert not Host.objects.exists()
     assert not AuditEvent.objects.filter(action="host.register").exists()
@@ -125,17 +127,13 @@ def test_it_names_hosts_uniquely_by_default():
     assert second.name == f"{first.hostname}-2"
 
 
-def test_it_queues_image_copies_to_a_new_host(django_capture_on_commit_callbacks, monkeypatch):
-    # given the copy task is watched
-    queued = []
-    from hosts import tasks
-
-    monkeypatch.setattr(tasks.copy_images_to_host, "delay", lambda host_id: queued.append(host_id))
+def test_it_queues_image_copies_to_a_new_host(django_capture_on_commit_callbacks, sent_tasks):
+    # given the broker's door is watched
     # when a host is registered and the transaction commits
     with django_capture_on_commit_callbacks(execute=True):
         host = register_host(SMALL_URI, name="small")
     # then every image is queued for it
-    assert queued == [host.pk]
+    assert sent_tasks == [(dispatch.COPY_IMAGES_TO_HOST, (host.pk,))]
 
 
 def test_it_takes_the_console_address_from_the_uri():
@@ -153,6 +151,6 @@ def test_it_registers_from_the_command_line():
     host = Host.objects.get(name="cli")
     assert (host.cpu_ratio, host.virt_type, host.enabled) == (2.0, "kvm", False)
     # and an unreachable URI fails the command and saves nothing
-    with pytest.raises(CommandError, match="host_unreachable"):
+    with pytest.raises(CommandError, match="host_unavailable"):
         call_command("add_host", DEAD_URI, "--name", "ghost")
     assert not Host.objects.filter(name="ghost").exists()

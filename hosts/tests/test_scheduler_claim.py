@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from hosts import scheduler
+from hosts import scheduling
+from hosts.errors import NoCapacity
 from hosts.models import Allocation, Host, HostDevice
-from hosts.scheduler import Placement, PlacementRequest
+from hosts.scheduling import Placement, PlacementRequest, placement
 from hosts.tests.factories import HostDeviceFactory, HostFactory, ImageCopyFactory, ImageFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,9 +24,9 @@ def test_it_records_the_allocation_and_counts_it_on_the_host():
     # given a host
     host = HostFactory()
     # when a desktop is placed
-    placement = scheduler.place(request(5, vcpus=3, memory_mib=2048))
+    placed = scheduling.place(request(5, vcpus=3, memory_mib=2048))
     # then the allocation row and the host counters agree
-    assert placement == Placement(host_id=host.pk, gpu_device_id=None)
+    assert placed == Placement(host_id=host.pk, gpu_device_id=None)
     allocation = Allocation.objects.get(desktop_id=5)
     assert (allocation.host_id, allocation.vcpus, allocation.memory_mib) == (host.pk, 3, 2048)
     host.refresh_from_db()
@@ -34,10 +36,10 @@ def test_it_records_the_allocation_and_counts_it_on_the_host():
 def test_it_returns_the_existing_placement_for_a_desktop_already_placed():
     # given a desktop placed on the busier of two hosts (the other one was added later)
     first = HostFactory()
-    scheduler.place(request(5))
+    scheduling.place(request(5))
     HostFactory()
     # when it is placed again (a retried task)
-    again = scheduler.place(request(5))
+    again = scheduling.place(request(5))
     # then it keeps its host and nothing is counted twice
     assert again.host_id == first.pk
     first.refresh_from_db()
@@ -48,20 +50,20 @@ def test_it_returns_the_existing_placement_for_a_desktop_already_placed():
 def test_it_returns_the_existing_placement_even_when_hosts_are_full():
     # given a placed desktop and a host that is now full
     host = HostFactory(memory_mib=5 * 1024)
-    scheduler.place(request(5))
+    scheduling.place(request(5))
     # when it is placed again, then it is not refused for lack of room
-    assert scheduler.place(request(5)).host_id == host.pk
+    assert scheduling.place(request(5)).host_id == host.pk
 
 
 def test_it_releases_what_the_desktop_held_once():
     # given two placed desktops
     host = HostFactory()
-    scheduler.place(request(1))
-    scheduler.place(request(2))
+    scheduling.place(request(1))
+    scheduling.place(request(2))
     # when one is released twice, and a desktop never placed is released
-    scheduler.release(1)
-    scheduler.release(1)
-    scheduler.release(404)
+    scheduling.release(1)
+    scheduling.release(1)
+    scheduling.release(404)
     # then only its share went back
     host.refresh_from_db()
     assert (host.allocated_vcpus, host.allocated_memory_mib) == (2, 4096)
@@ -71,10 +73,10 @@ def test_it_releases_what_the_desktop_held_once():
 def test_it_rechecks_capacity_in_the_claim_itself():
     # given a host ranked as fitting, that another worker filled before this claim
     host = HostFactory(memory_mib=5 * 1024)
-    ranked = scheduler.rank(request())
+    ranked = scheduling.rank(request())
     Host.objects.filter(pk=host.pk).update(allocated_memory_mib=4096)
     # when claiming it with the stale ranking
-    lost = scheduler._claim(request(), ranked[0], scheduler.timezone.now())
+    lost = placement._claim(request(), ranked[0], timezone.now())
     # then the conditional UPDATE matches nothing and nothing is recorded
     assert lost is None
     assert not Allocation.objects.exists()
@@ -85,15 +87,15 @@ def test_it_rechecks_capacity_in_the_claim_itself():
 def test_it_tries_the_next_candidate_when_a_claim_loses(monkeypatch):
     # given a ranking made before another worker filled the best host (and no lock-free shortcut)
     best, other = HostFactory(), HostFactory(allocated_memory_mib=8 * 1024)
-    stale = scheduler.rank(request())
+    stale = scheduling.rank(request())
     Host.objects.filter(pk=best.pk).update(allocated_memory_mib=63 * 1024)
-    monkeypatch.setattr(scheduler, "rank", lambda *args, **kwargs: stale)
-    monkeypatch.setattr(scheduler, "_claim_best", lambda *args: None)
+    monkeypatch.setattr(placement, "rank", lambda *args, **kwargs: stale)
+    monkeypatch.setattr(placement, "_claim_best", lambda *args: None)
     # when placing
-    placement = scheduler.place(request())
+    placed = scheduling.place(request())
     # then the first claim loses and the desktop lands on the second candidate
     assert stale == [best.pk, other.pk]
-    assert placement.host_id == other.pk
+    assert placed.host_id == other.pk
 
 
 def test_it_places_in_a_handful_of_queries():
@@ -103,7 +105,7 @@ def test_it_places_in_a_handful_of_queries():
         ImageCopyFactory(image=image)
     # when placing, then the cost does not grow with the number of hosts
     with CaptureQueriesContext(connection) as queries:
-        scheduler.place(request(image_id=image.pk))
+        scheduling.place(request(image_id=image.pk))
     assert len(queries) <= 6, [q["sql"] for q in queries]
 
 
@@ -113,43 +115,43 @@ def test_it_shares_a_vgpu_type_until_the_device_is_full_and_frees_it_on_release(
         mdev_types={"nvidia-230": {"name": "T4-8Q", "max_instances": 2}, "nvidia-222": {"max_instances": 16}}
     )
     # when three nvidia-230 desktops are placed
-    first = scheduler.place(request(1, gpu_profile="mdev:nvidia-230"))
-    second = scheduler.place(request(2, gpu_profile="mdev:nvidia-230"))
-    with pytest.raises(scheduler.NoCapacity) as caught:
-        scheduler.place(request(3, gpu_profile="mdev:nvidia-230"))
+    first = scheduling.place(request(1, gpu_profile="mdev:nvidia-230"))
+    second = scheduling.place(request(2, gpu_profile="mdev:nvidia-230"))
+    with pytest.raises(NoCapacity) as caught:
+        scheduling.place(request(3, gpu_profile="mdev:nvidia-230"))
     # then two share the GPU and the third is refused as busy
     assert first.gpu_device_id == second.gpu_device_id == gpu.pk
     assert caught.value.reason == "gpu_busy"
     # and another type cannot join while nvidia-230 is in use
-    with pytest.raises(scheduler.NoCapacity):
-        scheduler.place(request(4, gpu_profile="mdev:nvidia-222"))
+    with pytest.raises(NoCapacity):
+        scheduling.place(request(4, gpu_profile="mdev:nvidia-222"))
     # when both are released, then the GPU is idle and takes the other type
-    scheduler.release(1)
-    scheduler.release(2)
+    scheduling.release(1)
+    scheduling.release(2)
     gpu.refresh_from_db()
     assert (gpu.mdev_instances_used, gpu.mdev_type_in_use) == (0, "")
-    assert scheduler.place(request(4, gpu_profile="mdev:nvidia-222")).gpu_device_id == gpu.pk
+    assert scheduling.place(request(4, gpu_profile="mdev:nvidia-222")).gpu_device_id == gpu.pk
 
 
 def test_it_frees_a_passed_through_gpu_on_release():
     # given a passthrough desktop holding the only GPU
     gpu = HostDeviceFactory()
-    scheduler.place(request(1, gpu_profile="passthrough"))
-    with pytest.raises(scheduler.NoCapacity):
-        scheduler.place(request(2, gpu_profile="passthrough"))
+    scheduling.place(request(1, gpu_profile="passthrough"))
+    with pytest.raises(NoCapacity):
+        scheduling.place(request(2, gpu_profile="passthrough"))
     # when it is released, then the GPU can be taken again
-    scheduler.release(1)
-    assert scheduler.place(request(2, gpu_profile="passthrough")).gpu_device_id == gpu.pk
+    scheduling.release(1)
+    assert scheduling.place(request(2, gpu_profile="passthrough")).gpu_device_id == gpu.pk
 
 
 def test_it_gives_back_the_host_share_when_the_gpu_claim_loses():
     # given a host whose only GPU is taken between ranking and claiming
     gpu = HostDeviceFactory()
     host = gpu.host
-    ranked = scheduler.rank(request(gpu_profile="passthrough"))
+    ranked = scheduling.rank(request(gpu_profile="passthrough"))
     HostDevice.objects.filter(pk=gpu.pk).update(assigned_desktop_id=77)
     # when claiming with the stale ranking
-    lost = scheduler._claim(request(gpu_profile="passthrough"), ranked[0], scheduler.timezone.now())
+    lost = placement._claim(request(gpu_profile="passthrough"), ranked[0], timezone.now())
     # then the host counters were rolled back with it
     assert lost is None
     host.refresh_from_db()
@@ -162,12 +164,12 @@ def test_it_counts_how_many_more_desktops_fit():
     HostFactory(cpus=64, memory_mib=9 * 1024)  # 8 GiB placeable
     HostFactory(drain=True)
     # when asking how many 2-vCPU 4-GiB desktops fit
-    count = scheduler.fits_count(vcpus=2, memory_mib=4096)
+    count = scheduling.fits_count(vcpus=2, memory_mib=4096)
     # then the usable hosts' room is added up
     assert count == 5
     # and placing one lowers the count by one
-    scheduler.place(request())
-    assert scheduler.fits_count(vcpus=2, memory_mib=4096) == 4
+    scheduling.place(request())
+    assert scheduling.fits_count(vcpus=2, memory_mib=4096) == 4
 
 
 def test_it_counts_gpu_slots_and_image_copies_in_the_fit():
@@ -176,11 +178,11 @@ def test_it_counts_gpu_slots_and_image_copies_in_the_fit():
     gpu = HostDeviceFactory(mdev_types={"nvidia-63": {"max_instances": 4}})
     ImageCopyFactory(image=image, host=gpu.host)
     ImageCopyFactory(image=image)
-    scheduler.place(request(1, gpu_profile="mdev:nvidia-63", image_id=image.pk))
+    scheduling.place(request(1, gpu_profile="mdev:nvidia-63", image_id=image.pk))
     # when counting vGPU desktops and plain desktops of that image
-    vgpu = scheduler.fits_count(vcpus=1, memory_mib=1024, gpu_profile="mdev:nvidia-63", image_id=image.pk)
-    plain = scheduler.fits_count(vcpus=1, memory_mib=1024, image_id=image.pk)
-    whole = scheduler.fits_count(vcpus=1, memory_mib=1024, gpu_profile="passthrough")
+    vgpu = scheduling.fits_count(vcpus=1, memory_mib=1024, gpu_profile="mdev:nvidia-63", image_id=image.pk)
+    plain = scheduling.fits_count(vcpus=1, memory_mib=1024, image_id=image.pk)
+    whole = scheduling.fits_count(vcpus=1, memory_mib=1024, gpu_profile="passthrough")
     # then the GPU bounds the first, RAM the second, and a vGPU-serving GPU cannot be passed through
     assert vgpu == 3
     assert plain == (63 - 4) + 63  # the vGPU desktop holds 4 GiB
@@ -191,29 +193,29 @@ def test_it_repairs_drifted_counters_from_the_allocations():
     # given placed desktops and counters broken by hand (e.g. a restored backup)
     host = HostFactory()
     gpu = HostDeviceFactory(host=host, mdev_types={"nvidia-63": {"max_instances": 4}})
-    scheduler.place(request(1))
-    scheduler.place(request(2, gpu_profile="mdev:nvidia-63"))
+    scheduling.place(request(1))
+    scheduling.place(request(2, gpu_profile="mdev:nvidia-63"))
     Host.objects.filter(pk=host.pk).update(allocated_vcpus=40, allocated_memory_mib=1)
     HostDevice.objects.filter(pk=gpu.pk).update(mdev_instances_used=0, mdev_type_in_use="")
     # when the counters are resynchronised
-    drifted = scheduler.resync_counters(host.pk)
+    drifted = scheduling.resync_counters(host.pk)
     # then they match the allocations again, and a second pass finds nothing to fix
     assert drifted
     host.refresh_from_db()
     gpu.refresh_from_db()
     assert (host.allocated_vcpus, host.allocated_memory_mib) == (4, 8192)
     assert (gpu.mdev_instances_used, gpu.mdev_type_in_use) == (1, "nvidia-63")
-    assert scheduler.resync_counters(host.pk) is False
+    assert scheduling.resync_counters(host.pk) is False
 
 
 def test_it_keeps_counters_when_a_stale_copy_of_the_host_is_saved():
     # given a host read before a desktop was placed on it
     stale = HostFactory()
-    scheduler.place(request(1))
+    scheduling.place(request(1))
     # when the stale copy is saved with a new setting
     stale.cpu_ratio = 2.0
     stale.save()
-    # then the setting is saved and the placement still counts
+    # then the setting is saved and the placed still counts
     fresh = Host.objects.get(pk=stale.pk)
     assert fresh.cpu_ratio == 2.0
     assert (fresh.allocated_vcpus, fresh.allocated_memory_mib) == (2, 4096)

@@ -10,9 +10,10 @@ import pytest
 from django.db import connection, connections
 from django.db.models import Count, Sum
 
-from hosts import scheduler
+from hosts import scheduling
+from hosts.errors import NoCapacity
 from hosts.models import Allocation, Host, HostDevice
-from hosts.scheduler import NoCapacity, PlacementRequest
+from hosts.scheduling import PlacementRequest
 from hosts.tests.factories import HostDeviceFactory, HostFactory
 from tests.services import require
 
@@ -27,7 +28,7 @@ def _worker(index: int, barrier: threading.Barrier, outcomes: list, lock: thread
     try:
         barrier.wait()
         # Every worker places the same desktop at once: one allocation, one answer for all.
-        placement = scheduler.place(PlacementRequest(desktop_id=SHARED_DESKTOP, vcpus=1, memory_mib=256))
+        placement = scheduling.place(PlacementRequest(desktop_id=SHARED_DESKTOP, vcpus=1, memory_mib=256))
         with lock:
             outcomes.append(("shared", SHARED_DESKTOP, placement.host_id))
         for n in range(PER_WORKER):
@@ -40,7 +41,7 @@ def _worker(index: int, barrier: threading.Barrier, outcomes: list, lock: thread
                 gpu_profile=profile,
             )
             try:
-                placement = scheduler.place(req)
+                placement = scheduling.place(req)
                 outcome = ("placed", desktop_id, placement.host_id)
                 mine.append(desktop_id)
             except NoCapacity:
@@ -52,7 +53,7 @@ def _worker(index: int, barrier: threading.Barrier, outcomes: list, lock: thread
             if n % 4 == 3 and mine:
                 # Releases race with placements too; they must give back exactly what was held.
                 released = mine.pop(0)
-                scheduler.release(released)
+                scheduling.release(released)
                 with lock:
                     outcomes.append(("released", released, None))
     except Exception as exc:

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from hosts import scheduler
+from hosts import scheduling
 from hosts.choices import CopyState, HostState, VirtType
 from hosts.errors import NoCapacity
 from hosts.models import Host
-from hosts.scheduler import PlacementRequest
+from hosts.scheduling import PlacementRequest
 from hosts.tests.factories import HostDeviceFactory, HostFactory, ImageCopyFactory, ImageFactory
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +49,7 @@ def test_it_skips_a_host_the_rule_excludes(case, fields, message):
     _host_failing(fields)
     healthy = busy_host()
     # when a desktop is placed
-    placement = scheduler.place(request())
+    placement = scheduling.place(request())
     # then it lands on the healthy host although spread prefers emptier ones
     assert placement.host_id == healthy.pk
 
@@ -60,7 +60,7 @@ def test_it_names_the_rule_when_it_excludes_every_host(case, fields, message):
     host = _host_failing(fields)
     # when a desktop is placed
     with pytest.raises(NoCapacity) as caught:
-        scheduler.place(request())
+        scheduling.place(request())
     # then the error says why and nothing was taken
     assert caught.value.code == "no_capacity" and caught.value.status == 409
     assert message in caught.value.detail
@@ -71,7 +71,7 @@ def test_it_names_the_rule_when_it_excludes_every_host(case, fields, message):
 def test_it_says_when_no_host_is_registered():
     # given no hosts; when placing; then the reason is plain
     with pytest.raises(NoCapacity, match="no host is registered"):
-        scheduler.place(request())
+        scheduling.place(request())
 
 
 def test_it_keeps_vcpus_under_the_cpu_ratio():
@@ -79,9 +79,9 @@ def test_it_keeps_vcpus_under_the_cpu_ratio():
     small = HostFactory(cpus=2, cpu_ratio=4.0, allocated_vcpus=6)
     big = busy_host()
     # when 2 vCPUs are asked they still fit on the small host (6 + 2 = 8, exactly the ratio)
-    assert scheduler.place(request(1, vcpus=2, memory_mib=512)).host_id == small.pk
+    assert scheduling.place(request(1, vcpus=2, memory_mib=512)).host_id == small.pk
     # then the next one does not fit there any more
-    assert scheduler.place(request(2, vcpus=1, memory_mib=512)).host_id == big.pk
+    assert scheduling.place(request(2, vcpus=1, memory_mib=512)).host_id == big.pk
     small.refresh_from_db()
     assert small.allocated_vcpus == 8
 
@@ -90,10 +90,10 @@ def test_it_keeps_memory_under_the_ram_ratio_after_the_reserve():
     # given 8 GiB with 1 GiB reserved at ratio 1.5: (8192 - 1024) * 1.5 = 10752 MiB placeable
     host = HostFactory(memory_mib=8192, reserved_memory_mib=1024, ram_ratio=1.5, cpus=64)
     # when exactly that much is asked, then it fits
-    assert scheduler.place(request(1, memory_mib=10752)).host_id == host.pk
+    assert scheduling.place(request(1, memory_mib=10752)).host_id == host.pk
     # when one more MiB is asked, then the host is full
     with pytest.raises(NoCapacity, match="no enabled host has 1 MiB RAM free") as caught:
-        scheduler.place(request(2, memory_mib=1))
+        scheduling.place(request(2, memory_mib=1))
     assert caught.value.reason == "full"
 
 
@@ -103,7 +103,7 @@ def test_it_tells_a_desktop_too_big_for_any_host_from_full_hosts():
     HostFactory(cpus=4, memory_mib=8 * 1024)
     # when a desktop asks for more RAM than any host has
     with pytest.raises(NoCapacity) as caught:
-        scheduler.place(request(vcpus=2, memory_mib=128 * 1024))
+        scheduling.place(request(vcpus=2, memory_mib=128 * 1024))
     # then the error says no host is big enough, not that hosts are full
     assert caught.value.reason == "too_big"
     assert caught.value.detail == (
@@ -116,7 +116,7 @@ def test_it_says_hosts_are_full_when_a_fitting_size_has_no_room():
     HostFactory(memory_mib=64 * 1024, allocated_memory_mib=60 * 1024)
     # when 8 GiB are asked (the host could take it if it were empty)
     with pytest.raises(NoCapacity) as caught:
-        scheduler.place(request(memory_mib=8 * 1024))
+        scheduling.place(request(memory_mib=8 * 1024))
     # then the reason is "full", naming the amount
     assert caught.value.reason == "full"
     assert caught.value.detail == "no enabled host has 8 GiB RAM free"
@@ -131,8 +131,8 @@ def test_it_places_only_where_the_image_is_ready():
     ImageCopyFactory(image=image, host=ready)
     ImageCopyFactory(image=image, host=copying, state=CopyState.COPYING)
     # when placing a desktop of that image, then only the ready host qualifies
-    assert scheduler.place(request(image_id=image.pk)).host_id == ready.pk
-    assert scheduler.rank(request(2, image_id=image.pk)) == [ready.pk]
+    assert scheduling.place(request(image_id=image.pk)).host_id == ready.pk
+    assert scheduling.rank(request(2, image_id=image.pk)) == [ready.pk]
 
 
 def test_it_names_the_image_when_no_host_has_it():
@@ -141,7 +141,7 @@ def test_it_names_the_image_when_no_host_has_it():
     image = ImageFactory(name="Windows 11")
     # when placing, then the error names the image
     with pytest.raises(NoCapacity, match="image 'Windows 11' is not ready on any usable host") as caught:
-        scheduler.place(request(image_id=image.pk))
+        scheduling.place(request(image_id=image.pk))
     assert caught.value.reason == "no_image"
 
 
@@ -151,12 +151,12 @@ def test_it_matches_the_virt_type_with_the_override_first():
     tcg = busy_host(detected_virt_type=VirtType.QEMU)
     kvm = busy_host(detected_virt_type=VirtType.KVM)
     # when asking for each type, then the effective type decides
-    assert scheduler.rank(request(virt_type="qemu")) == [overridden.pk, tcg.pk]
-    assert scheduler.rank(request(virt_type="kvm")) == [kvm.pk]
+    assert scheduling.rank(request(virt_type="qemu")) == [overridden.pk, tcg.pk]
+    assert scheduling.rank(request(virt_type="kvm")) == [kvm.pk]
     # and when no host runs a type, the reason names it
     Host.objects.filter(pk__in=[overridden.pk, tcg.pk]).update(virt_type=VirtType.KVM)
     with pytest.raises(NoCapacity, match="no usable host runs qemu guests"):
-        scheduler.place(request(virt_type="qemu"))
+        scheduling.place(request(virt_type="qemu"))
 
 
 def test_it_skips_excluded_hosts():
@@ -164,10 +164,10 @@ def test_it_skips_excluded_hosts():
     first = HostFactory()
     second = busy_host()
     # when placing, then the other host is used
-    placement = scheduler.place(request(exclude_host_ids=frozenset({first.pk})))
+    placement = scheduling.place(request(exclude_host_ids=frozenset({first.pk})))
     assert placement.host_id == second.pk
     with pytest.raises(NoCapacity) as caught:
-        scheduler.place(request(2, exclude_host_ids=frozenset({first.pk, second.pk})))
+        scheduling.place(request(2, exclude_host_ids=frozenset({first.pk, second.pk})))
     assert caught.value.reason == "excluded"
 
 
@@ -179,9 +179,9 @@ def test_it_places_passthrough_desktops_on_hosts_with_a_free_gpu():
     free = busy_host()
     gpu = HostDeviceFactory(host=free)
     # when a passthrough desktop is placed
-    placement = scheduler.place(request(gpu_profile="passthrough"))
+    placement = scheduling.place(request(gpu_profile="passthrough"))
     # then it gets the free GPU, which is now assigned to it
-    assert placement == scheduler.Placement(host_id=free.pk, gpu_device_id=gpu.pk)
+    assert placement == scheduling.Placement(host_id=free.pk, gpu_device_id=gpu.pk)
     gpu.refresh_from_db()
     assert gpu.assigned_desktop_id == 1
 
@@ -191,7 +191,7 @@ def test_it_says_no_host_has_the_gpu_type():
     HostDeviceFactory(mdev_types={"nvidia-222": {"name": "GRID T4-1B", "max_instances": 16}})
     # when asking for nvidia-63
     with pytest.raises(NoCapacity) as caught:
-        scheduler.place(request(gpu_profile="mdev:nvidia-63"))
+        scheduling.place(request(gpu_profile="mdev:nvidia-63"))
     # then the reason names the type
     assert caught.value.detail == "no host has a GPU of type nvidia-63"
     assert caught.value.reason == "no_gpu"
@@ -202,7 +202,7 @@ def test_it_says_when_every_gpu_of_the_type_is_busy():
     HostDeviceFactory(assigned_desktop_id=7, mdev_types={"nvidia-63": {"name": "GRID", "max_instances": 4}})
     # when asking for a vGPU of that type
     with pytest.raises(NoCapacity) as caught:
-        scheduler.place(request(gpu_profile="mdev:nvidia-63"))
+        scheduling.place(request(gpu_profile="mdev:nvidia-63"))
     # then the reason is that it is in use, not that it does not exist
     assert caught.value.reason == "gpu_busy"
     assert "has it in use" in caught.value.detail
@@ -213,7 +213,7 @@ def test_it_ignores_gpus_a_heartbeat_no_longer_sees():
     HostDeviceFactory(present=False)
     # when placing a passthrough desktop, then there is no GPU
     with pytest.raises(NoCapacity, match="no host has a GPU for passthrough"):
-        scheduler.place(request(gpu_profile="passthrough"))
+        scheduling.place(request(gpu_profile="passthrough"))
 
 
 def test_it_refuses_a_malformed_request():

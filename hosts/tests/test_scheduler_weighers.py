@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hosts import scheduler
+from hosts import scheduling
 from hosts.choices import SchedulerStrategy
-from hosts.scheduler import PlacementRequest
+from hosts.scheduling import PlacementRequest
 from hosts.tests.factories import HostFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,9 +27,9 @@ def test_it_ranks_the_emptiest_host_first_when_spreading(settings, three_hosts):
     settings.SCHEDULER_STRATEGY = "spread"
     full, empty, middle = three_hosts
     # when ranking, then free RAM decides
-    assert scheduler.rank(request()) == [empty.pk, middle.pk, full.pk]
+    assert scheduling.rank(request()) == [empty.pk, middle.pk, full.pk]
     # and a placement lands on the emptiest host
-    assert scheduler.place(request()).host_id == empty.pk
+    assert scheduling.place(request()).host_id == empty.pk
 
 
 def test_it_ranks_the_fullest_fitting_host_first_when_packing(settings, three_hosts):
@@ -37,8 +37,8 @@ def test_it_ranks_the_fullest_fitting_host_first_when_packing(settings, three_ho
     settings.SCHEDULER_STRATEGY = "pack"
     full, empty, middle = three_hosts
     # when ranking, then the fullest host comes first
-    assert scheduler.rank(request()) == [full.pk, middle.pk, empty.pk]
-    assert scheduler.place(request()).host_id == full.pk
+    assert scheduling.rank(request()) == [full.pk, middle.pk, empty.pk]
+    assert scheduling.place(request()).host_id == full.pk
 
 
 def test_it_packs_until_the_host_is_full_then_moves_on(settings):
@@ -46,7 +46,7 @@ def test_it_packs_until_the_host_is_full_then_moves_on(settings):
     settings.SCHEDULER_STRATEGY = "pack"
     first, second = HostFactory(memory_mib=9 * 1024), HostFactory(memory_mib=9 * 1024)
     # when four desktops are placed
-    hosts = [scheduler.place(request(n)).host_id for n in range(1, 5)]
+    hosts = [scheduling.place(request(n)).host_id for n in range(1, 5)]
     # then the first host is filled before the second is used
     assert hosts == [first.pk, first.pk, second.pk, second.pk]
 
@@ -56,7 +56,7 @@ def test_it_spreads_desktops_across_hosts_in_turn(settings):
     settings.SCHEDULER_STRATEGY = "spread"
     first, second = HostFactory(), HostFactory()
     # when four desktops are placed, then they alternate (ties go to the lower id)
-    hosts = [scheduler.place(request(n)).host_id for n in range(1, 5)]
+    hosts = [scheduling.place(request(n)).host_id for n in range(1, 5)]
     assert hosts == [first.pk, second.pk, first.pk, second.pk]
 
 
@@ -66,17 +66,17 @@ def test_it_weighs_ram_above_cpu(settings):
     low_ram = HostFactory(allocated_memory_mib=32 * 1024)
     low_cpu = HostFactory(allocated_vcpus=32)
     # when ranking, then the host with more free RAM wins
-    assert scheduler.rank(request()) == [low_cpu.pk, low_ram.pk]
+    assert scheduling.rank(request()) == [low_cpu.pk, low_ram.pk]
 
 
 def test_it_uses_the_configured_strategy_in_the_weighers(settings):
     # given each strategy, when building the weighers, then pack negates spread
-    spread = scheduler.weighers(SchedulerStrategy.SPREAD)
-    pack = scheduler.weighers(SchedulerStrategy.PACK)
+    spread = scheduling.weighers(SchedulerStrategy.SPREAD)
+    pack = scheduling.weighers(SchedulerStrategy.PACK)
     assert [w.multiplier for w in spread] == [2.0, 1.0]
     assert [w.multiplier for w in pack] == [-2.0, -1.0]
     settings.SCHEDULER_STRATEGY = "fastest"
     from django.core.exceptions import ImproperlyConfigured
 
     with pytest.raises(ImproperlyConfigured, match="spread or pack"):
-        scheduler.weighers()
+        scheduling.weighers()

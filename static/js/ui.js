@@ -1,4 +1,4 @@
-// Shared by the portal and the admin console: API calls, following operations, confirmation dialogs.
+// Shared by the portal and the tenant admin (manage) pages: API calls, following operations, confirmation dialogs.
 const csrf = () => document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
 
 export async function api(method, url, body) {

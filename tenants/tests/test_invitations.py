@@ -20,7 +20,7 @@ from tests.fixtures import api_client, login_client
 
 def _invite(world, email: str, role: str = Role.MEMBER) -> str:
     response = login_client(world.admin, world.tenant).post(
-        "/admin-console/members/", {"action": "invite", "email": email, "role": role}
+        "/manage/members/", {"action": "invite", "email": email, "role": role}
     )
     assert response.status_code == 302
     link = re.search(r"http://testserver(/invitations/[^/\s]+/)", mail.outbox[-1].body).group(1)

@@ -55,11 +55,11 @@ def test_it_does_not_let_members_manage_people(alice):
     target = alice.membership(alice.admin)
     assert client.patch(f"/api/v1/members/{target.pk}/", {"role": "member"}).status_code == 403
     assert client.delete(f"/api/v1/members/{target.pk}/").status_code == 403
-    assert login_client(alice.member, alice.tenant).get("/admin-console/members/").status_code == 403
+    assert login_client(alice.member, alice.tenant).get("/manage/members/").status_code == 403
 
 
 def test_it_shows_admins_the_members_page(alice, bob):
-    page = login_client(alice.admin, alice.tenant).get("/admin-console/members/")
+    page = login_client(alice.admin, alice.tenant).get("/manage/members/")
     assert page.status_code == 200
     assert alice.member.email.encode() in page.content
     assert bob.member.email.encode() not in page.content

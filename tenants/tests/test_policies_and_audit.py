@@ -43,9 +43,9 @@ def test_it_shows_the_audit_log_to_admins_of_that_tenant_only(alice, bob):
     assert [e["data"]["after"] for e in events] == [{"idle_timeout_minutes": 5}]
     assert events[0]["actor"] == alice.admin.email
     assert api_client(alice.member, alice.tenant).get("/api/v1/audit-events/").status_code == 403
-    page = login_client(alice.admin, alice.tenant).get("/admin-console/audit/")
+    page = login_client(alice.admin, alice.tenant).get("/manage/audit/")
     assert page.status_code == 200 and b"tenant.policies" in page.content
-    assert login_client(alice.member, alice.tenant).get("/admin-console/audit/").status_code == 403
+    assert login_client(alice.member, alice.tenant).get("/manage/audit/").status_code == 403
 
 
 def test_it_serves_the_schema_and_docs_from_local_files(db):

@@ -1,4 +1,4 @@
-"""Tenant admin console pages: the dashboard, every desktop with bulk actions, pools, private templates."""
+"""Tenant admin (manage) pages: the dashboard, every desktop with bulk actions, pools, private templates."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
-from desktops.admin_console.forms import PoolForm, TemplateForm
 from desktops.choices import DesktopKind, DesktopState, Visibility
+from desktops.manage.forms import PoolForm, TemplateForm
 from desktops.models import Desktop, DesktopTemplate, Pool
 from desktops.services import bulk, dashboard, pools, templates
 from desktops.views import decorate
@@ -23,7 +23,7 @@ DESKTOPS_SHOWN = 500
 
 
 class AdminPage(TenantPageMixin):
-    """Every page of the console is for tenant admins (owners and admins)."""
+    """Every manage page is for tenant admins (owners and admins)."""
 
     admin_required = True
 
@@ -31,7 +31,7 @@ class AdminPage(TenantPageMixin):
 class DashboardView(AdminPage, View):
     """People, desktops, idle deadlines, quota use, room per template, and desktop-hours per day."""
 
-    template_name = "desktops/admin_console/dashboard.html"
+    template_name = "desktops/manage/dashboard.html"
 
     def get(self, request: HttpRequest) -> HttpResponse:
         figures = dashboard.build(request.tenant)
@@ -42,7 +42,7 @@ class DashboardView(AdminPage, View):
 class DashboardFiguresView(DashboardView):
     """The dashboard's figures alone, which the page re-fetches every few seconds."""
 
-    template_name = "desktops/admin_console/partials/figures.html"
+    template_name = "desktops/manage/partials/figures.html"
 
 
 class DesktopsView(AdminPage, View):
@@ -71,7 +71,7 @@ class DesktopsView(AdminPage, View):
             "filters": {key: request.GET.get(key, "") for key in ("state", "person", "template")},
             "pooled": DesktopKind.POOLED,
         }
-        return render(request, "desktops/admin_console/desktops.html", context)
+        return render(request, "desktops/manage/desktops.html", context)
 
 
 class BulkActionView(AdminPage, View):
@@ -82,30 +82,30 @@ class BulkActionView(AdminPage, View):
         runs = {"snapshot_all": (bulk.snapshot_all, "Snapshot"), "stop_idle": (bulk.stop_all_idle, "Stop")}
         if action not in runs:
             messages.error(request, "Unknown bulk action.")
-            return redirect("portal:admin-desktops")
+            return redirect("manage:desktops")
         run, verb = runs[action]
         result = run(tenant=request.tenant, actor=request.user, ip=client_ip(request))
         messages.success(request, result.summary(verb))
         for desktop, reason in result.skipped[:5]:
             messages.info(request, f"{desktop.name} ({desktop.user or 'pool'}): skipped, {reason}.")
-        return redirect(request.POST.get("next") or "portal:admin-desktops")
+        return redirect(request.POST.get("next") or "manage:desktops")
 
 
 class PoolsView(AdminPage, View):
     """Warm pools per template with their current warm count; create one."""
 
     def templates(self) -> QuerySet:
-        return DesktopTemplate.objects.for_tenant(self.request.tenant)
+        return DesktopTemplate.objects.launchable_by(self.request.tenant)
 
     def context(self, form: PoolForm) -> dict:
         return {"pools": self.scoped(Pool.objects.select_related("template")), "form": form}
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, "desktops/admin_console/pools.html", self.context(PoolForm(templates=self.templates())))
+        return render(request, "desktops/manage/pools.html", self.context(PoolForm(templates=self.templates())))
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = PoolForm(request.POST, templates=self.templates())
-        return save_pool_form(self, request, form, pool=None, template_name="desktops/admin_console/pools.html")
+        return save_pool_form(self, request, form, pool=None, template_name="desktops/manage/pools.html")
 
 
 def save_pool_form(
@@ -126,7 +126,7 @@ def save_pool_form(
             form.add_error(None, error.detail)
         else:
             messages.success(request, f"Pool {saved.name} saved; it refills in the background.")
-            return redirect("portal:admin-pools")
+            return redirect("manage:pools")
     return render(request, template_name, view.context(form), status=400)
 
 
@@ -142,12 +142,12 @@ class PoolEditView(AdminPage, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         pool = self.pool(pk)
         form = PoolForm(instance=pool, templates=DesktopTemplate.objects.filter(pk=pool.template_id))
-        return render(request, "desktops/admin_console/pool_edit.html", self.context(form))
+        return render(request, "desktops/manage/pool_edit.html", self.context(form))
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         pool = self.pool(pk)
         form = PoolForm(request.POST, instance=pool, templates=DesktopTemplate.objects.filter(pk=pool.template_id))
-        return save_pool_form(self, request, form, pool=pool, template_name="desktops/admin_console/pool_edit.html")
+        return save_pool_form(self, request, form, pool=pool, template_name="desktops/manage/pool_edit.html")
 
 
 class PoolDeleteView(AdminPage, View):
@@ -158,7 +158,7 @@ class PoolDeleteView(AdminPage, View):
         name = pool.name
         pools.delete_pool(pool=pool, actor=request.user)
         messages.success(request, f"Pool {name} removed; its unassigned desktops are being deleted.")
-        return redirect("portal:admin-pools")
+        return redirect("manage:pools")
 
 
 class TemplatesView(AdminPage, View):
@@ -166,10 +166,10 @@ class TemplatesView(AdminPage, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         context = {
-            "private": self.scoped(DesktopTemplate.owned.select_related("image").order_by("name")),
+            "private": self.scoped(DesktopTemplate.objects.select_related("image").order_by("name")),
             "public": DesktopTemplate.objects.filter(visibility=Visibility.PUBLIC, enabled=True).order_by("name"),
         }
-        return render(request, "desktops/admin_console/templates.html", context)
+        return render(request, "desktops/manage/templates.html", context)
 
 
 class TemplateEditView(AdminPage, View):
@@ -178,10 +178,10 @@ class TemplateEditView(AdminPage, View):
     def template(self, pk: int | None) -> DesktopTemplate:
         if pk is None:
             return DesktopTemplate(tenant=self.request.tenant, visibility=Visibility.TENANT)
-        return get_object_or_404(self.scoped(DesktopTemplate.owned.all()), pk=pk)
+        return get_object_or_404(self.scoped(DesktopTemplate.objects.all()), pk=pk)
 
     def render_form(self, request: HttpRequest, form: TemplateForm, status: int = 200) -> HttpResponse:
-        return render(request, "desktops/admin_console/template_edit.html", {"form": form}, status=status)
+        return render(request, "desktops/manage/template_edit.html", {"form": form}, status=status)
 
     def get(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
         return self.render_form(request, TemplateForm(instance=self.template(pk)))
@@ -203,4 +203,4 @@ class TemplateEditView(AdminPage, View):
             form.add_error(None, error.detail)
             return self.render_form(request, form, status=error.status)
         messages.success(request, f"Template {saved.name} saved.")
-        return redirect("portal:admin-templates")
+        return redirect("manage:templates")

@@ -1,5 +1,7 @@
 """manage.py build_demo_image: build the small demo Linux, register it and its "Demo Linux" template."""
 
+# In desktops, not hosts: it creates a DesktopTemplate, and hosts never imports desktops.
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -8,6 +10,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from desktops.models import DesktopTemplate
+from hosts import demo_image
+from hosts.errors import ImageExists
+from hosts.models import Host
+from hosts.services import images
 from quetzal.errors import ServiceError
 
 IMAGE_NAME = "Demo Linux image"
@@ -22,8 +29,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-copy", action="store_true", help="do not copy the image to the hosts now")
 
     def handle(self, *args, **options) -> None:
-        from hosts import demo_image
-
         dest = Path(options["dest"]) if options["dest"] else demo_image.default_image_dir()
         try:
             built = demo_image.build_demo_image(dest)
@@ -36,9 +41,6 @@ class Command(BaseCommand):
             self._copy(image)
 
     def _import(self, built):
-        from hosts.errors import ImageExists
-        from hosts.services import images
-
         arguments = {
             "path": built.disk,
             "fmt": built.disk_format,
@@ -57,8 +59,6 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.detail} [{exc.code}]") from None
 
     def _template(self, image):
-        from desktops.models import DesktopTemplate
-
         with transaction.atomic():
             template, _ = DesktopTemplate.objects.update_or_create(
                 name=TEMPLATE_NAME,
@@ -80,9 +80,6 @@ class Command(BaseCommand):
 
     def _copy(self, image) -> None:
         """Copy to every enabled host now, so `make run` can launch the demo at once."""
-        from hosts.models import Host
-        from hosts.services import images
-
         for host in Host.objects.filter(enabled=True):
             try:
                 copy = images.copy_image_to_host(image=image, host=host)

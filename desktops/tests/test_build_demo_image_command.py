@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from desktops.models import DesktopTemplate
 from hosts import demo_image
 from hosts.choices import CopyState
 from hosts.models import Image, ImageCopy
@@ -39,8 +40,6 @@ def fake_build(tmp_path: Path, content: bytes = b""):
 
 
 def test_it_imports_the_demo_image_and_creates_the_public_template(monkeypatch, tmp_path):
-    from desktops.models import DesktopTemplate
-
     # given a demo build
     monkeypatch.setattr(demo_image, "build_demo_image", fake_build(tmp_path))
     # when the command runs twice
@@ -58,8 +57,6 @@ def test_it_imports_the_demo_image_and_creates_the_public_template(monkeypatch, 
 
 
 def test_it_moves_the_template_to_a_rebuilt_image(monkeypatch, tmp_path):
-    from desktops.models import DesktopTemplate
-
     # given a demo imported once
     monkeypatch.setattr(demo_image, "build_demo_image", fake_build(tmp_path))
     call_command("build_demo_image", "--no-copy")

@@ -1,11 +1,11 @@
-// The tenant admin console: confirmations, the desktop-hours chart, and live usage from live.js.
+// The tenant admin (manage) pages: confirmations, the desktop-hours chart, and live usage from live.js.
 import { dayBars, liveLines } from "./charts.js";
 import { confirmForms } from "./ui.js";
 
 confirmForms();
 
 // On phones the sidebar is a strip of tabs: keep the current one in view.
-document.querySelector(".console-nav [aria-current=page]")?.scrollIntoView({ block: "nearest", inline: "center" });
+document.querySelector(".manage-nav [aria-current=page]")?.scrollIntoView({ block: "nearest", inline: "center" });
 
 const hours = document.getElementById("hours-chart-data");
 if (hours) dayBars(document.getElementById("hours-chart"), JSON.parse(hours.textContent));

@@ -1,4 +1,4 @@
-"""Members, policies and the audit log as pages of the admin console."""
+"""Members, policies and the audit log as tenant admin (manage) pages."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from tenants.views.pages import PoliciesView
 from tests.fixtures import login_client
 
 
-def test_it_puts_members_policies_and_audit_in_the_console_sidebar(alice):
+def test_it_puts_members_policies_and_audit_in_the_manage_sidebar(alice):
     client = login_client(alice.admin, alice.tenant)
-    for path in ("/admin-console/members/", "/admin-console/policies/", "/admin-console/audit/"):
+    for path in ("/manage/members/", "/manage/policies/", "/manage/audit/"):
         page = client.get(path).content.decode()
-        assert 'class="console-nav"' in page
+        assert 'class="manage-nav"' in page
         assert f'href="{path}" aria-current="page"' in page
-        for link in ("/admin-console/", "/admin-console/pools/", "/admin-console/templates/", "/console/sessions/"):
+        for link in ("/manage/", "/manage/pools/", "/manage/templates/", "/console/sessions/"):
             assert f'href="{link}"' in page
 
 
@@ -32,7 +32,7 @@ def test_it_saves_policies_from_the_page_and_audits_them(alice):
     client = login_client(alice.admin, alice.tenant)
     data = {field: value for field, value in PoliciesForm(instance=alice.tenant).initial.items() if value is not False}
     data.update(max_running_per_user=1, idle_action="hibernate")
-    response = client.post("/admin-console/policies/", data)
+    response = client.post("/manage/policies/", data)
     assert response.status_code == 302
     alice.tenant.refresh_from_db()
     assert (alice.tenant.max_running_per_user, alice.tenant.idle_action) == (1, "hibernate")
@@ -49,7 +49,7 @@ def test_it_filters_the_audit_log_by_kind_person_and_dates(alice, bob):
     client = login_client(alice.admin, alice.tenant)
 
     def actions(query: str) -> list[str]:
-        page = client.get(f"/admin-console/audit/{query}").content.decode()
+        page = client.get(f"/manage/audit/{query}").content.decode()
         return re.findall(r"<td><code>([\w.]+)</code></td>", page)
 
     assert actions("?category=console") == ["console.close", "console.open", "console.open"]

@@ -19,26 +19,10 @@ from hosts import conf
 from hosts.choices import GpuProfileKind, SchedulerStrategy
 from hosts.errors import NoCapacity
 from hosts.models import Allocation, Host, HostDevice
-from hosts.scheduling.filters import CLAIM_FILTERS, FILTERS, HostFilter, condition, where
-from hosts.scheduling.request import GpuNeed, Placement, PlacementRequest, parse_gpu_profile
+from hosts.scheduling.filters import CLAIM_FILTERS, FILTERS, condition, where
+from hosts.scheduling.request import Placement, PlacementRequest, parse_gpu_profile
 from hosts.scheduling.sql import fetch
-from hosts.scheduling.weighers import weighers, weight_sql
-
-__all__ = [
-    "FILTERS",
-    "GpuNeed",
-    "HostFilter",
-    "NoCapacity",
-    "Placement",
-    "PlacementRequest",
-    "fits_count",
-    "parse_gpu_profile",
-    "place",
-    "rank",
-    "release",
-    "resync_counters",
-    "weighers",
-]
+from hosts.scheduling.weighers import weight_sql
 
 log = logging.getLogger(__name__)
 

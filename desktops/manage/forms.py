@@ -1,4 +1,4 @@
-"""Forms of the tenant admin console."""
+"""Forms of the tenant admin (manage) pages."""
 
 from __future__ import annotations
 

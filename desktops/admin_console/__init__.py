@@ -1,1 +1,0 @@
-"""The tenant admin console: dashboard, desktops and bulk actions, pools, private templates."""

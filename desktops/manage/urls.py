@@ -1,0 +1,21 @@
+"""Routes of the tenant admin pages ("manage"), in their own namespace: manage:dashboard, manage:pools, ..."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from desktops.manage import views
+
+app_name = "manage"
+urlpatterns = [
+    path("manage/", views.DashboardView.as_view(), name="dashboard"),
+    path("manage/figures/", views.DashboardFiguresView.as_view(), name="figures"),
+    path("manage/desktops/", views.DesktopsView.as_view(), name="desktops"),
+    path("manage/desktops/bulk/", views.BulkActionView.as_view(), name="bulk"),
+    path("manage/pools/", views.PoolsView.as_view(), name="pools"),
+    path("manage/pools/<int:pk>/", views.PoolEditView.as_view(), name="pool"),
+    path("manage/pools/<int:pk>/delete/", views.PoolDeleteView.as_view(), name="pool-delete"),
+    path("manage/templates/", views.TemplatesView.as_view(), name="templates"),
+    path("manage/templates/new/", views.TemplateEditView.as_view(), name="template-new"),
+    path("manage/templates/<int:pk>/", views.TemplateEditView.as_view(), name="template"),
+]
