@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 VENDOR := static/vendor
+# The code held to mypy (with django-stubs) inside `make test`.
+TYPED := tenants/services hosts/services desktops/services billing/services hosts/hypervisor hosts/scheduling desktops/state.py
 
 .PHONY: run test bench lint format vendor migrate venv clean system libvirt-binding
 
@@ -48,6 +50,7 @@ run: system libvirt-binding
 test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy $(TYPED)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: venv

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import stripe
+from stripe.params import CustomerCreateParams
 
 from billing import conf
 from billing.errors import BadSignature, BillingDisabled, StripeRejected, StripeUnavailable
@@ -99,7 +101,7 @@ def create_usage_price(*, meter_id: str, currency: str, unit_amount_decimal: str
         price = client.v1.prices.create(
             params={
                 "currency": currency,
-                "unit_amount_decimal": unit_amount_decimal,
+                "unit_amount_decimal": Decimal(unit_amount_decimal),
                 "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
                 "product_data": {"name": product_name},
             },
@@ -113,7 +115,7 @@ def create_usage_price(*, meter_id: str, currency: str, unit_amount_decimal: str
 
 def create_customer(*, name: str, email: str, metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:
     client = _client()
-    params: dict[str, Any] = {"name": name, "metadata": metadata}
+    params: CustomerCreateParams = {"name": name, "metadata": metadata}
     if email:
         params["email"] = email
     with _calling("creating the customer"):

@@ -127,7 +127,7 @@ def _record(
     """Append one event; callers run it inside their own transaction."""
     return AuditEvent.objects.create(
         action=AuditAction(action).value,
-        actor=actor if actor is not None and getattr(actor, "is_authenticated", False) else None,
+        actor=actor if isinstance(actor, User) else None,
         tenant=tenant,
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",

@@ -15,7 +15,6 @@ APP_ORDER = ("tenants", "hosts", "desktops", "billing")
 RANK = {app: rank for rank, app in enumerate(APP_ORDER)}
 
 
-
 @dataclass(frozen=True)
 class ImportLine:
     path: str  # relative to the repository root

@@ -56,6 +56,13 @@ class BillingAccount(models.Model):
         return f"Billing of {self.tenant}"
 
     @property
+    def customer_id(self) -> str:
+        """The Stripe customer id; every caller runs after ensure_account, which always sets it."""
+        if not self.stripe_customer_id:
+            raise ValueError(f"{self} has no Stripe customer yet")
+        return self.stripe_customer_id
+
+    @property
     def in_arrears(self) -> bool:
         return self.arrears_since is not None
 

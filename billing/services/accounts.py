@@ -98,7 +98,7 @@ def ensure_account(*, tenant: Tenant, now: datetime | None = None) -> BillingAcc
         )
         start = month_period(oldest).start if oldest and oldest < period.start else period.start
         subscription = stripe_api.create_subscription(
-            customer_id=account.stripe_customer_id,
+            customer_id=account.customer_id,
             price_id=catalog.price_id,
             backdate_start=start,
             anchor=period.end,
@@ -127,7 +127,7 @@ def start_checkout(*, tenant: Tenant, actor, success_url: str, cancel_url: str, 
     """A Stripe Checkout page (setup mode) where a tenant admin saves a payment method."""
     account = _payable_account(tenant)
     session = stripe_api.create_setup_checkout(
-        customer_id=account.stripe_customer_id,
+        customer_id=account.customer_id,
         currency=account.currency,
         success_url=success_url,
         cancel_url=cancel_url,
@@ -139,7 +139,7 @@ def start_checkout(*, tenant: Tenant, actor, success_url: str, cancel_url: str, 
 def open_portal(*, tenant: Tenant, actor, return_url: str, ip: str | None = None) -> str:
     """The Stripe customer portal, where a tenant admin manages payment methods and invoices."""
     account = _payable_account(tenant)
-    session = stripe_api.create_portal_session(customer_id=account.stripe_customer_id, return_url=return_url)
+    session = stripe_api.create_portal_session(customer_id=account.customer_id, return_url=return_url)
     events.billing_portal_opened(actor=actor, tenant=tenant, account=account, ip=ip)
     return session["url"]
 
@@ -188,7 +188,7 @@ def complete_checkout(*, account: BillingAccount, session_id: str) -> str:
         payment_method = payment_method.get("id")
     if not payment_method:
         return "checkout without a payment method"
-    stripe_api.set_default_payment_method(customer_id=account.stripe_customer_id, payment_method_id=payment_method)
+    stripe_api.set_default_payment_method(customer_id=account.customer_id, payment_method_id=payment_method)
     refresh_payment_method(account=account)
     events.billing_payment_method_set(account=account, payment_method=payment_method)
     return "payment method set"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -121,7 +122,7 @@ def _new_open_row(desktop: Desktop, start: datetime, like: UsageInterval | None 
     """Create the desktop's open row; None when one exists already (the constraint decided)."""
     template = desktop.template
     fallback = like.price_per_hour if like is not None else template.price_per_hour
-    values = (
+    values: dict[str, Any] = (
         _copy(like)
         if like is not None
         else {
@@ -129,7 +130,7 @@ def _new_open_row(desktop: Desktop, start: datetime, like: UsageInterval | None 
             "desktop_id": desktop.pk,
             "desktop_name": desktop.name[:100],
             "user_id": desktop.user_id,
-            "person_email": desktop.user.email if desktop.user_id else "",
+            "person_email": desktop.user.email if desktop.user is not None else "",
             "template_id": template.pk,
             "template_name": template.name[:100],
             "currency": conf.currency(),

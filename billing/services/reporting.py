@@ -19,7 +19,7 @@ import socket
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -60,7 +60,7 @@ def batch_unreported(*, now: datetime | None = None) -> int:
         .order_by("tenant_id", "started_at")
         .values_list("pk", "tenant_id", "started_at")[:BATCH_ROWS]
     )
-    groups: dict[tuple[int, object], list[int]] = defaultdict(list)
+    groups: dict[tuple[int, date], list[int]] = defaultdict(list)
     for pk, tenant_id, started_at in pending:
         groups[(tenant_id, started_at.date())].append(pk)
     made = 0
@@ -116,7 +116,7 @@ def send_report(report: UsageReport, *, now: datetime) -> bool:
         try:
             result = stripe_api.create_meter_event(
                 event_name=catalog.event_name,
-                customer_id=report.account.stripe_customer_id,
+                customer_id=report.account.customer_id,
                 value=report.value,
                 identifier=report.identifier,
                 timestamp=report.event_timestamp,

@@ -20,7 +20,7 @@ from tenants.models import Membership, Tenant
 # An open console whose proxy has not reported for this long is not counted as connected.
 CONNECTED_WITHIN = timedelta(minutes=3)
 
-_IDLE_VERBS = {
+_IDLE_VERBS: dict[str, str] = {
     IdleAction.STOP: "stopping",
     IdleAction.HIBERNATE: "hibernating",
     IdleAction.RECYCLE: "recycling",

@@ -83,6 +83,8 @@ def intervals_from_operations(*, tenant, since: datetime, now: datetime) -> list
     intervals: list[tuple[datetime, datetime]] = []
     open_since: dict[int, datetime] = {}
     for desktop_id, kind, params, finished_at in rows:
+        if finished_at is None:
+            continue  # the query already excludes these; this tells the type checker
         if _starts_run(kind, params or {}):
             open_since.setdefault(desktop_id, finished_at)
         elif kind in _ENDS and desktop_id in open_since:

@@ -54,7 +54,7 @@ def console_preferences(user: User) -> ConsolePreferences:
     stored = (user.preferences or {}).get("console") or {}
     scaling = stored.get("scaling") if stored.get("scaling") in Scaling.values else Scaling.FIT
     quality = stored.get("quality") if stored.get("quality") in Quality.values else Quality.BALANCED
-    return ConsolePreferences(scaling=scaling, quality=quality)
+    return ConsolePreferences(scaling=str(scaling), quality=str(quality))
 
 
 def set_console_preferences(*, user: User, scaling: str, quality: str, ip: str | None = None) -> ConsolePreferences:

@@ -63,7 +63,7 @@ def save_private_template(
         raise NotFound("No such template in your organisation.")
     creating = template is None
     with transaction.atomic():
-        if creating:
+        if template is None:
             template = DesktopTemplate(tenant=tenant, visibility=Visibility.TENANT)
             before: dict[str, Any] = {}
         else:

@@ -264,7 +264,7 @@ class LibvirtHypervisor:
                     name=dom.name(),
                     uuid=dom.UUIDString(),
                     desktop_id=meta.desktop_id,
-                    state=domain_state(int(record.get("state.state", 0))),
+                    state=domain_state(int(str(record.get("state.state", 0)))),
                     tenant_slug=meta.tenant_slug,
                 )
                 for dom, meta, record in self._ours(records)

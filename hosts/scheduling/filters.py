@@ -141,6 +141,8 @@ class ImageFilter(HostFilter):
         )
 
     def message(self, request: PlacementRequest, survivors: QuerySet[Host]) -> str:
+        if request.image_id is None:
+            return "no image was asked for"
         name = Image.objects.filter(pk=request.image_id).values_list("name", flat=True).first()
         if name is None:
             return f"image {request.image_id} does not exist"

@@ -226,6 +226,8 @@ def release(desktop_id: int) -> None:
 
 
 def _release_device(allocation: Allocation) -> None:
+    if allocation.gpu_device_id is None:
+        return
     gpu = parse_gpu_profile(allocation.gpu_profile)
     devices = HostDevice.objects.filter(pk=allocation.gpu_device_id)
     if gpu.kind == GpuProfileKind.PASSTHROUGH:
