@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hosts import demo_image as di
+from hosts.checksums import sha256_file
 from hosts.demo_image import DemoImage
 from hosts.tests.qemu_fixtures import demo_image_isolated  # noqa: F401 (fixture)
 
@@ -43,7 +44,7 @@ def test_it_builds_kernel_initrd_and_disk(demo_image_isolated: DemoImage) -> Non
 def test_it_reports_the_disk_checksum_and_format(demo_image_isolated: DemoImage) -> None:  # noqa: F811
     """disk_sha256 matches the file and qemu-img sees a 64 MiB qcow2."""
     image = demo_image_isolated
-    assert image.disk_sha256 == di.sha256_file(image.disk)
+    assert image.disk_sha256 == sha256_file(image.disk)
     if shutil.which("qemu-img") is None:
         pytest.skip("qemu-img not installed")
     info = json.loads(
@@ -116,14 +117,14 @@ def test_it_rebuilds_a_damaged_image(tmp_path: Path, demo_image_isolated: DemoIm
     image = di.build_demo_image(tmp_path)
     image.disk.write_bytes(b"not a disk")
     rebuilt = di.build_demo_image(tmp_path)
-    assert rebuilt.disk_sha256 == di.sha256_file(rebuilt.disk) == image.disk_sha256
+    assert rebuilt.disk_sha256 == sha256_file(rebuilt.disk) == image.disk_sha256
 
 
 def test_it_is_reproducible(tmp_path: Path, demo_image_isolated: DemoImage) -> None:  # noqa: F811
     """Two builds from the same packages give byte-identical initramfs and disk."""
     other = di.build_demo_image(tmp_path)
     assert other.disk_sha256 == demo_image_isolated.disk_sha256
-    assert di.sha256_file(other.initrd) == di.sha256_file(demo_image_isolated.initrd)
+    assert sha256_file(other.initrd) == sha256_file(demo_image_isolated.initrd)
 
 
 def test_it_parses_screens_from_a_serial_log() -> None:
