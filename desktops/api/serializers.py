@@ -7,7 +7,7 @@ from datetime import datetime
 from django.urls import reverse
 from rest_framework import serializers
 
-from desktops.choices import DesktopState, OperationKind
+from desktops.choices import DesktopState
 from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
 from desktops.services.idle import idle_deadline, session_deadline
 
@@ -165,6 +165,3 @@ class PoolSerializer(serializers.ModelSerializer):
         if min_ready > max_size:
             raise serializers.ValidationError({"min_ready": "Must not exceed max_size."})
         return attrs
-
-
-ACTIONS = [k for k in OperationKind.values if k not in (OperationKind.CREATE, OperationKind.RESTORE)]

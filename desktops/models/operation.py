@@ -56,10 +56,6 @@ class Operation(TenantOwned):
         return f"{self.kind} {self.desktop_id} ({self.status})"
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
-
-    @property
     def duration_s(self) -> float | None:
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()

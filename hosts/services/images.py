@@ -7,7 +7,6 @@ import os
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,15 +36,6 @@ log = logging.getLogger(__name__)
 
 QCOW2_MAGIC = b"QFI\xfb"
 UPLOAD_DIR = "images"
-
-
-@dataclass(frozen=True)
-class DiskFacts:
-    """What import learns from an image file."""
-
-    size_bytes: int
-    virtual_size_bytes: int
-    sha256: str
 
 
 def _normalise_checksum(value: str | None) -> str | None:
