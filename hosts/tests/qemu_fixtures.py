@@ -8,7 +8,7 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -95,18 +95,6 @@ def qemu_hypervisor() -> Iterator[Hypervisor]:
 def qtest_prefix() -> str:
     """A unique name prefix for one test's domains and volumes."""
     return f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}-"
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, interval_s: float = 0.2) -> object:
-    """Poll predicate until it returns something truthy; return it, or None on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval_s)
 
 
 def read_text(path: Path) -> str:
