@@ -24,7 +24,8 @@ from desktops.metrics import collection, live
 from desktops.models import Desktop, Operation
 from desktops.models.metrics import DesktopSample, HostSample
 from desktops.tests.conftest import make_test_host
-from desktops.tests.page_world import make_desktop, populate
+from desktops.tests.factories import DesktopFactory
+from desktops.tests.page_world import populate
 from hosts.choices import CopyState
 from hosts.models import Host, ImageCopy
 from tenants.models import Tenant, User
@@ -306,7 +307,7 @@ def test_it_shows_live_numbers_that_change_without_a_reload(alice, world, browse
     dash.evaluate("window.__sameDocument = true")
     until_shown(dash, '[data-testid="live-cpu"]', "0.8", lambda: publish_readings(host, mine, cpu=40, memory_mib=2048))
     assert dash.locator('[data-testid="running"]').text_content() == "3"
-    make_desktop(alice, world["ubuntu"], user=alice.owner)
+    DesktopFactory(world=alice, template=world["ubuntu"], lived_in=True, user=alice.owner)
     dash.locator('[data-testid="running"]', has_text="4").wait_for(timeout=15_000)
     assert dash.evaluate("window.__sameDocument === true")
     phone.shot(dash, "dashboard-live")

@@ -9,6 +9,7 @@ import pytest
 from desktops.metrics.choices import Resolution
 from desktops.metrics.rollups import prune, rollup
 from desktops.models import Desktop, DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.tests.factories import DesktopFactory
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 STEP = timedelta(seconds=5)
@@ -16,9 +17,7 @@ STEP = timedelta(seconds=5)
 
 @pytest.fixture
 def desk(alice, host, template) -> Desktop:
-    return Desktop.objects.create(
-        tenant=alice.tenant, user=alice.member, template=template, name="d", vcpus=2, memory_mib=2048, host=host
-    )
+    return DesktopFactory(world=alice, template=template, host=host)
 
 
 def fill(desk: Desktop, start: datetime, minutes: int) -> None:

@@ -10,21 +10,16 @@ from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, Operation
 from desktops.services.requests import request_action
 from desktops.state import ALLOWED_SOURCES, can_transition, transition
+from desktops.tests.factories import DesktopFactory
 from quetzal.errors import Conflict
 
 PAIRS = [(source, target) for source in DesktopState.values for target in DesktopState.values if source != target]
 
 
-def _desktop(world, template, state: str) -> Desktop:
-    return Desktop.objects.create(
-        tenant=world.tenant, user=world.member, template=template, name="d", vcpus=1, memory_mib=512, state=state
-    )
-
-
 @pytest.mark.parametrize(("source", "target"), PAIRS)
 def test_it_allows_exactly_the_documented_transitions(alice, template, source, target):
     # Given a desktop in `source`
-    desktop = _desktop(alice, template, source)
+    desktop = DesktopFactory(world=alice, template=template, state=source)
     # When something tries to move it to `target`
     won = transition(desktop, target)
     # Then it moves if and only if the table allows it, and the row agrees
@@ -33,7 +28,7 @@ def test_it_allows_exactly_the_documented_transitions(alice, template, source, t
 
 
 def test_it_lets_only_one_of_two_racing_transitions_win(alice, template):
-    desktop = _desktop(alice, template, DesktopState.RUNNING)
+    desktop = DesktopFactory(world=alice, template=template)
     stale_copy = Desktop.objects.get(pk=desktop.pk)
     assert transition(desktop, DesktopState.STOPPING)
     # The second caller read "running" too, but the guarded UPDATE sees "stopping" now.
@@ -48,7 +43,7 @@ def test_it_documents_the_lifecycle_path():
 
 
 def test_it_runs_one_operation_at_a_time(alice, template):
-    desktop = _desktop(alice, template, DesktopState.RUNNING)
+    desktop = DesktopFactory(world=alice, template=template)
     first = request_action(desktop=desktop, kind=OperationKind.REBOOT, actor=alice.member)
     with pytest.raises(Conflict) as refused:
         request_action(desktop=desktop, kind=OperationKind.STOP, actor=alice.member)
