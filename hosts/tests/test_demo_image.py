@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -15,6 +14,7 @@ from hosts import demo_image as di
 from hosts.checksums import sha256_file
 from hosts.demo_image import DemoImage
 from hosts.tests.qemu_fixtures import demo_image_isolated  # noqa: F401 (fixture)
+from tests.services import require_tool
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +45,10 @@ def test_it_reports_the_disk_checksum_and_format(demo_image_isolated: DemoImage)
     """disk_sha256 matches the file and qemu-img sees a 64 MiB qcow2."""
     image = demo_image_isolated
     assert image.disk_sha256 == sha256_file(image.disk)
-    if shutil.which("qemu-img") is None:
-        pytest.skip("qemu-img not installed")
+    qemu_img = require_tool("qemu-img", "qemu-utils")
     info = json.loads(
         subprocess.run(
-            ["qemu-img", "info", "--output=json", str(image.disk)],
+            [qemu_img, "info", "--output=json", str(image.disk)],
             check=True,
             capture_output=True,
             text=True,
@@ -91,10 +90,9 @@ def test_it_packs_the_modules_the_guest_loads(
 
 def test_it_writes_an_archive_gnu_cpio_can_read(demo_image_isolated: DemoImage) -> None:  # noqa: F811
     """Our newc writer agrees with GNU cpio (the format the kernel unpacks)."""
-    if shutil.which("cpio") is None:
-        pytest.skip("cpio not installed")
+    cpio = require_tool("cpio", "cpio")
     listing = subprocess.run(
-        ["cpio", "-it", "--quiet"],
+        [cpio, "-it", "--quiet"],
         input=gzip.decompress(demo_image_isolated.initrd.read_bytes()),
         check=True,
         capture_output=True,

@@ -27,6 +27,7 @@ from hosts.tests.qemu_fixtures import (  # noqa: F401 (fixtures)
     qtest_prefix,
     read_text,
 )
+from tests.services import optional
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.qemu
@@ -271,8 +272,7 @@ def test_it_gives_a_networked_demo_desktop_a_dhcp_lease(
     """On libvirt's NAT network 'default' the guest gets an address (optional on a host)."""
     hv, image, desktop = qemu_hypervisor, demo_image_for_qemu, demo_desktop
     # Networking is optional for Quetzal's demo desktops, so even under CI this only skips.
-    if not _network_active("default"):
-        pytest.skip("libvirt network 'default' is not active on this host")
+    optional(_network_active("default"), "libvirt's NAT network 'default'")
     base_path = hv.volume_upload(POOL, desktop.base_volume, str(image.disk), "qcow2")
     disk_path = hv.volume_create_linked_clone(POOL, desktop.disk_volume, base_path, "qcow2")
     hv.define(_spec(desktop, image, disk_path, 434343, (InterfaceSpec(network="default"),)))
