@@ -62,17 +62,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def serve() -> tuple[subprocess.Popen, int]:
+    """The production ASGI server on a free loopback port, once it accepts connections: (process, port)."""
+    from quetzal.server import asgi_server_command, free_port
 
-
-def serve(port: int) -> subprocess.Popen:
-    """The production ASGI server on 127.0.0.1:port, once it accepts connections."""
-    from quetzal.server import asgi_server_command
-
+    port = free_port()
     server = subprocess.Popen(
         asgi_server_command("127.0.0.1", port, quiet=True),
         cwd=ROOT,
@@ -84,7 +78,7 @@ def serve(port: int) -> subprocess.Popen:
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server
+            return server, port
         except OSError:
             time.sleep(0.1)
     server.kill()

@@ -112,8 +112,7 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-            port = benchdb.free_port()
-            server = benchdb.serve(port)
+            server, port = benchdb.serve()
             try:
                 claim(port, tokens[0], template_id)  # warm the server's imports; not counted
                 timings, ready = [], 0

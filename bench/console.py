@@ -83,12 +83,6 @@ def _tcp_server_main(port: int) -> None:
     asyncio.run(main())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -339,6 +333,7 @@ def main() -> None:
     os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
     os.environ.pop("REDIS_URL", None)
     sys.path.insert(0, str(ROOT))
+    from quetzal.server import free_port
 
     vnc_port, server_port, websockify_port = free_port(), free_port(), free_port()
     server = multiprocessing.Process(target=_tcp_server_main, args=(vnc_port,), daemon=True)

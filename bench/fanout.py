@@ -288,8 +288,7 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-            port = benchdb.free_port()
-            server = benchdb.serve(port)
+            server, port = benchdb.serve()
             publisher_proc = subprocess.Popen(
                 [sys.executable, __file__, "--publisher", "--seconds", str(args.seconds)],
                 cwd=benchdb.ROOT,

@@ -12,20 +12,8 @@ from django.utils import timezone
 
 from billing.models import BillingAccount, Invoice, PriceChange, StripeCatalog, UsageInterval, UsageReport, WebhookEvent
 from billing.services import accounts, invoices, prices, usage
+from quetzal.admin import ReadOnlyAdmin
 from quetzal.errors import ServiceError
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Financial records are written by services only."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(BillingAccount)

@@ -56,16 +56,3 @@ def build_seed_iso(config: SeedConfig) -> bytes:
     iso.write_fp(out)
     iso.close()
     return out.getvalue()
-
-
-def read_seed_iso(data: bytes) -> dict[str, str]:
-    """The files of a seed ISO by name (for tests and support)."""
-    iso = pycdlib.PyCdlib()
-    iso.open_fp(io.BytesIO(data))
-    files = {}
-    for name in ("user-data", "meta-data"):
-        out = io.BytesIO()
-        iso.get_file_from_iso_fp(out, joliet_path="/" + name)
-        files[name] = out.getvalue().decode()
-    iso.close()
-    return files

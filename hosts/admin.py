@@ -16,7 +16,11 @@ from hosts.models import OPERATOR_FIELDS, Allocation, Host, HostDevice, Image, I
 from hosts.services import hosts as host_services
 from hosts.services import images as image_services
 from hosts.services import overview
+from quetzal.admin import ReadOnlyAdmin
 from quetzal.errors import ServiceError
+
+# The operator settings, name aside (asked for on its own, first): the add form, the change form's fieldset.
+HOST_SETTINGS = [f for f in OPERATOR_FIELDS if f != "name"]
 
 _STATE_COLOURS = {HostState.UP: "#2e7d32", HostState.DOWN: "#c62828", HostState.UNKNOWN: "#757575"}
 
@@ -88,7 +92,7 @@ class HostAddForm(forms.ModelForm):
 
     class Meta:
         model = Host
-        fields = ["uri", "name", *[f for f in OPERATOR_FIELDS if f != "name"]]
+        fields = ["uri", "name", *HOST_SETTINGS]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -100,7 +104,7 @@ class HostAddForm(forms.ModelForm):
         super()._post_clean()
         if self.errors:
             return
-        settings = {key: self.cleaned_data[key] for key in OPERATOR_FIELDS if key != "name"}
+        settings = {key: self.cleaned_data[key] for key in HOST_SETTINGS}
         if not settings["console_address"]:
             settings.pop("console_address")
         try:
@@ -149,22 +153,7 @@ class HostAdmin(admin.ModelAdmin):
     health = ["state", "last_heartbeat_at", "last_error", "last_error_at", "allocated_vcpus", "allocated_memory_mib"]
     fieldsets = [
         (None, {"fields": ["name", "uri"]}),
-        (
-            "Operator settings",
-            {
-                "fields": [
-                    "enabled",
-                    "maintenance",
-                    "drain",
-                    "cpu_ratio",
-                    "ram_ratio",
-                    "reserved_memory_mib",
-                    "console_address",
-                    "virt_type",
-                    "storage_pool",
-                ]
-            },
-        ),
+        ("Operator settings", {"fields": HOST_SETTINGS}),
         ("Learned from libvirt", {"fields": learned}),
         ("Health and capacity", {"fields": health}),
     ]
@@ -386,17 +375,9 @@ class ImageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Allocation)
-class AllocationAdmin(admin.ModelAdmin):
+class AllocationAdmin(ReadOnlyAdmin):
+    """Allocations are the scheduler's ledger: written by place() and release() only."""
+
     list_display = ["desktop_id", "host", "vcpus", "memory_mib", "gpu_profile", "gpu_device", "created_at"]
     list_filter = ["host", "gpu_profile"]
     search_fields = ["=desktop_id"]
-
-    # Allocations are the scheduler's ledger: written by place() and release() only.
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

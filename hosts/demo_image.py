@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -17,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from hosts.checksums import sha256_file
 
 # Bump whenever the guest scripts or the layout change, so cached images are rebuilt.
 IMAGE_VERSION = 3
@@ -306,15 +307,6 @@ def read_cpio_names(data: bytes) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def find_kernel() -> tuple[Path, str]:
@@ -681,5 +673,4 @@ __all__ = [
     "last_screen",
     "parse_screens",
     "read_cpio_names",
-    "sha256_file",
 ]

@@ -1,8 +1,9 @@
-"""The production ASGI server's command line, shared by `make run`, the benchmarks and the browser tests."""
+"""The production ASGI server's command line and a free port for it, shared by `make run`, the benchmarks and tests."""
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -36,3 +37,10 @@ def asgi_server_command(host: str, port: int, *, quiet: bool = False) -> list[st
         command += ["--log-level", "warning", "--no-access-log"]
     command.append("quetzal.asgi:application")
     return command
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

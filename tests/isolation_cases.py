@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, OperationFactory, PoolFactory
 from tenants.choices import Role
 from tenants.models import AuditEvent, Invitation, Membership
 from tenants.services import tokens
@@ -49,43 +50,19 @@ def _audit(world):
 
 
 def _template(world):
-    import hashlib
-
-    from desktops.models import DesktopTemplate
-    from hosts.models import Image
-
-    image, _ = Image.objects.get_or_create(
-        name="isolation", defaults={"source_path": "/dev/null", "sha256": hashlib.sha256(b"").hexdigest()}
-    )
-    return DesktopTemplate.objects.create(
-        name=f"{world.tenant.slug} private", image=image, visibility="tenant", tenant=world.tenant
-    )
+    return DesktopTemplateFactory(name=f"{world.tenant.slug} private", visibility="tenant", tenant=world.tenant)
 
 
 def _desktop(world):
-    from desktops.models import Desktop
-
-    return Desktop.objects.create(
-        tenant=world.tenant,
-        user=world.member,
-        template=_template(world),
-        name="isolated",
-        vcpus=1,
-        memory_mib=512,
-        state="running",
-    )
+    return DesktopFactory(world=world, template=_template(world), name="isolated")
 
 
 def _operation(world):
-    from desktops.models import Operation
-
-    return Operation.objects.create(tenant=world.tenant, desktop=_desktop(world), kind="reboot", status="succeeded")
+    return OperationFactory(desktop=_desktop(world), kind="reboot", status="succeeded")
 
 
 def _pool(world):
-    from desktops.models import Pool
-
-    return Pool.objects.create(tenant=world.tenant, template=_template(world), name="isolated pool", min_ready=0)
+    return PoolFactory(world=world, template=_template(world), name="isolated pool", min_ready=0)
 
 
 def _console_session(world):

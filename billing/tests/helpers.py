@@ -1,4 +1,4 @@
-"""Small builders for billing tests: desktops in a given state, ledger rows at given times."""
+"""Small builders for billing tests: ledger rows at given times."""
 
 from __future__ import annotations
 
@@ -8,19 +8,12 @@ from decimal import Decimal
 from billing.models import UsageInterval
 from billing.services import ledger
 from desktops.choices import DesktopState
-from desktops.models import Desktop, DesktopTemplate
+from desktops.models import Desktop
 
 
 def at(text: str) -> datetime:
     """'2025-01-02 10:59:59.900' in UTC."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def desktop_for(world, template: DesktopTemplate, *, state: str = DesktopState.RUNNING, name: str = "desk") -> Desktop:
-    """A desktop row of the world's member (no VM): for ledger arithmetic without libvirt."""
-    return Desktop.objects.create(
-        tenant=world.tenant, user=world.member, template=template, name=name, vcpus=1, memory_mib=512, state=state
-    )
 
 
 def run(desktop: Desktop, start: str, end: str | None = None) -> None:

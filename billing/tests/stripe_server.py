@@ -27,22 +27,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from contextlib import closing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from quetzal.server import free_port
+
 SECRET_KEY = "sk_test_quetzal_billing"
 WEBHOOK_SECRET = "whsec_quetzal_billing_tests"
 MAX_PAST_S = 35 * 24 * 3600
 MAX_FUTURE_S = 5 * 60
-
-
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout_s: float = 15.0) -> bool:

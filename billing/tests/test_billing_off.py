@@ -9,8 +9,9 @@ from billing import stripe_api, tasks
 from billing.errors import BillingDisabled
 from billing.models import UsageInterval
 from billing.services import ledger
-from billing.tests.helpers import at, desktop_for
+from billing.tests.helpers import at
 from billing.tests.stripe_server import sign
+from desktops.tests.factories import DesktopFactory
 from tests.fixtures import api_client, login_client
 
 
@@ -48,7 +49,7 @@ def test_it_has_no_webhook_endpoint(no_stripe, client):
 
 
 def test_it_runs_no_beat_work_and_calls_no_stripe(no_stripe, alice, template):
-    desktop = desktop_for(alice, template)
+    desktop = DesktopFactory(world=alice, template=template)
     assert ledger.open_interval(desktop_id=desktop.pk, at=at("2025-01-02 10:00:00")) is None
     assert tasks.maintain_ledger.apply().get() == {}
     assert tasks.report_usage.apply().get() == {}

@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from billing.models import UsageInterval
 from desktops.services import hours
-from desktops.tests.page_world import make_desktop
+from desktops.tests.factories import DesktopFactory
 
 
 def test_it_reads_the_billing_ledger_when_billing_is_on(alice, template, settings):
     settings.BILLING_ENABLED = True
     now = timezone.now()
-    desktop = make_desktop(alice, template)
+    desktop = DesktopFactory(world=alice, template=template, lived_in=True)
     UsageInterval.objects.create(
         tenant=alice.tenant,
         desktop=desktop,

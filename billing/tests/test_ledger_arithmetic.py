@@ -9,7 +9,8 @@ import pytest
 from billing.models import UsageInterval
 from billing.periods import amount_for, hours, parse_period
 from billing.services import ledger
-from billing.tests.helpers import at, desktop_for, rows, run
+from billing.tests.helpers import at, rows, run
+from desktops.tests.factories import DesktopFactory
 
 pytestmark = pytest.mark.usefixtures("billing_on")
 P = Decimal("0.1000")
@@ -17,7 +18,7 @@ P = Decimal("0.1000")
 
 @pytest.fixture
 def desktop(alice, template):
-    return desktop_for(alice, template)
+    return DesktopFactory(world=alice, template=template)
 
 
 def test_it_counts_whole_seconds_across_an_hour_boundary(desktop):

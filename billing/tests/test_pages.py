@@ -12,8 +12,8 @@ import pytest
 
 from billing.models import BillingAccount, Invoice
 from billing.services import ledger
-from billing.tests.helpers import at, desktop_for, run
-from desktops.models import Desktop, DesktopTemplate
+from billing.tests.helpers import at, run
+from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory
 from tests.factories import UserFactory
 from tests.fixtures import api_client, login_client
 
@@ -23,13 +23,11 @@ pytestmark = pytest.mark.usefixtures("billing_on")
 @pytest.fixture
 def january(alice, bob, template, image):
     """January 2025: alice's member 2 h on Ubuntu, alice's admin 30 min on Windows; bob 1 h."""
-    windows = DesktopTemplate.objects.create(name="Windows 11", image=image, price_per_hour=Decimal("0.50"))
-    run(desktop_for(alice, template, name="m"), "2025-01-02 10:00:00", "2025-01-02 12:00:00")
-    admins = Desktop.objects.create(
-        tenant=alice.tenant, user=alice.admin, template=windows, name="w", vcpus=2, memory_mib=4096, state="running"
-    )
+    windows = DesktopTemplateFactory(name="Windows 11", image=image, price_per_hour=Decimal("0.50"))
+    run(DesktopFactory(world=alice, template=template, name="m"), "2025-01-02 10:00:00", "2025-01-02 12:00:00")
+    admins = DesktopFactory(world=alice, user=alice.admin, template=windows, name="w")
     run(admins, "2025-01-03 09:15:00", "2025-01-03 09:45:00")
-    run(desktop_for(bob, template, name="b"), "2025-01-02 10:00:00", "2025-01-02 11:00:00")
+    run(DesktopFactory(world=bob, template=template, name="b"), "2025-01-02 10:00:00", "2025-01-02 11:00:00")
     return alice
 
 
@@ -59,7 +57,7 @@ def test_it_shows_hours_and_cost_per_template_person_and_day(january, bob):
 
 
 def test_it_counts_a_desktop_still_running_up_to_now(alice, template):
-    desktop = desktop_for(alice, template)
+    desktop = DesktopFactory(world=alice, template=template)
     ledger.open_interval(desktop_id=desktop.pk, at=at("2025-01-01 00:00:00"))
     page = login_client(alice.admin, alice.tenant).get("/manage/billing/")
     assert page.status_code == 200
@@ -129,7 +127,7 @@ def test_it_keeps_the_billing_api_to_tenant_admins(january):
 
 
 def test_it_keeps_typed_names_from_running_as_spreadsheet_formulas(alice, template):
-    desktop = desktop_for(alice, template, name='=HYPERLINK("http://evil.test","x")')
+    desktop = DesktopFactory(world=alice, template=template, name='=HYPERLINK("http://evil.test","x")')
     run(desktop, "2025-01-02 10:00:00", "2025-01-02 10:10:00")
     response = login_client(alice.admin, alice.tenant).get("/manage/billing/usage.csv?period=2025-01")
     [row] = list(csv.DictReader(io.StringIO(response.content.decode())))

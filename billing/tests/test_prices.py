@@ -11,8 +11,9 @@ from django.utils import timezone
 from billing.models import PriceChange, UsageInterval
 from billing.periods import to_second
 from billing.services import ledger, prices
-from billing.tests.helpers import at, desktop_for, rows, run
+from billing.tests.helpers import at, rows, run
 from desktops.models import DesktopTemplate
+from desktops.tests.factories import DesktopFactory
 from quetzal.errors import ServiceError
 from tenants.models import AuditEvent
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("billing_on")
 
 def test_it_splits_a_running_interval_at_a_rate_change(alice, template):
     # Given a desktop running at 0.10/h since 10:00
-    desktop = desktop_for(alice, template)
+    desktop = DesktopFactory(world=alice, template=template)
     ledger.open_interval(desktop_id=desktop.pk, at=at("2025-01-02 10:00:00"))
     # When, at 10:10, the price becomes 0.40/h from 10:20
     prices.change_price(
@@ -38,7 +39,7 @@ def test_it_splits_a_running_interval_at_a_rate_change(alice, template):
 
 def test_it_refuses_a_price_change_in_the_past(alice, template):
     # Given usage already recorded at 0.10/h
-    desktop = desktop_for(alice, template)
+    desktop = DesktopFactory(world=alice, template=template)
     run(desktop, "2025-01-02 10:00:00", "2025-01-02 10:30:00")
     # When someone tries to make 0.90/h apply from 10:15 at 10:40
     with pytest.raises(ServiceError) as refused:
@@ -55,7 +56,7 @@ def test_it_refuses_a_price_change_in_the_past(alice, template):
 
 
 def test_it_prices_new_runs_at_the_price_in_force_when_they_start(alice, template):
-    desktop = desktop_for(alice, template)
+    desktop = DesktopFactory(world=alice, template=template)
     prices.change_price(
         template=template,
         price_per_hour="0.2500",
@@ -69,7 +70,7 @@ def test_it_prices_new_runs_at_the_price_in_force_when_they_start(alice, templat
 
 def test_it_records_a_price_edited_on_the_template_from_that_moment(alice, template):
     # Given a desktop running for the last 20 minutes at 0.10/h
-    desktop = desktop_for(alice, template)
+    desktop = DesktopFactory(world=alice, template=template)
     started = to_second(timezone.now() - timedelta(minutes=20))
     ledger.open_interval(desktop_id=desktop.pk, at=started)
     # When an operator edits the template's price (as in the admin)

@@ -13,7 +13,8 @@ from billing.models import UsageInterval
 from billing.periods import floor_hour, month_period
 from billing.services import reporting
 from billing.tests.conftest import NOWHERE
-from billing.tests.helpers import desktop_for, ran
+from billing.tests.helpers import ran
+from desktops.tests.factories import DesktopFactory
 
 pytestmark = pytest.mark.stripe
 
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.stripe
 def reported(stripe_world, alice, bob, template):
     """Alice's and Bob's usage earlier this month, all reported."""
     start = max(floor_hour(timezone.now()) - timedelta(hours=5), month_period(timezone.now()).start)
-    ran(desktop_for(alice, template), start, start + timedelta(minutes=95, seconds=13))
-    ran(desktop_for(bob, template), start, start + timedelta(seconds=61))
+    ran(DesktopFactory(world=alice, template=template), start, start + timedelta(minutes=95, seconds=13))
+    ran(DesktopFactory(world=bob, template=template), start, start + timedelta(seconds=61))
     reporting.report_usage()
     return start
 
@@ -48,7 +49,7 @@ def test_it_exits_zero_when_the_ledger_and_stripe_agree(reported):
 
 def test_it_exits_non_zero_when_usage_was_not_reported(reported, alice, template):
     ran(
-        desktop_for(alice, template, name="late"),
+        DesktopFactory(world=alice, template=template, name="late"),
         reported + timedelta(hours=2),
         reported + timedelta(hours=2, minutes=1),
     )
@@ -61,7 +62,7 @@ def test_it_exits_non_zero_when_usage_was_not_reported(reported, alice, template
 def test_it_exits_non_zero_when_stripe_did_not_receive_what_was_marked_reported(reported, alice, template):
     # Given a row marked reported that never reached Stripe (a bug, or a lost write)
     ran(
-        desktop_for(alice, template, name="ghost"),
+        DesktopFactory(world=alice, template=template, name="ghost"),
         reported + timedelta(hours=3),
         reported + timedelta(hours=3, minutes=6),
     )

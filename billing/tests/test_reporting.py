@@ -18,7 +18,8 @@ from billing.models import BillingAccount, StripeCatalog, UsageInterval, UsageRe
 from billing.periods import floor_hour
 from billing.services import accounts, reporting
 from billing.tests.conftest import NOWHERE
-from billing.tests.helpers import desktop_for, ledger_millionths, ran
+from billing.tests.helpers import ledger_millionths, ran
+from desktops.tests.factories import DesktopFactory
 
 pytestmark = pytest.mark.stripe
 
@@ -27,7 +28,10 @@ pytestmark = pytest.mark.stripe
 def usage(alice, template):
     """Alice's closed usage over two days: two desktops, runs across hour boundaries."""
     base = floor_hour(timezone.now()) - timedelta(hours=30)
-    first, second = desktop_for(alice, template, name="one"), desktop_for(alice, template, name="two")
+    first, second = (
+        DesktopFactory(world=alice, template=template, name="one"),
+        DesktopFactory(world=alice, template=template, name="two"),
+    )
     ran(first, base + timedelta(minutes=10), base + timedelta(hours=2, minutes=5, seconds=7))
     ran(second, base + timedelta(minutes=59, seconds=59), base + timedelta(hours=1, seconds=1))
     ran(first, base + timedelta(hours=25), base + timedelta(hours=26, minutes=30))
@@ -149,7 +153,11 @@ def test_it_retries_the_task_with_backoff_while_stripe_is_unreachable(billing_on
 
 def test_it_never_charges_an_exempt_tenant(stripe_world, usage, bob, template):
     accounts.set_exempt(account=accounts.account_for(usage.tenant), exempt=True, actor=None)
-    ran(desktop_for(bob, template), timezone.now() - timedelta(hours=3), timezone.now() - timedelta(hours=2))
+    ran(
+        DesktopFactory(world=bob, template=template),
+        timezone.now() - timedelta(hours=3),
+        timezone.now() - timedelta(hours=2),
+    )
     reporting.report_usage()
     assert not UsageReport.objects.filter(tenant=usage.tenant).exists()
     assert BillingAccount.objects.get(tenant=usage.tenant).stripe_customer_id is None

@@ -12,7 +12,8 @@ from django.utils import timezone
 from billing.models import BillingAccount, UsageInterval, UsageReport
 from billing.periods import floor_hour
 from billing.services import accounts, reporting
-from billing.tests.helpers import desktop_for, ledger_millionths, ran
+from billing.tests.helpers import ledger_millionths, ran
+from desktops.tests.factories import DesktopFactory
 from tests.services import require
 
 pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
@@ -24,7 +25,7 @@ def test_it_reports_each_second_once_with_workers_racing(stripe_world, alice, te
     # Given a day of usage on several desktops, and alice already a customer
     base = floor_hour(timezone.now()) - timedelta(hours=20)
     for n in range(6):
-        desktop = desktop_for(alice, template, name=f"d{n}")
+        desktop = DesktopFactory(world=alice, template=template, name=f"d{n}")
         ran(desktop, base + timedelta(minutes=7 * n), base + timedelta(hours=3, seconds=n))
     accounts.ensure_account(tenant=alice.tenant)
     barrier = threading.Barrier(WORKERS)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views import View
 
-from desktops.console import recordings
+from desktops.console import filters, recordings
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
 from quetzal.errors import ServiceError
@@ -34,23 +33,14 @@ class ConsolePageView(TenantPageMixin, View):
         return render(request, "desktops/console.html", context)
 
 
-def _filtered(request: HttpRequest, queryset: QuerySet) -> QuerySet:
-    desktop, person = request.GET.get("desktop", ""), request.GET.get("person", "")
-    if desktop.isdigit():
-        queryset = queryset.filter(desktop_id=desktop)
-    if person.isdigit():
-        queryset = queryset.filter(user_id=person)
-    return queryset
-
-
 class ConsoleSessionsView(TenantPageMixin, View):
     """Tenant admins: who opened which console, from where, for how long, and its recording."""
 
     admin_required = True
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        sessions = _filtered(
-            request, self.scoped(ConsoleSession.objects.select_related("desktop", "user", "recording"))
+        sessions = filters.by_desktop_and_person(
+            self.scoped(ConsoleSession.objects.select_related("desktop", "user", "recording")), request.GET
         )
         context = {
             "sessions": sessions[:SESSIONS_SHOWN],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, F, FloatField, Sum
+from django.db.models import Count, F, FloatField, Model, Sum
 from django.utils import timezone
 
 from desktops.metrics import conf, live
@@ -114,20 +114,40 @@ def _series(key: str, resolution: Resolution, now: datetime | None) -> Series:
     return Series(range=key, resolution=resolution, step_s=step, start=end - RANGES[key].span, end=end)
 
 
-def desktop_series(*, desktop: Desktop, range_key: str, now: datetime | None = None) -> Series:
-    """One desktop's CPU %, memory and I/O over the range."""
+def _recorded_series(
+    *,
+    samples: type[Model],
+    rollups: type[Model],
+    owner: dict[str, object],
+    fields: tuple[str, ...],
+    range_key: str,
+    now: datetime | None,
+) -> Series:
+    """One owner's (desktop's or host's) figures: raw samples for short ranges, rollups beyond."""
     resolution = RANGES[range_key].resolution
     series = _series(range_key, resolution, now)
     if resolution == Resolution.RAW:
-        rows = DesktopSample.objects.filter(desktop=desktop, at__gte=series.start, at__lte=series.end).order_by("at")
+        rows = samples.objects.filter(**owner, at__gte=series.start, at__lte=series.end).order_by("at")
         time_key = "at"
     else:
-        rows = DesktopRollup.objects.filter(
-            desktop=desktop, resolution=resolution, bucket__gte=series.start, bucket__lte=series.end
+        rows = rollups.objects.filter(
+            **owner, resolution=resolution, bucket__gte=series.start, bucket__lte=series.end
         ).order_by("bucket")
         time_key = "bucket"
-    series.columns = _columns(list(rows.values(time_key, *DESKTOP_FIELDS)), time_key, DESKTOP_FIELDS)
+    series.columns = _columns(list(rows.values(time_key, *fields)), time_key, fields)
     return series
+
+
+def desktop_series(*, desktop: Desktop, range_key: str, now: datetime | None = None) -> Series:
+    """One desktop's CPU %, memory and I/O over the range."""
+    return _recorded_series(
+        samples=DesktopSample,
+        rollups=DesktopRollup,
+        owner={"desktop": desktop},
+        fields=DESKTOP_FIELDS,
+        range_key=range_key,
+        now=now,
+    )
 
 
 def tenant_series(*, tenant, range_key: str, now: datetime | None = None) -> Series:
@@ -155,18 +175,9 @@ def tenant_series(*, tenant, range_key: str, now: datetime | None = None) -> Ser
 
 def host_series(*, host: Host, range_key: str, now: datetime | None = None) -> Series:
     """A host's totals and its allocation against capacity over the range."""
-    resolution = RANGES[range_key].resolution
-    series = _series(range_key, resolution, now)
-    if resolution == Resolution.RAW:
-        rows = HostSample.objects.filter(host=host, at__gte=series.start, at__lte=series.end).order_by("at")
-        time_key = "at"
-    else:
-        rows = HostRollup.objects.filter(
-            host=host, resolution=resolution, bucket__gte=series.start, bucket__lte=series.end
-        ).order_by("bucket")
-        time_key = "bucket"
-    series.columns = _columns(list(rows.values(time_key, *HOST_FIELDS)), time_key, HOST_FIELDS)
-    return series
+    return _recorded_series(
+        samples=HostSample, rollups=HostRollup, owner={"host": host}, fields=HOST_FIELDS, range_key=range_key, now=now
+    )
 
 
 def latest_host_samples(*, max_age_s: float | None = None, now: datetime | None = None) -> list[HostSample]:

@@ -75,10 +75,6 @@ class Desktop(TenantOwned):
         """The libvirt domain name: stable, unique, and free of user-supplied text."""
         return f"qz-{self.pk}-{self.domain_uuid.hex[:8]}"
 
-    @property
-    def is_pooled(self) -> bool:
-        return self.kind == DesktopKind.POOLED
-
 
 class DesktopSnapshot(models.Model):
     """A named point in a desktop's disk history."""

@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from desktops.choices import FINISHED_STATUSES, IN_FLIGHT_STATUSES, OperationKind, OperationStatus
+from desktops.choices import IN_FLIGHT_STATUSES, OperationKind, OperationStatus
 from tenants.querysets import TenantOwned, TenantQuerySet
 
 
@@ -60,10 +60,6 @@ class Operation(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.desktop_id} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
 
     @property
     def duration_s(self) -> float | None:

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from desktops.models import DesktopTemplate
 from desktops.tests.browser import chromium  # noqa: F401  (fixture)
+from desktops.tests.factories import DesktopTemplateFactory
 from desktops.tests.qemu_world import demo_template, qemu_host, start_worker  # noqa: F401  (fixtures)
 from hosts.choices import CopyState, HostState
 from hosts.hypervisor import get_hypervisor
@@ -84,7 +85,7 @@ def host(db, tmp_path, image) -> Host:
 
 @pytest.fixture
 def template(image) -> DesktopTemplate:
-    return DesktopTemplate.objects.create(
+    return DesktopTemplateFactory(
         name="Ubuntu Desktop",
         os_family="linux",
         image=image,

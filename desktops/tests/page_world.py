@@ -8,30 +8,10 @@ from decimal import Decimal
 from django.utils import timezone
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind, OperationStatus
-from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
+from desktops.models import Desktop, DesktopSnapshot
+from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, OperationFactory, PoolFactory
 from hosts.models import Image
 from tests.fixtures import TenantWorld
-
-_MEMBER = object()
-
-
-def make_desktop(world: TenantWorld, template: DesktopTemplate, *, user=_MEMBER, state=DesktopState.RUNNING, **fields):
-    """A desktop row in a given state (no VM behind it: for pages and services that only read)."""
-    now = timezone.now()
-    values = dict(
-        tenant=world.tenant,
-        user=world.member if user is _MEMBER else user,
-        template=template,
-        name=template.name,
-        vcpus=template.vcpus,
-        memory_mib=template.memory_mib,
-        state=state,
-        state_changed_at=now - timedelta(minutes=20),
-        running_since=now - timedelta(hours=2, minutes=5) if state == DesktopState.RUNNING else None,
-        last_activity_at=now - timedelta(minutes=20),
-    )
-    values.update(fields)
-    return Desktop.objects.create(**values)
 
 
 def ran(desktop: Desktop, *, hours_ago: float, hours: float, actor=None) -> None:
@@ -39,8 +19,7 @@ def ran(desktop: Desktop, *, hours_ago: float, hours: float, actor=None) -> None
     now = timezone.now()
     start = now - timedelta(hours=hours_ago)
     for kind, at in ((OperationKind.START, start), (OperationKind.STOP, start + timedelta(hours=hours))):
-        Operation.objects.create(
-            tenant_id=desktop.tenant_id,
+        OperationFactory(
             desktop=desktop,
             kind=kind,
             status=OperationStatus.SUCCEEDED,
@@ -54,7 +33,7 @@ def ran(desktop: Desktop, *, hours_ago: float, hours: float, actor=None) -> None
 
 def populate(world: TenantWorld, image: Image) -> dict:
     """Templates, desktops in several states with history, a pool and a private template."""
-    ubuntu = DesktopTemplate.objects.create(
+    ubuntu = DesktopTemplateFactory(
         name="Ubuntu 24.04",
         description="GNOME desktop with Firefox, LibreOffice and VS Code.",
         image=image,
@@ -63,7 +42,7 @@ def populate(world: TenantWorld, image: Image) -> dict:
         disk_gib=40,
         price_per_hour=Decimal("0.12"),
     )
-    windows = DesktopTemplate.objects.create(
+    windows = DesktopTemplateFactory(
         name="Windows 11 Pro",
         description="Office and Teams, joined to nothing.",
         os_family="windows",
@@ -73,7 +52,7 @@ def populate(world: TenantWorld, image: Image) -> dict:
         disk_gib=80,
         price_per_hour=Decimal("0.34"),
     )
-    cad = DesktopTemplate.objects.create(
+    cad = DesktopTemplateFactory(
         name="CAD workstation",
         description="FreeCAD and Blender on a shared GPU.",
         image=image,
@@ -86,20 +65,21 @@ def populate(world: TenantWorld, image: Image) -> dict:
         visibility="tenant",
         tenant=world.tenant,
     )
-    mine = make_desktop(world, ubuntu)
+    mine = DesktopFactory(world=world, template=ubuntu, lived_in=True)
     ran(mine, hours_ago=50, hours=3.5, actor=world.member)
     ran(mine, hours_ago=26, hours=6, actor=world.member)
     DesktopSnapshot.objects.create(desktop=mine, name="before-upgrade")
-    stopped = make_desktop(
-        world,
-        windows,
+    stopped = DesktopFactory(
+        world=world,
+        template=windows,
+        lived_in=True,
         state=DesktopState.STOPPED,
         status_reason="Idle for 60 min with no console connected",
         name="Windows 11 Pro",
     )
     ran(stopped, hours_ago=8, hours=4, actor=world.member)
-    busy = make_desktop(world, ubuntu, user=world.admin, consoles_open=1)
+    busy = DesktopFactory(world=world, template=ubuntu, lived_in=True, user=world.admin, consoles_open=1)
     ran(busy, hours_ago=75, hours=7.5, actor=world.admin)
-    pool = Pool.objects.create(tenant=world.tenant, template=ubuntu, name="Ubuntu pool", min_ready=2, max_size=6)
-    make_desktop(world, ubuntu, user=None, kind=DesktopKind.POOLED, pool=pool)
+    pool = PoolFactory(world=world, template=ubuntu, name="Ubuntu pool", min_ready=2, max_size=6)
+    DesktopFactory(world=world, template=ubuntu, lived_in=True, user=None, kind=DesktopKind.POOLED, pool=pool)
     return {"ubuntu": ubuntu, "windows": windows, "cad": cad, "mine": mine, "stopped": stopped, "pool": pool}

@@ -8,12 +8,8 @@ per process) carries out launches. Screenshots go to test-artifacts/pages/.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,8 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationStatus
@@ -30,14 +24,13 @@ from desktops.metrics import collection, live
 from desktops.metrics.models import DesktopSample, HostSample
 from desktops.models import Desktop, Operation
 from desktops.tests.conftest import make_test_host
-from desktops.tests.page_world import make_desktop, populate
-from desktops.tests.qemu_world import ROOT, wait_until
+from desktops.tests.factories import DesktopFactory
+from desktops.tests.page_world import populate
 from hosts.choices import CopyState
 from hosts.models import Host, ImageCopy
-from quetzal.server import asgi_server_command
 from tenants.models import Tenant, User
 from tests.factories import PASSWORD
-from tests.services import port_open, require
+from tests.processes import ROOT, Child, child_env, require_shared_services, start_asgi_server, start_celery_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -48,74 +41,40 @@ VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 SETTINGS_MODULE = "desktops.tests.browser_settings"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Processes:
     """The server and worker processes of one test, sharing its database, queue and channel prefix."""
 
     def __init__(self, tmp_path: Path) -> None:
-        db = connection.settings_dict
         self.tmp_path = tmp_path
         self.queue = f"pages-{uuid.uuid4().hex[:8]}"
         self.prefix = f"asgi-pages-{uuid.uuid4().hex[:8]}"
-        self.env = dict(
-            os.environ,
+        self.env = child_env(
             DJANGO_SETTINGS_MODULE=SETTINGS_MODULE,
-            DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-            REDIS_URL=settings.REDIS_URL,
             QUETZAL_TEST_QUEUE=self.queue,
             QUETZAL_TEST_CHANNEL_PREFIX=self.prefix,
             QUETZAL_VAR_DIR=str(tmp_path / "var"),
-            # The test users' passwords use the tests' fast hasher; the server must know it.
-            PASSWORD_HASHERS=",".join(settings.PASSWORD_HASHERS),
-            PYTHONUNBUFFERED="1",
         )
-        self.running: list[tuple[subprocess.Popen, Path]] = []
-
-    def _start(self, name: str, command: list[str]) -> tuple[subprocess.Popen, Path]:
-        log_path = self.tmp_path / f"{name}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        self.running.append((process, log_path))
-        return process, log_path
+        self.running: list[Child] = []
 
     def server(self) -> str:
-        port = _free_port()
-        process, log_path = self._start("server", asgi_server_command("127.0.0.1", port))
-        wait_until(lambda: port_open("127.0.0.1", port) or process.poll() is not None, 60)
-        assert process.poll() is None, log_path.read_text()[-3000:]
-        return f"http://127.0.0.1:{port}"
+        server, base = start_asgi_server(env=self.env, log_path=self.tmp_path / "server.log")
+        self.running.append(server)
+        return base
 
     def worker(self) -> None:
-        name = f"pages-{uuid.uuid4().hex[:6]}@%h"
-        command = [sys.executable, "-m", "celery", "-A", "quetzal", "worker", "-l", "INFO", "-P", "threads", "-c", "2"]
-        command += ["-Q", self.queue, "--without-heartbeat", "--without-mingle", "--without-gossip", "-n", name]
-        _, log_path = self._start("worker", command)
-        wait_until(lambda: b"ready." in log_path.read_bytes(), 60)
+        options = ["-P", "threads", "-c", "2", "-Q", self.queue, "-n", f"pages-{uuid.uuid4().hex[:6]}@%h"]
+        self.running.append(start_celery_worker(env=self.env, log_path=self.tmp_path / "worker.log", options=options))
 
     def stop(self) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        for process, log_path in self.running:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
-            shutil.copy(log_path, ARTIFACTS / log_path.name)
+        for child in self.running:
+            child.stop(15)
+            shutil.copy(child.log_path, ARTIFACTS / child.log_path.name)
 
 
 @pytest.fixture
 def processes(transactional_db, tmp_path, settings) -> Iterator[Processes]:
-    require(connection.vendor == "postgresql", "PostgreSQL (the server process shares the test database)")
-    require(settings.REDIS_URL is not None and port_open("127.0.0.1", 6379), "Redis (REDIS_URL)")
+    require_shared_services("the server process")
     running = Processes(tmp_path)
     # This process publishes live readings: it must use the server's channel prefix.
     layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
@@ -348,7 +307,7 @@ def test_it_shows_live_numbers_that_change_without_a_reload(alice, world, browse
     dash.evaluate("window.__sameDocument = true")
     until_shown(dash, '[data-testid="live-cpu"]', "0.8", lambda: publish_readings(host, mine, cpu=40, memory_mib=2048))
     assert dash.locator('[data-testid="running"]').text_content() == "3"
-    make_desktop(alice, world["ubuntu"], user=alice.owner)
+    DesktopFactory(world=alice, template=world["ubuntu"], lived_in=True, user=alice.owner)
     dash.locator('[data-testid="running"]', has_text="4").wait_for(timeout=15_000)
     assert dash.evaluate("window.__sameDocument === true")
     phone.shot(dash, "dashboard-live")

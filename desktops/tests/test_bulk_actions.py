@@ -5,7 +5,8 @@ from __future__ import annotations
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Operation
 from desktops.services import bulk
-from desktops.tests.page_world import make_desktop, populate
+from desktops.tests.factories import DesktopFactory, OperationFactory
+from desktops.tests.page_world import populate
 from tenants.models import AuditEvent
 from tests.fixtures import login_client
 
@@ -14,9 +15,11 @@ def test_it_snapshots_every_personal_desktop_that_can_be_and_skips_the_rest(alic
     # Given alice's running and stopped desktops, one busy desktop, a warm pooled one, and bob's world
     world = populate(alice, image)
     populate(bob, image)
-    busy = make_desktop(alice, world["ubuntu"], user=alice.owner)
-    Operation.objects.create(tenant=alice.tenant, desktop=busy, kind=OperationKind.REBOOT)
-    hibernated = make_desktop(alice, world["ubuntu"], user=alice.owner, state=DesktopState.HIBERNATED)
+    busy = DesktopFactory(world=alice, template=world["ubuntu"], lived_in=True, user=alice.owner)
+    OperationFactory(desktop=busy, kind=OperationKind.REBOOT)
+    hibernated = DesktopFactory(
+        world=alice, template=world["ubuntu"], lived_in=True, user=alice.owner, state=DesktopState.HIBERNATED
+    )
     # When an admin snapshots all desktops
     result = bulk.snapshot_all(tenant=alice.tenant, actor=alice.admin)
     # Then each running or stopped personal desktop of alice gets one snapshot operation, all one name
@@ -32,7 +35,14 @@ def test_it_snapshots_every_personal_desktop_that_can_be_and_skips_the_rest(alic
 def test_it_stops_running_desktops_with_no_console_open_and_recycles_held_pool_ones(alice, image):
     # Given the member's idle desktop, the admin's desktop in use, a warm pool desktop, and a held pooled one
     world = populate(alice, image)
-    held = make_desktop(alice, world["ubuntu"], user=alice.owner, kind=DesktopKind.POOLED, pool=world["pool"])
+    held = DesktopFactory(
+        world=alice,
+        template=world["ubuntu"],
+        lived_in=True,
+        user=alice.owner,
+        kind=DesktopKind.POOLED,
+        pool=world["pool"],
+    )
     # When an admin stops all idle desktops
     result = bulk.stop_all_idle(tenant=alice.tenant, actor=alice.admin)
     # Then the idle personal desktop is stopped with a reason, the held pooled one is recycled

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind, OperationStatus
 from desktops.console.models import ConsoleSession
-from desktops.models import DesktopTemplate, Operation
 from desktops.services import dashboard, hours
-from desktops.tests.page_world import make_desktop, populate
+from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, OperationFactory
+from desktops.tests.page_world import populate
 from tenants.choices import IdleAction
 
 
@@ -68,14 +68,14 @@ def test_it_counts_how_many_more_of_each_template_fit_capped_by_the_quota(alice,
     # When a quota of 10 vCPUs is set and 3 desktops (6 vCPUs) run
     alice.tenant.quota_vcpus = 10
     for _ in range(3):
-        make_desktop(alice, template)
+        DesktopFactory(world=alice, template=template, lived_in=True)
     room = next(r for r in dashboard.build(alice.tenant).rooms if r.template.pk == template.pk)
     # Then two more fit, and the quota is what limits
     assert (room.fits, room.limited_by) == (2, "quota")
 
 
 def test_it_says_no_gpu_when_no_host_has_the_gpu(alice, host, image):
-    gpu = DesktopTemplate.objects.create(
+    gpu = DesktopTemplateFactory(
         name="GPU", image=image, gpu_kind="passthrough", visibility="tenant", tenant=alice.tenant
     )
     room = next(r for r in dashboard.build(alice.tenant).rooms if r.template.pk == gpu.pk)
@@ -97,8 +97,7 @@ def test_it_rebuilds_desktop_hours_from_operations(alice, image):
     # Given runs of 3.5 h and 6 h two days ago and yesterday, and a desktop running for 2 h now
     world = populate(alice, image)
     now = timezone.now()
-    Operation.objects.create(
-        tenant=alice.tenant,
+    OperationFactory(
         desktop=world["mine"],
         kind=OperationKind.START,
         status=OperationStatus.SUCCEEDED,
@@ -114,9 +113,14 @@ def test_it_rebuilds_desktop_hours_from_operations(alice, image):
 def test_it_ends_a_run_reconcile_stopped_at_the_desktops_last_state_change(alice, template):
     # Given a start, then the desktop found stopped without an operation (the VM died)
     now = timezone.now()
-    desktop = make_desktop(alice, template, state=DesktopState.STOPPED, state_changed_at=now - timedelta(hours=1))
-    Operation.objects.create(
-        tenant=alice.tenant,
+    desktop = DesktopFactory(
+        world=alice,
+        template=template,
+        lived_in=True,
+        state=DesktopState.STOPPED,
+        state_changed_at=now - timedelta(hours=1),
+    )
+    OperationFactory(
         desktop=desktop,
         kind=OperationKind.START,
         status=OperationStatus.SUCCEEDED,
@@ -128,9 +132,10 @@ def test_it_ends_a_run_reconcile_stopped_at_the_desktops_last_state_change(alice
 
 def test_it_ignores_warm_pool_desktops_that_were_hibernated_after_boot(alice, template):
     now = timezone.now()
-    desktop = make_desktop(alice, template, user=None, kind=DesktopKind.POOLED, state=DesktopState.HIBERNATED)
-    Operation.objects.create(
-        tenant=alice.tenant,
+    desktop = DesktopFactory(
+        world=alice, template=template, lived_in=True, user=None, kind=DesktopKind.POOLED, state=DesktopState.HIBERNATED
+    )
+    OperationFactory(
         desktop=desktop,
         kind=OperationKind.CREATE,
         status=OperationStatus.SUCCEEDED,

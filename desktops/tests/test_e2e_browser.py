@@ -9,30 +9,26 @@ which it mirrors to its serial log. Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 
 from desktops.choices import OperationKind
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
 from desktops.services import spec
 from desktops.services.requests import request_action
-from desktops.tests.qemu_world import ROOT, demo_template, qemu_host, start_worker, wait_until  # noqa: F401
+from desktops.tests.qemu_world import demo_template, qemu_host, start_worker  # noqa: F401
 from hosts import demo_image
-from quetzal.server import asgi_server_command
 from tests.factories import PASSWORD
-from tests.services import port_open, require
+from tests.processes import ROOT, child_env, require_shared_services, start_asgi_server
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.qemu, pytest.mark.worker]
 
@@ -46,50 +42,19 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "i
 MAX_DIFFERENT_PIXELS = 9 * 16
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def asgi_server(transactional_db, tmp_path) -> Iterator[str]:
     """Quetzal under its production ASGI server on a free port against the test database."""
-    require(connection.vendor == "postgresql", "PostgreSQL (the server process shares the test database)")
-    require(settings.REDIS_URL is not None and port_open("127.0.0.1", 6379), "Redis (REDIS_URL)")
-    db = connection.settings_dict
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    env = dict(
-        os.environ,
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        REDIS_URL=settings.REDIS_URL,
-        QUETZAL_VAR_DIR=str(tmp_path / "var"),
-        # The test users' passwords are hashed with the tests' fast hasher; the server must know it.
-        PASSWORD_HASHERS=",".join(settings.PASSWORD_HASHERS),
-        PYTHONUNBUFFERED="1",
+    require_shared_services("the server process")
+    server, base = start_asgi_server(
+        env=child_env(QUETZAL_VAR_DIR=str(tmp_path / "var")), log_path=tmp_path / "server.log"
     )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            asgi_server_command("127.0.0.1", port),
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        wait_until(lambda: port_open("127.0.0.1", port) or process.poll() is not None, 60)
-        assert process.poll() is None, log_path.read_text()[-3000:]
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop(15)
         ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(log_path, ARTIFACTS / "e2e-server.log")
+        shutil.copy(server.log_path, ARTIFACTS / "e2e-server.log")
 
 
 def _sign_in(context, base: str, email: str):

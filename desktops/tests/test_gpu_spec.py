@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from lxml import etree
 
-from desktops.models import Desktop
 from desktops.services import spec
+from desktops.tests.factories import DesktopFactory
 from hosts.models import HostDevice
 
 
 def test_it_passes_the_placed_gpu_through(alice, host, template):
     # Given a desktop placed on a host together with one of its GPUs
     gpu = HostDevice.objects.create(host=host, pci_address="0000:3b:00.0", vendor_name="NVIDIA", product_name="A16")
-    desktop = Desktop.objects.create(
-        tenant=alice.tenant, user=alice.member, template=template, name="gpu", vcpus=2, memory_mib=2048, host=host
-    )
+    desktop = DesktopFactory(world=alice, template=template, name="gpu", host=host)
     # When its domain is described
     xml = spec.domain_spec(
         desktop, disk_path="/var/lib/libvirt/images/d.qcow2", seed_path=None, image_copy=None, host=host, gpu_device=gpu

@@ -7,8 +7,9 @@ from datetime import timedelta
 from django.utils import timezone
 
 from desktops.choices import DesktopState
-from desktops.models import Desktop, Pool
+from desktops.models import Desktop
 from desktops.services import idle, pools
+from desktops.tests.factories import PoolFactory
 from tenants.choices import IdleAction
 from tests.fixtures import api_client
 
@@ -78,7 +79,7 @@ def test_it_enforces_the_maximum_session_even_with_a_console_open(alice, host, t
 def test_it_recycles_idle_pooled_desktops_and_spares_warm_ones(alice, host, template, work):
     alice.tenant.idle_timeout_minutes = 15
     alice.tenant.save()
-    pool = Pool.objects.create(tenant=alice.tenant, template=template, name="p", min_ready=2, max_size=4)
+    pool = PoolFactory(world=alice, template=template, name="p", min_ready=2, max_size=4)
     with work():
         pools.refill(pool)
     claimed, _ = pools.claim(tenant=alice.tenant, user=alice.member, template=template)

@@ -9,7 +9,8 @@ import pytest
 from django.urls import URLResolver, get_resolver
 
 from desktops.models import Pool
-from desktops.tests.page_world import make_desktop, populate
+from desktops.tests.factories import DesktopFactory
+from desktops.tests.page_world import populate
 from tenants.models import AuditEvent
 from tests.fixtures import login_client
 
@@ -57,7 +58,9 @@ def test_it_lists_every_desktop_of_the_tenant_with_filters(admin, alice, world):
 
 def test_it_shows_pools_with_their_warm_count(admin, alice, world):
     # Given one warm desktop in the pool, and one the pool handed out (not warm any more)
-    make_desktop(alice, world["ubuntu"], user=alice.owner, kind="pooled", pool=world["pool"])
+    DesktopFactory(
+        world=alice, template=world["ubuntu"], lived_in=True, user=alice.owner, kind="pooled", pool=world["pool"]
+    )
     page = html(admin.get("/manage/pools/"))
     assert f'data-testid="warm-{world["pool"].pk}">1<' in page and "of 2" in page
 

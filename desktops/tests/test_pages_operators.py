@@ -11,6 +11,7 @@ from django.utils import timezone
 from desktops.choices import OperationKind
 from desktops.models import Operation
 from desktops.tests.conftest import make_test_host
+from desktops.tests.factories import OperationFactory
 from desktops.tests.page_world import populate
 from hosts.models import Allocation
 from hosts.services.overview import fleet
@@ -53,8 +54,7 @@ def test_it_shows_the_live_host_dashboard_to_operators(operator, tmp_path):
 def test_it_puts_the_fleet_and_desktop_figures_on_the_admin_front_page(operator, alice, image, tmp_path):
     make_test_host(tmp_path, name="kvm-a")
     populate(alice, image)
-    Operation.objects.create(
-        tenant=alice.tenant,
+    OperationFactory(
         desktop=alice.member.desktops.first(),
         kind=OperationKind.START,
         status="failed",

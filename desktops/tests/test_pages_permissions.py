@@ -5,7 +5,6 @@ The matrix is generated from the URL configuration: a new page route needs a cas
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +13,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from desktops.console.models import ConsoleSession, Recording
-from desktops.models import DesktopTemplate, Pool
-from desktops.tests.page_world import make_desktop
-from hosts.models import Image
+from desktops.models import DesktopTemplate
+from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, PoolFactory
 from tenants.models import User
 from tests.fixtures import TenantWorld, login_client
 
@@ -24,20 +22,15 @@ PAGE_NAMESPACES = ("portal", "manage", "tenants")
 
 
 def _template(world: TenantWorld) -> DesktopTemplate:
-    image, _ = Image.objects.get_or_create(
-        name="permissions", defaults={"source_path": "/dev/null", "sha256": hashlib.sha256(b"").hexdigest()}
-    )
-    return DesktopTemplate.objects.create(
-        name=f"{world.tenant.slug} private", image=image, visibility="tenant", tenant=world.tenant
-    )
+    return DesktopTemplateFactory(name=f"{world.tenant.slug} private", visibility="tenant", tenant=world.tenant)
 
 
 def _desktop(world: TenantWorld):
-    return make_desktop(world, _template(world))
+    return DesktopFactory(world=world, template=_template(world), lived_in=True)
 
 
 def _pool(world: TenantWorld):
-    return Pool.objects.create(tenant=world.tenant, template=_template(world), name="pool", min_ready=0)
+    return PoolFactory(world=world, template=_template(world), name="pool", min_ready=0)
 
 
 def _recording(world: TenantWorld):

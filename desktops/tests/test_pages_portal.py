@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationKind
-from desktops.models import DesktopTemplate, Operation
 from desktops.services import preferences
-from desktops.tests.page_world import make_desktop, populate
+from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, OperationFactory
+from desktops.tests.page_world import populate
 from quetzal.errors import ServiceError
 from tenants.models import AuditEvent, User
 from tests.fixtures import login_client
@@ -29,7 +29,7 @@ def html(response) -> str:
 
 def test_it_shows_a_card_per_launchable_template_with_os_size_and_gpu(alice, bob, image, world):
     # Given two public templates, a GPU template private to alice, and one private to bob
-    DesktopTemplate.objects.create(name="Bob's CAD", image=image, visibility="tenant", tenant=bob.tenant)
+    DesktopTemplateFactory(name="Bob's CAD", image=image, visibility="tenant", tenant=bob.tenant)
     page = html(login_client(alice.member, alice.tenant).get("/"))
     # Then alice's member sees each of alice's templates once, with its size and GPU
     assert page.count('data-template-card="') == 3
@@ -81,9 +81,7 @@ def test_it_asks_before_actions_that_can_lose_data_and_not_before_the_others(ali
 
 
 def test_it_shows_the_operation_in_flight_so_a_reload_keeps_following_it(alice, world):
-    operation = Operation.objects.create(
-        tenant=alice.tenant, desktop=world["stopped"], kind=OperationKind.START, step="booting"
-    )
+    operation = OperationFactory(desktop=world["stopped"], kind=OperationKind.START, step="booting")
     card = html(login_client(alice.member, alice.tenant).get(f"/desktops/{world['stopped'].pk}/card/"))
     assert f'data-operation="/api/v1/operations/{operation.pk}/"' in card
     assert "booting" in card and 'data-action="start"' not in card
@@ -91,7 +89,7 @@ def test_it_shows_the_operation_in_flight_so_a_reload_keeps_following_it(alice, 
 
 def test_it_keeps_other_peoples_desktops_from_a_member(alice, world):
     client = login_client(alice.member, alice.tenant)
-    admins = make_desktop(alice, world["ubuntu"], user=alice.admin)
+    admins = DesktopFactory(world=alice, template=world["ubuntu"], lived_in=True, user=alice.admin)
     assert client.get(f"/desktops/{admins.pk}/").status_code == 404
     assert client.get(f"/desktops/{admins.pk}/card/").status_code == 404
 

@@ -10,6 +10,7 @@ from django.db import connection, connections
 from desktops.choices import DesktopKind, DesktopState
 from desktops.models import Desktop, Pool
 from desktops.services import pools
+from desktops.tests.factories import DesktopFactory, PoolFactory
 from tests.factories import MembershipFactory
 from tests.fixtures import api_client
 from tests.services import require
@@ -17,7 +18,7 @@ from tests.services import require
 
 @pytest.fixture
 def pool(alice, template) -> Pool:
-    return Pool.objects.create(tenant=alice.tenant, template=template, name="Ubuntu pool", min_ready=3, max_size=5)
+    return PoolFactory(world=alice, template=template, name="Ubuntu pool", min_ready=3, max_size=5)
 
 
 def test_it_refills_to_min_ready(pool, host, work):
@@ -84,20 +85,11 @@ def test_it_hibernates_warm_desktops_for_the_second_level(alice, pool, host, wor
 def test_it_never_hands_one_desktop_to_two_people(alice, template, tmp_path, image):
     require(connection.vendor == "postgresql", "PostgreSQL (row locks with SKIP LOCKED)")
     # Given 5 warm desktops and 12 people claiming at the same moment
-    pool = Pool.objects.create(tenant=alice.tenant, template=template, name="p", min_ready=5, max_size=5)
+    pool = PoolFactory(world=alice, template=template, name="p", min_ready=5, max_size=5)
     alice.tenant.max_running_per_user = 0
     alice.tenant.save()
     for _ in range(5):
-        Desktop.objects.create(
-            tenant=alice.tenant,
-            template=template,
-            pool=pool,
-            kind=DesktopKind.POOLED,
-            name="warm",
-            vcpus=1,
-            memory_mib=512,
-            state=DesktopState.RUNNING,
-        )
+        DesktopFactory(world=alice, user=None, template=template, pool=pool, kind=DesktopKind.POOLED, name="warm")
     people = [MembershipFactory(tenant=alice.tenant).user for _ in range(12)]
     results: dict[int, int | None] = {}
     barrier = threading.Barrier(len(people))

@@ -7,6 +7,7 @@ import pytest
 from desktops.choices import Visibility
 from desktops.models import DesktopTemplate
 from desktops.services import templates
+from desktops.tests.factories import DesktopTemplateFactory
 from hosts.choices import CopyState
 from hosts.models import ImageCopy
 from quetzal.errors import LimitExceeded, NotFound, ServiceError
@@ -72,8 +73,8 @@ def test_it_refuses_a_template_bigger_than_the_tenants_quota(alice, ready_image)
 
 
 def test_it_never_lets_a_tenant_change_a_public_template_or_anothers(alice, bob, image):
-    public = DesktopTemplate.objects.create(name="Public", image=image)
-    bobs = DesktopTemplate.objects.create(name="Bob's", image=image, visibility="tenant", tenant=bob.tenant)
+    public = DesktopTemplateFactory(name="Public", image=image)
+    bobs = DesktopTemplateFactory(name="Bob's", image=image, visibility="tenant", tenant=bob.tenant)
     client = login_client(alice.admin, alice.tenant)
     for template in (public, bobs):
         assert client.get(f"/manage/templates/{template.pk}/").status_code == 404
@@ -107,8 +108,8 @@ def test_it_checks_quotas_in_the_service_too(alice, image):
 
 
 def test_it_lists_private_templates_disabled_ones_included(alice, bob, image):
-    DesktopTemplate.objects.create(name="Old one", image=image, visibility="tenant", tenant=alice.tenant, enabled=False)
-    DesktopTemplate.objects.create(name="Bob's own", image=image, visibility="tenant", tenant=bob.tenant)
+    DesktopTemplateFactory(name="Old one", image=image, visibility="tenant", tenant=alice.tenant, enabled=False)
+    DesktopTemplateFactory(name="Bob's own", image=image, visibility="tenant", tenant=bob.tenant)
     page = login_client(alice.admin, alice.tenant).get("/manage/templates/").content.decode()
     assert "Old one" in page and "Bob&#x27;s own" not in page and "Bob's own" not in page
 

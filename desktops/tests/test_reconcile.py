@@ -10,6 +10,7 @@ from desktops.choices import DesktopState, OperationStatus
 from desktops.models import Desktop, Operation, OrphanSighting
 from desktops.services import spec
 from desktops.services.reconcile import reconcile_host
+from desktops.tests.factories import DesktopFactory, OperationFactory
 from hosts.hypervisor import DiskSpec, DomainSpec, get_hypervisor
 from hosts.models import Allocation
 from tests.fixtures import api_client
@@ -86,8 +87,7 @@ def test_it_fails_a_stuck_operation_and_repairs_the_desktop(alice, host, templat
     desktop = _running(alice, template, work)
     # Given a stop whose worker died after moving the desktop to "stopping"
     Desktop.objects.filter(pk=desktop.pk).update(state=DesktopState.STOPPING)
-    operation = Operation.objects.create(
-        tenant=alice.tenant,
+    operation = OperationFactory(
         desktop=desktop,
         kind="stop",
         status=OperationStatus.RUNNING,
@@ -109,16 +109,7 @@ def test_it_fails_a_stuck_operation_and_repairs_the_desktop(alice, host, templat
 
 def test_it_cleans_up_an_interrupted_provisioning(alice, host, template, image):
     # Given a desktop whose create died after cloning its disk and before defining the VM
-    desktop = Desktop.objects.create(
-        tenant=alice.tenant,
-        user=alice.member,
-        template=template,
-        name="half",
-        vcpus=2,
-        memory_mib=2048,
-        state=DesktopState.PROVISIONING,
-        host=host,
-    )
+    desktop = DesktopFactory(world=alice, template=template, name="half", state=DesktopState.PROVISIONING, host=host)
     Allocation.objects.create(desktop_id=desktop.pk, host=host, vcpus=2, memory_mib=2048)
     hv = get_hypervisor(host.uri)
     hv.volume_create("default", spec.disk_volume_name(desktop), 1024**2)
@@ -143,6 +134,6 @@ def test_it_finishes_an_interrupted_delete(alice, host, template, work):
 def test_it_skips_desktops_with_an_operation_in_flight(alice, host, template, work):
     desktop = _running(alice, template, work)
     Desktop.objects.filter(pk=desktop.pk).update(state=DesktopState.STOPPED)
-    Operation.objects.create(tenant=alice.tenant, desktop=desktop, kind="start", status=OperationStatus.QUEUED)
+    OperationFactory(desktop=desktop, kind="start", status=OperationStatus.QUEUED)
     report = reconcile_host(host.pk)
     assert report.stopped_domains == [] and report.repaired == {}

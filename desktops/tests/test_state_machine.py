@@ -13,6 +13,7 @@ from desktops.services import execution
 from desktops.services.requests import request_action, request_create
 from desktops.signals import desktop_state_changed
 from desktops.state import ACTIONS, can_request, can_transition, transition
+from desktops.tests.factories import DesktopFactory
 from quetzal.errors import Conflict, ServiceError
 
 ALIVE = {"requested", "provisioning", "stopped", "starting", "running", "stopping", "suspended", "hibernated"}
@@ -54,9 +55,7 @@ PAIRS = [(source, target) for source in DesktopState.values for target in Deskto
 
 
 def _desktop(world, template, state: str) -> Desktop:
-    return Desktop.objects.create(
-        tenant=world.tenant, user=world.member, template=template, name="d", vcpus=1, memory_mib=512, state=state
-    )
+    return DesktopFactory(world=world, template=template, name="d", vcpus=1, memory_mib=512, state=state)
 
 
 @contextmanager
@@ -90,7 +89,7 @@ def test_it_writes_out_every_state_and_action():
 @pytest.mark.parametrize(("source", "target"), PAIRS)
 def test_it_allows_exactly_the_documented_transitions(alice, template, source, target):
     # Given a desktop in `source`
-    desktop = _desktop(alice, template, source)
+    desktop = DesktopFactory(world=alice, template=template, state=source)
     # When something tries to move it to `target`
     won = transition(desktop, target)
     # Then it moves if and only if the written-out table allows it, and the row agrees
@@ -160,7 +159,7 @@ def test_it_moves_a_desktop_through_each_rows_states_on_the_worker(alice, host, 
 
 
 def test_it_lets_only_one_of_two_racing_transitions_win(alice, template):
-    desktop = _desktop(alice, template, DesktopState.RUNNING)
+    desktop = DesktopFactory(world=alice, template=template)
     stale_copy = Desktop.objects.get(pk=desktop.pk)
     assert transition(desktop, DesktopState.STOPPING)
     # The second caller read "running" too, but the guarded UPDATE sees "stopping" now.
@@ -175,7 +174,7 @@ def test_it_documents_the_lifecycle_path():
 
 
 def test_it_runs_one_operation_at_a_time(alice, template):
-    desktop = _desktop(alice, template, DesktopState.RUNNING)
+    desktop = DesktopFactory(world=alice, template=template)
     first = request_action(desktop=desktop, kind=OperationKind.REBOOT, actor=alice.member)
     with pytest.raises(Conflict) as refused:
         request_action(desktop=desktop, kind=OperationKind.STOP, actor=alice.member)

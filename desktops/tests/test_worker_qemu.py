@@ -13,9 +13,9 @@ from desktops.models import Desktop, Operation
 from desktops.services import spec
 from desktops.services.reconcile import reconcile_host
 from desktops.services.requests import request_action, request_create
-from desktops.tests.qemu_world import wait_until
 from hosts.hypervisor import get_hypervisor
 from tests.fixtures import api_client
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.qemu, pytest.mark.worker]
 

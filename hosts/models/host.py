@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import ExpressionWrapper, F, FloatField
 
 from hosts.choices import HostState, VirtType
 
@@ -33,16 +32,6 @@ COUNTER_FIELDS = ("allocated_vcpus", "allocated_memory_mib")
 def default_console_address(uri: str) -> str:
     """The host named in a libvirt URI, or loopback for local URIs (qemu:///system)."""
     return urlsplit(uri).hostname or "127.0.0.1"
-
-
-def vcpu_capacity_expression() -> ExpressionWrapper:
-    """cpus * cpu_ratio as SQL, so claims compare against the row's current settings."""
-    return ExpressionWrapper(F("cpus") * F("cpu_ratio"), output_field=FloatField())
-
-
-def memory_capacity_expression() -> ExpressionWrapper:
-    """(memory_mib - reserved_memory_mib) * ram_ratio as SQL."""
-    return ExpressionWrapper((F("memory_mib") - F("reserved_memory_mib")) * F("ram_ratio"), output_field=FloatField())
 
 
 class Host(models.Model):

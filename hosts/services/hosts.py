@@ -144,11 +144,6 @@ def set_drain(*, host: Host, on: bool, actor=None) -> bool:
     return _set_flag(host, "drain", on, actor)
 
 
-def set_enabled(*, host: Host, on: bool, actor=None) -> bool:
-    """Enable or disable a host for placement; True if it changed."""
-    return _set_flag(host, "enabled", on, actor)
-
-
 def _set_flag(host: Host, flag: str, on: bool, actor) -> bool:
     with transaction.atomic():
         changed = Host.objects.filter(pk=host.pk).exclude(**{flag: on}).update(**{flag: on})

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from hosts import conf, dispatch
+from hosts.checksums import CHUNK, sha256_chunks, sha256_file
 from hosts.choices import CopyState, ImageFormat
 from hosts.errors import (
     ChecksumMismatch,
@@ -34,38 +33,8 @@ from tenants import events
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
 QCOW2_MAGIC = b"QFI\xfb"
 UPLOAD_DIR = "images"
-
-
-@dataclass(frozen=True)
-class DiskFacts:
-    """What import learns from an image file."""
-
-    size_bytes: int
-    virtual_size_bytes: int
-    sha256: str
-
-
-def _hash_chunks(chunks: Iterable[bytes]) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in chunks:
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            yield chunk
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks (images are many GB)."""
-    return _hash_chunks(_file_chunks(path))[0]
 
 
 def _normalise_checksum(value: str | None) -> str | None:
@@ -202,7 +171,7 @@ def import_uploaded_image(
                     handle.write(chunk)
                     yield chunk
 
-            sha256, _ = _hash_chunks(written())
+            sha256, _ = sha256_chunks(written())
         if expected is not None and sha256 != expected:
             raise ChecksumMismatch(f"The upload has SHA-256 {sha256}, not the expected {expected}.")
         size, virtual_size = inspect_disk(tmp, fmt)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import struct
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hosts.demo_image import DemoImage, DemoImageError, build_demo_image, default_image_dir
-from tests.services import require
+from tests.services import missing, require_tool
 
 if TYPE_CHECKING:
     from hosts.hypervisor.base import Hypervisor
@@ -24,12 +23,6 @@ QEMU_URI_ENV = "QUETZAL_TEST_QEMU_URI"
 DEFAULT_QEMU_URI = "qemu:///system"
 # Every object a real-QEMU test makes starts with this, so leftovers are easy to find.
 TEST_PREFIX = "qtest-"
-
-
-def service_missing(reason: str) -> NoReturn:
-    """Fail under CI=true, skip elsewhere (the project-wide gate in tests/services.py)."""
-    require(False, reason)
-    raise AssertionError("unreachable: require() always raises here")
 
 
 def qemu_uri() -> str:
@@ -42,7 +35,7 @@ def _build(dest: Path) -> DemoImage:
     try:
         return build_demo_image(dest)
     except DemoImageError as exc:
-        service_missing(f"demo image cannot be built: {exc}")
+        missing(f"what the demo image is built from ({exc})")
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +59,7 @@ def demo_image_for_qemu(tmp_path_factory: pytest.TempPathFactory) -> DemoImage:
 @pytest.fixture(scope="session")
 def qemu_binary() -> str:
     """The path of qemu-system-x86_64, or skip (fail under CI)."""
-    path = shutil.which("qemu-system-x86_64")
-    if path is None:
-        service_missing("qemu-system-x86_64 not installed (apt-get install qemu-system-x86)")
-    return path
+    return require_tool("qemu-system-x86_64", "qemu-system-x86")
 
 
 @pytest.fixture(scope="session")
@@ -80,13 +70,13 @@ def qemu_hypervisor() -> Iterator[Hypervisor]:
         from hosts.hypervisor.errors import HypervisorError
         from hosts.hypervisor.libvirt_driver import LibvirtHypervisor
     except ImportError as exc:
-        service_missing(f"libvirt driver not importable: {exc}")
+        missing(f"the libvirt driver ({exc})")
     # A private instance, not the process-wide cache other tests may close or replace.
     hypervisor = LibvirtHypervisor(uri)
     try:
         hypervisor.host_info()
     except HypervisorError as exc:
-        service_missing(f"libvirtd does not answer at {uri} ({exc}); run scripts/start-libvirtd")
+        missing(f"libvirtd at {uri} ({exc}; run scripts/start-libvirtd)")
     yield hypervisor
     hypervisor.close()
 
@@ -95,18 +85,6 @@ def qemu_hypervisor() -> Iterator[Hypervisor]:
 def qtest_prefix() -> str:
     """A unique name prefix for one test's domains and volumes."""
     return f"{TEST_PREFIX}{uuid.uuid4().hex[:8]}-"
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, interval_s: float = 0.2) -> object:
-    """Poll predicate until it returns something truthy; return it, or None on timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval_s)
 
 
 def read_text(path: Path) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -12,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from hosts import demo_image as di
+from hosts.checksums import sha256_file
 from hosts.demo_image import DemoImage
 from hosts.tests.qemu_fixtures import demo_image_isolated  # noqa: F401 (fixture)
+from tests.services import require_tool
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +44,11 @@ def test_it_builds_kernel_initrd_and_disk(demo_image_isolated: DemoImage) -> Non
 def test_it_reports_the_disk_checksum_and_format(demo_image_isolated: DemoImage) -> None:  # noqa: F811
     """disk_sha256 matches the file and qemu-img sees a 64 MiB qcow2."""
     image = demo_image_isolated
-    assert image.disk_sha256 == di.sha256_file(image.disk)
-    if shutil.which("qemu-img") is None:
-        pytest.skip("qemu-img not installed")
+    assert image.disk_sha256 == sha256_file(image.disk)
+    qemu_img = require_tool("qemu-img", "qemu-utils")
     info = json.loads(
         subprocess.run(
-            ["qemu-img", "info", "--output=json", str(image.disk)],
+            [qemu_img, "info", "--output=json", str(image.disk)],
             check=True,
             capture_output=True,
             text=True,
@@ -90,10 +90,9 @@ def test_it_packs_the_modules_the_guest_loads(
 
 def test_it_writes_an_archive_gnu_cpio_can_read(demo_image_isolated: DemoImage) -> None:  # noqa: F811
     """Our newc writer agrees with GNU cpio (the format the kernel unpacks)."""
-    if shutil.which("cpio") is None:
-        pytest.skip("cpio not installed")
+    cpio = require_tool("cpio", "cpio")
     listing = subprocess.run(
-        ["cpio", "-it", "--quiet"],
+        [cpio, "-it", "--quiet"],
         input=gzip.decompress(demo_image_isolated.initrd.read_bytes()),
         check=True,
         capture_output=True,
@@ -116,14 +115,14 @@ def test_it_rebuilds_a_damaged_image(tmp_path: Path, demo_image_isolated: DemoIm
     image = di.build_demo_image(tmp_path)
     image.disk.write_bytes(b"not a disk")
     rebuilt = di.build_demo_image(tmp_path)
-    assert rebuilt.disk_sha256 == di.sha256_file(rebuilt.disk) == image.disk_sha256
+    assert rebuilt.disk_sha256 == sha256_file(rebuilt.disk) == image.disk_sha256
 
 
 def test_it_is_reproducible(tmp_path: Path, demo_image_isolated: DemoImage) -> None:  # noqa: F811
     """Two builds from the same packages give byte-identical initramfs and disk."""
     other = di.build_demo_image(tmp_path)
     assert other.disk_sha256 == demo_image_isolated.disk_sha256
-    assert di.sha256_file(other.initrd) == di.sha256_file(demo_image_isolated.initrd)
+    assert sha256_file(other.initrd) == sha256_file(demo_image_isolated.initrd)
 
 
 def test_it_parses_screens_from_a_serial_log() -> None:

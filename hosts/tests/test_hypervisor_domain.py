@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -25,19 +23,15 @@ from hosts.hypervisor.domain import (
     parse_desktop_metadata,
     parse_metadata,
 )
+from tests.services import require_tool
 
 HOSTILE = "a<b>&c\"d'e ]]> <!--x--> &amp; <name>evil<name> <?pi x?>"
 NS = {"q": DESKTOP_XMLNS}
 
 
 def virt_xml_validate() -> str:
-    """The virt-xml-validate binary; skip without it, but fail under CI=true."""
-    path = shutil.which("virt-xml-validate")
-    if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("virt-xml-validate missing (apt-get install libvirt-clients)", pytrace=False)
-        pytest.skip("virt-xml-validate missing (apt-get install libvirt-clients)")
-    return path
+    """The virt-xml-validate binary, through the shared gate."""
+    return require_tool("virt-xml-validate", "libvirt-clients")
 
 
 def assert_valid_domain_xml(xml: str, tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from lxml import etree
 
-libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
+from tests.services import require_module
+
+libvirt = require_module("libvirt", "libvirt-python (make libvirt-binding)")
 
 from hosts.hypervisor import libvirt_driver  # noqa: E402
 from hosts.hypervisor.base import ConsoleAddress, DomainState, Hypervisor, detect_virt_type  # noqa: E402

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import pytest
 from lxml import etree
@@ -18,6 +17,7 @@ from lxml import etree
 from hosts.hypervisor.base import DomainState
 from hosts.hypervisor.domain import DiskSpec, DomainSpec, GraphicsSpec, parse_xml
 from hosts.hypervisor.errors import HypervisorError, OperationFailed
+from tests.services import missing, require_tool
 
 if TYPE_CHECKING:
     from hosts.hypervisor.libvirt_driver import LibvirtHypervisor
@@ -28,25 +28,18 @@ QEMU_URI = os.environ.get("QUETZAL_TEST_QEMU_URI", "qemu:///system")
 POOL_PARENT = os.environ.get("QUETZAL_TEST_POOL_PARENT", "/var/lib/libvirt/images")
 
 
-def missing(reason: str) -> NoReturn:
-    """Skip, but fail under CI=true where every service must be present."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: required)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def hv() -> Iterator[LibvirtHypervisor]:
     """A driver on a libvirtd that answers."""
     try:
         from hosts.hypervisor.libvirt_driver import LibvirtHypervisor
     except ImportError as exc:
-        missing(f"libvirt-python not importable: {exc}")
+        missing(f"libvirt-python ({exc})")
     hypervisor = LibvirtHypervisor(QEMU_URI, poll_interval_s=0.1)
     try:
         info = hypervisor.host_info()
     except HypervisorError as exc:
-        missing(f"libvirtd does not answer at {QEMU_URI} ({exc}); run scripts/start-libvirtd")
+        missing(f"libvirtd at {QEMU_URI} ({exc}; run scripts/start-libvirtd)")
     assert "qemu" in info.virt_types
     yield hypervisor
     hypervisor.close()
@@ -79,10 +72,7 @@ def pool(hv: LibvirtHypervisor) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def qemu_img() -> str:
     """The qemu-img binary (qemu-utils)."""
-    path = shutil.which("qemu-img")
-    if path is None:
-        missing("qemu-img not installed (apt-get install qemu-utils)")
-    return path
+    return require_tool("qemu-img", "qemu-utils")
 
 
 def make_qcow2(qemu_img: str, path: Path, size: str = "64M") -> Path:

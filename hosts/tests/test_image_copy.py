@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import uuid
 from datetime import timedelta
@@ -24,7 +23,7 @@ from hosts.tests.fakes import RecordingHypervisor
 from hosts.tests.libvirt_hosts import DEAD_URI, DEFAULT_POOL, DEFAULT_URI
 from quetzal.errors import Conflict
 from tenants.models import AuditEvent
-from tests.services import require
+from tests.services import require, require_tool
 
 pytestmark = pytest.mark.django_db
 
@@ -222,8 +221,7 @@ def test_it_refuses_a_disk_when_the_image_is_not_on_the_host():
 
 @pytest.mark.qemu
 def test_it_copies_through_streams_to_a_real_libvirtd_and_clones_from_it(tmp_path):
-    qemu_img = shutil.which("qemu-img")
-    require(qemu_img is not None, "qemu-img (apt-get install qemu-utils)")
+    qemu_img = require_tool("qemu-img", "qemu-utils")
     try:
         get_hypervisor(QEMU_URI).pool_path("default")
         answers = True

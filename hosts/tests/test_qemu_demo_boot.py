@@ -17,8 +17,8 @@ from hosts.tests.qemu_fixtures import (  # noqa: F401 (fixtures)
     demo_image_for_qemu,
     qemu_binary,
     read_text,
-    wait_for,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.qemu
 
@@ -105,7 +105,7 @@ def booted_guest(
     )
     qmp = None
     try:
-        assert wait_for(qmp_path.exists, 10), "QEMU did not open its QMP socket"
+        wait_until(qmp_path.exists, 10, explain="QEMU did not open its QMP socket")
         qmp = Qmp(qmp_path)
         yield proc, qmp, serial
     finally:
@@ -122,10 +122,9 @@ def test_it_boots_to_a_shell_and_mirrors_the_screen(booted_guest: tuple[subproce
     """The READY banner arrives within the budget and the mirrored screen shows the prompt."""
     _proc, _qmp, serial = booted_guest
     started = time.monotonic()
-    assert wait_for(lambda: di.READY_BANNER in read_text(serial), BOOT_TIMEOUT_S), read_text(serial)[-2000:]
+    wait_until(lambda: di.READY_BANNER in read_text(serial), BOOT_TIMEOUT_S, explain=lambda: read_text(serial)[-2000:])
     wall = time.monotonic() - started
-    screen = wait_for(lambda: _screen_with(serial, di.PROMPT), 10)
-    assert screen, read_text(serial)[-2000:]
+    wait_until(lambda: _screen_with(serial, di.PROMPT), 10, explain=lambda: read_text(serial)[-2000:])
     uptime = di.boot_seconds(read_text(serial))
     assert uptime is not None and uptime < BOOT_TIMEOUT_S
     print(f"demo boot under TCG: guest uptime {uptime:.2f}s, wall {wall:.2f}s")
@@ -134,18 +133,17 @@ def test_it_boots_to_a_shell_and_mirrors_the_screen(booted_guest: tuple[subproce
 def test_it_reads_keys_and_mounts_the_data_disk(booted_guest: tuple[subprocess.Popen[bytes], Qmp, Path]) -> None:
     """Keys typed on the console reach the shell, and /data holds the base disk's README."""
     _proc, qmp, serial = booted_guest
-    assert wait_for(lambda: _screen_with(serial, di.PROMPT), BOOT_TIMEOUT_S), read_text(serial)[-2000:]
+    wait_until(lambda: _screen_with(serial, di.PROMPT), BOOT_TIMEOUT_S, explain=lambda: read_text(serial)[-2000:])
     qmp.type_text("ls /data\n")
-    screen = wait_for(lambda: _screen_with(serial, di.DATA_README), 20)
-    assert screen, read_text(serial)[-2000:]
+    wait_until(lambda: _screen_with(serial, di.DATA_README), 20, explain=lambda: read_text(serial)[-2000:])
 
 
 def test_it_powers_off_on_the_acpi_button(booted_guest: tuple[subprocess.Popen[bytes], Qmp, Path]) -> None:
     """system_powerdown (what libvirt's graceful shutdown sends) stops the guest by itself."""
     proc, qmp, serial = booted_guest
-    assert wait_for(lambda: di.READY_BANNER in read_text(serial), BOOT_TIMEOUT_S), read_text(serial)[-2000:]
+    wait_until(lambda: di.READY_BANNER in read_text(serial), BOOT_TIMEOUT_S, explain=lambda: read_text(serial)[-2000:])
     qmp.execute("system_powerdown")
-    assert wait_for(lambda: proc.poll() is not None, 30), "guest ignored the ACPI power button"
+    wait_until(lambda: proc.poll() is not None, 30, explain="guest ignored the ACPI power button")
     assert di.POWEROFF_BANNER in read_text(serial)
 
 

@@ -26,8 +26,9 @@ from hosts.tests.qemu_fixtures import (  # noqa: F401 (fixtures)
     qemu_uri,
     qtest_prefix,
     read_text,
-    wait_for,
 )
+from tests.services import optional
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.qemu
 
@@ -55,8 +56,11 @@ class DemoDesktop:
     def wait_ready(self, since: int = 0) -> float:
         """Wait for the READY banner after offset since; return the seconds it took."""
         started = time.monotonic()
-        found = wait_for(lambda: di.READY_BANNER in self.log()[since:], BOOT_TIMEOUT_S)
-        assert found, f"no {di.READY_BANNER} within {BOOT_TIMEOUT_S}s:\n{self.log()[-3000:]}"
+        wait_until(
+            lambda: di.READY_BANNER in self.log()[since:],
+            BOOT_TIMEOUT_S,
+            explain=lambda: f"no {di.READY_BANNER}:\n{self.log()[-3000:]}",
+        )
         return time.monotonic() - started
 
     def wait_screen(self, needle: str, *, since: int = 0) -> di.Screen:
@@ -66,10 +70,11 @@ class DemoDesktop:
             screen = di.last_screen(self.log()[since:])
             return screen if screen is not None and needle in screen.text else None
 
-        screen = wait_for(check, SCREEN_TIMEOUT_S)
-        last = di.last_screen(self.log()[since:])
-        assert isinstance(screen, di.Screen), f"screen never showed {needle!r}:\n{last.text if last else self.log()}"
-        return screen
+        def last_seen() -> str:
+            last = di.last_screen(self.log()[since:])
+            return f"screen never showed {needle!r}:\n{last.text if last else self.log()}"
+
+        return wait_until(check, SCREEN_TIMEOUT_S, explain=last_seen)
 
     def run(self, command: str) -> str:
         """Run a shell command typed on the VNC console; return its output as the screen shows it."""
@@ -267,16 +272,18 @@ def test_it_gives_a_networked_demo_desktop_a_dhcp_lease(
     """On libvirt's NAT network 'default' the guest gets an address (optional on a host)."""
     hv, image, desktop = qemu_hypervisor, demo_image_for_qemu, demo_desktop
     # Networking is optional for Quetzal's demo desktops, so even under CI this only skips.
-    if not _network_active("default"):
-        pytest.skip("libvirt network 'default' is not active on this host")
+    optional(_network_active("default"), "libvirt's NAT network 'default'")
     base_path = hv.volume_upload(POOL, desktop.base_volume, str(image.disk), "qcow2")
     disk_path = hv.volume_create_linked_clone(POOL, desktop.disk_volume, base_path, "qcow2")
     hv.define(_spec(desktop, image, disk_path, 434343, (InterfaceSpec(network="default"),)))
 
     hv.start(desktop.name)
 
-    lease = wait_for(lambda: re.search(di.NET_BANNER + r" eth0 (\d+\.\d+\.\d+\.\d+)", desktop.log()), 45)
-    assert isinstance(lease, re.Match), desktop.log()[-2000:]
+    lease = wait_until(
+        lambda: re.search(di.NET_BANNER + r" eth0 (\d+\.\d+\.\d+\.\d+)", desktop.log()),
+        45,
+        explain=lambda: desktop.log()[-2000:],
+    )
     assert lease.group(1).startswith("192.168.122.")
     hv.undefine(desktop.name)
     hv.volume_delete(POOL, desktop.disk_volume)

@@ -31,7 +31,3 @@ class TenantScopedMixin:
 
 class TenantScopedViewSet(TenantScopedMixin, viewsets.GenericViewSet):
     """A GenericViewSet whose queryset and permissions follow the active tenant."""
-
-
-class TenantScopedModelViewSet(TenantScopedMixin, viewsets.ModelViewSet):
-    """A ModelViewSet scoped to the active tenant; writes still go through services."""

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
-from desktops.console import recordings, tickets
+from desktops.console import filters, recordings, tickets
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
 from quetzal.api.viewsets import TenantScopedViewSet
@@ -104,20 +104,7 @@ class ConsoleTicketViewSet(TenantScopedViewSet):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class _Filtered:
-    """?desktop=<id> and ?person=<user id> filters."""
-
-    def filtered(self, queryset):
-        params = self.request.query_params
-        desktop, person = params.get("desktop", ""), params.get("person", "")
-        if desktop.isdigit():
-            queryset = queryset.filter(desktop_id=desktop)
-        if person.isdigit():
-            queryset = queryset.filter(user_id=person)
-        return queryset
-
-
-class ConsoleSessionViewSet(_Filtered, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
+class ConsoleSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Console sessions of the tenant, newest first (tenant admins)."""
 
     queryset = ConsoleSession.objects.select_related("desktop", "user", "recording")
@@ -125,12 +112,10 @@ class ConsoleSessionViewSet(_Filtered, mixins.ListModelMixin, mixins.RetrieveMod
     admin_only = True
 
     def get_queryset(self):
-        return self.filtered(super().get_queryset())
+        return filters.by_desktop_and_person(super().get_queryset(), self.request.query_params)
 
 
-class RecordingViewSet(
-    _Filtered, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantScopedViewSet
-):
+class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantScopedViewSet):
     """Recorded console sessions (tenant admins); deleting one removes its file."""
 
     queryset = Recording.objects.select_related("desktop", "user", "tenant")
@@ -138,7 +123,7 @@ class RecordingViewSet(
     admin_only = True
 
     def get_queryset(self):
-        return self.filtered(super().get_queryset())
+        return filters.by_desktop_and_person(super().get_queryset(), self.request.query_params)
 
     def perform_destroy(self, instance: Recording) -> None:
         recordings.delete(recording=instance, actor=self.request.user, ip=client_ip(self.request))

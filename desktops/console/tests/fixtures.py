@@ -13,10 +13,10 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections
 
-from desktops.choices import DesktopState
 from desktops.console import tickets
 from desktops.models import Desktop
 from desktops.services import spec
+from desktops.tests.factories import DesktopFactory
 from hosts.hypervisor import GraphicsSpec, get_hypervisor
 from tests.fixtures import api_client
 
@@ -97,16 +97,7 @@ def run_domain_on(desktop: Desktop, port: int) -> None:
 
 def running_desktop(world, host, template, port: int, *, owner=None) -> Desktop:
     """A running desktop of `owner` (default: the world's member) whose console is at 127.0.0.1:port."""
-    desktop = Desktop.objects.create(
-        tenant=world.tenant,
-        user=owner or world.member,
-        template=template,
-        name="Console desk",
-        vcpus=1,
-        memory_mib=256,
-        host=host,
-        state=DesktopState.RUNNING,
-    )
+    desktop = DesktopFactory(world=world, user=owner or world.member, template=template, name="Console desk", host=host)
     run_domain_on(desktop, port)
     return desktop
 

@@ -22,6 +22,7 @@ from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
     thread_connections_fixture,
 )
 from desktops.models import Desktop
+from desktops.tests.factories import DesktopFactory
 from tenants.models import AuditEvent
 from tests.fixtures import api_client, login_client
 
@@ -119,9 +120,7 @@ def _recorded(
     world, template, root: Path, *, days_ago: float = 0, ended: bool = True, payload: bytes = b"x"
 ) -> Recording:
     started = timezone.now() - timedelta(days=days_ago)
-    desktop = Desktop.objects.create(
-        tenant=world.tenant, user=world.member, template=template, name="Rec", vcpus=1, memory_mib=256
-    )
+    desktop = DesktopFactory(world=world, template=template, name="Rec")
     session = ConsoleSession.objects.create(tenant=world.tenant, desktop=desktop, user=world.member, started_at=started)
     recording = recordings.start(session)
     path = recordings.file_path(recording)

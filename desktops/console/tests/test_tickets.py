@@ -14,21 +14,14 @@ from desktops.console import activity, tickets
 from desktops.console.models import ConsoleTicket
 from desktops.console.proxy import is_input
 from desktops.models import Desktop
+from desktops.tests.factories import DesktopFactory
 from tenants.services import tokens
 from tests.fixtures import api_client, login_client
 
 
 @pytest.fixture
 def desk(alice, template) -> Desktop:
-    return Desktop.objects.create(
-        tenant=alice.tenant,
-        user=alice.member,
-        template=template,
-        name="Desk",
-        vcpus=1,
-        memory_mib=256,
-        state=DesktopState.RUNNING,
-    )
+    return DesktopFactory(world=alice, template=template, name="Desk")
 
 
 def _ticket(client, desktop):
@@ -67,15 +60,7 @@ def test_it_refuses_a_ticket_for_a_stopped_desktop(alice, desk):
 
 
 def test_it_hides_another_members_desktop(alice, desk):
-    other = Desktop.objects.create(
-        tenant=alice.tenant,
-        user=alice.owner,
-        template=desk.template,
-        name="Owner's",
-        vcpus=1,
-        memory_mib=256,
-        state=DesktopState.RUNNING,
-    )
+    other = DesktopFactory(world=alice, user=alice.owner, template=desk.template, name="Owner's")
     response = _ticket(api_client(alice.member, alice.tenant), other)
     assert response.status_code == 404 and response.json()["code"] == "not_found"
     assert not ConsoleTicket.objects.exists()

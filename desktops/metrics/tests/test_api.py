@@ -10,15 +10,9 @@ from django.utils import timezone
 from desktops.metrics.choices import Resolution
 from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
 from desktops.models import Desktop
+from desktops.tests.factories import DesktopFactory
 from tests.factories import UserFactory
 from tests.fixtures import api_client
-
-
-def make_desk(world, host, template, *, user=None, vcpus: int = 2) -> Desktop:
-    return Desktop.objects.create(
-        tenant=world.tenant, user=user or world.member, template=template, name="d", vcpus=vcpus, memory_mib=2048,
-        host=host, state="running",
-    )  # fmt: skip
 
 
 def minute_rows(desk: Desktop, *, buckets, cpu: float, memory: float, resolution=Resolution.MINUTE) -> None:
@@ -37,7 +31,7 @@ def now():
 
 
 def test_it_answers_raw_samples_for_short_ranges(alice, host, template):
-    desk = make_desk(alice, host, template)
+    desk = DesktopFactory(world=alice, template=template, host=host)
     now = timezone.now()
     # Given raw samples every 5 s for the last 20 minutes
     DesktopSample.objects.bulk_create(
@@ -58,7 +52,7 @@ def test_it_answers_raw_samples_for_short_ranges(alice, host, template):
 
 
 def test_it_answers_rollups_for_longer_ranges(alice, host, template, now):
-    desk = make_desk(alice, host, template)
+    desk = DesktopFactory(world=alice, template=template, host=host)
     minute_rows(desk, buckets=[now - timedelta(minutes=m) for m in range(30)], cpu=40.0, memory=1024.0)
     minute_rows(desk, buckets=[now - timedelta(hours=h) for h in range(48)], cpu=10.0, memory=900.0,
                 resolution=Resolution.HOUR)  # fmt: skip
@@ -70,13 +64,13 @@ def test_it_answers_rollups_for_longer_ranges(alice, host, template, now):
 
 
 def test_it_refuses_an_unknown_range_with_a_stable_code(alice, host, template):
-    desk = make_desk(alice, host, template)
+    desk = DesktopFactory(world=alice, template=template, host=host)
     response = api_client(alice.member, alice.tenant).get(f"/api/v1/desktops/{desk.pk}/metrics/", {"range": "2y"})
     assert response.status_code == 400 and response.json()["code"] == "invalid_range"
 
 
 def test_it_shows_a_members_desktop_to_them_and_their_admins_only(alice, host, template):
-    desk = make_desk(alice, host, template)
+    desk = DesktopFactory(world=alice, template=template, host=host)
     colleague = UserFactory()
     alice.tenant.memberships.create(user=colleague, role="member")
     url = f"/api/v1/desktops/{desk.pk}/metrics/"
@@ -86,11 +80,11 @@ def test_it_shows_a_members_desktop_to_them_and_their_admins_only(alice, host, t
 
 def test_it_totals_the_tenant_for_its_admins(alice, bob, host, template, now):
     # Given two Alice desktops (2 and 4 vCPUs) at 50 % and 25 %, and a Bob desktop that must not count
-    first = make_desk(alice, host, template, vcpus=2)
-    second = make_desk(alice, host, template, vcpus=4)
+    first = DesktopFactory(world=alice, template=template, host=host, vcpus=2)
+    second = DesktopFactory(world=alice, template=template, host=host, vcpus=4)
     minute_rows(first, buckets=[now, now - timedelta(minutes=1)], cpu=50.0, memory=1000.0)
     minute_rows(second, buckets=[now], cpu=25.0, memory=3000.0)
-    minute_rows(make_desk(bob, host, template), buckets=[now], cpu=100.0, memory=9999.0)
+    minute_rows(DesktopFactory(world=bob, template=template, host=host), buckets=[now], cpu=100.0, memory=9999.0)
     # When Alice's admin asks for the tenant's totals
     response = api_client(alice.admin, alice.tenant).get("/api/v1/metrics/tenant/", {"range": "15m"})
     body = response.json()

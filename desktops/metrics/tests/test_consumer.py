@@ -13,6 +13,7 @@ from desktops.metrics.consumers import SIGNED_OUT
 from desktops.metrics.tests.helpers import live_socket, session_headers
 from desktops.models import Desktop
 from desktops.state import transition
+from desktops.tests.factories import DesktopFactory, OperationFactory
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,9 +29,7 @@ async def close_thread_connections():
 
 @pytest.fixture
 def desk(alice, template) -> Desktop:
-    return Desktop.objects.create(
-        tenant=alice.tenant, user=alice.member, template=template, name="d", vcpus=2, memory_mib=2048, state="running"
-    )
+    return DesktopFactory(world=alice, template=template)
 
 
 async def connect(user=None, tenant=None, **header_args):
@@ -136,14 +135,13 @@ async def test_it_gives_the_operators_topic_to_staff_only(alice):
 
 
 async def test_it_pushes_operation_progress_to_the_desktop_and_tenant(alice, desk):
-    from desktops.models import Operation
     from desktops.services import progress
 
     owner = await connect(alice.member, alice.tenant)
     admin = await connect(alice.admin, alice.tenant)
     await ask(owner, "subscribe", f"desktop:{desk.pk}")
     await ask(admin, "subscribe", "tenant")
-    operation = await adb(Operation.objects.create)(tenant=alice.tenant, desktop=desk, kind="reboot")
+    operation = await adb(OperationFactory)(desktop=desk, kind="reboot")
     # When the worker records a step
     await adb(progress.step)(operation, "rebooting")
     # Then both pages see it, with the step's name

