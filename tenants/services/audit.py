@@ -9,14 +9,13 @@ from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from tenants import addresses
 from tenants.models import AuditEvent
 
 
 def client_ip(request) -> str | None:
-    """The caller's address as Django sees it (set REMOTE_ADDR correctly behind a proxy)."""
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    """The caller's address, by the same rule as the sign-in lockout (TRUSTED_PROXY_COUNT)."""
+    return addresses.client_ip(request)
 
 
 def record(
