@@ -230,6 +230,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "account/locked_out.html"
 AXES_VERBOSE = False
 
+# Operators (staff) reach the Django admin only after a second factor. Production turns it on.
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)
+
 OTP_TOTP_ISSUER = env_str("OTP_ISSUER", "Quetzal")
 # A code from a neighbouring 30 s step is still accepted: phones' clocks drift.
 OTP_TOTP_TOLERANCE = 1

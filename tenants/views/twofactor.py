@@ -13,7 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants.forms import CodeForm
 from tenants.services import twofactor
-from tenants.twofactor import has_confirmed_device, second_factor_pending
+from tenants.twofactor import has_confirmed_device, operator_enrolment_required, second_factor_pending
 
 SETUP_SESSION_KEY = "quetzal_totp_setup_device"
 
@@ -50,7 +50,7 @@ def setup(request: HttpRequest) -> HttpResponse:
         "form": form,
         "qr": twofactor.qr_code_svg(device),
         "secret": twofactor.secret_base32(device),
-        "required": bool(request.tenant and request.tenant.require_2fa),
+        "required": bool(request.tenant and request.tenant.require_2fa) or operator_enrolment_required(request),
     }
     return render(request, "tenants/2fa_setup.html", context, status=400 if form.errors else 200)
 
