@@ -7,7 +7,7 @@ from django.conf import settings
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    """Sign-up can be closed for invitation-only deployments."""
+    """Sign-up is closed unless the operator opens it (ACCOUNT_ALLOW_SIGNUP)."""
 
     def is_open_for_signup(self, request) -> bool:
-        return getattr(settings, "ACCOUNT_ALLOW_SIGNUP", True)
+        return bool(settings.ACCOUNT_ALLOW_SIGNUP)

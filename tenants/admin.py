@@ -36,7 +36,7 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
-    actions = ["suspend", "reactivate"]
+    actions = ["approve", "suspend", "reactivate"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "status"]}),
         (
@@ -79,7 +79,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, tenant: Tenant) -> str:
-        tone = "ok" if tenant.status == TenantStatus.ACTIVE else "bad"
+        tone = {TenantStatus.ACTIVE: "ok", TenantStatus.PENDING: "warn"}.get(tenant.status, "bad")
         return format_html('<span class="q-badge {}">{}</span>', tone, tenant.get_status_display())
 
     @admin.display(description="People", ordering="member_count")
@@ -89,6 +89,14 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.display(description="Running", ordering="running_count")
     def desktops_running(self, tenant: Tenant) -> int:
         return tenant.running_count
+
+    @admin.action(description="Approve selected tenants (self-service sign-ups)")
+    def approve(self, request, queryset):
+        approved = [t.name for t in queryset if tenant_services.approve(tenant=t, actor=request.user)]
+        if approved:
+            messages.success(request, f"Approved {', '.join(approved)}; their quotas are as set on each tenant.")
+        else:
+            messages.warning(request, "None of the selected tenants was pending approval.")
 
     @admin.action(description="Suspend selected tenants")
     def suspend(self, request, queryset):

@@ -8,10 +8,11 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from tenants import readonly
 from tenants.resolution import resolve_page_tenant
 from tenants.twofactor import enrolment_required, operator_enrolment_required, second_factor_pending
 
@@ -108,3 +109,21 @@ def _to_page(name: str, request: HttpRequest) -> HttpResponse:
     """Redirect to a gate page that sends the person back here afterwards."""
     back = request.get_full_path() if request.method == "GET" else "/"
     return redirect(f"{reverse(name)}?{urlencode({'next': back})}")
+
+
+class ReadOnlyTenantMiddleware:
+    """Refuse every page write in a suspended or pending tenant, except the routes tenants.readonly allows."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        if request.method in readonly.SAFE_METHODS:
+            return None
+        refused = readonly.refusal(getattr(request, "tenant", None))
+        if refused is None or readonly.page_route_writable(request.resolver_match, request, view_func):
+            return None
+        return render(request, "tenants/read_only.html", {"refusal": refused}, status=refused.status)

@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "tenants.middleware.ActiveTenantMiddleware",
     "tenants.middleware.InactivityLogoutMiddleware",
     "tenants.middleware.TwoFactorMiddleware",
+    "tenants.middleware.ReadOnlyTenantMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -198,11 +199,22 @@ CELERY_BEAT_SCHEDULE = {
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", ("mandatory", "optional", "none"), "optional")
+# Invitations only by default. Opened, anyone may sign up and create an organisation, which waits
+# (read-only, nothing runs) until an operator approves it; the address must be proven first.
+ACCOUNT_ALLOW_SIGNUP = env_bool("ACCOUNT_ALLOW_SIGNUP", False)
+ACCOUNT_EMAIL_VERIFICATION = env_choice(
+    "ACCOUNT_EMAIL_VERIFICATION",
+    ("mandatory", "optional", "none"),
+    "mandatory" if ACCOUNT_ALLOW_SIGNUP else "optional",
+)
+if ACCOUNT_ALLOW_SIGNUP and ACCOUNT_EMAIL_VERIFICATION != "mandatory":
+    raise ImproperlyConfigured("ACCOUNT_ALLOW_SIGNUP needs ACCOUNT_EMAIL_VERIFICATION=mandatory")
+# Sign-up and password reset answer the same whether or not an account exists (with mandatory
+# verification, allauth emails the existing account's owner instead of saying "taken").
+ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "tenants.adapters.AccountAdapter"
-ACCOUNT_ALLOW_SIGNUP = env_bool("ACCOUNT_ALLOW_SIGNUP", True)
 # Failed logins are throttled and locked out by django-axes (one configurable number).
 ACCOUNT_RATE_LIMITS = {"login_failed": False}
 LOGIN_REDIRECT_URL = "/"

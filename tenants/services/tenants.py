@@ -14,16 +14,17 @@ from tenants.models.tenant import POLICY_FIELDS
 from tenants.services import audit
 
 
-def create_tenant(*, name: str, owner, slug: str | None = None, ip: str | None = None) -> Tenant:
-    """Create a tenant with its first owner."""
+def create_tenant(*, name: str, owner, slug: str | None = None, pending: bool = False, ip: str | None = None) -> Tenant:
+    """Create a tenant with its first owner; a pending one (self-service) waits for an operator's approval."""
     slug = slugify(slug or name)[:50]
     if not slug:
         raise ServiceError("The organisation needs a name made of letters or digits.", code="invalid_name")
+    status = TenantStatus.PENDING if pending else TenantStatus.ACTIVE
     try:
         with transaction.atomic():
-            tenant = Tenant.objects.create(name=name.strip(), slug=slug)
+            tenant = Tenant.objects.create(name=name.strip(), slug=slug, status=status)
             Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
-            audit.record("tenant.create", actor=owner, tenant=tenant, target=tenant, ip=ip)
+            audit.record("tenant.create", actor=owner, tenant=tenant, target=tenant, ip=ip, data={"status": status})
     except IntegrityError:
         raise Conflict(f"The address '{slug}' is taken; choose another.", code="slug_taken") from None
     return tenant
@@ -60,3 +61,13 @@ def set_status(*, tenant: Tenant, status: TenantStatus, actor=None, reason: str 
             audit.record(f"tenant.{status}", actor=actor, tenant=tenant, target=tenant, data={"reason": reason})
     tenant.refresh_from_db()
     return tenant
+
+
+def approve(*, tenant: Tenant, actor, ip: str | None = None) -> bool:
+    """An operator lets a self-service tenant start (pending -> active); False when it was not pending."""
+    with transaction.atomic():
+        won = Tenant.objects.filter(pk=tenant.pk, status=TenantStatus.PENDING).update(status=TenantStatus.ACTIVE)
+        if won:
+            audit.record("tenant.approve", actor=actor, tenant=tenant, target=tenant, ip=ip)
+    tenant.refresh_from_db()
+    return bool(won)
