@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from quetzal.errors import Conflict, ServiceError
+from tenants import channels
 from tenants.choices import Role, TenantStatus
 from tenants.models import Membership, Tenant
 from tenants.models.tenant import POLICY_FIELDS
@@ -59,6 +60,9 @@ def set_status(*, tenant: Tenant, status: TenantStatus, actor=None, reason: str 
         updated = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
         if updated:
             audit.record(f"tenant.{status}", actor=actor, tenant=tenant, target=tenant, data={"reason": reason})
+            if status != TenantStatus.ACTIVE:
+                # Live figures and consoles were opened in an active tenant; they reconnect read-only.
+                channels.end_sockets([channels.tenant_group(tenant.pk)], code=channels.ACCESS_CHANGED, reason=status)
     tenant.refresh_from_db()
     return tenant
 
