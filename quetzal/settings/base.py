@@ -246,6 +246,8 @@ AXES_VERBOSE = False
 ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)
 
 OTP_TOTP_ISSUER = env_str("OTP_ISSUER", "Quetzal")
+# Operators must not be able to read (and so clone) someone's authenticator secret in the admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # A code from a neighbouring 30 s step is still accepted: phones' clocks drift.
 OTP_TOTP_TOLERANCE = 1
 

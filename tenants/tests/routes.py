@@ -10,8 +10,9 @@ from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.regex_helper import normalize
 
-# Values tried for each parameter, in order, until the URL resolves back to its own route.
-_CANDIDATES = ("1", "x", "1-x", "00000000-0000-0000-0000-000000000001")
+# Values tried for each parameter, in order, until the URL resolves back to its own route. Ids name
+# no row: a test that posts to every route must not delete the people it signs in as.
+_CANDIDATES = ("987654", "x", "987654-x", "00000000-0000-0000-0000-000000000001")
 _CONVERTER = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
 
 

@@ -15,6 +15,7 @@ from quetzal.errors import ServiceError
 from tenants.forms import InviteForm, NewAccountForm, PoliciesForm, RoleForm, TenantCreateForm, TokenForm
 from tenants.mixins import TenantPageMixin
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, User
+from tenants.redirects import safe_next
 from tenants.resolution import switch_tenant
 from tenants.services import audit, invitations, members, tenants, tokens
 
@@ -27,7 +28,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     if tenant is None:
         raise Http404("You are not a member of that organisation.")
     messages.success(request, f"Now working in {tenant.name}.")
-    return redirect(request.POST.get("next") or "portal:home")
+    return redirect(safe_next(request, "portal:home"))
 
 
 def can_create_tenant(user) -> bool:
