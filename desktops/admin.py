@@ -147,6 +147,9 @@ class OperationAdmin(admin.ModelAdmin):
     search_fields = ["desktop__name", "error"]
     readonly_fields = [f.name for f in Operation._meta.fields]
 
+    def has_add_permission(self, request) -> bool:
+        return False  # operations come from the services that start work; an empty one breaks a constraint
+
 
 @admin.register(Pool)
 class PoolAdmin(admin.ModelAdmin):

@@ -29,6 +29,9 @@ def asgi_server_command(host: str, port: int, *, quiet: bool = False) -> list[st
         # (daphne never negotiated it either).
         "--ws-per-message-deflate",
         "false",
+        # uvicorn would otherwise take the client address from X-Forwarded-For of any local caller;
+        # Quetzal reads that header itself, and only with TRUSTED_PROXY_COUNT set (tenants/addresses.py).
+        "--no-proxy-headers",
         # Django needs no ASGI lifespan events; "auto" would only log that it is unsupported.
         "--lifespan",
         "off",

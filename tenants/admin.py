@@ -7,6 +7,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
+from tenants import channels
 from tenants.choices import TenantStatus
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant, User
 from tenants.services import tenants as tenant_services
@@ -36,7 +37,7 @@ class TenantAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
-    actions = ["suspend", "reactivate"]
+    actions = ["approve", "suspend", "reactivate"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "status"]}),
         (
@@ -79,7 +80,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, tenant: Tenant) -> str:
-        tone = "ok" if tenant.status == TenantStatus.ACTIVE else "bad"
+        tone = {TenantStatus.ACTIVE: "ok", TenantStatus.PENDING: "warn"}.get(tenant.status, "bad")
         return format_html('<span class="q-badge {}">{}</span>', tone, tenant.get_status_display())
 
     @admin.display(description="People", ordering="member_count")
@@ -89,6 +90,14 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.display(description="Running", ordering="running_count")
     def desktops_running(self, tenant: Tenant) -> int:
         return tenant.running_count
+
+    @admin.action(description="Approve selected tenants (self-service sign-ups)")
+    def approve(self, request, queryset):
+        approved = [t.name for t in queryset if tenant_services.approve(tenant=t, actor=request.user)]
+        if approved:
+            messages.success(request, f"Approved {', '.join(approved)}; their quotas are as set on each tenant.")
+        else:
+            messages.warning(request, "None of the selected tenants was pending approval.")
 
     @admin.action(description="Suspend selected tenants")
     def suspend(self, request, queryset):
@@ -115,6 +124,12 @@ class UserAdmin(BaseUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # A deactivated person's open sockets end now, not at their next reconnect.
+            channels.end_sockets([channels.user_group(obj.pk)], code=channels.SIGNED_OUT, reason="deactivated")
 
 
 @admin.register(Invitation)

@@ -1,6 +1,11 @@
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
 class TenantsConfig(AppConfig):
     name = "tenants"
     verbose_name = "Tenants and people"
+
+    def ready(self) -> None:
+        from tenants import receivers  # noqa: F401 (connects the sign-in and sign-out receivers)

@@ -17,6 +17,8 @@ ADMIN_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 class TenantStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"
+    # Made by self-service sign-up: read-only, nothing runs, until an operator approves it.
+    PENDING = "pending", "Pending approval"
 
 
 class IdleAction(models.TextChoices):

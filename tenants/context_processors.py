@@ -18,4 +18,5 @@ def active_tenant(request) -> dict:
         "is_tenant_admin": bool(membership and membership.is_admin),
         "my_memberships": Membership.objects.filter(user=user).select_related("tenant"),
         "billing_enabled": settings.BILLING_ENABLED,
+        "can_create_tenant": user.is_staff or settings.ACCOUNT_ALLOW_SIGNUP,
     }

@@ -41,6 +41,8 @@ class AuditAction(models.TextChoices):
     TENANT_POLICIES = "tenant.policies", "Policies changed"
     TENANT_ACTIVE = "tenant.active", "Organisation reactivated"
     TENANT_SUSPENDED = "tenant.suspended", "Organisation suspended"
+    TENANT_PENDING = "tenant.pending", "Organisation awaiting approval"
+    TENANT_APPROVE = "tenant.approve", "Organisation approved"
     MEMBER_ROLE = "member.role", "Role changed"
     MEMBER_REMOVE = "member.remove", "Member removed"
     MEMBER_LEAVE = "member.leave", "Member left"
@@ -49,12 +51,17 @@ class AuditAction(models.TextChoices):
     INVITATION_REVOKE = "invitation.revoke", "Invitation revoked"
     TOKEN_CREATE = "token.create", "API token created"
     TOKEN_REVOKE = "token.revoke", "API token revoked"
+    TOKEN_USE = "token.use", "API token used"
+    LOGIN_SUCCESS = "login.success", "Signed in"
+    LOGIN_FAILED = "login.failed", "Sign-in refused"
+    LOGIN_LOGOUT = "login.logout", "Signed out"
     # Sign-in and the person's own settings
     TWO_FACTOR_ENROL = "2fa.enrol", "Two-factor authentication enrolled"
     TWO_FACTOR_VERIFY = "2fa.verify", "Second factor verified"
     TWO_FACTOR_RECOVERY_CODE = "2fa.recovery_code", "Recovery code used"
     TWO_FACTOR_FAILED = "2fa.failed", "Second factor refused"
     TWO_FACTOR_REMOVE = "2fa.remove", "Two-factor authentication removed"
+    TWO_FACTOR_RECOVERY_CODES = "2fa.recovery_codes", "Recovery codes regenerated"
     USER_PREFERENCES = "user.preferences", "Console preferences changed"
     # Hosts and images (platform events: no tenant)
     HOST_REGISTER = "host.register", "Host registered"
@@ -192,6 +199,14 @@ def token_created(*, actor: Actor, token: ApiToken, ip: str | None = None) -> Au
     return _record(AuditAction.TOKEN_CREATE, actor=actor, tenant=token.tenant, target=token, ip=ip)
 
 
+def token_used(*, token: ApiToken, ip: str | None = None) -> AuditEvent:
+    return _record(AuditAction.TOKEN_USE, actor=token.user, tenant=token.tenant, target=token, ip=ip)
+
+
+def tenant_approved(*, actor: Actor, tenant: Tenant, ip: str | None = None) -> AuditEvent:
+    return _record(AuditAction.TENANT_APPROVE, actor=actor, tenant=tenant, target=tenant, ip=ip)
+
+
 def token_revoked(*, actor: Actor, token: ApiToken, ip: str | None = None) -> AuditEvent:
     return _record(AuditAction.TOKEN_REVOKE, actor=actor, tenant=token.tenant, target=token, ip=ip)
 
@@ -202,6 +217,31 @@ def token_revoked(*, actor: Actor, token: ApiToken, ip: str | None = None) -> Au
 def _two_factor(action: AuditAction, user: Actor, request: HttpRequest | None) -> AuditEvent:
     # The tenant the person was working in, when the request has one (sign-in happens before any).
     return _record(action, actor=user, tenant=getattr(request, "tenant", None), ip=client_ip(request))
+
+
+def recovery_codes_regenerated(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:
+    return _two_factor(AuditAction.TWO_FACTOR_RECOVERY_CODES, user, request)
+
+
+def _each_tenant_of(
+    action: AuditAction, user: User, request: HttpRequest | None, data: dict | None
+) -> list[AuditEvent]:
+    """One event in each of the person's tenants, so every tenant's admins see their people's sign-ins."""
+    ip = client_ip(request)
+    tenants = [m.tenant for m in Membership.objects.filter(user=user).select_related("tenant")]
+    return [_record(action, actor=user, tenant=tenant, target=user, ip=ip, data=data) for tenant in tenants or [None]]
+
+
+def signed_in(*, user: User, request: HttpRequest | None = None) -> list[AuditEvent]:
+    return _each_tenant_of(AuditAction.LOGIN_SUCCESS, user, request, None)
+
+
+def sign_in_failed(*, user: User, request: HttpRequest | None = None, locked_out: bool = False) -> list[AuditEvent]:
+    return _each_tenant_of(AuditAction.LOGIN_FAILED, user, request, {"locked_out": locked_out})
+
+
+def signed_out(*, user: User, request: HttpRequest | None = None) -> list[AuditEvent]:
+    return _each_tenant_of(AuditAction.LOGIN_LOGOUT, user, request, None)
 
 
 def two_factor_enrolled(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 
@@ -28,3 +29,14 @@ def enrolment_required(request) -> bool:
     if tenant is None or not tenant.require_2fa or user is None or not user.is_authenticated:
         return False
     return not has_confirmed_device(user)
+
+
+def operator_enrolment_required(request) -> bool:
+    """ADMIN_REQUIRE_2FA is on and this operator's session has not passed a second factor."""
+    user = getattr(request, "user", None)
+    if not getattr(settings, "ADMIN_REQUIRE_2FA", False) or user is None or not user.is_authenticated:
+        return False
+    if not user.is_staff:
+        return False
+    is_verified = getattr(user, "is_verified", None)
+    return not (is_verified is not None and is_verified())

@@ -16,6 +16,7 @@ from desktops.console.errors import ConsoleError
 from desktops.console.flow import innermost_send
 from desktops.console.recordfile import RecordingStats, RecordingWriter
 from quetzal.origin import header
+from tenants.channels import EndsWithAccess
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def _when(timestamp: float | None) -> datetime | None:
     return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None
 
 
-class ConsoleConsumer(AsyncConsumer):
+class ConsoleConsumer(EndsWithAccess, AsyncConsumer):
     """One browser's console connection to one desktop."""
 
     async def __call__(self, scope, receive, send) -> None:

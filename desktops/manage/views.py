@@ -17,6 +17,7 @@ from desktops.views import decorate
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
 from tenants.models import User
+from tenants.redirects import safe_next
 from tenants.services.audit import client_ip
 
 DESKTOPS_SHOWN = 500
@@ -88,7 +89,7 @@ class BulkActionView(AdminPage, View):
         messages.success(request, result.summary(verb))
         for desktop, reason in result.skipped[:5]:
             messages.info(request, f"{desktop.name} ({desktop.user or 'pool'}): skipped, {reason}.")
-        return redirect(request.POST.get("next") or "manage:desktops")
+        return redirect(safe_next(request, "manage:desktops"))
 
 
 class PoolsView(AdminPage, View):

@@ -15,6 +15,7 @@ from desktops.metrics import access
 from desktops.metrics import groups as topics
 from desktops.metrics.layer import live_layer
 from desktops.metrics.live import EVENT_TYPE
+from tenants.channels import EndsWithAccess
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ MAX_REFUSALS = 100
 MAX_FRAME = 4096
 
 
-class LiveConsumer(AsyncWebsocketConsumer):
+class LiveConsumer(EndsWithAccess, AsyncWebsocketConsumer):
     """One page's live socket: JSON frames `{"subscribe": topic}` / `{"unsubscribe": topic}` in, events out."""
 
     async def __call__(self, scope, receive, send) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
 
+from tenants import readonly
 from tenants.choices import ADMIN_ROLES
 from tenants.models import ApiToken
 from tenants.twofactor import enrolment_required
@@ -24,7 +25,15 @@ class IsTenantMember(BasePermission):
                 "Your organisation requires two-factor authentication: enrol a device first.",
                 code="otp_enrolment_required",
             )
-        return getattr(request, "membership", None) is not None
+        if getattr(request, "membership", None) is None:
+            return False
+        if request.method not in readonly.SAFE_METHODS:
+            refused = readonly.refusal(request.tenant)
+            # A viewset may name actions that stay open (e.g. revoking a token): they end access, not grant it.
+            open_actions = getattr(view, "writable_when_read_only", ())
+            if refused is not None and getattr(view, "action", None) not in open_actions:
+                raise exceptions.PermissionDenied(refused.detail, code=refused.code)
+        return True
 
 
 class IsTenantAdmin(IsTenantMember):

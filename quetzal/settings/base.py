@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from quetzal.env import (
     env_bool,
     env_choice,
@@ -66,6 +68,7 @@ MIDDLEWARE = [
     "tenants.middleware.ActiveTenantMiddleware",
     "tenants.middleware.InactivityLogoutMiddleware",
     "tenants.middleware.TwoFactorMiddleware",
+    "tenants.middleware.ReadOnlyTenantMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -198,29 +201,55 @@ CELERY_BEAT_SCHEDULE = {
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_EMAIL_VERIFICATION = env_choice("ACCOUNT_EMAIL_VERIFICATION", ("mandatory", "optional", "none"), "optional")
+# Invitations only by default. Opened, anyone may sign up and create an organisation, which waits
+# (read-only, nothing runs) until an operator approves it; the address must be proven first.
+ACCOUNT_ALLOW_SIGNUP = env_bool("ACCOUNT_ALLOW_SIGNUP", False)
+ACCOUNT_EMAIL_VERIFICATION = env_choice(
+    "ACCOUNT_EMAIL_VERIFICATION",
+    ("mandatory", "optional", "none"),
+    "mandatory" if ACCOUNT_ALLOW_SIGNUP else "optional",
+)
+if ACCOUNT_ALLOW_SIGNUP and ACCOUNT_EMAIL_VERIFICATION != "mandatory":
+    raise ImproperlyConfigured("ACCOUNT_ALLOW_SIGNUP needs ACCOUNT_EMAIL_VERIFICATION=mandatory")
+# Sign-up and password reset answer the same whether or not an account exists (with mandatory
+# verification, allauth emails the existing account's owner instead of saying "taken").
+ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "tenants.adapters.AccountAdapter"
-ACCOUNT_ALLOW_SIGNUP = env_bool("ACCOUNT_ALLOW_SIGNUP", True)
 # Failed logins are throttled and locked out by django-axes (one configurable number).
 ACCOUNT_RATE_LIMITS = {"login_failed": False}
 LOGIN_REDIRECT_URL = "/"
 LOGIN_URL = "account_login"
 ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-# django-axes: lock out after QUETZAL_LOGIN_FAILURE_LIMIT failures per account and address.
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+# Behind a reverse proxy (or a chain of them), how many: the client address is then read from the
+# n-th X-Forwarded-For entry from the right. 0 (direct clients) ignores the header entirely, so a
+# forged one moves neither the lockout count nor the audit log (tenants/addresses.py).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+
+# django-axes: LOGIN_FAILURE_LIMIT failures of one account from one address lock that pair out;
+# LOGIN_ACCOUNT_FAILURE_LIMIT failures of one account from anywhere lock the account (tenants/lockout.py).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 4 * AXES_FAILURE_LIMIT, minimum=1, maximum=10000)
+if LOGIN_ACCOUNT_FAILURE_LIMIT < AXES_FAILURE_LIMIT:
+    raise ImproperlyConfigured("LOGIN_ACCOUNT_FAILURE_LIMIT must be at least LOGIN_FAILURE_LIMIT")
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_HANDLER = "tenants.lockout.AccountAndAddressHandler"
+AXES_USERNAME_CALLABLE = "tenants.lockout.login_name"
+AXES_CLIENT_IP_CALLABLE = "tenants.addresses.client_ip"
 AXES_USERNAME_FORM_FIELD = "login"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "account/locked_out.html"
 AXES_VERBOSE = False
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
-AXES_IPWARE_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# Operators (staff) reach the Django admin only after a second factor. Production turns it on.
+ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", False)
 
 OTP_TOTP_ISSUER = env_str("OTP_ISSUER", "Quetzal")
+# Operators must not be able to read (and so clone) someone's authenticator secret in the admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # A code from a neighbouring 30 s step is still accepted: phones' clocks drift.
 OTP_TOTP_TOLERANCE = 1
 

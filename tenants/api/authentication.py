@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from tenants.addresses import client_ip
 from tenants.services.tokens import authenticate_token
 
 
@@ -19,7 +20,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="invalid_token")
-        token = authenticate_token(header[1])
+        token = authenticate_token(header[1], ip=client_ip(request))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.", code="invalid_token")
         return token.user, token

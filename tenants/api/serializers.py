@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from tenants.choices import Role
@@ -51,6 +52,12 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def validate_expires_at(self, value):
+        # A token born expired is a mistake in the caller's clock or script, never what they meant.
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("The expiry must be in the future.", code="token_expiry_past")
+        return value
 
 
 class NewApiTokenSerializer(ApiTokenSerializer):

@@ -115,6 +115,8 @@ class ApiTokenViewSet(
 
     queryset = ApiToken.objects.all()
     serializer_class = serializers.ApiTokenSerializer
+    # Revoking ends access: it stays open in a suspended tenant (tenants.readonly).
+    writable_when_read_only = frozenset({"destroy"})
 
     def get_queryset(self):
         return super().get_queryset().filter(user=self.request.user)

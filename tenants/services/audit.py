@@ -7,12 +7,12 @@ from datetime import date, datetime, time, timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from tenants import addresses
+
 
 def client_ip(request) -> str | None:
-    """The caller's address as Django sees it (set REMOTE_ADDR correctly behind a proxy)."""
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    """The caller's address, by the same rule as the sign-in lockout (TRUSTED_PROXY_COUNT)."""
+    return addresses.client_ip(request)
 
 
 # The audit page's "kind of event" filter: a label and the action prefixes it covers.

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quetzal.errors import Conflict, Forbidden, NotFound, ServiceError
-from tenants import events
+from tenants import events, readonly
 from tenants.choices import Role
 from tenants.models import Invitation, Membership, Tenant, User
 
@@ -78,6 +78,7 @@ def accept(*, raw: str, user: User, ip: str | None = None) -> Membership:
     """Join the tenant with the invited role; each invitation works once."""
     with transaction.atomic():
         invitation = find_pending(raw)
+        readonly.ensure_writable(invitation.tenant)
         if user.email.lower() != invitation.email.lower():
             raise Forbidden(
                 f"This invitation was sent to {invitation.email}; sign in with that address.",

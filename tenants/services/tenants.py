@@ -8,20 +8,21 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from quetzal.errors import Conflict, ServiceError
-from tenants import events
+from tenants import channels, events
 from tenants.choices import Role, TenantStatus
 from tenants.models import Membership, Tenant
 from tenants.models.tenant import POLICY_FIELDS
 
 
-def create_tenant(*, name: str, owner, slug: str | None = None, ip: str | None = None) -> Tenant:
-    """Create a tenant with its first owner."""
+def create_tenant(*, name: str, owner, slug: str | None = None, pending: bool = False, ip: str | None = None) -> Tenant:
+    """Create a tenant with its first owner; a pending one (self-service) waits for an operator's approval."""
     slug = slugify(slug or name)[:50]
     if not slug:
         raise ServiceError("The organisation needs a name made of letters or digits.", code="invalid_name")
+    status = TenantStatus.PENDING if pending else TenantStatus.ACTIVE
     try:
         with transaction.atomic():
-            tenant = Tenant.objects.create(name=name.strip(), slug=slug)
+            tenant = Tenant.objects.create(name=name.strip(), slug=slug, status=status)
             Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
             events.tenant_created(actor=owner, tenant=tenant, ip=ip)
     except IntegrityError:
@@ -51,5 +52,18 @@ def set_status(*, tenant: Tenant, status: TenantStatus, actor=None, reason: str 
         updated = Tenant.objects.filter(pk=tenant.pk).exclude(status=status).update(status=status)
         if updated:
             events.tenant_status_changed(actor=actor, tenant=tenant, status=status, reason=reason)
+            if status != TenantStatus.ACTIVE:
+                # Live figures and consoles were opened in an active tenant; they reconnect read-only.
+                channels.end_sockets([channels.tenant_group(tenant.pk)], code=channels.ACCESS_CHANGED, reason=status)
     tenant.refresh_from_db()
     return tenant
+
+
+def approve(*, tenant: Tenant, actor, ip: str | None = None) -> bool:
+    """An operator lets a self-service tenant start (pending -> active); False when it was not pending."""
+    with transaction.atomic():
+        won = Tenant.objects.filter(pk=tenant.pk, status=TenantStatus.PENDING).update(status=TenantStatus.ACTIVE)
+        if won:
+            events.tenant_approved(actor=actor, tenant=tenant, ip=ip)
+    tenant.refresh_from_db()
+    return bool(won)

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from quetzal.errors import Conflict
+from quetzal.errors import Conflict, ServiceError
 from tenants import events
 from tenants.models import ApiToken, Membership
 
@@ -24,6 +24,8 @@ def create_token(
     *, membership: Membership, name: str, expires_at: datetime | None = None, ip: str | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token acting as this person in this tenant; the raw secret is returned once."""
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ServiceError("A token's expiry must be in the future.", code="token_expiry_past")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(
@@ -47,8 +49,8 @@ def revoke_token(*, token: ApiToken, actor, ip: str | None = None) -> None:
         events.token_revoked(actor=actor, token=token, ip=ip)
 
 
-def authenticate_token(raw: str) -> ApiToken | None:
-    """The usable token with this secret, marking when it was last used."""
+def authenticate_token(raw: str, *, ip: str | None = None) -> ApiToken | None:
+    """The usable token with this secret, marking when it was last used (audited at most once a minute)."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
     token = ApiToken.objects.select_related("user", "tenant").filter(token_hash=hash_token(raw)).first()
@@ -57,5 +59,7 @@ def authenticate_token(raw: str) -> ApiToken | None:
     now = timezone.now()
     # Only touch the row once a minute: scripts may call many times a second.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        with transaction.atomic():
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            events.token_used(token=token, ip=ip)
     return token

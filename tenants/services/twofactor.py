@@ -52,12 +52,14 @@ def confirm_totp(*, user, device: TOTPDevice, code: str, request=None) -> list[s
     return codes
 
 
-def regenerate_recovery_codes(user) -> list[str]:
-    """Replace the person's recovery codes with new one-time codes."""
+def regenerate_recovery_codes(user, *, request=None) -> list[str]:
+    """Replace the person's recovery codes with new one-time codes (audited when a person asks for it)."""
     device, _ = StaticDevice.objects.get_or_create(user=user, name=RECOVERY_DEVICE_NAME, defaults={"confirmed": True})
     device.token_set.all().delete()
     codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
     StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    if request is not None:
+        events.recovery_codes_regenerated(user=user, request=request)
     return codes
 
 

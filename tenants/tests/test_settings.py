@@ -82,3 +82,30 @@ def test_it_refuses_production_without_a_secret_key():
     result = _manage("check", DJANGO_SETTINGS_MODULE="quetzal.settings.production")
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "quetzal.settings.production",
+    "SECRET_KEY": "k" + "".join(chr(33 + (i * 7) % 90) for i in range(60)),
+    "ALLOWED_HOSTS": "desktops.example.com",
+}
+SHOW = "from django.conf import settings as s; print(s.ADMIN_REQUIRE_2FA, s.ACCOUNT_ALLOW_SIGNUP)"
+
+
+def test_it_asks_operators_for_2fa_and_closes_sign_up_in_production():
+    result = _manage("shell", "-c", SHOW, **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    # The last line: the shell may first say what it imported.
+    assert result.stdout.strip().splitlines()[-1].split() == ["True", "False"]
+
+
+def test_it_refuses_open_sign_up_without_mandatory_email_verification():
+    result = _manage("check", ACCOUNT_ALLOW_SIGNUP="1", ACCOUNT_EMAIL_VERIFICATION="optional")
+    assert result.returncode != 0
+    assert "ACCOUNT_ALLOW_SIGNUP needs ACCOUNT_EMAIL_VERIFICATION=mandatory" in result.stderr
+
+
+def test_it_refuses_an_account_limit_below_the_address_limit():
+    result = _manage("check", LOGIN_FAILURE_LIMIT="10", LOGIN_ACCOUNT_FAILURE_LIMIT="5")
+    assert result.returncode != 0
+    assert "LOGIN_ACCOUNT_FAILURE_LIMIT" in result.stderr

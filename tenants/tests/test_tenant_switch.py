@@ -23,9 +23,10 @@ def test_it_refuses_switching_to_a_foreign_or_unknown_tenant(alice, bob):
     assert client.get("/api/v1/tenant/current/").json()["slug"] == "alice"
 
 
-def test_it_sends_a_person_without_a_tenant_to_create_one(db):
+def test_it_sends_a_person_without_a_tenant_to_create_one(db, settings):
     from tests.factories import UserFactory
 
+    settings.ACCOUNT_ALLOW_SIGNUP = True
     user = UserFactory()
     client = login_client(user)
     assert client.get("/").url == "/organisations/new/"
@@ -33,6 +34,7 @@ def test_it_sends_a_person_without_a_tenant_to_create_one(db):
     assert response.status_code == 302
     tenant = Tenant.objects.get(slug="acme-robotics")
     assert Membership.objects.get(user=user, tenant=tenant).role == "owner"
+    assert tenant.status == "pending"
     taken = client.post("/organisations/new/", {"name": "Acme Robotics"})
     assert taken.status_code == 400 and b"is taken" in taken.content
     assert Tenant.objects.filter(slug="acme-robotics").count() == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
@@ -13,6 +15,7 @@ from quetzal.errors import ServiceError
 from tenants.forms import InviteForm, NewAccountForm, PoliciesForm, RoleForm, TenantCreateForm, TokenForm
 from tenants.mixins import TenantPageMixin
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, User
+from tenants.redirects import safe_next
 from tenants.resolution import switch_tenant
 from tenants.services import audit, invitations, members, tenants, tokens
 
@@ -25,21 +28,30 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     if tenant is None:
         raise Http404("You are not a member of that organisation.")
     messages.success(request, f"Now working in {tenant.name}.")
-    return redirect(request.POST.get("next") or "portal:home")
+    return redirect(safe_next(request, "portal:home"))
+
+
+def can_create_tenant(user) -> bool:
+    """Operators always; anyone else only when self-service sign-up is open (and then it waits for approval)."""
+    return bool(user.is_authenticated and (user.is_staff or settings.ACCOUNT_ALLOW_SIGNUP))
 
 
 class TenantCreateView(View):
-    """Create a new organisation and become its owner."""
+    """Create a new organisation and become its owner; a self-service one waits for an operator."""
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
-            return redirect(f"/accounts/login/?next={request.path}")
+            return redirect_to_login(request.get_full_path())
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, "tenants/create.html", {"form": TenantCreateForm()})
+        context = {"form": TenantCreateForm(), "allowed": can_create_tenant(request.user)}
+        return render(request, "tenants/create.html", context)
 
     def post(self, request: HttpRequest) -> HttpResponse:
+        if not can_create_tenant(request.user):
+            context = {"form": TenantCreateForm(), "allowed": False}
+            return render(request, "tenants/create.html", context, status=403)
         form = TenantCreateForm(request.POST)
         if form.is_valid():
             try:
@@ -47,6 +59,7 @@ class TenantCreateView(View):
                     name=form.cleaned_data["name"],
                     slug=form.cleaned_data["slug"],
                     owner=request.user,
+                    pending=not request.user.is_staff,
                     ip=audit.client_ip(request),
                 )
             except ServiceError as error:
@@ -54,7 +67,7 @@ class TenantCreateView(View):
             else:
                 switch_tenant(request, tenant.slug)
                 return redirect("portal:home")
-        return render(request, "tenants/create.html", {"form": form}, status=400)
+        return render(request, "tenants/create.html", {"form": form, "allowed": True}, status=400)
 
 
 class MembersView(TenantPageMixin, View):
@@ -174,6 +187,11 @@ class InvitationAcceptView(View):
 
 class TokensView(TenantPageMixin, View):
     """The person's API tokens in the active tenant."""
+
+    @staticmethod
+    def writable_when_read_only(request: HttpRequest) -> bool:
+        # Revoking ends access: a suspended tenant's people may still do that, never create a token.
+        return request.POST.get("action") == "revoke"
 
     def tokens(self):
         return self.scoped(ApiToken.objects.filter(user=self.request.user))

@@ -6,23 +6,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tenants.forms import CodeForm
+from tenants.redirects import safe_next
 from tenants.services import twofactor
-from tenants.twofactor import has_confirmed_device, second_factor_pending
+from tenants.twofactor import has_confirmed_device, operator_enrolment_required, second_factor_pending
 
 SETUP_SESSION_KEY = "quetzal_totp_setup_device"
-
-
-def _safe_next(request: HttpRequest, default: str = "/") -> str:
-    target = request.POST.get("next") or request.GET.get("next") or default
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return default
 
 
 @login_required
@@ -50,7 +43,7 @@ def setup(request: HttpRequest) -> HttpResponse:
         "form": form,
         "qr": twofactor.qr_code_svg(device),
         "secret": twofactor.secret_base32(device),
-        "required": bool(request.tenant and request.tenant.require_2fa),
+        "required": bool(request.tenant and request.tenant.require_2fa) or operator_enrolment_required(request),
     }
     return render(request, "tenants/2fa_setup.html", context, status=400 if form.errors else 200)
 
@@ -60,11 +53,11 @@ def setup(request: HttpRequest) -> HttpResponse:
 def verify(request: HttpRequest) -> HttpResponse:
     """Enter the code from the authenticator app (or a recovery code) after the password."""
     if not second_factor_pending(request):
-        return redirect(_safe_next(request))
+        return redirect(safe_next(request))
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if twofactor.verify_second_factor(request=request, code=form.cleaned_data["code"]):
-            return redirect(_safe_next(request))
+            return redirect(safe_next(request))
         form.add_error("code", "That code is not valid or was already used.")
     return render(request, "tenants/2fa_verify.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -76,7 +69,7 @@ def security(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "regenerate" and has_confirmed_device(request.user):
-            codes = twofactor.regenerate_recovery_codes(request.user)
+            codes = twofactor.regenerate_recovery_codes(request.user, request=request)
             return render(request, "tenants/2fa_recovery_codes.html", {"codes": codes})
         if action == "remove":
             twofactor.remove_devices(user=request.user, request=request)
