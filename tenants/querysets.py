@@ -26,3 +26,15 @@ class TenantOwned(models.Model):
 
     class Meta:
         abstract = True
+
+
+def is_tenant_owned(model: type[models.Model]) -> bool:
+    """Whether rows of this model belong to tenants: its default queryset knows `for_tenant`."""
+    return callable(getattr(model._default_manager.all(), "for_tenant", None))
+
+
+def scoped_to(queryset: models.QuerySet, tenant) -> models.QuerySet:
+    """The rows of `queryset` the tenant may use, by the model's own `for_tenant` (the same scope reads use)."""
+    if not callable(getattr(queryset, "for_tenant", None)):
+        raise TypeError(f"{queryset.model.__name__} rows have no tenant scope (no for_tenant on its queryset).")
+    return queryset.all().for_tenant(tenant)

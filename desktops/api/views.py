@@ -55,15 +55,12 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
 
     @extend_schema(request=s.CreateDesktopSerializer, responses={202: s.AcceptedSerializer})
     def create(self, request):
-        body = s.CreateDesktopSerializer(data=request.data)
+        body = s.CreateDesktopSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        template = DesktopTemplate.objects.for_tenant(request.tenant).filter(pk=body.validated_data["template"]).first()
-        if template is None:
-            raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
         desktop, operation = request_create(
             tenant=request.tenant,
             user=request.user,
-            template=template,
+            template=body.validated_data["template"],
             actor=request.user,
             name=body.validated_data.get("name", ""),
             start=body.validated_data["start"],
@@ -175,9 +172,6 @@ class PoolViewSet(
     admin_only = True
 
     def perform_create(self, serializer):
-        template = serializer.validated_data["template"]
-        if not DesktopTemplate.objects.for_tenant(self.request.tenant).filter(pk=template.pk).exists():
-            raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
         serializer.instance = pools.save_pool(
             tenant=self.request.tenant, actor=self.request.user, values=serializer.validated_data
         )
@@ -204,15 +198,14 @@ class PlanViewSet(TenantScopedViewSet):
 
     @extend_schema(request=s.LaunchSerializer, responses={200: s.AcceptedSerializer, 202: s.AcceptedSerializer})
     def start(self, request):
-        body = s.LaunchSerializer(data=request.data)
+        body = s.LaunchSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        templates = DesktopTemplate.objects.for_tenant(request.tenant)
-        if body.validated_data.get("template"):
-            template = templates.filter(pk=body.validated_data["template"]).first()
-        else:
-            template = (
-                templates.filter(os_family=body.validated_data["os_type"]).order_by("price_per_hour", "pk").first()
-            )
+        template = body.validated_data.get("template") or (
+            DesktopTemplate.objects.for_tenant(request.tenant)
+            .filter(os_family=body.validated_data["os_type"])
+            .order_by("price_per_hour", "pk")
+            .first()
+        )
         if template is None:
             raise ServiceError("No matching template is available to you.", code="template_unavailable", status=404)
         result = launch.launch(tenant=request.tenant, user=request.user, template=template, ip=client_ip(request))
@@ -225,13 +218,13 @@ class PlanViewSet(TenantScopedViewSet):
 
     @extend_schema(request=s.StopSerializer, responses={202: OpenApiResponse(description="Operations queued")})
     def stop(self, request):
-        body = s.StopSerializer(data=request.data)
+        body = s.StopSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        desktops = self.get_queryset().filter(state__in=[DesktopState.RUNNING, DesktopState.SUSPENDED])
-        if body.validated_data.get("desktop"):
-            desktops = self.get_queryset().filter(pk=body.validated_data["desktop"])
-            if not desktops:
-                raise ServiceError("No such desktop.", code="not_found", status=404)
+        chosen = body.validated_data.get("desktop")
+        if chosen is not None:
+            desktops = [chosen]
+        else:
+            desktops = self.get_queryset().filter(state__in=[DesktopState.RUNNING, DesktopState.SUSPENDED])
         operations = []
         for desktop in desktops:
             if desktop.kind == DesktopKind.POOLED:

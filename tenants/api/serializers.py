@@ -37,6 +37,7 @@ class MyMembershipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Membership
         fields = ["tenant", "tenant_name", "role"]
+        read_only_fields = fields
 
 
 class InvitationSerializer(serializers.ModelSerializer):
@@ -76,3 +77,4 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "data",
             "created_at",
         ]
+        read_only_fields = fields
