@@ -8,20 +8,21 @@ from django import forms
 from django.db import models
 from django.db.models import QuerySet
 
-from tenants.querysets import is_tenant_owned, scoped_to
+from tenants.querysets import Scope, is_tenant_owned, scoped_to
 
 
 class TenantScopedModelChoiceField(forms.ModelChoiceField):
-    """A choice of one row among those the form's tenant may use (the model's own `for_tenant()`).
+    """A choice of one row among those the form's tenant may use (the model's `for_tenant()`, or `scope`).
 
     Until the form binds it to a tenant it offers and accepts nothing, so a form built without one
     fails closed. The form may narrow the bound choices further (e.g. the person's own tokens).
     """
 
-    def __init__(self, queryset: QuerySet, **kwargs: Any) -> None:
+    def __init__(self, queryset: QuerySet, *, scope: Scope = scoped_to, **kwargs: Any) -> None:
         if not is_tenant_owned(queryset.model):
             raise TypeError(f"{queryset.model.__name__} is not tenant-owned: it has no for_tenant scope.")
         self.unscoped = queryset
+        self.scope = scope
         error_messages = {
             "invalid_choice": f"No such {queryset.model._meta.verbose_name} in your organisation.",
             **(kwargs.pop("error_messages", None) or {}),
@@ -30,7 +31,7 @@ class TenantScopedModelChoiceField(forms.ModelChoiceField):
 
     def bind(self, tenant) -> None:
         """Offer and accept only the tenant's rows (and what the model field's limit_choices_to allows)."""
-        queryset = scoped_to(self.unscoped, tenant)
+        queryset = self.scope(self.unscoped, tenant)
         limit = self.get_limit_choices_to()
         self.queryset = queryset.complex_filter(limit) if limit else queryset
 

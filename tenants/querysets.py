@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.db import models
 
 
@@ -31,6 +34,10 @@ class TenantOwned(models.Model):
 def is_tenant_owned(model: type[models.Model]) -> bool:
     """Whether rows of this model belong to tenants: its default queryset knows `for_tenant`."""
     return callable(getattr(model._default_manager.all(), "for_tenant", None))
+
+
+# (queryset, tenant) -> the rows of it that tenant may name; scoped_to is the default, templates pass theirs.
+Scope = Callable[[models.QuerySet, Any], models.QuerySet]
 
 
 def scoped_to(queryset: models.QuerySet, tenant) -> models.QuerySet:

@@ -61,3 +61,22 @@ def test_it_scopes_each_id_of_an_id_list(alice, bob):
     assert Body(data={"templates": [mine.pk]}, context={"request": Request()}).is_valid()
     with pytest.raises(NotFound):
         Body(data={"templates": [mine.pk, theirs.pk]}, context={"request": Request()}).is_valid()
+
+
+def test_it_takes_for_a_template_id_exactly_the_templates_the_tenant_may_launch(alice, bob):
+    # Given a public template, alice's own, a disabled one of hers, and bob's private one
+    public = DesktopTemplate.objects.create(name="Public", image=_template(alice).image)
+    own, disabled, theirs = _template(alice), _template(alice), _template(bob)
+    DesktopTemplate.objects.filter(pk=disabled.pk).update(enabled=False)
+
+    class Request:
+        tenant = alice.tenant
+
+    def resolves(template) -> bool:
+        try:
+            return CreateDesktopSerializer(data={"template": template.pk}, context={"request": Request()}).is_valid()
+        except NotFound:
+            return False
+
+    # Then a template id names a launchable template (public ones too), and nothing else
+    assert (resolves(public), resolves(own), resolves(disabled), resolves(theirs)) == (True, True, False, False)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from django import forms
 
 from desktops.models import DesktopTemplate, Pool
-from desktops.services.templates import TENANT_FIELDS
+from desktops.services.templates import TENANT_FIELDS, launchable
 from hosts.choices import CopyState
 from hosts.models import Image
-from quetzal.forms import TenantScopedModelForm
+from quetzal.forms import TenantScopedModelChoiceField, TenantScopedModelForm
 
 
 class PoolForm(TenantScopedModelForm):
     """A pool of one template the tenant may launch (the template field is scoped to `tenant=`)."""
+
+    template = TenantScopedModelChoiceField(DesktopTemplate.objects.all(), scope=launchable)
 
     class Meta(TenantScopedModelForm.Meta):
         model = Pool

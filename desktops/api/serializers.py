@@ -10,6 +10,7 @@ from rest_framework import serializers
 from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
 from desktops.services.idle import idle_deadline, session_deadline
+from desktops.services.templates import launchable
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
 
 
@@ -17,6 +18,7 @@ def template_reference(**kwargs) -> TenantScopedPrimaryKeyRelatedField:
     """A template id in a request body: one the active tenant may launch, else 404 template_unavailable."""
     return TenantScopedPrimaryKeyRelatedField(
         queryset=DesktopTemplate.objects.all(),
+        scope=launchable,
         not_found_code="template_unavailable",
         not_found_detail="No such template for your organisation.",
         **kwargs,

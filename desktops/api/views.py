@@ -12,6 +12,7 @@ from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import launch, pools
 from desktops.services.requests import request_action, request_create
+from desktops.services.templates import launchable
 from quetzal.api.viewsets import TenantScopedViewSet
 from quetzal.errors import ServiceError
 from tenants.services.audit import client_ip
@@ -201,7 +202,7 @@ class PlanViewSet(TenantScopedViewSet):
         body = s.LaunchSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         template = body.validated_data.get("template") or (
-            DesktopTemplate.objects.for_tenant(request.tenant)
+            launchable(DesktopTemplate.objects.all(), request.tenant)
             .filter(os_family=body.validated_data["os_type"])
             .order_by("price_per_hour", "pk")
             .first()

@@ -11,6 +11,7 @@ from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import quotas
 from desktops.services.requests import _new_operation, request_action
+from desktops.services.templates import launchable
 from quetzal.errors import NotFound, ServiceError
 from tenants.services import audit
 
@@ -59,7 +60,7 @@ def refill(pool: Pool) -> int:
     """Create pooled desktops until `min_ready` are warm or on their way; never beyond `max_size`."""
     if not pool.enabled or not pool.tenant.is_active:
         return 0
-    if not DesktopTemplate.objects.for_tenant(pool.tenant).filter(pk=pool.template_id).exists():
+    if not launchable(DesktopTemplate.objects.all(), pool.tenant).filter(pk=pool.template_id).exists():
         return 0  # a template its tenant may no longer launch: build nothing more from it
     unassigned = Desktop.objects.filter(pool=pool, user__isnull=True).exclude(
         state__in=[DesktopState.DELETED, DesktopState.DELETING, DesktopState.ERROR]
@@ -102,7 +103,7 @@ def recycle(*, desktop: Desktop, actor=None, reason: str = "Returned to the pool
 
 def _ensure_launchable(tenant, template: DesktopTemplate) -> None:
     """A pool builds desktops from its template for its tenant: only a template that tenant may launch."""
-    if not DesktopTemplate.objects.for_tenant(tenant).filter(pk=template.pk).exists():
+    if not launchable(DesktopTemplate.objects.all(), tenant).filter(pk=template.pk).exists():
         raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 
 from desktops.choices import Visibility
 from desktops.models import DesktopTemplate
@@ -32,6 +33,11 @@ TENANT_FIELDS = (
 )
 # Never copied into the audit log.
 SECRET_FIELDS = frozenset({"cloud_init_password"})
+
+
+def launchable(templates: QuerySet, tenant: Tenant | None) -> QuerySet:
+    """The templates a tenant's people may launch: the scope of every template id a request writes."""
+    return templates.for_tenant(tenant)
 
 
 def _check_quotas(tenant: Tenant, template: DesktopTemplate) -> None:

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 
 from quetzal.errors import NotFound
-from tenants.querysets import is_tenant_owned, scoped_to
+from tenants.querysets import Scope, is_tenant_owned, scoped_to
 
 # (queryset already scoped to the tenant, request) -> a narrower queryset, e.g. the caller's own desktops.
 Narrowing = Callable[[QuerySet, Any], QuerySet]
@@ -18,8 +18,9 @@ Narrowing = Callable[[QuerySet, Any], QuerySet]
 class TenantScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """A writable reference by id that resolves only rows the request's active tenant may use.
 
-    The queryset is narrowed with the model's own `for_tenant()` (templates: those the tenant may
-    launch), so a write follows the same scope as a read. An id outside it is a 404 with
+    The queryset is narrowed with the model's own `for_tenant()`, or with `scope` where a reference
+    means something else (a template a tenant may launch), so a write follows the same scope as a
+    read. An id outside it is a 404 with
     `not_found_code`, as reading that row would be; a malformed id stays a 400. Without a request or
     a tenant in the serializer's context nothing resolves.
     """
@@ -29,9 +30,11 @@ class TenantScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         *,
         not_found_code: str = "not_found",
         not_found_detail: str | None = None,
+        scope: Scope = scoped_to,
         narrow: Narrowing | None = None,
         **kwargs: Any,
     ) -> None:
+        self.scope = scope
         self.not_found_code = not_found_code
         self.not_found_detail = not_found_detail
         self.narrow = narrow
@@ -41,7 +44,7 @@ class TenantScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self) -> QuerySet:
         request = self.context.get("request")
-        queryset = scoped_to(super().get_queryset(), getattr(request, "tenant", None))
+        queryset = self.scope(super().get_queryset(), getattr(request, "tenant", None))
         return self.narrow(queryset, request) if self.narrow else queryset
 
     def to_internal_value(self, data: Any) -> Any:
