@@ -228,7 +228,7 @@ def _each_tenant_of(
 ) -> list[AuditEvent]:
     """One event in each of the person's tenants, so every tenant's admins see their people's sign-ins."""
     ip = client_ip(request)
-    tenants = [m.tenant for m in Membership.objects.filter(user=user).select_related("tenant")]
+    tenants: list[Tenant | None] = [m.tenant for m in Membership.objects.filter(user=user).select_related("tenant")]
     return [_record(action, actor=user, tenant=tenant, target=user, ip=ip, data=data) for tenant in tenants or [None]]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.password_validation import validate_password
 
+from quetzal.forms import TenantScopedForm, TenantScopedModelChoiceField
 from tenants.choices import Role
-from tenants.models import Tenant
+from tenants.models import ApiToken, Invitation, Membership, Tenant
 from tenants.models.tenant import POLICY_FIELDS
 
 
@@ -20,8 +21,36 @@ class InviteForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
 
 
-class RoleForm(forms.Form):
+class MemberForm(TenantScopedForm):
+    """Names one person of the active tenant (remove them)."""
+
+    membership = TenantScopedModelChoiceField(
+        Membership.objects.all(),
+        widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "No such person in your organisation."},
+    )
+
+
+class RoleForm(MemberForm):
+    """Gives one person of the active tenant another role."""
+
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class InvitationForm(TenantScopedForm):
+    """Names one invitation of the active tenant (withdraw it)."""
+
+    invitation = TenantScopedModelChoiceField(Invitation.objects.all(), widget=forms.HiddenInput)
+
+
+class TokenRevokeForm(TenantScopedForm):
+    """Names one of the person's own API tokens in the active tenant."""
+
+    token = TenantScopedModelChoiceField(ApiToken.objects.all(), widget=forms.HiddenInput)
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["token"].queryset = self.fields["token"].queryset.filter(user=user)
 
 
 class CodeForm(forms.Form):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Self
+from collections.abc import Callable
+from typing import Any, Self
 
 from django.db import models
 
@@ -28,3 +29,19 @@ class TenantOwned(models.Model):
 
     class Meta:
         abstract = True
+
+
+def is_tenant_owned(model: type[models.Model]) -> bool:
+    """Whether rows of this model belong to tenants: its default queryset knows `for_tenant`."""
+    return callable(getattr(model._default_manager.all(), "for_tenant", None))
+
+
+# (queryset, tenant) -> the rows of it that tenant may name; scoped_to is the default, templates pass theirs.
+Scope = Callable[[models.QuerySet, Any], models.QuerySet]
+
+
+def scoped_to(queryset: models.QuerySet, tenant) -> models.QuerySet:
+    """The rows of `queryset` the tenant may use, by the model's own `for_tenant` (the same scope reads use)."""
+    if not callable(getattr(queryset, "for_tenant", None)):
+        raise TypeError(f"{queryset.model.__name__} rows have no tenant scope (no for_tenant on its queryset).")
+    return queryset.all().for_tenant(tenant)

@@ -187,3 +187,41 @@ CASES: dict[str, Case] = {
     # Hosts belong to no tenant: no tenant member reads them, and outsiders get a 404 like elsewhere.
     "api:host-metrics": Case(make=_host, reader=None, detail=True),
 }
+
+
+# --- writes: every reference field a request writes (tests/references.py finds them) -----------
+
+
+@dataclass(frozen=True)
+class WriteCase:
+    """A route that writes a reference: B sends A's row (refused, nothing changes), then B's own (accepted)."""
+
+    route: str
+    method: str
+    make: Callable  # (world) -> a row of that world's tenant the field may name
+    body: Callable  # (row) -> the request body
+    accepted: int  # the status when B names its own row: proves the request reaches the field
+    person: str = "admin"  # who in tenant B sends it
+    resource: Callable | None = None  # (world) -> B's own object the URL names; None: the route is a collection
+
+
+def _pool_body(template) -> dict:
+    return {"template": template.pk, "name": "warm", "min_ready": 0, "max_size": 1}
+
+
+WRITE_CASES: dict[str, list[WriteCase]] = {
+    "CreateDesktopSerializer.template": [
+        WriteCase("api:desktop-list", "post", _template, lambda t: {"template": t.pk, "start": False}, 202, "member"),
+    ],
+    "LaunchSerializer.template": [
+        WriteCase("api:desktop-plan-start", "post", _template, lambda t: {"template": t.pk}, 202, "member"),
+    ],
+    "StopSerializer.desktop": [
+        WriteCase("api:desktop-plan-stop", "post", _desktop, lambda d: {"desktop": d.pk}, 202, "member"),
+    ],
+    "PoolSerializer.template": [
+        WriteCase("api:pool-list", "post", _template, _pool_body, 201),
+        # The reported hole: pointing one's own pool at another tenant's private template.
+        WriteCase("api:pool-detail", "patch", _template, lambda t: {"template": t.pk}, 200, resource=_pool),
+    ],
+}

@@ -1,4 +1,4 @@
-"""The tenant isolation matrix, generated from the URL configuration."""
+"""The tenant isolation matrix, generated from the URL configuration (reads) and the serializers (writes)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from quetzal.api.fields import TenantScopedPrimaryKeyRelatedField
 from tests.fixtures import api_client
-from tests.isolation_cases import CASES
+from tests.isolation_cases import CASES, WRITE_CASES
+from tests.references import database_rows, is_shared, serializer_references, target_model
 
 
 def api_route_names() -> set[str]:
@@ -102,3 +104,46 @@ def test_it_isolates_tenants(name, alice, bob):
         response = getattr(APIClient(), method)(url, body, format="json")
         assert response.status_code in (401, 403), (name, method, response.status_code)
         assert response.json()["code"] == "not_authenticated"
+
+
+# --- writes: every reference a request writes resolves through the tenant scope -----------------
+
+
+def test_it_resolves_every_reference_field_of_the_api_through_the_tenant_scope():
+    # Every writable related (or id-like) field of every serializer the API uses is the scoped field class.
+    wrong = [
+        f"{key}: {type(field).__name__}"
+        for key, field in serializer_references().items()
+        if not isinstance(field, TenantScopedPrimaryKeyRelatedField) and not is_shared(target_model(field))
+    ]
+    assert not wrong, (
+        f"Use quetzal.api.fields.TenantScopedPrimaryKeyRelatedField (or TenantScopedModelSerializer): {wrong}"
+    )
+
+
+def test_it_has_a_write_case_for_every_reference_field_of_the_api():
+    scoped = {key for key, field in serializer_references().items() if not is_shared(target_model(field))}
+    missing = sorted(scoped - set(WRITE_CASES))
+    assert not missing, f"Reference fields without a write case (add them to WRITE_CASES in isolation_cases): {missing}"
+    assert not sorted(set(WRITE_CASES) - scoped), "Write cases for fields that no longer exist"
+
+
+WRITES = [(key, index) for key, cases in sorted(WRITE_CASES.items()) for index in range(len(cases))]
+
+
+@pytest.mark.parametrize(("key", "index"), WRITES, ids=[f"{key}-{case}" for key, case in WRITES])
+def test_it_refuses_another_tenants_row_in_a_write(key, index, alice, bob):
+    case = WRITE_CASES[key][index]
+    # Given tenant B's own resource and a row of tenant A the field could name
+    theirs = case.make(alice)
+    url = reverse(case.route, kwargs={"pk": case.resource(bob).pk}) if case.resource else reverse(case.route)
+    client = api_client(getattr(bob, case.person), bob.tenant)
+    before = database_rows()
+    # When B writes A's row into its own resource: refused as if the row did not exist, and nothing changed
+    response = getattr(client, case.method)(url, case.body(theirs), format="json")
+    assert response.status_code in (400, 404), (key, response.status_code, response.content)
+    assert response.json()["code"], response.content
+    assert database_rows() == before, f"{key}: a refused write changed the database"
+    # Then the same request naming B's own row is accepted, so the refusal came from the field's scope
+    mine = getattr(client, case.method)(url, case.body(case.make(bob)), format="json")
+    assert mine.status_code == case.accepted, (key, mine.status_code, mine.content)

@@ -10,6 +10,19 @@ from rest_framework import serializers
 from desktops.choices import DesktopState
 from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
 from desktops.services.idle import idle_deadline, session_deadline
+from desktops.services.templates import launchable
+from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
+
+
+def template_reference(**kwargs) -> TenantScopedPrimaryKeyRelatedField:
+    """A template id in a request body: one the active tenant may launch, else 404 template_unavailable."""
+    return TenantScopedPrimaryKeyRelatedField(
+        queryset=DesktopTemplate.objects.all(),
+        scope=launchable,
+        not_found_code="template_unavailable",
+        not_found_detail="No such template for your organisation.",
+        **kwargs,
+    )
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -52,6 +65,7 @@ class OperationSerializer(serializers.ModelSerializer):
             "error_code",
             "error",
         ]
+        read_only_fields = fields
 
     def get_url(self, operation: Operation) -> str:
         return reverse("api:operation-detail", kwargs={"pk": operation.pk})
@@ -110,7 +124,7 @@ class DesktopSerializer(serializers.ModelSerializer):
 
 
 class CreateDesktopSerializer(serializers.Serializer):
-    template = serializers.IntegerField()
+    template = template_reference()
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     start = serializers.BooleanField(default=True)
 
@@ -128,7 +142,7 @@ class AcceptedSerializer(serializers.Serializer):
 
 class LaunchSerializer(serializers.Serializer):
     os_type = serializers.ChoiceField(choices=["linux", "windows"], required=False)
-    template = serializers.IntegerField(required=False)
+    template = template_reference(required=False)
 
     def validate(self, attrs):
         if not attrs.get("os_type") and not attrs.get("template"):
@@ -137,10 +151,17 @@ class LaunchSerializer(serializers.Serializer):
 
 
 class StopSerializer(serializers.Serializer):
-    desktop = serializers.IntegerField(required=False, help_text="Stop this desktop; omit to stop all of yours.")
+    desktop = TenantScopedPrimaryKeyRelatedField(
+        queryset=Desktop.objects.alive(),
+        narrow=lambda desktops, request: desktops.owned_by(request.user),
+        not_found_detail="No such desktop.",
+        required=False,
+        help_text="Stop this desktop; omit to stop all of yours.",
+    )
 
 
-class PoolSerializer(serializers.ModelSerializer):
+class PoolSerializer(TenantScopedModelSerializer):
+    template = template_reference()
     ready = serializers.IntegerField(source="ready_count", read_only=True)
     pending = serializers.IntegerField(source="pending_count", read_only=True)
 

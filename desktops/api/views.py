@@ -12,6 +12,7 @@ from desktops.choices import STOPPABLE_STATES, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import launch, pools
 from desktops.services.requests import request_action, request_create, request_stop
+from desktops.services.templates import launchable
 from quetzal.api.viewsets import TenantScopedViewSet
 from quetzal.errors import ServiceError
 from tenants.services.audit import client_ip
@@ -59,17 +60,12 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
 
     @extend_schema(request=s.CreateDesktopSerializer, responses={202: s.AcceptedSerializer})
     def create(self, request):
-        body = s.CreateDesktopSerializer(data=request.data)
+        body = s.CreateDesktopSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        template = (
-            DesktopTemplate.objects.launchable_by(request.tenant).filter(pk=body.validated_data["template"]).first()
-        )
-        if template is None:
-            raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
         desktop, operation = request_create(
             tenant=request.tenant,
             user=request.user,
-            template=template,
+            template=body.validated_data["template"],
             actor=request.user,
             name=body.validated_data.get("name", ""),
             start=body.validated_data["start"],
@@ -176,9 +172,6 @@ class PoolViewSet(
     admin_only = True
 
     def perform_create(self, serializer):
-        template = serializer.validated_data["template"]
-        if not DesktopTemplate.objects.launchable_by(self.request.tenant).filter(pk=template.pk).exists():
-            raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
         serializer.instance = pools.save_pool(
             tenant=self.request.tenant, actor=self.request.user, values=serializer.validated_data
         )
@@ -205,15 +198,14 @@ class PlanViewSet(TenantScopedViewSet):
 
     @extend_schema(request=s.LaunchSerializer, responses={200: s.AcceptedSerializer, 202: s.AcceptedSerializer})
     def start(self, request):
-        body = s.LaunchSerializer(data=request.data)
+        body = s.LaunchSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        templates = DesktopTemplate.objects.launchable_by(request.tenant)
-        if body.validated_data.get("template"):
-            template = templates.filter(pk=body.validated_data["template"]).first()
-        else:
-            template = (
-                templates.filter(os_family=body.validated_data["os_type"]).order_by("price_per_hour", "pk").first()
-            )
+        template = body.validated_data.get("template") or (
+            launchable(DesktopTemplate.objects.all(), request.tenant)
+            .filter(os_family=body.validated_data["os_type"])
+            .order_by("price_per_hour", "pk")
+            .first()
+        )
         if template is None:
             raise ServiceError("No matching template is available to you.", code="template_unavailable", status=404)
         result = launch.launch(tenant=request.tenant, user=request.user, template=template, ip=client_ip(request))
@@ -226,13 +218,10 @@ class PlanViewSet(TenantScopedViewSet):
 
     @extend_schema(request=s.StopSerializer, responses={202: OpenApiResponse(description="Operations queued")})
     def stop(self, request):
-        body = s.StopSerializer(data=request.data)
+        body = s.StopSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        desktops = self.get_queryset().filter(state__in=STOPPABLE_STATES)
-        if body.validated_data.get("desktop"):
-            desktops = self.get_queryset().filter(pk=body.validated_data["desktop"])
-            if not desktops:
-                raise ServiceError("No such desktop.", code="not_found", status=404)
+        chosen = body.validated_data.get("desktop")
+        desktops = [chosen] if chosen is not None else self.get_queryset().filter(state__in=STOPPABLE_STATES)
         ip = client_ip(request)
         operations = [request_stop(desktop=desktop, actor=request.user, ip=ip) for desktop in desktops]
         data = {"operations": s.OperationSerializer(operations, many=True).data}

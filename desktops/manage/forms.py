@@ -5,13 +5,18 @@ from __future__ import annotations
 from django import forms
 
 from desktops.models import DesktopTemplate, Pool
-from desktops.services.templates import TENANT_FIELDS
+from desktops.services.templates import TENANT_FIELDS, launchable
 from hosts.choices import CopyState
 from hosts.models import Image
+from quetzal.forms import TenantScopedModelChoiceField, TenantScopedModelForm
 
 
-class PoolForm(forms.ModelForm):
-    class Meta:
+class PoolForm(TenantScopedModelForm):
+    """A pool of one template the tenant may launch (the template field is scoped to `tenant=`)."""
+
+    template = TenantScopedModelChoiceField(DesktopTemplate.objects.all(), scope=launchable)
+
+    class Meta(TenantScopedModelForm.Meta):
         model = Pool
         fields = ["template", "name", "min_ready", "max_size", "warm_state", "idle_action", "enabled"]
         help_texts = {
@@ -20,14 +25,15 @@ class PoolForm(forms.ModelForm):
             "idle_action": "What happens to a handed-out desktop when its person leaves it idle.",
         }
 
-    def __init__(self, *args, templates=None, **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = templates if templates is not None else DesktopTemplate.objects.none()
         self.fields["name"].required = False
         self.fields["name"].help_text = "Empty: the template's name."
         if self.instance.pk:
-            # A pool is one template's; another template is another pool.
+            # A pool is one template's; another template is another pool. A disabled field never reads the
+            # request, so it shows the pool's own template even when that one is no longer offered.
             self.fields["template"].disabled = True
+            self.fields["template"].queryset = DesktopTemplate.objects.filter(pk=self.instance.template_id)
 
     def clean(self) -> dict:
         data = super().clean()

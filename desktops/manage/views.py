@@ -95,17 +95,14 @@ class BulkActionView(AdminPage, View):
 class PoolsView(AdminPage, View):
     """Warm pools per template with their current warm count; create one."""
 
-    def templates(self) -> QuerySet:
-        return DesktopTemplate.objects.launchable_by(self.request.tenant)
-
     def context(self, form: PoolForm) -> dict:
         return {"pools": self.scoped(Pool.objects.select_related("template")), "form": form}
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return render(request, "desktops/manage/pools.html", self.context(PoolForm(templates=self.templates())))
+        return render(request, "desktops/manage/pools.html", self.context(PoolForm(tenant=request.tenant)))
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        form = PoolForm(request.POST, templates=self.templates())
+        form = PoolForm(request.POST, tenant=request.tenant)
         return save_pool_form(self, request, form, pool=None, template_name="desktops/manage/pools.html")
 
 
@@ -142,12 +139,12 @@ class PoolEditView(AdminPage, View):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         pool = self.pool(pk)
-        form = PoolForm(instance=pool, templates=DesktopTemplate.objects.filter(pk=pool.template_id))
+        form = PoolForm(instance=pool, tenant=request.tenant)
         return render(request, "desktops/manage/pool_edit.html", self.context(form))
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         pool = self.pool(pk)
-        form = PoolForm(request.POST, instance=pool, templates=DesktopTemplate.objects.filter(pk=pool.template_id))
+        form = PoolForm(request.POST, instance=pool, tenant=request.tenant)
         return save_pool_form(self, request, form, pool=pool, template_name="desktops/manage/pool_edit.html")
 
 

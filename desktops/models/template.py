@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Self
 
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -15,7 +16,7 @@ from tenants.querysets import TenantQuerySet
 class TemplateQuerySet(TenantQuerySet):
     """for_tenant(t), as everywhere: the templates t owns, enabled or not (what its admins manage)."""
 
-    def launchable_by(self, tenant) -> TemplateQuerySet:
+    def launchable_by(self, tenant) -> Self:
         """Enabled public templates plus the tenant's enabled private ones: what its people may launch."""
         if tenant is None:
             return self.none()

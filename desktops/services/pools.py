@@ -12,7 +12,8 @@ from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import quotas
 from desktops.services.requests import _new_operation, request_action
-from quetzal.errors import ServiceError
+from desktops.services.templates import launchable
+from quetzal.errors import NotFound, ServiceError
 from tenants import events
 
 
@@ -54,6 +55,8 @@ def refill(pool: Pool) -> int:
     """Create pooled desktops until `min_ready` are warm or on their way; never beyond `max_size`."""
     if not pool.enabled or not pool.tenant.is_active:
         return 0
+    if not launchable(DesktopTemplate.objects.all(), pool.tenant).filter(pk=pool.template_id).exists():
+        return 0  # a template its tenant may no longer launch: build nothing more from it
     unassigned = Desktop.objects.filter(pool=pool, user__isnull=True).exclude(
         state__in=[DesktopState.DELETED, DesktopState.DELETING, DesktopState.ERROR]
     )
@@ -86,8 +89,19 @@ def refill_all() -> int:
     return sum(refill(pool) for pool in Pool.objects.filter(enabled=True).select_related("tenant", "template"))
 
 
+def _ensure_launchable(tenant, template: DesktopTemplate) -> None:
+    """A pool builds desktops from its template for its tenant: only a template that tenant may launch."""
+    if not launchable(DesktopTemplate.objects.all(), tenant).filter(pk=template.pk).exists():
+        raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
+
+
 def save_pool(*, tenant, actor, values: dict, pool: Pool | None = None) -> Pool:
     """Create or change a pool; the next refill applies the new sizes."""
+    # Callers resolve ids through the tenant scope already; re-checked here so no path can skip it.
+    if pool is not None and pool.tenant_id != tenant.pk:
+        raise NotFound("No such pool in your organisation.")
+    if "template" in values or pool is None:
+        _ensure_launchable(tenant, values["template"])
     with transaction.atomic():
         if pool is None:
             pool = Pool(tenant=tenant, name=values.get("name") or values["template"].name)

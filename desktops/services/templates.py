@@ -9,6 +9,7 @@ from django.db import transaction
 
 from desktops.choices import Visibility
 from desktops.models import DesktopTemplate
+from desktops.models.template import TemplateQuerySet
 from quetzal.errors import LimitExceeded, NotFound, ServiceError
 from tenants import events
 from tenants.models import Tenant
@@ -32,6 +33,11 @@ TENANT_FIELDS = (
 )
 # Never copied into the audit log.
 SECRET_FIELDS = frozenset({"cloud_init_password"})
+
+
+def launchable(templates: TemplateQuerySet, tenant: Tenant | None) -> TemplateQuerySet:
+    """The templates a tenant's people may launch: the scope of every template id a request writes."""
+    return templates.launchable_by(tenant)
 
 
 def _check_quotas(tenant: Tenant, template: DesktopTemplate) -> None:

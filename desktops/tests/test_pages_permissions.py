@@ -1,6 +1,7 @@
 """Who reaches which page: members never the manage pages, admins never another tenant, operators' pages staff only.
 
-The matrix is generated from the URL configuration: a new page route needs a case below.
+The matrix is generated from the URL configuration: a new page route needs a case below. The write matrix is
+generated from the page forms (tests/references.py): a new form field naming a row needs a case in PAGE_WRITES.
 """
 
 from __future__ import annotations
@@ -8,15 +9,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import DesktopTemplate
 from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, PoolFactory
-from tenants.models import User
+from quetzal.forms import TenantScopedModelChoiceField
+from tenants.models import Invitation, User
+from tenants.services import tokens
 from tests.fixtures import TenantWorld, login_client
+from tests.references import database_rows, form_references, is_shared, raw_body_ids, target_model
 
 PAGE_NAMESPACES = ("portal", "manage", "tenants")
 
@@ -176,6 +182,107 @@ def test_it_keeps_other_tenants_rows_out_of_an_admins_lists(alice, bob):
     assert b"data-pool=" not in admin.get("/manage/pools/").content
     assert b'data-testid="running">0<' in admin.get("/manage/figures/").content
     assert b"bob private" not in admin.get("/manage/templates/").content
+
+
+# --- writes: every id a page form takes resolves through the tenant scope -----------------------
+
+
+def _membership(world: TenantWorld):
+    person = User.objects.create_user(email=f"extra-{uuid.uuid4().hex[:6]}@{world.tenant.slug}.test", password="x" * 12)
+    return world.tenant.memberships.create(user=person, role="member")
+
+
+def _invitation(world: TenantWorld):
+    return Invitation.objects.create(
+        tenant=world.tenant,
+        email=f"invitee-{uuid.uuid4().hex[:6]}@{world.tenant.slug}.test",
+        token_hash=uuid.uuid4().hex,
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+
+
+def _members_token(world: TenantWorld):
+    token, _ = tokens.create_token(membership=world.membership(world.member), name=f"ci-{uuid.uuid4().hex[:6]}")
+    return token
+
+
+@dataclass(frozen=True)
+class PageWrite:
+    """A page POST that names a row: B sends A's row (refused, nothing changes), then B's own (302)."""
+
+    route: str
+    make: Callable  # (world) -> a row of that world's tenant the form field may name
+    body: Callable  # (row) -> the POST body
+    person: str = "owner"  # who in tenant B sends it
+
+
+def _pool_form(template) -> dict:
+    return {
+        "template": template.pk,
+        "name": "",
+        "min_ready": 0,
+        "max_size": 1,
+        "warm_state": "running",
+        "idle_action": "recycle",
+        "enabled": "on",
+    }
+
+
+PAGE_WRITES: dict[str, PageWrite] = {
+    "PoolForm.template": PageWrite("manage:pools", _template, _pool_form, person="admin"),
+    "RoleForm.membership": PageWrite(
+        "tenants:members", _membership, lambda m: {"action": "role", "membership": m.pk, "role": "admin"}
+    ),
+    "MemberForm.membership": PageWrite(
+        "tenants:members", _membership, lambda m: {"action": "remove", "membership": m.pk}
+    ),
+    "InvitationForm.invitation": PageWrite(
+        "tenants:members", _invitation, lambda i: {"action": "revoke", "invitation": i.pk}, person="admin"
+    ),
+    "TokenRevokeForm.token": PageWrite(
+        "tenants:tokens", _members_token, lambda t: {"action": "revoke", "token": t.pk}, person="member"
+    ),
+}
+
+
+def test_it_resolves_every_reference_field_of_the_pages_through_the_tenant_scope():
+    # Every model choice (or id-like field) of every page form is the scoped class, or names a shared model.
+    wrong = [
+        f"{key}: {type(field).__name__}"
+        for key, field in form_references().items()
+        if not isinstance(field, TenantScopedModelChoiceField) and not is_shared(target_model(field))
+    ]
+    assert not wrong, f"Use quetzal.forms.TenantScopedModelChoiceField (or TenantScopedModelForm): {wrong}"
+
+
+def test_it_has_a_write_case_for_every_reference_field_of_the_pages():
+    scoped = {key for key, field in form_references().items() if not is_shared(target_model(field))}
+    missing = sorted(scoped - set(PAGE_WRITES))
+    assert not missing, f"Form fields naming rows without a write case (add them to PAGE_WRITES): {missing}"
+    assert not sorted(set(PAGE_WRITES) - scoped), "Write cases for form fields that no longer exist"
+
+
+def test_it_reads_no_id_straight_from_a_request_body():
+    # An id taken from request.POST / request.data by hand skips the scoped field classes.
+    found = raw_body_ids()
+    assert not found, f"Read these ids through a form or serializer with a tenant-scoped field: {found}"
+
+
+@pytest.mark.parametrize("key", sorted(PAGE_WRITES))
+def test_it_refuses_another_tenants_row_in_a_page_form(key, alice, bob):
+    case = PAGE_WRITES[key]
+    # Given a row of tenant A that B's form field could name
+    theirs = case.make(alice)
+    client = login_client(getattr(bob, case.person), bob.tenant)
+    before = database_rows()
+    # When B posts A's row: refused, and nothing changed
+    response = client.post(reverse(case.route), case.body(theirs))
+    assert response.status_code in (400, 404), (key, response.status_code)
+    assert database_rows() == before, f"{key}: a refused write changed the database"
+    # Then the same post naming B's own row goes through, so the refusal came from the field's scope
+    mine = client.post(reverse(case.route), case.body(case.make(bob)))
+    assert mine.status_code == 302, (key, mine.status_code)
+    assert database_rows() != before, f"{key}: B's own write changed nothing"
 
 
 # --- operators (Django admin) ------------------------------------------------------------------

@@ -8,9 +8,10 @@ import pytest
 from django.db import connection, connections
 
 from desktops.choices import DesktopKind, DesktopState
-from desktops.models import Desktop, Pool
+from desktops.models import Desktop, DesktopTemplate, Pool
 from desktops.services import pools
 from desktops.tests.factories import DesktopFactory, PoolFactory
+from quetzal.errors import NotFound, ServiceError
 from tests.factories import MembershipFactory
 from tests.fixtures import api_client
 from tests.services import require
@@ -112,3 +113,38 @@ def test_it_never_hands_one_desktop_to_two_people(alice, template, tmp_path, ima
     assert len(handed) == 5 and len(set(handed)) == 5
     owners = dict(Desktop.objects.filter(pool=pool).values_list("pk", "user_id"))
     assert sorted(owners.values()) == sorted(u for u, d in results.items() if d is not None)
+
+
+def _private(world, image, name: str = "Private") -> DesktopTemplate:
+    return DesktopTemplate.objects.create(name=name, image=image, visibility="tenant", tenant=world.tenant)
+
+
+def test_it_refuses_in_the_service_a_pool_of_another_tenants_template(alice, bob, image, template):
+    # Given bob's private template and a pool of alice's
+    bobs = _private(bob, image)
+    mine = Pool.objects.create(tenant=alice.tenant, template=template, name="Mine", min_ready=0)
+    # When the service is asked to make or repoint alice's pool at it, whatever the caller checked
+    for pool in (None, mine):
+        with pytest.raises(ServiceError) as refused:
+            pools.save_pool(tenant=alice.tenant, actor=alice.admin, values={"template": bobs, "name": "x"}, pool=pool)
+        # Then it refuses as if the template did not exist, and the pool still builds alice's template
+        assert (refused.value.code, refused.value.status) == ("template_unavailable", 404)
+    mine.refresh_from_db()
+    assert mine.template_id == template.pk and Pool.objects.count() == 1
+
+
+def test_it_refuses_in_the_service_another_tenants_pool(alice, bob, template):
+    bobs = Pool.objects.create(tenant=bob.tenant, template=template, name="Bob's", min_ready=0)
+    with pytest.raises(NotFound):
+        pools.save_pool(tenant=alice.tenant, actor=alice.admin, values={"min_ready": 1}, pool=bobs)
+    bobs.refresh_from_db()
+    assert bobs.min_ready == 0
+
+
+def test_it_builds_nothing_from_a_template_its_tenant_may_not_launch(alice, bob, image, host, work):
+    # Given a pool of alice's pointed at bob's private template (as the unchecked update path once allowed)
+    pool = Pool.objects.create(tenant=alice.tenant, template=_private(bob, image), name="Leaked", min_ready=2)
+    # When the pool refills: no desktop is made from the other tenant's image
+    with work():
+        assert pools.refill(pool) == 0
+    assert not Desktop.objects.filter(pool=pool).exists()

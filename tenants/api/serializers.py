@@ -38,6 +38,7 @@ class MyMembershipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Membership
         fields = ["tenant", "tenant_name", "role"]
+        read_only_fields = fields
 
 
 class InvitationSerializer(serializers.ModelSerializer):
@@ -83,3 +84,4 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "data",
             "created_at",
         ]
+        read_only_fields = fields

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from quetzal.errors import Conflict, Forbidden, ServiceError
+from quetzal.errors import Conflict, Forbidden, NotFound, ServiceError
 from tenants import channels, events
 from tenants.choices import Role
 from tenants.models import Membership
@@ -25,10 +25,17 @@ def _lock_owners(tenant_id: int) -> list[int]:
     )
 
 
+def _ensure_same_tenant(membership: Membership, actor_membership: Membership) -> None:
+    """Callers resolve the membership in the actor's tenant; re-checked so no path can act on another's."""
+    if membership.tenant_id != actor_membership.tenant_id:
+        raise NotFound("No such person in your organisation.")
+
+
 def change_role(
     *, membership: Membership, role: str, actor_membership: Membership, ip: str | None = None
 ) -> Membership:
     """Give a member another role; only owners grant or take away ownership."""
+    _ensure_same_tenant(membership, actor_membership)
     if role not in Role.values:
         raise ServiceError(f"Unknown role '{role}'.", code="invalid_role")
     touches_owner = role == Role.OWNER or membership.role == Role.OWNER
@@ -51,6 +58,7 @@ def change_role(
 
 def remove_member(*, membership: Membership, actor_membership: Membership, ip: str | None = None) -> None:
     """Remove someone from the tenant (or leave it yourself); the last owner cannot go."""
+    _ensure_same_tenant(membership, actor_membership)
     leaving_self = membership.user_id == actor_membership.user_id
     if not leaving_self and not actor_membership.is_admin:
         raise Forbidden("Only tenant admins can remove people.", code="admin_required")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+from quetzal.errors import NotFound
 from tenants.choices import Role
 from tenants.models import AuditEvent, Membership
+from tenants.services import members
 from tests.fixtures import api_client, login_client
 
 
@@ -69,3 +73,16 @@ def test_it_lets_a_member_leave(alice):
     client = login_client(alice.member, alice.tenant)
     assert client.post("/organisations/leave/").status_code == 302
     assert not Membership.objects.filter(user=alice.member).exists()
+
+
+def test_it_refuses_in_the_service_a_person_of_another_tenant(alice, bob):
+    # Given bob's member and alice's owner, whatever the caller resolved
+    theirs = bob.membership(bob.member)
+    owner = alice.membership(alice.owner)
+    # When alice's owner is made to change or remove bob's member: not found, and nothing changed
+    with pytest.raises(NotFound):
+        members.change_role(membership=theirs, role=Role.OWNER, actor_membership=owner)
+    with pytest.raises(NotFound):
+        members.remove_member(membership=theirs, actor_membership=owner)
+    assert Membership.objects.get(pk=theirs.pk).role == Role.MEMBER
+    assert not AuditEvent.objects.filter(action__startswith="member.").exists()

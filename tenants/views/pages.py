@@ -7,12 +7,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 from django.views.decorators.http import require_POST
 
 from quetzal.errors import ServiceError
-from tenants.forms import InviteForm, NewAccountForm, PoliciesForm, RoleForm, TenantCreateForm, TokenForm
+from tenants.forms import (
+    InvitationForm,
+    InviteForm,
+    MemberForm,
+    NewAccountForm,
+    PoliciesForm,
+    RoleForm,
+    TenantCreateForm,
+    TokenForm,
+    TokenRevokeForm,
+)
 from tenants.mixins import TenantPageMixin
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, User
 from tenants.redirects import safe_next
@@ -104,28 +114,41 @@ class MembersView(TenantPageMixin, View):
                 )
                 messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
             elif action == "role":
-                membership = get_object_or_404(self.scoped(Membership.objects.all()), pk=request.POST.get("membership"))
-                form = RoleForm(request.POST)
-                if form.is_valid():
-                    members.change_role(
-                        membership=membership,
-                        role=form.cleaned_data["role"],
-                        actor_membership=request.membership,
-                        ip=ip,
-                    )
-                    messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+                form = RoleForm(request.POST, tenant=request.tenant)
+                if not form.is_valid():
+                    return self.refuse(request, form)
+                membership = form.cleaned_data["membership"]
+                members.change_role(
+                    membership=membership,
+                    role=form.cleaned_data["role"],
+                    actor_membership=request.membership,
+                    ip=ip,
+                )
+                messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
             elif action == "remove":
-                membership = get_object_or_404(self.scoped(Membership.objects.all()), pk=request.POST.get("membership"))
+                form = MemberForm(request.POST, tenant=request.tenant)
+                if not form.is_valid():
+                    return self.refuse(request, form)
+                membership = form.cleaned_data["membership"]
                 members.remove_member(membership=membership, actor_membership=request.membership, ip=ip)
                 messages.success(request, f"{membership.user.email} was removed.")
             elif action == "revoke":
-                invitation = get_object_or_404(self.scoped(Invitation.objects.all()), pk=request.POST.get("invitation"))
+                form = InvitationForm(request.POST, tenant=request.tenant)
+                if not form.is_valid():
+                    return self.refuse(request, form)
+                invitation = form.cleaned_data["invitation"]
                 invitations.revoke(invitation=invitation, actor=request.user, ip=ip)
                 messages.success(request, f"Invitation to {invitation.email} withdrawn.")
         except ServiceError as error:
             messages.error(request, error.detail)
             return render(request, "tenants/members.html", self.context(), status=error.status)
         return redirect("tenants:members")
+
+    def refuse(self, request: HttpRequest, form) -> HttpResponse:
+        """The page again, with what was wrong with the action (e.g. a person not in this organisation)."""
+        for error in form.errors.values():
+            messages.error(request, " ".join(error))
+        return render(request, "tenants/members.html", self.context(), status=400)
 
 
 class LeaveView(TenantPageMixin, View):
@@ -202,7 +225,12 @@ class TokensView(TenantPageMixin, View):
     def post(self, request: HttpRequest) -> HttpResponse:
         ip = audit.client_ip(request)
         if request.POST.get("action") == "revoke":
-            token = get_object_or_404(self.tokens(), pk=request.POST.get("token"))
+            revoke = TokenRevokeForm(request.POST, tenant=request.tenant, user=request.user)
+            if not revoke.is_valid():
+                messages.error(request, " ".join(revoke.errors["token"]))
+                context = {"tokens": self.tokens(), "form": TokenForm()}
+                return render(request, "tenants/tokens.html", context, status=400)
+            token = revoke.cleaned_data["token"]
             try:
                 tokens.revoke_token(token=token, actor=request.user, ip=ip)
                 messages.success(request, f"Token {token.name} revoked.")
