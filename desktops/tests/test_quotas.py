@@ -188,7 +188,7 @@ def test_it_counts_a_queued_create_that_boots_against_the_vcpu_quota(alice, temp
 @pytest.mark.django_db(transaction=True)
 def test_it_refuses_to_lock_the_quotas_outside_a_transaction(alice):
     # A lock taken in autocommit would end before the write it guards: refused, loudly.
-    with pytest.raises(RuntimeError, match="outside transaction.atomic"):
+    with pytest.raises(RuntimeError, match=r"outside transaction\.atomic"):
         quotas.lock(alice.tenant)
     with transaction.atomic():
         assert quotas.lock(alice.tenant).pk == alice.tenant.pk
