@@ -15,7 +15,7 @@ from desktops.choices import ACTIVE_STATES, IN_FLIGHT_STATUSES, OperationKind
 from desktops.models import Desktop, Operation
 from desktops.models.desktop import DesktopQuerySet
 from quetzal.errors import Forbidden, LimitExceeded
-from tenants.models import Tenant
+from tenants.models import Tenant, User
 
 # In-flight operations that bring a desktop up: it holds its vCPUs and RAM from the moment one is queued,
 # not from when a worker gets round to booting it (else every request queued meanwhile would pass the check).
@@ -65,7 +65,7 @@ def create_refusal(tenant: Tenant) -> LimitExceeded | None:
 
 
 def run_refusal(
-    tenant: Tenant, *, user, vcpus: int, memory_mib: int, exclude_desktop_id: int | None = None
+    tenant: Tenant, *, user: User | None, vcpus: int, memory_mib: int, exclude_desktop_id: int | None = None
 ) -> LimitExceeded | None:
     """Why running one more desktop (of `vcpus` and `memory_mib`; 0 when it runs already) breaks a limit, or None.
 
@@ -102,7 +102,9 @@ def ensure_can_create(*, tenant: Tenant) -> None:
         raise refusal
 
 
-def ensure_can_run(*, tenant: Tenant, user, vcpus: int, memory_mib: int, exclude_desktop_id: int | None = None) -> None:
+def ensure_can_run(
+    *, tenant: Tenant, user: User | None, vcpus: int, memory_mib: int, exclude_desktop_id: int | None = None
+) -> None:
     """Refuse a start over the running quotas or the person's running limit; locks the tenant for the transaction."""
     refusal = run_refusal(
         lock(tenant), user=user, vcpus=vcpus, memory_mib=memory_mib, exclude_desktop_id=exclude_desktop_id
