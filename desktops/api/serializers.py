@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from desktops.choices import DesktopState
 from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
+from desktops.services import pools
 from desktops.services.idle import idle_deadline, session_deadline
 from desktops.services.templates import launchable
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
@@ -23,6 +25,15 @@ def template_reference(**kwargs) -> TenantScopedPrimaryKeyRelatedField:
         not_found_detail="No such template for your organisation.",
         **kwargs,
     )
+
+
+# A refusal as the API answers one: the limit's stable code and a sentence for people.
+HELD_BACK_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
+    "required": ["code", "detail"],
+}
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -164,6 +175,9 @@ class PoolSerializer(TenantScopedModelSerializer):
     template = template_reference()
     ready = serializers.IntegerField(source="ready_count", read_only=True)
     pending = serializers.IntegerField(source="pending_count", read_only=True)
+    held_back = serializers.SerializerMethodField(
+        help_text="Why refill cannot bring the pool up to min_ready now (a tenant quota), or null."
+    )
 
     class Meta:
         model = Pool
@@ -178,7 +192,13 @@ class PoolSerializer(TenantScopedModelSerializer):
             "enabled",
             "ready",
             "pending",
+            "held_back",
         ]
+
+    @extend_schema_field(HELD_BACK_SCHEMA)
+    def get_held_back(self, pool: Pool) -> dict | None:
+        refusal = pools.held_back(pool)
+        return {"code": refusal.code, "detail": refusal.detail} if refusal else None
 
     def validate(self, attrs):
         min_ready = attrs.get("min_ready", getattr(self.instance, "min_ready", 1))

@@ -11,6 +11,7 @@ from django.utils import timezone
 from desktops.choices import ACTIVE_STATES, AT_REST_STATES, TRANSITIONAL_STATES, DesktopKind, DesktopState
 from desktops.console.models import ConsoleSession
 from desktops.models import Desktop, DesktopTemplate, Pool
+from desktops.services import quotas
 from desktops.services.hours import DayHours, day_start, desktop_hours_per_day
 from desktops.services.idle import idle_action, idle_deadline
 from hosts.scheduling import fits_count
@@ -157,10 +158,11 @@ def build(tenant: Tenant, *, now: datetime | None = None, hours_days: int = 30) 
     desktops = Desktop.objects.for_tenant(tenant).alive()
     states = dict(desktops.order_by().values("state").annotate(n=Count("id")).values_list("state", "n"))
     active = desktops.filter(state__in=ACTIVE_STATES)
-    used = active.aggregate(vcpus=Sum("vcpus"), memory=Sum("memory_mib"))
+    # Counted as the quota checks count them, so the room shown is the room a request gets.
+    used = quotas.running_desktops(tenant).aggregate(vcpus=Sum("vcpus"), memory=Sum("memory_mib"))
     vcpus = Usage(used["vcpus"] or 0, tenant.quota_vcpus)
     memory = Usage(used["memory"] or 0, tenant.quota_ram_mib)
-    personal = Usage(desktops.filter(kind=DesktopKind.PERSONAL).count(), tenant.quota_desktops)
+    counted = Usage(quotas.counted_desktops(tenant).count(), tenant.quota_desktops)
     warm = desktops.filter(kind=DesktopKind.POOLED, user__isnull=True, state__in=Pool.WarmState.values)
     connected = (
         ConsoleSession.objects.for_tenant(tenant)
@@ -181,8 +183,8 @@ def build(tenant: Tenant, *, now: datetime | None = None, hours_days: int = 30) 
         idle=idle_desktops(tenant),
         vcpus=vcpus,
         memory_mib=memory,
-        desktops=personal,
-        rooms=rooms(tenant, vcpus=vcpus, memory=memory, desktops=personal),
+        desktops=counted,
+        rooms=rooms(tenant, vcpus=vcpus, memory=memory, desktops=counted),
         hours=desktop_hours_per_day(tenant=tenant, days=hours_days, now=now),
         now=now,
     )

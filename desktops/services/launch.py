@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
-from desktops.services import pools
+from desktops.services import pools, quotas
 from desktops.services.requests import request_action, request_create
 from desktops.state import can_request
 
@@ -25,24 +27,47 @@ class LaunchResult:
 
 
 def launch(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> LaunchResult:
-    """Next login, same desktop, files preserved; else a warm pooled one; else a new one."""
-    existing = (
+    """Next login, same desktop, files preserved; else a warm pooled one; else a new one.
+
+    One desktop per person and template: simultaneous launches by one person all answer with the same one.
+    """
+    existing = _latest(tenant=tenant, user=user, template=template)
+    if existing is not None and (result := _as_it_is(existing)) is not None:
+        return result  # nothing to write: no lock needed
+    with transaction.atomic():
+        # Launches of the tenant take turns from here, so the look for the person's desktop and the claim or
+        # create that follows are one step: a second launch finds the desktop the first one made.
+        quotas.lock(tenant)
+        existing = _latest(tenant=tenant, user=user, template=template)
+        if existing is not None:
+            result = _as_it_is(existing)
+            if result is not None:
+                return result
+            kind = next((kind for kind in _RESUME_WITH if can_request(kind, existing.state)), None)
+            if kind is not None:
+                return LaunchResult(existing, request_action(desktop=existing, kind=kind, actor=user, ip=ip))
+        claimed = pools.claim(tenant=tenant, user=user, template=template, ip=ip)
+        if claimed is not None:
+            return LaunchResult(*claimed)
+        desktop, operation = request_create(tenant=tenant, user=user, template=template, actor=user, ip=ip)
+        return LaunchResult(desktop, operation)
+
+
+def _latest(*, tenant, user, template: DesktopTemplate) -> Desktop | None:
+    """The person's newest desktop of this template that is not deleted."""
+    return (
         Desktop.objects.for_tenant(tenant)
         .alive()
         .owned_by(user)
         .filter(template=template)
-        .order_by("-created_at")
+        .order_by("-created_at", "-id")
         .first()
     )
-    if existing is not None:
-        in_flight = existing.operations.in_flight().first()
-        if in_flight is not None or existing.state == DesktopState.RUNNING:
-            return LaunchResult(existing, in_flight)
-        kind = next((kind for kind in _RESUME_WITH if can_request(kind, existing.state)), None)
-        if kind is not None:
-            return LaunchResult(existing, request_action(desktop=existing, kind=kind, actor=user, ip=ip))
-    claimed = pools.claim(tenant=tenant, user=user, template=template, ip=ip)
-    if claimed is not None:
-        return LaunchResult(*claimed)
-    desktop, operation = request_create(tenant=tenant, user=user, template=template, actor=user, ip=ip)
-    return LaunchResult(desktop, operation)
+
+
+def _as_it_is(desktop: Desktop) -> LaunchResult | None:
+    """The answer when the desktop needs nothing new: running, or already on its way with an operation."""
+    in_flight = desktop.operations.in_flight().first()
+    if in_flight is not None or desktop.state == DesktopState.RUNNING:
+        return LaunchResult(desktop, in_flight)
+    return None

@@ -13,7 +13,7 @@ from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import quotas
 from desktops.services.requests import _new_operation, request_action
 from desktops.services.templates import launchable
-from quetzal.errors import NotFound, ServiceError
+from quetzal.errors import Forbidden, LimitExceeded, NotFound, ServiceError
 from tenants import events
 
 
@@ -22,10 +22,10 @@ def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> 
     pool = Pool.objects.for_tenant(tenant).filter(template=template, enabled=True).first()
     if pool is None:
         return None
-    quotas.ensure_tenant_active(tenant)
-    quotas.ensure_can_run(tenant=tenant, user=user, vcpus=template.vcpus, memory_mib=template.memory_mib)
     now = timezone.now()
     with transaction.atomic():
+        # The tenant's lock makes the limits and the hand-out one step.
+        quotas.ensure_tenant_active(quotas.lock(tenant))
         # SKIP LOCKED lets concurrent claimers take different rows instead of queueing on one;
         # the conditional UPDATE keeps the claim exact where the database has no row locks (SQLite).
         candidates = (
@@ -37,6 +37,16 @@ def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> 
             desktop = candidates.first()  # LIMIT 1: lock one row, leave the rest to other claimers
             if desktop is None:
                 break
+            # A warm running desktop already counts against the tenant's running quotas: only the person's
+            # limit is new. A hibernated one boots now and needs the room.
+            boots = desktop.state == DesktopState.HIBERNATED
+            quotas.ensure_can_run(
+                tenant=tenant,
+                user=user,
+                vcpus=desktop.vcpus if boots else 0,
+                memory_mib=desktop.memory_mib if boots else 0,
+                exclude_desktop_id=desktop.pk,
+            )
             if not Desktop.objects.filter(pk=desktop.pk, user__isnull=True).update(
                 user=user, assigned_at=now, last_activity_at=now
             ):
@@ -44,32 +54,63 @@ def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> 
             desktop.user, desktop.assigned_at = user, now
             events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
             operation = None
-            if desktop.state == DesktopState.HIBERNATED:
+            if boots:
                 operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
             dispatch.refill_pools()
             return desktop, operation
     return None
 
 
-def refill(pool: Pool) -> int:
-    """Create pooled desktops until `min_ready` are warm or on their way; never beyond `max_size`."""
-    if not pool.enabled or not pool.tenant.is_active:
-        return 0
-    if not launchable(DesktopTemplate.objects.all(), pool.tenant).filter(pk=pool.template_id).exists():
-        return 0  # a template its tenant may no longer launch: build nothing more from it
+def shortfall(pool: Pool) -> int:
+    """How many desktops the pool lacks: up to `min_ready` unassigned ones, never beyond `max_size` in all."""
     unassigned = Desktop.objects.filter(pool=pool, user__isnull=True).exclude(
         state__in=[DesktopState.DELETED, DesktopState.DELETING, DesktopState.ERROR]
     )
     alive = Desktop.objects.filter(pool=pool).exclude(state__in=[DesktopState.DELETED])
-    wanted = min(pool.min_ready - unassigned.count(), pool.max_size - alive.count())
-    template = pool.template
-    for _ in range(max(0, wanted)):
+    return max(0, min(pool.min_ready - unassigned.count(), pool.max_size - alive.count()))
+
+
+def held_back(pool: Pool) -> ServiceError | None:
+    """Why refill cannot bring the pool up to `min_ready` now (a quota of its tenant, a suspension), or None.
+
+    Read without the lock, for the pool's pages and API; refill itself decides under the lock.
+    """
+    if not pool.enabled or shortfall(pool) == 0:
+        return None
+    tenant, template = pool.tenant, pool.template
+    if not tenant.is_active:
+        return Forbidden(f"{tenant.name} is suspended: the pool is not refilled.", code="tenant_suspended")
+    return quotas.create_refusal(tenant) or quotas.run_refusal(
+        tenant, user=None, vcpus=template.vcpus, memory_mib=template.memory_mib
+    )
+
+
+def refill(pool: Pool) -> int:
+    """Create pooled desktops up to the pool's shortfall, and only as far as the tenant's quotas allow.
+
+    One desktop per transaction, each under the tenant's lock: concurrent refills (beat, every claim) and the
+    tenant's own requests take turns, and each reads the counts the previous one left.
+    """
+    made = 0
+    while True:
         with transaction.atomic():
+            tenant = quotas.lock(pool.tenant)
+            current = Pool.objects.filter(pk=pool.pk, enabled=True).select_related("template").first()
+            if current is None or not tenant.is_active or shortfall(current) == 0:
+                break
+            if not launchable(DesktopTemplate.objects.all(), tenant).filter(pk=current.template_id).exists():
+                break  # a template its tenant may no longer launch: build nothing more from it
+            template = current.template
+            try:
+                quotas.ensure_can_create(tenant=tenant)
+                quotas.ensure_can_run(tenant=tenant, user=None, vcpus=template.vcpus, memory_mib=template.memory_mib)
+            except LimitExceeded:
+                break  # held back by the tenant's quota; held_back() says so on the pool
             desktop = Desktop.objects.create(
-                tenant=pool.tenant,
+                tenant=tenant,
                 user=None,
                 template=template,
-                pool=pool,
+                pool=current,
                 kind=DesktopKind.POOLED,
                 name=template.name,
                 vcpus=template.vcpus,
@@ -79,9 +120,10 @@ def refill(pool: Pool) -> int:
                 desktop=desktop,
                 kind=OperationKind.CREATE,
                 actor=None,
-                params={"start": True, "hibernate_after": pool.warm_state == Pool.WarmState.HIBERNATED},
+                params={"start": True, "hibernate_after": current.warm_state == Pool.WarmState.HIBERNATED},
             )
-    return max(0, wanted)
+            made += 1
+    return made
 
 
 def refill_all() -> int:

@@ -1,13 +1,49 @@
-"""Tenant and per-person limits, checked before any work is queued."""
+"""Tenant and per-person limits, each checked in the same transaction as the write it guards.
+
+Every check locks the tenant's row first (`lock`), so of two requests that would each fit alone but not
+together, the second one reads what the first one wrote and is refused: check and write are one atomic step
+on PostgreSQL (DESIGN rule 8). The `*_refusal` functions are the same checks without the lock, for showing
+why something is held back (the pool pages); nothing may write on the strength of them.
+"""
 
 from __future__ import annotations
 
-from django.db.models import Sum
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, Sum
 
-from desktops.choices import ACTIVE_STATES, DesktopKind
-from desktops.models import Desktop, DesktopTemplate
+from desktops.choices import ACTIVE_STATES, IN_FLIGHT_STATUSES, OperationKind
+from desktops.models import Desktop, Operation
+from desktops.models.desktop import DesktopQuerySet
 from quetzal.errors import Forbidden, LimitExceeded
-from tenants.models import Tenant
+from tenants.models import Tenant, User
+
+# In-flight operations that bring a desktop up: it holds its vCPUs and RAM from the moment one is queued,
+# not from when a worker gets round to booting it (else every request queued meanwhile would pass the check).
+_BOOTING = Q(kind__in=(OperationKind.START, OperationKind.RESTORE, OperationKind.RESUME)) | Q(
+    kind=OperationKind.CREATE, params__start=True
+)
+
+
+def lock(tenant: Tenant) -> Tenant:
+    """Hold the tenant's row until the current transaction ends; return it as it is now (quotas fresh).
+
+    FOR NO KEY UPDATE queues every quota-guarded write of one tenant behind the others, yet leaves inserts
+    that merely reference the tenant (operations, audit events) free to go on meanwhile.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("quotas.lock() outside transaction.atomic(): the lock would end before the write it guards")
+    return Tenant.objects.select_for_update(no_key=True).get(pk=tenant.pk)
+
+
+def counted_desktops(tenant: Tenant) -> DesktopQuerySet:
+    """What the desktop-count quota counts: every desktop not yet deleted, personal or pooled."""
+    return Desktop.objects.for_tenant(tenant).alive()
+
+
+def running_desktops(tenant: Tenant) -> DesktopQuerySet:
+    """What the running quotas count: desktops that may be using a host's CPU, or are queued to."""
+    booting = Operation.objects.filter(desktop=OuterRef("pk"), status__in=IN_FLIGHT_STATUSES).filter(_BOOTING)
+    return Desktop.objects.for_tenant(tenant).filter(Q(state__in=ACTIVE_STATES) | Exists(booting))
 
 
 def ensure_tenant_active(tenant: Tenant) -> None:
@@ -19,37 +55,59 @@ def ensure_tenant_active(tenant: Tenant) -> None:
         )
 
 
-def ensure_can_create(*, tenant: Tenant, template: DesktopTemplate) -> None:
-    """The tenant's desktop-count quota."""
-    if tenant.quota_desktops:
-        count = Desktop.objects.for_tenant(tenant).alive().filter(kind=DesktopKind.PERSONAL).count()
-        if count >= tenant.quota_desktops:
-            raise LimitExceeded(
-                f"Your organisation's limit of {tenant.quota_desktops} desktops is reached.", code="quota_desktops"
-            )
+def create_refusal(tenant: Tenant) -> LimitExceeded | None:
+    """Why one more desktop would break the tenant's desktop-count quota, or None."""
+    if tenant.quota_desktops and counted_desktops(tenant).count() >= tenant.quota_desktops:
+        return LimitExceeded(
+            f"Your organisation's limit of {tenant.quota_desktops} desktops is reached.", code="quota_desktops"
+        )
+    return None
 
 
-def ensure_can_run(*, tenant: Tenant, user, vcpus: int, memory_mib: int, exclude_desktop_id: int | None = None) -> None:
-    """The tenant's vCPU and RAM quotas over running desktops, and the person's running limit."""
-    running = Desktop.objects.for_tenant(tenant).filter(state__in=ACTIVE_STATES)
+def run_refusal(
+    tenant: Tenant, *, user: User | None, vcpus: int, memory_mib: int, exclude_desktop_id: int | None = None
+) -> LimitExceeded | None:
+    """Why running one more desktop (of `vcpus` and `memory_mib`; 0 when it runs already) breaks a limit, or None.
+
+    `user` is whose running limit applies (None for a pool's unassigned desktops); `exclude_desktop_id` is
+    the desktop about to start, so that it is not counted against itself.
+    """
+    running = running_desktops(tenant)
     if exclude_desktop_id is not None:
         running = running.exclude(pk=exclude_desktop_id)
-    if user is not None and tenant.max_running_per_user:
-        mine = running.filter(user=user).count()
-        if mine >= tenant.max_running_per_user:
-            raise LimitExceeded(
-                f"You may run {tenant.max_running_per_user} desktop(s) at once; stop one first.",
-                code="limit_running_per_user",
-            )
-    if tenant.quota_vcpus or tenant.quota_ram_mib:
+    limit = tenant.max_running_per_user if user is not None else 0
+    if limit and running.filter(user=user).count() >= limit:
+        return LimitExceeded(f"You may run {limit} desktop(s) at once; stop one first.", code="limit_running_per_user")
+    checks_vcpus = bool(tenant.quota_vcpus and vcpus)
+    checks_memory = bool(tenant.quota_ram_mib and memory_mib)
+    if checks_vcpus or checks_memory:
         used = running.aggregate(vcpus=Sum("vcpus"), memory=Sum("memory_mib"))
-        if tenant.quota_vcpus and (used["vcpus"] or 0) + vcpus > tenant.quota_vcpus:
-            raise LimitExceeded(
+        if checks_vcpus and (used["vcpus"] or 0) + vcpus > tenant.quota_vcpus:
+            return LimitExceeded(
                 f"Your organisation's limit of {tenant.quota_vcpus} running vCPUs would be exceeded.",
                 code="quota_vcpus",
             )
-        if tenant.quota_ram_mib and (used["memory"] or 0) + memory_mib > tenant.quota_ram_mib:
-            raise LimitExceeded(
+        if checks_memory and (used["memory"] or 0) + memory_mib > tenant.quota_ram_mib:
+            return LimitExceeded(
                 f"Your organisation's limit of {tenant.quota_ram_mib} MiB of running RAM would be exceeded.",
                 code="quota_ram",
             )
+    return None
+
+
+def ensure_can_create(*, tenant: Tenant) -> None:
+    """Refuse one more desktop over the tenant's desktop-count quota; locks the tenant for the transaction."""
+    refusal = create_refusal(lock(tenant))
+    if refusal is not None:
+        raise refusal
+
+
+def ensure_can_run(
+    *, tenant: Tenant, user: User | None, vcpus: int, memory_mib: int, exclude_desktop_id: int | None = None
+) -> None:
+    """Refuse a start over the running quotas or the person's running limit; locks the tenant for the transaction."""
+    refusal = run_refusal(
+        lock(tenant), user=user, vcpus=vcpus, memory_mib=memory_mib, exclude_desktop_id=exclude_desktop_id
+    )
+    if refusal is not None:
+        raise refusal

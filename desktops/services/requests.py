@@ -47,15 +47,17 @@ def request_create(
     *, tenant, user, template: DesktopTemplate, actor=None, name: str = "", start: bool = True, ip: str | None = None
 ) -> tuple[Desktop, Operation]:
     """A new personal desktop from a template; a worker places, clones, defines and (by default) boots it."""
-    quotas.ensure_tenant_active(tenant)
-    if not DesktopTemplate.objects.launchable_by(tenant).filter(pk=template.pk).exists():
-        raise ServiceError(
-            "This template is not available to your organisation.", code="template_unavailable", status=404
-        )
-    quotas.ensure_can_create(tenant=tenant, template=template)
-    if start:
-        quotas.ensure_can_run(tenant=tenant, user=user, vcpus=template.vcpus, memory_mib=template.memory_mib)
     with transaction.atomic():
+        # The quotas read what every earlier request of this tenant wrote: the lock makes check and create one step.
+        tenant = quotas.lock(tenant)
+        quotas.ensure_tenant_active(tenant)
+        if not DesktopTemplate.objects.launchable_by(tenant).filter(pk=template.pk).exists():
+            raise ServiceError(
+                "This template is not available to your organisation.", code="template_unavailable", status=404
+            )
+        quotas.ensure_can_create(tenant=tenant)
+        if start:
+            quotas.ensure_can_run(tenant=tenant, user=user, vcpus=template.vcpus, memory_mib=template.memory_mib)
         desktop = Desktop.objects.create(
             tenant=tenant,
             user=user,
@@ -78,14 +80,16 @@ def request_action(
     """Queue a lifecycle action on an existing desktop after checking state and limits."""
     if kind not in ACTIONS or not ACTIONS[kind].requestable:
         raise ServiceError(f"Unknown action '{kind}'.", code="invalid_action")
-    desktop.refresh_from_db()
-    if not can_request(kind, desktop.state):
-        raise Conflict(
-            f"Cannot {kind.replace('_', ' ')} {desktop.name} while it is {desktop.get_state_display().lower()}.",
-            code="invalid_state",
-        )
-    if kind in (OperationKind.START, OperationKind.RESUME):
-        quotas.ensure_tenant_active(desktop.tenant)
+    with transaction.atomic():
+        if kind in (OperationKind.START, OperationKind.RESUME):
+            # Taken before the state is read, so the state, the limits and the new operation are one step.
+            quotas.ensure_tenant_active(quotas.lock(desktop.tenant))
+        desktop.refresh_from_db()
+        if not can_request(kind, desktop.state):
+            raise Conflict(
+                f"Cannot {kind.replace('_', ' ')} {desktop.name} while it is {desktop.get_state_display().lower()}.",
+                code="invalid_state",
+            )
         if kind == OperationKind.START:
             quotas.ensure_can_run(
                 tenant=desktop.tenant,
@@ -94,10 +98,9 @@ def request_action(
                 memory_mib=desktop.memory_mib,
                 exclude_desktop_id=desktop.pk,
             )
-    params = dict(params or {})
-    if kind in (OperationKind.SNAPSHOT, OperationKind.REVERT, OperationKind.DELETE_SNAPSHOT):
-        params["snapshot"] = _snapshot_name(kind, desktop, params.get("snapshot", ""))
-    with transaction.atomic():
+        params = dict(params or {})
+        if kind in (OperationKind.SNAPSHOT, OperationKind.REVERT, OperationKind.DELETE_SNAPSHOT):
+            params["snapshot"] = _snapshot_name(kind, desktop, params.get("snapshot", ""))
         operation = _new_operation(desktop=desktop, kind=kind, actor=actor, params=params)
         events.desktop_action(kind=kind, actor=actor, desktop=desktop, params=params, ip=ip)
     return operation
