@@ -26,3 +26,10 @@ class IdleAction(models.TextChoices):
     STOP = "stop", "Shut down"
     HIBERNATE = "hibernate", "Hibernate (keep open windows)"
     RECYCLE = "recycle", "Recycle (pooled desktops)"
+
+
+class ResizePolicy(models.TextChoices):
+    """Who may pick a size other than a template's default, and resize a desktop later."""
+
+    MEMBERS = "members", "Members, within the template's sizes"
+    ADMINS = "admins", "Tenant admins only"

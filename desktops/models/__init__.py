@@ -2,7 +2,7 @@ from desktops.models.desktop import Desktop, DesktopSnapshot
 from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
-from desktops.models.template import DesktopTemplate
+from desktops.models.template import DesktopTemplate, TemplateSize
 
 __all__ = [
     "Desktop",
@@ -11,4 +11,5 @@ __all__ = [
     "Operation",
     "OrphanSighting",
     "Pool",
+    "TemplateSize",
 ]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
-from desktops.services import progress, spec
+from desktops.services import progress, resize, sizes, spec
 from desktops.state import begin_action, finish_action, transition
 from hosts import scheduling
 from hosts.hypervisor import (
@@ -24,7 +24,7 @@ from hosts.hypervisor import (
     NotSupported,
     get_hypervisor,
 )
-from hosts.models import Host, HostDevice, ImageCopy
+from hosts.models import Allocation, Host, HostDevice, ImageCopy
 from hosts.services import images as image_services
 from quetzal.errors import ServiceError
 
@@ -120,7 +120,10 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
     progress.step(operation, "cloning disk")
     disk_name = spec.disk_volume_name(desktop)
     disk_path = image_services.create_desktop_disk(
-        host=host, image=template.image, volume_name=disk_name, capacity_bytes=template.disk_gib * GIB
+        host=host,
+        image=template.image,
+        volume_name=disk_name,
+        capacity_bytes=(desktop.disk_gib or template.disk_gib) * GIB,
     )
     Desktop.objects.filter(pk=desktop.pk).update(disk_volume=disk_name)
 
@@ -265,6 +268,59 @@ def do_delete_snapshot(operation: Operation) -> None:
     DesktopSnapshot.objects.filter(desktop=desktop, name=name).delete()
 
 
+# --- resizing ---------------------------------------------------------------------------------
+
+
+def do_resize(operation: Operation) -> None:
+    """Apply a resize: room on the host, then the VM's definition (stopped) and disk, then the new size's row."""
+    desktop = operation.desktop
+    wanted = sizes.Size(**operation.params["to"])
+    current = sizes.of_desktop(desktop)
+    if wanted == current:
+        return  # a retried operation that already did it
+    compute = (wanted.vcpus, wanted.memory_mib) != (current.vcpus, current.memory_mib)
+    host = _host(desktop)
+    hv = get_hypervisor(host.uri)
+    if compute:
+        # The VM reads its vCPUs and RAM at boot: change them only while it is off.
+        if desktop.state != DesktopState.STOPPED or hv.state(desktop.domain_name).is_active:
+            raise StepFailed("vCPUs and RAM change only while the desktop is stopped.", code="resize_needs_stop")
+        progress.step(operation, "claiming host room")
+        if not resize.claim_host_room(desktop, wanted):
+            raise StepFailed(f"{host.name} no longer has room for {wanted.label}.", code="no_host_capacity")
+        progress.step(operation, "redefining")
+        try:
+            _redefine(hv, host, desktop, wanted)
+        except Exception:
+            resize.claim_host_room(desktop, current)  # give the room back: nothing changed
+            raise
+    if wanted.disk_gib > current.disk_gib:
+        progress.step(operation, "growing disk")
+        try:
+            hv.disk_grow(desktop.domain_name, host.storage_pool, spec.disk_volume_name(desktop), wanted.disk_gib * GIB)
+        except Exception:
+            if compute:  # the disk could not grow: undo the vCPU/RAM part too, so the desktop is as it was
+                _redefine(hv, host, desktop, current)
+                resize.claim_host_room(desktop, current)
+            raise
+    resize.record_size(desktop, wanted)
+    progress.step(operation, "resized")
+
+
+def _redefine(hv, host: Host, desktop: Desktop, wanted: sizes.Size) -> None:
+    """Define the desktop's domain again at the new vCPUs and RAM, with the disks it has."""
+    sized = Desktop.objects.select_related("template__image", "tenant").get(pk=desktop.pk)
+    sized.vcpus, sized.memory_mib = wanted.vcpus, wanted.memory_mib
+    disk_path = hv.volume_path(host.storage_pool, sized.disk_volume or spec.disk_volume_name(sized))
+    seed_path = hv.volume_path(host.storage_pool, sized.seed_volume) if sized.seed_volume else None
+    copy = ImageCopy.objects.filter(image=sized.template.image, host=host).first()
+    gpu_id = Allocation.objects.filter(desktop_id=sized.pk).values_list("gpu_device_id", flat=True).first()
+    gpu = HostDevice.objects.filter(pk=gpu_id).first() if gpu_id else None
+    hv.define(
+        spec.domain_spec(sized, disk_path=disk_path, seed_path=seed_path, image_copy=copy, host=host, gpu_device=gpu)
+    )
+
+
 # --- deletion ---------------------------------------------------------------------------------
 
 
@@ -314,4 +370,5 @@ HANDLERS: dict[str, Callable[[Operation], None]] = {
     OperationKind.DELETE_SNAPSHOT: do_delete_snapshot,
     OperationKind.DELETE: do_delete,
     OperationKind.REBUILD: do_rebuild,
+    OperationKind.RESIZE: do_resize,
 }

@@ -64,6 +64,7 @@ class DesktopFactory(factory.django.DjangoModelFactory):
     name = factory.SelfAttribute("template.name")
     vcpus = factory.SelfAttribute("template.vcpus")
     memory_mib = factory.SelfAttribute("template.memory_mib")
+    disk_gib = factory.SelfAttribute("template.disk_gib")
     state = DesktopState.RUNNING
 
 

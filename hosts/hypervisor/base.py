@@ -257,6 +257,14 @@ class Hypervisor(Protocol):
         """Whether the pool has a volume of that name."""
         ...
 
+    def volume_capacity(self, pool: str, name: str) -> int:
+        """The volume's virtual size in bytes."""
+        ...
+
+    def disk_grow(self, name: str, pool: str, volume: str, capacity_bytes: int, target_dev: str = "vda") -> bool:
+        """Grow the domain's disk (live when it runs); shrinking is refused; whether it was live."""
+        ...
+
     def volume_upload(self, pool: str, name: str, src_path: str, fmt: str = "qcow2") -> str:
         """Create a volume from a local file over the libvirt connection; returns its path."""
         ...

@@ -545,6 +545,34 @@ class LibvirtHypervisor:
         """Delete a volume; a missing volume is success."""
         self._run(lambda conn: storage.volume_delete(conn, pool, name))
 
+    def volume_capacity(self, pool: str, name: str) -> int:
+        """The volume's size as its guest sees it, in bytes."""
+        return self._run(lambda conn: storage.volume_capacity(conn, pool, name))
+
+    def disk_grow(self, name: str, pool: str, volume: str, capacity_bytes: int, target_dev: str = "vda") -> bool:
+        """Grow a domain's disk to capacity_bytes: live through QEMU when it runs, else the volume itself.
+
+        Returns whether it was done live. Shrinking is refused (the guest's filesystem would be cut off);
+        asking for the size it has already is success, so a retried resize does nothing twice.
+        """
+
+        def fn(conn: libvirt.virConnect) -> bool:
+            current = storage.volume_capacity(conn, pool, volume)
+            if capacity_bytes < current:
+                raise OperationFailed(f"{volume} is {current} bytes; disks never shrink (asked {capacity_bytes})")
+            dom = conn.lookupByName(name)
+            live = bool(dom.isActive())
+            if capacity_bytes == current:
+                return live
+            if live:
+                # QEMU grows the image and tells the guest's virtio-blk driver the new capacity at once.
+                dom.blockResize(target_dev, capacity_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            else:
+                storage.volume_resize(conn, pool, volume, capacity_bytes)
+            return live
+
+        return self._run(fn, retry=False)
+
     def volume_upload(self, pool: str, name: str, src_path: str, fmt: str = "qcow2") -> str:
         """Create a volume from a local file, streamed over the connection; returns its path."""
         return self._run(lambda conn: storage.volume_upload(conn, pool, name, src_path, fmt), retry=False)

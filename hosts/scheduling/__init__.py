@@ -7,7 +7,7 @@ holds what a placement asks for and returns, `sql` the fragments they share.
 from __future__ import annotations
 
 from hosts.scheduling.filters import FILTERS, HostFilter
-from hosts.scheduling.placement import fits_count, place, rank, release, resync_counters
+from hosts.scheduling.placement import fits_count, place, rank, release, resize, resync_counters
 from hosts.scheduling.request import GpuNeed, Placement, PlacementRequest, parse_gpu_profile
 from hosts.scheduling.weighers import weighers
 
@@ -22,6 +22,7 @@ __all__ = [
     "place",
     "rank",
     "release",
+    "resize",
     "resync_counters",
     "weighers",
 ]

@@ -11,7 +11,8 @@ import logging
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, F, PositiveIntegerField, Q, Sum, Value, When
+from django.db.models import BooleanField, Case, CharField, F, PositiveIntegerField, Q, Sum, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -21,7 +22,8 @@ from hosts.errors import NoCapacity
 from hosts.models import Allocation, Host, HostDevice
 from hosts.scheduling.filters import CLAIM_FILTERS, FILTERS, condition, where
 from hosts.scheduling.request import Placement, PlacementRequest, parse_gpu_profile
-from hosts.scheduling.sql import fetch
+from hosts.scheduling.sql import MEMORY_CAPACITY, VCPU_CAPACITY, fetch
+from hosts.scheduling.sql import host as host_column
 from hosts.scheduling.weighers import weight_sql
 
 log = logging.getLogger(__name__)
@@ -239,6 +241,43 @@ def _release_device(allocation: Allocation) -> None:
         ),
         mdev_instances_used=F("mdev_instances_used") - 1,
     )
+
+
+def resize(desktop_id: int, *, vcpus: int, memory_mib: int) -> bool:
+    """Change what a placed desktop holds on its host; False when growing would not fit there.
+
+    The host row's conditional UPDATE is the guard, as in a claim: of two resizes (or a resize and a
+    placement) racing for the last room, one wins. A desktop never placed has nothing to change: True.
+    """
+    if vcpus < 1 or memory_mib < 1:
+        raise ValueError("a desktop holds at least 1 vCPU and 1 MiB")
+    with transaction.atomic():
+        allocation = Allocation.objects.select_for_update().filter(desktop_id=desktop_id).first()
+        if allocation is None:
+            return True
+        more_vcpus, more_memory = vcpus - allocation.vcpus, memory_mib - allocation.memory_mib
+        fits = RawSQL(
+            f"({host_column('allocated_vcpus')} + %s) <= {VCPU_CAPACITY} OR %s <= 0",
+            [more_vcpus, more_vcpus],
+            output_field=BooleanField(),
+        )
+        fits_memory = RawSQL(
+            f"({host_column('allocated_memory_mib')} + %s) <= {MEMORY_CAPACITY} OR %s <= 0",
+            [more_memory, more_memory],
+            output_field=BooleanField(),
+        )
+        won = (
+            Host.objects.filter(pk=allocation.host_id)
+            .filter(Q(fits) & Q(fits_memory))
+            .update(
+                allocated_vcpus=Greatest(F("allocated_vcpus") + more_vcpus, Value(0)),
+                allocated_memory_mib=Greatest(F("allocated_memory_mib") + more_memory, Value(0)),
+            )
+        )
+        if not won:
+            return False
+        Allocation.objects.filter(pk=allocation.pk).update(vcpus=vcpus, memory_mib=memory_mib)
+    return True
 
 
 # ------------------------------------------------------------------------------- counts, repair

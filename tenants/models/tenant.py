@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
-from tenants.choices import ADMIN_ROLES, IdleAction, Role, TenantStatus
+from tenants.choices import ADMIN_ROLES, IdleAction, ResizePolicy, Role, TenantStatus
 from tenants.querysets import TenantQuerySet
 
 # What tenant admins may change: the form, the API and the service share this list.
@@ -21,6 +22,8 @@ POLICY_FIELDS = (
     "quota_vcpus",
     "quota_ram_mib",
     "max_running_per_user",
+    "quota_disk_gib",
+    "resize_policy",
     "max_session_hours",
     "allow_admin_console_access",
     "recording_enabled",
@@ -65,6 +68,17 @@ class Tenant(models.Model):
     quota_ram_mib = models.PositiveIntegerField(default=0)
     max_running_per_user = models.PositiveIntegerField(
         default=2, help_text="Desktops one person may have running at once; 0 means unlimited."
+    )
+    quota_disk_gib = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(10_000_000)],
+        help_text="GiB of desktop disks the organisation may hold in all; 0 means unlimited.",
+    )
+    resize_policy = models.CharField(
+        max_length=16,
+        choices=ResizePolicy.choices,
+        default=ResizePolicy.MEMBERS,
+        help_text="Who may choose a size other than a template's default, and resize desktops.",
     )
 
     class Meta:
