@@ -355,3 +355,27 @@ def test_it_prices_sizes_from_the_template_price_and_rates(sized):
     assert sizes.price_per_hour(sized, sizes.resolve(sized, size="Huge")) == Decimal("1.6000")
     # A shape equal to a named size is that size
     assert sizes.resolve(sized, vcpus=4, memory_mib=8192, disk_gib=40).name == "Large"
+
+
+# --- races -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_holds_the_vcpu_quota_against_simultaneous_launches_of_large_sizes(alice, host, sized):
+    from tests.concurrency import at_once, post, require_postgresql
+    from tests.factories import MembershipFactory
+
+    require_postgresql()
+    # Given a quota of 12 running vCPUs and 20 people each launching the Large size (4 vCPUs) at once
+    alice.tenant.quota_vcpus = 12
+    alice.tenant.save()
+    people = [MembershipFactory(tenant=alice.tenant).user for _ in range(20)]
+    clients = [api_client(person, alice.tenant) for person in people]
+    answers = at_once([post(c, "/api/desktop/start", {"template": sized.pk, "size": "Large"}) for c in clients])
+    # Then exactly 3 fit (12 / 4), the 17 others are refused with the quota's code, and the rows agree
+    assert not [a for a in answers if isinstance(a, BaseException)], answers
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [202] * 3 + [409] * 17
+    assert {body["code"] for status, body in answers if status == 409} == {"quota_vcpus"}
+    made = Desktop.objects.filter(tenant=alice.tenant)
+    assert made.count() == 3 and {d.vcpus for d in made} == {4}
