@@ -78,7 +78,7 @@ def test_it_opens_the_next_start_at_the_new_size_after_a_resize_while_stopped(al
         answer = client.post(f"/api/v1/desktops/{desktop.pk}/resize/", {"vcpus": 4}, format="json")
     assert answer.status_code == 202
     assert [r.ended_by for r in _rows(desktop)] == [EndedBy.STOPPING]
-    # Then its next start is charged at 0.10 + 2 × 0.02
+    # Then its next start is charged at 0.10 + 2 x 0.02
     with work():
         client.post(f"/api/v1/desktops/{desktop.pk}/start/")
     assert Desktop.objects.get(pk=desktop.pk).state == DesktopState.RUNNING

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
 from desktops.choices import DesktopKind, DesktopState, Visibility
 from desktops.manage.forms import PoolForm, TemplateForm
-from desktops.models import Desktop, DesktopTemplate, Pool
+from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import bulk, dashboard, pools, templates
 from desktops.views import decorate
 from quetzal.errors import ServiceError
@@ -50,7 +50,12 @@ class DesktopsView(AdminPage, View):
     """Every desktop of the tenant, filtered by state, person or template, with the bulk actions."""
 
     def desktops(self, request: HttpRequest) -> QuerySet:
-        desktops = self.scoped(Desktop.objects.alive().select_related("user", "template", "host", "tenant", "pool"))
+        desktops = self.scoped(
+            Desktop.objects.alive()
+            .select_related("user", "template", "host", "tenant", "pool")
+            # The operation in flight, so the list shows a resize (or any action) under way.
+            .prefetch_related(Prefetch("operations", queryset=Operation.objects.in_flight(), to_attr="in_flight"))
+        )
         state, person, template = (request.GET.get(key, "") for key in ("state", "person", "template"))
         if state == "idle":
             desktops = desktops.filter(state=DesktopState.RUNNING, consoles_open=0)

@@ -29,7 +29,7 @@ from tests.fixtures import api_client
 
 @pytest.fixture
 def sized(template: DesktopTemplate) -> DesktopTemplate:
-    """The 2 vCPU / 2 GiB / 20 GiB template, open to 1–8 vCPUs, 1–16 GiB, up to 100 GiB, with two named sizes."""
+    """The 2 vCPU / 2 GiB / 20 GiB template, open to 1-8 vCPUs, 1-16 GiB, up to 100 GiB, with two named sizes."""
     template.min_vcpus, template.max_vcpus = 1, 8
     template.min_memory_mib, template.max_memory_mib = 1024, 16384
     template.max_disk_gib = 100
@@ -74,7 +74,7 @@ def test_it_launches_a_named_size_and_places_it_by_that_size(alice, host, sized,
     assert (allocation.vcpus, allocation.memory_mib) == (4, 8192)
     assert Host.objects.get(pk=host.pk).allocated_vcpus == 4
     assert _domain_size(host, desktop) == (4, 8192)
-    # And the answer shows the size's price: 0.10 + 2 × 0.02 + 6 GiB × 0.01 + 20 GiB × 0.001
+    # And the answer shows the size's price: 0.10 + 2 x 0.02 + 6 GiB x 0.01 + 20 GiB x 0.001
     assert Decimal(response.json()["desktop"]["price_per_hour"]) == Decimal("0.2200")
 
 
