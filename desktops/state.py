@@ -66,7 +66,7 @@ ACTIONS: dict[str, Action] = {
     OperationKind.DELETE_SNAPSHOT: Action((DesktopState.STOPPED, DesktopState.RUNNING, DesktopState.HIBERNATED)),
     # The desktop keeps its state: vCPUs and RAM change while stopped, the disk grows stopped or running
     # (desktops.services.resize narrows by what changes). A resize is requested only through its own service.
-    OperationKind.RESIZE: Action((DesktopState.STOPPED, DesktopState.RUNNING)),
+    OperationKind.RESIZE: Action((DesktopState.STOPPED, DesktopState.RUNNING), requestable=False),
     OperationKind.DELETE: Action(_NOT_DELETING, through=DesktopState.DELETING, target=DesktopState.DELETED),
 }
 

@@ -99,8 +99,7 @@ def request_action(
     *, desktop: Desktop, kind: str, actor, params: dict | None = None, ip: str | None = None
 ) -> Operation:
     """Queue a lifecycle action on an existing desktop after checking state and limits."""
-    if kind not in ACTIONS or not ACTIONS[kind].requestable or kind == OperationKind.RESIZE:
-        # A resize carries a size that request_resize checks; it never comes through here.
+    if kind not in ACTIONS or not ACTIONS[kind].requestable:
         raise ServiceError(f"Unknown action '{kind}'.", code="invalid_action")
     with transaction.atomic():
         if kind in (OperationKind.START, OperationKind.RESUME):

@@ -17,7 +17,7 @@ from desktops.models import Desktop, Operation
 from desktops.services import quotas, sizes
 from desktops.services.requests import _new_operation
 from desktops.signals import desktop_resized
-from desktops.state import can_request
+from desktops.state import ACTIONS
 from hosts import scheduling
 from hosts.models import Host
 from quetzal.errors import Conflict, ServiceError
@@ -45,7 +45,7 @@ def request_resize(
         quotas.ensure_tenant_active(tenant)
         sizes.ensure_may_choose(tenant=tenant, actor=actor, what="resize desktops")
         desktop.refresh_from_db()
-        if not can_request(OperationKind.RESIZE, desktop.state):
+        if desktop.state not in ACTIONS[OperationKind.RESIZE].sources:
             raise Conflict(
                 f"Cannot resize {desktop.name} while it is {desktop.get_state_display().lower()}.",
                 code="invalid_state",

@@ -337,9 +337,9 @@ def test_it_refuses_to_resize_a_pooled_desktop(alice, sized):
 
 def test_it_has_a_resize_row_in_the_lifecycle_table():
     assert ACTIONS[OperationKind.RESIZE].through is None and ACTIONS[OperationKind.RESIZE].target is None
-    assert can_request(OperationKind.RESIZE, DesktopState.STOPPED)
-    assert can_request(OperationKind.RESIZE, DesktopState.RUNNING)
-    assert not can_request(OperationKind.RESIZE, DesktopState.HIBERNATED)
+    assert ACTIONS[OperationKind.RESIZE].sources == (DesktopState.STOPPED, DesktopState.RUNNING)
+    # Only its own service queues it (with a checked size), never the generic request_action
+    assert not can_request(OperationKind.RESIZE, DesktopState.STOPPED)
 
 
 # --- prices ----------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ ACTION_ROWS = {
     "resume": ({"suspended"}, None, "running", True),
     "reboot": ({"running"}, None, None, True),
     "snapshot": ({"stopped", "running"}, None, None, True),
+    # Queued only by desktops.services.resize (it carries a checked size), never by request_action.
+    "resize": ({"stopped", "running"}, None, None, False),
     "revert": ({"stopped", "running"}, None, None, True),
     "delete_snapshot": ({"stopped", "running", "hibernated"}, None, None, True),
     "delete": (ALIVE | {"error"}, "deleting", "deleted", True),
