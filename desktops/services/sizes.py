@@ -135,8 +135,9 @@ def resolve(
         ("disk", "disk_gib", "GiB", "disk_out_of_bounds"),
     ):
         value = getattr(wanted, attr)
+        low, high = getattr(limits, attr)
         if value not in (getattr(base, attr), getattr(default, attr)):
-            _check(what, value, *getattr(limits, attr), unit, code)
+            _check(what, value, low, high, unit, code)
     return wanted
 
 
@@ -163,13 +164,14 @@ def price_per_hour(template: DesktopTemplate, size: Size, *, base: Decimal | Non
 
 def options(template: DesktopTemplate) -> list[dict]:
     """The sizes a launcher offers: the default, then the named sizes, each with its price per hour."""
-    found = [{"name": "", "label": f"Default: {default_size(template).label}", "size": default_size(template)}]
+    choices = [("", f"Default: {default_size(template).label}", default_size(template))]
     for named in named_sizes(template):
         size = Size(vcpus=named.vcpus, memory_mib=named.memory_mib, disk_gib=named.disk_gib, name=named.name)
-        found.append({"name": named.name, "label": size.label, "size": size})
-    for option in found:
-        option["price_per_hour"] = price_per_hour(template, option["size"])
-    return found
+        choices.append((named.name, size.label, size))
+    return [
+        {"name": name, "label": label, "size": size, "price_per_hour": price_per_hour(template, size)}
+        for name, label, size in choices
+    ]
 
 
 def ensure_may_choose(*, tenant: Tenant, actor, what: str) -> None:
