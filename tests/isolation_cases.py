@@ -164,6 +164,7 @@ CASES: dict[str, Case] = {
             "delete-snapshot",
         )
     },
+    "api:desktop-resize": Case(make=_desktop, reader=None, methods=("post",), detail=True, body={"vcpus": 4}),
     "api:operation-list": Case(make=_operation),
     "api:operation-detail": Case(make=_operation),
     "api:pool-list": Case(

@@ -51,7 +51,7 @@ STORED_ACTIONS = {
     "image.import", "image.upload", "image.copy.request", "image.copy",
     "desktop.create", "desktop.start", "desktop.stop", "desktop.reboot", "desktop.suspend", "desktop.resume",
     "desktop.hibernate", "desktop.restore", "desktop.snapshot", "desktop.revert", "desktop.delete_snapshot",
-    "desktop.delete", "desktop.rebuild", "desktop.claim", "desktop.bulk_snapshot", "desktop.bulk_stop_idle",
+    "desktop.delete", "desktop.rebuild", "desktop.resize", "desktop.claim", "desktop.bulk_snapshot", "desktop.bulk_stop_idle",
     "template.create", "template.update", "pool.save", "pool.delete",
     "console.open", "console.close", "console.refused",
     "console.recording.replay", "console.recording.delete", "console.recording.expire",
