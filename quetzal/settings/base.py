@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "channels",
     "allauth",
     "allauth.account",
@@ -131,6 +132,9 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
+
+# Request bodies: the API's JSON parser answers 413 past this size (file uploads are not counted).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
 
 # Sessions, cookies and security headers. Production tightens these in production.py.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12, minimum=60)
@@ -260,8 +264,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["quetzal.api.permissions.IsTenantMember"],
     "DEFAULT_PAGINATION_CLASS": "quetzal.api.pagination.Pagination",
+    # JSON in, JSON out: a bounded parser (quetzal/api/parsers.py) and no HTML rendering of errors.
+    "DEFAULT_PARSER_CLASSES": ["quetzal.api.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["quetzal.api.filters.FilterBackend"],
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "quetzal.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "quetzal.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"anon": "60/min"},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
