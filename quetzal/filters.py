@@ -12,7 +12,7 @@ import django_filters
 from django import forms
 from drf_spectacular.utils import extend_schema_field
 
-from quetzal.forms import MAX_ID, Form, IdField, StrictDateTimeField
+from quetzal.forms import MAX_ID, Form, IdField, StrictDateField, StrictDateTimeField
 from quetzal.text import SINGLE_LINE_PATTERN
 
 TEXT_FILTER_MAX_LENGTH = 200
@@ -43,6 +43,13 @@ class DateTimeFilter(django_filters.Filter):
     """An ISO 8601 moment; naive ones are in the installation's time zone."""
 
     field_class = StrictDateTimeField
+
+
+@extend_schema_field({"type": "string", "format": "date"})
+class DayFilter(django_filters.Filter):
+    """A calendar day, YYYY-MM-DD."""
+
+    field_class = StrictDateField
 
 
 @extend_schema_field(TEXT_SCHEMA)

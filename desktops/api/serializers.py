@@ -14,6 +14,7 @@ from desktops.services import pools
 from desktops.services.idle import idle_deadline, session_deadline
 from desktops.services.templates import launchable
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
+from quetzal.api.serializers import ModelSerializer, Serializer
 
 
 def template_reference(**kwargs) -> TenantScopedPrimaryKeyRelatedField:
@@ -36,7 +37,7 @@ HELD_BACK_SCHEMA = {
 }
 
 
-class TemplateSerializer(serializers.ModelSerializer):
+class TemplateSerializer(ModelSerializer):
     price_per_hour = serializers.DecimalField(max_digits=10, decimal_places=4, read_only=True)
 
     class Meta:
@@ -56,7 +57,7 @@ class TemplateSerializer(serializers.ModelSerializer):
         ]
 
 
-class OperationSerializer(serializers.ModelSerializer):
+class OperationSerializer(ModelSerializer):
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -82,13 +83,13 @@ class OperationSerializer(serializers.ModelSerializer):
         return reverse("api:operation-detail", kwargs={"pk": operation.pk})
 
 
-class SnapshotSerializer(serializers.ModelSerializer):
+class SnapshotSerializer(ModelSerializer):
     class Meta:
         model = DesktopSnapshot
         fields = ["name", "created_at"]
 
 
-class DesktopSerializer(serializers.ModelSerializer):
+class DesktopSerializer(ModelSerializer):
     template_name = serializers.CharField(source="template.name", read_only=True)
     owner = serializers.EmailField(source="user.email", read_only=True, default=None)
     host = serializers.CharField(source="host.name", read_only=True, default=None)
@@ -134,24 +135,34 @@ class DesktopSerializer(serializers.ModelSerializer):
         return session_deadline(desktop) if desktop.state == DesktopState.RUNNING else None
 
 
-class CreateDesktopSerializer(serializers.Serializer):
+class CreateDesktopSerializer(Serializer):
     template = template_reference()
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     start = serializers.BooleanField(default=True)
 
 
-class SnapshotNameSerializer(serializers.Serializer):
+class SnapshotNameSerializer(Serializer):
     snapshot = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
-class AcceptedSerializer(serializers.Serializer):
+class AcceptedSerializer(Serializer):
     """A 202 answer: the desktop, the operation now queued, and where to follow it."""
 
     desktop = DesktopSerializer()
     operation = OperationSerializer(allow_null=True)
 
 
-class LaunchSerializer(serializers.Serializer):
+class PlanStatusSerializer(Serializer):
+    """All of the caller's desktops, not paginated."""
+
+    desktops = DesktopSerializer(many=True, read_only=True)
+
+
+class OperationsQueuedSerializer(Serializer):
+    operations = OperationSerializer(many=True, read_only=True)
+
+
+class LaunchSerializer(Serializer):
     os_type = serializers.ChoiceField(choices=["linux", "windows"], required=False)
     template = template_reference(required=False)
 
@@ -161,7 +172,7 @@ class LaunchSerializer(serializers.Serializer):
         return attrs
 
 
-class StopSerializer(serializers.Serializer):
+class StopSerializer(Serializer):
     desktop = TenantScopedPrimaryKeyRelatedField(
         queryset=Desktop.objects.alive(),
         narrow=lambda desktops, request: desktops.owned_by(request.user),

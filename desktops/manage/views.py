@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
 from desktops.choices import DesktopKind, DesktopState, Visibility
+from desktops.filters import AdminDesktopFilterSet
 from desktops.manage.forms import PoolForm, TemplateForm
 from desktops.models import Desktop, DesktopTemplate, Pool
 from desktops.services import bulk, dashboard, pools, templates
@@ -51,16 +52,8 @@ class DesktopsView(AdminPage, View):
 
     def desktops(self, request: HttpRequest) -> QuerySet:
         desktops = self.scoped(Desktop.objects.alive().select_related("user", "template", "host", "tenant", "pool"))
-        state, person, template = (request.GET.get(key, "") for key in ("state", "person", "template"))
-        if state == "idle":
-            desktops = desktops.filter(state=DesktopState.RUNNING, consoles_open=0)
-        elif state in DesktopState.values:
-            desktops = desktops.filter(state=state)
-        if person.isdigit():
-            desktops = desktops.filter(user_id=person)
-        if template.isdigit():
-            desktops = desktops.filter(template_id=template)
-        return desktops.order_by("user__email", "name", "pk")
+        # A filter that does not parse is left out rather than failing the page.
+        return AdminDesktopFilterSet(request.GET, queryset=desktops).qs.order_by("user__email", "name", "pk")
 
     def get(self, request: HttpRequest) -> HttpResponse:
         tenant_desktops = self.scoped(Desktop.objects.alive())

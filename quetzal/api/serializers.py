@@ -21,7 +21,7 @@ def guard_text_field(field: serializers.Field) -> None:
         validator = multi_line if multiline else single_line
         if validator not in field.validators:
             field.validators.append(validator)
-    elif isinstance(field, serializers.ListField | serializers.DictField):
+    elif isinstance(field, serializers.ListField | serializers.DictField | serializers.ListSerializer):
         guard_text_field(field.child)
     elif isinstance(field, serializers.BaseSerializer) and not isinstance(field, CleanTextMixin):
         raise TypeError(f"{type(field).__name__} is nested writable: build it on quetzal.api.serializers.")

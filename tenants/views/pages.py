@@ -12,6 +12,7 @@ from django.views import View
 from django.views.decorators.http import require_POST
 
 from quetzal.errors import ServiceError
+from tenants.filters import AuditPageFilterSet
 from tenants.forms import (
     InvitationForm,
     InviteForm,
@@ -252,13 +253,13 @@ class AuditView(TenantPageMixin, View):
     limit = 200
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        filters = {key: request.GET.get(key, "").strip() for key in ("category", "action", "actor", "since", "until")}
-        events = audit.filter_events(self.scoped(AuditEvent.objects.select_related("actor")), **filters)
+        # Filters that do not parse are left out (the page shows the rest) rather than failing the page.
+        filters = AuditPageFilterSet(request.GET, queryset=self.scoped(AuditEvent.objects.select_related("actor")))
         context = {
-            "events": events[: self.limit],
+            "events": filters.qs[: self.limit],
             "limit": self.limit,
             "categories": [(key, label) for key, (label, _) in audit.CATEGORIES.items()],
-            **filters,
+            **{key: request.GET.get(key, "").strip() for key in filters.filters},
         }
         return render(request, "tenants/audit.html", context)
 

@@ -10,8 +10,11 @@ from rest_framework.response import Response
 
 from desktops.api.views import VisibleDesktopsMixin
 from desktops.metrics import queries
+from desktops.metrics.filters import RangeParameters
 from desktops.models import Desktop
 from hosts.models import Host
+from quetzal.api.filters import parse_query
+from quetzal.api.serializers import Serializer
 from quetzal.api.viewsets import TenantScopedViewSet
 
 RANGE_PARAMETER = OpenApiParameter(
@@ -43,7 +46,7 @@ def _series_serializer(name: str, fields: tuple[str, ...], extra: dict | None = 
         "t": serializers.ListField(child=serializers.FloatField(), help_text="Point times, seconds since the epoch."),
         **columns,
     }
-    return type(name, (serializers.Serializer,), attrs)
+    return type(name, (Serializer,), attrs)
 
 
 DesktopSeriesSerializer = _series_serializer(
@@ -70,7 +73,7 @@ class DesktopMetricsViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
     @extend_schema(parameters=[RANGE_PARAMETER], responses=DesktopSeriesSerializer)
     def retrieve(self, request, pk=None):
         desktop = self.get_object()
-        range_key = queries.parse_range(request.query_params.get("range"))
+        range_key = parse_query(request, RangeParameters)["range"]
         series = queries.desktop_series(desktop=desktop, range_key=range_key)
         return Response({"id": desktop.pk, "name": desktop.name, **series.as_dict()})
 
@@ -84,7 +87,7 @@ class TenantMetricsViewSet(TenantScopedViewSet):
 
     @extend_schema(parameters=[TENANT_RANGE_PARAMETER], responses=TenantSeriesSerializer)
     def series(self, request):
-        range_key = queries.parse_range(request.query_params.get("range"))
+        range_key = parse_query(request, RangeParameters)["range"]
         return Response(queries.tenant_series(tenant=request.tenant, range_key=range_key).as_dict())
 
 
@@ -100,6 +103,6 @@ class HostMetricsViewSet(viewsets.GenericViewSet):
         if not request.user.is_staff:
             raise Http404
         host = self.get_object()
-        range_key = queries.parse_range(request.query_params.get("range"))
+        range_key = parse_query(request, RangeParameters)["range"]
         series = queries.host_series(host=host, range_key=range_key)
         return Response({"id": host.pk, "name": host.name, **series.as_dict()})
