@@ -30,6 +30,10 @@ class FilterSet(django_filters.FilterSet):
         fields = {name: filter_.field for name, filter_ in self.filters.items()}
         return type(f"{type(self).__name__}Form", (Form,), fields)
 
+    def entered(self) -> dict[str, str]:
+        """What was typed in each filter, for a page to show in its filter form again."""
+        return {name: str(self.data.get(name, "")).strip() for name in self.filters}
+
 
 @extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(django_filters.Filter):

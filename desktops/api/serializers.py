@@ -14,7 +14,7 @@ from desktops.services import pools
 from desktops.services.idle import idle_deadline, session_deadline
 from desktops.services.templates import launchable
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
-from quetzal.api.serializers import ModelSerializer, Serializer
+from quetzal.api.serializers import ModelSerializer, ResponseSerializer, Serializer
 
 
 def template_reference(**kwargs) -> TenantScopedPrimaryKeyRelatedField:
@@ -145,20 +145,20 @@ class SnapshotNameSerializer(Serializer):
     snapshot = serializers.CharField(max_length=64, required=False, allow_blank=True)
 
 
-class AcceptedSerializer(Serializer):
+class AcceptedSerializer(ResponseSerializer):
     """A 202 answer: the desktop, the operation now queued, and where to follow it."""
 
     desktop = DesktopSerializer()
     operation = OperationSerializer(allow_null=True)
 
 
-class PlanStatusSerializer(Serializer):
+class PlanStatusSerializer(ResponseSerializer):
     """All of the caller's desktops, not paginated."""
 
     desktops = DesktopSerializer(many=True, read_only=True)
 
 
-class OperationsQueuedSerializer(Serializer):
+class OperationsQueuedSerializer(ResponseSerializer):
     operations = OperationSerializer(many=True, read_only=True)
 
 

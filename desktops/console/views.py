@@ -41,15 +41,15 @@ class ConsoleSessionsView(TenantPageMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         # A filter that does not parse is left out rather than failing the page.
-        sessions = ConsoleFilterSet(
+        filters = ConsoleFilterSet(
             request.GET, queryset=self.scoped(ConsoleSession.objects.select_related("desktop", "user", "recording"))
-        ).qs
+        )
         context = {
-            "sessions": sessions[:SESSIONS_SHOWN],
+            "sessions": filters.qs[:SESSIONS_SHOWN],
             "desktops": self.scoped(Desktop.objects.all()).only("pk", "name").order_by("name"),
             "people": User.objects.filter(memberships__tenant=request.tenant).order_by("email"),
-            "desktop_filter": request.GET.get("desktop", ""),
-            "person_filter": request.GET.get("person", ""),
+            "desktop_filter": filters.entered()["desktop"],
+            "person_filter": filters.entered()["person"],
             "recording_enabled": request.tenant.recording_enabled,
             "retention_days": request.tenant.recording_retention_days,
         }

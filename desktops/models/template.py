@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Self
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -30,9 +30,12 @@ class DesktopTemplate(models.Model):
     description = models.CharField(max_length=300, blank=True)
     os_family = models.CharField(max_length=16, choices=OsFamily.choices, default=OsFamily.LINUX)
     image = models.ForeignKey("hosts.Image", on_delete=models.PROTECT, related_name="templates")
-    vcpus = models.PositiveIntegerField(default=2, validators=[MinValueValidator(1)])
-    memory_mib = models.PositiveIntegerField(default=2048, validators=[MinValueValidator(64)])
-    disk_gib = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
+    # Ceilings well above any host libvirt drives today, and far below the column's range.
+    vcpus = models.PositiveIntegerField(default=2, validators=[MinValueValidator(1), MaxValueValidator(1024)])
+    memory_mib = models.PositiveIntegerField(
+        default=2048, validators=[MinValueValidator(64), MaxValueValidator(16 * 1024 * 1024)]
+    )
+    disk_gib = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1), MaxValueValidator(65536)])
     gpu_kind = models.CharField(max_length=16, choices=GpuKind.choices, default=GpuKind.NONE)
     gpu_mdev_type = models.CharField(max_length=100, blank=True, help_text="e.g. nvidia-63, when gpu_kind is mdev")
     price_per_hour = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))

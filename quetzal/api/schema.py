@@ -11,7 +11,7 @@ from __future__ import annotations
 from drf_spectacular import openapi
 from rest_framework import serializers
 
-from quetzal.api.serializers import Serializer
+from quetzal.api.serializers import ResponseSerializer
 
 ERROR_DESCRIPTIONS = {
     "400": (
@@ -38,7 +38,7 @@ ERROR_DESCRIPTIONS = {
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class ErrorSerializer(Serializer):
+class ErrorSerializer(ResponseSerializer):
     """Every error the API answers: a stable code and a human message."""
 
     code = serializers.CharField(read_only=True, help_text="Stable, for programs: e.g. `not_found`.")

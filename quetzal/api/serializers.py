@@ -45,6 +45,16 @@ class ModelSerializer(CleanTextMixin, serializers.ModelSerializer):
     """The project's model serializer."""
 
 
+class ResponseSerializer(Serializer):
+    """A shape the API only answers with: every field is read-only, so nothing in it is ever parsed."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            field.read_only = True
+        return fields
+
+
 class IdField(serializers.IntegerField):
     """An object id in a request body: 1 up to PostgreSQL's bigint maximum."""
 

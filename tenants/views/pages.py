@@ -259,7 +259,7 @@ class AuditView(TenantPageMixin, View):
             "events": filters.qs[: self.limit],
             "limit": self.limit,
             "categories": [(key, label) for key, (label, _) in audit.CATEGORIES.items()],
-            **{key: request.GET.get(key, "").strip() for key in filters.filters},
+            **filters.entered(),
         }
         return render(request, "tenants/audit.html", context)
 

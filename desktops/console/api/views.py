@@ -11,12 +11,12 @@ from desktops.console import recordings, tickets
 from desktops.console.filters import ConsoleFilterSet
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
-from quetzal.api.serializers import ModelSerializer, Serializer
+from quetzal.api.serializers import ModelSerializer, ResponseSerializer
 from quetzal.api.viewsets import TenantScopedViewSet
 from tenants.services.audit import client_ip
 
 
-class TicketSerializer(Serializer):
+class TicketSerializer(ResponseSerializer):
     ticket = serializers.CharField(help_text="One-time secret; offer it as the WebSocket subprotocol below.")
     protocols = serializers.ListField(child=serializers.CharField(), help_text="Subprotocols to open the socket with.")
     websocket = serializers.CharField(help_text="Path of the console WebSocket.")

@@ -14,7 +14,7 @@ from desktops.metrics.filters import RangeParameters
 from desktops.models import Desktop
 from hosts.models import Host
 from quetzal.api.filters import parse_query
-from quetzal.api.serializers import Serializer
+from quetzal.api.serializers import ResponseSerializer
 from quetzal.api.viewsets import TenantScopedViewSet
 
 RANGE_PARAMETER = OpenApiParameter(
@@ -33,10 +33,11 @@ TENANT_RANGE_PARAMETER = OpenApiParameter(
 )
 
 
-def _series_serializer(name: str, fields: tuple[str, ...], extra: dict | None = None) -> type[serializers.Serializer]:
+def _series_serializer(name: str, fields: tuple[str, ...], extra: dict | None = None) -> type[ResponseSerializer]:
     """A schema for columnar series: `t` and one list per figure, aligned index by index."""
     columns = {f: serializers.ListField(child=serializers.FloatField(allow_null=True)) for f in fields}
     attrs = {
+        "__module__": __name__,  # the metaclass would otherwise name DRF's module as this class's home
         **(extra or {}),
         "range": serializers.CharField(),
         "resolution": serializers.ChoiceField(choices=["raw", "minute", "hour"]),
@@ -46,7 +47,7 @@ def _series_serializer(name: str, fields: tuple[str, ...], extra: dict | None = 
         "t": serializers.ListField(child=serializers.FloatField(), help_text="Point times, seconds since the epoch."),
         **columns,
     }
-    return type(name, (Serializer,), attrs)
+    return type(name, (ResponseSerializer,), attrs)
 
 
 DesktopSeriesSerializer = _series_serializer(
