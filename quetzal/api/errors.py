@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -46,6 +46,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Turn service, validation and DRF errors into {code, detail[, errors]}."""
     if isinstance(exc, ServiceError):
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own check, when the body was read before DRF's parser (quetzal/api/parsers.py) saw it.
+        detail = "The request body is larger than this API accepts."
+        return Response(
+            {"code": "request_too_large", "detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
     if isinstance(exc, InvalidQueryParameters):
         return Response({"code": exc.code, "detail": str(exc.detail), "errors": exc.errors}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
