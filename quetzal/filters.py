@@ -13,13 +13,13 @@ from django import forms
 from drf_spectacular.utils import extend_schema_field
 
 from quetzal.forms import MAX_ID, Form, IdField, StrictDateField, StrictDateTimeField
-from quetzal.text import SINGLE_LINE_PATTERN
+from quetzal.text import SINGLE_LINE_SCHEMA_PATTERN
 
 TEXT_FILTER_MAX_LENGTH = 200
 TEXT_SCHEMA = {
     "type": "string",
     "maxLength": TEXT_FILTER_MAX_LENGTH,
-    "pattern": SINGLE_LINE_PATTERN.replace(r"\x", r"\u00").replace(r"\Z", "$"),
+    "pattern": SINGLE_LINE_SCHEMA_PATTERN,
 }
 
 

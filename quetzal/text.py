@@ -1,10 +1,9 @@
-"""What a text input may contain: no NUL, no control characters, no lone surrogates.
+"""What a text input may contain: no NUL and no other control characters.
 
 A name with a newline is accepted by the database but breaks provisioning (libvirt XML, cloud-init YAML,
-log lines); a NUL reaches PostgreSQL, which refuses it with a server error; a lone surrogate (JSON allows
-"\\ud800") cannot be encoded as UTF-8 at all. Every text field of the API, the forms and the query-string
-filters runs one of these two validators. They are regular expressions that must match the whole value,
-so the OpenAPI schema states them as each field's `pattern`.
+log lines); a NUL reaches PostgreSQL, which refuses it with a server error. Every text field of the API,
+the forms and the query-string filters runs one of these two validators. They are regular expressions
+that must match the whole value, so the OpenAPI schema states them as each field's `pattern`.
 """
 
 from __future__ import annotations
@@ -12,10 +11,20 @@ from __future__ import annotations
 from django.core.validators import RegexValidator
 from django.utils.deconstruct import deconstructible
 
-# C0 and C1 controls (NUL, line breaks, escape, DEL...), the Unicode line and paragraph separators and
-# lone surrogates; multi-line text keeps tab, line feed and carriage return.
-SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]*\Z"
-MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]*\Z"
+# C0 and C1 controls (NUL, line breaks, escape, DEL...) and the Unicode line and paragraph separators;
+# multi-line text keeps tab, line feed and carriage return. (Lone surrogates can only come from JSON,
+# whose parser refuses them: quetzal/api/parsers.py.)
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*\Z"
+MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]*\Z"
+
+
+def schema_pattern(pattern: str) -> str:
+    """The pattern as OpenAPI (ECMA-262) writes it, the way drf-spectacular converts validators."""
+    return pattern.replace(r"\x", r"\u00").replace(r"\Z", "$")
+
+
+SINGLE_LINE_SCHEMA_PATTERN = schema_pattern(SINGLE_LINE_PATTERN)
+MULTI_LINE_SCHEMA_PATTERN = schema_pattern(MULTI_LINE_PATTERN)
 
 
 @deconstructible

@@ -13,7 +13,7 @@ from django.core.validators import MaxValueValidator
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
-from quetzal.api.serializers import CleanTextMixin, IdField
+from quetzal.api.serializers import GuardedInputMixin, IdField
 from quetzal.filters import FilterSet
 from quetzal.forms import MAX_ID, CleanTextFormMixin, StrictDateField, StrictDateTimeField, StrictIntegerField
 from tenants.models import AuditEvent
@@ -83,7 +83,7 @@ def test_it_finds_the_project_inputs():
 
 @pytest.mark.parametrize("serializer_class", SERIALIZERS, ids=label)
 def test_it_builds_every_serializer_on_the_project_base(serializer_class):
-    assert issubclass(serializer_class, CleanTextMixin), "build it on quetzal.api.serializers"
+    assert issubclass(serializer_class, GuardedInputMixin), "build it on quetzal.api.serializers"
 
 
 @pytest.mark.parametrize("form_class", FORMS, ids=label)

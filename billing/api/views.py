@@ -20,7 +20,9 @@ class BillingViewSet(TenantScopedViewSet):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication and permissions answer first
-        if not conf.billing_enabled():
+        method = request.method.lower()
+        served = method in self.http_method_names and hasattr(self, method)  # else 405 follows
+        if served and not conf.billing_enabled():
             raise BillingDisabled("Billing is not enabled on this installation.")
 
 

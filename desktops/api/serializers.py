@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -91,8 +92,8 @@ class SnapshotSerializer(ModelSerializer):
 
 class DesktopSerializer(ModelSerializer):
     template_name = serializers.CharField(source="template.name", read_only=True)
-    owner = serializers.EmailField(source="user.email", read_only=True, default=None)
-    host = serializers.CharField(source="host.name", read_only=True, default=None)
+    owner = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
+    host = serializers.CharField(source="host.name", read_only=True, default=None, allow_null=True)
     console_url = serializers.SerializerMethodField()
     idle_action_at = serializers.SerializerMethodField()
     session_ends_at = serializers.SerializerMethodField()
@@ -141,8 +142,20 @@ class CreateDesktopSerializer(Serializer):
     start = serializers.BooleanField(default=True)
 
 
+# What libvirt and the service accept as a snapshot name (desktops.services.requests checks it too).
+SNAPSHOT_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", "Use letters, digits, '.', '_' and '-'.")
+
+
 class SnapshotNameSerializer(Serializer):
-    snapshot = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    """A new snapshot's name; empty picks one from the time."""
+
+    snapshot = serializers.CharField(max_length=64, required=False, allow_blank=True, validators=[SNAPSHOT_NAME])
+
+
+class ExistingSnapshotSerializer(Serializer):
+    """The snapshot to revert to or delete."""
+
+    snapshot = serializers.CharField(max_length=64, validators=[SNAPSHOT_NAME])
 
 
 class AcceptedSerializer(ResponseSerializer):

@@ -128,19 +128,20 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
     def snapshot(self, request, pk=None):
         return self._act(request, OperationKind.SNAPSHOT, self._snapshot_params(request))
 
-    @extend_schema(request=s.SnapshotNameSerializer, responses={202: s.AcceptedSerializer})
+    @extend_schema(request=s.ExistingSnapshotSerializer, responses={202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"])
     def revert(self, request, pk=None):
-        return self._act(request, OperationKind.REVERT, self._snapshot_params(request))
+        return self._act(request, OperationKind.REVERT, self._snapshot_params(request, s.ExistingSnapshotSerializer))
 
-    @extend_schema(request=s.SnapshotNameSerializer, responses={202: s.AcceptedSerializer})
+    @extend_schema(request=s.ExistingSnapshotSerializer, responses={202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"], url_path="delete-snapshot")
     def delete_snapshot(self, request, pk=None):
-        return self._act(request, OperationKind.DELETE_SNAPSHOT, self._snapshot_params(request))
+        params = self._snapshot_params(request, s.ExistingSnapshotSerializer)
+        return self._act(request, OperationKind.DELETE_SNAPSHOT, params)
 
     @staticmethod
-    def _snapshot_params(request) -> dict:
-        body = s.SnapshotNameSerializer(data=request.data)
+    def _snapshot_params(request, serializer_class=s.SnapshotNameSerializer) -> dict:
+        body = serializer_class(data=request.data)
         body.is_valid(raise_exception=True)
         return {"snapshot": body.validated_data.get("snapshot", "")}
 

@@ -1,15 +1,30 @@
-"""Serializer bases: every writable text field refuses control characters, every id is bounded.
+"""Serializer bases: writable text refuses control characters, values must have their JSON type, ids are bounded.
 
 Every serializer of the API builds on `Serializer` or `ModelSerializer` (tests/test_input_fields.py walks
-them all), so a field added later gets the same guard without anyone remembering it.
+them all), so a field added later gets the same guards without anyone remembering them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from rest_framework import serializers
 
 from quetzal.forms import MAX_ID
 from quetzal.text import multi_line, single_line
+
+# The JSON type each kind of field takes. DRF would also take "12" for a number, 0 for a boolean and 12
+# for a name; the schema says otherwise, so the API does too. (Order matters: BooleanField first.)
+_JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...], str], ...] = (
+    (serializers.BooleanField, (bool,), "a boolean"),
+    (serializers.IntegerField, (int,), "an integer"),
+    (serializers.FloatField, (int, float), "a number"),
+    (serializers.CharField, (str,), "a string"),
+    (serializers.DateTimeField, (str,), "a date-time string"),
+    (serializers.PrimaryKeyRelatedField, (int,), "an id (integer)"),
+    (serializers.ListField, (list,), "a list"),
+    (serializers.DictField, (dict,), "an object"),
+)
 
 
 def guard_text_field(field: serializers.Field) -> None:
@@ -23,12 +38,23 @@ def guard_text_field(field: serializers.Field) -> None:
             field.validators.append(validator)
     elif isinstance(field, serializers.ListField | serializers.DictField | serializers.ListSerializer):
         guard_text_field(field.child)
-    elif isinstance(field, serializers.BaseSerializer) and not isinstance(field, CleanTextMixin):
+    elif isinstance(field, serializers.BaseSerializer) and not isinstance(field, GuardedInputMixin):
         raise TypeError(f"{type(field).__name__} is nested writable: build it on quetzal.api.serializers.")
 
 
-class CleanTextMixin:
-    """Guard every writable text field the serializer has, declared or built from the model."""
+def json_type_error(field: serializers.Field, value: object) -> str | None:
+    """Why `value` is not of the JSON type `field` takes, or None when it is (null is left to the field)."""
+    if value is None:
+        return None
+    for field_class, types, name in _JSON_TYPES:
+        if isinstance(field, field_class):
+            wrong_bool = isinstance(value, bool) and bool not in types
+            return None if isinstance(value, types) and not wrong_bool else f"Must be {name}."
+    return None
+
+
+class GuardedInputMixin:
+    """Guard every writable field: text without control characters, values of the field's JSON type."""
 
     def get_fields(self):
         fields = super().get_fields()
@@ -36,12 +62,22 @@ class CleanTextMixin:
             guard_text_field(field)
         return fields
 
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            errors = {}
+            for name, field in self.fields.items():
+                if not field.read_only and name in data and (error := json_type_error(field, data[name])):
+                    errors[name] = [error]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
 
-class Serializer(CleanTextMixin, serializers.Serializer):
+
+class Serializer(GuardedInputMixin, serializers.Serializer):
     """The project's plain serializer."""
 
 
-class ModelSerializer(CleanTextMixin, serializers.ModelSerializer):
+class ModelSerializer(GuardedInputMixin, serializers.ModelSerializer):
     """The project's model serializer."""
 
 

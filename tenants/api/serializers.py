@@ -70,7 +70,7 @@ class NewApiTokenSerializer(ApiTokenSerializer):
 
 
 class AuditEventSerializer(ModelSerializer):
-    actor = serializers.EmailField(source="actor.email", read_only=True, default=None)
+    actor = serializers.EmailField(source="actor.email", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = AuditEvent

@@ -60,8 +60,10 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     @extend_schema(request=serializers.RoleSerializer, responses=serializers.MembershipSerializer)
     def partial_update(self, request, pk=None):
         membership = self.get_object()
-        body = serializers.RoleSerializer(data=request.data)
+        body = serializers.RoleSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
+        if "role" not in body.validated_data:  # a PATCH that changes nothing
+            return Response(serializers.MembershipSerializer(membership).data)
         membership = members.change_role(
             membership=membership,
             role=body.validated_data["role"],

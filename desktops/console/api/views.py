@@ -26,8 +26,8 @@ class TicketSerializer(ResponseSerializer):
 
 class ConsoleSessionSerializer(ModelSerializer):
     desktop_name = serializers.CharField(source="desktop.name", read_only=True)
-    person = serializers.EmailField(source="user.email", read_only=True, default=None)
-    recording = serializers.PrimaryKeyRelatedField(read_only=True, default=None)
+    person = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
+    recording = serializers.PrimaryKeyRelatedField(read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = ConsoleSession
@@ -52,7 +52,7 @@ class ConsoleSessionSerializer(ModelSerializer):
 
 class RecordingSerializer(ModelSerializer):
     desktop_name = serializers.CharField(source="desktop.name", read_only=True)
-    person = serializers.EmailField(source="user.email", read_only=True, default=None)
+    person = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
     replay_url = serializers.SerializerMethodField()
 
     class Meta:
