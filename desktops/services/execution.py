@@ -188,6 +188,14 @@ def do_rebuild(operation: Operation) -> None:
 
 def do_start(operation: Operation) -> None:
     desktop = operation.desktop
+    if desktop.host_id is None and desktop.state == S.ERROR:
+        # Its create found no room and placed it nowhere: starting it places and provisions it now.
+        if not transition(desktop, S.PROVISIONING, sources=(S.ERROR,)):
+            raise StepFailed(f"Cannot provision a desktop that is {desktop.state}.", code="invalid_state")
+        _provision(operation, desktop)
+        transition(desktop, S.STOPPED, reason="")
+        _boot(operation, desktop)
+        return
     hv = _hv(desktop)
     if not _domain_exists(hv, desktop.domain_name):
         raise StepFailed("The desktop's VM is missing on its host; rebuild or delete it.", code="domain_missing")
