@@ -7,7 +7,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from desktops.models import ConsoleSession, Desktop, DesktopTemplate, Operation, Pool, Recording
+from desktops.console.models import ConsoleSession, Recording
+from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from hosts.models import Image
 from tenants.choices import Role
 from tenants.models import ApiToken, AuditEvent, Membership

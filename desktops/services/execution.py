@@ -188,12 +188,11 @@ def do_rebuild(operation: Operation) -> None:
 
 def do_start(operation: Operation) -> None:
     desktop = operation.desktop
-    if desktop.host_id is None and desktop.state == S.ERROR:
+    if desktop.host_id is None and desktop.state == DesktopState.ERROR:
         # Its create found no room and placed it nowhere: starting it places and provisions it now.
-        if not transition(desktop, S.PROVISIONING, sources=(S.ERROR,)):
-            raise StepFailed(f"Cannot provision a desktop that is {desktop.state}.", code="invalid_state")
+        _begin(desktop, OperationKind.CREATE, "provision")
         _provision(operation, desktop)
-        transition(desktop, S.STOPPED, reason="")
+        finish_action(desktop, OperationKind.CREATE, reason="")
         _boot(operation, desktop)
         return
     hv = _hv(desktop)
@@ -246,8 +245,10 @@ def do_resume(operation: Operation) -> None:
 def do_snapshot(operation: Operation) -> None:
     desktop, name = operation.desktop, operation.params["snapshot"]
     progress.step(operation, "snapshotting")
-    _hv(desktop).snapshot_create(desktop.domain_name, name)
-    DesktopSnapshot.objects.get_or_create(desktop=desktop, name=name)
+    hv = _hv(desktop)
+    hv.snapshot_create(desktop.domain_name, name)
+    running = hv.state(desktop.domain_name).is_active
+    DesktopSnapshot.objects.get_or_create(desktop=desktop, name=name, defaults={"running": running})
 
 
 def do_revert(operation: Operation) -> None:

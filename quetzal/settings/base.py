@@ -215,6 +215,14 @@ ACCOUNT_EMAIL_VERIFICATION = env_choice(
 )
 if ACCOUNT_ALLOW_SIGNUP and ACCOUNT_EMAIL_VERIFICATION != "mandatory":
     raise ImproperlyConfigured("ACCOUNT_ALLOW_SIGNUP needs ACCOUNT_EMAIL_VERIFICATION=mandatory")
+# A self-service organisation starts with these quotas (0 would mean "no limit"), so approving it
+# never hands out the operator's whole capacity; operators raise them per tenant.
+SIGNUP_QUOTAS = {
+    "quota_desktops": env_int("SIGNUP_QUOTA_DESKTOPS", 1, minimum=1, maximum=100_000),
+    "quota_vcpus": env_int("SIGNUP_QUOTA_VCPUS", 2, minimum=1, maximum=1_000_000),
+    "quota_ram_mib": env_int("SIGNUP_QUOTA_RAM_MIB", 4096, minimum=64, maximum=1024**3),
+    "max_running_per_user": env_int("SIGNUP_MAX_RUNNING_PER_USER", 1, minimum=1, maximum=1000),
+}
 # Sign-up and password reset answer the same whether or not an account exists (with mandatory
 # verification, allauth emails the existing account's owner instead of saying "taken").
 ACCOUNT_PREVENT_ENUMERATION = True

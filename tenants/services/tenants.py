@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
@@ -15,14 +16,18 @@ from tenants.models.tenant import POLICY_FIELDS
 
 
 def create_tenant(*, name: str, owner, slug: str | None = None, pending: bool = False, ip: str | None = None) -> Tenant:
-    """Create a tenant with its first owner; a pending one (self-service) waits for an operator's approval."""
+    """Create a tenant with its first owner; a pending one (self-service) waits for an operator's approval.
+
+    A pending tenant also starts with the operator's small starter quotas (SIGNUP_QUOTAS), not "no limit".
+    """
     slug = slugify(slug or name)[:50]
     if not slug:
         raise ServiceError("The organisation needs a name made of letters or digits.", code="invalid_name")
     status = TenantStatus.PENDING if pending else TenantStatus.ACTIVE
+    quotas = dict(settings.SIGNUP_QUOTAS) if pending else {}
     try:
         with transaction.atomic():
-            tenant = Tenant.objects.create(name=name.strip(), slug=slug, status=status)
+            tenant = Tenant.objects.create(name=name.strip(), slug=slug, status=status, **quotas)
             Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
             events.tenant_created(actor=owner, tenant=tenant, ip=ip)
     except IntegrityError:
