@@ -101,6 +101,48 @@ async def test_it_closes_every_socket_of_a_suspended_tenant_and_no_other(alice, 
     await bobs.disconnect()
 
 
+def _delete_membership(world):
+    world.membership(world.member).delete()  # the admin's inline "Delete" box does this
+
+
+def _downgrade_in_admin(world):
+    membership = world.membership(world.admin)
+    membership.role = Role.MEMBER  # the admin's inline role select saves the row like this
+    membership.save()
+
+
+def _deactivate(world):
+    world.member.is_active = False
+    world.member.save()
+
+
+def _suspend_in_admin(world):
+    world.tenant.status = TenantStatus.SUSPENDED  # the tenant change form's status field
+    world.tenant.save()
+
+
+@pytest.mark.parametrize(
+    ("change", "whose", "code"),
+    [
+        (_delete_membership, "member", ACCESS_CHANGED),
+        (_downgrade_in_admin, "admin", ACCESS_CHANGED),
+        (_deactivate, "member", SIGNED_OUT),
+        (_suspend_in_admin, "member", ACCESS_CHANGED),
+    ],
+    ids=lambda value: getattr(value, "__name__", value),
+)
+async def test_it_closes_sockets_whatever_path_changes_the_row(alice, bob, change, whose, code):
+    # Given a person with the portal open, and someone of another tenant too
+    socket = await _live(await adb(browser)(getattr(alice, whose), alice.tenant))
+    bystander = await _live(await adb(browser)(bob.member, bob.tenant))
+    # When their access changes on the row itself, not through a tenants service (the Django admin, a shell)
+    await adb(change)(alice)
+    # Then their socket closes with the code the pages understand, and nobody else's does
+    assert await _closed_with(socket) == code
+    assert await _stays_open(bystander)
+    await bystander.disconnect()
+
+
 @pytest.fixture
 def desk(alice, host, template, fake_vnc):
     return running_desktop(alice, host, template, fake_vnc.port)

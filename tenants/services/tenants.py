@@ -9,10 +9,11 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from quetzal.errors import Conflict, ServiceError
-from tenants import channels, events
+from tenants import events
 from tenants.choices import Role, TenantStatus
 from tenants.models import Membership, Tenant
 from tenants.models.tenant import POLICY_FIELDS
+from tenants.receivers import end_tenant_sockets
 
 
 def create_tenant(*, name: str, owner, slug: str | None = None, pending: bool = False, ip: str | None = None) -> Tenant:
@@ -58,8 +59,8 @@ def set_status(*, tenant: Tenant, status: TenantStatus, actor=None, reason: str 
         if updated:
             events.tenant_status_changed(actor=actor, tenant=tenant, status=status, reason=reason)
             if status != TenantStatus.ACTIVE:
-                # Live figures and consoles were opened in an active tenant; they reconnect read-only.
-                channels.end_sockets([channels.tenant_group(tenant.pk)], code=channels.ACCESS_CHANGED, reason=status)
+                # A guarded UPDATE sends no post_save: end the sockets the way the receiver does for a save.
+                end_tenant_sockets(tenant.pk, status)
     tenant.refresh_from_db()
     return tenant
 

@@ -16,6 +16,7 @@ from hosts.models import Host
 from quetzal.api.filters import parse_query
 from quetzal.api.serializers import ResponseSerializer
 from quetzal.api.viewsets import TenantScopedViewSet
+from tenants.twofactor import is_operator
 
 RANGE_PARAMETER = OpenApiParameter(
     "range",
@@ -101,7 +102,7 @@ class HostMetricsViewSet(viewsets.GenericViewSet):
 
     @extend_schema(parameters=[RANGE_PARAMETER], responses=HostSeriesSerializer)
     def retrieve(self, request, pk=None):
-        if not request.user.is_staff:
+        if not is_operator(request):
             raise Http404
         host = self.get_object()
         range_key = parse_query(request, RangeParameters)["range"]
