@@ -189,10 +189,11 @@ def do_rebuild(operation: Operation) -> None:
 def do_start(operation: Operation) -> None:
     desktop = operation.desktop
     if desktop.host_id is None and desktop.state == DesktopState.ERROR:
-        # Its create found no room and placed it nowhere: starting it places and provisions it now.
-        _begin(desktop, OperationKind.CREATE, "provision")
+        # Its create found no room and placed it nowhere: starting it places and provisions it now, along the
+        # rebuild row (error -> provisioning -> stopped), then boots it.
+        _begin(desktop, OperationKind.REBUILD, "provision")
         _provision(operation, desktop)
-        finish_action(desktop, OperationKind.CREATE, reason="")
+        finish_action(desktop, OperationKind.REBUILD, reason="")
         _boot(operation, desktop)
         return
     hv = _hv(desktop)
