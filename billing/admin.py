@@ -14,6 +14,7 @@ from billing.models import BillingAccount, Invoice, PriceChange, StripeCatalog, 
 from billing.services import accounts, invoices, prices, usage
 from quetzal.admin import ReadOnlyAdmin
 from quetzal.errors import ServiceError
+from quetzal.forms import ModelForm
 
 
 @admin.register(BillingAccount)
@@ -128,7 +129,7 @@ class StripeCatalogAdmin(ReadOnlyAdmin):
     list_display = ["event_name", "currency", "meter_id", "price_id", "created_at"]
 
 
-class PriceChangeForm(forms.ModelForm):
+class PriceChangeForm(ModelForm):
     """Empty `effective_at` means now; a time in the past is refused (never retroactive)."""
 
     effective_at = forms.DateTimeField(required=False, help_text="Leave empty for now. Never in the past.")

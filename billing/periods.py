@@ -72,9 +72,14 @@ def month_period(moment: datetime) -> Period:
     return Period(start=start, end=end)
 
 
+# ASCII digits, months 01 to 12, from 0001-01 to 9999-11 (the month after must exist too).
+PERIOD_PATTERN = r"^(?!0000-)(?!9999-12)[0-9]{4}-(0[1-9]|1[0-2])$"
+
+
 def parse_period(label: str) -> Period:
     """'YYYY-MM' → that month's period; refuses anything else."""
-    match = re.fullmatch(r"(\d{4})-(\d{2})", (label or "").strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
+    label = (label or "").strip()
+    if not re.fullmatch(PERIOD_PATTERN, label):
         raise ServiceError("A period is written YYYY-MM, e.g. 2025-01.", code="invalid_period")
-    return month_period(datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC))
+    year, month = label.split("-")
+    return month_period(datetime(int(year), int(month), 1, tzinfo=UTC))

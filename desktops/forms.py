@@ -5,8 +5,9 @@ from __future__ import annotations
 from django import forms
 
 from desktops.services.preferences import Quality, Scaling
+from quetzal.forms import Form
 
 
-class ConsolePreferencesForm(forms.Form):
+class ConsolePreferencesForm(Form):
     scaling = forms.ChoiceField(choices=Scaling.choices, widget=forms.RadioSelect, label="Screen scaling")
     quality = forms.ChoiceField(choices=Quality.choices, widget=forms.RadioSelect, label="Picture quality")

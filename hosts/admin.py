@@ -18,6 +18,7 @@ from hosts.services import images as image_services
 from hosts.services import overview
 from quetzal.admin import ReadOnlyAdmin
 from quetzal.errors import ServiceError
+from quetzal.forms import ModelForm
 
 # The operator settings, name aside (asked for on its own, first): the add form, the change form's fieldset.
 HOST_SETTINGS = [f for f in OPERATOR_FIELDS if f != "name"]
@@ -85,7 +86,7 @@ class ImageCopyInline(admin.TabularInline):
         return False
 
 
-class HostAddForm(forms.ModelForm):
+class HostAddForm(ModelForm):
     """Registering a host connects to it first; an unreachable URI is a form error and saves nothing."""
 
     actor = None
@@ -270,7 +271,7 @@ class HostAdmin(admin.ModelAdmin):
         messages.success(request, f"Copies queued to {len(hosts)} host(s).")
 
 
-class ImageAddForm(forms.ModelForm):
+class ImageAddForm(ModelForm):
     """Upload a disk; it is checksummed while stored, and a wrong checksum keeps nothing."""
 
     upload = forms.FileField(help_text="A qcow2 or raw disk image.")

@@ -13,6 +13,12 @@ admin.site.site_header = "Quetzal operations"
 admin.site.site_title = "Quetzal operations"
 admin.site.index_title = "Hosts, images, templates, tenants and desktops"
 
+# Under /api/ even the errors Django answers itself are JSON {code, detail}.
+handler400 = "quetzal.api.errors.bad_request"
+handler403 = "quetzal.api.errors.permission_denied"
+handler404 = "quetzal.api.errors.page_not_found"
+handler500 = "quetzal.api.errors.server_error"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -7,7 +7,6 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
-from tenants import channels
 from tenants.choices import TenantStatus
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant, User
 from tenants.services import tenants as tenant_services
@@ -124,12 +123,6 @@ class UserAdmin(BaseUserAdmin):
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
     inlines = [MembershipInline]
-
-    def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "is_active" in form.changed_data and not obj.is_active:
-            # A deactivated person's open sockets end now, not at their next reconnect.
-            channels.end_sockets([channels.user_group(obj.pk)], code=channels.SIGNED_OUT, reason="deactivated")
 
 
 @admin.register(Invitation)

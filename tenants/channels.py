@@ -115,18 +115,27 @@ def _send_end(groups: list[str], *, code: int, reason: str) -> None:
 # --- the consumer side ---------------------------------------------------------------------------
 
 
-def still_allowed(scope: dict) -> int | None:
-    """The close code if the access a socket was opened with has already ended, else None."""
+def access_ended(scope: dict) -> tuple[int, str] | None:
+    """(close code, reason) if the access a socket was opened with has already ended, else None.
+
+    The reasons are those the "access ended" messages carry, so a socket closed by this late check
+    records the same as one closed by the message it joined its groups too late to hear.
+    """
     session = scope.get("session")
     key = session.session_key if session is not None else None
     if key and not import_module(settings.SESSION_ENGINE).SessionStore().exists(key):
-        return SIGNED_OUT
+        return SIGNED_OUT, "signed_out"
     membership = scope.get("membership")
     if membership is None:
         return None
     current = Membership.objects.filter(pk=membership.pk).values_list("role", "tenant__status").first()
-    if current != (membership.role, membership.tenant.status):
-        return ACCESS_CHANGED
+    if current is None:
+        return ACCESS_CHANGED, "removed"
+    role, status = current
+    if status != membership.tenant.status:
+        return ACCESS_CHANGED, status
+    if role != membership.role:
+        return ACCESS_CHANGED, "role_changed"
     return None
 
 
@@ -167,9 +176,9 @@ class AccessGuard:
             return
         self.tasks.append(asyncio.create_task(self._rejoin()))
         # Access may have ended between the scope being resolved and the groups joined.
-        code = await database_sync_to_async(still_allowed)(self.scope)
-        if code is not None:
-            await self.end(code, "ended_before_joining")
+        ended = await database_sync_to_async(access_ended)(self.scope)
+        if ended is not None:
+            await self.end(*ended)
             return
         await self._listen()
 

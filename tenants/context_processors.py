@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from tenants.models import Membership
+from tenants.twofactor import is_operator
 
 
 def active_tenant(request) -> dict:
@@ -18,5 +19,5 @@ def active_tenant(request) -> dict:
         "is_tenant_admin": bool(membership and membership.is_admin),
         "my_memberships": Membership.objects.filter(user=user).select_related("tenant"),
         "billing_enabled": settings.BILLING_ENABLED,
-        "can_create_tenant": user.is_staff or settings.ACCOUNT_ALLOW_SIGNUP,
+        "can_create_tenant": is_operator(request) or settings.ACCOUNT_ALLOW_SIGNUP,
     }

@@ -5,18 +5,18 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.password_validation import validate_password
 
-from quetzal.forms import TenantScopedForm, TenantScopedModelChoiceField
+from quetzal.forms import Form, ModelForm, TenantScopedForm, TenantScopedModelChoiceField
 from tenants.choices import Role
 from tenants.models import ApiToken, Invitation, Membership, Tenant
 from tenants.models.tenant import POLICY_FIELDS
 
 
-class TenantCreateForm(forms.Form):
+class TenantCreateForm(Form):
     name = forms.CharField(max_length=100, label="Organisation name")
     slug = forms.SlugField(max_length=50, required=False, help_text="Short address; made from the name if empty.")
 
 
-class InviteForm(forms.Form):
+class InviteForm(Form):
     email = forms.EmailField()
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
 
@@ -53,7 +53,7 @@ class TokenRevokeForm(TenantScopedForm):
         self.fields["token"].queryset = self.fields["token"].queryset.filter(user=user)
 
 
-class CodeForm(forms.Form):
+class CodeForm(Form):
     code = forms.CharField(
         max_length=16,
         label="Code",
@@ -61,7 +61,7 @@ class CodeForm(forms.Form):
     )
 
 
-class NewAccountForm(forms.Form):
+class NewAccountForm(Form):
     full_name = forms.CharField(max_length=150, required=False)
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
@@ -77,11 +77,11 @@ class NewAccountForm(forms.Form):
         return password
 
 
-class TokenForm(forms.Form):
+class TokenForm(Form):
     name = forms.CharField(max_length=100)
 
 
-class PoliciesForm(forms.ModelForm):
+class PoliciesForm(ModelForm):
     class Meta:
         model = Tenant
         fields = list(POLICY_FIELDS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 
@@ -40,3 +42,31 @@ def operator_enrolment_required(request) -> bool:
         return False
     is_verified = getattr(user, "is_verified", None)
     return not (is_verified is not None and is_verified())
+
+
+def session_verified(user, session) -> bool:
+    """Whether this session (a socket's, say) entered a code of one of the person's confirmed devices."""
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
+    device = Device.from_persistent_id(persistent_id) if persistent_id else None
+    return device is not None and device.user_id == user.pk and device.confirmed
+
+
+def operator_powers(user, *, verified: bool) -> bool:
+    """The one test of operator powers: staff, and past a second factor when ADMIN_REQUIRE_2FA is on."""
+    if user is None or not user.is_authenticated or not user.is_staff:
+        return False
+    return verified or not settings.ADMIN_REQUIRE_2FA
+
+
+def is_operator(request) -> bool:
+    """Whether the request acts with operator powers (see operator_powers)."""
+    user = getattr(request, "user", None)
+    is_verified = getattr(user, "is_verified", None)
+    return operator_powers(user, verified=bool(is_verified and is_verified()))
+
+
+def is_operator_socket(user, session) -> bool:
+    """Whether a socket's person acts with operator powers, judged from the socket's session."""
+    return operator_powers(
+        user, verified=user is not None and user.is_authenticated and session_verified(user, session)
+    )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from billing.models import Invoice, UsageInterval
+from quetzal.api.serializers import ModelSerializer
 
 
-class UsageIntervalSerializer(serializers.ModelSerializer):
+class UsageIntervalSerializer(ModelSerializer):
     hours = serializers.DecimalField(max_digits=16, decimal_places=6, read_only=True, allow_null=True)
 
     class Meta:
@@ -33,7 +34,7 @@ class UsageIntervalSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InvoiceSerializer(serializers.ModelSerializer):
+class InvoiceSerializer(ModelSerializer):
     overdue = serializers.BooleanField(read_only=True)
 
     class Meta:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins
 
 from billing import conf
 from billing.api import serializers as s
 from billing.errors import BillingDisabled
+from billing.filters import UsageIntervalFilterSet
 from billing.models import Invoice, UsageInterval
-from billing.periods import parse_period
 from quetzal.api.viewsets import TenantScopedViewSet
 
 
@@ -18,28 +16,22 @@ class BillingViewSet(TenantScopedViewSet):
     """Admin-only and present only with billing on."""
 
     admin_only = True
+    may_be_absent = True  # every route answers 404 while billing is off
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication and permissions answer first
-        if not conf.billing_enabled():
+        method = request.method.lower()
+        served = method in self.http_method_names and hasattr(self, method)  # else 405 follows
+        if served and not conf.billing_enabled():
             raise BillingDisabled("Billing is not enabled on this installation.")
 
 
-@extend_schema_view(
-    list=extend_schema(parameters=[OpenApiParameter("period", OpenApiTypes.STR, description="A month, YYYY-MM (UTC).")])
-)
 class UsageIntervalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BillingViewSet):
     """The tenant's usage ledger: one row per stretch a desktop ran, at one price."""
 
     queryset = UsageInterval.objects.all()
     serializer_class = s.UsageIntervalSerializer
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        label = self.request.query_params.get("period")
-        if label and self.action == "list":
-            queryset = queryset.in_period(parse_period(label))
-        return queryset
+    filterset_class = UsageIntervalFilterSet
 
 
 class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BillingViewSet):

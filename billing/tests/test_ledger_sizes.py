@@ -93,4 +93,9 @@ def test_it_keeps_the_size_extra_across_a_template_price_change(alice, host, siz
     prices.change_price(template=sized, price_per_hour="0.30", effective_at=change_at, now=row.started_at)
     # Then the row is cut at the change and the later stretch costs the new price plus Large's extra
     parts = ledger.segments(row, change_at + timedelta(minutes=5))
-    assert [p.price_per_hour for p in parts] == [Decimal("0.2200"), Decimal("0.4200")]
+    # (segments are also cut at hour boundaries: a run across one adds a cut at the same price)
+    prices_in_turn = [
+        p.price_per_hour for i, p in enumerate(parts) if i == 0 or p.price_per_hour != parts[i - 1].price_per_hour
+    ]
+    assert prices_in_turn == [Decimal("0.2200"), Decimal("0.4200")], parts
+    assert min(p.start for p in parts if p.price_per_hour == Decimal("0.4200")) == change_at

@@ -14,8 +14,9 @@ from django.utils.decorators import method_decorator
 from django.views import View
 
 from billing import conf
+from billing.filters import PeriodForm
 from billing.models import BillingAccount, Invoice
-from billing.periods import Period, month_period, parse_period
+from billing.periods import Period, month_period
 from billing.services import accounts, usage
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
@@ -32,13 +33,10 @@ class BillingEnabledMixin:
 
 
 def _period(request: HttpRequest) -> Period:
-    label = request.GET.get("period")
-    if not label:
-        return month_period(timezone.now())
-    try:
-        return parse_period(label)
-    except ServiceError:
+    form = PeriodForm(request.GET)
+    if not form.is_valid():
         raise Http404("No such period.")
+    return form.cleaned_data["period"] or month_period(timezone.now())
 
 
 def _csv_response(filename: str) -> HttpResponse:

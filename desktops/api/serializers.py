@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -15,6 +16,7 @@ from desktops.services import pools, sizes
 from desktops.services.idle import idle_deadline, session_deadline
 from desktops.services.templates import launchable
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
+from quetzal.api.serializers import ModelSerializer, ResponseSerializer, Serializer
 
 
 def template_reference(**kwargs) -> TenantScopedPrimaryKeyRelatedField:
@@ -37,7 +39,7 @@ HELD_BACK_SCHEMA = {
 }
 
 
-class SizeOptionSerializer(serializers.Serializer):
+class SizeOptionSerializer(ResponseSerializer):
     """One size a template offers: the default (name "") or a named one, with its price per hour."""
 
     name = serializers.CharField()
@@ -56,7 +58,7 @@ BOUNDS_SCHEMA = {
 }
 
 
-class SizeFields(serializers.Serializer):
+class SizeFields(Serializer):
     """A size in a request body: a template's named size, or any of vcpus, memory_mib, disk_gib (bounded)."""
 
     size = serializers.CharField(max_length=50, required=False, allow_blank=True)
@@ -73,7 +75,7 @@ class SizeFields(serializers.Serializer):
         return any(self.validated_data.get(key) not in (None, "") for key in self.SIZE_KEYS)
 
 
-class TemplateSerializer(serializers.ModelSerializer):
+class TemplateSerializer(ModelSerializer):
     price_per_hour = serializers.DecimalField(max_digits=10, decimal_places=4, read_only=True)
     sizes = serializers.SerializerMethodField(help_text="The default and the named sizes, with their prices.")
     bounds = serializers.SerializerMethodField(help_text="The ranges a custom size may take: [low, high] each.")
@@ -109,7 +111,7 @@ class TemplateSerializer(serializers.ModelSerializer):
         return {"vcpus": list(limits.vcpus), "memory_mib": list(limits.memory_mib), "disk_gib": list(limits.disk_gib)}
 
 
-class OperationSerializer(serializers.ModelSerializer):
+class OperationSerializer(ModelSerializer):
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -135,16 +137,16 @@ class OperationSerializer(serializers.ModelSerializer):
         return reverse("api:operation-detail", kwargs={"pk": operation.pk})
 
 
-class SnapshotSerializer(serializers.ModelSerializer):
+class SnapshotSerializer(ModelSerializer):
     class Meta:
         model = DesktopSnapshot
         fields = ["name", "created_at"]
 
 
-class DesktopSerializer(serializers.ModelSerializer):
+class DesktopSerializer(ModelSerializer):
     template_name = serializers.CharField(source="template.name", read_only=True)
-    owner = serializers.EmailField(source="user.email", read_only=True, default=None)
-    host = serializers.CharField(source="host.name", read_only=True, default=None)
+    owner = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
+    host = serializers.CharField(source="host.name", read_only=True, default=None, allow_null=True)
     console_url = serializers.SerializerMethodField()
     idle_action_at = serializers.SerializerMethodField()
     session_ends_at = serializers.SerializerMethodField()
@@ -201,11 +203,23 @@ class CreateDesktopSerializer(SizeFields):
     start = serializers.BooleanField(default=True)
 
 
-class SnapshotNameSerializer(serializers.Serializer):
-    snapshot = serializers.CharField(max_length=64, required=False, allow_blank=True)
+# What libvirt and the service accept as a snapshot name (desktops.services.requests checks it too).
+SNAPSHOT_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", "Use letters, digits, '.', '_' and '-'.")
 
 
-class AcceptedSerializer(serializers.Serializer):
+class SnapshotNameSerializer(Serializer):
+    """A new snapshot's name; empty picks one from the time."""
+
+    snapshot = serializers.CharField(max_length=64, required=False, allow_blank=True, validators=[SNAPSHOT_NAME])
+
+
+class ExistingSnapshotSerializer(Serializer):
+    """The snapshot to revert to or delete."""
+
+    snapshot = serializers.CharField(max_length=64, validators=[SNAPSHOT_NAME])
+
+
+class AcceptedSerializer(ResponseSerializer):
     """A 202 answer: the desktop, the operation now queued, and where to follow it."""
 
     desktop = DesktopSerializer()
@@ -221,6 +235,16 @@ class ResizeSerializer(SizeFields):
         return attrs
 
 
+class PlanStatusSerializer(ResponseSerializer):
+    """All of the caller's desktops, not paginated."""
+
+    desktops = DesktopSerializer(many=True, read_only=True)
+
+
+class OperationsQueuedSerializer(ResponseSerializer):
+    operations = OperationSerializer(many=True, read_only=True)
+
+
 class LaunchSerializer(SizeFields):
     os_type = serializers.ChoiceField(choices=["linux", "windows"], required=False)
     template = template_reference(required=False)
@@ -231,7 +255,7 @@ class LaunchSerializer(SizeFields):
         return attrs
 
 
-class StopSerializer(serializers.Serializer):
+class StopSerializer(Serializer):
     desktop = TenantScopedPrimaryKeyRelatedField(
         queryset=Desktop.objects.alive(),
         narrow=lambda desktops, request: desktops.owned_by(request.user),

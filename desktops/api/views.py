@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from desktops.api import serializers as s
 from desktops.choices import STOPPABLE_STATES, OperationKind
+from desktops.filters import OperationFilterSet
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import launch, pools, sizes
 from desktops.services.requests import request_action, request_create, request_stop
@@ -139,19 +140,20 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
     def snapshot(self, request, pk=None):
         return self._act(request, OperationKind.SNAPSHOT, self._snapshot_params(request))
 
-    @extend_schema(request=s.SnapshotNameSerializer, responses={202: s.AcceptedSerializer})
+    @extend_schema(request=s.ExistingSnapshotSerializer, responses={202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"])
     def revert(self, request, pk=None):
-        return self._act(request, OperationKind.REVERT, self._snapshot_params(request))
+        return self._act(request, OperationKind.REVERT, self._snapshot_params(request, s.ExistingSnapshotSerializer))
 
-    @extend_schema(request=s.SnapshotNameSerializer, responses={202: s.AcceptedSerializer})
+    @extend_schema(request=s.ExistingSnapshotSerializer, responses={202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"], url_path="delete-snapshot")
     def delete_snapshot(self, request, pk=None):
-        return self._act(request, OperationKind.DELETE_SNAPSHOT, self._snapshot_params(request))
+        params = self._snapshot_params(request, s.ExistingSnapshotSerializer)
+        return self._act(request, OperationKind.DELETE_SNAPSHOT, params)
 
     @staticmethod
-    def _snapshot_params(request) -> dict:
-        body = s.SnapshotNameSerializer(data=request.data)
+    def _snapshot_params(request, serializer_class=s.SnapshotNameSerializer) -> dict:
+        body = serializer_class(data=request.data)
         body.is_valid(raise_exception=True)
         return {"snapshot": body.validated_data.get("snapshot", "")}
 
@@ -161,12 +163,11 @@ class OperationViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retri
 
     queryset = Operation.objects.select_related("desktop")
     serializer_class = s.OperationSerializer
+    filterset_class = OperationFilterSet
     owner_field = "desktop__user"
 
     def get_queryset(self):
-        operations = self.visible(super().get_queryset())
-        desktop = self.request.query_params.get("desktop")
-        return operations.filter(desktop_id=desktop) if desktop and desktop.isdigit() else operations
+        return self.visible(super().get_queryset())
 
 
 class PoolViewSet(
@@ -203,6 +204,7 @@ class PoolViewSet(
 class PlanViewSet(TenantScopedViewSet):
     """The three calls of the original plan, for scripts: start, status, stop."""
 
+    queryset = Desktop.objects.none()  # the schema's model; the real scope is get_queryset's
     serializer_class = s.AcceptedSerializer
 
     def get_queryset(self):
@@ -226,12 +228,12 @@ class PlanViewSet(TenantScopedViewSet):
         )
         return accepted(result.desktop, result.operation)
 
-    @extend_schema(responses=s.DesktopSerializer(many=True))
+    @extend_schema(responses=s.PlanStatusSerializer)
     def status(self, request):
         desktops = self.get_queryset().select_related("template", "host").prefetch_related("snapshots")
         return Response({"desktops": s.DesktopSerializer(desktops, many=True).data})
 
-    @extend_schema(request=s.StopSerializer, responses={202: OpenApiResponse(description="Operations queued")})
+    @extend_schema(request=s.StopSerializer, responses={202: s.OperationsQueuedSerializer})
     def stop(self, request):
         body = s.StopSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)

@@ -1,17 +1,12 @@
-"""The ?desktop=<id>&person=<user id> filters the console-session and recording lists share (page and API)."""
+"""Query-string filters of console sessions and recordings (the API's and the console sessions page)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from django.db.models import QuerySet
+from quetzal.filters import FilterSet, IdFilter
 
 
-def by_desktop_and_person(queryset: QuerySet, params: Mapping[str, str]) -> QuerySet:
-    """Narrow to one desktop and/or one person; a value that is not an id is ignored."""
-    desktop, person = params.get("desktop", ""), params.get("person", "")
-    if desktop.isdigit():
-        queryset = queryset.filter(desktop_id=desktop)
-    if person.isdigit():
-        queryset = queryset.filter(user_id=person)
-    return queryset
+class ConsoleFilterSet(FilterSet):
+    """?desktop=<id>&person=<user id>; the model comes from the queryset it filters."""
+
+    desktop = IdFilter(field_name="desktop_id", help_text="Only this desktop's.")
+    person = IdFilter(field_name="user_id", help_text="Only this person's (a user id).")

@@ -6,7 +6,8 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views import View
 
-from desktops.console import filters, recordings
+from desktops.console import recordings
+from desktops.console.filters import ConsoleFilterSet
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
 from quetzal.errors import ServiceError
@@ -39,15 +40,16 @@ class ConsoleSessionsView(TenantPageMixin, View):
     admin_required = True
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        sessions = filters.by_desktop_and_person(
-            self.scoped(ConsoleSession.objects.select_related("desktop", "user", "recording")), request.GET
+        # A filter that does not parse is left out rather than failing the page.
+        filters = ConsoleFilterSet(
+            request.GET, queryset=self.scoped(ConsoleSession.objects.select_related("desktop", "user", "recording"))
         )
         context = {
-            "sessions": sessions[:SESSIONS_SHOWN],
+            "sessions": filters.qs[:SESSIONS_SHOWN],
             "desktops": self.scoped(Desktop.objects.all()).only("pk", "name").order_by("name"),
             "people": User.objects.filter(memberships__tenant=request.tenant).order_by("email"),
-            "desktop_filter": request.GET.get("desktop", ""),
-            "person_filter": request.GET.get("person", ""),
+            "desktop_filter": filters.entered()["desktop"],
+            "person_filter": filters.entered()["person"],
             "recording_enabled": request.tenant.recording_enabled,
             "retention_days": request.tenant.recording_retention_days,
         }

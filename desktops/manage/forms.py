@@ -8,7 +8,7 @@ from desktops.models import DesktopTemplate, Pool
 from desktops.services.templates import TENANT_FIELDS, launchable
 from hosts.choices import CopyState
 from hosts.models import Image
-from quetzal.forms import TenantScopedModelChoiceField, TenantScopedModelForm
+from quetzal.forms import ModelForm, TenantScopedModelChoiceField, TenantScopedModelForm
 
 
 class PoolForm(TenantScopedModelForm):
@@ -43,7 +43,7 @@ class PoolForm(TenantScopedModelForm):
         return data
 
 
-class TemplateForm(forms.ModelForm):
+class TemplateForm(ModelForm):
     class Meta:
         model = DesktopTemplate
         fields = list(TENANT_FIELDS)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
 from desktops.choices import DesktopKind, DesktopState, Visibility
+from desktops.filters import AdminDesktopFilterSet
 from desktops.manage.forms import PoolForm, TemplateForm
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import bulk, dashboard, pools, templates
@@ -49,32 +50,25 @@ class DashboardFiguresView(DashboardView):
 class DesktopsView(AdminPage, View):
     """Every desktop of the tenant, filtered by state, person or template, with the bulk actions."""
 
-    def desktops(self, request: HttpRequest) -> QuerySet:
+    def filtered(self, request: HttpRequest) -> AdminDesktopFilterSet:
         desktops = self.scoped(
             Desktop.objects.alive()
             .select_related("user", "template", "host", "tenant", "pool")
             # The operation in flight, so the list shows a resize (or any action) under way.
             .prefetch_related(Prefetch("operations", queryset=Operation.objects.in_flight(), to_attr="in_flight"))
         )
-        state, person, template = (request.GET.get(key, "") for key in ("state", "person", "template"))
-        if state == "idle":
-            desktops = desktops.filter(state=DesktopState.RUNNING, consoles_open=0)
-        elif state in DesktopState.values:
-            desktops = desktops.filter(state=state)
-        if person.isdigit():
-            desktops = desktops.filter(user_id=person)
-        if template.isdigit():
-            desktops = desktops.filter(template_id=template)
-        return desktops.order_by("user__email", "name", "pk")
+        # A filter that does not parse is left out rather than failing the page.
+        return AdminDesktopFilterSet(request.GET, queryset=desktops.order_by("user__email", "name", "pk"))
 
     def get(self, request: HttpRequest) -> HttpResponse:
+        filters = self.filtered(request)
         tenant_desktops = self.scoped(Desktop.objects.alive())
         context = {
-            "desktops": [decorate(d) for d in self.desktops(request)[:DESKTOPS_SHOWN]],
+            "desktops": [decorate(d) for d in filters.qs[:DESKTOPS_SHOWN]],
             "states": [(s.value, s.label) for s in DesktopState if s != DesktopState.DELETED],
             "people": User.objects.filter(desktops__in=tenant_desktops).distinct().order_by("email"),
             "templates": DesktopTemplate.objects.filter(desktops__in=tenant_desktops).distinct(),
-            "filters": {key: request.GET.get(key, "") for key in ("state", "person", "template")},
+            "filters": filters.entered(),
             "pooled": DesktopKind.POOLED,
         }
         return render(request, "desktops/manage/desktops.html", context)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.models import Device
-
 from desktops.metrics import groups
 from desktops.models import Desktop
-from tenants.twofactor import has_confirmed_device
+from tenants.twofactor import has_confirmed_device, is_operator_socket, session_verified
 
 
 @dataclass(frozen=True)
@@ -17,7 +14,7 @@ class Viewer:
     """A signed-in person behind a live socket, as the tenant middleware resolved them."""
 
     user_id: int
-    is_staff: bool
+    is_operator: bool  # staff, past a second factor when operators must use one
     tenant_id: int | None
     is_admin: bool
 
@@ -33,11 +30,7 @@ class Refused(Exception):
 
 def _second_factor_pending(user, session) -> bool:
     """Signed in with a password, owns an authenticator, but this session never entered a code."""
-    if not has_confirmed_device(user):
-        return False
-    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
-    device = Device.from_persistent_id(persistent_id) if persistent_id else None
-    return device is None or device.user_id != user.pk or not device.confirmed
+    return has_confirmed_device(user) and not session_verified(user, session)
 
 
 def viewer_for_scope(scope: dict) -> Viewer | None:
@@ -53,7 +46,7 @@ def viewer_for_scope(scope: dict) -> Viewer | None:
         membership = None
     return Viewer(
         user_id=user.pk,
-        is_staff=user.is_staff,
+        is_operator=is_operator_socket(user, scope.get("session")),
         tenant_id=membership.tenant_id if membership else None,
         is_admin=bool(membership and membership.is_admin),
     )
@@ -62,7 +55,7 @@ def viewer_for_scope(scope: dict) -> Viewer | None:
 def authorise(viewer: Viewer, topic: groups.Topic) -> str:
     """The group behind a topic the viewer may watch; Refused otherwise."""
     if topic.kind == groups.OPERATORS:
-        if not viewer.is_staff:
+        if not viewer.is_operator:
             raise Refused("forbidden", "Host figures are for operators.")
         return groups.operators_group()
     if viewer.tenant_id is None:

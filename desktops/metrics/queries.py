@@ -13,7 +13,6 @@ from desktops.metrics.choices import Resolution
 from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
 from desktops.models import Desktop
 from hosts.models import Host
-from quetzal.errors import ServiceError
 
 
 @dataclass(frozen=True)
@@ -91,14 +90,6 @@ class Series:
             "end": live.epoch(self.end),
             **self.columns,
         }
-
-
-def parse_range(value: str | None) -> str:
-    """A known range key; a stable error code otherwise."""
-    key = value or DEFAULT_RANGE
-    if key not in RANGES:
-        raise ServiceError(f"Unknown range {key!r}; use one of {', '.join(RANGES)}.", code="invalid_range", status=400)
-    return key
 
 
 def _columns(rows: list[dict], time_key: str, fields: tuple[str, ...]) -> dict[str, list]:

@@ -11,7 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from desktops.metrics import conf, exposition
-from tenants.twofactor import second_factor_pending
+from tenants.twofactor import is_operator, second_factor_pending
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,6 @@ def prometheus(request: HttpRequest) -> HttpResponse:
         user = request.user
         if not user.is_authenticated or second_factor_pending(request):
             return _refusal(401, "not_authenticated", "Sign in as an operator or present the metrics token.")
-        if not user.is_staff:
+        if not is_operator(request):
             return _refusal(403, "forbidden", "Metrics are for operators.")
     return HttpResponse(exposition.exposition(), content_type=exposition.CONTENT_TYPE)

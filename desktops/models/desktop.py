@@ -85,6 +85,8 @@ class DesktopSnapshot(models.Model):
     desktop = models.ForeignKey(Desktop, on_delete=models.CASCADE, related_name="snapshots")
     name = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
+    # Taken while the VM ran: reverting a stopped desktop to it starts the desktop (the running limits apply).
+    running = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 
 from desktops.choices import DesktopState
 from tenants.choices import IdleAction
 from tenants.querysets import TenantOwned
+
+# A pool this large would be a fleet; the ceiling keeps a typo from asking the hosts for millions of VMs.
+MAX_POOL_SIZE = 1000
 
 
 class Pool(TenantOwned):
@@ -19,8 +23,8 @@ class Pool(TenantOwned):
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="pools")
     template = models.ForeignKey("desktops.DesktopTemplate", on_delete=models.PROTECT, related_name="pools")
     name = models.CharField(max_length=100)
-    min_ready = models.PositiveIntegerField(default=1)
-    max_size = models.PositiveIntegerField(default=10)
+    min_ready = models.PositiveIntegerField(default=1, validators=[MaxValueValidator(MAX_POOL_SIZE)])
+    max_size = models.PositiveIntegerField(default=10, validators=[MaxValueValidator(MAX_POOL_SIZE)])
     warm_state = models.CharField(max_length=16, choices=WarmState.choices, default=WarmState.RUNNING)
     idle_action = models.CharField(max_length=16, choices=IdleAction.choices, default=IdleAction.RECYCLE)
     enabled = models.BooleanField(default=True)

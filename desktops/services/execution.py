@@ -191,6 +191,14 @@ def do_rebuild(operation: Operation) -> None:
 
 def do_start(operation: Operation) -> None:
     desktop = operation.desktop
+    if desktop.host_id is None and desktop.state == DesktopState.ERROR:
+        # Its create found no room and placed it nowhere: starting it places and provisions it now, along the
+        # rebuild row (error -> provisioning -> stopped), then boots it.
+        _begin(desktop, OperationKind.REBUILD, "provision")
+        _provision(operation, desktop)
+        finish_action(desktop, OperationKind.REBUILD, reason="")
+        _boot(operation, desktop)
+        return
     hv = _hv(desktop)
     if not _domain_exists(hv, desktop.domain_name):
         raise StepFailed("The desktop's VM is missing on its host; rebuild or delete it.", code="domain_missing")
@@ -241,8 +249,10 @@ def do_resume(operation: Operation) -> None:
 def do_snapshot(operation: Operation) -> None:
     desktop, name = operation.desktop, operation.params["snapshot"]
     progress.step(operation, "snapshotting")
-    _hv(desktop).snapshot_create(desktop.domain_name, name)
-    DesktopSnapshot.objects.get_or_create(desktop=desktop, name=name)
+    hv = _hv(desktop)
+    hv.snapshot_create(desktop.domain_name, name)
+    running = hv.state(desktop.domain_name).is_active
+    DesktopSnapshot.objects.get_or_create(desktop=desktop, name=name, defaults={"running": running})
 
 
 def do_revert(operation: Operation) -> None:

@@ -19,8 +19,10 @@ from tenants.models import Tenant, User
 
 # In-flight operations that bring a desktop up: it holds its vCPUs and RAM from the moment one is queued,
 # not from when a worker gets round to booting it (else every request queued meanwhile would pass the check).
-_BOOTING = Q(kind__in=(OperationKind.START, OperationKind.RESTORE, OperationKind.RESUME)) | Q(
-    kind=OperationKind.CREATE, params__start=True
+_BOOTING = (
+    Q(kind__in=(OperationKind.START, OperationKind.RESTORE, OperationKind.RESUME))
+    | Q(kind=OperationKind.CREATE, params__start=True)
+    | Q(kind=OperationKind.REVERT, params__boots=True)
 )
 
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from desktops import dispatch
-from desktops.choices import DesktopKind, OperationKind
+from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
 from desktops.services import quotas, sizes
 from desktops.state import ACTIONS, can_request
@@ -102,7 +102,7 @@ def request_action(
     if kind not in ACTIONS or not ACTIONS[kind].requestable:
         raise ServiceError(f"Unknown action '{kind}'.", code="invalid_action")
     with transaction.atomic():
-        if kind in (OperationKind.START, OperationKind.RESUME):
+        if kind in (OperationKind.START, OperationKind.RESUME, OperationKind.REVERT):
             # Taken before the state is read, so the state, the limits and the new operation are one step.
             quotas.ensure_tenant_active(quotas.lock(desktop.tenant))
         desktop.refresh_from_db()
@@ -111,7 +111,13 @@ def request_action(
                 f"Cannot {kind.replace('_', ' ')} {desktop.name} while it is {desktop.get_state_display().lower()}.",
                 code="invalid_state",
             )
-        if kind == OperationKind.START:
+        params = dict(params or {})
+        if kind in (OperationKind.SNAPSHOT, OperationKind.REVERT, OperationKind.DELETE_SNAPSHOT):
+            params["snapshot"] = _snapshot_name(kind, desktop, params.get("snapshot", ""))
+        if kind == OperationKind.REVERT and _revert_boots(desktop, params["snapshot"]):
+            # Reverting a stopped desktop to a snapshot of it running starts it: the same limits apply.
+            params["boots"] = True
+        if kind == OperationKind.START or params.get("boots"):
             quotas.ensure_can_run(
                 tenant=desktop.tenant,
                 user=desktop.user,
@@ -119,9 +125,6 @@ def request_action(
                 memory_mib=desktop.memory_mib,
                 exclude_desktop_id=desktop.pk,
             )
-        params = dict(params or {})
-        if kind in (OperationKind.SNAPSHOT, OperationKind.REVERT, OperationKind.DELETE_SNAPSHOT):
-            params["snapshot"] = _snapshot_name(kind, desktop, params.get("snapshot", ""))
         operation = _new_operation(desktop=desktop, kind=kind, actor=actor, params=params)
         events.desktop_action(kind=kind, actor=actor, desktop=desktop, params=params, ip=ip)
     return operation
@@ -140,6 +143,11 @@ def request_stop(*, desktop: Desktop, actor, reason: str = "", ip: str | None = 
         return recycle(desktop=desktop, actor=actor, reason=reason or RELEASED, ip=ip)
     params = {"reason": reason} if reason else None
     return request_action(desktop=desktop, kind=OperationKind.STOP, actor=actor, params=params, ip=ip)
+
+
+def _revert_boots(desktop: Desktop, snapshot: str) -> bool:
+    """Whether reverting the desktop to `snapshot` would bring it up (stopped now, running in the snapshot)."""
+    return desktop.state == DesktopState.STOPPED and desktop.snapshots.filter(name=snapshot, running=True).exists()
 
 
 def _snapshot_name(kind: str, desktop: Desktop, name: str) -> str:

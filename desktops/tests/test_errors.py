@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from desktops.choices import DesktopState
 from desktops.models import Desktop, Operation
+from desktops.tests.conftest import make_test_host, place_image
 from tenants.choices import TenantStatus
 from tests.fixtures import api_client
 
@@ -103,6 +104,31 @@ def test_it_fails_the_operation_with_no_capacity_when_nothing_fits(alice, host, 
     assert operation["status"] == "failed" and operation["error_code"] == "no_capacity"
     desktop = Desktop.objects.get(pk=body["desktop"]["id"])
     assert desktop.state == DesktopState.ERROR and "failed" in desktop.status_reason
+
+
+def test_it_places_an_unplaced_desktop_when_it_is_started_once_there_is_room(
+    alice, host, image, template, work, tmp_path
+):
+    # Given a desktop whose create failed because no host had room for it
+    template.memory_mib = 96 * 1024
+    template.save()
+    alice.tenant.max_running_per_user = 0
+    alice.tenant.save()
+    client = api_client(alice.member, alice.tenant)
+    with work():
+        desktop_id = _launch(client, template).json()["desktop"]["id"]
+    assert Desktop.objects.get(pk=desktop_id).state == DesktopState.ERROR
+    # When a host with room arrives and the person starts the desktop again
+    roomy = make_test_host(tmp_path, name="roomy", memory_gib=256)
+    place_image(roomy, image)
+    with work():
+        response = client.post(f"/api/v1/desktops/{desktop_id}/start/")
+    # Then it is placed there, provisioned and running
+    assert response.status_code == 202
+    operation = client.get(response.json()["operation"]["url"]).json()
+    assert operation["status"] == "succeeded", operation.get("error")
+    desktop = Desktop.objects.get(pk=desktop_id)
+    assert desktop.state == DesktopState.RUNNING and desktop.host_id == roomy.pk
 
 
 def test_it_hides_other_peoples_desktops_from_members(alice, host, template, work):

@@ -192,3 +192,36 @@ def test_it_refuses_to_lock_the_quotas_outside_a_transaction(alice):
         quotas.lock(alice.tenant)
     with transaction.atomic():
         assert quotas.lock(alice.tenant).pk == alice.tenant.pk
+
+
+@pytest.mark.parametrize(("running_snapshot", "expected"), [(True, 409), (False, 202)])
+def test_it_holds_the_running_limit_when_a_revert_would_start_a_desktop(alice, template, running_snapshot, expected):
+    # Given a running limit of 1, one desktop running and a stopped one with a snapshot taken while it ran (or not)
+    alice.tenant.max_running_per_user = 1
+    alice.tenant.save()
+    running = _stopped(alice, template, alice.member)
+    Desktop.objects.filter(pk=running.pk).update(state=DesktopState.RUNNING)
+    stopped = _stopped(alice, template, alice.member)
+    stopped.snapshots.create(name="before", running=running_snapshot)
+    client = api_client(alice.member, alice.tenant)
+    # When the stopped one is reverted
+    response = client.post(f"/api/v1/desktops/{stopped.pk}/revert/", {"snapshot": "before"}, format="json")
+    # Then a revert that would start it is refused with the limit's code; one that leaves it stopped is queued
+    assert response.status_code == expected, response.content
+    if expected == 409:
+        assert response.json()["code"] == "limit_running_per_user"
+        assert not Operation.objects.filter(desktop=stopped, kind=OperationKind.REVERT).exists()
+
+
+def test_it_counts_a_queued_revert_that_boots_against_the_running_limit(alice, template):
+    # Given a running limit of 1 and a queued revert that will bring a stopped desktop up
+    alice.tenant.max_running_per_user = 1
+    alice.tenant.save()
+    reverted, other = _stopped(alice, template, alice.member), _stopped(alice, template, alice.member)
+    reverted.snapshots.create(name="up", running=True)
+    client = api_client(alice.member, alice.tenant)
+    assert client.post(f"/api/v1/desktops/{reverted.pk}/revert/", {"snapshot": "up"}, format="json").status_code == 202
+    # When another desktop is started
+    response = client.post(f"/api/v1/desktops/{other.pk}/start/")
+    # Then the queued revert holds the slot
+    assert response.status_code == 409 and response.json()["code"] == "limit_running_per_user"

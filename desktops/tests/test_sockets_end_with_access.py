@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
 from desktops.console.models import ConsoleSession
 from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
@@ -24,30 +23,31 @@ from tenants.channels import ACCESS_CHANGED, SIGNED_OUT
 from tenants.choices import Role, TenantStatus
 from tenants.services import members
 from tenants.services import tenants as tenant_services
+from tests.sockets import Communicator
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("thread_connections")]
 # "Within seconds": the close must arrive well inside the console heartbeat (30 s by default).
 WITHIN_S = 5
 
 
-async def _live(who) -> WebsocketCommunicator:
+async def _live(who) -> Communicator:
     """The portal's live socket of a signed-in browser."""
     from quetzal.asgi import application
 
-    client = WebsocketCommunicator(application, "/ws/live/", headers=who.headers())
+    client = Communicator(application, "/ws/live/", headers=who.headers())
     connected, _ = await client.connect(timeout=10)
     assert connected
     return client
 
 
-async def _closed_with(client: WebsocketCommunicator) -> int:
+async def _closed_with(client: Communicator) -> int:
     while True:
         message = await client.receive_output(WITHIN_S)
         if message["type"] == "websocket.close":
             return message["code"]
 
 
-async def _stays_open(client: WebsocketCommunicator) -> bool:
+async def _stays_open(client: Communicator) -> bool:
     return await client.receive_nothing(timeout=1)
 
 
@@ -101,12 +101,54 @@ async def test_it_closes_every_socket_of_a_suspended_tenant_and_no_other(alice, 
     await bobs.disconnect()
 
 
+def _delete_membership(world):
+    world.membership(world.member).delete()  # the admin's inline "Delete" box does this
+
+
+def _downgrade_in_admin(world):
+    membership = world.membership(world.admin)
+    membership.role = Role.MEMBER  # the admin's inline role select saves the row like this
+    membership.save()
+
+
+def _deactivate(world):
+    world.member.is_active = False
+    world.member.save()
+
+
+def _suspend_in_admin(world):
+    world.tenant.status = TenantStatus.SUSPENDED  # the tenant change form's status field
+    world.tenant.save()
+
+
+@pytest.mark.parametrize(
+    ("change", "whose", "code"),
+    [
+        (_delete_membership, "member", ACCESS_CHANGED),
+        (_downgrade_in_admin, "admin", ACCESS_CHANGED),
+        (_deactivate, "member", SIGNED_OUT),
+        (_suspend_in_admin, "member", ACCESS_CHANGED),
+    ],
+    ids=lambda value: getattr(value, "__name__", value),
+)
+async def test_it_closes_sockets_whatever_path_changes_the_row(alice, bob, change, whose, code):
+    # Given a person with the portal open, and someone of another tenant too
+    socket = await _live(await adb(browser)(getattr(alice, whose), alice.tenant))
+    bystander = await _live(await adb(browser)(bob.member, bob.tenant))
+    # When their access changes on the row itself, not through a tenants service (the Django admin, a shell)
+    await adb(change)(alice)
+    # Then their socket closes with the code the pages understand, and nobody else's does
+    assert await _closed_with(socket) == code
+    assert await _stays_open(bystander)
+    await bystander.disconnect()
+
+
 @pytest.fixture
 def desk(alice, host, template, fake_vnc):
     return running_desktop(alice, host, template, fake_vnc.port)
 
 
-async def _console(desktop, who) -> WebsocketCommunicator:
+async def _console(desktop, who) -> Communicator:
     client = communicator(desktop.pk, ticket=await adb(who.ticket)(desktop), headers=who.headers())
     connected, _ = await client.connect(timeout=10)
     assert connected and await client.receive_from() == GREETING

@@ -57,7 +57,9 @@ class Host(models.Model):
     drain = models.BooleanField(default=False, help_text="No new desktops; running ones stay until they end.")
     cpu_ratio = models.FloatField(default=4.0, validators=[MinValueValidator(0.1), MaxValueValidator(64)])
     ram_ratio = models.FloatField(default=1.0, validators=[MinValueValidator(0.1), MaxValueValidator(8)])
-    reserved_memory_mib = models.PositiveIntegerField(default=1024, help_text="RAM kept for the host itself.")
+    reserved_memory_mib = models.PositiveIntegerField(
+        default=1024, validators=[MaxValueValidator(1024**3)], help_text="RAM kept for the host itself."
+    )
     console_address = models.CharField(
         max_length=255, blank=True, help_text="Address the console proxy uses to reach this host's VNC servers."
     )

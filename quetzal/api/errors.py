@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from quetzal.errors import ServiceError
+
+API_PREFIX = "/api/"
+
+
+class InvalidQueryParameters(exceptions.APIException):
+    """Query parameters a filter refused: 400 with the code `invalid_<first parameter>`."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+
+    def __init__(self, errors: Mapping[str, Iterable[str]]) -> None:
+        self.errors = {name: [str(message) for message in messages] for name, messages in errors.items()}
+        name, messages = next(iter(self.errors.items()))
+        self.code = f"invalid_{name}"
+        super().__init__(detail=f"Invalid query parameter '{name}': {messages[0]}", code=self.code)
 
 
 def _first_code(codes: Any) -> str:
@@ -30,6 +46,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Turn service, validation and DRF errors into {code, detail[, errors]}."""
     if isinstance(exc, ServiceError):
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own check, when the body was read before DRF's parser (quetzal/api/parsers.py) saw it.
+        detail = "The request body is larger than this API accepts."
+        return Response(
+            {"code": "request_too_large", "detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
+    if isinstance(exc, InvalidQueryParameters):
+        return Response({"code": exc.code, "detail": str(exc.detail), "errors": exc.errors}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
@@ -51,3 +75,39 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         else:
             response.data = {"code": code, "detail": str(detail)}
     return response
+
+
+# Django's own error views answer requests that never reach a DRF view (an unknown URL, a request
+# Django refuses before routing, a crash): under /api/ they answer in the same JSON shape.
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def _json(code: str, detail: str, status_code: int) -> JsonResponse:
+    return JsonResponse({"code": code, "detail": detail}, status=status_code)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return _json("bad_request", "The request could not be understood.", 400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return _json("permission_denied", "You do not have permission to perform this action.", 403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return _json("not_found", "Not found.", 404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return _json("server_error", "Something went wrong on our side; it has been logged.", 500)
+    return defaults.server_error(request)

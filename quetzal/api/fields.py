@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import serializers
 
+from quetzal.api.serializers import ModelSerializer
 from quetzal.errors import NotFound
 from tenants.querysets import Scope, is_tenant_owned, scoped_to
 
@@ -58,7 +59,7 @@ class TenantScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
             raise NotFound(detail, code=self.not_found_code) from None
 
 
-class TenantScopedModelSerializer(serializers.ModelSerializer):
+class TenantScopedModelSerializer(ModelSerializer):
     """A ModelSerializer whose generated foreign-key fields to tenant-owned models are tenant-scoped."""
 
     serializer_related_field = TenantScopedPrimaryKeyRelatedField

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_filters",
     "channels",
     "allauth",
     "allauth.account",
@@ -132,6 +133,9 @@ WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 
+# Request bodies: the API's JSON parser answers 413 past this size (file uploads are not counted).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 1024 * 1024, minimum=1024)
+
 # Sessions, cookies and security headers. Production tightens these in production.py.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
@@ -211,6 +215,14 @@ ACCOUNT_EMAIL_VERIFICATION = env_choice(
 )
 if ACCOUNT_ALLOW_SIGNUP and ACCOUNT_EMAIL_VERIFICATION != "mandatory":
     raise ImproperlyConfigured("ACCOUNT_ALLOW_SIGNUP needs ACCOUNT_EMAIL_VERIFICATION=mandatory")
+# A self-service organisation starts with these quotas (0 would mean "no limit"), so approving it
+# never hands out the operator's whole capacity; operators raise them per tenant.
+SIGNUP_QUOTAS = {
+    "quota_desktops": env_int("SIGNUP_QUOTA_DESKTOPS", 1, minimum=1, maximum=100_000),
+    "quota_vcpus": env_int("SIGNUP_QUOTA_VCPUS", 2, minimum=1, maximum=1_000_000),
+    "quota_ram_mib": env_int("SIGNUP_QUOTA_RAM_MIB", 4096, minimum=64, maximum=1024**3),
+    "max_running_per_user": env_int("SIGNUP_MAX_RUNNING_PER_USER", 1, minimum=1, maximum=1000),
+}
 # Sign-up and password reset answer the same whether or not an account exists (with mandatory
 # verification, allauth emails the existing account's owner instead of saying "taken").
 ACCOUNT_PREVENT_ENUMERATION = True
@@ -260,8 +272,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["quetzal.api.permissions.IsTenantMember"],
     "DEFAULT_PAGINATION_CLASS": "quetzal.api.pagination.Pagination",
+    # JSON in, JSON out: a bounded parser (quetzal/api/parsers.py) and no HTML rendering of errors.
+    "DEFAULT_PARSER_CLASSES": ["quetzal.api.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["quetzal.api.filters.FilterBackend"],
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "quetzal.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "quetzal.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"anon": "60/min"},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

@@ -5,19 +5,20 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
+from quetzal.api.serializers import ModelSerializer, Serializer
 from tenants.choices import Role
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant
 from tenants.models.tenant import POLICY_FIELDS
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(ModelSerializer):
     class Meta:
         model = Tenant
         fields = ["id", "slug", "status", *POLICY_FIELDS]
         read_only_fields = ["id", "slug", "status"]
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(ModelSerializer):
     email = serializers.EmailField(source="user.email", read_only=True)
     full_name = serializers.CharField(source="user.full_name", read_only=True)
 
@@ -27,11 +28,11 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "email", "full_name", "created_at"]
 
 
-class RoleSerializer(serializers.Serializer):
+class RoleSerializer(Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MyMembershipSerializer(serializers.ModelSerializer):
+class MyMembershipSerializer(ModelSerializer):
     tenant = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     tenant_name = serializers.CharField(source="tenant.name", read_only=True)
 
@@ -41,14 +42,14 @@ class MyMembershipSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InvitationSerializer(serializers.ModelSerializer):
+class InvitationSerializer(ModelSerializer):
     class Meta:
         model = Invitation
         fields = ["id", "email", "role", "created_at", "expires_at", "accepted_at", "revoked_at"]
         read_only_fields = ["id", "created_at", "expires_at", "accepted_at", "revoked_at"]
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(ModelSerializer):
     class Meta:
         model = ApiToken
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
@@ -68,8 +69,8 @@ class NewApiTokenSerializer(ApiTokenSerializer):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
-    actor = serializers.EmailField(source="actor.email", read_only=True, default=None)
+class AuditEventSerializer(ModelSerializer):
+    actor = serializers.EmailField(source="actor.email", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = AuditEvent

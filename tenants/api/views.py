@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -10,6 +9,7 @@ from rest_framework.response import Response
 
 from quetzal.api.viewsets import TenantScopedViewSet
 from tenants.api import serializers
+from tenants.filters import AuditEventFilterSet
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant
 from tenants.services import audit, invitations, members, tenants, tokens
 
@@ -17,6 +17,7 @@ from tenants.services import audit, invitations, members, tenants, tokens
 class TenantViewSet(TenantScopedViewSet):
     """The active tenant: its settings for members, its policies for admins."""
 
+    queryset = Tenant.objects.none()  # the schema's model; the real scope is get_queryset's
     serializer_class = serializers.TenantSerializer
     admin_actions = frozenset({"update_current"})
 
@@ -42,7 +43,7 @@ class TenantViewSet(TenantScopedViewSet):
         return Response(serializers.TenantSerializer(tenant).data)
 
     @extend_schema(responses=serializers.MyMembershipSerializer(many=True))
-    @action(detail=False, methods=["get"], url_path="mine")
+    @action(detail=False, methods=["get"], url_path="mine", pagination_class=None, filter_backends=[])
     def mine(self, request):
         """Every tenant the caller belongs to."""
         mine = Membership.objects.filter(user=request.user).select_related("tenant")
@@ -59,8 +60,10 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Des
     @extend_schema(request=serializers.RoleSerializer, responses=serializers.MembershipSerializer)
     def partial_update(self, request, pk=None):
         membership = self.get_object()
-        body = serializers.RoleSerializer(data=request.data)
+        body = serializers.RoleSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
+        if "role" not in body.validated_data:  # a PATCH that changes nothing
+            return Response(serializers.MembershipSerializer(membership).data)
         membership = members.change_role(
             membership=membership,
             role=body.validated_data["role"],
@@ -141,16 +144,5 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tenant
 
     queryset = AuditEvent.objects.select_related("actor")
     serializer_class = serializers.AuditEventSerializer
+    filterset_class = AuditEventFilterSet
     admin_only = True
-
-    def get_queryset(self):
-        events = super().get_queryset()
-        params = self.request.query_params
-        if params.get("action"):
-            events = events.filter(action__startswith=params["action"])
-        if params.get("actor"):
-            events = events.filter(actor__email__iexact=params["actor"])
-        since = parse_datetime(params.get("since", "") or "")
-        if since:
-            events = events.filter(created_at__gte=since)
-        return events

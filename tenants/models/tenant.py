@@ -10,6 +10,16 @@ from django.utils import timezone
 from tenants.choices import ADMIN_ROLES, IdleAction, ResizePolicy, Role, TenantStatus
 from tenants.querysets import TenantQuerySet
 
+# Every number a tenant admin sets has a ceiling: a value near the column's range (2**31 minutes) made
+# each later deadline computation overflow, and with it every desktop listing of the tenant.
+MAX_MINUTES = 30 * 24 * 60
+MAX_SESSION_HOURS = 365 * 24
+MAX_RETENTION_DAYS = 10 * 365
+MAX_QUOTA_DESKTOPS = 100_000
+MAX_QUOTA_VCPUS = 1_000_000
+MAX_QUOTA_RAM_MIB = 1024**3  # 1 PiB
+MAX_RUNNING_PER_USER = 1000
+
 # What tenant admins may change: the form, the API and the service share this list.
 POLICY_FIELDS = (
     "name",
@@ -42,32 +52,43 @@ class Tenant(models.Model):
     # Policies.
     require_2fa = models.BooleanField(default=False, help_text="Members must enrol a TOTP device.")
     idle_timeout_minutes = models.PositiveIntegerField(
-        default=60, help_text="Minutes without a console before the idle action; 0 disables it."
+        default=60,
+        validators=[MaxValueValidator(MAX_MINUTES)],
+        help_text="Minutes without a console before the idle action; 0 disables it.",
     )
     idle_action = models.CharField(max_length=16, choices=IdleAction.choices, default=IdleAction.STOP)
     inactivity_logout_minutes = models.PositiveIntegerField(
-        default=0, help_text="Sign people out after this many idle minutes in the portal; 0 disables it."
+        default=0,
+        validators=[MaxValueValidator(MAX_MINUTES)],
+        help_text="Sign people out after this many idle minutes in the portal; 0 disables it.",
     )
 
     idle_cpu_threshold_percent = models.PositiveIntegerField(
         default=0,
+        validators=[MaxValueValidator(100)],
         help_text="Also require guest CPU below this % over the idle timeout before it counts as idle; 0 ignores CPU.",
     )
     max_session_hours = models.PositiveIntegerField(
-        default=0, help_text="Stop a desktop after this many hours running; 0 disables it."
+        default=0,
+        validators=[MaxValueValidator(MAX_SESSION_HOURS)],
+        help_text="Stop a desktop after this many hours running; 0 disables it.",
     )
     allow_admin_console_access = models.BooleanField(
         default=False, help_text="Tenant admins may open members' consoles (audited)."
     )
     recording_enabled = models.BooleanField(default=False, help_text="Record console sessions.")
-    recording_retention_days = models.PositiveIntegerField(default=30)
+    recording_retention_days = models.PositiveIntegerField(
+        default=30, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
+    )
 
     # Quotas; 0 means unlimited.
-    quota_desktops = models.PositiveIntegerField(default=0)
-    quota_vcpus = models.PositiveIntegerField(default=0)
-    quota_ram_mib = models.PositiveIntegerField(default=0)
+    quota_desktops = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_QUOTA_DESKTOPS)])
+    quota_vcpus = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_QUOTA_VCPUS)])
+    quota_ram_mib = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_QUOTA_RAM_MIB)])
     max_running_per_user = models.PositiveIntegerField(
-        default=2, help_text="Desktops one person may have running at once; 0 means unlimited."
+        default=2,
+        validators=[MaxValueValidator(MAX_RUNNING_PER_USER)],
+        help_text="Desktops one person may have running at once; 0 means unlimited.",
     )
     quota_disk_gib = models.PositiveIntegerField(
         default=0,

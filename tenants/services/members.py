@@ -5,17 +5,10 @@ from __future__ import annotations
 from django.db import transaction
 
 from quetzal.errors import Conflict, Forbidden, NotFound, ServiceError
-from tenants import channels, events
+from tenants import events
 from tenants.choices import Role
 from tenants.models import Membership
-
-# More is more rights; a change down the list ends the person's sockets in that tenant.
-_RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}
-
-
-def _end_member_sockets(membership: Membership, reason: str) -> None:
-    group = channels.member_group(membership.tenant_id, membership.user_id)
-    channels.end_sockets([group], code=channels.ACCESS_CHANGED, reason=reason)
+from tenants.receivers import ROLE_RANK, end_member_sockets
 
 
 def _lock_owners(tenant_id: int) -> list[int]:
@@ -49,9 +42,9 @@ def change_role(
         old = membership.role
         Membership.objects.filter(pk=membership.pk).update(role=role)
         membership.role = role
-        if _RANK[Role(role)] < _RANK[Role(old)]:
-            # Sockets were authorised for the old role: they reconnect and are authorised again.
-            _end_member_sockets(membership, "role_downgraded")
+        if ROLE_RANK[Role(role)] < ROLE_RANK[Role(old)]:
+            # A guarded UPDATE sends no post_save: end the sockets the way the receiver does for a save.
+            end_member_sockets(membership, "role_downgraded")
         events.member_role_changed(actor=actor_membership.user, membership=membership, previous=old, role=role, ip=ip)
     return membership
 
@@ -69,5 +62,4 @@ def remove_member(*, membership: Membership, actor_membership: Membership, ip: s
         if membership.role == Role.OWNER and owners == [membership.pk]:
             raise Conflict("The last owner cannot leave; make someone else owner first.", code="last_owner")
         events.member_removed(actor=actor_membership.user, membership=membership, leaving=leaving_self, ip=ip)
-        membership.delete()
-        _end_member_sockets(membership, "left" if leaving_self else "removed")
+        membership.delete()  # its post_delete receiver ends the person's sockets in this tenant

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from quetzal.errors import Conflict, ServiceError
-from tenants import channels, events
+from tenants import events
 from tenants.choices import Role, TenantStatus
 from tenants.models import Membership, Tenant
 from tenants.models.tenant import POLICY_FIELDS
+from tenants.receivers import end_tenant_sockets
 
 
 def create_tenant(*, name: str, owner, slug: str | None = None, pending: bool = False, ip: str | None = None) -> Tenant:
-    """Create a tenant with its first owner; a pending one (self-service) waits for an operator's approval."""
+    """Create a tenant with its first owner; a pending one (self-service) waits for an operator's approval.
+
+    A pending tenant also starts with the operator's small starter quotas (SIGNUP_QUOTAS), not "no limit".
+    """
     slug = slugify(slug or name)[:50]
     if not slug:
         raise ServiceError("The organisation needs a name made of letters or digits.", code="invalid_name")
     status = TenantStatus.PENDING if pending else TenantStatus.ACTIVE
+    quotas = dict(settings.SIGNUP_QUOTAS) if pending else {}
     try:
         with transaction.atomic():
-            tenant = Tenant.objects.create(name=name.strip(), slug=slug, status=status)
+            tenant = Tenant.objects.create(name=name.strip(), slug=slug, status=status, **quotas)
             Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
             events.tenant_created(actor=owner, tenant=tenant, ip=ip)
     except IntegrityError:
@@ -53,8 +59,8 @@ def set_status(*, tenant: Tenant, status: TenantStatus, actor=None, reason: str 
         if updated:
             events.tenant_status_changed(actor=actor, tenant=tenant, status=status, reason=reason)
             if status != TenantStatus.ACTIVE:
-                # Live figures and consoles were opened in an active tenant; they reconnect read-only.
-                channels.end_sockets([channels.tenant_group(tenant.pk)], code=channels.ACCESS_CHANGED, reason=status)
+                # A guarded UPDATE sends no post_save: end the sockets the way the receiver does for a save.
+                end_tenant_sockets(tenant.pk, status)
     tenant.refresh_from_db()
     return tenant
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.test import Client
 
@@ -69,6 +70,9 @@ def test_it_proves_the_address_and_holds_the_organisation_for_approval(open_sign
     tenant = Tenant.objects.get(slug="founders")
     # Then it waits for approval, with no quota to spend: nothing can be written in it
     assert tenant.status == TenantStatus.PENDING and not tenant.is_active
+    # and its quotas are the operator's small starter quotas, never "no limit" (0)
+    starter = {field: getattr(tenant, field) for field in settings.SIGNUP_QUOTAS}
+    assert starter == settings.SIGNUP_QUOTAS and all(starter.values())
     assert b'data-status="pending"' in client.get("/").content
     founder = User.objects.get(email="founder@example.test")
     refused = api_client(founder, tenant).post("/api/v1/tokens/", {"name": "ci"})

@@ -12,6 +12,7 @@ from django.views import View
 from django.views.decorators.http import require_POST
 
 from quetzal.errors import ServiceError
+from tenants.filters import AuditPageFilterSet
 from tenants.forms import (
     InvitationForm,
     InviteForm,
@@ -28,6 +29,7 @@ from tenants.models import ApiToken, AuditEvent, Invitation, Membership, User
 from tenants.redirects import safe_next
 from tenants.resolution import switch_tenant
 from tenants.services import audit, invitations, members, tenants, tokens
+from tenants.twofactor import is_operator
 
 
 @login_required
@@ -41,9 +43,9 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     return redirect(safe_next(request, "portal:home"))
 
 
-def can_create_tenant(user) -> bool:
+def can_create_tenant(request) -> bool:
     """Operators always; anyone else only when self-service sign-up is open (and then it waits for approval)."""
-    return bool(user.is_authenticated and (user.is_staff or settings.ACCOUNT_ALLOW_SIGNUP))
+    return bool(request.user.is_authenticated and (is_operator(request) or settings.ACCOUNT_ALLOW_SIGNUP))
 
 
 class TenantCreateView(View):
@@ -55,11 +57,11 @@ class TenantCreateView(View):
         return super().dispatch(request, *args, **kwargs)
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        context = {"form": TenantCreateForm(), "allowed": can_create_tenant(request.user)}
+        context = {"form": TenantCreateForm(), "allowed": can_create_tenant(request)}
         return render(request, "tenants/create.html", context)
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        if not can_create_tenant(request.user):
+        if not can_create_tenant(request):
             context = {"form": TenantCreateForm(), "allowed": False}
             return render(request, "tenants/create.html", context, status=403)
         form = TenantCreateForm(request.POST)
@@ -69,7 +71,7 @@ class TenantCreateView(View):
                     name=form.cleaned_data["name"],
                     slug=form.cleaned_data["slug"],
                     owner=request.user,
-                    pending=not request.user.is_staff,
+                    pending=not is_operator(request),
                     ip=audit.client_ip(request),
                 )
             except ServiceError as error:
@@ -252,13 +254,13 @@ class AuditView(TenantPageMixin, View):
     limit = 200
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        filters = {key: request.GET.get(key, "").strip() for key in ("category", "action", "actor", "since", "until")}
-        events = audit.filter_events(self.scoped(AuditEvent.objects.select_related("actor")), **filters)
+        # Filters that do not parse are left out (the page shows the rest) rather than failing the page.
+        filters = AuditPageFilterSet(request.GET, queryset=self.scoped(AuditEvent.objects.select_related("actor")))
         context = {
-            "events": events[: self.limit],
+            "events": filters.qs[: self.limit],
             "limit": self.limit,
             "categories": [(key, label) for key, (label, _) in audit.CATEGORIES.items()],
-            **filters,
+            **filters.entered(),
         }
         return render(request, "tenants/audit.html", context)
 

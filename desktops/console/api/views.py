@@ -7,14 +7,16 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
-from desktops.console import filters, recordings, tickets
+from desktops.console import recordings, tickets
+from desktops.console.filters import ConsoleFilterSet
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
+from quetzal.api.serializers import ModelSerializer, ResponseSerializer
 from quetzal.api.viewsets import TenantScopedViewSet
 from tenants.services.audit import client_ip
 
 
-class TicketSerializer(serializers.Serializer):
+class TicketSerializer(ResponseSerializer):
     ticket = serializers.CharField(help_text="One-time secret; offer it as the WebSocket subprotocol below.")
     protocols = serializers.ListField(child=serializers.CharField(), help_text="Subprotocols to open the socket with.")
     websocket = serializers.CharField(help_text="Path of the console WebSocket.")
@@ -22,10 +24,10 @@ class TicketSerializer(serializers.Serializer):
     admin_access = serializers.BooleanField()
 
 
-class ConsoleSessionSerializer(serializers.ModelSerializer):
+class ConsoleSessionSerializer(ModelSerializer):
     desktop_name = serializers.CharField(source="desktop.name", read_only=True)
-    person = serializers.EmailField(source="user.email", read_only=True, default=None)
-    recording = serializers.PrimaryKeyRelatedField(read_only=True, default=None)
+    person = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
+    recording = serializers.PrimaryKeyRelatedField(read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = ConsoleSession
@@ -48,9 +50,9 @@ class ConsoleSessionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RecordingSerializer(serializers.ModelSerializer):
+class RecordingSerializer(ModelSerializer):
     desktop_name = serializers.CharField(source="desktop.name", read_only=True)
-    person = serializers.EmailField(source="user.email", read_only=True, default=None)
+    person = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
     replay_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -109,10 +111,8 @@ class ConsoleSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
 
     queryset = ConsoleSession.objects.select_related("desktop", "user", "recording")
     serializer_class = ConsoleSessionSerializer
+    filterset_class = ConsoleFilterSet
     admin_only = True
-
-    def get_queryset(self):
-        return filters.by_desktop_and_person(super().get_queryset(), self.request.query_params)
 
 
 class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantScopedViewSet):
@@ -120,10 +120,8 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
 
     queryset = Recording.objects.select_related("desktop", "user", "tenant")
     serializer_class = RecordingSerializer
+    filterset_class = ConsoleFilterSet
     admin_only = True
-
-    def get_queryset(self):
-        return filters.by_desktop_and_person(super().get_queryset(), self.request.query_params)
 
     def perform_destroy(self, instance: Recording) -> None:
         recordings.delete(recording=instance, actor=self.request.user, ip=client_ip(self.request))

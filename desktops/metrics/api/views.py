@@ -10,9 +10,13 @@ from rest_framework.response import Response
 
 from desktops.api.views import VisibleDesktopsMixin
 from desktops.metrics import queries
+from desktops.metrics.filters import RangeParameters
 from desktops.models import Desktop
 from hosts.models import Host
+from quetzal.api.filters import parse_query
+from quetzal.api.serializers import ResponseSerializer
 from quetzal.api.viewsets import TenantScopedViewSet
+from tenants.twofactor import is_operator
 
 RANGE_PARAMETER = OpenApiParameter(
     "range",
@@ -30,10 +34,11 @@ TENANT_RANGE_PARAMETER = OpenApiParameter(
 )
 
 
-def _series_serializer(name: str, fields: tuple[str, ...], extra: dict | None = None) -> type[serializers.Serializer]:
+def _series_serializer(name: str, fields: tuple[str, ...], extra: dict | None = None) -> type[ResponseSerializer]:
     """A schema for columnar series: `t` and one list per figure, aligned index by index."""
     columns = {f: serializers.ListField(child=serializers.FloatField(allow_null=True)) for f in fields}
     attrs = {
+        "__module__": __name__,  # the metaclass would otherwise name DRF's module as this class's home
         **(extra or {}),
         "range": serializers.CharField(),
         "resolution": serializers.ChoiceField(choices=["raw", "minute", "hour"]),
@@ -43,7 +48,7 @@ def _series_serializer(name: str, fields: tuple[str, ...], extra: dict | None = 
         "t": serializers.ListField(child=serializers.FloatField(), help_text="Point times, seconds since the epoch."),
         **columns,
     }
-    return type(name, (serializers.Serializer,), attrs)
+    return type(name, (ResponseSerializer,), attrs)
 
 
 DesktopSeriesSerializer = _series_serializer(
@@ -70,7 +75,7 @@ class DesktopMetricsViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
     @extend_schema(parameters=[RANGE_PARAMETER], responses=DesktopSeriesSerializer)
     def retrieve(self, request, pk=None):
         desktop = self.get_object()
-        range_key = queries.parse_range(request.query_params.get("range"))
+        range_key = parse_query(request, RangeParameters)["range"]
         series = queries.desktop_series(desktop=desktop, range_key=range_key)
         return Response({"id": desktop.pk, "name": desktop.name, **series.as_dict()})
 
@@ -84,7 +89,7 @@ class TenantMetricsViewSet(TenantScopedViewSet):
 
     @extend_schema(parameters=[TENANT_RANGE_PARAMETER], responses=TenantSeriesSerializer)
     def series(self, request):
-        range_key = queries.parse_range(request.query_params.get("range"))
+        range_key = parse_query(request, RangeParameters)["range"]
         return Response(queries.tenant_series(tenant=request.tenant, range_key=range_key).as_dict())
 
 
@@ -97,9 +102,9 @@ class HostMetricsViewSet(viewsets.GenericViewSet):
 
     @extend_schema(parameters=[RANGE_PARAMETER], responses=HostSeriesSerializer)
     def retrieve(self, request, pk=None):
-        if not request.user.is_staff:
+        if not is_operator(request):
             raise Http404
         host = self.get_object()
-        range_key = queries.parse_range(request.query_params.get("range"))
+        range_key = parse_query(request, RangeParameters)["range"]
         series = queries.host_series(host=host, range_key=range_key)
         return Response({"id": host.pk, "name": host.name, **series.as_dict()})

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0004_tenant_pending_status'),
+        ('tenants', '0005_bounded_numbers'),
     ]
 
     operations = [

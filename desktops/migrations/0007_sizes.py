@@ -9,9 +9,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('desktops', '0004_console_and_metrics_apps'),
+        ('desktops', '0006_snapshot_running'),
         ('hosts', '0001_initial'),
-        ('tenants', '0005_sizes'),
+        ('tenants', '0006_sizes'),
     ]
 
     operations = [
