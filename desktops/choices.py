@@ -75,6 +75,8 @@ class OperationKind(models.TextChoices):
     DELETE = "delete", "Delete"
     REBUILD = "rebuild", "Rebuild"
     RESIZE = "resize", "Resize"
+    # Hot-plug the person's home disk into a warm pooled desktop they just claimed.
+    ATTACH_HOME = "attach_home", "Attach home folder"
 
 
 class OperationStatus(models.TextChoices):
@@ -88,3 +90,9 @@ class OperationStatus(models.TextChoices):
 IN_FLIGHT_STATUSES = (OperationStatus.QUEUED, OperationStatus.RUNNING)
 # An operation has ended, either way.
 FINISHED_STATUSES = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
+
+
+class HomeDiskState(models.TextChoices):
+    CREATING = "creating", "Being created"
+    READY = "ready", "Ready"
+    ERROR = "error", "Error"

@@ -5,15 +5,22 @@ Services never import `desktops.tasks` (the tasks import the services); they nam
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
+
+from quetzal.errors import ServiceError
 
 RUN_OPERATION = "desktops.tasks.run_operation"
 REFILL_POOLS = "desktops.tasks.refill_pools"
+FILES_CALL = "desktops.tasks.files_call"
 # Every task name this module sends (a test checks each is a registered task).
-TASK_NAMES = (RUN_OPERATION, REFILL_POOLS)
+TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, FILES_CALL)
 
 
 def send_on_commit(task_name: str, *args: object, sent: Callable[[str], None] | None = None) -> None:
@@ -39,3 +46,34 @@ def run_operation(operation_id: int, *, sent: Callable[[str], None] | None = Non
 def refill_pools() -> None:
     """Top the pools up in the background once the change that emptied them is committed."""
     send_on_commit(REFILL_POOLS)
+
+
+def files_queue(host_name: str) -> str | None:
+    """The queue of the worker on the home disk's host, when file work is routed per host."""
+    return f"files.{host_name}" if getattr(settings, "HOME_FILES_HOST_QUEUES", False) else None
+
+
+def files_call(home_id: int, op: str, args: dict[str, Any], *, host_name: str) -> Any:
+    """Run one file operation on a worker of the home's host and wait for its answer (the page needs it).
+
+    The answer travels back as JSON on a one-off Redis list; a ServiceError on the worker is raised here
+    with its code, message and status. In eager mode (tests, one process) the task runs in-process.
+    """
+    timeout = int(getattr(settings, "HOME_FILES_TIMEOUT_S", 120))
+    if current_app.conf.task_always_eager:
+        answer = current_app.signature(FILES_CALL, args=(home_id, op, args)).apply().get()
+    else:
+        import redis  # only a real broker deployment needs a client of its own
+
+        reply_to = f"quetzal:files:reply:{uuid.uuid4().hex}"
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        current_app.signature(FILES_CALL, args=(home_id, op, args), kwargs={"reply_to": reply_to}).apply_async(
+            queue=files_queue(host_name), expires=timeout
+        )
+        got = client.blpop([reply_to], timeout=timeout)
+        if got is None:
+            raise ServiceError("The host keeping your files did not answer in time.", code="files_timeout", status=504)
+        answer = json.loads(got[1])
+    if not answer.get("ok"):
+        raise ServiceError(answer["detail"], code=answer["code"], status=answer["status"])
+    return answer.get("result")

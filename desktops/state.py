@@ -68,6 +68,8 @@ ACTIONS: dict[str, Action] = {
     # (desktops.services.resize narrows by what changes). A resize is requested only through its own service.
     OperationKind.RESIZE: Action((DesktopState.STOPPED, DesktopState.RUNNING), requestable=False),
     OperationKind.DELETE: Action(_NOT_DELETING, through=DesktopState.DELETING, target=DesktopState.DELETED),
+    # Queued by a claim of a warm running pooled desktop only; the desktop keeps running meanwhile.
+    OperationKind.ATTACH_HOME: Action((DesktopState.RUNNING,), requestable=False),
 }
 
 # Moves no action makes on purpose. Reconcile makes the first four when a worker died mid-operation and the

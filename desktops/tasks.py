@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 from celery import shared_task
+from django.conf import settings
 
 from desktops.models import Operation
-from desktops.services import execution, idle, pools, reconcile
+from desktops.services import execution, files, idle, pools, reconcile
 from hosts.hypervisor import HostUnavailable
 from hosts.models import Host
+from quetzal.errors import ServiceError
 
 # Backoff stays far under the broker's visibility timeout, so a retry never overlaps a redelivery.
 RETRY_BACKOFF_MAX_S = 120
@@ -53,3 +56,23 @@ def reconcile_all() -> None:
 def reconcile_host(host_id: int) -> None:
     """Compare one host's domains with the database and repair drift."""
     reconcile.reconcile_host(host_id)
+
+
+@shared_task(acks_late=False)
+def files_call(home_id: int, op: str, args: dict, reply_to: str | None = None) -> dict:
+    """One file-manager operation on the home's host; the answer (or refusal) goes back as data.
+
+    Not acks_late: a redelivered upload after a crash would write the file a second time, and the web side
+    has stopped waiting by then anyway.
+    """
+    try:
+        answer = {"ok": True, "result": files.perform(home_id=home_id, op=op, args=args)}
+    except ServiceError as error:
+        answer = {"ok": False, "code": error.code, "detail": error.detail, "status": error.status}
+    if reply_to:
+        import redis  # the reply channel exists only with a real broker
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        client.rpush(reply_to, json.dumps(answer))
+        client.expire(reply_to, 300)
+    return answer

@@ -13,5 +13,6 @@ urlpatterns = [
     path("desktops/<int:pk>/", views.DesktopDetailView.as_view(), name="desktop"),
     path("desktops/<int:pk>/card/", views.DesktopCardView.as_view(), name="desktop-card"),
     path("settings/", views.SettingsView.as_view(), name="settings"),
+    path("files/", views.FilesView.as_view(), name="files"),
     *console_urls.urlpatterns,
 ]

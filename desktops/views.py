@@ -11,8 +11,8 @@ from django.views import View
 
 from desktops.choices import DesktopState
 from desktops.forms import ConsolePreferencesForm
-from desktops.models import Desktop, DesktopTemplate, Operation
-from desktops.services import preferences, sizes
+from desktops.models import Desktop, DesktopTemplate, Operation, Pool
+from desktops.services import files, preferences, sizes
 from desktops.services.idle import idle_action, idle_deadline, session_deadline
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
@@ -60,10 +60,14 @@ class PortalView(DesktopPageMixin, View):
         )
         # Launching a template the person already has resumes that desktop: the button says so.
         held = {d.template_id: d.state for d in sorted(desktops, key=lambda d: d.created_at)}
+        pooled = set(Pool.objects.for_tenant(request.tenant).filter(enabled=True).values_list("template_id", flat=True))
+        personal = {d.template_id for d in desktops if d.kind == "personal"}
         for template in templates:
             template.held_state = held.get(template.pk, "")
             template.size_options = sizes.options(template)
             template.size_bounds = sizes.bounds(template)
+            # What the launch will hand out decides what is kept: the card says it as it is.
+            template.launch_kind = "pooled" if template.pk in pooled and template.pk not in personal else "personal"
         context = {
             "templates": templates,
             "desktops": desktops,
@@ -125,3 +129,17 @@ class SettingsView(TenantPageMixin, View):
             return render(request, "desktops/settings.html", self.context(form), status=error.status)
         messages.success(request, "Console preferences saved; they apply the next time you open a console.")
         return redirect("portal:settings")
+
+
+class FilesView(TenantPageMixin, View):
+    """The person's home folder in the browser: browse, upload (drag and drop), download, organise."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        context: dict = {"home": None, "error": None}
+        try:
+            home = files.open_home(tenant=request.tenant, actor=request.user)
+            context["home"] = home
+            context["desktop"] = home.attached_to
+        except ServiceError as error:
+            context["error"] = error.detail
+        return render(request, "desktops/files.html", context)

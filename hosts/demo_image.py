@@ -31,6 +31,11 @@ SCREEN_END = "QUETZAL-SCREEN-END"
 PROMPT = "quetzal-demo:"
 DATA_LABEL = "quetzal-data"
 DATA_README = "README.txt"
+HOME_BANNER = "QUETZAL-DEMO-HOME"
+# Home disks carry this serial prefix (desktops.models.HomeDisk.serial); the guest finds them by it.
+HOME_SERIAL_PREFIX = "qzhome"
+AGENT_PORT_NAME = "org.qemu.guest_agent.0"
+QEMU_GA_CANDIDATES = (Path("/usr/sbin/qemu-ga"), Path("/usr/bin/qemu-ga"))
 
 # tty1 (the VGA text console, i.e. the VNC screen) is listed first so that /dev/console, which
 # follows the last console=, is the serial port: init's own messages then stay off the screen.
@@ -49,7 +54,9 @@ RESIZE2FS_CANDIDATES = (Path("/sbin/resize2fs"), Path("/usr/sbin/resize2fs"))
 
 # Loaded in this order by the guest; dependencies are resolved from modules.dep at build time.
 # crc32c_generic rather than crc32c-intel: TCG's default CPU has no SSE4.2 and ext4 needs crc32c.
-GUEST_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "crc32c_generic", "ext4", "button", "evdev")
+GUEST_MODULES = (
+    "virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "crc32c_generic", "ext4", "button", "evdev",
+)  # fmt: skip
 
 # Fixed so that two builds of the same inputs give the same disk bytes and checksum.
 _DISK_UUID = "6a7c3b1e-5d1f-4e8a-9a55-2f0e0c0de5e0"
@@ -125,11 +132,22 @@ if [ -n "$(ls /sys/bus/virtio/drivers/virtio_blk/ 2>/dev/null | grep virtio)" ];
     i=0
     while [ ! -b /dev/vda ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 fi
-if [ -b /dev/vda ]; then
+if [ -b /dev/vda ] && [ -z "$(cat /sys/block/vda/serial 2>/dev/null)" ]; then
     mount -t ext4 -o noatime /dev/vda /data 2>/dev/null || echo "quetzal: /dev/vda not mounted" > /dev/ttyS0
 fi
 # Report the size the desktop got, grow /data to its disk, and again whenever the disk grows live.
 /sbin/quetzal-size-watch &
+# The person's home disk is hot-plugged at any time; the watcher mounts it over /data when it appears.
+/sbin/quetzal-home &
+# The guest agent lets the portal's file manager reach /data while the desktop runs.
+if [ -x /usr/sbin/qemu-ga ]; then
+    for n in /sys/class/virtio-ports/*/name; do
+        [ "$(cat "$n" 2>/dev/null)" = __AGENT__ ] || continue
+        port=/dev/$(basename "$(dirname "$n")")
+        mkdir -p /run/qemu-ga
+        /usr/sbin/qemu-ga -m virtio-serial -p "$port" -t /run/qemu-ga -d -f /run/qemu-ga.pid
+    done
+fi
 # ACPI power button (virsh shutdown / libvirt's graceful shutdown) -> /etc/acpi/PWRF/00000080.
 acpid -c /etc/acpi -l /var/log/acpid.log
 /sbin/quetzal-screen-mirror &
@@ -162,8 +180,37 @@ _RCK = """#!/bin/sh
 # Runs at poweroff/reboot, before init kills everything.
 echo "__POWEROFF__" > /dev/ttyS0
 sync
+# Twice: the home may be mounted over the desktop's own disk.
+umount /data 2>/dev/null || mount -o remount,ro /data 2>/dev/null
 umount /data 2>/dev/null || mount -o remount,ro /data 2>/dev/null
 sync
+"""
+
+# Finds the home disk by its serial (the guest names hot-plugged disks unpredictably) and mounts it over
+# /data; when it is unplugged, lets go, and /data shows the desktop's own disk again.
+_HOME_WATCH = """#!/bin/sh
+mounted=
+while :; do
+    dev=
+    for s in /sys/block/*/serial; do
+        case "$(cat "$s" 2>/dev/null)" in
+            __PREFIX__*) dev=/dev/$(basename "$(dirname "$s")") ;;
+        esac
+    done
+    if [ -n "$dev" ] && [ -z "$mounted" ]; then
+        i=0
+        while [ ! -b "$dev" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+        if mount -t ext4 -o noatime "$dev" /data 2>/dev/null; then
+            mounted=$dev
+            echo "__BANNER__ mounted $dev" > /dev/ttyS0
+        fi
+    elif [ -n "$mounted" ] && [ "$dev" != "$mounted" ]; then
+        umount -l /data 2>/dev/null
+        echo "__BANNER__ unmounted $mounted" > /dev/ttyS0
+        mounted=
+    fi
+    sleep 0.5
+done
 """
 
 _ACPI_POWER = """#!/bin/sh
@@ -241,7 +288,11 @@ def _guest_files() -> dict[str, tuple[str, int]]:
     return {
         "init": (_INIT, 0o755),
         "etc/inittab": (_INITTAB, 0o644),
-        "etc/init.d/rcS": (_RCS, 0o755),
+        "etc/init.d/rcS": (_RCS.replace("__AGENT__", AGENT_PORT_NAME), 0o755),
+        "sbin/quetzal-home": (
+            _HOME_WATCH.replace("__PREFIX__", HOME_SERIAL_PREFIX).replace("__BANNER__", HOME_BANNER),
+            0o755,
+        ),
         "etc/init.d/rcK": (_RCK.replace("__POWEROFF__", POWEROFF_BANNER), 0o755),
         "etc/acpi/PWRF/00000080": (_ACPI_POWER, 0o755),
         "etc/udhcpc.script": (_UDHCPC_SCRIPT.replace("__NET__", NET_BANNER), 0o755),
@@ -403,6 +454,11 @@ def _busybox_applets(busybox: Path) -> list[str]:
     return sorted({line.strip().lstrip("/") for line in out.splitlines() if line.strip()})
 
 
+def find_qemu_ga() -> Path | None:
+    """The host's qemu-guest-agent binary, copied into the guest with its libraries (None: the guest has none)."""
+    return next((path for path in QEMU_GA_CANDIDATES if path.exists()), None)
+
+
 def find_resize2fs() -> Path | None:
     """The build host's resize2fs (e2fsprogs), or None: the guest then keeps /data at its built size."""
     return next((p for p in RESIZE2FS_CANDIDATES if p.exists()), None)
@@ -427,7 +483,9 @@ def _add_binary(cpio: CpioWriter, binary: Path) -> None:
         cpio.file(str(library).lstrip("/"), real.read_bytes(), 0o755)
 
 
-def build_initramfs(busybox: Path, modules_dir: Path, resize2fs: Path | None = None) -> bytes:
+def build_initramfs(
+    busybox: Path, modules_dir: Path, resize2fs: Path | None = None, qemu_ga: Path | None = None
+) -> bytes:
     """The gzip-compressed newc cpio initramfs (deterministic for the same inputs)."""
     raw = io.BytesIO()
     cpio = CpioWriter(raw)
@@ -453,6 +511,8 @@ def build_initramfs(busybox: Path, modules_dir: Path, resize2fs: Path | None = N
         cpio.file(dest, (modules_dir / rel).read_bytes())
         load_list.append("/" + dest)
     cpio.file("etc/modules", ("\n".join(load_list) + "\n").encode())
+    if qemu_ga is not None:
+        _add_binary(cpio, qemu_ga)
     cpio.close()
     out = io.BytesIO()
     # mtime=0 keeps the archive byte-identical across builds.
@@ -556,7 +616,9 @@ def build_demo_image(dest_dir: Path, *, kernel: Path | None = None, busybox: Pat
         raise DemoImageError(f"no modules for kernel {version} in {modules_dir}")
     busybox = busybox or find_busybox()
     resize2fs = find_resize2fs()
+    qemu_ga = find_qemu_ga()
     expected: dict[str, object] = {
+        "qemu_ga_sha256": sha256_file(qemu_ga) if qemu_ga else "",
         "version": IMAGE_VERSION,
         "kernel_version": version,
         "cmdline": DEMO_CMDLINE,
@@ -577,7 +639,7 @@ def build_demo_image(dest_dir: Path, *, kernel: Path | None = None, busybox: Pat
     with _replacing(kernel_dest) as tmp:
         shutil.copyfile(kernel, tmp)
     with _replacing(dest_dir / INITRD_NAME) as tmp:
-        tmp.write_bytes(build_initramfs(busybox, modules_dir, resize2fs))
+        tmp.write_bytes(build_initramfs(busybox, modules_dir, resize2fs, qemu_ga))
     build_disk(dest_dir / DISK_NAME)
     manifest = {
         **expected,
@@ -727,6 +789,8 @@ __all__ = [
     "DEMO_CMDLINE",
     "DISK_FORMAT",
     "DISK_SIZE_BYTES",
+    "HOME_BANNER",
+    "HOME_SERIAL_PREFIX",
     "NET_BANNER",
     "POWEROFF_BANNER",
     "PROMPT",

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from billing.models import BillingAccount, UsageInterval
     from desktops.console.models import ConsoleSession, Recording
-    from desktops.models import Desktop, DesktopTemplate, Pool
+    from desktops.models import Desktop, DesktopTemplate, HomeDisk, Pool
     from hosts.models import Host, Image
 
     # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
@@ -94,6 +94,7 @@ class AuditAction(models.TextChoices):
     DESKTOP_DELETE = "desktop.delete", "Desktop deletion requested"
     DESKTOP_REBUILD = "desktop.rebuild", "Desktop rebuild requested"
     DESKTOP_RESIZE = "desktop.resize", "Desktop resize requested"
+    DESKTOP_ATTACH_HOME = "desktop.attach_home", "Home folder attached"
     DESKTOP_CLAIM = "desktop.claim", "Pooled desktop claimed"
     DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", "Snapshot of many desktops requested"
     DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", "Idle desktops stopped"
@@ -101,6 +102,12 @@ class AuditAction(models.TextChoices):
     TEMPLATE_UPDATE = "template.update", "Template changed"
     POOL_SAVE = "pool.save", "Pool saved"
     POOL_DELETE = "pool.delete", "Pool removed"
+    # Home disks and the file manager
+    HOME_CREATE = "home.create", "Home disk created"
+    FILES_UPLOAD = "files.upload", "File uploaded"
+    FILES_DOWNLOAD = "files.download", "File downloaded"
+    FILES_DELETE = "files.delete", "File deleted"
+    FILES_ADMIN_ACCESS = "files.admin_access", "Admin opened a member's home folder"
     # Consoles and their recordings
     CONSOLE_OPEN = "console.open", "Console opened"
     CONSOLE_CLOSE = "console.close", "Console closed"
@@ -335,6 +342,33 @@ def desktop_action(
 def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Pool, ip: str | None = None) -> AuditEvent:
     data = {"pool": pool.pk}
     return _record(AuditAction.DESKTOP_CLAIM, actor=actor, tenant=tenant, target=desktop, ip=ip, data=data)
+
+
+def home_created(*, actor: Actor, home: HomeDisk) -> AuditEvent:
+    data = {"size_gib": home.size_gib, "host": home.host_id}
+    return _record(AuditAction.HOME_CREATE, actor=actor, tenant=home.tenant, target=home, data=data)
+
+
+def _files(action: AuditAction, actor: Actor, home: HomeDisk, path: str, ip: str | None, **data: Any) -> AuditEvent:
+    return _record(action, actor=actor, tenant=home.tenant, target=home, ip=ip, data={"path": path, **data})
+
+
+def file_uploaded(*, actor: Actor, home: HomeDisk, path: str, size: int, via: str, ip: str | None = None) -> AuditEvent:
+    return _files(AuditAction.FILES_UPLOAD, actor, home, path, ip, size=size, via=via)
+
+
+def file_downloaded(
+    *, actor: Actor, home: HomeDisk, path: str, size: int, via: str, ip: str | None = None
+) -> AuditEvent:
+    return _files(AuditAction.FILES_DOWNLOAD, actor, home, path, ip, size=size, via=via)
+
+
+def file_deleted(*, actor: Actor, home: HomeDisk, path: str, via: str, ip: str | None = None) -> AuditEvent:
+    return _files(AuditAction.FILES_DELETE, actor, home, path, ip, via=via)
+
+
+def home_opened_by_admin(*, actor: Actor, home: HomeDisk, ip: str | None = None) -> AuditEvent:
+    return _files(AuditAction.FILES_ADMIN_ACCESS, actor, home, "", ip, owner=home.user_id)
 
 
 def bulk_snapshot_requested(

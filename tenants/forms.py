@@ -102,4 +102,7 @@ class PoliciesForm(ModelForm):
             "allow_admin_console_access": "Admins may open members' consoles",
             "recording_enabled": "Record console sessions",
             "recording_retention_days": "Keep recordings (days)",
+            "home_disk_gib": "Home disk per person (GiB)",
+            "quota_home_gib": "All home disks together (GiB)",
+            "allow_admin_file_access": "Admins may open members' home folders",
         }

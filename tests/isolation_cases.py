@@ -24,6 +24,8 @@ class Case:
     methods: tuple[str, ...] = ("get",)  # methods tried by outsiders (must all be 404 / 401)
     body: dict | Callable = field(default_factory=dict)  # a dict, or (object) -> dict
     detail: bool = False  # the URL names the object (pk)
+    kwargs: Callable | None = None  # (object) -> the URL's kwargs, for routes that name it otherwise than by pk
+    query: Callable | None = None  # (object) -> query parameters naming it (e.g. the owner of a home folder)
 
 
 def _membership(world):
@@ -130,6 +132,29 @@ def _host(world):
     return Host.objects.create(name=f"{world.tenant.slug}-host", uri=f"test:///{world.tenant.slug}-isolation")
 
 
+def _home(world):
+    from desktops.tests.factories import HomeDiskFactory
+
+    return HomeDiskFactory(world=world)
+
+
+def _home_upload(world):
+    from desktops.models import HomeUpload
+
+    home = _home(world)
+    return HomeUpload.objects.create(tenant=world.tenant, home=home, user=world.member, path="isolated.bin", size=1)
+
+
+def _owner(obj) -> dict:
+    """Name A's member's home: outsiders asking for it get a 404 whatever the route does next."""
+    home = getattr(obj, "home", obj)
+    return {"owner": home.user_id, "path": "isolated.bin"}
+
+
+def _files(methods: tuple[str, ...] = ("post",), **extra) -> Case:
+    return Case(make=_home, reader=None, methods=methods, query=_owner, **extra)
+
+
 def _desktop_action(name: str) -> Case:
     return Case(make=_desktop, reader=None, methods=("post",), detail=True, body={"snapshot": "s"})
 
@@ -187,6 +212,24 @@ CASES: dict[str, Case] = {
     "api:tenant-metrics": Case(reader="admin"),
     # Hosts belong to no tenant: no tenant member reads them, and outsiders get a 404 like elsewhere.
     "api:host-metrics": Case(make=_host, reader=None, detail=True),
+    # A home folder is named by its owner (and a path), never by a pk; desktops/tests/test_home_files_api.py
+    # checks the people of one tenant too.
+    "api:files-list": _files(("get",)),
+    "api:files-download": _files(("get",)),
+    "api:files-folders": _files(),
+    "api:files-move": _files(),
+    "api:files-remove": _files(),
+    "api:files-begin-upload": _files(),
+    "api:files-upload": Case(
+        make=_home_upload,
+        reader=None,
+        methods=("get", "put", "delete"),
+        query=_owner,
+        kwargs=lambda u: {"upload_id": str(u.pk)},
+    ),
+    "api:files-finish-upload": Case(
+        make=_home_upload, reader=None, methods=("post",), query=_owner, kwargs=lambda u: {"upload_id": str(u.pk)}
+    ),
 }
 
 

@@ -50,7 +50,8 @@ def _bad_values(schema: dict) -> list[str]:
     if "enum" in schema:
         return ["\x00", "no-such-choice"]
     if "pattern" in schema or "maxLength" in schema:
-        return BAD_TEXT
+        # One character over the parameter's own ceiling (paths in a home may be longer than the usual 200).
+        return [*BAD_TEXT[:-1], "x" * (max(schema.get("maxLength", 200), 200) + 1)]
     raise AssertionError(f"no malformed values for a parameter of schema {schema}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -39,13 +40,17 @@ def test_it_has_a_case_for_every_api_route():
 
 
 def _is_detail(name: str, case) -> bool:
-    return case.detail or name.endswith("-detail")
+    return case.detail or name.endswith("-detail") or case.kwargs is not None or case.query is not None
 
 
 def _url(name: str, case, obj) -> str:
-    if _is_detail(name, case):
-        return reverse(name, kwargs={"pk": obj.pk})
-    return reverse(name)
+    if case.kwargs is not None:
+        url = reverse(name, kwargs=case.kwargs(obj))
+    elif case.detail or name.endswith("-detail"):
+        url = reverse(name, kwargs={"pk": obj.pk})
+    else:
+        url = reverse(name)
+    return f"{url}?{urlencode(case.query(obj))}" if case.query is not None else url
 
 
 def _ids(response) -> set:

@@ -60,6 +60,7 @@ STORED_ACTIONS = {
     "billing.portal_opened", "billing.payment_method_set", "billing.exempt", "billing.charged",
     "billing.payment_failed", "billing.arrears_cleared", "billing.host_down_closed",
     "billing.interval_repaired", "billing.price_change",
+    "desktop.attach_home", "home.create", "files.upload", "files.download", "files.delete", "files.admin_access",
 }  # fmt: skip
 
 # Events about the platform rather than one tenant: only operators see them (Django admin), no tenant's log.

@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from desktops.api import views
+from desktops.api import files, views
 
 router = SimpleRouter()
 router.register("templates", views.TemplateViewSet, basename="template")
 router.register("desktops", views.DesktopViewSet, basename="desktop")
 router.register("operations", views.OperationViewSet, basename="operation")
 router.register("pools", views.PoolViewSet, basename="pool")
+router.register("files", files.FilesViewSet, basename="files")
 urlpatterns = router.urls
 
 # The original plan's three calls, for scripts (mounted at /api/desktop/).

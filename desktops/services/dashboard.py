@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from desktops.choices import ACTIVE_STATES, AT_REST_STATES, TRANSITIONAL_STATES, DesktopKind, DesktopState
 from desktops.console.models import ConsoleSession
-from desktops.models import Desktop, DesktopTemplate, Pool
+from desktops.models import Desktop, DesktopTemplate, HomeDisk, Pool
 from desktops.services import quotas
 from desktops.services.hours import DayHours, day_start, desktop_hours_per_day
 from desktops.services.idle import idle_action, idle_deadline
@@ -103,6 +103,10 @@ class Dashboard:
     desktops: Usage
     rooms: list[TemplateRoom]
     hours: list[DayHours] = field(default_factory=list)
+    # Home folders: their sizes (GiB promised) against the tenant's home quota, and what is written in them.
+    homes: Usage = field(default_factory=lambda: Usage(0, 0))
+    home_count: int = 0
+    home_used_bytes: int = 0
     now: datetime = field(default_factory=timezone.now)
 
     @property
@@ -171,7 +175,13 @@ def build(tenant: Tenant, *, now: datetime | None = None, hours_days: int = 30) 
         .distinct()
         .count()
     )
+    home_figures = HomeDisk.objects.for_tenant(tenant).aggregate(
+        n=Count("id"), size=Sum("size_gib"), used=Sum("used_bytes")
+    )
     return Dashboard(
+        homes=Usage(home_figures["size"] or 0, tenant.quota_home_gib),
+        home_count=home_figures["n"] or 0,
+        home_used_bytes=home_figures["used"] or 0,
         members=Membership.objects.for_tenant(tenant).count(),
         active_people=active.filter(user__isnull=False).values("user").distinct().count(),
         connected_people=connected,

@@ -13,7 +13,7 @@ from django.utils import timezone
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
-from desktops.services import progress, resize, sizes, spec
+from desktops.services import homes, progress, resize, sizes, spec
 from desktops.state import begin_action, finish_action, transition
 from hosts import scheduling
 from hosts.hypervisor import (
@@ -110,6 +110,7 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
             memory_mib=desktop.memory_mib,
             image_id=template.image_id,
             gpu_profile=template.gpu_profile,
+            prefer_host_id=homes.home_host_id(desktop),
         )
     )
     Desktop.objects.filter(pk=desktop.pk).update(host_id=placement.host_id)
@@ -161,7 +162,11 @@ def _boot(operation: Operation, desktop: Desktop, kind: str = OperationKind.STAR
     hv = _hv(desktop)
     progress.step(operation, "booting")
     hv.start(desktop.domain_name)
-    finish_action(desktop, kind, reason="")
+    note = ""
+    if homes.wants_home(desktop):
+        progress.step(operation, "attaching home folder")
+        note = homes.attach(desktop)
+    finish_action(desktop, kind, reason=note)
     progress.step(operation, "ready")
 
 
@@ -212,6 +217,8 @@ def do_stop(operation: Operation) -> None:
     progress.step(operation, "shutting down")
     forced = not _hv(desktop).shutdown(desktop.domain_name, timeout_s=settings.DESKTOP_STOP_TIMEOUT_S)
     forced_note = " (forced off after the shutdown timeout)" if forced else ""
+    # The VM is gone, and with it the live-plugged home: free it for the next desktop and the host side.
+    homes.release(desktop=desktop)
     finish_action(desktop, OperationKind.STOP, reason=reason + forced_note)
 
 
@@ -241,6 +248,12 @@ def do_resume(operation: Operation) -> None:
     desktop = operation.desktop
     _hv(desktop).resume(desktop.domain_name)
     finish_action(desktop, OperationKind.RESUME, reason="")
+
+
+def do_attach_home(operation: Operation) -> None:
+    progress.step(operation, "attaching home folder")
+    note = homes.attach(operation.desktop)
+    Desktop.objects.filter(pk=operation.desktop_id).update(status_reason=note)
 
 
 # --- snapshots --------------------------------------------------------------------------------
@@ -345,8 +358,10 @@ def remove_from_host(desktop: Desktop, *, release: bool) -> None:
             hv.undefine(desktop.domain_name)
         except DomainNotFound:
             pass
+        # Only the desktop's own volumes: a recycled desktop never touches the person's home disk.
         for volume in (spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)):
             hv.volume_delete(host.storage_pool, volume)
+    homes.release(desktop=desktop)
     if release:
         scheduling.release(desktop.pk)
 
@@ -381,4 +396,5 @@ HANDLERS: dict[str, Callable[[Operation], None]] = {
     OperationKind.DELETE: do_delete,
     OperationKind.REBUILD: do_rebuild,
     OperationKind.RESIZE: do_resize,
+    OperationKind.ATTACH_HOME: do_attach_home,
 }

@@ -89,7 +89,8 @@ def _latest(*, tenant, user, template: DesktopTemplate) -> Desktop | None:
 
 def _as_it_is(desktop: Desktop) -> LaunchResult | None:
     """The answer when the desktop needs nothing new: running, or already on its way with an operation."""
-    in_flight = desktop.operations.in_flight().first()
+    # The home's hot-plug after a claim is not what a launch waits for: the desktop is running already.
+    in_flight = desktop.operations.in_flight().exclude(kind=OperationKind.ATTACH_HOME).first()
     if in_flight is not None or desktop.state == DesktopState.RUNNING:
         return LaunchResult(desktop, in_flight)
     return None

@@ -10,7 +10,7 @@ from django.utils import timezone
 from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import quotas
+from desktops.services import homes, quotas
 from desktops.services.requests import _new_operation, request_action
 from desktops.services.templates import launchable
 from quetzal.errors import Forbidden, LimitExceeded, NotFound, ServiceError
@@ -55,7 +55,12 @@ def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> 
             events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
             operation = None
             if boots:
+                # The start plugs the home in as it boots.
                 operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
+            elif homes.wants_home(desktop):
+                # Already running, so the claim stays instant: a worker hot-plugs the person's home meanwhile
+                # and the guest mounts it when it appears (by its serial). Not the launch's operation to wait on.
+                _new_operation(desktop=desktop, kind=OperationKind.ATTACH_HOME, actor=user)
             dispatch.refill_pools()
             return desktop, operation
     return None

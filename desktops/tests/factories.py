@@ -6,14 +6,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import factory
 from django.utils import timezone
 
-from desktops.choices import DesktopState, OperationKind
-from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from hosts.tests.factories import ImageFactory
+from desktops.choices import DesktopState, HomeDiskState, OperationKind
+from desktops.models import Desktop, DesktopTemplate, HomeDisk, Operation, Pool
+from hosts.homefs.image import format_image
+from hosts.tests.factories import HostFactory, ImageFactory
 from tests.factories import TenantFactory, UserFactory
 
 
@@ -77,3 +81,35 @@ class OperationFactory(factory.django.DjangoModelFactory):
     desktop = factory.SubFactory(DesktopFactory)
     tenant = factory.SelfAttribute("desktop.tenant")
     kind = OperationKind.START
+
+
+def home_image(size_mib: int = 64, directory: str | None = None) -> str:
+    """A real, empty ext4 image file (as create_home_volume leaves it), small for tests."""
+    path = Path(directory or tempfile.mkdtemp(prefix="qz-home-test-")) / "home.img"
+    with path.open("wb") as handle:
+        handle.truncate(size_mib * 1024 * 1024)
+    format_image(str(path))
+    return str(path)
+
+
+class HomeDiskFactory(factory.django.DjangoModelFactory):
+    """A ready home disk of alice's member (world=alice) backed by a real ext4 image (64 MiB) in a temp dir."""
+
+    class Meta:
+        model = HomeDisk
+
+    class Params:
+        world = None
+
+    tenant = factory.Maybe("world", factory.SelfAttribute("world.tenant"), factory.SubFactory(TenantFactory))
+    user = factory.Maybe("world", factory.SelfAttribute("world.member"), factory.SubFactory(UserFactory))
+    host = factory.SubFactory(HostFactory)
+    state = HomeDiskState.READY
+    size_gib = 1
+    volume_name = factory.Sequence(lambda n: f"qz-home-test-{n}.img")
+    volume_path = factory.LazyFunction(home_image)
+
+
+def fsck_clean(path: str) -> bool:
+    """Whether e2fsck finds nothing to repair in the image (the host side kept ext4 consistent)."""
+    return subprocess.run(["e2fsck", "-fn", path], capture_output=True).returncode == 0

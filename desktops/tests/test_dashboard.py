@@ -152,3 +152,18 @@ def test_it_gives_the_chart_one_point_per_day():
         "x": [int(datetime(2026, 3, 1, tzinfo=zone).timestamp()), int(datetime(2026, 3, 2, tzinfo=zone).timestamp())],
         "y": [1.5, 0.0],
     }
+
+
+def test_it_shows_the_tenants_home_storage_against_its_quota(alice, bob):
+    from desktops.tests.factories import HomeDiskFactory
+
+    # Given two homes of 10 GiB in alice's tenant (quota 40 GiB) with 3 MiB written, and one in bob's
+    alice.tenant.quota_home_gib = 40
+    HomeDiskFactory(world=alice, size_gib=10, used_bytes=1024**2)
+    HomeDiskFactory(world=alice, user=alice.admin, size_gib=10, used_bytes=2 * 1024**2)
+    HomeDiskFactory(world=bob, size_gib=10, used_bytes=5 * 1024**2)
+    # When alice's dashboard is built
+    figures = dashboard.build(alice.tenant)
+    # Then only alice's homes count
+    assert (figures.homes.used, figures.homes.quota, figures.homes.percent) == (20, 40, 50)
+    assert (figures.home_count, figures.home_used_bytes) == (2, 3 * 1024**2)

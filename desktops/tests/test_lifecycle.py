@@ -30,6 +30,7 @@ def test_it_launches_stops_starts_and_deletes_without_leftovers(alice, host, tem
         "writing seed",
         "defining",
         "booting",
+        "attaching home folder",
         "ready",
     ]
     assert _state(desktop_id) == DesktopState.RUNNING

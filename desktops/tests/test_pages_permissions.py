@@ -64,6 +64,7 @@ PAGES: dict[str, Page] = {
     # The member portal.
     "portal:home": Page("member"),
     "portal:settings": Page("member", methods=("get", "post")),
+    "portal:files": Page("member"),
     "portal:desktop": Page("member", make=_desktop, owner_only=True),
     "portal:desktop-card": Page("member", make=_desktop, owner_only=True),
     "portal:console": Page("member", make=_desktop, owner_only=True),

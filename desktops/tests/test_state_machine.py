@@ -51,6 +51,7 @@ ACTION_ROWS = {
     "revert": ({"stopped", "running"}, None, None, True),
     "delete_snapshot": ({"stopped", "running", "hibernated"}, None, None, True),
     "delete": (ALIVE | {"error"}, "deleting", "deleted", True),
+    "attach_home": ({"running"}, None, None, False),
 }
 
 PAIRS = [(source, target) for source in DesktopState.values for target in DesktopState.values if source != target]

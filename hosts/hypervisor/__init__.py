@@ -25,6 +25,7 @@ from hosts.hypervisor.domain import (
     parse_desktop_metadata,
 )
 from hosts.hypervisor.errors import (
+    AgentUnavailable,
     AlreadyExists,
     DomainNotFound,
     HostUnavailable,
@@ -38,6 +39,7 @@ from hosts.hypervisor.errors import (
 )
 
 __all__ = [
+    "AgentUnavailable",
     "AlreadyExists",
     "ConsoleAddress",
     "DesktopMetadata",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from hosts.hypervisor.domain import DomainSpec
+    from hosts.hypervisor.domain import DiskSpec, DomainSpec
 
 __all__ = [
     "ConsoleAddress",
@@ -228,6 +228,22 @@ class Hypervisor(Protocol):
 
     def console_address(self, name: str) -> ConsoleAddress:
         """Host and port of the running domain's VNC server."""
+        ...
+
+    def disk_serials(self, name: str) -> list[str]:
+        """Serials of the disks the running domain has now."""
+        ...
+
+    def attach_disk(self, name: str, disk: DiskSpec) -> None:
+        """Hot-plug a disk (with a serial) into the running domain; already attached is success."""
+        ...
+
+    def detach_disk(self, name: str, serial: str, timeout_s: float = 10.0) -> bool:
+        """Unplug the disk with this serial; True when it is gone."""
+        ...
+
+    def agent_command(self, name: str, command: dict, timeout_s: int = 10) -> object:
+        """One qemu-guest-agent command; its "return" value."""
         ...
 
     def pool_path(self, pool: str) -> str:

@@ -38,6 +38,8 @@ _PCI_ADDR_RE = re.compile(
     r"^(?:(?P<domain>[0-9a-f]{4}):)?(?P<bus>[0-9a-f]{2}):(?P<slot>[0-9a-f]{2})\.(?P<function>[0-7])$"
 )
 _SLUG_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+# virtio-blk passes at most 20 bytes of serial to the guest (/sys/block/*/serial).
+_SERIAL_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 _ID_RE = re.compile(r"^[0-9]{1,18}$")
 
 # A hardened parser for XML we read back from libvirt: no entities, no network, no DTDs.
@@ -83,9 +85,12 @@ class DiskSpec:
     device: DiskDevice = "disk"
     readonly: bool = False
     cache: Literal["none", "writeback", "writethrough", "unsafe"] | None = None
+    # How the guest finds the disk: it names hot-plugged disks unpredictably (FINDINGS), a serial it keeps.
+    serial: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.path.startswith("/"), "disk path must be absolute")
+        _require(self.serial is None or bool(_SERIAL_RE.fullmatch(self.serial)), "bad disk serial")
         _no_control_chars(self.path, "disk path")
         _require(bool(_TARGET_DEV_RE.fullmatch(self.target_dev)), "bad disk target_dev")
         _require(self.bus in ("virtio", "sata", "scsi", "ide", "usb"), "bad disk bus")
@@ -119,6 +124,8 @@ class DiskSpec:
         _sub(disk, "driver", **driver)
         _sub(disk, "source", file=self.path)
         _sub(disk, "target", dev=self.target_dev, bus=self.bus)
+        if self.serial is not None:
+            _sub(disk, "serial", self.serial)
         if readonly:
             _sub(disk, "readonly")
         return disk

@@ -80,6 +80,12 @@ class InvalidDomainState(HypervisorError):
     code = "invalid_domain_state"
 
 
+class AgentUnavailable(HypervisorError):
+    """The guest agent does not answer (not configured, not running in the guest, or desynchronised)."""
+
+    code = "agent_unavailable"
+
+
 class OperationFailed(HypervisorError):
     """libvirt refused or failed the operation for another reason."""
 
@@ -151,6 +157,8 @@ def from_libvirt_error(exc: libvirt.libvirtError) -> HypervisorError:
     elif code == libvirt.VIR_ERR_OPERATION_FAILED and "already exists" in message:
         # libvirt reports duplicate snapshots and volumes of some drivers this way only.
         cls = AlreadyExists
+    elif code in _codes("VIR_ERR_AGENT_UNRESPONSIVE", "VIR_ERR_AGENT_COMMAND_TIMEOUT", "VIR_ERR_AGENT_UNSYNCED"):
+        cls = AgentUnavailable
     elif code in _codes("VIR_ERR_NO_SUPPORT", "VIR_ERR_OPERATION_UNSUPPORTED"):
         cls = NotSupported
     else:

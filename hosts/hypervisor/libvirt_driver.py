@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -24,8 +25,9 @@ from hosts.hypervisor.base import (
     SnapshotInfo,
     detect_virt_type,
 )
-from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DomainSpec, parse_metadata
+from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DiskSpec, DomainSpec, parse_metadata, parse_xml
 from hosts.hypervisor.errors import (
+    AgentUnavailable,
     DomainNotFound,
     InvalidDomainState,
     OperationFailed,
@@ -499,6 +501,77 @@ class LibvirtHypervisor:
             return ConsoleAddress(host=host, port=port)
 
         return self._on_domain(name, fn)
+
+    # Hot-plugged disks (home disks)
+
+    def disk_serials(self, name: str) -> list[str]:
+        """Serials of the disks the running domain has now (its live definition)."""
+
+        def fn(dom: libvirt.virDomain) -> list[str]:
+            root = parse_xml(dom.XMLDesc(0))
+            return [el.text or "" for el in root.iterfind("devices/disk/serial")]
+
+        return self._on_domain(name, fn)
+
+    def attach_disk(self, name: str, disk: DiskSpec) -> None:
+        """Hot-plug a disk into the running domain (live only: it is gone when the domain stops); idempotent."""
+        if disk.serial is None:
+            raise ValueError("a hot-plugged disk needs a serial: the guest finds it by that")
+        xml = etree.tostring(disk.to_element(), encoding="unicode")
+
+        def fn(dom: libvirt.virDomain) -> None:
+            _tolerate(
+                lambda: dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE),
+                lambda: disk.serial in self.disk_serials(name),
+            )
+
+        self._on_domain(name, fn, retry=False)
+
+    def detach_disk(self, name: str, serial: str, timeout_s: float = 10.0) -> bool:
+        """Unplug the disk with this serial; True once it is gone (or was never there), False on timeout."""
+
+        def fn(dom: libvirt.virDomain) -> bool:
+            if not dom.isActive():
+                return True  # a live-only disk leaves with the QEMU process
+            root = parse_xml(dom.XMLDesc(0))
+            for el in root.iterfind("devices/disk"):
+                if el.findtext("serial") == serial:
+                    dom.detachDeviceFlags(etree.tostring(el, encoding="unicode"), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                    break
+            else:
+                return True
+            # The guest acknowledges the unplug asynchronously (ACPI hotplug); wait for it to let go.
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if serial not in self.disk_serials(name):
+                    return True
+                time.sleep(0.1)
+            return False
+
+        try:
+            return self._on_domain(name, fn, retry=False)
+        except DomainNotFound:
+            return True
+
+    # Guest agent
+
+    def agent_command(self, name: str, command: dict, timeout_s: int = 10) -> object:
+        """Send one qemu-guest-agent command (a QMP-style dict) and return its "return" value."""
+        import libvirt_qemu  # only the agent needs the QEMU-specific binding
+
+        payload = json.dumps(command)
+
+        def fn(dom: libvirt.virDomain) -> object:
+            try:
+                raw = libvirt_qemu.qemuAgentCommand(dom, payload, timeout_s, 0)
+            except libvirt.libvirtError as exc:
+                message = str(exc.get_error_message() or exc)
+                if "agent" in message.lower() or "json" in message.lower():
+                    raise AgentUnavailable(message, libvirt_code=exc.get_error_code()) from exc
+                raise
+            return json.loads(raw).get("return")
+
+        return self._on_domain(name, fn, retry=False)
 
     def _uri_host(self) -> str:
         """The host named in the URI, or loopback for local URIs."""

@@ -36,7 +36,7 @@ def _rank_sql(
     request: PlacementRequest, now: datetime, limit: int | None, strategy: SchedulerStrategy | None, lock: bool
 ) -> tuple[str, list]:
     conditions, params = where(request, now)
-    weight, weight_params = weight_sql(strategy)
+    weight, weight_params = weight_sql(strategy, request.prefer_host_id)
     sql = f'SELECT "hosts_host"."id" FROM "hosts_host" WHERE {conditions} ORDER BY {weight} DESC, "hosts_host"."id"'
     params = [*params, *weight_params]
     if limit:

@@ -44,6 +44,8 @@ class PlacementRequest:
     gpu_profile: str = "none"  # none | passthrough | mdev:<type>
     virt_type: str | None = None
     exclude_host_ids: frozenset[int] = frozenset()
+    # Where the person's home disk lives: ranked first when it passes the filters (no volume move needed).
+    prefer_host_id: int | None = None
     gpu: GpuNeed = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

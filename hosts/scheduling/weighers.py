@@ -43,10 +43,20 @@ def weighers(strategy: SchedulerStrategy | None = None) -> tuple[Weigher, ...]:
     return (RamWeigher(multiplier=2.0 * sign), CpuWeigher(multiplier=1.0 * sign))
 
 
-def weight_sql(strategy: SchedulerStrategy | None = None) -> tuple[str, list]:
-    """The summed weight of a host as SQL (higher is better); filtered hosts never divide by zero."""
+# Outweighs every free-capacity term (each in [0, 1] times its multiplier): the preferred host wins when it passes.
+PREFERRED_HOST_WEIGHT = 100.0
+
+
+def weight_sql(strategy: SchedulerStrategy | None = None, prefer_host_id: int | None = None) -> tuple[str, list]:
+    """The summed weight of a host as SQL (higher is better); filtered hosts never divide by zero.
+
+    `prefer_host_id` (the host keeping the person's home disk) comes first whenever the filters let it through.
+    """
     terms, params = [], []
     for weigher in weighers(strategy):
         terms.append(f"(%s * {weigher.sql()})")
         params.append(weigher.multiplier)
+    if prefer_host_id is not None:
+        terms.append(f"(CASE WHEN {host('id')} = %s THEN %s ELSE 0 END)")
+        params += [prefer_host_id, PREFERRED_HOST_WEIGHT]
     return " + ".join(terms), params

@@ -36,6 +36,8 @@ ERROR_DESCRIPTIONS = {
     "413": "`request_too_large`: the body is larger than this installation accepts.",
     "415": "`unsupported_media_type`: the body must be `application/json`.",
     "429": "`throttled`: too many requests; retry after the `Retry-After` header.",
+    "411": "`length_required`: send the chunk with a Content-Length.",
+    "504": "`files_timeout`: the host keeping the files did not answer in time.",
 }
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_SCHEMA = {
@@ -73,6 +75,8 @@ class AutoSchema(openapi.AutoSchema):
             statuses += ["413", "415"]
         if self.view.throttle_classes:
             statuses.append("429")
+        # What a view says it may answer besides (e.g. the file manager: a missing home, a busy desktop, a host).
+        statuses += [code for code in getattr(self.view, "extra_error_statuses", ()) if code not in statuses]
         return statuses
 
     def _body_names_an_object(self) -> bool:

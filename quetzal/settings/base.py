@@ -310,6 +310,15 @@ CONSOLE_TICKET_TTL_S = env_int("CONSOLE_TICKET_TTL_S", 30, minimum=5, maximum=60
 CONSOLE_HEARTBEAT_S = env_int("CONSOLE_HEARTBEAT_S", 30, minimum=5, maximum=300)
 RECORDINGS_ROOT = Path(env_str("RECORDINGS_ROOT", str(VAR_DIR / "recordings")))
 
+# The file manager: uploads land here (chunk by chunk) before a worker writes them into the home, and
+# downloads are staged here by the worker before the web streams them. Web and workers share it.
+HOME_SPOOL_DIR = Path(env_str("HOME_SPOOL_DIR", str(VAR_DIR / "home-spool")))
+# Route file-manager work to one queue per host ("files.<host name>"), consumed by a worker on that host;
+# off by default, where one worker (on the only host) takes everything from the default queue.
+HOME_FILES_HOST_QUEUES = env_bool("HOME_FILES_HOST_QUEUES", False)
+# How long a page or API call waits for a worker to answer a file operation.
+HOME_FILES_TIMEOUT_S = env_int("HOME_FILES_TIMEOUT_S", 120, minimum=5, maximum=3600)
+
 # Live metrics.
 METRICS_INTERVAL_S = env_int("METRICS_INTERVAL_S", 5, minimum=1)
 METRICS_RAW_RETENTION_H = env_int("METRICS_RAW_RETENTION_H", 24, minimum=1)

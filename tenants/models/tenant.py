@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -38,7 +38,14 @@ POLICY_FIELDS = (
     "allow_admin_console_access",
     "recording_enabled",
     "recording_retention_days",
+    "home_disk_gib",
+    "quota_home_gib",
+    "allow_admin_file_access",
 )
+
+# Bounds of the home-disk policy: a home disk is a sparse file, but its size is a promise of space.
+HOME_DISK_GIB_MAX = 2048
+QUOTA_HOME_GIB_MAX = 1024 * 1024
 
 
 class Tenant(models.Model):
@@ -79,6 +86,21 @@ class Tenant(models.Model):
     recording_enabled = models.BooleanField(default=False, help_text="Record console sessions.")
     recording_retention_days = models.PositiveIntegerField(
         default=30, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
+    )
+
+    # Home disks: one per person, created on first use with this size.
+    home_disk_gib = models.PositiveIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(HOME_DISK_GIB_MAX)],
+        help_text="Size of each person's home disk (GiB).",
+    )
+    quota_home_gib = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(QUOTA_HOME_GIB_MAX)],
+        help_text="All home disks of the organisation together (GiB); 0 means no limit.",
+    )
+    allow_admin_file_access = models.BooleanField(
+        default=False, help_text="Tenant admins may open members' home folders (audited)."
     )
 
     # Quotas; 0 means unlimited.

@@ -15,6 +15,7 @@ CATEGORIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "": ("Every kind of event", ()),
     "console": ("Console sessions", ("console.",)),
     "desktop": ("Desktops", ("desktop.",)),
+    "files": ("Home folders and files", ("home.", "files.")),
     "people": ("Members and invitations", ("member.", "invitation.")),
     "policy": ("Policies", ("tenant.",)),
     "setup": ("Pools and templates", ("pool.", "template.")),

@@ -1,0 +1,82 @@
+"""Home disks: one per person per tenant, attached by the hypervisor to whichever desktop they use."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from desktops.choices import HomeDiskState
+from tenants.querysets import TenantOwned, TenantQuerySet
+
+HomeDiskManager = models.Manager.from_queryset(TenantQuerySet)
+
+
+class HomeDisk(TenantOwned):
+    """A person's files: a raw ext4 volume on one host's pool, outliving every desktop it is attached to.
+
+    `attached_to` is one-to-one, so the database itself refuses a second desktop (and a desktop a second
+    home); QEMU's image lock stands behind it on the host. Changes to `attached_to` and `state` go through
+    the guarded updates in desktops.services.homes, never `save()`.
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="home_disks")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="home_disks")
+    host = models.ForeignKey("hosts.Host", on_delete=models.PROTECT, related_name="home_disks")
+    state = models.CharField(max_length=16, choices=HomeDiskState.choices, default=HomeDiskState.CREATING)
+    status_reason = models.CharField(max_length=300, blank=True)
+    volume_name = models.CharField(max_length=200)
+    volume_path = models.CharField(max_length=500, blank=True)
+    size_gib = models.PositiveIntegerField()
+    attached_to = models.OneToOneField(
+        "desktops.Desktop", null=True, blank=True, on_delete=models.SET_NULL, related_name="home_disk"
+    )
+    attached_at = models.DateTimeField(null=True, blank=True)
+    used_bytes = models.BigIntegerField(default=0, help_text="Space used when last looked at.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar = HomeDiskManager()
+
+    class Meta:
+        ordering = ["tenant", "user"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="home_disk_one_per_person")]
+
+    def __str__(self) -> str:
+        return f"home of {self.user} in {self.tenant}"
+
+    @property
+    def serial(self) -> str:
+        """What the guest finds it by in /sys/block/*/serial (virtio keeps 20 bytes)."""
+        return f"qzhome{self.pk}"
+
+    @property
+    def size_bytes(self) -> int:
+        return self.size_gib * 1024**3
+
+
+class HomeUpload(TenantOwned):
+    """A chunked, resumable upload into a home: bytes gather in the spool until all `size` have arrived."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    home = models.ForeignKey(HomeDisk, on_delete=models.CASCADE, related_name="uploads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    path = models.CharField(max_length=1100)
+    size = models.BigIntegerField()
+    received = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar = HomeDiskManager()
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"upload of {self.path} ({self.received}/{self.size})"
+
+    @property
+    def spool_name(self) -> str:
+        return f"up-{self.id.hex}"
