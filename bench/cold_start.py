@@ -69,6 +69,7 @@ def one_run(host, template, tenant, user) -> dict[str, float]:
     return {
         "placing": durations.get("request", 0) + durations.get("placing", 0),
         "cloning": durations.get("cloning disk", 0) + durations.get("writing seed", 0),
+        "network": durations.get("connecting network", 0),
         "defining": durations.get("defining", 0),
         "starting": durations.get("booting", 0),
         "quetzal_share": running - requested,

@@ -88,3 +88,15 @@ class OperationStatus(models.TextChoices):
 IN_FLIGHT_STATUSES = (OperationStatus.QUEUED, OperationStatus.RUNNING)
 # An operation has ended, either way.
 FINISHED_STATUSES = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
+
+
+class FirewallAction(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    DENY = "deny", "Deny"
+
+
+class FirewallProtocol(models.TextChoices):
+    ANY = "any", "Any"
+    TCP = "tcp", "TCP"
+    UDP = "udp", "UDP"
+    ICMP = "icmp", "ICMP"

@@ -12,8 +12,9 @@ from django.db import transaction
 
 RUN_OPERATION = "desktops.tasks.run_operation"
 REFILL_POOLS = "desktops.tasks.refill_pools"
+APPLY_FIREWALL = "desktops.tasks.apply_firewall"
 # Every task name this module sends (a test checks each is a registered task).
-TASK_NAMES = (RUN_OPERATION, REFILL_POOLS)
+TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL)
 
 
 def send_on_commit(task_name: str, *args: object, sent: Callable[[str], None] | None = None) -> None:
@@ -39,3 +40,8 @@ def run_operation(operation_id: int, *, sent: Callable[[str], None] | None = Non
 def refill_pools() -> None:
     """Top the pools up in the background once the change that emptied them is committed."""
     send_on_commit(REFILL_POOLS)
+
+
+def apply_firewall(desktop_ids: list[int]) -> None:
+    """Re-render and redefine these desktops' filters once the rule change is committed."""
+    send_on_commit(APPLY_FIREWALL, list(desktop_ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,24 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if value is None:
         return list(default or [])
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_network(name: str, default: str) -> str:
+    """Return an IPv4 network in CIDR form (host bits must be zero), canonicalised."""
+    value = os.environ.get(name, "").strip() or default
+    try:
+        return str(ipaddress.IPv4Network(value))
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be an IPv4 network such as 10.200.0.0/16, got {value!r}: {error}")
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """Return a comma-separated list of IPv4 networks in CIDR form."""
+    items = env_list(name, default)
+    try:
+        return [str(ipaddress.IPv4Network(item)) for item in items]
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must list IPv4 networks such as 169.254.0.0/16: {error}")
 
 
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:

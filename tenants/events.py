@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from billing.models import BillingAccount, UsageInterval
     from desktops.console.models import ConsoleSession, Recording
-    from desktops.models import Desktop, DesktopTemplate, Pool
+    from desktops.models import Desktop, DesktopTemplate, FirewallRule, Pool
     from hosts.models import Host, Image
 
     # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
@@ -101,6 +101,10 @@ class AuditAction(models.TextChoices):
     TEMPLATE_UPDATE = "template.update", "Template changed"
     POOL_SAVE = "pool.save", "Pool saved"
     POOL_DELETE = "pool.delete", "Pool removed"
+    FIREWALL_RULE_CREATE = "firewall.rule.create", "Firewall rule added"
+    FIREWALL_RULE_UPDATE = "firewall.rule.update", "Firewall rule changed"
+    FIREWALL_RULE_DELETE = "firewall.rule.delete", "Firewall rule removed"
+    NETWORK_POLICY = "network.policy", "Network policy changed"
     # Consoles and their recordings
     CONSOLE_OPEN = "console.open", "Console opened"
     CONSOLE_CLOSE = "console.close", "Console closed"
@@ -374,6 +378,33 @@ def pool_saved(*, actor: Actor, tenant: Tenant, pool: Pool) -> AuditEvent:
 
 def pool_deleted(*, actor: Actor, pool: Pool) -> AuditEvent:
     return _record(AuditAction.POOL_DELETE, actor=actor, tenant=pool.tenant, target=pool)
+
+
+def firewall_rule_changed(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    rule: FirewallRule,
+    change: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """A firewall rule was created, updated or deleted (`change`); before/after hold its fields."""
+    action = AuditAction(f"firewall.rule.{change}")
+    data: dict[str, Any] = {"scope": rule.scope, "template": rule.template_id, "desktop": rule.desktop_id}
+    if before is not None:
+        data["before"] = dict(before)
+    if after is not None:
+        data["after"] = dict(after)
+    return _record(action, actor=actor, tenant=tenant, target=rule, ip=ip, data=data)
+
+
+def network_policy_changed(
+    *, actor: Actor, tenant: Tenant, before: Mapping[str, Any], after: Mapping[str, Any], ip: str | None = None
+) -> AuditEvent:
+    data = {"before": dict(before), "after": dict(after)}
+    return _record(AuditAction.NETWORK_POLICY, actor=actor, tenant=tenant, target=tenant, ip=ip, data=data)
 
 
 # ------------------------------------------------------------------------ consoles and recordings

@@ -60,6 +60,7 @@ STORED_ACTIONS = {
     "billing.portal_opened", "billing.payment_method_set", "billing.exempt", "billing.charged",
     "billing.payment_failed", "billing.arrears_cleared", "billing.host_down_closed",
     "billing.interval_repaired", "billing.price_change",
+    "firewall.rule.create", "firewall.rule.update", "firewall.rule.delete", "network.policy",
 }  # fmt: skip
 
 # Events about the platform rather than one tenant: only operators see them (Django admin), no tenant's log.
@@ -232,6 +233,7 @@ _BY_NAME: dict[str, list[Any]] = {
     "kind": list(OperationKind.values),
     "status": list(TenantStatus.values),
     "flag": ["maintenance", "drain", "enabled"],
+    "change": ["create", "update", "delete"],
     "ip": ["192.0.2.7"],
 }
 

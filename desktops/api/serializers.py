@@ -12,7 +12,7 @@ from rest_framework import serializers
 from desktops.choices import DesktopState
 from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
 from desktops.models.template import MAX_DISK_GIB, MAX_MEMORY_MIB, MAX_VCPUS, MIN_MEMORY_MIB
-from desktops.services import pools, sizes
+from desktops.services import network, pools, sizes
 from desktops.services.idle import idle_deadline, session_deadline
 from desktops.services.templates import launchable
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
@@ -36,6 +36,15 @@ HELD_BACK_SCHEMA = {
     "nullable": True,
     "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
     "required": ["code", "detail"],
+}
+
+
+# Where a desktop is on its tenant's network (null until it is placed, or with tenant networks off).
+NETWORK_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "properties": {k: {"type": "string"} for k in ("network", "subnet", "gateway", "ip", "mac")},
+    "required": ["network", "subnet", "gateway", "ip", "mac"],
 }
 
 
@@ -151,6 +160,7 @@ class DesktopSerializer(ModelSerializer):
     idle_action_at = serializers.SerializerMethodField()
     session_ends_at = serializers.SerializerMethodField()
     snapshots = SnapshotSerializer(many=True, read_only=True)
+    network = serializers.SerializerMethodField(help_text="The tenant network and address on its host, or null.")
     price_per_hour = serializers.SerializerMethodField(help_text="What its size costs per hour now.")
 
     class Meta:
@@ -178,6 +188,7 @@ class DesktopSerializer(ModelSerializer):
             "idle_action_at",
             "session_ends_at",
             "snapshots",
+            "network",
         ]
         read_only_fields = fields
 
@@ -189,6 +200,10 @@ class DesktopSerializer(ModelSerializer):
         if desktop.state != DesktopState.RUNNING:
             return None
         return f"/desktops/{desktop.pk}/console/"
+
+    @extend_schema_field(NETWORK_SCHEMA)
+    def get_network(self, desktop: Desktop) -> dict | None:
+        return network.address(desktop)
 
     def get_idle_action_at(self, desktop: Desktop) -> datetime | None:
         return idle_deadline(desktop) if desktop.state == DesktopState.RUNNING else None

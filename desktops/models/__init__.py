@@ -1,4 +1,5 @@
 from desktops.models.desktop import Desktop, DesktopSnapshot
+from desktops.models.firewall import FirewallRule
 from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
@@ -8,6 +9,7 @@ __all__ = [
     "Desktop",
     "DesktopSnapshot",
     "DesktopTemplate",
+    "FirewallRule",
     "Operation",
     "OrphanSighting",
     "Pool",

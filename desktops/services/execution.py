@@ -13,7 +13,7 @@ from django.utils import timezone
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
-from desktops.services import progress, resize, sizes, spec
+from desktops.services import network, progress, resize, sizes, spec
 from desktops.state import begin_action, finish_action, transition
 from hosts import scheduling
 from hosts.hypervisor import (
@@ -132,11 +132,22 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
     seed_path = _upload_seed(hv, host, desktop, seed_name)
     Desktop.objects.filter(pk=desktop.pk).update(seed_volume=seed_name)
 
+    progress.step(operation, "connecting network")
+    interface = network.attach(desktop, host)
+
     progress.step(operation, "defining")
     copy = ImageCopy.objects.filter(image=template.image, host=host).first()
     gpu = HostDevice.objects.filter(pk=placement.gpu_device_id).first() if placement.gpu_device_id else None
     hv.define(
-        spec.domain_spec(desktop, disk_path=disk_path, seed_path=seed_path, image_copy=copy, host=host, gpu_device=gpu)
+        spec.domain_spec(
+            desktop,
+            disk_path=disk_path,
+            seed_path=seed_path,
+            image_copy=copy,
+            host=host,
+            gpu_device=gpu,
+            interface=interface,
+        )
     )
 
 
@@ -335,7 +346,7 @@ def _redefine(hv, host: Host, desktop: Desktop, wanted: sizes.Size) -> None:
 
 
 def remove_from_host(desktop: Desktop, *, release: bool) -> None:
-    """Destroy and undefine the domain and delete its volumes; every part tolerates 'already gone'."""
+    """Destroy and undefine the domain, delete its volumes, give back its lease; each tolerates 'already gone'."""
     if desktop.host_id is not None:
         host = Host.objects.get(pk=desktop.host_id)
         hv = get_hypervisor(host.uri)
@@ -347,6 +358,8 @@ def remove_from_host(desktop: Desktop, *, release: bool) -> None:
             pass
         for volume in (spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)):
             hv.volume_delete(host.storage_pool, volume)
+    # After the domain: a filter still in use by a guest cannot be removed.
+    network.detach(desktop)
     if release:
         scheduling.release(desktop.pk)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from hosts.hypervisor.domain import DomainSpec
+    from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 
 __all__ = [
     "ConsoleAddress",
@@ -275,6 +276,39 @@ class Hypervisor(Protocol):
 
     def volume_path(self, pool: str, name: str) -> str:
         """The path of a volume on the host."""
+        ...
+
+    def interface_set_isolated(self, name: str, mac: str, isolated: bool) -> bool:
+        """Switch port isolation of the domain's NIC with that MAC, live and in its config; True if it changed."""
+        ...
+
+    def network_ensure(self, spec: NetworkSpec) -> None:
+        """Define, start and autostart the network; align its static DHCP leases live."""
+        ...
+
+    def network_remove(self, name: str) -> None:
+        """Stop and undefine the network; a missing one is success."""
+        ...
+
+    def network_dhcp_hosts(self, name: str) -> tuple[DhcpHost, ...] | None:
+        """The network's static leases, or None when it does not exist."""
+        ...
+
+    @property
+    def supports_nwfilter(self) -> bool:
+        """Whether the host can filter guest traffic (libvirt's test driver cannot)."""
+        ...
+
+    def nwfilter_define(self, spec: NwFilterSpec) -> None:
+        """Create or replace a filter; running guests using it get the new rules live."""
+        ...
+
+    def nwfilter_exists(self, name: str) -> bool:
+        """Whether a filter of that name is defined."""
+        ...
+
+    def nwfilter_remove(self, name: str) -> None:
+        """Undefine a filter; a missing one is success."""
         ...
 
     def close(self) -> None:

@@ -132,13 +132,17 @@ class InterfaceSpec:
     bridge: str | None = None
     model: str = "virtio"
     mac: str | None = None
+    # Port isolation on the bridge: the guest's frames never reach another isolated port (None: the network's).
+    isolated: bool | None = None
+    # The nwfilter instantiated on the guest's tap (anti-spoofing, firewall).
+    filter: str | None = None
 
     def __post_init__(self) -> None:
         _require(
             (self.network is None) != (self.bridge is None),
             "an interface needs exactly one of network or bridge",
         )
-        for value in (self.network, self.bridge, self.model):
+        for value in (self.network, self.bridge, self.model, self.filter):
             if value is not None:
                 _require(bool(value), "interface names must not be empty")
                 _no_control_chars(value, "interface name")
@@ -157,6 +161,10 @@ class InterfaceSpec:
         else:
             _sub(iface, "source", bridge=str(self.bridge))
         _sub(iface, "model", type=self.model)
+        if self.filter is not None:
+            _sub(iface, "filterref", filter=self.filter)
+        if self.isolated is not None:
+            _sub(iface, "port", isolated="yes" if self.isolated else "no")
         return iface
 
 

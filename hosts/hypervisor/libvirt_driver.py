@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import libvirt
 from lxml import etree
 
+from hosts.hypervisor import libvirt_network as networks
 from hosts.hypervisor import libvirt_storage as storage
 from hosts.hypervisor.base import (
     ConsoleAddress,
@@ -24,7 +25,7 @@ from hosts.hypervisor.base import (
     SnapshotInfo,
     detect_virt_type,
 )
-from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DomainSpec, parse_metadata
+from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DomainSpec, parse_metadata, parse_xml
 from hosts.hypervisor.errors import (
     DomainNotFound,
     InvalidDomainState,
@@ -33,6 +34,7 @@ from hosts.hypervisor.errors import (
     is_connection_error,
 )
 from hosts.hypervisor.libvirt_conn import LibvirtConnection
+from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 from hosts.hypervisor.parsing import (
     domain_state,
     format_version,
@@ -124,6 +126,7 @@ class LibvirtHypervisor:
         # Domain UUID -> our metadata (None: not ours), so bulk calls stay one RPC per host.
         self._metadata_cache: dict[str, DesktopMetadata | None] = {}
         self._metadata_lock = threading.Lock()
+        self._nwfilter: bool | None = None
 
     def __repr__(self) -> str:
         return f"LibvirtHypervisor({self.uri!r})"
@@ -580,6 +583,62 @@ class LibvirtHypervisor:
     def volume_download(self, pool: str, name: str, dest_path: str) -> None:
         """Stream a volume's bytes into a local file (replaced only when complete)."""
         self._run(lambda conn: storage.volume_download(conn, pool, name, dest_path))
+
+    # Networks and filters
+
+    def interface_set_isolated(self, name: str, mac: str, isolated: bool) -> bool:
+        """Switch port isolation of the domain's NIC with that MAC, live and in its config; True if it changed."""
+
+        def fn(dom: libvirt.virDomain) -> bool:
+            root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            for iface in root.iterfind("devices/interface"):
+                mac_el = iface.find("mac")
+                if mac_el is None or mac_el.get("address", "").lower() != mac.lower():
+                    continue
+                port = iface.find("port")
+                wanted = "yes" if isolated else "no"
+                if port is not None and port.get("isolated") == wanted:
+                    return False
+                if port is None:
+                    port = etree.SubElement(iface, "port")
+                port.set("isolated", wanted)
+                flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+                dom.updateDeviceFlags(etree.tostring(iface, encoding="unicode"), flags)
+                return True
+            return False
+
+        return self._on_domain(name, fn)
+
+    def network_ensure(self, spec: NetworkSpec) -> None:
+        """Define, start and autostart the network; align its static DHCP leases live."""
+        self._run(lambda conn: networks.network_ensure(conn, spec))
+
+    def network_remove(self, name: str) -> None:
+        """Stop and undefine the network; a missing one is success."""
+        self._run(lambda conn: networks.network_remove(conn, name))
+
+    def network_dhcp_hosts(self, name: str) -> tuple[DhcpHost, ...] | None:
+        """The network's static leases, or None when it does not exist."""
+        return self._run(lambda conn: networks.network_dhcp_hosts(conn, name))
+
+    @property
+    def supports_nwfilter(self) -> bool:
+        """Whether this host can filter guest traffic (every libvirtd; not the test driver)."""
+        if self._nwfilter is None:
+            self._nwfilter = self._run(networks.supports_nwfilter)
+        return self._nwfilter
+
+    def nwfilter_define(self, spec: NwFilterSpec) -> None:
+        """Create or replace a filter; running guests that use it get the new rules at once."""
+        self._run(lambda conn: networks.nwfilter_define(conn, spec))
+
+    def nwfilter_exists(self, name: str) -> bool:
+        """Whether a filter of that name is defined."""
+        return self._run(lambda conn: networks.nwfilter_exists(conn, name))
+
+    def nwfilter_remove(self, name: str) -> None:
+        """Undefine a filter; a missing one is success."""
+        self._run(lambda conn: networks.nwfilter_remove(conn, name))
 
 
 # One instance per URI per process; libvirt connections are thread-safe.

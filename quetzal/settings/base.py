@@ -13,6 +13,8 @@ from quetzal.env import (
     env_database,
     env_int,
     env_list,
+    env_network,
+    env_networks,
     env_redis,
     env_str,
 )
@@ -329,7 +331,14 @@ SCHEDULER_CANDIDATES = env_int("SCHEDULER_CANDIDATES", 8, minimum=1)
 
 # Desktop lifecycle.
 DESKTOP_STOP_TIMEOUT_S = env_int("DESKTOP_STOP_TIMEOUT_S", 60, minimum=1)
-DESKTOP_NETWORK = env_str("DESKTOP_NETWORK", "")  # a libvirt network name, e.g. "default"; empty: no NIC
+# Each tenant gets its own NAT network per host, its subnet carved out of this range (rule 9).
+TENANT_NETWORKS = env_bool("TENANT_NETWORKS", True)  # off: desktops get no NIC at all
+TENANT_NETWORK_RANGE = env_network("QUETZAL_TENANT_NETWORK_RANGE", "10.200.0.0/16")
+TENANT_SUBNET_PREFIX = env_int(
+    "QUETZAL_TENANT_SUBNET_PREFIX", 24, minimum=int(TENANT_NETWORK_RANGE.split("/")[1]), maximum=29
+)
+# Desktops never reach these (link-local metadata services, the hosts' own management network, ...).
+TENANT_NETWORK_BLOCKED = env_networks("QUETZAL_TENANT_NETWORK_BLOCKED", ["169.254.0.0/16"])
 DESKTOP_SERIAL_LOG_DIR = env_str("DESKTOP_SERIAL_LOG_DIR", "/var/log/libvirt/qemu")
 # Reconcile fails an operation whose worker has been silent this long (killed, lost)...
 OPERATION_STUCK_AFTER_S = env_int("OPERATION_STUCK_AFTER_S", 900, minimum=30)
