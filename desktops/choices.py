@@ -74,6 +74,7 @@ class OperationKind(models.TextChoices):
     DELETE_SNAPSHOT = "delete_snapshot", "Delete snapshot"
     DELETE = "delete", "Delete"
     REBUILD = "rebuild", "Rebuild"
+    MIGRATE = "migrate", "Move to another host"
     RESIZE = "resize", "Resize"
 
 

@@ -93,6 +93,7 @@ class AuditAction(models.TextChoices):
     DESKTOP_DELETE_SNAPSHOT = "desktop.delete_snapshot", "Snapshot deletion requested"
     DESKTOP_DELETE = "desktop.delete", "Desktop deletion requested"
     DESKTOP_REBUILD = "desktop.rebuild", "Desktop rebuild requested"
+    DESKTOP_MIGRATE = "desktop.migrate", "Desktop move to another host requested"
     DESKTOP_RESIZE = "desktop.resize", "Desktop resize requested"
     DESKTOP_CLAIM = "desktop.claim", "Pooled desktop claimed"
     DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", "Snapshot of many desktops requested"

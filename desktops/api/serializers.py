@@ -15,6 +15,7 @@ from desktops.models.template import MAX_DISK_GIB, MAX_MEMORY_MIB, MAX_VCPUS, MI
 from desktops.services import network, pools, sizes
 from desktops.services.idle import idle_deadline, session_deadline
 from desktops.services.templates import launchable
+from hosts.choices import HostState
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
 from quetzal.api.serializers import ModelSerializer, ResponseSerializer, Serializer
 
@@ -156,6 +157,7 @@ class DesktopSerializer(ModelSerializer):
     template_name = serializers.CharField(source="template.name", read_only=True)
     owner = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
     host = serializers.CharField(source="host.name", read_only=True, default=None, allow_null=True)
+    host_available = serializers.SerializerMethodField()
     console_url = serializers.SerializerMethodField()
     idle_action_at = serializers.SerializerMethodField()
     session_ends_at = serializers.SerializerMethodField()
@@ -175,6 +177,7 @@ class DesktopSerializer(ModelSerializer):
             "template_name",
             "owner",
             "host",
+            "host_available",
             "vcpus",
             "memory_mib",
             "disk_gib",
@@ -191,6 +194,10 @@ class DesktopSerializer(ModelSerializer):
             "network",
         ]
         read_only_fields = fields
+
+    def get_host_available(self, desktop: Desktop) -> bool:
+        """False while the desktop's host is down (its VM cannot be reached)."""
+        return desktop.host is None or desktop.host.state != HostState.DOWN
 
     @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=4))
     def get_price_per_hour(self, desktop: Desktop) -> str:

@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -379,6 +380,71 @@ def do_delete(operation: Operation) -> None:
     finish_delete(desktop)
 
 
+# --- live migration --------------------------------------------------------------------------
+
+
+def do_migrate(operation: Operation) -> None:
+    """Move a running desktop to another host without stopping it (disk copied during the move)."""
+    desktop = operation.desktop
+    if desktop.state != DesktopState.RUNNING:
+        raise StepFailed(f"Only a running desktop can be moved; this one is {desktop.state}.", code="invalid_state")
+    source = _host(desktop)
+    progress.step(operation, "choosing a host")
+    placement = scheduling.relocate(
+        scheduling.PlacementRequest(
+            desktop_id=desktop.pk,
+            vcpus=desktop.vcpus,
+            memory_mib=desktop.memory_mib,
+            image_id=desktop.template.image_id,
+        ),
+        target_host_id=operation.params.get("host_id"),
+    )
+    target = Host.objects.get(pk=placement.host_id)
+    source_hv, target_hv = get_hypervisor(source.uri), get_hypervisor(target.uri)
+    disk_name, seed_name = spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)
+    moved = False
+    try:
+        progress.step(operation, f"preparing {target.name}")
+        # An empty overlay on the destination's copy of the image: only the desktop's own blocks cross the wire.
+        disk_path = image_services.create_desktop_disk(
+            host=target,
+            image=desktop.template.image,
+            volume_name=disk_name,
+            capacity_bytes=(desktop.disk_gib or desktop.template.disk_gib) * GIB,
+        )
+        if disk_path != source_hv.volume_path(source.storage_pool, disk_name):
+            raise StepFailed(
+                f"{source.name} and {target.name} keep disks at different paths; give their pools the same path.",
+                code="not_movable",
+            )
+        _upload_seed(target_hv, target, desktop, seed_name)
+        progress.step(operation, f"moving to {target.name}")
+        stats = source_hv.migrate(
+            desktop.domain_name,
+            target.uri,
+            migrate_address=urlsplit(target.uri).hostname or target.console_address,
+            console_address=target.console_address,
+        )
+        moved = True
+        Desktop.objects.filter(pk=desktop.pk).update(host_id=target.pk)
+        operation.params = {
+            **operation.params,
+            "from_host": source.name,
+            "to_host": target.name,
+            "downtime_ms": stats.downtime_ms,
+            "elapsed_ms": stats.elapsed_ms,
+        }
+        Operation.objects.filter(pk=operation.pk).update(params=operation.params)
+    finally:
+        if not moved:
+            scheduling.return_to(desktop.pk, source.pk)
+            for volume in (disk_name, seed_name):
+                target_hv.volume_delete(target.storage_pool, volume)
+    progress.step(operation, "removing the old disk")
+    for volume in (disk_name, seed_name):
+        source_hv.volume_delete(source.storage_pool, volume)
+
+
 HANDLERS: dict[str, Callable[[Operation], None]] = {
     OperationKind.CREATE: do_create,
     OperationKind.START: do_start,
@@ -393,5 +459,6 @@ HANDLERS: dict[str, Callable[[Operation], None]] = {
     OperationKind.DELETE_SNAPSHOT: do_delete_snapshot,
     OperationKind.DELETE: do_delete,
     OperationKind.REBUILD: do_rebuild,
+    OperationKind.MIGRATE: do_migrate,
     OperationKind.RESIZE: do_resize,
 }

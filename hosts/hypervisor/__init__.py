@@ -10,6 +10,7 @@ from hosts.hypervisor.base import (
     HostInfo,
     Hypervisor,
     MdevType,
+    MigrationStats,
     PciDevice,
     SnapshotInfo,
     detect_virt_type,
@@ -64,6 +65,7 @@ __all__ = [
     "InvalidDomainState",
     "MdevSpec",
     "MdevType",
+    "MigrationStats",
     "NetworkNotFound",
     "NetworkSpec",
     "NotSupported",
@@ -76,6 +78,7 @@ __all__ = [
     "VolumeNotFound",
     "detect_virt_type",
     "get_hypervisor",
+    "open_hypervisor",
     "parse_desktop_metadata",
 ]
 
@@ -86,3 +89,10 @@ def get_hypervisor(uri: str) -> Hypervisor:
     from hosts.hypervisor.libvirt_driver import get_hypervisor as _get_hypervisor
 
     return _get_hypervisor(uri)
+
+
+def open_hypervisor(uri: str, *, open_timeout_s: float = 10.0) -> Hypervisor:
+    """A private, uncached hypervisor for uri (checks of hosts not registered yet); close it after use."""
+    from hosts.hypervisor.libvirt_driver import LibvirtHypervisor
+
+    return LibvirtHypervisor(uri, open_timeout_s=open_timeout_s)

@@ -107,6 +107,16 @@ class DomainInfo:
 
 
 @dataclass(frozen=True)
+class MigrationStats:
+    """What a finished live migration took (libvirt's completed-job statistics)."""
+
+    downtime_ms: int
+    elapsed_ms: int
+    memory_bytes: int
+    disk_bytes: int
+
+
+@dataclass(frozen=True)
 class DomainStats:
     """Counters of one Quetzal domain from a single bulk stats call."""
 
@@ -233,6 +243,24 @@ class Hypervisor(Protocol):
 
     def pool_path(self, pool: str) -> str:
         """The target directory of a storage pool."""
+        ...
+
+    def pool_free_bytes(self, pool: str) -> int:
+        """Bytes still free in a storage pool."""
+        ...
+
+    def migrate(
+        self,
+        name: str,
+        dest_uri: str,
+        *,
+        migrate_address: str,
+        console_address: str,
+        copy_storage: bool = True,
+        auto_converge: bool = True,
+        timeout_s: float = 600.0,
+    ) -> MigrationStats:
+        """Live-migrate a running domain to another host (persistent there, undefined here)."""
         ...
 
     def volume_create(self, pool: str, name: str, capacity_bytes: int, fmt: str = "qcow2") -> str:

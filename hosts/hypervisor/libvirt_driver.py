@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ from hosts.hypervisor.base import (
     DomainStats,
     HostInfo,
     MdevType,
+    MigrationStats,
     PciDevice,
     SnapshotInfo,
     detect_virt_type,
@@ -42,6 +44,7 @@ from hosts.hypervisor.parsing import (
     parse_snapshot,
     parse_virt_types,
     parse_vnc_listen,
+    retarget_vnc_listen,
     stats_from_record,
 )
 
@@ -96,6 +99,12 @@ def _tolerate(action: Callable[[], object], done: Callable[[], bool]) -> None:
             finished = False
         if not finished:
             raise
+
+
+def _abort_job(dom: libvirt.virDomain) -> None:
+    """Abort a domain's running job (a migration past its deadline); nothing running is fine."""
+    with contextlib.suppress(libvirt.libvirtError):
+        dom.abortJob()
 
 
 def _invalid_state(name: str, state: DomainState, action: str) -> InvalidDomainState:
@@ -507,7 +516,88 @@ class LibvirtHypervisor:
         """The host named in the URI, or loopback for local URIs."""
         return urlsplit(self.uri).hostname or "127.0.0.1"
 
+    # Migration
+
+    def migrate(
+        self,
+        name: str,
+        dest_uri: str,
+        *,
+        migrate_address: str,
+        console_address: str,
+        copy_storage: bool = True,
+        auto_converge: bool = True,
+        timeout_s: float = 600.0,
+    ) -> MigrationStats:
+        """Live-migrate a running domain to dest_uri (persistent there, undefined here).
+
+        The destination gets its own VNC listen address; with copy_storage the disks are mirrored
+        over NBD (incrementally: the destination already holds the backing image and an empty
+        overlay of the same name). Auto-converge throttles a guest that dirties memory faster than
+        the wire copies it, which under software emulation is most guests.
+        """
+        flags = (
+            libvirt.VIR_MIGRATE_LIVE
+            | libvirt.VIR_MIGRATE_PERSIST_DEST
+            | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+            | libvirt.VIR_MIGRATE_ABORT_ON_ERROR
+        )
+        if copy_storage:
+            flags |= libvirt.VIR_MIGRATE_NON_SHARED_INC
+        if auto_converge:
+            flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
+        dest = LibvirtConnection(dest_uri, open_timeout_s=self.connection.open_timeout_s)
+        try:
+            dconn = dest.get()
+
+            def fn(dom: libvirt.virDomain) -> MigrationStats:
+                if not dom.isActive():
+                    raise _invalid_state(name, _state(dom), "live-migrate")
+                xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+                params = {
+                    libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{migrate_address}",
+                    libvirt.VIR_MIGRATE_PARAM_DEST_XML: retarget_vnc_listen(xml, console_address),
+                    libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: retarget_vnc_listen(
+                        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE),
+                        console_address,
+                    ),
+                }
+                # A guest that never converges must not hold the operation forever.
+                timer = threading.Timer(timeout_s, lambda: _abort_job(dom))
+                timer.start()
+                try:
+                    moved = dom.migrate3(dconn, params, flags)
+                finally:
+                    timer.cancel()
+                stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if moved is not None else {}
+                return MigrationStats(
+                    downtime_ms=int(stats.get("downtime", 0)),
+                    elapsed_ms=int(stats.get("time_elapsed", 0)),
+                    memory_bytes=int(stats.get("memory_processed", 0)),
+                    disk_bytes=int(stats.get("disk_processed", 0)),
+                )
+
+            result = self._on_domain(name, fn, retry=False)
+        finally:
+            dest.close()
+        # The domain left this host; its cached metadata (keyed by UUID) is re-read when needed.
+        with self._metadata_lock:
+            self._metadata_cache.clear()
+        return result
+
     # Storage
+
+    def pool_free_bytes(self, pool: str) -> int:
+        """Bytes still free in a storage pool (refreshed first, so files made outside libvirt count)."""
+
+        def fn(conn: libvirt.virConnect) -> int:
+            handle = conn.storagePoolLookupByName(pool)
+            if not handle.isActive():
+                raise OperationFailed(f"storage pool {pool!r} is not active")
+            handle.refresh(0)
+            return int(handle.info()[3])
+
+        return self._run(fn)
 
     def pool_path(self, pool: str) -> str:
         """The target directory of a storage pool."""

@@ -324,7 +324,10 @@ CELERY_BEAT_SCHEDULE["metrics-collect"].update(
 
 # Hosts and placement.
 SCHEDULER_STRATEGY = env_choice("SCHEDULER_STRATEGY", ("spread", "pack"), "spread")
-HOST_DOWN_AFTER_S = env_int("HOST_DOWN_AFTER_S", 60, minimum=15)
+# statement: a placement is one SQL statement (PostgreSQL); steps: rank, lock, count, record one by one.
+SCHEDULER_CLAIM = env_choice("SCHEDULER_CLAIM", ("statement", "steps"), "statement")
+# Silent this long after its last heartbeat: down. With 15 s beats a dead host is marked down within 55 s.
+HOST_DOWN_AFTER_S = env_int("HOST_DOWN_AFTER_S", 40, minimum=15)
 HOST_HEARTBEAT_INTERVAL_S = env_int("HOST_HEARTBEAT_INTERVAL_S", 15, minimum=1)
 IMAGE_COPY_STALE_AFTER_S = env_int("IMAGE_COPY_STALE_AFTER_S", 3600, minimum=60)
 SCHEDULER_CANDIDATES = env_int("SCHEDULER_CANDIDATES", 8, minimum=1)
