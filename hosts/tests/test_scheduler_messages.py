@@ -47,7 +47,7 @@ MESSAGES = [
     ),
     (EnabledFilter(), _request(), "no host is enabled"),
     (AvailabilityFilter(), _request(), "every enabled host is in maintenance or draining"),
-    (HealthFilter(), _request(), "no enabled host is up (none answered in the last 60 s)"),
+    (HealthFilter(), _request(), "no enabled host is up (none answered in the last 40 s)"),
     (VirtTypeFilter(), _request(virt_type="kvm"), "no usable host runs kvm guests"),
     (ImageFilter(), _request(), "no image was asked for"),
     (ImageFilter(), _request(image_id=987654), "image 987654 does not exist"),

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('desktops', '0007_sizes'),
+        ('desktops', '0008_firewall_rules'),
     ]
 
     operations = [
