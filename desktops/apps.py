@@ -10,4 +10,4 @@ class DesktopsConfig(AppConfig):
     def ready(self) -> None:
         # desktops.tasks registers the tasks in every process, not only in workers, so dispatch's signatures by
         # name find them and eager mode (no worker) runs them in-process.
-        from desktops import tasks  # noqa: F401
+        from desktops import receivers, tasks  # noqa: F401

@@ -88,3 +88,8 @@ class OperationStatus(models.TextChoices):
 IN_FLIGHT_STATUSES = (OperationStatus.QUEUED, OperationStatus.RUNNING)
 # An operation has ended, either way.
 FINISHED_STATUSES = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
+
+
+class KeyPurpose(models.TextChoices):
+    DISK = "disk", "Desktop disk (LUKS passphrase)"
+    RECORDING = "recording", "Console recordings of a tenant"

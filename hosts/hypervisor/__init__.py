@@ -22,6 +22,7 @@ from hosts.hypervisor.domain import (
     HostdevSpec,
     InterfaceSpec,
     MdevSpec,
+    SecretSpec,
     parse_desktop_metadata,
 )
 from hosts.hypervisor.errors import (
@@ -61,6 +62,7 @@ __all__ = [
     "OperationFailed",
     "PciDevice",
     "PoolNotFound",
+    "SecretSpec",
     "SnapshotInfo",
     "SnapshotNotFound",
     "VolumeNotFound",
