@@ -101,3 +101,6 @@ class FirewallProtocol(models.TextChoices):
     TCP = "tcp", "TCP"
     UDP = "udp", "UDP"
     ICMP = "icmp", "ICMP"
+class KeyPurpose(models.TextChoices):
+    DISK = "disk", "Desktop disk (LUKS passphrase)"
+    RECORDING = "recording", "Console recordings of a tenant"

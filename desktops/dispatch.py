@@ -13,8 +13,9 @@ from django.db import transaction
 RUN_OPERATION = "desktops.tasks.run_operation"
 REFILL_POOLS = "desktops.tasks.refill_pools"
 APPLY_FIREWALL = "desktops.tasks.apply_firewall"
+REFILL_DISK_SPARES = "desktops.tasks.refill_disk_spares"
 # Every task name this module sends (a test checks each is a registered task).
-TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL)
+TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL, REFILL_DISK_SPARES)
 
 
 def send_on_commit(task_name: str, *args: object, sent: Callable[[str], None] | None = None) -> None:
@@ -45,3 +46,8 @@ def refill_pools() -> None:
 def apply_firewall(desktop_ids: list[int]) -> None:
     """Re-render and redefine these desktops' filters once the rule change is committed."""
     send_on_commit(APPLY_FIREWALL, list(desktop_ids))
+
+
+def refill_disk_spares(host_id: int) -> None:
+    """Make the host's next spare encrypted disk in the background, off the start that used one."""
+    send_on_commit(REFILL_DISK_SPARES, [host_id])

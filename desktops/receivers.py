@@ -1,12 +1,18 @@
-"""Receivers of the hosts app's signals (hosts never imports desktops: it tells, desktops listens)."""
+"""What desktops does when lower apps tell it something: a host went down or came back, a person's row goes away.
+
+(Lower apps never import desktops: they tell, desktops listens.)
+"""
 
 from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 
-from desktops.services import host_failure
+from desktops.services import disk_keys, host_failure
 
 log = logging.getLogger(__name__)
 
@@ -26,3 +32,12 @@ def on_host_came_back(sender, *, host_id: int, **kwargs) -> None:
             host_failure.on_host_back(host_id=host_id)
     except Exception:
         log.exception("could not clean up after host %s came back", host_id)
+
+
+@receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="desktops-erase-person-keys")
+def erase_keys_of_deleted_person(sender: type, instance, **kwargs: object) -> None:
+    """A deleted person's desktops lose their disk keys: their data is unreadable from then on.
+
+    (A deleted tenant's keys go by cascade with its rows.)
+    """
+    disk_keys.erase_person_keys(instance)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -90,6 +92,39 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def parse_kek(text: str, *, source: str) -> bytes:
+    """A key-encryption key written as base64 of exactly 32 random bytes."""
+    cleaned = "".join(text.split())
+    try:
+        raw = base64.b64decode(cleaned.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImproperlyConfigured(f"{source} must be base64 of 32 random bytes (`openssl rand -base64 32`)") from None
+    if len(raw) != 32:
+        raise ImproperlyConfigured(f"{source} must decode to 32 bytes, got {len(raw)}")
+    if len(set(raw)) < 8:
+        raise ImproperlyConfigured(f"{source} does not look random")
+    return raw
+
+
+def env_kek(name: str, file_name: str, *, required: bool = False) -> bytes | None:
+    """The key-encryption key from `name` (base64) or the file `file_name` names; never both."""
+    value = os.environ.get(name, "").strip()
+    path = os.environ.get(file_name, "").strip()
+    if value and path:
+        raise ImproperlyConfigured(f"set only one of {name} and {file_name}")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise ImproperlyConfigured(f"{file_name}: cannot read {path}: {error.strerror}") from None
+        return parse_kek(text, source=f"{file_name} ({path})")
+    if value:
+        return parse_kek(value, source=name)
+    if required:
+        raise ImproperlyConfigured(f"{name} or {file_name} must be set: disks and recordings are encrypted under it")
+    return None
 
 
 def _sqlite(path: str) -> dict:

@@ -98,6 +98,8 @@ class AuditAction(models.TextChoices):
     DESKTOP_CLAIM = "desktop.claim", "Pooled desktop claimed"
     DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", "Snapshot of many desktops requested"
     DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", "Idle desktops stopped"
+    DESKTOP_KEYS_ERASE = "desktop.keys_erase", "Disk keys destroyed (crypto-erase)"
+    KEYS_ROTATE = "keys.rotate", "Key-encryption key rotated"
     TEMPLATE_CREATE = "template.create", "Template created"
     TEMPLATE_UPDATE = "template.update", "Template changed"
     POOL_SAVE = "pool.save", "Pool saved"
@@ -340,6 +342,16 @@ def desktop_action(
 def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Pool, ip: str | None = None) -> AuditEvent:
     data = {"pool": pool.pk}
     return _record(AuditAction.DESKTOP_CLAIM, actor=actor, tenant=tenant, target=desktop, ip=ip, data=data)
+
+
+def disk_keys_erased(*, tenant: Tenant, desktop_ids: Sequence[int], why: str) -> AuditEvent:
+    """Disk keys destroyed: what those disks held can no longer be read (crypto-erase)."""
+    return _record(AuditAction.DESKTOP_KEYS_ERASE, tenant=tenant, data={"desktops": list(desktop_ids), "why": why})
+
+
+def keys_rotated(*, old_kek_id: str, new_kek_id: str, count: int) -> AuditEvent:
+    """Every data key re-wrapped under a new key-encryption key (the ids are fingerprints, not keys)."""
+    return _record(AuditAction.KEYS_ROTATE, data={"old_kek": old_kek_id, "new_kek": new_kek_id, "keys": count})
 
 
 def bulk_snapshot_requested(

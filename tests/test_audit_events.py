@@ -53,7 +53,7 @@ STORED_ACTIONS = {
     "desktop.hibernate", "desktop.restore", "desktop.snapshot", "desktop.revert", "desktop.delete_snapshot",
     "desktop.delete", "desktop.rebuild", "desktop.migrate", "desktop.resize", "desktop.claim",
     "desktop.bulk_snapshot",
-    "desktop.bulk_stop_idle",
+    "desktop.bulk_stop_idle", "desktop.keys_erase", "keys.rotate",
     "template.create", "template.update", "pool.save", "pool.delete",
     "console.open", "console.close", "console.refused",
     "console.recording.replay", "console.recording.delete", "console.recording.expire",
@@ -70,7 +70,7 @@ PLATFORM_ACTIONS = {
     "host.maintenance.on", "host.maintenance.off", "host.drain.on", "host.drain.off",
     "host.enabled.on", "host.enabled.off",
     "image.import", "image.upload", "image.copy.request", "image.copy",
-    "billing.host_down_closed", "user.preferences",
+    "billing.host_down_closed", "user.preferences", "keys.rotate",
 }  # fmt: skip
 
 

@@ -183,6 +183,7 @@ class DesktopSerializer(ModelSerializer):
             "disk_gib",
             "size_name",
             "price_per_hour",
+            "disk_encrypted",
             "created_at",
             "running_since",
             "last_activity_at",

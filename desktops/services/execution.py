@@ -14,7 +14,7 @@ from django.utils import timezone
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
-from desktops.services import network, progress, resize, sizes, spec
+from desktops.services import disk_keys, network, progress, resize, sizes, spec
 from desktops.state import begin_action, finish_action, transition
 from hosts import scheduling
 from hosts.hypervisor import (
@@ -120,13 +120,26 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
 
     progress.step(operation, "cloning disk")
     disk_name = spec.disk_volume_name(desktop)
-    disk_path = image_services.create_desktop_disk(
-        host=host,
-        image=template.image,
-        volume_name=disk_name,
-        capacity_bytes=(desktop.disk_gib or template.disk_gib) * GIB,
-    )
-    Desktop.objects.filter(pk=desktop.pk).update(disk_volume=disk_name)
+    disk_secret_uuid = None
+    capacity_bytes = (desktop.disk_gib or template.disk_gib) * GIB
+    if disk_keys.encrypts_disks(host):
+        plan = image_services.desktop_disk_plan(host=host, image=template.image, capacity_bytes=capacity_bytes)
+        key, spare_path = disk_keys.claim_for(desktop=desktop, host=host, plan=plan)
+        disk_path = image_services.create_encrypted_desktop_disk(
+            host=host,
+            plan=plan,
+            volume_name=disk_name,
+            spare_path=spare_path,
+            passphrase=disk_keys.passphrase_of(key),
+        )
+        disk_keys.disk_made(key)
+        disk_secret_uuid = str(key.uuid)
+    else:
+        disk_path = image_services.create_desktop_disk(
+            host=host, image=template.image, volume_name=disk_name, capacity_bytes=capacity_bytes
+        )
+    Desktop.objects.filter(pk=desktop.pk).update(disk_volume=disk_name, disk_encrypted=disk_secret_uuid is not None)
+    desktop.disk_encrypted = disk_secret_uuid is not None
 
     progress.step(operation, "writing seed")
     seed_name = spec.seed_volume_name(desktop)
@@ -148,6 +161,7 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
             host=host,
             gpu_device=gpu,
             interface=interface,
+            disk_secret_uuid=disk_secret_uuid,
         )
     )
 
@@ -172,7 +186,8 @@ def _boot(operation: Operation, desktop: Desktop, kind: str = OperationKind.STAR
     _begin(desktop, kind, "start")
     hv = _hv(desktop)
     progress.step(operation, "booting")
-    hv.start(desktop.domain_name)
+    # The disk key exists in libvirt only while QEMU starts (an ephemeral secret), never on the host's disk.
+    hv.start(desktop.domain_name, secrets=disk_keys.secrets_for(desktop))
     finish_action(desktop, kind, reason="")
     progress.step(operation, "ready")
 
@@ -271,7 +286,7 @@ def do_revert(operation: Operation) -> None:
     desktop, name = operation.desktop, operation.params["snapshot"]
     hv = _hv(desktop)
     progress.step(operation, "reverting")
-    hv.snapshot_revert(desktop.domain_name, name)
+    hv.snapshot_revert(desktop.domain_name, name, secrets=disk_keys.secrets_for(desktop))
     # The VM is now in the snapshot's power state; make the record follow along the start or stop row.
     now_running = hv.state(desktop.domain_name).is_active
     if now_running and desktop.state == DesktopState.STOPPED:
@@ -319,7 +334,18 @@ def do_resize(operation: Operation) -> None:
     if wanted.disk_gib > current.disk_gib:
         progress.step(operation, "growing disk")
         try:
-            hv.disk_grow(desktop.domain_name, host.storage_pool, spec.disk_volume_name(desktop), wanted.disk_gib * GIB)
+            if desktop.disk_encrypted:
+                key = disk_keys.disk_key_of(desktop)
+                hv.encrypted_disk_grow(
+                    desktop.domain_name,
+                    _disk_path(hv, host, desktop),
+                    disk_keys.passphrase_of(key),
+                    wanted.disk_gib * GIB,
+                )
+            else:
+                hv.disk_grow(
+                    desktop.domain_name, host.storage_pool, spec.disk_volume_name(desktop), wanted.disk_gib * GIB
+                )
         except Exception:
             if compute:  # the disk could not grow: undo the vCPU/RAM part too, so the desktop is as it was
                 _redefine(hv, host, desktop, current)
@@ -333,14 +359,31 @@ def _redefine(hv, host: Host, desktop: Desktop, wanted: sizes.Size) -> None:
     """Define the desktop's domain again at the new vCPUs and RAM, with the disks it has."""
     sized = Desktop.objects.select_related("template__image", "tenant").get(pk=desktop.pk)
     sized.vcpus, sized.memory_mib = wanted.vcpus, wanted.memory_mib
-    disk_path = hv.volume_path(host.storage_pool, sized.disk_volume or spec.disk_volume_name(sized))
+    disk_path = _disk_path(hv, host, sized)
     seed_path = hv.volume_path(host.storage_pool, sized.seed_volume) if sized.seed_volume else None
     copy = ImageCopy.objects.filter(image=sized.template.image, host=host).first()
     gpu_id = Allocation.objects.filter(desktop_id=sized.pk).values_list("gpu_device_id", flat=True).first()
     gpu = HostDevice.objects.filter(pk=gpu_id).first() if gpu_id else None
+    key = disk_keys.disk_key_of(sized) if sized.disk_encrypted else None
     hv.define(
-        spec.domain_spec(sized, disk_path=disk_path, seed_path=seed_path, image_copy=copy, host=host, gpu_device=gpu)
+        spec.domain_spec(
+            sized,
+            disk_path=disk_path,
+            seed_path=seed_path,
+            image_copy=copy,
+            host=host,
+            gpu_device=gpu,
+            disk_secret_uuid=str(key.uuid) if key else None,
+        )
     )
+
+
+def _disk_path(hv, host: Host, desktop: Desktop) -> str:
+    """The desktop's disk on its host; an encrypted one is made by qemu-img, so libvirt may not list it."""
+    name = desktop.disk_volume or spec.disk_volume_name(desktop)
+    if desktop.disk_encrypted:
+        return os.path.join(hv.pool_path(host.storage_pool), name)
+    return hv.volume_path(host.storage_pool, name)
 
 
 # --- deletion ---------------------------------------------------------------------------------
@@ -359,6 +402,11 @@ def remove_from_host(desktop: Desktop, *, release: bool) -> None:
             pass
         for volume in (spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)):
             hv.volume_delete(host.storage_pool, volume)
+        if hv.supports_disk_encryption:
+            # An encrypted disk is made by qemu-img, so libvirt's pool may not list it yet.
+            hv.encrypted_file_delete(os.path.join(hv.pool_path(host.storage_pool), spec.disk_volume_name(desktop)))
+    # Crypto-erase: without its key the disk is noise, wherever a copy of the file went.
+    disk_keys.erase_desktop_key(desktop, why="disk removed")
     # After the domain: a filter still in use by a guest cannot be removed.
     network.detach(desktop)
     if release:

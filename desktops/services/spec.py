@@ -52,9 +52,18 @@ def domain_spec(
     host,
     gpu_device=None,
     interface: InterfaceSpec | None = None,
+    disk_secret_uuid: str | None = None,
 ) -> DomainSpec:
-    """The VM for this desktop on this host: virtio disk, seed CD-ROM, VNC on the management address."""
-    disks = [DiskSpec(path=disk_path, target_dev="vda", bus="virtio", driver_type="qcow2")]
+    """The VM for this desktop on this host: virtio disk (LUKS when keyed), seed CD-ROM, VNC on the management IP."""
+    disks = [
+        DiskSpec(
+            path=disk_path,
+            target_dev="vda",
+            bus="virtio",
+            driver_type="qcow2",
+            encryption_secret_uuid=disk_secret_uuid,
+        )
+    ]
     if seed_path:
         disks.append(DiskSpec.cloud_init_seed(seed_path))
     kernel = getattr(image_copy, "kernel_path", "") or None

@@ -23,6 +23,7 @@ from hosts.hypervisor.domain import (
     HostdevSpec,
     InterfaceSpec,
     MdevSpec,
+    SecretSpec,
     parse_desktop_metadata,
 )
 from hosts.hypervisor.errors import (
@@ -73,6 +74,7 @@ __all__ = [
     "OperationFailed",
     "PciDevice",
     "PoolNotFound",
+    "SecretSpec",
     "SnapshotInfo",
     "SnapshotNotFound",
     "VolumeNotFound",

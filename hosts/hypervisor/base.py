@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from hosts.hypervisor.domain import DomainSpec
     from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 
@@ -177,8 +179,16 @@ class Hypervisor(Protocol):
         """Create or update the persistent domain described by spec."""
         ...
 
-    def start(self, name: str) -> None:
-        """Make the domain run (restoring a managed save); already running is success."""
+    @property
+    def supports_disk_encryption(self) -> bool:
+        """Whether this host can keep desktop disks as LUKS overlays (and takes secrets at start)."""
+        ...
+
+    def start(self, name: str, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Make the domain run (restoring a managed save); already running is success.
+
+        secrets maps libvirt secret UUIDs to disk passphrases, defined only while QEMU starts.
+        """
         ...
 
     def shutdown(self, name: str, timeout_s: float = 60.0) -> bool:
@@ -217,8 +227,8 @@ class Hypervisor(Protocol):
         """The domain's snapshots, oldest first."""
         ...
 
-    def snapshot_revert(self, name: str, snap_name: str) -> None:
-        """Revert the domain to a snapshot."""
+    def snapshot_revert(self, name: str, snap_name: str, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Revert the domain to a snapshot (secrets as for start: a memory snapshot starts QEMU)."""
         ...
 
     def snapshot_delete(self, name: str, snap_name: str) -> None:
@@ -280,6 +290,26 @@ class Hypervisor(Protocol):
 
     def volume_delete(self, pool: str, name: str) -> None:
         """Delete a volume; a missing volume is success."""
+        ...
+
+    def encrypted_disk_create(
+        self, pool: str, name: str, passphrase: bytes, *, backing_path: str, backing_format: str, capacity_bytes: int
+    ) -> str:
+        """A new empty LUKS qcow2 overlay (its own master key) on backing_path; returns its path."""
+        ...
+
+    def encrypted_disk_from_spare(self, pool: str, name: str, spare_path: str) -> str:
+        """Rename a ready spare overlay to the named disk; returns its path."""
+        ...
+
+    def encrypted_disk_grow(
+        self, name: str, path: str, passphrase: bytes, capacity_bytes: int, target_dev: str = "vda"
+    ) -> bool:
+        """Grow a domain's LUKS overlay (live through QEMU, else with its key); returns whether live."""
+        ...
+
+    def encrypted_file_delete(self, path: str) -> None:
+        """Delete an encrypted disk or spare made outside libvirt; missing is success."""
         ...
 
     def volume_exists(self, pool: str, name: str) -> bool:

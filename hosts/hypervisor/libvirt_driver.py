@@ -6,7 +6,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -15,6 +15,7 @@ from lxml import etree
 
 from hosts.hypervisor import libvirt_network as networks
 from hosts.hypervisor import libvirt_storage as storage
+from hosts.hypervisor import qemu_img
 from hosts.hypervisor.base import (
     ConsoleAddress,
     DomainInfo,
@@ -27,12 +28,13 @@ from hosts.hypervisor.base import (
     SnapshotInfo,
     detect_virt_type,
 )
-from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DomainSpec, parse_metadata, parse_xml
+from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DomainSpec, SecretSpec, parse_metadata, parse_xml
 from hosts.hypervisor.errors import (
     DomainNotFound,
     InvalidDomainState,
     OperationFailed,
     SnapshotNotFound,
+    VolumeNotFound,
     is_connection_error,
 )
 from hosts.hypervisor.libvirt_conn import LibvirtConnection
@@ -105,6 +107,27 @@ def _abort_job(dom: libvirt.virDomain) -> None:
     """Abort a domain's running job (a migration past its deadline); nothing running is fine."""
     with contextlib.suppress(libvirt.libvirtError):
         dom.abortJob()
+
+
+@contextlib.contextmanager
+def _ephemeral_secrets(conn: libvirt.virConnect, secrets: Mapping[str, bytes]) -> Iterator[None]:
+    """Define each secret (UUID -> value) for as long as the block runs, then undefine it.
+
+    QEMU receives the value when it starts and keeps it in memory, so once the domain runs nothing
+    of the key is left in libvirt; a crash before the undefine leaves an ephemeral secret only in
+    libvirtd's memory, and the next start with the same UUID replaces it.
+    """
+    defined: list[libvirt.virSecret] = []
+    try:
+        for uuid, value in secrets.items():
+            secret = conn.secretDefineXML(SecretSpec(uuid=uuid, description="quetzal disk key").to_xml(), 0)
+            defined.append(secret)
+            secret.setValue(value, 0)
+        yield
+    finally:
+        for secret in defined:
+            with contextlib.suppress(libvirt.libvirtError):
+                secret.undefine()
 
 
 def _invalid_state(name: str, state: DomainState, action: str) -> InvalidDomainState:
@@ -305,23 +328,41 @@ class LibvirtHypervisor:
         """The domain's current power state."""
         return self._on_domain(name, _state)
 
-    def start(self, name: str) -> None:
-        """Make the domain run; restores a managed save; running already is success."""
+    @property
+    def supports_disk_encryption(self) -> bool:
+        """Whether disks here can be LUKS overlays: qemu-img must see the host's files (a local qemu:/// URI)."""
+        parts = urlsplit(self.uri)
+        return parts.scheme == "qemu" and not parts.hostname
 
-        def fn(dom: libvirt.virDomain) -> None:
-            state = _state(dom)
-            running = lambda: _state(dom) is DomainState.RUNNING  # noqa: E731
-            if state is DomainState.RUNNING:
+    def start(self, name: str, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Make the domain run; restores a managed save; running already is success.
+
+        secrets (libvirt secret UUID -> disk passphrase) exist only while QEMU starts.
+        """
+
+        def fn(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByName(name)
+            if _state(dom) is DomainState.RUNNING:
                 return
-            if state is DomainState.PAUSED:
-                _tolerate(dom.resume, running)
-            elif state is DomainState.PMSUSPENDED:
-                _tolerate(lambda: dom.pMWakeup(0), running)
-            else:
-                # virDomainCreate restores the managed save image when there is one.
-                _tolerate(dom.create, running)
+            with _ephemeral_secrets(conn, secrets or {}):
+                self._start_domain(dom)
 
-        self._on_domain(name, fn)
+        self._run(fn)
+
+    @staticmethod
+    def _start_domain(dom: libvirt.virDomain) -> None:
+        """Run, resume or wake the domain, whichever its state asks for."""
+        state = _state(dom)
+        running = lambda: _state(dom) is DomainState.RUNNING  # noqa: E731
+        if state is DomainState.RUNNING:
+            return
+        if state is DomainState.PAUSED:
+            _tolerate(dom.resume, running)
+        elif state is DomainState.PMSUSPENDED:
+            _tolerate(lambda: dom.pMWakeup(0), running)
+        else:
+            # virDomainCreate restores the managed save image when there is one.
+            _tolerate(dom.create, running)
 
     def _destroy(self, dom: libvirt.virDomain) -> None:
         """Power off now, retrying while QEMU is slow to die (e.g. flushing to a busy disk)."""
@@ -475,9 +516,15 @@ class LibvirtHypervisor:
 
         return sorted(self._on_domain(name, fn), key=lambda s: (s.created_at, s.name))
 
-    def snapshot_revert(self, name: str, snap_name: str) -> None:
-        """Revert the domain to a snapshot (its disks, and memory if it has any)."""
-        self._on_domain(name, lambda dom: dom.revertToSnapshot(dom.snapshotLookupByName(snap_name, 0), 0))
+    def snapshot_revert(self, name: str, snap_name: str, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Revert the domain to a snapshot (its disks, and memory if it has any, which starts QEMU)."""
+
+        def fn(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByName(name)
+            with _ephemeral_secrets(conn, secrets or {}):
+                dom.revertToSnapshot(dom.snapshotLookupByName(snap_name, 0), 0)
+
+        self._run(fn)
 
     def snapshot_delete(self, name: str, snap_name: str) -> None:
         """Delete a snapshot; a missing snapshot is success."""
@@ -634,6 +681,36 @@ class LibvirtHypervisor:
             retry=False,
         )
 
+    def encrypted_disk_create(
+        self, pool: str, name: str, passphrase: bytes, *, backing_path: str, backing_format: str, capacity_bytes: int
+    ) -> str:
+        """A new empty LUKS qcow2 overlay on backing_path in the pool's directory (seconds of CPU); returns its path."""
+        path = os.path.join(self.pool_path(pool), name)
+        qemu_img.create_encrypted(
+            path, passphrase, capacity_bytes, backing_path=backing_path, backing_format=backing_format
+        )
+        return path
+
+    def encrypted_disk_from_spare(self, pool: str, name: str, spare_path: str) -> str:
+        """Rename a ready spare overlay to the named disk (microseconds); returns its path.
+
+        A retry finds the spare already renamed; VolumeNotFound when neither file is there.
+        """
+        path = os.path.join(self.pool_path(pool), name)
+        if os.path.dirname(os.path.abspath(spare_path)) != os.path.dirname(path):
+            raise OperationFailed(f"spare {spare_path} is not in pool {pool}")
+        try:
+            os.rename(spare_path, path)  # atomic within one directory
+        except FileNotFoundError:
+            if not os.path.exists(path):
+                raise VolumeNotFound(f"spare disk {spare_path} is missing") from None
+        return path
+
+    def encrypted_file_delete(self, path: str) -> None:
+        """Delete an encrypted disk or spare made outside libvirt; missing is success."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
     def volume_delete(self, pool: str, name: str) -> None:
         """Delete a volume; a missing volume is success."""
         self._run(lambda conn: storage.volume_delete(conn, pool, name))
@@ -662,6 +739,28 @@ class LibvirtHypervisor:
                 dom.blockResize(target_dev, capacity_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
             else:
                 storage.volume_resize(conn, pool, volume, capacity_bytes)
+            return live
+
+        return self._run(fn, retry=False)
+
+    def encrypted_disk_grow(
+        self, name: str, path: str, passphrase: bytes, capacity_bytes: int, target_dev: str = "vda"
+    ) -> bool:
+        """disk_grow for a LUKS overlay made by qemu-img (libvirt's pool knows neither it nor its key)."""
+
+        def fn(conn: libvirt.virConnect) -> bool:
+            current = qemu_img.virtual_size(path)
+            if capacity_bytes < current:
+                raise OperationFailed(f"{path} is {current} bytes; disks never shrink (asked {capacity_bytes})")
+            dom = conn.lookupByName(name)
+            live = bool(dom.isActive())
+            if capacity_bytes == current:
+                return live
+            if live:
+                # QEMU holds the key already: it grows the image and tells the guest.
+                dom.blockResize(target_dev, capacity_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            else:
+                qemu_img.grow_encrypted(path, passphrase, capacity_bytes)
             return live
 
         return self._run(fn, retry=False)
