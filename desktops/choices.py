@@ -101,6 +101,8 @@ class FirewallProtocol(models.TextChoices):
     TCP = "tcp", "TCP"
     UDP = "udp", "UDP"
     ICMP = "icmp", "ICMP"
+
+
 class KeyPurpose(models.TextChoices):
     DISK = "disk", "Desktop disk (LUKS passphrase)"
     RECORDING = "recording", "Console recordings of a tenant"
