@@ -74,6 +74,7 @@ class OperationKind(models.TextChoices):
     DELETE_SNAPSHOT = "delete_snapshot", "Delete snapshot"
     DELETE = "delete", "Delete"
     REBUILD = "rebuild", "Rebuild"
+    MIGRATE = "migrate", "Move to another host"
     RESIZE = "resize", "Resize"
     # Hot-plug the person's home disk into a warm pooled desktop they just claimed.
     ATTACH_HOME = "attach_home", "Attach home folder"
@@ -96,3 +97,20 @@ class HomeDiskState(models.TextChoices):
     CREATING = "creating", "Being created"
     READY = "ready", "Ready"
     ERROR = "error", "Error"
+
+
+class FirewallAction(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    DENY = "deny", "Deny"
+
+
+class FirewallProtocol(models.TextChoices):
+    ANY = "any", "Any"
+    TCP = "tcp", "TCP"
+    UDP = "udp", "UDP"
+    ICMP = "icmp", "ICMP"
+
+
+class KeyPurpose(models.TextChoices):
+    DISK = "disk", "Desktop disk (LUKS passphrase)"
+    RECORDING = "recording", "Console recordings of a tenant"

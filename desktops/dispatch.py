@@ -18,9 +18,11 @@ from quetzal.errors import ServiceError
 
 RUN_OPERATION = "desktops.tasks.run_operation"
 REFILL_POOLS = "desktops.tasks.refill_pools"
+APPLY_FIREWALL = "desktops.tasks.apply_firewall"
+REFILL_DISK_SPARES = "desktops.tasks.refill_disk_spares"
 FILES_CALL = "desktops.tasks.files_call"
 # Every task name this module sends (a test checks each is a registered task).
-TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, FILES_CALL)
+TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL, REFILL_DISK_SPARES, FILES_CALL)
 
 
 def send_on_commit(task_name: str, *args: object, sent: Callable[[str], None] | None = None) -> None:
@@ -46,6 +48,16 @@ def run_operation(operation_id: int, *, sent: Callable[[str], None] | None = Non
 def refill_pools() -> None:
     """Top the pools up in the background once the change that emptied them is committed."""
     send_on_commit(REFILL_POOLS)
+
+
+def apply_firewall(desktop_ids: list[int]) -> None:
+    """Re-render and redefine these desktops' filters once the rule change is committed."""
+    send_on_commit(APPLY_FIREWALL, list(desktop_ids))
+
+
+def refill_disk_spares(host_id: int) -> None:
+    """Make the host's next spare encrypted disk in the background, off the start that used one."""
+    send_on_commit(REFILL_DISK_SPARES, [host_id])
 
 
 def files_queue(host_name: str) -> str | None:

@@ -60,6 +60,8 @@ ACTIONS: dict[str, Action] = {
     OperationKind.SUSPEND: Action((DesktopState.RUNNING,), target=DesktopState.SUSPENDED),
     OperationKind.RESUME: Action((DesktopState.SUSPENDED,), target=DesktopState.RUNNING),
     OperationKind.REBOOT: Action((DesktopState.RUNNING,)),
+    # A live migration keeps the desktop running throughout; operators queue it (request_move), people never.
+    OperationKind.MIGRATE: Action((DesktopState.RUNNING,), requestable=False),
     OperationKind.SNAPSHOT: Action((DesktopState.STOPPED, DesktopState.RUNNING)),
     # The VM comes back in the snapshot's power state; the record follows it along the start or stop rows.
     OperationKind.REVERT: Action((DesktopState.STOPPED, DesktopState.RUNNING)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -19,12 +20,14 @@ from pathlib import Path
 
 from hosts.checksums import sha256_file
 
-# Bump whenever the guest scripts or the layout change, so cached images are rebuilt.
-IMAGE_VERSION = 4
+# Bump whenever the guest scripts or the layout change, so cached images are rebuilt (each version
+# is cached in its own directory, so checkouts of different versions never rebuild over each other).
+IMAGE_VERSION = 5
 
 READY_BANNER = "QUETZAL-DEMO-READY"
 POWEROFF_BANNER = "QUETZAL-DEMO-POWEROFF"
 NET_BANNER = "QUETZAL-DEMO-NET"
+PROBE_BANNER = "QUETZAL-PROBE"
 SIZE_BANNER = "QUETZAL-DEMO-SIZE"
 SCREEN_BEGIN = "QUETZAL-SCREEN-BEGIN"
 SCREEN_END = "QUETZAL-SCREEN-END"
@@ -39,7 +42,8 @@ QEMU_GA_CANDIDATES = (Path("/usr/sbin/qemu-ga"), Path("/usr/bin/qemu-ga"))
 
 # tty1 (the VGA text console, i.e. the VNC screen) is listed first so that /dev/console, which
 # follows the last console=, is the serial port: init's own messages then stay off the screen.
-DEMO_CMDLINE = "console=tty1 console=ttyS0,115200 quiet loglevel=3"
+# no_timer_check: on a loaded host under TCG the kernel's IO-APIC timer check can fail and panic at boot.
+DEMO_CMDLINE = "console=tty1 console=ttyS0,115200 quiet loglevel=3 no_timer_check"
 DISK_SIZE_BYTES = 64 * 1024 * 1024
 DISK_FORMAT = "qcow2"
 
@@ -156,6 +160,40 @@ ip link set lo up
 if [ -e /sys/class/net/eth0 ]; then
     udhcpc -f -q -t 10 -i eth0 -s /etc/udhcpc.script >/dev/null 2>&1 &
 fi
+# Reachability-probe mode for network tests: only when the kernel command line asks for it.
+grep -q 'quetzal.probe=' /proc/cmdline && /sbin/quetzal-probe &
+"""
+
+# quetzal.probe=IP:PORT,IP:PORT,... : serve TCP on 8080 and report, round after round, whether each target
+# answers a ping and accepts a TCP connection on its port. quetzal.probe_route=1 first routes every target
+# outside the default route's gateway through that gateway (how a guest tries to get around port isolation).
+_PROBE = """#!/bin/sh
+targets=$(sed -n 's/.*quetzal[.]probe=\\([^ ]*\\).*/\\1/p' /proc/cmdline | tr ',' ' ')
+mkdir -p /tmp/www && echo ok > /tmp/www/index.html
+httpd -p 8080 -h /tmp/www
+while ! ip -4 addr show dev eth0 2>/dev/null | grep -q 'inet '; do sleep 0.5; done
+me=$(ip -4 addr show dev eth0 | sed -n 's/.*inet \\([0-9.]*\\).*/\\1/p')
+gw=
+while [ -z "$gw" ]; do gw=$(ip route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p'); sleep 0.5; done
+if grep -q 'quetzal.probe_route=1' /proc/cmdline; then
+    for t in $targets; do
+        ip=${t%:*}
+        [ "$ip" != "$gw" ] && [ "$ip" != "$me" ] && ip route add "$ip/32" via "$gw" dev eth0
+    done
+    echo "__PROBE__ routes $(ip route | tr '\\n' ';')" > /dev/ttyS0
+fi
+n=0
+while :; do
+    n=$((n + 1))
+    for t in $targets; do
+        ip=${t%:*} port=${t#*:}
+        [ "$ip" = "$me" ] && continue
+        if ping -c 1 -W 1 "$ip" >/dev/null 2>&1; then p=ok; else p=no; fi
+        if nc -w 1 "$ip" "$port" </dev/null >/dev/null 2>&1; then c=ok; else c=no; fi
+        echo "__PROBE__ $n $me $ip ping=$p tcp=$c" > /dev/ttyS0
+    done
+    sleep 1
+done
 """
 
 _UDHCPC_SCRIPT = """#!/bin/sh
@@ -304,12 +342,20 @@ def _guest_files() -> dict[str, tuple[str, int]]:
         "etc/hostname": ("quetzal-demo\n", 0o644),
         "etc/passwd": ("root:x:0:0:root:/root:/bin/sh\n", 0o644),
         "etc/group": ("root:x:0:\n", 0o644),
+        "sbin/quetzal-probe": (_PROBE.replace("__PROBE__", PROBE_BANNER), 0o755),
         "sbin/quetzal-size-watch": (_SIZE_WATCH.replace("__SIZE__", SIZE_BANNER), 0o755),
         "sbin/quetzal-screen-mirror": (
             _SCREEN_MIRROR.replace("__BEGIN__", SCREEN_BEGIN).replace("__END__", SCREEN_END),
             0o755,
         ),
     }
+
+
+def _scripts_sha256() -> str:
+    digest = hashlib.sha256()
+    for name, (content, mode) in sorted(_guest_files().items()):
+        digest.update(f"{name}\0{mode}\0{content}\0".encode())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------- cpio
@@ -625,6 +671,8 @@ def build_demo_image(dest_dir: Path, *, kernel: Path | None = None, busybox: Pat
         "disk_size_bytes": DISK_SIZE_BYTES,
         "kernel_source_sha256": sha256_file(kernel),
         "busybox_sha256": sha256_file(busybox),
+        # The guest scripts themselves, so editing one rebuilds the cache even without a version bump.
+        "scripts_sha256": _scripts_sha256(),
         "resize2fs_sha256": sha256_file(resize2fs) if resize2fs else "",
     }
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -660,8 +708,8 @@ def default_image_dir() -> Path:
     # /var/lib/libvirt/boot is libvirt's own place for kernels, traversable by the QEMU user.
     boot = Path("/var/lib/libvirt/boot")
     if os.geteuid() == 0 and boot.is_dir():
-        return boot / "quetzal-demo"
-    return Path.home() / ".cache" / "quetzal" / "demo-image"
+        return boot / "quetzal-demo" / f"v{IMAGE_VERSION}"
+    return Path.home() / ".cache" / "quetzal" / "demo-image" / f"v{IMAGE_VERSION}"
 
 
 # ---------------------------------------------------------------------------------- serial log
@@ -793,6 +841,7 @@ __all__ = [
     "HOME_SERIAL_PREFIX",
     "NET_BANNER",
     "POWEROFF_BANNER",
+    "PROBE_BANNER",
     "PROMPT",
     "READY_BANNER",
     "SCREEN_BEGIN",

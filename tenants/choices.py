@@ -28,6 +28,13 @@ class IdleAction(models.TextChoices):
     RECYCLE = "recycle", "Recycle (pooled desktops)"
 
 
+class EgressPolicy(models.TextChoices):
+    """What a desktop may reach outside when no firewall rule matches."""
+
+    ALLOW_ALL = "allow_all", "Allow all outbound traffic"
+    DENY_ALL = "deny_all", "Deny all outbound traffic but the allow rules"
+
+
 class ResizePolicy(models.TextChoices):
     """Who may pick a size other than a template's default, and resize a desktop later."""
 

@@ -12,9 +12,10 @@ from rest_framework import serializers
 from desktops.choices import DesktopState
 from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
 from desktops.models.template import MAX_DISK_GIB, MAX_MEMORY_MIB, MAX_VCPUS, MIN_MEMORY_MIB
-from desktops.services import pools, sizes
+from desktops.services import network, pools, sizes
 from desktops.services.idle import idle_deadline, session_deadline
 from desktops.services.templates import launchable
+from hosts.choices import HostState
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
 from quetzal.api.serializers import ModelSerializer, ResponseSerializer, Serializer
 
@@ -36,6 +37,15 @@ HELD_BACK_SCHEMA = {
     "nullable": True,
     "properties": {"code": {"type": "string"}, "detail": {"type": "string"}},
     "required": ["code", "detail"],
+}
+
+
+# Where a desktop is on its tenant's network (null until it is placed, or with tenant networks off).
+NETWORK_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "properties": {k: {"type": "string"} for k in ("network", "subnet", "gateway", "ip", "mac")},
+    "required": ["network", "subnet", "gateway", "ip", "mac"],
 }
 
 
@@ -147,10 +157,12 @@ class DesktopSerializer(ModelSerializer):
     template_name = serializers.CharField(source="template.name", read_only=True)
     owner = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
     host = serializers.CharField(source="host.name", read_only=True, default=None, allow_null=True)
+    host_available = serializers.SerializerMethodField()
     console_url = serializers.SerializerMethodField()
     idle_action_at = serializers.SerializerMethodField()
     session_ends_at = serializers.SerializerMethodField()
     snapshots = SnapshotSerializer(many=True, read_only=True)
+    network = serializers.SerializerMethodField(help_text="The tenant network and address on its host, or null.")
     price_per_hour = serializers.SerializerMethodField(help_text="What its size costs per hour now.")
 
     class Meta:
@@ -165,11 +177,13 @@ class DesktopSerializer(ModelSerializer):
             "template_name",
             "owner",
             "host",
+            "host_available",
             "vcpus",
             "memory_mib",
             "disk_gib",
             "size_name",
             "price_per_hour",
+            "disk_encrypted",
             "created_at",
             "running_since",
             "last_activity_at",
@@ -178,8 +192,13 @@ class DesktopSerializer(ModelSerializer):
             "idle_action_at",
             "session_ends_at",
             "snapshots",
+            "network",
         ]
         read_only_fields = fields
+
+    def get_host_available(self, desktop: Desktop) -> bool:
+        """False while the desktop's host is down (its VM cannot be reached)."""
+        return desktop.host is None or desktop.host.state != HostState.DOWN
 
     @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=4))
     def get_price_per_hour(self, desktop: Desktop) -> str:
@@ -189,6 +208,10 @@ class DesktopSerializer(ModelSerializer):
         if desktop.state != DesktopState.RUNNING:
             return None
         return f"/desktops/{desktop.pk}/console/"
+
+    @extend_schema_field(NETWORK_SCHEMA)
+    def get_network(self, desktop: Desktop) -> dict | None:
+        return network.address(desktop)
 
     def get_idle_action_at(self, desktop: Desktop) -> datetime | None:
         return idle_deadline(desktop) if desktop.state == DesktopState.RUNNING else None

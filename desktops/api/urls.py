@@ -5,15 +5,17 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from desktops.api import files, views
+from desktops.api import files, firewall, views
 
 router = SimpleRouter()
 router.register("templates", views.TemplateViewSet, basename="template")
 router.register("desktops", views.DesktopViewSet, basename="desktop")
 router.register("operations", views.OperationViewSet, basename="operation")
 router.register("pools", views.PoolViewSet, basename="pool")
+router.register("firewall-rules", firewall.FirewallRuleViewSet, basename="firewall-rule")
 router.register("files", files.FilesViewSet, basename="files")
-urlpatterns = router.urls
+policy = firewall.NetworkPolicyViewSet.as_view({"get": "retrieve", "put": "update"})
+urlpatterns = [*router.urls, path("network-policy/", policy, name="network-policy")]
 
 # The original plan's three calls, for scripts (mounted at /api/desktop/).
 plan_urlpatterns = [

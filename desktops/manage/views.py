@@ -13,7 +13,7 @@ from desktops.choices import DesktopKind, DesktopState, Visibility
 from desktops.filters import AdminDesktopFilterSet
 from desktops.manage.forms import PoolForm, TemplateForm
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import bulk, dashboard, pools, templates
+from desktops.services import bulk, dashboard, network, pools, templates
 from desktops.views import decorate
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
@@ -63,8 +63,12 @@ class DesktopsView(AdminPage, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         filters = self.filtered(request)
         tenant_desktops = self.scoped(Desktop.objects.alive())
+        shown = [decorate(d) for d in filters.qs[:DESKTOPS_SHOWN]]
+        where = network.addresses(d.pk for d in shown)
+        for desktop in shown:
+            desktop.address = where.get(desktop.pk)
         context = {
-            "desktops": [decorate(d) for d in filters.qs[:DESKTOPS_SHOWN]],
+            "desktops": shown,
             "states": [(s.value, s.label) for s in DesktopState if s != DesktopState.DELETED],
             "people": User.objects.filter(desktops__in=tenant_desktops).distinct().order_by("email"),
             "templates": DesktopTemplate.objects.filter(desktops__in=tenant_desktops).distinct(),

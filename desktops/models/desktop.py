@@ -46,6 +46,7 @@ class Desktop(TenantOwned):
     domain_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     disk_volume = models.CharField(max_length=200, blank=True)
     seed_volume = models.CharField(max_length=200, blank=True)
+    disk_encrypted = models.BooleanField(default=False, help_text="Its disk is a LUKS overlay (key in DataKey).")
     # The size it has now (chosen at launch within its template's bounds, changed by a resize).
     vcpus = models.PositiveIntegerField()
     memory_mib = models.PositiveIntegerField()

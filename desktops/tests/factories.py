@@ -14,8 +14,8 @@ from pathlib import Path
 import factory
 from django.utils import timezone
 
-from desktops.choices import DesktopState, HomeDiskState, OperationKind
-from desktops.models import Desktop, DesktopTemplate, HomeDisk, Operation, Pool
+from desktops.choices import DesktopState, HomeDiskState, KeyPurpose, OperationKind
+from desktops.models import DataKey, Desktop, DesktopTemplate, HomeDisk, Operation, Pool
 from hosts.homefs.image import format_image
 from hosts.tests.factories import HostFactory, ImageFactory
 from tests.factories import TenantFactory, UserFactory
@@ -81,6 +81,23 @@ class OperationFactory(factory.django.DjangoModelFactory):
     desktop = factory.SubFactory(DesktopFactory)
     tenant = factory.SelfAttribute("desktop.tenant")
     kind = OperationKind.START
+
+
+class DataKeyFactory(factory.django.DjangoModelFactory):
+    """A disk key (fresh random key wrapped under the current KEK), by default a desktop's."""
+
+    class Meta:
+        model = DataKey
+
+    purpose = KeyPurpose.DISK
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from desktops.services import disk_keys
+
+        row, _ = disk_keys.new_key_row(**kwargs)
+        row.save()
+        return row
 
 
 def home_image(size_mib: int = 64, directory: str | None = None) -> str:

@@ -51,6 +51,8 @@ ACTION_ROWS = {
     "revert": ({"stopped", "running"}, None, None, True),
     "delete_snapshot": ({"stopped", "running", "hibernated"}, None, None, True),
     "delete": (ALIVE | {"error"}, "deleting", "deleted", True),
+    # Operators move running desktops between hosts (desktops.services.moves); people cannot request it.
+    "migrate": ({"running"}, None, None, False),
     "attach_home": ({"running"}, None, None, False),
 }
 

@@ -22,7 +22,7 @@ from hosts.errors import NoCapacity
 from hosts.models import Allocation, Host, HostDevice
 from hosts.scheduling.filters import CLAIM_FILTERS, FILTERS, condition, where
 from hosts.scheduling.request import Placement, PlacementRequest, parse_gpu_profile
-from hosts.scheduling.sql import MEMORY_CAPACITY, VCPU_CAPACITY, fetch
+from hosts.scheduling.sql import MEMORY_CAPACITY, VCPU_CAPACITY, fetch, timestamp
 from hosts.scheduling.sql import host as host_column
 from hosts.scheduling.weighers import weight_sql
 
@@ -159,6 +159,52 @@ def _claim_best(request: PlacementRequest, now: datetime) -> Placement | None:
         return None
 
 
+def _claim_in_one_statement(request: PlacementRequest, now: datetime) -> Placement | None:
+    """Rank, lock, count and record in one statement (one round trip); None if no host was free to lock.
+
+    PostgreSQL only, desktops without a GPU. The ranked row is locked with SKIP LOCKED and its
+    filters re-checked on the latest version, so the claim is as exact as the step-by-step path.
+    A second placement of the same desktop breaks the unique allocation and undoes the whole
+    statement (IntegrityError, handled by place()).
+    """
+    conditions, params = where(request, now)
+    weight, weight_params = weight_sql(None, request.prefer_host_id)
+    recheck, recheck_params = where(request, now, CLAIM_FILTERS)
+    sql = f"""
+        WITH pick AS (
+            SELECT "hosts_host"."id" FROM "hosts_host" WHERE {conditions}
+            ORDER BY {weight} DESC, "hosts_host"."id" LIMIT 1 FOR UPDATE SKIP LOCKED
+        ), counted AS (
+            UPDATE "hosts_host" SET "allocated_vcpus" = "hosts_host"."allocated_vcpus" + %s,
+                "allocated_memory_mib" = "hosts_host"."allocated_memory_mib" + %s
+            FROM pick WHERE "hosts_host"."id" = pick."id" AND {recheck}
+            RETURNING "hosts_host"."id"
+        )
+        INSERT INTO "hosts_allocation" ("desktop_id", "host_id", "vcpus", "memory_mib", "gpu_profile", "created_at")
+        SELECT %s, counted."id", %s, %s, %s, %s FROM counted
+        RETURNING "host_id"
+    """
+    args = [
+        *params,
+        *weight_params,
+        request.vcpus,
+        request.memory_mib,
+        *recheck_params,
+        request.desktop_id,
+        request.vcpus,
+        request.memory_mib,
+        GpuProfileKind.NONE.value,
+        timestamp(now),
+    ]
+    if connection.in_atomic_block:
+        # Inside a caller's transaction a duplicate must undo only this statement: a savepoint.
+        with transaction.atomic():
+            rows = fetch(sql, args)
+    else:
+        rows = fetch(sql, args)  # autocommit: the statement is its own transaction, one round trip
+    return Placement(host_id=rows[0][0], gpu_device_id=None) if rows else None
+
+
 def _diagnose(request: PlacementRequest, now: datetime) -> NoCapacity:
     """Apply the filters one by one and name the first that leaves no host."""
     hosts = Host.objects.all()
@@ -178,11 +224,18 @@ def _diagnose(request: PlacementRequest, now: datetime) -> NoCapacity:
 def place(request: PlacementRequest) -> Placement:
     """Place a desktop, or raise NoCapacity naming why; a desktop already placed keeps its host."""
     skip_locked = connection.features.has_select_for_update_skip_locked
+    one_statement = (
+        connection.vendor == "postgresql"
+        and request.gpu.kind == GpuProfileKind.NONE
+        and conf.scheduler_claim() == "statement"
+    )
     now = timezone.now()
     try:
         for _attempt in range(MAX_ATTEMPTS):
             now = timezone.now()
-            if skip_locked and (placement := _claim_best(request, now)) is not None:
+            if one_statement and (placement := _claim_in_one_statement(request, now)) is not None:
+                return placement
+            if skip_locked and not one_statement and (placement := _claim_best(request, now)) is not None:
                 return placement
             # Without SKIP LOCKED (SQLite), or when every fitting host is being claimed right now:
             # try the best few in order, waiting for their locks.

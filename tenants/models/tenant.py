@@ -7,7 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from tenants.choices import ADMIN_ROLES, IdleAction, ResizePolicy, Role, TenantStatus
+from tenants.choices import ADMIN_ROLES, EgressPolicy, IdleAction, ResizePolicy, Role, TenantStatus
 from tenants.querysets import TenantQuerySet
 
 # Every number a tenant admin sets has a ceiling: a value near the column's range (2**31 minutes) made
@@ -101,6 +101,17 @@ class Tenant(models.Model):
     )
     allow_admin_file_access = models.BooleanField(
         default=False, help_text="Tenant admins may open members' home folders (audited)."
+    )
+
+    # Network policy (desktops.services.firewall changes these and re-applies every desktop's filter).
+    egress_policy = models.CharField(
+        max_length=16,
+        choices=EgressPolicy.choices,
+        default=EgressPolicy.ALLOW_ALL,
+        help_text="Outbound traffic no firewall rule matches.",
+    )
+    allow_intra_tenant_traffic = models.BooleanField(
+        default=False, help_text="Let this organisation's desktops reach each other on their host's network."
     )
 
     # Quotas; 0 means unlimited.

@@ -10,9 +10,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('desktops', '0007_sizes'),
-        ('hosts', '0002_bounded_numbers'),
-        ('tenants', '0007_home_disks'),
+        ('desktops', '0010_disk_keys'),
+        ('hosts', '0003_tenant_networks'),
+        ('tenants', '0008_home_disks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='operation',
             name='kind',
-            field=models.CharField(choices=[('create', 'Create'), ('start', 'Start'), ('stop', 'Stop'), ('reboot', 'Reboot'), ('suspend', 'Suspend'), ('resume', 'Resume'), ('hibernate', 'Hibernate'), ('restore', 'Restore'), ('snapshot', 'Snapshot'), ('revert', 'Revert'), ('delete_snapshot', 'Delete snapshot'), ('delete', 'Delete'), ('rebuild', 'Rebuild'), ('resize', 'Resize'), ('attach_home', 'Attach home folder')], max_length=20),
+            field=models.CharField(choices=[('create', 'Create'), ('start', 'Start'), ('stop', 'Stop'), ('reboot', 'Reboot'), ('suspend', 'Suspend'), ('resume', 'Resume'), ('hibernate', 'Hibernate'), ('restore', 'Restore'), ('snapshot', 'Snapshot'), ('revert', 'Revert'), ('delete_snapshot', 'Delete snapshot'), ('delete', 'Delete'), ('rebuild', 'Rebuild'), ('migrate', 'Move to another host'), ('resize', 'Resize'), ('attach_home', 'Attach home folder')], max_length=20),
         ),
         migrations.CreateModel(
             name='HomeDisk',

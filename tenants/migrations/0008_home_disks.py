@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0006_sizes'),
+        ('tenants', '0007_network_policy'),
     ]
 
     operations = [
