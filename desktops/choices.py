@@ -114,3 +114,4 @@ class FirewallProtocol(models.TextChoices):
 class KeyPurpose(models.TextChoices):
     DISK = "disk", "Desktop disk (LUKS passphrase)"
     RECORDING = "recording", "Console recordings of a tenant"
+    HOME = "home", "A person's home disk (LUKS passphrase)"

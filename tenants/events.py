@@ -351,9 +351,14 @@ def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Poo
     return _record(AuditAction.DESKTOP_CLAIM, actor=actor, tenant=tenant, target=desktop, ip=ip, data=data)
 
 
-def disk_keys_erased(*, tenant: Tenant, desktop_ids: Sequence[int], why: str) -> AuditEvent:
-    """Disk keys destroyed: what those disks held can no longer be read (crypto-erase)."""
-    return _record(AuditAction.DESKTOP_KEYS_ERASE, tenant=tenant, data={"desktops": list(desktop_ids), "why": why})
+def disk_keys_erased(
+    *, tenant: Tenant, desktop_ids: Sequence[int], why: str, home_ids: Sequence[int] = ()
+) -> AuditEvent:
+    """Disk keys destroyed: what those disks (desktops' and homes') held can no longer be read (crypto-erase)."""
+    data: dict[str, Any] = {"desktops": list(desktop_ids), "why": why}
+    if home_ids:
+        data["homes"] = list(home_ids)
+    return _record(AuditAction.DESKTOP_KEYS_ERASE, tenant=tenant, data=data)
 
 
 def keys_rotated(*, old_kek_id: str, new_kek_id: str, count: int) -> AuditEvent:

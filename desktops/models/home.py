@@ -16,7 +16,10 @@ HomeDiskManager = models.Manager.from_queryset(TenantQuerySet)
 
 
 class HomeDisk(TenantOwned):
-    """A person's files: a raw ext4 volume on one host's pool, outliving every desktop it is attached to.
+    """A person's files: an ext4 volume on one host's pool, outliving every desktop it is attached to.
+
+    Encrypted (a LUKS qcow2 with its own key) where desktop disks are, raw elsewhere: a person's files are never
+    plain at rest beside an encrypted system disk.
 
     `attached_to` is one-to-one, so the database itself refuses a second desktop (and a desktop a second
     home); QEMU's image lock stands behind it on the host. Changes to `attached_to` and `state` go through
@@ -31,6 +34,7 @@ class HomeDisk(TenantOwned):
     volume_name = models.CharField(max_length=200)
     volume_path = models.CharField(max_length=500, blank=True)
     size_gib = models.PositiveIntegerField()
+    encrypted = models.BooleanField(default=False, help_text="A LUKS qcow2 (key in DataKey), not a raw image.")
     attached_to = models.OneToOneField(
         "desktops.Desktop", null=True, blank=True, on_delete=models.SET_NULL, related_name="home_disk"
     )

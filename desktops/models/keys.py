@@ -12,7 +12,7 @@ from desktops.choices import KeyPurpose
 
 
 class DataKey(models.Model):
-    """One random 32-byte key: a desktop disk's LUKS passphrase, or a tenant's recording key.
+    """One random 32-byte key: a desktop's or a home disk's LUKS passphrase, or a tenant's recording key.
 
     Deleting the row is the crypto-erase: the disk or recordings it opened become noise. A disk key
     without a desktop is a spare: a ready encrypted overlay at `spare_path` on `host`, claimed by the
@@ -26,6 +26,10 @@ class DataKey(models.Model):
     )
     desktop = models.OneToOneField(
         "desktops.Desktop", null=True, blank=True, on_delete=models.CASCADE, related_name="disk_key"
+    )
+    # A home disk's key lives as long as the home (one person's files in one tenant), whatever desktops come and go.
+    home = models.OneToOneField(
+        "desktops.HomeDisk", null=True, blank=True, on_delete=models.CASCADE, related_name="disk_key"
     )
     host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     spare_path = models.CharField(max_length=500, blank=True)
@@ -45,6 +49,12 @@ class DataKey(models.Model):
             models.CheckConstraint(
                 condition=Q(purpose=KeyPurpose.DISK) | Q(tenant__isnull=False, desktop__isnull=True),
                 name="datakey_recording_key_has_tenant",
+            ),
+            # A home key belongs to one home and never to a desktop; no other key points at a home.
+            models.CheckConstraint(
+                condition=Q(purpose=KeyPurpose.HOME, home__isnull=False, desktop__isnull=True)
+                | (~Q(purpose=KeyPurpose.HOME) & Q(home__isnull=True)),
+                name="datakey_home_key_has_home",
             ),
         ]
         indexes = [models.Index(fields=["host", "purpose"], condition=Q(desktop__isnull=True), name="datakey_spares")]

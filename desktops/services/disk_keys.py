@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from desktops import dispatch
 from desktops.choices import KeyPurpose
-from desktops.models import DataKey, Desktop, DesktopTemplate
+from desktops.models import DataKey, Desktop, DesktopTemplate, HomeDisk
 from hosts.choices import CopyState, HostState
 from hosts.hypervisor import HypervisorError, get_hypervisor
 from hosts.models import Host, ImageCopy
@@ -121,13 +121,21 @@ def disk_key_of(desktop: Desktop) -> DataKey:
 
 
 def secrets_for(desktop: Desktop) -> dict[str, bytes]:
-    """The libvirt secrets QEMU needs to open the desktop's disks (UUID -> passphrase); none if plain."""
+    """The libvirt secrets QEMU needs to open the desktop's disks (UUID -> passphrase); none if plain.
+
+    With the key of the encrypted home plugged into it, if any: a hibernated desktop wakes, and a running one
+    moves, with its home.
+    """
+    secrets = {}
     row = DataKey.objects.filter(desktop=desktop).first()
-    if row is None:
-        if desktop.disk_encrypted:
-            raise KeyErased("This desktop's disk key was destroyed; its disk can no longer be opened.")
-        return {}
-    return {str(row.uuid): passphrase_of(row)}
+    if row is not None:
+        secrets[str(row.uuid)] = passphrase_of(row)
+    elif desktop.disk_encrypted:
+        raise KeyErased("This desktop's disk key was destroyed; its disk can no longer be opened.")
+    home_key = DataKey.objects.filter(purpose=KeyPurpose.HOME, home__attached_to=desktop).first()
+    if home_key is not None:
+        secrets[str(home_key.uuid)] = passphrase_of(home_key)
+    return secrets
 
 
 def erase_desktop_key(desktop: Desktop, *, why: str) -> bool:
@@ -140,17 +148,47 @@ def erase_desktop_key(desktop: Desktop, *, why: str) -> bool:
 
 
 def erase_person_keys(user: User) -> int:
-    """Destroy the disk keys of every desktop the person holds, in every tenant (their data goes with them)."""
+    """Destroy the disk keys of every desktop and home the person holds, in every tenant (their data goes too)."""
     with transaction.atomic():
         rows = list(DataKey.objects.filter(desktop__user=user).select_related("desktop__tenant"))
-        by_tenant: dict[Tenant, list[int]] = {}
+        homes = DataKey.objects.filter(purpose=KeyPurpose.HOME, home__user=user)
+        home_rows = list(homes.select_related("home__tenant"))
+        by_tenant: dict[Tenant, tuple[list[int], list[int]]] = {}
         for row in rows:
             assert row.desktop is not None
-            by_tenant.setdefault(row.desktop.tenant, []).append(row.desktop_id or 0)
-        DataKey.objects.filter(pk__in=[r.pk for r in rows]).delete()
-        for tenant, desktop_ids in by_tenant.items():
-            events.disk_keys_erased(tenant=tenant, desktop_ids=desktop_ids, why="person deleted")
-    return len(rows)
+            by_tenant.setdefault(row.desktop.tenant, ([], []))[0].append(row.desktop_id or 0)
+        for row in home_rows:
+            assert row.home is not None
+            by_tenant.setdefault(row.home.tenant, ([], []))[1].append(row.home_id or 0)
+        DataKey.objects.filter(pk__in=[r.pk for r in (*rows, *home_rows)]).delete()
+        for tenant, (desktop_ids, home_ids) in by_tenant.items():
+            events.disk_keys_erased(tenant=tenant, desktop_ids=desktop_ids, home_ids=home_ids, why="person deleted")
+    return len(rows) + len(home_rows)
+
+
+# --------------------------------------------------------------------------------- homes
+
+
+def home_key_for(home: HomeDisk) -> DataKey:
+    """The home disk's key, made on its first use; a retried or concurrent creation gets the same one."""
+    row = DataKey.objects.filter(home=home).first()
+    if row is not None:
+        return row
+    fresh, _ = new_key_row(purpose=KeyPurpose.HOME, home=home, tenant_id=home.tenant_id)
+    try:
+        with transaction.atomic():
+            fresh.save()
+        return fresh
+    except IntegrityError:
+        return DataKey.objects.get(home=home)  # one-to-one: another worker made it first
+
+
+def home_key_of(home: HomeDisk) -> DataKey:
+    """The encrypted home's key; KeyErased once it was destroyed."""
+    row = DataKey.objects.filter(home=home).first()
+    if row is None:
+        raise KeyErased("This home disk's key was destroyed; its files can no longer be read.")
+    return row
 
 
 # --------------------------------------------------------------------------------- spares

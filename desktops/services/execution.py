@@ -309,7 +309,9 @@ def do_revert(operation: Operation) -> None:
     else:
         return
     if begin_action(desktop, follow):
-        finish_action(desktop, follow, reason=f"Reverted to {name}")
+        # A revert that boots the desktop plugs its person's home in, as a start does (snapshots never hold it).
+        note = homes.attach(desktop) if follow == OperationKind.START and homes.wants_home(desktop) else ""
+        finish_action(desktop, follow, reason=note or f"Reverted to {name}")
 
 
 def do_delete_snapshot(operation: Operation) -> None:
@@ -466,6 +468,7 @@ def do_migrate(operation: Operation) -> None:
     source_hv, target_hv = get_hypervisor(source.uri), get_hypervisor(target.uri)
     disk_name, seed_name = spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)
     moved = False
+    home_move = None
     try:
         progress.step(operation, f"preparing {target.name}")
         # An empty overlay on the destination's copy of the image: only the desktop's own blocks cross the wire.
@@ -481,6 +484,8 @@ def do_migrate(operation: Operation) -> None:
                 code="not_movable",
             )
         _upload_seed(target_hv, target, desktop, seed_name)
+        # The plugged-in home is one more disk the migration copies (desktops.services.homes owns the rules).
+        home_move = homes.prepare_move(desktop, source=source, target=target)
         progress.step(operation, f"moving to {target.name}")
         stats = source_hv.migrate(
             desktop.domain_name,
@@ -490,6 +495,7 @@ def do_migrate(operation: Operation) -> None:
         )
         moved = True
         Desktop.objects.filter(pk=desktop.pk).update(host_id=target.pk)
+        homes.finish_move(home_move, target=target)
         operation.params = {
             **operation.params,
             "from_host": source.name,
@@ -503,9 +509,11 @@ def do_migrate(operation: Operation) -> None:
             scheduling.return_to(desktop.pk, source.pk)
             for volume in (disk_name, seed_name):
                 target_hv.volume_delete(target.storage_pool, volume)
+            homes.abandon_move(home_move, target=target)
     progress.step(operation, "removing the old disk")
     for volume in (disk_name, seed_name):
         source_hv.volume_delete(source.storage_pool, volume)
+    homes.drop_source_copy(home_move, source=source)
 
 
 HANDLERS: dict[str, Callable[[Operation], None]] = {

@@ -1,6 +1,6 @@
 """The file manager: a person's home, through the guest agent while it is attached to a running desktop, and
-from the host side (debugfs on the image) while it is not. Never both: the route is decided on the worker
-under the home's row lock, which the attach (desktops.services.homes.claim) has to wait for.
+from the host side (debugfs on the image, or on the decrypted view of an encrypted one) while it is not. Never
+both: the route is decided on the worker under the home's row lock, which the attach (homes.claim) waits for.
 
 The web side validates, checks who may see which home, spools upload chunks and streams staged downloads;
 every byte inside the home is moved by a worker of the home's host (`dispatch.files_call`).
@@ -24,8 +24,8 @@ from django.db.models import Count, Sum
 from desktops import dispatch
 from desktops.choices import DesktopState, HomeDiskState
 from desktops.models import Desktop, HomeDisk, HomeUpload
-from desktops.services import homes
-from hosts.homefs import HomeFiles, HomeFsError, HomePath, InvalidPath, clean_path
+from desktops.services import disk_keys, homes
+from hosts.homefs import HomeFiles, HomeFsError, HomePath, InvalidPath, clean_path, luks
 from hosts.homefs.agent import AgentFiles
 from hosts.homefs.image import ImageFiles
 from hosts.hypervisor import get_hypervisor
@@ -243,6 +243,11 @@ def perform(*, home_id: int, op: str, args: dict) -> Any:
                 domain = desktop.domain_name
                 files: HomeFiles = AgentFiles(lambda command, timeout: hv.agent_command(domain, command, timeout))
                 return _run(files, op, args, via=via, home=home)
+            if home.encrypted:
+                # The decrypted view lives only for this one operation; the bytes at rest stay LUKS.
+                passphrase = disk_keys.passphrase_of(disk_keys.home_key_of(home))
+                with luks.opened(home.volume_path, passphrase) as view:
+                    return _run(ImageFiles(view, check_lock=False), op, args, via=via, home=home)
             return _run(ImageFiles(home.volume_path), op, args, via=via, home=home)
     except HomeFsError as error:
         raise ServiceError(error.detail, code=error.code, status=_STATUS.get(error.code, error.status)) from None

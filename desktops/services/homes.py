@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
@@ -17,8 +18,8 @@ from django.utils import timezone
 
 from desktops.choices import DesktopState, HomeDiskState, OsFamily
 from desktops.models import Desktop, HomeDisk
-from desktops.services import quotas
-from hosts.homefs import HomeFsError, image
+from desktops.services import disk_keys, quotas
+from hosts.homefs import HomeFsError, image, luks
 from hosts.hypervisor import DiskSpec, HypervisorError, NotSupported, get_hypervisor
 from hosts.models import Host
 from quetzal.errors import LimitExceeded, NotFound, ServiceError
@@ -113,26 +114,23 @@ def ensure_home(*, tenant: Tenant, user: User, host: Host | None = None, actor=N
 def create_home_volume(home: HomeDisk) -> HomeDisk:
     """Make the volume on the home's host and put an empty ext4 in it; repeating it is harmless.
 
-    The one place a home disk comes to exist on a host (the encryption join goes here). Runs on a worker
-    of that host: mkfs.ext4 writes the pool's file directly.
+    The one place a home disk comes to exist on a host. Where desktop disks are encrypted the home is too: a
+    LUKS qcow2 with a key of its own (disk_keys.home_key_for), whose decrypted view gets the filesystem.
+    Runs on a worker of that host: mkfs.ext4 writes the pool's file directly.
     """
     if home.state == HomeDiskState.READY and home.volume_path:
         return home
     host = home.host
     hv = get_hypervisor(host.uri)
     try:
-        if hv.volume_exists(host.storage_pool, home.volume_name):
-            path = hv.volume_path(host.storage_pool, home.volume_name)
-        else:
-            path = hv.volume_create(host.storage_pool, home.volume_name, home.size_bytes, fmt="raw")
-        if not os.path.exists(path):
-            reason = f"Host {host.name} keeps {path} where this worker cannot see it (a worker must run there)."
-            HomeDisk.objects.filter(pk=home.pk).update(state=HomeDiskState.ERROR, status_reason=reason[:300])
-            raise HomeUnreachable(reason)
-        try:
-            image.ImageFiles(path).usage()  # already an ext4: a retry after a crash past mkfs
-        except HomeFsError:
-            image.format_image(path)
+        if not home.encrypted and disk_keys.encrypts_disks(host):
+            # Decided once, before any file: a retry after a crash continues the same way. Nothing was written
+            # into a home that never became ready, so a plain one a crash left behind can go.
+            hv.volume_delete(host.storage_pool, home.volume_name)
+            name = encrypted_volume_name(home)
+            HomeDisk.objects.filter(pk=home.pk).update(encrypted=True, volume_name=name)
+            home.encrypted, home.volume_name = True, name
+        path = _make_encrypted(home, hv) if home.encrypted else _make_plain(home, hv)
     except (HypervisorError, HomeFsError) as error:
         reason = getattr(error, "detail", str(error))
         HomeDisk.objects.filter(pk=home.pk).update(state=HomeDiskState.ERROR, status_reason=reason[:300])
@@ -140,6 +138,54 @@ def create_home_volume(home: HomeDisk) -> HomeDisk:
     HomeDisk.objects.filter(pk=home.pk).update(state=HomeDiskState.READY, volume_path=path, status_reason="")
     home.refresh_from_db()
     return home
+
+
+def encrypted_volume_name(home: HomeDisk) -> str:
+    return home.volume_name.removesuffix(".img") + ".qcow2"
+
+
+def _make_plain(home: HomeDisk, hv) -> str:
+    host = home.host
+    if hv.volume_exists(host.storage_pool, home.volume_name):
+        path = hv.volume_path(host.storage_pool, home.volume_name)
+    else:
+        path = hv.volume_create(host.storage_pool, home.volume_name, home.size_bytes, fmt="raw")
+    if not os.path.exists(path):
+        reason = f"Host {host.name} keeps {path} where this worker cannot see it (a worker must run there)."
+        HomeDisk.objects.filter(pk=home.pk).update(state=HomeDiskState.ERROR, status_reason=reason[:300])
+        raise HomeUnreachable(reason)
+    try:
+        image.ImageFiles(path).usage()  # already an ext4: a retry after a crash past mkfs
+    except HomeFsError:
+        image.format_image(path)
+    return path
+
+
+def _make_encrypted(home: HomeDisk, hv) -> str:
+    """The LUKS qcow2 (made under a temporary name, so a crash never leaves a half header under the real one)."""
+    path = os.path.join(hv.pool_path(home.host.storage_pool), home.volume_name)
+    passphrase = disk_keys.passphrase_of(disk_keys.home_key_for(home))
+    if not os.path.exists(path):
+        partial = f"{path}.part"
+        luks.create(partial, passphrase, home.size_bytes)
+        os.replace(partial, path)
+    with luks.opened(path, passphrase) as view:
+        try:
+            image.ImageFiles(view, check_lock=False).usage()
+        except HomeFsError:
+            image.format_image(view)
+    return path
+
+
+def delete_home_volume(home: HomeDisk) -> None:
+    """Remove the home's file from its host (worker side); missing is success. Its key goes with its row."""
+    hv = get_hypervisor(home.host.uri)
+    if home.encrypted:
+        hv.encrypted_file_delete(
+            home.volume_path or os.path.join(hv.pool_path(home.host.storage_pool), home.volume_name)
+        )
+    else:
+        hv.volume_delete(home.host.storage_pool, home.volume_name)
 
 
 # --- the attach-once rule -------------------------------------------------------------------
@@ -201,11 +247,12 @@ def attach(desktop: Desktop) -> str:
         other = Desktop.objects.filter(home_disk__pk=home.pk).first()
         where = f"on {other.name}" if other is not None else "on another desktop"
         return f"Your home folder is open {where}; this desktop runs without it."
-    disk = DiskSpec(
-        path=home.volume_path, target_dev=HOME_TARGET_DEV, bus="virtio", driver_type="raw", serial=home.serial
-    )
     try:
-        get_hypervisor(desktop.host.uri).attach_disk(desktop.domain_name, disk)
+        disk, secrets = _disk_of(home)
+        get_hypervisor(desktop.host.uri).attach_disk(desktop.domain_name, disk, secrets=secrets)
+    except disk_keys.KeyErased as error:
+        release(desktop=desktop)
+        return f"Your home folder is unavailable: {error.detail}"
     except NotSupported:
         # libvirt's test driver cannot hot-plug; every libvirtd can. The desktop runs without a home.
         release(desktop=desktop)
@@ -214,6 +261,25 @@ def attach(desktop: Desktop) -> str:
         release(desktop=desktop)
         return f"Your home folder could not be attached: {error}"
     return ""
+
+
+def _disk_of(home: HomeDisk) -> tuple[DiskSpec, dict[str, bytes]]:
+    """The home as the domain's disk, and the secret QEMU opens it with (none for a plain one)."""
+    if not home.encrypted:
+        disk = DiskSpec(
+            path=home.volume_path, target_dev=HOME_TARGET_DEV, bus="virtio", driver_type="raw", serial=home.serial
+        )
+        return disk, {}
+    key = disk_keys.home_key_of(home)
+    disk = DiskSpec(
+        path=home.volume_path,
+        target_dev=HOME_TARGET_DEV,
+        bus="virtio",
+        driver_type="qcow2",
+        serial=home.serial,
+        encryption_secret_uuid=str(key.uuid),
+    )
+    return disk, {str(key.uuid): disk_keys.passphrase_of(key)}
 
 
 def detach(desktop: Desktop, *, unplug: bool) -> bool:
@@ -237,3 +303,66 @@ def home_for_files(*, tenant: Tenant, user: User) -> HomeDisk:
     if not tenant.memberships.filter(user=user).exists():
         raise NotFound("No such person in your organisation.")
     return ensure_home(tenant=tenant, user=user)
+
+
+# --- live migration: the home goes where its desktop goes ------------------------------------
+
+
+@dataclass(frozen=True)
+class HomeMove:
+    """The home plugged into a desktop being moved, and the empty volume made for it on the destination."""
+
+    home_id: int
+    volume_name: str
+    path: str
+
+
+def prepare_move(desktop: Desktop, *, source: Host, target: Host) -> HomeMove | None:
+    """Make an empty volume for the desktop's plugged-in home on the target, where the migration copies it.
+
+    None when no home is plugged in. The migration mirrors every disk of the running domain over NBD, the
+    home too, into a file of the same path on the target. A file of that name already there is refused, not
+    reused or replaced: it is a crashed move's leftover, or the very same file on storage both hosts share.
+    """
+    home = HomeDisk.objects.filter(attached_to=desktop, host=source).first()
+    if home is None:
+        return None
+    if home.encrypted:
+        # The target needs a LUKS file of its own and the key as a secret during the move: built with the
+        # encrypted move of the desktop's own disk, not here.
+        raise ServiceError(
+            "Desktops with an encrypted home folder cannot be moved to another host yet.", code="not_movable"
+        )
+    hv = get_hypervisor(target.uri)
+    if hv.volume_exists(target.storage_pool, home.volume_name):
+        raise ServiceError(
+            f"{target.name} already has a file named {home.volume_name} (left by a move that failed?); "
+            "remove it there or choose another host.",
+            code="not_movable",
+        )
+    path = hv.volume_create(target.storage_pool, home.volume_name, home.size_bytes, fmt="raw")
+    if path != home.volume_path:
+        hv.volume_delete(target.storage_pool, home.volume_name)
+        raise ServiceError(
+            f"{source.name} and {target.name} keep disks at different paths; give their pools the same path.",
+            code="not_movable",
+        )
+    return HomeMove(home_id=home.pk, volume_name=home.volume_name, path=path)
+
+
+def finish_move(move: HomeMove | None, *, target: Host) -> None:
+    """The desktop runs on the target with its home: the home's row follows at once (the source copy is stale)."""
+    if move is not None:
+        HomeDisk.objects.filter(pk=move.home_id).update(host=target, volume_path=move.path)
+
+
+def drop_source_copy(move: HomeMove | None, *, source: Host) -> None:
+    """After a move, the source's copy of the home is stale: remove it, as the desktop's old disk is."""
+    if move is not None:
+        get_hypervisor(source.uri).volume_delete(source.storage_pool, move.volume_name)
+
+
+def abandon_move(move: HomeMove | None, *, target: Host) -> None:
+    """The move failed: the desktop and its home stay on the source; drop the target's empty copy."""
+    if move is not None:
+        get_hypervisor(target.uri).volume_delete(target.storage_pool, move.volume_name)

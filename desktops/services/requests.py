@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
-from desktops.models import Desktop, DesktopTemplate, Operation
+from desktops.models import Desktop, DesktopTemplate, HomeDisk, Operation
 from desktops.services import quotas, sizes
 from desktops.state import ACTIONS, can_request
 from quetzal.errors import Conflict, ServiceError
@@ -114,6 +114,12 @@ def request_action(
         params = dict(params or {})
         if kind in (OperationKind.SNAPSHOT, OperationKind.REVERT, OperationKind.DELETE_SNAPSHOT):
             params["snapshot"] = _snapshot_name(kind, desktop, params.get("snapshot", ""))
+        if kind in (OperationKind.SNAPSHOT, OperationKind.REVERT) and _home_plugged_in(desktop):
+            # A snapshot of the running VM would take the home along, and a revert roll the person's files back.
+            raise Conflict(
+                f"{desktop.name} has your home folder plugged in: stop it first, then snapshot or revert it.",
+                code="home_plugged_in",
+            )
         if kind == OperationKind.REVERT and _revert_boots(desktop, params["snapshot"]):
             # Reverting a stopped desktop to a snapshot of it running starts it: the same limits apply.
             params["boots"] = True
@@ -143,6 +149,11 @@ def request_stop(*, desktop: Desktop, actor, reason: str = "", ip: str | None = 
         return recycle(desktop=desktop, actor=actor, reason=reason or RELEASED, ip=ip)
     params = {"reason": reason} if reason else None
     return request_action(desktop=desktop, kind=OperationKind.STOP, actor=actor, params=params, ip=ip)
+
+
+def _home_plugged_in(desktop: Desktop) -> bool:
+    """Whether a home disk is plugged into the desktop's running VM (a stopped one has let go of it)."""
+    return desktop.state != DesktopState.STOPPED and HomeDisk.objects.filter(attached_to=desktop).exists()
 
 
 def _revert_boots(desktop: Desktop, snapshot: str) -> bool:

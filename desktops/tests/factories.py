@@ -130,3 +130,20 @@ class HomeDiskFactory(factory.django.DjangoModelFactory):
 def fsck_clean(path: str) -> bool:
     """Whether e2fsck finds nothing to repair in the image (the host side kept ext4 consistent)."""
     return subprocess.run(["e2fsck", "-fn", path], capture_output=True).returncode == 0
+
+
+def encrypted_home(**fields) -> HomeDisk:
+    """A ready encrypted home (world=..., like HomeDiskFactory): its key row, and a real empty ext4 inside a real
+    LUKS qcow2 (64 MiB) made with that key, as create_home_volume leaves one on an encrypting host."""
+    from desktops.services import disk_keys
+    from hosts.homefs import luks
+
+    home = HomeDiskFactory(encrypted=True, volume_path="", **fields)
+    passphrase = disk_keys.passphrase_of(disk_keys.home_key_for(home))
+    path = str(Path(tempfile.mkdtemp(prefix="qz-home-test-")) / "home.qcow2")
+    luks.create(path, passphrase, 64 * 1024 * 1024)
+    with luks.opened(path, passphrase) as view:
+        format_image(view)
+    HomeDisk.objects.filter(pk=home.pk).update(volume_path=path)
+    home.volume_path = path
+    return home

@@ -139,3 +139,27 @@ def test_it_tells_the_second_running_desktop_that_the_home_is_on_the_first(alice
     # Then it runs without it and says where the home is; the first keeps it
     assert note == "Your home folder is open on Ubuntu at work; this desktop runs without it."
     assert HomeDisk.objects.get(pk=home.pk).attached_to_id == first.pk
+
+
+@pytest.mark.django_db
+def test_it_refuses_to_snapshot_or_revert_a_desktop_holding_the_home(alice, django_capture_on_commit_callbacks):
+    from desktops.models import DesktopSnapshot
+    from desktops.services.requests import request_action
+    from quetzal.errors import Conflict
+
+    # Given a running desktop with its person's home plugged in, and a snapshot of it from before
+    desktop = DesktopFactory(world=alice)
+    HomeDiskFactory(world=alice, attached_to=desktop)
+    DesktopSnapshot.objects.create(desktop=desktop, name="before", running=False)
+    # When a snapshot or a revert is asked for, each is refused with a stable code (the home would be taken along
+    # into the snapshot, or the person's files rolled back)
+    for kind, params in (("snapshot", {"snapshot": "now"}), ("revert", {"snapshot": "before"})):
+        with pytest.raises(Conflict) as refused:
+            request_action(desktop=desktop, kind=kind, actor=alice.member, params=params)
+        assert refused.value.code == "home_plugged_in"
+    # When the desktop has stopped (and let go of the home), a snapshot is taken as usual
+    homes.release(desktop=desktop)
+    Desktop.objects.filter(pk=desktop.pk).update(state=DesktopState.STOPPED)
+    with django_capture_on_commit_callbacks():
+        operation = request_action(desktop=desktop, kind="snapshot", actor=alice.member, params={"snapshot": "now"})
+    assert operation.kind == "snapshot"

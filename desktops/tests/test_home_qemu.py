@@ -1,5 +1,6 @@
 """Home disks on a real libvirtd + QEMU with the demo guest: hot-plugged on a claim, found by serial, reached by the
-guest agent while attached and from the host side when not, and kept across a pooled desktop's recycle.
+guest agent while attached and from the host side when not, and kept across a pooled desktop's recycle; encrypted
+(LUKS, its own key handed to QEMU at the hot-plug) as this host encrypts desktop disks.
 
 Two guest boots in all (CPU is scarce here). Work runs in-process (eager Celery); the guest is checked through its
 VNC keyboard and the screen it mirrors to its serial log, never through the agent the file manager itself uses.
@@ -16,7 +17,7 @@ import pytest
 
 from desktops.choices import DesktopState
 from desktops.models import Desktop, HomeDisk, Pool
-from desktops.services import pools, spec
+from desktops.services import homes, pools, spec
 from desktops.services.requests import request_stop
 from desktops.tests.factories import PoolFactory
 from hosts import demo_image as di
@@ -90,6 +91,17 @@ def _download(client, path: str) -> bytes:
     return b"".join(response.streaming_content)
 
 
+def _file_contains(path: str, needle: bytes) -> bool:
+    """Whether the bytes occur anywhere in the file (read in pieces that overlap by the needle's length)."""
+    tail = b""
+    with open(path, "rb") as handle:
+        while piece := handle.read(8 * 1024 * 1024):
+            if needle in tail + piece:
+                return True
+            tail = piece[-len(needle) :]
+    return False
+
+
 def _when_agent_answers(call):
     """The agent starts a moment after the shell; the file manager says 409 until then."""
     return wait_until(lambda: (lambda r: r if r.status_code == 200 else None)(call()), 900, 2)
@@ -136,7 +148,10 @@ def test_it_keeps_a_persons_files_across_pooled_desktops_and_without_one(alice, 
         home.refresh_from_db()
         # Then the home is free, and its volume untouched by the recycle
         assert home.attached_to_id is None
-        assert get_hypervisor(qemu_host.uri).volume_exists(qemu_host.storage_pool, home.volume_name)
+        assert os.path.exists(home.volume_path)
+        # And, disk encryption being on (the default) on this host, what the guest wrote is not in the file at rest
+        assert home.encrypted and home.volume_path.endswith(".qcow2")
+        assert not _file_contains(home.volume_path, b"written-in-the-guest")
         # And with no desktop running, upload and download still work, from the host side
         assert client.get("/api/v1/files/").json()["via"] == "host"
         assert hashlib.sha256(_download(client, "hello.bin")).digest() == hashlib.sha256(data).digest()
@@ -158,4 +173,4 @@ def test_it_keeps_a_persons_files_across_pooled_desktops_and_without_one(alice, 
         for desktop in Desktop.objects.filter(pk__in=made):
             remove_from_host(desktop, release=True)
         for home in HomeDisk.objects.filter(tenant=alice.tenant):
-            get_hypervisor(qemu_host.uri).volume_delete(qemu_host.storage_pool, home.volume_name)
+            homes.delete_home_volume(home)

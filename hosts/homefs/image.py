@@ -52,10 +52,12 @@ def _tool(cmd: list[str], *, stdin: bytes | None = None) -> str:
 
 
 class ImageFiles:
-    """The HomeFiles of one raw ext4 image on this machine."""
+    """The HomeFiles of one raw ext4 image on this machine (or the decrypted view of an encrypted one)."""
 
-    def __init__(self, image_path: str) -> None:
+    def __init__(self, image_path: str, *, check_lock: bool = True) -> None:
         self.image = image_path
+        # A decrypted view (hosts.homefs.luks) is itself the lock holder: no guest can have the disk meanwhile.
+        self.check_lock = check_lock
 
     # --- plumbing
 
@@ -63,7 +65,7 @@ class ImageFiles:
         """Run commands in one debugfs process; raise on the first error line it prints."""
         if not os.path.exists(self.image):
             raise FileMissing("The home disk's image is missing on its host.", code="home_missing")
-        if write:
+        if write and self.check_lock:
             self._ensure_unlocked()
         cmd = ["debugfs", *(["-w"] if write else []), "-f", "-", self.image]
         try:

@@ -255,8 +255,11 @@ class Hypervisor(Protocol):
         """Serials of the disks the running domain has now."""
         ...
 
-    def attach_disk(self, name: str, disk: DiskSpec) -> None:
-        """Hot-plug a disk (with a serial) into the running domain; already attached is success."""
+    def attach_disk(self, name: str, disk: DiskSpec, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Hot-plug a disk (with a serial) into the running domain; already attached is success.
+
+        secrets (libvirt secret UUID -> passphrase of an encrypted disk) exist only while QEMU opens it.
+        """
         ...
 
     def detach_disk(self, name: str, serial: str, timeout_s: float = 10.0) -> bool:

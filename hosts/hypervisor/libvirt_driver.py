@@ -580,19 +580,24 @@ class LibvirtHypervisor:
 
         return self._on_domain(name, fn)
 
-    def attach_disk(self, name: str, disk: DiskSpec) -> None:
-        """Hot-plug a disk into the running domain (live only: it is gone when the domain stops); idempotent."""
+    def attach_disk(self, name: str, disk: DiskSpec, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Hot-plug a disk into the running domain (live only: it is gone when the domain stops); idempotent.
+
+        An encrypted disk's key is a libvirt secret only while QEMU opens the disk, as at start.
+        """
         if disk.serial is None:
             raise ValueError("a hot-plugged disk needs a serial: the guest finds it by that")
         xml = etree.tostring(disk.to_element(), encoding="unicode")
 
-        def fn(dom: libvirt.virDomain) -> None:
-            _tolerate(
-                lambda: dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE),
-                lambda: disk.serial in self.disk_serials(name),
-            )
+        def fn(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByName(name)
+            with _ephemeral_secrets(conn, secrets or {}):
+                _tolerate(
+                    lambda: dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE),
+                    lambda: disk.serial in self.disk_serials(name),
+                )
 
-        self._on_domain(name, fn, retry=False)
+        self._run(fn, retry=False)
 
     def detach_disk(self, name: str, serial: str, timeout_s: float = 10.0) -> bool:
         """Unplug the disk with this serial; True once it is gone (or was never there), False on timeout."""
