@@ -1,14 +1,16 @@
 """File manager throughput and the cost of a home on a warm claim.
 
 * offline: a 64 MiB file uploaded (4 MiB chunks, as the browser sends them) and downloaded through the file
-  manager's services with no desktop holding the home: the host side (debugfs on a real ext4 image).
+  manager's services with no desktop holding the home: the host side (debugfs on a real ext4 image); then the
+  same for an encrypted home (debugfs on qemu-storage-daemon's decrypted view), and a listing's cost on each.
 * in session (when libvirtd answers at qemu:///system, unless --offline-only): the same through the guest agent of
   a running demo desktop that has the home attached (one guest boot).
 * claims: warm pooled claims (service calls on PostgreSQL) of desktops that get no home (a Windows template) and
   of desktops that do (the hot-plug is queued, not waited for); in session also one real hot-plug timed.
 
 Work runs in-process (eager Celery). Prints the figures and, last,
-`upload_offline_mib_s=… download_offline_mib_s=… upload_session_mib_s=… download_session_mib_s=…
+`upload_offline_mib_s=… download_offline_mib_s=… upload_offline_luks_mib_s=… download_offline_luks_mib_s=…
+list_p50_ms=… list_luks_p50_ms=… upload_session_mib_s=… download_session_mib_s=…
 claim_p50_ms=… claim_home_p50_ms=… attach_op_p50_ms=… attach_live_ms=…` (n/a where the session part did not run).
 """
 
@@ -86,6 +88,40 @@ def offline(size_mib: int, tmp: Path) -> tuple[float, float]:
     return size_mib / up, size_mib / down
 
 
+def offline_encrypted(size_mib: int, tmp: Path) -> tuple[float, float, float, float]:
+    """The same with an encrypted home (LUKS qcow2 opened through qemu-storage-daemon for each operation), and
+    p50 of a folder listing on the plain home and on the encrypted one: what opening the view adds to each call."""
+    from desktops.choices import HomeDiskState
+    from desktops.models import HomeDisk
+    from desktops.services import disk_keys, files
+    from hosts.homefs import luks
+    from hosts.homefs.image import format_image
+    from tenants.models import Tenant, User
+
+    tenant = Tenant.objects.get(slug="bench")
+    plain = HomeDisk.objects.get(tenant=tenant)
+    user = User.objects.create_user(email="bench-luks@example.test", password=None)
+    home = HomeDisk.objects.create(
+        tenant=tenant, user=user, host=plain.host, state=HomeDiskState.READY, size_gib=1, encrypted=True,
+        volume_name="bench-home.qcow2", volume_path=str(tmp / "home.qcow2"),
+    )  # fmt: skip
+    passphrase = disk_keys.passphrase_of(disk_keys.home_key_for(home))
+    luks.create(home.volume_path, passphrase, (size_mib * 2 + 64) * 1024 * 1024)
+    with luks.opened(home.volume_path, passphrase) as view:
+        format_image(view)
+    up, down, via = _transfer(home, user, os.urandom(size_mib * 1024 * 1024), "offline.bin")
+    assert via == "host", via
+    listings = {}
+    for which in (plain, home):
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            files.listing(home=which, path="")
+            times.append((time.perf_counter() - started) * 1000)
+        listings[which.pk] = benchdb.percentile(times, 0.5)
+    return size_mib / up, size_mib / down, listings[plain.pk], listings[home.pk]
+
+
 def claims(count: int) -> tuple[float, float, float]:
     """p50 of warm claims without a home (a Windows template) and with one (Linux: the attach is queued), and p50
     of the worker's attach operation that follows (locks, the guarded claim of the home, the hypervisor call,
@@ -153,7 +189,7 @@ def session(size_mib: int) -> tuple[float, float, float]:
     from desktops.services import homes, pools
     from desktops.services.execution import remove_from_host
     from hosts import demo_image as di
-    from hosts.hypervisor import DiskSpec, get_hypervisor
+    from hosts.hypervisor import get_hypervisor
     from hosts.services import images
     from hosts.services.hosts import register_host
     from tenants.choices import Role
@@ -187,16 +223,16 @@ def session(size_mib: int) -> tuple[float, float, float]:
         assert via == "guest", via
         # One real hot-plug of the home (unplugged first), as a claim's worker does it.
         assert hv.detach_disk(desktop.domain_name, home.serial, timeout_s=60)
-        disk = DiskSpec(path=home.volume_path, target_dev=homes.HOME_TARGET_DEV, driver_type="raw", serial=home.serial)
+        disk, secrets = homes._disk_of(HomeDisk.objects.get(pk=home.pk))  # LUKS where this host encrypts disks
         started = time.perf_counter()
-        hv.attach_disk(desktop.domain_name, disk)
+        hv.attach_disk(desktop.domain_name, disk, secrets=secrets)
         attach_ms = (time.perf_counter() - started) * 1000
         return size_mib / up, size_mib / down, attach_ms
     finally:
         if desktop is not None:
             remove_from_host(desktop, release=True)
         for home in HomeDisk.objects.filter(tenant=tenant):
-            hv.volume_delete(host.storage_pool, home.volume_name)
+            homes.delete_home_volume(home)
         for volume in images.volume_names(template.image):
             hv.volume_delete(host.storage_pool, volume)
 
@@ -235,6 +271,9 @@ def main() -> None:
         try:
             up_off, down_off = offline(args.size_mib, Path(tmp))
             print(f"offline (host side, debugfs): upload {up_off:.1f} MiB/s, download {down_off:.1f} MiB/s")
+            up_enc, down_enc, list_ms, list_enc_ms = offline_encrypted(args.size_mib, Path(tmp))
+            print(f"offline, encrypted home (LUKS view): upload {up_enc:.1f} MiB/s, download {down_enc:.1f} MiB/s")
+            print(f"folder listing p50: {list_ms:.1f} ms plain, {list_enc_ms:.1f} ms encrypted")
             claim_ms, claim_home_ms, attach_op_ms = claims(args.claims)
             print(f"warm claims: p50 {claim_ms:.1f} ms without a home, {claim_home_ms:.1f} ms with one (attach queued)")
             print(f"the worker's attach operation after a claim: p50 {attach_op_ms:.1f} ms (test driver, no hot-plug)")
@@ -253,6 +292,8 @@ def main() -> None:
 
     print(
         f"upload_offline_mib_s={up_off:.1f} download_offline_mib_s={down_off:.1f} "
+        f"upload_offline_luks_mib_s={up_enc:.1f} download_offline_luks_mib_s={down_enc:.1f} "
+        f"list_p50_ms={list_ms:.1f} list_luks_p50_ms={list_enc_ms:.1f} "
         f"upload_session_mib_s={fmt(up_s)} download_session_mib_s={fmt(down_s)} "
         f"claim_p50_ms={claim_ms:.1f} claim_home_p50_ms={claim_home_ms:.1f} attach_op_p50_ms={attach_op_ms:.1f} "
         f"attach_live_ms={fmt(attach_ms, 1)}"
