@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # libvirtd's TCP/TLS ports and the VNC servers' range: no desktop reaches them anywhere.
 HYPERVISOR_PORTS = ((16509, 16509), (16514, 16514), (5900, 5999))
@@ -175,7 +176,7 @@ def network_spec(network: TenantNetwork) -> NetworkSpec:
     )
 
 
-def _with_network(tenant, host: Host, work):
+def _with_network(tenant, host: Host, work: Callable[[TenantNetwork], T]) -> T:
     """work(network) inside a transaction holding the tenant's network on host (made if needed), retried on races."""
     for attempt in range(_CREATE_ATTEMPTS):
         try:
@@ -208,8 +209,8 @@ def attach_desktop(*, tenant, host: Host, desktop_id: int) -> NetworkLease:
 def _leave(network_id: int, filter_name: str, *, lease_id: int | None = None) -> None:
     """Remove a desktop's filter from a network's host (and its lease row); the network goes when nothing holds it."""
     with transaction.atomic():
-        network = TenantNetwork.objects.select_for_update().select_related("host", "tenant").filter(pk=network_id)
-        network = network.first()
+        locked = TenantNetwork.objects.select_for_update().select_related("host", "tenant")
+        network = locked.filter(pk=network_id).first()
         if network is None:
             return
         hv = get_hypervisor(network.host.uri)
@@ -269,8 +270,7 @@ def reserve_move(*, tenant, host: Host, desktop_id: int) -> NetworkLease | None:
 def complete_move(*, desktop_id: int) -> None:
     """The desktop runs on the destination now: its lease moves there, the source side goes."""
     with transaction.atomic():
-        lease = NetworkLease.objects.select_for_update().select_related("network").filter(desktop_id=desktop_id)
-        lease = lease.first()
+        lease = NetworkLease.objects.select_for_update().select_related("network").filter(desktop_id=desktop_id).first()
         if lease is None or lease.moving_to_id is None:
             return  # no lease, or a retry of a move already recorded
         # Both networks locked in one order, so two moves the opposite way cannot deadlock.
