@@ -68,3 +68,11 @@ def scheduler_claim() -> str:
     if value not in ("statement", "steps"):
         raise ImproperlyConfigured(f"SCHEDULER_CLAIM must be statement or steps, got {value!r}")
     return value
+
+
+def host_shells() -> dict[str, list[str]]:
+    """Per host URI, the argv prefix that runs a shell command line on that host (for qemu-img there)."""
+    value = getattr(settings, "HOST_SHELLS", {}) or {}
+    if not isinstance(value, dict) or not all(isinstance(v, list | tuple) and v for v in value.values()):
+        raise ImproperlyConfigured(f"HOST_SHELLS must map host URIs to non-empty argv lists, got {value!r}")
+    return {str(uri): [str(word) for word in argv] for uri, argv in value.items()}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import overload
@@ -84,6 +86,24 @@ def env_networks(name: str, default: list[str]) -> list[str]:
         return [str(ipaddress.IPv4Network(item)) for item in items]
     except ValueError as error:
         raise ImproperlyConfigured(f"{name} must list IPv4 networks such as 169.254.0.0/16: {error}")
+
+
+def env_commands(name: str) -> dict[str, list[str]]:
+    """Return a JSON object of key -> command line, each split into argv words (as a shell would)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a JSON object of URI to command, got {value!r}: {error}")
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        raise ImproperlyConfigured(f'{name} must be a JSON object such as {{"qemu+tls://h1/system": "ssh root@h1"}}')
+    commands = {str(key): shlex.split(command) for key, command in parsed.items()}
+    empty = [key for key, argv in commands.items() if not argv]
+    if empty:
+        raise ImproperlyConfigured(f"{name} names no command for {', '.join(empty)}")
+    return commands
 
 
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:

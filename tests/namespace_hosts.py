@@ -57,6 +57,15 @@ def _run(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.Comp
     return result
 
 
+def _answers(uri: str) -> bool:
+    """Whether a libvirtd answers at uri. On a loaded machine one `virsh uri` can take more than 10 s; a call
+    that takes too long counts as no answer yet, so callers keep polling until their own deadline."""
+    try:
+        return _run("virsh", "-c", uri, "uri", check=False, timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def _address_taken(address: str) -> bool:
     return address in _run("ip", "-o", "addr", "show", check=False).stdout
 
@@ -160,11 +169,17 @@ class NamespaceHost:
         self.start_libvirtd()
         self._define_pool()
 
-    def start_libvirtd(self, timeout_s: float = 20) -> None:
+    @property
+    def shell(self) -> list[str]:
+        """A command that runs its last argument as a shell command line on this host (QUETZAL_HOST_SHELLS)."""
+        assert self.holder is not None, "host not started"
+        return ["nsenter", "-t", str(self.holder.pid), "-n", "-m", "-u", "--", "sh", "-c"]
+
+    def start_libvirtd(self, timeout_s: float = 60) -> None:
         """Start (or restart) this host's libvirtd and wait until it answers on its address."""
         self.nsenter("libvirtd", "-d", "--listen", "-p", "/run/libvirt/libvirtd.pid")
         deadline = time.monotonic() + timeout_s
-        while _run("virsh", "-c", self.uri, "uri", check=False, timeout=10).returncode != 0:
+        while not _answers(self.uri):
             if time.monotonic() > deadline:
                 log = (self.root / "log" / "libvirtd.log").read_text(errors="replace")[-2000:]
                 raise HarnessError(f"libvirtd of {self.name} did not answer at {self.uri}: {log}")
@@ -199,8 +214,8 @@ class NamespaceHost:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _run("virsh", "-c", self.uri, "uri", check=False, timeout=10).returncode == 0:
+        deadline = time.monotonic() + 30
+        while _answers(self.uri):
             if time.monotonic() > deadline:
                 raise HarnessError(f"libvirtd of {self.name} still answers after SIGKILL")
             time.sleep(0.1)
@@ -209,6 +224,39 @@ class NamespaceHost:
     def virsh(self, *argv: str, check: bool = True) -> str:
         """virsh against this host over its TCP address."""
         return _run("virsh", "-c", self.uri, *argv, check=check, timeout=60).stdout
+
+    def names(self, kind: str) -> list[str]:
+        """Names of this host's domains, networks or nwfilters (`kind`: list, net-list, nwfilter-list)."""
+        if kind == "nwfilter-list":
+            # nwfilter-list has no --name: a table of UUID and name.
+            rows = self.virsh("nwfilter-list").splitlines()[2:]
+            return [row.split()[1] for row in rows if len(row.split()) >= 2]
+        return self.virsh(kind, "--all", "--name").split()
+
+    def secrets(self) -> list[str]:
+        """UUIDs of the secrets this host's libvirtd holds (none should outlive a domain's start)."""
+        rows = self.virsh("secret-list").splitlines()[2:]
+        return [row.split()[0] for row in rows if row.strip()]
+
+    def reset(self) -> None:
+        """Remove what Quetzal made here (domains, quetzal-* networks and filters, secrets), for the next test."""
+        for name in self.names("list"):
+            self.virsh("destroy", name, check=False)
+            self.virsh("undefine", name, "--managed-save", "--snapshots-metadata", check=False)
+        for name in self.names("net-list"):
+            if name.startswith("quetzal-"):
+                self.virsh("net-destroy", name, check=False)
+                self.virsh("net-undefine", name, check=False)
+        for name in self.names("nwfilter-list"):
+            if name.startswith("quetzal-"):
+                self.virsh("nwfilter-undefine", name, check=False)
+        for uuid_ in self.secrets():
+            self.virsh("secret-undefine", uuid_, check=False)
+        # Desktop disks and seeds (encrypted ones are files libvirt's pool may not list); image copies stay.
+        for pattern in ("qz-*", "quetzal-spare-*"):
+            for path in (self.root / "lib" / "images").glob(pattern):
+                path.unlink(missing_ok=True)
+        self.virsh("pool-refresh", "default", check=False)
 
     def _define_pool(self) -> None:
         self.virsh("pool-define-as", "default", "dir", "--target", POOL_PATH)

@@ -26,6 +26,7 @@ from hosts.hypervisor.libvirt_driver import forget_hypervisors
 from hosts.models import Host
 from hosts.services import health, images
 from hosts.services.enrolment import enrol_host
+from hosts.services.networks import lease_of
 from tests.fixtures import api_client
 from tests.namespace_hosts import namespace_hosts  # noqa: F401  (fixture)
 from tests.waiting import wait_until
@@ -174,6 +175,7 @@ def test_it_spreads_survives_a_lost_host_and_moves_a_running_desktop(
         assert UsageInterval.objects.open().filter(desktop=moving).count() == 1
         intervals_before = UsageInterval.objects.filter(desktop=moving).count()
         world = bob if moving.tenant_id == bob.tenant.pk else alice if moving.tenant_id == alice.tenant.pk else charlie
+        old_lease = lease_of(moving.pk)
         # When an operator moves it ("move this desktop")
         _heartbeat_all(hosts)
         out = io.StringIO()
@@ -187,6 +189,11 @@ def test_it_spreads_survives_a_lost_host_and_moves_a_running_desktop(
         assert not get_hypervisor(source.uri).volume_exists(source.storage_pool, f"{moving.domain_name}.qcow2")
         assert operation.params["from_host"] == source.name and operation.params["to_host"] == moving.host.name
         assert operation.params["downtime_ms"] >= 0
+        # And its NIC moved to its tenant's network there, with its own filter; the old filter is gone
+        new_lease = lease_of(moving.pk)
+        assert new_lease.network.host_id == moving.host_id and new_lease.mac == old_lease.mac
+        assert get_hypervisor(moving.host.uri).nwfilter_exists(new_lease.filter_name)
+        assert not get_hypervisor(source.uri).nwfilter_exists(old_lease.filter_name)
         # And its VNC moved to the new host's address, and the console reconnects there through the proxy
         address = get_hypervisor(moving.host.uri).console_address(moving.domain_name)
         assert address.host == moving.host.console_address
@@ -201,17 +208,14 @@ def test_it_spreads_survives_a_lost_host_and_moves_a_running_desktop(
             expected[desktop.host_id] += desktop.memory_mib
         assert counters == expected
     finally:
-        _cleanup(hosts)
+        _cleanup(namespace_hosts)
 
 
-def _cleanup(hosts: list[Host]) -> None:
-    """Remove every domain and volume the test made on the namespace hosts (they outlive one test)."""
-    for host in hosts:
-        hv = get_hypervisor(host.uri)
+def _cleanup(namespace_hosts) -> None:  # noqa: F811
+    """Remove the domains, disks, networks and filters the test made on the namespace hosts (they outlive one test)."""
+    for ns in namespace_hosts:
         try:
-            for domain in hv.list_domains():
-                if str(domain.state) != "shutoff":
-                    hv.destroy(domain.name)
-                hv.undefine(domain.name)
+            ns.reset()
         except Exception:  # a host the test left down: the harness's teardown removes it anyway
             continue
+    forget_hypervisors()

@@ -112,6 +112,16 @@ def disk_made(row: DataKey) -> None:
     DataKey.objects.filter(pk=row.pk).update(spare_path="")
 
 
+def hosts_without_encryption() -> frozenset[int]:
+    """Hosts that cannot hold a LUKS overlay (no way to run qemu-img there): an encrypted desktop never moves there."""
+    return frozenset(h.pk for h in Host.objects.all() if not get_hypervisor(h.uri).supports_disk_encryption)
+
+
+def key_moved(desktop: Desktop, host: Host) -> None:
+    """The desktop's disk now lives on host: its key row follows (it goes with the host it names)."""
+    DataKey.objects.filter(desktop=desktop).update(host=host)
+
+
 def disk_key_of(desktop: Desktop) -> DataKey:
     """The encrypted desktop's disk key; KeyErased once it was destroyed."""
     row = DataKey.objects.filter(desktop=desktop).first()

@@ -455,35 +455,19 @@ def do_migrate(operation: Operation) -> None:
         raise StepFailed(f"Only a running desktop can be moved; this one is {desktop.state}.", code="invalid_state")
     source = _host(desktop)
     progress.step(operation, "choosing a host")
-    placement = scheduling.relocate(
-        scheduling.PlacementRequest(
-            desktop_id=desktop.pk,
-            vcpus=desktop.vcpus,
-            memory_mib=desktop.memory_mib,
-            image_id=desktop.template.image_id,
-        ),
-        target_host_id=operation.params.get("host_id"),
-    )
-    target = Host.objects.get(pk=placement.host_id)
+    target = _migration_target(operation, desktop)
     source_hv, target_hv = get_hypervisor(source.uri), get_hypervisor(target.uri)
-    disk_name, seed_name = spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)
-    moved = False
     home_move = None
     try:
         progress.step(operation, f"preparing {target.name}")
-        # An empty overlay on the destination's copy of the image: only the desktop's own blocks cross the wire.
-        disk_path = image_services.create_desktop_disk(
-            host=target,
-            image=desktop.template.image,
-            volume_name=disk_name,
-            capacity_bytes=(desktop.disk_gib or desktop.template.disk_gib) * GIB,
-        )
-        if disk_path != source_hv.volume_path(source.storage_pool, disk_name):
+        disk_path = _migration_disk(target, desktop)
+        if disk_path != _disk_path(source_hv, source, desktop):
             raise StepFailed(
                 f"{source.name} and {target.name} keep disks at different paths; give their pools the same path.",
                 code="not_movable",
             )
-        _upload_seed(target_hv, target, desktop, seed_name)
+        _upload_seed(target_hv, target, desktop, spec.seed_volume_name(desktop))
+        interface = network.prepare_move(desktop, target)
         # The plugged-in home is one more disk the migration copies (desktops.services.homes owns the rules).
         home_move = homes.prepare_move(desktop, source=source, target=target)
         progress.step(operation, f"moving to {target.name}")
@@ -492,28 +476,100 @@ def do_migrate(operation: Operation) -> None:
             target.uri,
             migrate_address=urlsplit(target.uri).hostname or target.console_address,
             console_address=target.console_address,
+            interfaces=[interface] if interface is not None else [],
+            # The destination's QEMU opens the encrypted disk as it starts: the key exists there only meanwhile.
+            secrets=disk_keys.secrets_for(desktop),
         )
-        moved = True
-        Desktop.objects.filter(pk=desktop.pk).update(host_id=target.pk)
-        homes.finish_move(home_move, target=target)
-        operation.params = {
-            **operation.params,
-            "from_host": source.name,
-            "to_host": target.name,
-            "downtime_ms": stats.downtime_ms,
-            "elapsed_ms": stats.elapsed_ms,
-        }
-        Operation.objects.filter(pk=operation.pk).update(params=operation.params)
-    finally:
-        if not moved:
-            scheduling.return_to(desktop.pk, source.pk)
-            for volume in (disk_name, seed_name):
-                target_hv.volume_delete(target.storage_pool, volume)
-            homes.abandon_move(home_move, target=target)
+    except BaseException:
+        _undo_migration(desktop, source, target, home_move)
+        raise
+    Desktop.objects.filter(pk=desktop.pk).update(host_id=target.pk)
+    disk_keys.key_moved(desktop, target)
+    homes.finish_move(home_move, target=target)
+    operation.params = {
+        **operation.params,
+        "from_host": source.name,
+        "to_host": target.name,
+        "downtime_ms": stats.downtime_ms,
+        "elapsed_ms": stats.elapsed_ms,
+    }
+    Operation.objects.filter(pk=operation.pk).update(params=operation.params)
+    network.finish_move(desktop)
     progress.step(operation, "removing the old disk")
-    for volume in (disk_name, seed_name):
-        source_hv.volume_delete(source.storage_pool, volume)
+    _remove_volumes(source_hv, source, desktop)
     homes.drop_source_copy(home_move, source=source)
+
+
+def _migration_target(operation: Operation, desktop: Desktop) -> Host:
+    """Claim room on the host named in the operation, or the scheduler's best other one that can hold the disk."""
+    cannot_encrypt = disk_keys.hosts_without_encryption() if desktop.disk_encrypted else frozenset()
+    wanted = operation.params.get("host_id")
+    if wanted in cannot_encrypt:
+        raise StepFailed(
+            "This desktop's disk is encrypted and that host cannot hold encrypted disks; pick another host.",
+            code="not_movable",
+        )
+    placement = scheduling.relocate(
+        scheduling.PlacementRequest(
+            desktop_id=desktop.pk,
+            vcpus=desktop.vcpus,
+            memory_mib=desktop.memory_mib,
+            image_id=desktop.template.image_id,
+            exclude_host_ids=cannot_encrypt,
+        ),
+        target_host_id=wanted,
+    )
+    return Host.objects.get(pk=placement.host_id)
+
+
+def _migration_disk(target: Host, desktop: Desktop) -> str:
+    """An empty overlay on the destination's copy of the image: only the desktop's own blocks cross the wire.
+
+    The incremental copy writes into a disk of the same format, so an encrypted desktop gets a LUKS overlay
+    there too, under its own key (a spare has a key of its own, so none is used).
+    """
+    capacity = (desktop.disk_gib or desktop.template.disk_gib) * GIB
+    name = spec.disk_volume_name(desktop)
+    if not desktop.disk_encrypted:
+        return image_services.create_desktop_disk(
+            host=target, image=desktop.template.image, volume_name=name, capacity_bytes=capacity
+        )
+    plan = image_services.desktop_disk_plan(host=target, image=desktop.template.image, capacity_bytes=capacity)
+    key = disk_keys.disk_key_of(desktop)
+    return image_services.create_encrypted_disk(
+        host=target, plan=plan, volume_name=name, passphrase=disk_keys.passphrase_of(key)
+    )
+
+
+def _remove_volumes(hv, host: Host, desktop: Desktop) -> None:
+    """Delete the desktop's disk and seed on one host (an encrypted disk is a file libvirt may not list)."""
+    for volume in (spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)):
+        hv.volume_delete(host.storage_pool, volume)
+    if desktop.disk_encrypted:
+        hv.encrypted_file_delete(os.path.join(hv.pool_path(host.storage_pool), spec.disk_volume_name(desktop)))
+
+
+def _undo_migration(desktop: Desktop, source: Host, target: Host, home_move) -> None:
+    """A move that did not happen: the destination side goes, the claim returns; the guest runs on at the source."""
+    target_hv = get_hypervisor(target.uri)
+    try:
+        arrived = _domain_exists(target_hv, desktop.domain_name)
+    except HypervisorError:
+        arrived = True  # cannot tell: deleting a disk a running guest may use is the one thing not to risk
+    if arrived:
+        log.error("desktop %s's move to %s failed late or cannot be checked; reconcile decides", desktop.pk, target)
+        return
+    steps = (
+        ("network", lambda: network.undo_move(desktop)),
+        ("claim", lambda: scheduling.return_to(desktop.pk, source.pk)),
+        ("disk", lambda: _remove_volumes(target_hv, target, desktop)),
+        ("home", lambda: homes.abandon_move(home_move, target=target)),
+    )
+    for what, step in steps:
+        try:
+            step()
+        except Exception:  # the migration's own error is the one to report; reconcile tidies what is left
+            log.exception("could not undo the %s part of desktop %s's move to %s", what, desktop.pk, target.name)
 
 
 HANDLERS: dict[str, Callable[[Operation], None]] = {

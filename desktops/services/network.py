@@ -88,6 +88,42 @@ def attach(desktop: Desktop, host: Host) -> InterfaceSpec | None:
     )
 
 
+def prepare_move(desktop: Desktop, host: Host) -> InterfaceSpec | None:
+    """Make the desktop's place on host before it moves there live: network, DHCP entry, filter; its NIC there.
+
+    The lease row keeps naming the source until finish_move; undo_move takes the destination side away again.
+    """
+    if not settings.TENANT_NETWORKS:
+        return None
+    lease = networks.reserve_move(tenant=desktop.tenant, host=host, desktop_id=desktop.pk)
+    if lease is None:
+        return None  # placed before tenant networks were on: it moves as it is
+    try:
+        hv = get_hypervisor(host.uri)
+        if hv.supports_nwfilter:
+            # Defined before the guest arrives: its tap is filtered from the first frame on.
+            hv.nwfilter_define(filter_spec(desktop, lease))
+    except Exception:
+        networks.cancel_move(desktop_id=desktop.pk)
+        raise
+    return InterfaceSpec(
+        network=lease.network.name,
+        mac=lease.mac,
+        isolated=not desktop.tenant.allow_intra_tenant_traffic,
+        filter=lease.filter_name,
+    )
+
+
+def finish_move(desktop: Desktop) -> None:
+    """The desktop runs on its new host: its lease follows it; the old host's filter (and maybe network) goes."""
+    networks.complete_move(desktop_id=desktop.pk)
+
+
+def undo_move(desktop: Desktop) -> None:
+    """The move failed: the destination's filter and held address go (its network too when nothing else uses it)."""
+    networks.cancel_move(desktop_id=desktop.pk)
+
+
 def detach(desktop: Desktop) -> None:
     """Give back the lease and filter (after the domain is gone); the last desktop takes the network with it."""
     networks.detach_desktop(desktop_id=desktop.pk)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
-    from hosts.hypervisor.domain import DiskSpec, DomainSpec
+    from hosts.hypervisor.domain import DiskSpec, DomainSpec, InterfaceSpec
     from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 
 __all__ = [
@@ -285,11 +285,17 @@ class Hypervisor(Protocol):
         *,
         migrate_address: str,
         console_address: str,
+        interfaces: Sequence[InterfaceSpec] = (),
+        secrets: Mapping[str, bytes] | None = None,
         copy_storage: bool = True,
         auto_converge: bool = True,
         timeout_s: float = 600.0,
     ) -> MigrationStats:
-        """Live-migrate a running domain to another host (persistent there, undefined here)."""
+        """Live-migrate a running domain to another host (persistent there, undefined here).
+
+        interfaces: the NICs (by MAC) as they are on the destination's networks; secrets: the disk
+        keys the destination's QEMU needs, defined there only while the move runs.
+        """
         ...
 
     def volume_create(self, pool: str, name: str, capacity_bytes: int, fmt: str = "qcow2") -> str:

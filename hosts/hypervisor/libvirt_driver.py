@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -34,6 +34,7 @@ from hosts.hypervisor.domain import (
     DesktopMetadata,
     DiskSpec,
     DomainSpec,
+    InterfaceSpec,
     SecretSpec,
     parse_metadata,
     parse_xml,
@@ -47,6 +48,7 @@ from hosts.hypervisor.errors import (
     VolumeNotFound,
     is_connection_error,
 )
+from hosts.hypervisor.host_shell import HostShell, shell_for
 from hosts.hypervisor.libvirt_conn import LibvirtConnection
 from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 from hosts.hypervisor.parsing import (
@@ -56,6 +58,7 @@ from hosts.hypervisor.parsing import (
     parse_snapshot,
     parse_virt_types,
     parse_vnc_listen,
+    retarget_interfaces,
     retarget_vnc_listen,
     stats_from_record,
 )
@@ -156,8 +159,11 @@ class LibvirtHypervisor:
         keepalive_count: int = 3,
         open_timeout_s: float = 10.0,
         poll_interval_s: float = 0.5,
+        shell: HostShell | None = None,
     ) -> None:
         self.uri = uri
+        # How qemu-img and file moves reach the host's disks; None: they cannot (no encrypted disks here).
+        self.shell = shell if shell is not None else shell_for(uri)
         self.poll_interval_s = poll_interval_s
         self.connection = LibvirtConnection(
             uri,
@@ -340,9 +346,13 @@ class LibvirtHypervisor:
 
     @property
     def supports_disk_encryption(self) -> bool:
-        """Whether disks here can be LUKS overlays: qemu-img must see the host's files (a local qemu:/// URI)."""
-        parts = urlsplit(self.uri)
-        return parts.scheme == "qemu" and not parts.hostname
+        """Whether disks here can be LUKS overlays: qemu-img must run on the host (local, or through its shell)."""
+        return self.shell is not None
+
+    def _host_shell(self) -> HostShell:
+        if self.shell is None:
+            raise OperationFailed(f"{self.uri} has no host shell: encrypted disks need qemu-img on the host")
+        return self.shell
 
     def start(self, name: str, secrets: Mapping[str, bytes] | None = None) -> None:
         """Make the domain run; restores a managed save; running already is success.
@@ -658,16 +668,20 @@ class LibvirtHypervisor:
         *,
         migrate_address: str,
         console_address: str,
+        interfaces: Sequence[InterfaceSpec] = (),
+        secrets: Mapping[str, bytes] | None = None,
         copy_storage: bool = True,
         auto_converge: bool = True,
         timeout_s: float = 600.0,
     ) -> MigrationStats:
         """Live-migrate a running domain to dest_uri (persistent there, undefined here).
 
-        The destination gets its own VNC listen address; with copy_storage the disks are mirrored
-        over NBD (incrementally: the destination already holds the backing image and an empty
-        overlay of the same name). Auto-converge throttles a guest that dirties memory faster than
-        the wire copies it, which under software emulation is most guests.
+        The destination gets its own VNC listen address, and each NIC named in `interfaces` (by MAC)
+        the destination's network and filter; with copy_storage the disks are mirrored over NBD
+        (incrementally: the destination already holds the backing image and an empty overlay of the
+        same name and format). `secrets` (UUID -> disk passphrase) are defined on the destination
+        only while the move runs: its QEMU opens the encrypted disks when it starts there. Auto-converge
+        throttles a guest that dirties memory faster than the wire copies it (most guests under emulation).
         """
         flags = (
             libvirt.VIR_MIGRATE_LIVE
@@ -686,20 +700,26 @@ class LibvirtHypervisor:
             def fn(dom: libvirt.virDomain) -> MigrationStats:
                 if not dom.isActive():
                     raise _invalid_state(name, _state(dom), "live-migrate")
-                xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+
+                def retarget(xml: str) -> str:
+                    return retarget_interfaces(retarget_vnc_listen(xml, console_address), interfaces)
+
                 params = {
                     libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{migrate_address}",
-                    libvirt.VIR_MIGRATE_PARAM_DEST_XML: retarget_vnc_listen(xml, console_address),
-                    libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: retarget_vnc_listen(
-                        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE),
-                        console_address,
+                    libvirt.VIR_MIGRATE_PARAM_DEST_XML: retarget(
+                        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+                    ),
+                    libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: retarget(
+                        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
                     ),
                 }
                 # A guest that never converges must not hold the operation forever.
                 timer = threading.Timer(timeout_s, lambda: _abort_job(dom))
                 timer.start()
                 try:
-                    moved = dom.migrate3(dconn, params, flags)
+                    # The incoming QEMU starts during the prepare phase; once it runs it holds the keys.
+                    with _ephemeral_secrets(dconn, secrets or {}):
+                        moved = dom.migrate3(dconn, params, flags)
                 finally:
                     timer.cancel()
                 stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if moved is not None else {}
@@ -773,7 +793,12 @@ class LibvirtHypervisor:
         """A new empty LUKS qcow2 overlay on backing_path in the pool's directory (seconds of CPU); returns its path."""
         path = os.path.join(self.pool_path(pool), name)
         qemu_img.create_encrypted(
-            path, passphrase, capacity_bytes, backing_path=backing_path, backing_format=backing_format
+            path,
+            passphrase,
+            capacity_bytes,
+            backing_path=backing_path,
+            backing_format=backing_format,
+            shell=self._host_shell(),
         )
         return path
 
@@ -785,17 +810,14 @@ class LibvirtHypervisor:
         path = os.path.join(self.pool_path(pool), name)
         if os.path.dirname(os.path.abspath(spare_path)) != os.path.dirname(path):
             raise OperationFailed(f"spare {spare_path} is not in pool {pool}")
-        try:
-            os.rename(spare_path, path)  # atomic within one directory
-        except FileNotFoundError:
-            if not os.path.exists(path):
-                raise VolumeNotFound(f"spare disk {spare_path} is missing") from None
+        # Atomic within one directory; False when neither the spare nor the disk is there.
+        if not self._host_shell().rename(spare_path, path):
+            raise VolumeNotFound(f"spare disk {spare_path} is missing")
         return path
 
     def encrypted_file_delete(self, path: str) -> None:
         """Delete an encrypted disk or spare made outside libvirt; missing is success."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        self._host_shell().remove(path)
 
     def volume_delete(self, pool: str, name: str) -> None:
         """Delete a volume; a missing volume is success."""
@@ -835,7 +857,7 @@ class LibvirtHypervisor:
         """disk_grow for a LUKS overlay made by qemu-img (libvirt's pool knows neither it nor its key)."""
 
         def fn(conn: libvirt.virConnect) -> bool:
-            current = qemu_img.virtual_size(path)
+            current = qemu_img.virtual_size(path, shell=self._host_shell())
             if capacity_bytes < current:
                 raise OperationFailed(f"{path} is {current} bytes; disks never shrink (asked {capacity_bytes})")
             dom = conn.lookupByName(name)
@@ -846,7 +868,7 @@ class LibvirtHypervisor:
                 # QEMU holds the key already: it grows the image and tells the guest.
                 dom.blockResize(target_dev, capacity_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
             else:
-                qemu_img.grow_encrypted(path, passphrase, capacity_bytes)
+                qemu_img.grow_encrypted(path, passphrase, capacity_bytes, shell=self._host_shell())
             return live
 
         return self._run(fn, retry=False)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lxml import etree
 
 from hosts.hypervisor.base import DomainState, DomainStats, MdevType, PciDevice, SnapshotInfo
-from hosts.hypervisor.domain import parse_xml
+from hosts.hypervisor.domain import InterfaceSpec, parse_xml
 
 __all__ = [
     "domain_state",
@@ -18,6 +18,8 @@ __all__ = [
     "parse_snapshot",
     "parse_virt_types",
     "parse_vnc_listen",
+    "retarget_interfaces",
+    "retarget_vnc_listen",
     "stats_from_record",
 ]
 
@@ -175,4 +177,42 @@ def retarget_vnc_listen(domain_xml: str, listen_address: str) -> str:
         graphics.set("listen", listen_address)
         for listen in graphics.iterfind("listen[@type='address']"):
             listen.set("address", listen_address)
+    return etree.tostring(root, encoding="unicode")
+
+
+def retarget_interfaces(domain_xml: str, interfaces: Sequence[InterfaceSpec]) -> str:
+    """The domain XML with each NIC whose MAC is in `interfaces` on that spec's network, filter and isolation.
+
+    A migration's destination has its own network and filter names. The MAC stays: libvirt refuses a
+    destination NIC whose MAC differs from the running guest's (ABI stability).
+    """
+    if not interfaces:
+        return domain_xml
+    wanted = {spec.mac: spec for spec in interfaces if spec.mac}
+    root = parse_xml(domain_xml)
+    for iface in root.iterfind("./devices/interface"):
+        mac = iface.find("mac")
+        spec = wanted.get((mac.get("address", "") if mac is not None else "").lower())
+        if spec is None:
+            continue
+        iface.set("type", "network" if spec.network is not None else "bridge")
+        source = iface.find("source")
+        if source is None:
+            source = etree.SubElement(iface, "source")
+        # The source host's port binding and bridge mean nothing on the destination.
+        source.attrib.clear()
+        source.set("network" if spec.network is not None else "bridge", str(spec.network or spec.bridge))
+        ref = iface.find("filterref")
+        if spec.filter is None:
+            if ref is not None:
+                iface.remove(ref)
+        else:
+            if ref is None:
+                ref = etree.SubElement(iface, "filterref")
+            ref.set("filter", spec.filter)
+        if spec.isolated is not None:
+            port = iface.find("port")
+            if port is None:
+                port = etree.SubElement(iface, "port")
+            port.set("isolated", "yes" if spec.isolated else "no")
     return etree.tostring(root, encoding="unicode")

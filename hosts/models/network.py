@@ -50,6 +50,12 @@ class NetworkLease(models.Model):
     desktop_id = models.BigIntegerField(unique=True)
     mac = models.CharField(max_length=17)
     ip = models.GenericIPAddressField(protocol="IPv4")
+    # While the desktop moves live to another host: the address held for it on that host's network. The
+    # lease itself (network, ip) changes only once the move succeeded; a failed move just clears these.
+    moving_to = models.ForeignKey(
+        TenantNetwork, null=True, blank=True, on_delete=models.PROTECT, related_name="incoming"
+    )
+    moving_ip = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -57,6 +63,7 @@ class NetworkLease(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["network", "ip"], name="lease_unique_ip"),
             models.UniqueConstraint(fields=["network", "mac"], name="lease_unique_mac"),
+            models.UniqueConstraint(fields=["moving_to", "moving_ip"], name="lease_unique_incoming_ip"),
         ]
 
     def __str__(self) -> str:
@@ -65,4 +72,9 @@ class NetworkLease(models.Model):
     @property
     def filter_name(self) -> str:
         """The nwfilter of this desktop's interface (the network's random name keeps it unique)."""
-        return f"{self.network.name}-d{self.desktop_id}"
+        return filter_name(self.network, self.desktop_id)
+
+
+def filter_name(network: TenantNetwork, desktop_id: int) -> str:
+    """The name of a desktop's nwfilter on one tenant network."""
+    return f"{network.name}-d{desktop_id}"

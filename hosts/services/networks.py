@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -15,22 +16,30 @@ from hosts.hypervisor import (
     DhcpHost,
     FilterParameterRef,
     FilterRule,
+    HypervisorError,
     NetworkSpec,
     NwFilterSpec,
     get_hypervisor,
 )
 from hosts.models import Host, NetworkLease, TenantNetwork
+from hosts.models.network import filter_name
 from quetzal.errors import ServiceError
 
 __all__ = [
     "EgressRule",
     "NetworkRangeFull",
     "attach_desktop",
+    "cancel_move",
+    "complete_move",
     "desktop_filter_spec",
     "detach_desktop",
     "lease_of",
     "network_spec",
+    "reserve_move",
 ]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # libvirtd's TCP/TLS ports and the VNC servers' range: no desktop reaches them anywhere.
 HYPERVISOR_PORTS = ((16509, 16509), (16514, 16514), (5900, 5999))
@@ -79,15 +88,26 @@ def _candidate_subnets() -> Iterable[tuple[int, ipaddress.IPv4Network]]:
     return enumerate(whole.subnets(new_prefix=settings.TENANT_SUBNET_PREFIX))
 
 
+def _preferred_subnets(tenant, host: Host) -> list[tuple[int, ipaddress.IPv4Network]]:
+    """The range's subnets in the order a tenant's first network on host tries them.
+
+    First the slice the tenant has on its other hosts, so a desktop moved live keeps its address;
+    then slices no other tenant uses on any host, so that stays possible for every tenant; then the rest.
+    """
+    own = set(TenantNetwork.objects.filter(tenant=tenant).exclude(host=host).values_list("subnet_index", flat=True))
+    others = set(TenantNetwork.objects.exclude(tenant=tenant).values_list("subnet_index", flat=True))
+    return sorted(_candidate_subnets(), key=lambda c: (c[0] not in own, c[0] in others, c[0]))
+
+
 def _new_network(tenant, host: Host) -> TenantNetwork:
-    """Carve the lowest free subnet of the range on host; the host row lock makes the pick race-free."""
+    """Carve a free subnet of the range on host (see _preferred_subnets); the host row lock makes it race-free."""
     Host.objects.select_for_update().filter(pk=host.pk).first()
     existing = TenantNetwork.objects.select_for_update().filter(tenant=tenant, host=host).first()
     if existing is not None:
         return existing  # made by a concurrent caller while we waited for the lock
     taken = [(n.subnet_index, n.network) for n in TenantNetwork.objects.filter(host=host)]
     used_indexes = {index for index, _ in taken}
-    for index, subnet in _candidate_subnets():
+    for index, subnet in _preferred_subnets(tenant, host):
         # Skip overlaps too: rows made under an earlier range keep their subnets.
         if index in used_indexes or any(subnet.overlaps(net) for _, net in taken):
             continue
@@ -115,14 +135,30 @@ def _random_mac() -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
 
 
-def _new_lease(network: TenantNetwork, desktop_id: int) -> NetworkLease:
-    leases = list(network.leases.all())
-    used_ips = {lease.ip for lease in leases}
-    used_macs = {lease.mac for lease in leases}
+def _held(network: TenantNetwork) -> list[tuple[int, str, str]]:
+    """(lease id, MAC, address) of every address taken on the network: its leases and those held for moves."""
+    held = [(lease.pk, lease.mac, lease.ip) for lease in network.leases.all()]
+    held += [(lease.pk, lease.mac, str(lease.moving_ip)) for lease in network.incoming.all()]
+    return sorted(held)
+
+
+def _free_ip(network: TenantNetwork, used: set[str], wanted: str | None = None) -> str:
+    """`wanted` if it is a free address of the network, else its lowest free one."""
     gateway = network.gateway
-    ip = next((str(a) for a in network.network.hosts() if str(a) != gateway and str(a) not in used_ips), None)
+    if wanted is not None and wanted not in used and wanted != gateway:
+        address = ipaddress.IPv4Address(wanted)
+        if address in network.network and address not in (network.network.network_address, network.network[-1]):
+            return wanted
+    ip = next((str(a) for a in network.network.hosts() if str(a) != gateway and str(a) not in used), None)
     if ip is None:
         raise NetworkRangeFull(f"No address is free in {network.subnet}; use a larger QUETZAL_TENANT_SUBNET_PREFIX.")
+    return ip
+
+
+def _new_lease(network: TenantNetwork, desktop_id: int) -> NetworkLease:
+    held = _held(network)
+    ip = _free_ip(network, {ip for _, _, ip in held})
+    used_macs = {mac for _, mac, _ in held}
     mac = _random_mac()
     while mac in used_macs:
         mac = _random_mac()
@@ -130,31 +166,26 @@ def _new_lease(network: TenantNetwork, desktop_id: int) -> NetworkLease:
 
 
 def network_spec(network: TenantNetwork) -> NetworkSpec:
-    """The libvirt network of a tenant network row, with every lease as a static DHCP host."""
+    """The libvirt network of a tenant network row: every lease, and every address held for a move, a static host."""
     return NetworkSpec(
         name=network.name,
         bridge=network.bridge,
         subnet=network.subnet,
-        dhcp_hosts=tuple(DhcpHost(mac=lease.mac, ip=lease.ip) for lease in network.leases.order_by("id")),
+        dhcp_hosts=tuple(DhcpHost(mac=mac, ip=ip) for _, mac, ip in _held(network)),
         isolated_ports=not network.tenant.allow_intra_tenant_traffic,
     )
 
 
-def attach_desktop(*, tenant, host: Host, desktop_id: int) -> NetworkLease:
-    """The desktop's lease on its tenant's network on host; makes the network (row and host side) if needed."""
-    existing = lease_of(desktop_id)
-    if existing is not None and existing.network.host_id != host.pk:
-        detach_desktop(desktop_id=desktop_id)  # moved to another host (rebuild): leave the old network
+def _with_network(tenant, host: Host, work: Callable[[TenantNetwork], T]) -> T:
+    """work(network) inside a transaction holding the tenant's network on host (made if needed), retried on races."""
     for attempt in range(_CREATE_ATTEMPTS):
         try:
             with transaction.atomic():
                 network = _locked_network(tenant, host)
-                lease = NetworkLease.objects.filter(desktop_id=desktop_id, network=network).first()
-                if lease is None:
-                    lease = _new_lease(network, desktop_id)
+                result = work(network)
                 # Under the network's row lock: a last desktop leaving cannot remove it meanwhile.
                 get_hypervisor(host.uri).network_ensure(network_spec(network))
-                return lease
+                return result
         except IntegrityError:
             # A concurrent first desktop made the row (or took the address) first: look again.
             if attempt == _CREATE_ATTEMPTS - 1:
@@ -162,22 +193,108 @@ def attach_desktop(*, tenant, host: Host, desktop_id: int) -> NetworkLease:
     raise AssertionError("unreachable")
 
 
-def detach_desktop(*, desktop_id: int) -> None:
-    """Drop the desktop's filter and lease; the network goes from the host with its last desktop."""
-    lease = lease_of(desktop_id)
-    if lease is None:
-        return
+def attach_desktop(*, tenant, host: Host, desktop_id: int) -> NetworkLease:
+    """The desktop's lease on its tenant's network on host; makes the network (row and host side) if needed."""
+    existing = lease_of(desktop_id)
+    if existing is not None and existing.network.host_id != host.pk:
+        detach_desktop(desktop_id=desktop_id)  # moved to another host (rebuild): leave the old network
+
+    def lease(network: TenantNetwork) -> NetworkLease:
+        found = NetworkLease.objects.filter(desktop_id=desktop_id, network=network).first()
+        return found if found is not None else _new_lease(network, desktop_id)
+
+    return _with_network(tenant, host, lease)
+
+
+def _leave(network_id: int, filter_name: str, *, lease_id: int | None = None) -> None:
+    """Remove a desktop's filter from a network's host (and its lease row); the network goes when nothing holds it."""
     with transaction.atomic():
-        network = TenantNetwork.objects.select_for_update().select_related("host", "tenant").get(pk=lease.network_id)
+        locked = TenantNetwork.objects.select_for_update().select_related("host", "tenant")
+        network = locked.filter(pk=network_id).first()
+        if network is None:
+            return
         hv = get_hypervisor(network.host.uri)
         if hv.supports_nwfilter:
-            hv.nwfilter_remove(lease.filter_name)
-        NetworkLease.objects.filter(pk=lease.pk).delete()
-        if network.leases.exists():
+            hv.nwfilter_remove(filter_name)
+        if lease_id is not None:
+            NetworkLease.objects.filter(pk=lease_id).delete()
+        if network.leases.exists() or network.incoming.exists():
             hv.network_ensure(network_spec(network))
         else:
             hv.network_remove(network.name)
             network.delete()
+
+
+def detach_desktop(*, desktop_id: int) -> None:
+    """Drop the desktop's filter and lease; the network goes from the host with its last desktop."""
+    cancel_move(desktop_id=desktop_id)  # a move a crash left half-done holds an address elsewhere
+    lease = lease_of(desktop_id)
+    if lease is None:
+        return
+    _leave(lease.network_id, lease.filter_name, lease_id=lease.pk)
+
+
+# --- live moves: the lease follows the desktop only once it is there ---------------------------------
+
+
+class MacTaken(ServiceError):
+    """Another desktop on the destination's network has the moving desktop's MAC (a running guest keeps its MAC)."""
+
+    code = "not_movable"
+    status = 409
+
+
+def reserve_move(*, tenant, host: Host, desktop_id: int) -> NetworkLease | None:
+    """Hold the desktop's place on its tenant's network on host (made if needed) while it moves there.
+
+    The same MAC, and the same address when the subnet matches and it is free there (see _preferred_subnets).
+    The destination's DHCP knows it at once; the lease row still names the source network. Returns the lease
+    as it will be on host (unsaved), or None for a desktop without one.
+    """
+    cancel_move(desktop_id=desktop_id)  # what an earlier, interrupted attempt held
+    if lease_of(desktop_id) is None:
+        return None
+
+    def hold(network: TenantNetwork) -> NetworkLease:
+        lease = NetworkLease.objects.select_for_update().select_related("network").get(desktop_id=desktop_id)
+        others = [(mac, ip) for pk, mac, ip in _held(network) if pk != lease.pk]
+        if lease.mac in {mac for mac, _ in others}:
+            raise MacTaken(f"Another desktop on {host.name} has this desktop's MAC {lease.mac}; stop it to move it.")
+        ip = _free_ip(network, {ip for _, ip in others}, wanted=lease.ip)
+        NetworkLease.objects.filter(pk=lease.pk).update(moving_to=network, moving_ip=ip)
+        return NetworkLease(network=network, desktop_id=desktop_id, mac=lease.mac, ip=ip)
+
+    return _with_network(tenant, host, hold)
+
+
+def complete_move(*, desktop_id: int) -> None:
+    """The desktop runs on the destination now: its lease moves there, the source side goes."""
+    with transaction.atomic():
+        lease = NetworkLease.objects.select_for_update().select_related("network").filter(desktop_id=desktop_id).first()
+        if lease is None or lease.moving_to_id is None:
+            return  # no lease, or a retry of a move already recorded
+        # Both networks locked in one order, so two moves the opposite way cannot deadlock.
+        list(TenantNetwork.objects.select_for_update().filter(pk__in=[lease.network_id, lease.moving_to_id]))
+        source_id, old_filter = lease.network_id, lease.filter_name
+        NetworkLease.objects.filter(pk=lease.pk).update(
+            network_id=lease.moving_to_id, ip=lease.moving_ip, moving_to=None, moving_ip=None
+        )
+    try:
+        _leave(source_id, old_filter)
+    except HypervisorError as error:
+        # The desktop has moved; a source host that cannot be tidied now keeps a stale filter, nothing more.
+        log.warning("could not remove desktop %s's filter %s from its old host: %s", desktop_id, old_filter, error)
+
+
+def cancel_move(*, desktop_id: int) -> None:
+    """The move failed: let go of the address held on the destination (and its filter; its network if unused)."""
+    with transaction.atomic():
+        lease = NetworkLease.objects.select_for_update().filter(desktop_id=desktop_id).first()
+        if lease is None or lease.moving_to_id is None:
+            return
+        target = TenantNetwork.objects.get(pk=lease.moving_to_id)
+        NetworkLease.objects.filter(pk=lease.pk).update(moving_to=None, moving_ip=None)
+    _leave(target.pk, filter_name(target, desktop_id))
 
 
 def _blocked(network: TenantNetwork) -> list[ipaddress.IPv4Network]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hosts.hypervisor.base import DomainState, HostInfo, detect_virt_type
+from hosts.hypervisor.domain import InterfaceSpec, parse_xml
 from hosts.hypervisor.parsing import (
     domain_state,
     format_version,
@@ -13,6 +14,7 @@ from hosts.hypervisor.parsing import (
     parse_snapshot,
     parse_virt_types,
     parse_vnc_listen,
+    retarget_interfaces,
     stats_from_record,
 )
 
@@ -174,3 +176,32 @@ def test_it_reads_pool_paths_and_snapshots() -> None:
     )
     assert (snap.name, snap.created_at, snap.state, snap.current) == ("s1", 1700000000, DomainState.SHUTOFF, True)
     assert snap.description == "before update"
+
+
+def test_it_puts_a_migrating_nic_on_the_destinations_network_and_filter() -> None:
+    # Given a running domain's NIC as the source host reports it, and a second NIC on a host bridge
+    xml = """<domain><devices>
+      <interface type='network'>
+        <mac address='52:54:00:aa:bb:cc'/>
+        <source network='quetzal-src' portid='0c1f5d0e-9e0b-4b6e-9d1a-3f4f1f2c9a11' bridge='qzsrc'/>
+        <target dev='vnet3'/><model type='virtio'/>
+        <filterref filter='quetzal-src-d7'/><port isolated='yes'/><alias name='net0'/>
+      </interface>
+      <interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/></interface>
+    </devices></domain>"""
+    # When it is retargeted to the destination's network and filter (MAC given in any case)
+    dest = InterfaceSpec(network="quetzal-dst", mac="52:54:00:AA:BB:CC", isolated=False, filter="quetzal-dst-d7")
+    root = parse_xml(retarget_interfaces(xml, [dest]))
+    moved, other = root.findall("devices/interface")
+    # Then it names the new network only (no port or bridge of the source host), the new filter and isolation
+    assert moved.get("type") == "network"
+    assert dict(moved.find("source").attrib) == {"network": "quetzal-dst"}
+    assert moved.find("filterref").get("filter") == "quetzal-dst-d7"
+    assert moved.find("port").get("isolated") == "no"
+    assert moved.find("mac").get("address") == "52:54:00:aa:bb:cc" and moved.find("alias") is not None
+    # And a NIC it does not name is left as it was
+    assert other.get("type") == "bridge" and other.find("source").get("bridge") == "br0"
+    # And a NIC moved to a network without a filter loses the old one; no NICs named: the XML is unchanged
+    bare = parse_xml(retarget_interfaces(xml, [InterfaceSpec(network="n2", mac="52:54:00:aa:bb:cc")]))
+    assert bare.find("devices/interface/filterref") is None
+    assert retarget_interfaces(xml, []) == xml

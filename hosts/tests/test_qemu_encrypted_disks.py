@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.hypervisor import VolumeNotFound, qemu_img
+from hosts import conf
+from hosts.hypervisor import VolumeNotFound, host_shell, qemu_img
 from hosts.tests.qemu_fixtures import qemu_hypervisor, qtest_prefix  # noqa: F401 (fixtures)
 
 MIB = 1024 * 1024
@@ -82,7 +83,7 @@ def test_it_makes_a_spare_overlay_and_renames_it_into_a_desktops_disk(qemu_hyper
             hv.encrypted_file_delete(leftover)
 
 
-def test_it_passes_the_key_through_a_pipe_and_retries_only_the_calibration_flake(monkeypatch, tmp_path):
+def test_it_passes_the_key_on_stdin_and_retries_only_the_calibration_flake(monkeypatch, tmp_path):
     """qemu-img is faked here only because its calibration flake cannot be caused on demand."""
     # Given qemu-img failing first with QEMU's calibration error, then succeeding
     calls: list[list[str]] = []
@@ -90,25 +91,55 @@ def test_it_passes_the_key_through_a_pipe_and_retries_only_the_calibration_flake
 
     def flaky(argv, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(argv)
-        secret = next(a for a in argv if a.startswith("secret,"))
-        fd = int(secret.rsplit("/", 1)[1])
-        assert fd in kwargs["pass_fds"] and os.read(fd, 100) == b"k" * 64  # the key is only in the pipe
+        assert "secret,id=s0,file=/dev/stdin" in argv and kwargs["input"] == b"k" * 64  # the key is only on stdin
         if len(calls) == 1:
-            return subprocess.CompletedProcess(argv, 1, "", f"qemu-img: {qemu_img.CALIBRATION_FLAKE}")
+            return subprocess.CompletedProcess(argv, 1, b"", f"qemu-img: {qemu_img.CALIBRATION_FLAKE}".encode())
         Path(argv[-2]).write_bytes(b"")  # the file the real qemu-img would make
         return real_run(["true"], **kwargs)
 
-    monkeypatch.setattr(qemu_img.subprocess, "run", flaky)
+    monkeypatch.setattr(host_shell.subprocess, "run", flaky)
     target = tmp_path / "disk.qcow2"
     qemu_img.create_encrypted(str(target), b"k" * 64, MIB)
     assert len(calls) == 2 and all(b"k" * 64 not in " ".join(c).encode() for c in calls)
     # Any other error is not retried
     calls.clear()
     monkeypatch.setattr(
-        qemu_img.subprocess,
+        host_shell.subprocess,
         "run",
-        lambda argv, **kw: calls.append(argv) or subprocess.CompletedProcess(argv, 1, "", "boom"),
+        lambda argv, **kw: calls.append(argv) or subprocess.CompletedProcess(argv, 1, b"", b"boom"),
     )
     with pytest.raises(qemu_img.OperationFailed, match="boom"):
         qemu_img.create_encrypted(str(target), b"k" * 64, MIB)
     assert len(calls) == 1
+
+
+def test_it_runs_host_tools_through_the_hosts_shell_with_the_key_on_stdin(tmp_path):
+    # Given a host shell that runs its last argument as a command line (here: sh -c, as ssh would on the host)
+    shell = host_shell.HostShell(("sh", "-c"))
+    path = str(tmp_path / "a disk.qcow2")  # a space: the command line must be quoted
+    # When an encrypted overlay is made, grown, renamed and deleted through it
+    qemu_img.create_encrypted(path, b"s" * 64, 4 * MIB, shell=shell)
+    assert _info(path)["encrypted"] and oct(os.stat(path).st_mode & 0o777) == "0o600"
+    qemu_img.grow_encrypted(path, b"s" * 64, 8 * MIB, shell=shell)
+    assert qemu_img.virtual_size(path, shell=shell) == 8 * MIB
+    moved = str(tmp_path / "moved.qcow2")
+    # Then a rename is done once, a repeated one finds it done, and a missing file is reported
+    assert shell.rename(path, moved) and shell.rename(path, moved)
+    assert not shell.rename(str(tmp_path / "nothing"), str(tmp_path / "nowhere"))
+    # And a wrong key is refused by qemu-img itself
+    with pytest.raises(qemu_img.OperationFailed, match="Invalid password"):
+        qemu_img.grow_encrypted(moved, b"x" * 64, 16 * MIB, shell=shell)
+    shell.remove(moved)
+    shell.remove(moved)  # missing is success
+    assert not os.path.exists(moved)
+
+
+def test_it_finds_a_shell_only_for_local_or_configured_qemu_hosts():
+    host_shell.set_prefixes(lambda: {"qemu+tcp://10.0.0.5/system": ["ssh", "root@10.0.0.5"]})
+    try:
+        assert host_shell.shell_for("qemu:///system") is host_shell.LOCAL
+        assert host_shell.shell_for("qemu+tcp://10.0.0.5/system") == host_shell.HostShell(("ssh", "root@10.0.0.5"))
+        assert host_shell.shell_for("qemu+tls://10.0.0.6/system") is None
+        assert host_shell.shell_for("test:///default") is None
+    finally:
+        host_shell.set_prefixes(conf.host_shells)

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from quetzal.env import (
     env_bool,
     env_choice,
+    env_commands,
     env_database,
     env_int,
     env_kek,
@@ -362,6 +363,10 @@ TENANT_NETWORK_BLOCKED = env_networks("QUETZAL_TENANT_NETWORK_BLOCKED", ["169.25
 DESKTOP_DISK_SPARES = env_int("DESKTOP_DISK_SPARES", 2, minimum=0, maximum=100)
 # Off only to measure what encryption costs (bench/cold_start.py): new disks are then plain overlays.
 DESKTOP_DISK_ENCRYPTION = env_bool("DESKTOP_DISK_ENCRYPTION", True)
+# How qemu-img reaches a remote host's disks (for encrypted disks there): per host URI, a command that runs
+# its last argument as a shell command line on that host, e.g. {"qemu+tls://h1/system": "ssh root@h1"}.
+# Local qemu:/// hosts need none; a remote host without one keeps plain disks.
+HOST_SHELLS = env_commands("QUETZAL_HOST_SHELLS")
 DESKTOP_SERIAL_LOG_DIR = env_str("DESKTOP_SERIAL_LOG_DIR", "/var/log/libvirt/qemu")
 # Reconcile fails an operation whose worker has been silent this long (killed, lost)...
 OPERATION_STUCK_AFTER_S = env_int("OPERATION_STUCK_AFTER_S", 900, minimum=30)
