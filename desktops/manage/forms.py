@@ -93,8 +93,8 @@ class SizeRangesForm(ModelForm):
         labels = {
             "min_vcpus": "Fewest vCPUs",
             "max_vcpus": "Most vCPUs",
-            "min_memory_mib": "Least memory (MiB)",
-            "max_memory_mib": "Most memory (MiB)",
+            "min_memory_mib": "Least RAM (MiB)",
+            "max_memory_mib": "Most RAM (MiB)",
             "max_disk_gib": "Largest disk (GiB)",
         }
 
@@ -161,4 +161,6 @@ class TemplateSizeForm(TenantScopedModelForm):
 
 
 class ResizePolicyForm(Form):
-    resize_policy = forms.ChoiceField(choices=ResizePolicy.choices, label="Who may pick a size and resize")
+    resize_policy = forms.ChoiceField(
+        choices=ResizePolicy.choices, label="Who may pick a size and resize", widget=forms.RadioSelect
+    )

@@ -8,7 +8,7 @@ import pytest
 
 from desktops.models import DesktopTemplate, TemplateSize
 from desktops.services import templates
-from desktops.tests.factories import DesktopTemplateFactory
+from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory
 from quetzal.errors import Conflict, LimitExceeded, NotFound, ServiceError
 from tenants.choices import ResizePolicy
 from tenants.models import AuditEvent, Tenant
@@ -311,7 +311,7 @@ def test_it_keeps_the_ranges_when_the_template_page_is_saved(admin, own, host):
 
 def test_it_sets_who_may_choose_sizes_for_the_whole_tenant(admin, alice, own):
     page = admin.get(sizes_url(own)).content.decode()
-    assert '<option value="members" selected>' in page
+    assert re.search(r'<input type="radio" name="resize_policy" value="members"[^>]* checked>', page)
     assert admin.post(sizes_url(own), {"op": "policy", "resize_policy": "admins"}).status_code == 302
     assert Tenant.objects.get(pk=alice.tenant.pk).resize_policy == ResizePolicy.ADMINS
     event = AuditEvent.objects.get(action="tenant.policies")
@@ -326,3 +326,69 @@ def test_it_links_the_sizes_page_from_the_templates_list(admin, own):
     TemplateSize.objects.create(template=own, name="Large", vcpus=4, memory_mib=4096, disk_gib=20)
     page = admin.get("/manage/templates/").content.decode()
     assert f'href="/manage/templates/{own.pk}/sizes/"' in page and "+ 1 named size" in page
+
+
+# --- the person's side: the launcher's picker and the desktop page's resize form ----------------
+
+
+@pytest.fixture
+def studio(image) -> DesktopTemplate:
+    """A public 2 vCPU / 2 GiB / 20 GiB template with ranges and two named sizes."""
+    template = DesktopTemplateFactory(
+        name="Studio", image=image, vcpus=2, memory_mib=2048, disk_gib=20, max_vcpus=8, max_memory_mib=8192
+    )
+    template.max_disk_gib = 100
+    template.save()
+    TemplateSize.objects.create(template=template, name="Small", vcpus=1, memory_mib=1024, disk_gib=20)
+    TemplateSize.objects.create(template=template, name="Large", vcpus=4, memory_mib=8192, disk_gib=40)
+    return template
+
+
+def pills(page: str, name: str) -> list[str]:
+    """The size choices of one picker (radio name), in order, with the checked one starred."""
+    found = re.findall(rf'<input type="radio" name="{name}" value="[^"]*"([^>]*)>([^<]+)</label>', page)
+    return [f"{label}*" if " checked" in attrs else label for attrs, label in found]
+
+
+def test_it_offers_the_named_sizes_and_a_custom_size_on_the_launcher(alice, studio):
+    page = login_client(alice.member, alice.tenant).get("/").content.decode()
+    assert pills(page, f"size-launch-{studio.pk}") == ["Default*", "Small", "Large", "Custom"]
+    # RAM is asked in GiB, within the template's ranges
+    assert 'data-size-field="memory_mib" data-unit="gib" name="memory_gib" min="2" max="8"' in page
+    assert "Within 2\N{EN DASH}8 vCPUs, 2 GiB\N{EN DASH}8 GiB RAM, 20\N{EN DASH}100 GiB disk." in page
+
+
+def test_it_lets_only_admins_pick_sizes_when_the_policy_says_so(alice, studio):
+    Tenant.objects.filter(pk=alice.tenant.pk).update(resize_policy=ResizePolicy.ADMINS)
+    member_page = login_client(alice.member, alice.tenant).get("/").content.decode()
+    assert f'data-testid="size-picker-{studio.pk}"' not in member_page
+    admin_page = login_client(alice.admin, alice.tenant).get("/").content.decode()
+    assert f'data-testid="size-picker-{studio.pk}"' in admin_page
+    # And the member's desktop page says whom to ask instead of offering the form
+    desktop = DesktopFactory(world=alice, template=studio, state="stopped")
+    detail = login_client(alice.member, alice.tenant).get(f"/desktops/{desktop.pk}/").content.decode()
+    assert 'data-testid="resize-admins-only"' in detail and 'data-testid="resize-form"' not in detail
+
+
+def test_it_offers_a_stopped_desktop_every_size_that_keeps_its_disk(alice, studio):
+    # Given a stopped desktop at Large (40 GiB disk)
+    desktop = DesktopFactory(
+        world=alice, template=studio, state="stopped", vcpus=4, memory_mib=8192, disk_gib=40, size_name="Large"
+    )
+    page = login_client(alice.member, alice.tenant).get(f"/desktops/{desktop.pk}/").content.decode()
+    # Then the form starts at Large, leaves out sizes with a smaller disk, and says what happens to the disk
+    assert pills(page, f"size-resize-{desktop.pk}") == ["Large*", "Custom"]
+    assert 'data-size-field="disk_gib" name="disk_gib" min="40" max="100"' in page
+    assert "A disk grown while the desktop runs is usable after its next restart." in page
+    assert "vCPUs and RAM change while it is stopped" in page
+
+
+def test_it_offers_a_running_desktop_only_a_bigger_disk(alice, studio):
+    desktop = DesktopFactory(world=alice, template=studio, vcpus=3, memory_mib=3072, disk_gib=30)
+    page = login_client(alice.member, alice.tenant).get(f"/desktops/{desktop.pk}/").content.decode()
+    # A custom size: "Custom" is chosen, with its numbers; vCPUs and RAM wait until it is stopped
+    assert pills(page, f"size-resize-{desktop.pk}") == ["Large", "Custom*"]
+    assert re.search(r'data-size-field="vcpus"[^>]* value="3" disabled>', page)
+    assert re.search(r'data-size-field="memory_mib"[^>]* value="3" disabled>', page)
+    assert re.search(r'data-size-field="disk_gib"[^>]* value="30">', page)
+    assert "It is running: only the disk can grow now." in page
