@@ -53,6 +53,15 @@ class Bounds:
         """Whether a person may pick anything beyond the default and the named sizes."""
         return any(low != high for low, high in (self.vcpus, self.memory_mib, self.disk_gib))
 
+    @property
+    def label(self) -> str:
+        """Like "1-8 vCPU, 2 GiB RAM, 20-100 GiB disk" (en dashes): a part that cannot change is one number."""
+
+        def span(low: int, high: int, say=str) -> str:
+            return say(low) if low == high else f"{say(low)}\N{EN DASH}{say(high)}"
+
+        return f"{span(*self.vcpus)} vCPU, {span(*self.memory_mib, _gib)} RAM, {span(*self.disk_gib)} GiB disk"
+
 
 def _gib(mib: int) -> str:
     return f"{mib // GIB_MIB} GiB" if mib % GIB_MIB == 0 else f"{mib} MiB"

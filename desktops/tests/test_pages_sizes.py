@@ -235,7 +235,7 @@ def test_it_sets_the_ranges_people_pick_custom_sizes_from(admin, own):
         200,
     )
     page = admin.get(sizes_url(own)).content.decode()
-    assert "1\N{EN DASH}8 vCPU, 1 GiB\N{EN DASH}16 GiB, 20\N{EN DASH}200 GiB" in page
+    assert "1\N{EN DASH}8 vCPU, 1 GiB\N{EN DASH}16 GiB RAM, 20\N{EN DASH}200 GiB disk" in page
     event = AuditEvent.objects.get(action="template.update")
     assert event.data["after"]["max_disk_gib"] == 200
     # Emptied again, the template offers its default only

@@ -287,7 +287,7 @@ def test_it_manages_a_private_templates_sizes_from_a_phone(alice, sizes_world, b
     page.click('[data-testid="save-ranges"]')
     page.locator(".message", has_text="Ranges saved").wait_for()
     ranges = page.locator('[data-testid="ranges-now"]').text_content()
-    assert ranges == "4\N{EN DASH}16 vCPU, 8 GiB\N{EN DASH}8 GiB, 40\N{EN DASH}40 GiB"
+    assert ranges == "4\N{EN DASH}16 vCPU, 8 GiB RAM, 40 GiB disk"
     page.get_by_label("Tenant admins only").check()
     page.click('[data-testid="save-resize-policy"]')
     page.locator(".message", has_text="every template").wait_for()
