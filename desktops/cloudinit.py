@@ -19,6 +19,9 @@ class SeedConfig:
     password: str = ""
     ssh_key: str = ""
     packages: tuple[str, ...] = ()
+    # The disk is larger than the image it was cloned from: grow the root partition and filesystem into it.
+    # cloud-init runs both at every boot, so a disk grown later is taken up at the guest's next boot.
+    grow_root: bool = False
 
     def user_data(self) -> str:
         """The #cloud-config document (JSON is valid YAML, so no YAML library is needed)."""
@@ -38,6 +41,9 @@ class SeedConfig:
                 config["ssh_pwauth"] = True
         if self.packages:
             config["packages"] = list(self.packages)
+        if self.grow_root:
+            config["growpart"] = {"mode": "auto", "devices": ["/"]}
+            config["resize_rootfs"] = True
         return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"
 
     def meta_data(self) -> str:

@@ -9,11 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
-from desktops.choices import DesktopState
+from desktops.choices import DesktopState, OperationKind
 from desktops.forms import ConsolePreferencesForm
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import files, preferences, sizes
 from desktops.services.idle import idle_action, idle_deadline, session_deadline
+from desktops.state import ACTIONS
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
 from tenants.services.audit import client_ip
@@ -31,6 +32,10 @@ def decorate(desktop: Desktop) -> Desktop:
     in_flight = getattr(desktop, "in_flight", None)
     desktop.operation = in_flight[0] if in_flight else None
     return desktop
+
+
+def _same_shape(one: sizes.Size, other: sizes.Size) -> bool:
+    return (one.vcpus, one.memory_mib, one.disk_gib) == (other.vcpus, other.memory_mib, other.disk_gib)
 
 
 class DesktopPageMixin(TenantPageMixin):
@@ -71,6 +76,7 @@ class PortalView(DesktopPageMixin, View):
         context = {
             "templates": templates,
             "desktops": desktops,
+            "may_choose_size": sizes.may_choose(tenant=request.tenant, actor=request.user),
             "billing_enabled": settings.BILLING_ENABLED,
             "currency": getattr(settings, "BILLING_CURRENCY", "usd").upper(),
             "running_limit": request.tenant.max_running_per_user,
@@ -93,14 +99,20 @@ class DesktopDetailView(DesktopPageMixin, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         desktop = decorate(get_object_or_404(self.desktops(), pk=pk))
         size = sizes.of_desktop(desktop)
+        options = sizes.options(desktop.template)
         context = {
             "d": desktop,
             "history": desktop.operations.select_related("actor")[:HISTORY_SHOWN],
             "admin_view": desktop.user_id != request.user.pk,
             "size": size,
             "size_price": sizes.price_per_hour(desktop.template, size),
-            "size_options": sizes.options(desktop.template),
             "size_bounds": sizes.bounds(desktop.template),
+            # Disks never shrink: the sizes it may move to keep at least its disk.
+            "resize_options": [o for o in options if o["size"].disk_gib >= size.disk_gib],
+            "size_is_custom": not any(_same_shape(o["size"], size) for o in options),
+            "may_choose_size": sizes.may_choose(tenant=request.tenant, actor=request.user),
+            "resizable": desktop.state in ACTIONS[OperationKind.RESIZE].sources and desktop.operation is None,
+            "compute_locked": desktop.state != DesktopState.STOPPED,
             "billing_enabled": settings.BILLING_ENABLED,
             "currency": getattr(settings, "BILLING_CURRENCY", "usd").upper(),
         }

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from billing.models import BillingAccount, UsageInterval
     from desktops.console.models import ConsoleSession, Recording
-    from desktops.models import Desktop, DesktopTemplate, FirewallRule, HomeDisk, Pool
+    from desktops.models import Desktop, DesktopTemplate, FirewallRule, HomeDisk, Pool, TemplateSize
     from hosts.models import Host, Image
 
     # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
@@ -103,6 +103,9 @@ class AuditAction(models.TextChoices):
     KEYS_ROTATE = "keys.rotate", "Key-encryption key rotated"
     TEMPLATE_CREATE = "template.create", "Template created"
     TEMPLATE_UPDATE = "template.update", "Template changed"
+    TEMPLATE_SIZE_CREATE = "template.size.create", "Template size added"
+    TEMPLATE_SIZE_UPDATE = "template.size.update", "Template size changed"
+    TEMPLATE_SIZE_DELETE = "template.size.delete", "Template size removed"
     POOL_SAVE = "pool.save", "Pool saved"
     POOL_DELETE = "pool.delete", "Pool removed"
     FIREWALL_RULE_CREATE = "firewall.rule.create", "Firewall rule added"
@@ -421,6 +424,26 @@ def template_saved(
     action = AuditAction.TEMPLATE_CREATE if created else AuditAction.TEMPLATE_UPDATE
     data = {"changed": list(changed), "after": after}
     return _record(action, actor=actor, tenant=tenant, target=template, ip=ip, data=data)
+
+
+def template_size_changed(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    size: TemplateSize,
+    change: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """A named size of a private template was added, changed or removed (`change`); before/after hold its shape."""
+    action = AuditAction(f"template.size.{change}")
+    data: dict[str, Any] = {"template": size.template_id}
+    if before is not None:
+        data["before"] = dict(before)
+    if after is not None:
+        data["after"] = dict(after)
+    return _record(action, actor=actor, tenant=tenant, target=size, ip=ip, data=data)
 
 
 def pool_saved(*, actor: Actor, tenant: Tenant, pool: Pool) -> AuditEvent:

@@ -55,6 +55,7 @@ STORED_ACTIONS = {
     "desktop.bulk_snapshot",
     "desktop.bulk_stop_idle", "desktop.keys_erase", "keys.rotate",
     "template.create", "template.update", "pool.save", "pool.delete",
+    "template.size.create", "template.size.update", "template.size.delete",
     "console.open", "console.close", "console.refused",
     "console.recording.replay", "console.recording.delete", "console.recording.expire",
     "billing.customer_created", "billing.subscription_created", "billing.checkout_started",

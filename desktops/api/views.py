@@ -126,7 +126,16 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
     def rebuild(self, request, pk=None):
         return self._act(request, OperationKind.REBUILD)
 
-    @extend_schema(request=s.ResizeSerializer, responses={202: s.AcceptedSerializer})
+    @extend_schema(
+        request=s.ResizeSerializer,
+        responses={202: s.AcceptedSerializer},
+        description=(
+            "Resize a personal desktop to a named size of its template or to vCPUs, RAM and disk within the "
+            "template's ranges (what is left out stays as it is). vCPUs and RAM change while it is stopped. The "
+            "disk only grows, stopped or running; a running desktop uses its grown disk after its next restart, "
+            "when the guest grows its partition and filesystem (cloud-init growpart and resize_rootfs)."
+        ),
+    )
     @action(detail=True, methods=["post"])
     def resize(self, request, pk=None):
         desktop = self.get_object()

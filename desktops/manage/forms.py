@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django import forms
 
-from desktops.models import DesktopTemplate, Pool
-from desktops.services.templates import TENANT_FIELDS, launchable
+from desktops.models import DesktopTemplate, Pool, TemplateSize
+from desktops.services.templates import RANGE_FIELDS, SIZE_FIELDS, TENANT_FIELDS, launchable
 from hosts.choices import CopyState
 from hosts.models import Image
-from quetzal.forms import ModelForm, TenantScopedModelChoiceField, TenantScopedModelForm
+from quetzal.forms import Form, ModelForm, TenantScopedModelChoiceField, TenantScopedModelForm
+from tenants.choices import ResizePolicy
 
 
 class PoolForm(TenantScopedModelForm):
@@ -44,9 +45,11 @@ class PoolForm(TenantScopedModelForm):
 
 
 class TemplateForm(ModelForm):
+    """What a private template is and its default size; the ranges people pick from are on its sizes page."""
+
     class Meta:
         model = DesktopTemplate
-        fields = list(TENANT_FIELDS)
+        fields = [key for key in TENANT_FIELDS if key not in RANGE_FIELDS]
         widgets = {
             "description": forms.TextInput(),
             "cloud_init_password": forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -58,11 +61,6 @@ class TemplateForm(ModelForm):
             "memory_mib": "Memory (MiB)",
             "disk_gib": "Disk (GiB)",
             "vcpus": "vCPUs",
-            "min_vcpus": "Smallest vCPUs people may pick",
-            "max_vcpus": "Largest vCPUs people may pick",
-            "min_memory_mib": "Smallest memory (MiB)",
-            "max_memory_mib": "Largest memory (MiB)",
-            "max_disk_gib": "Largest disk (GiB)",
             "gpu_kind": "GPU",
             "gpu_mdev_type": "vGPU type",
             "cloud_init_user": "User name",
@@ -84,3 +82,85 @@ class TemplateForm(ModelForm):
         if self.instance.pk and not values.get("cloud_init_password"):
             values.pop("cloud_init_password", None)
         return values
+
+
+class SizeRangesForm(ModelForm):
+    """The ranges a person may pick a custom size from; empty: the template's default only, for that part."""
+
+    class Meta:
+        model = DesktopTemplate
+        fields = list(RANGE_FIELDS)
+        labels = {
+            "min_vcpus": "Fewest vCPUs",
+            "max_vcpus": "Most vCPUs",
+            "min_memory_mib": "Least RAM (MiB)",
+            "max_memory_mib": "Most RAM (MiB)",
+            "max_disk_gib": "Largest disk (GiB)",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        template = self.instance
+        defaults = {
+            "min_vcpus": template.vcpus,
+            "max_vcpus": template.vcpus,
+            "min_memory_mib": template.memory_mib,
+            "max_memory_mib": template.memory_mib,
+            "max_disk_gib": template.disk_gib,
+        }
+        for name, default in defaults.items():
+            self.fields[name].widget.attrs["placeholder"] = str(default)
+        self.fields["max_disk_gib"].help_text = f"Disks start at the default {template.disk_gib} GiB and only grow."
+
+    def clean(self) -> dict:
+        data = super().clean()
+        template = self.instance
+        for low_name, high_name, default, unit in (
+            ("min_vcpus", "max_vcpus", template.vcpus, "vCPU"),
+            ("min_memory_mib", "max_memory_mib", template.memory_mib, "MiB"),
+        ):
+            low, high = data.get(low_name), data.get(high_name)
+            if low is not None and high is not None and low > high:
+                self.add_error(low_name, "Must not be more than the most.")
+            elif low is not None and low > default:
+                self.add_error(low_name, f"Must not be more than the default size's {default} {unit}.")
+            elif high is not None and high < default:
+                self.add_error(high_name, f"Must not be less than the default size's {default} {unit}.")
+        top = data.get("max_disk_gib")
+        if top is not None and top < template.disk_gib:
+            self.add_error("max_disk_gib", f"Must not be less than the default disk, {template.disk_gib} GiB.")
+        return data
+
+
+class TemplateSizeForm(TenantScopedModelForm):
+    """A named size of a tenant's template; the instance carries the template (from the page, never the form)."""
+
+    class Meta(TenantScopedModelForm.Meta):
+        model = TemplateSize
+        fields = list(SIZE_FIELDS)
+        labels = {"vcpus": "vCPUs", "memory_mib": "Memory (MiB)", "disk_gib": "Disk (GiB)"}
+        help_texts = {"name": "What people see, e.g. Large."}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.template = self.instance.template if self.instance.template_id else None
+        if self.template is None:
+            return
+        disk = self.fields["disk_gib"]
+        disk.help_text = f"At least the template's {self.template.disk_gib} GiB."
+        disk.widget.attrs["min"] = str(self.template.disk_gib)
+        if not self.instance.pk:
+            template = self.template
+            self.initial.update(vcpus=template.vcpus, memory_mib=template.memory_mib, disk_gib=template.disk_gib)
+
+    def clean_disk_gib(self) -> int | None:
+        value = self.cleaned_data.get("disk_gib")
+        if self.template is not None and value is not None and value < self.template.disk_gib:
+            raise forms.ValidationError(f"Must be at least the template's {self.template.disk_gib} GiB.")
+        return value
+
+
+class ResizePolicyForm(Form):
+    resize_policy = forms.ChoiceField(
+        choices=ResizePolicy.choices, label="Who may pick a size and resize", widget=forms.RadioSelect
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from desktops.manage import firewall, views
+from desktops.manage import firewall, sizes, views
 
 app_name = "manage"
 urlpatterns = [
@@ -18,6 +18,9 @@ urlpatterns = [
     path("manage/templates/", views.TemplatesView.as_view(), name="templates"),
     path("manage/templates/new/", views.TemplateEditView.as_view(), name="template-new"),
     path("manage/templates/<int:pk>/", views.TemplateEditView.as_view(), name="template"),
+    path("manage/templates/<int:pk>/sizes/", sizes.TemplateSizesView.as_view(), name="template-sizes"),
+    path("manage/sizes/<int:pk>/", sizes.TemplateSizeView.as_view(), name="template-size"),
+    path("manage/sizes/<int:pk>/delete/", sizes.TemplateSizeDeleteView.as_view(), name="template-size-delete"),
     path("manage/network/", firewall.FirewallView.as_view(scope="tenant"), name="network"),
     path(
         "manage/templates/<int:pk>/firewall/",

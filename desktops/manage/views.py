@@ -167,7 +167,9 @@ class TemplatesView(AdminPage, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         context = {
-            "private": self.scoped(DesktopTemplate.objects.select_related("image").order_by("name")),
+            "private": self.scoped(
+                DesktopTemplate.objects.select_related("image").prefetch_related("sizes").order_by("name")
+            ),
             "public": DesktopTemplate.objects.filter(visibility=Visibility.PUBLIC, enabled=True).order_by("name"),
         }
         return render(request, "desktops/manage/templates.html", context)

@@ -119,6 +119,12 @@ class DesktopTemplate(models.Model):
         return f"mdev:{self.gpu_mdev_type}" if self.gpu_kind == GpuKind.MDEV else self.gpu_kind
 
 
+class TemplateSizeQuerySet(TenantQuerySet):
+    """for_tenant(t): the named sizes of the templates t owns (its private ones), as its admins manage them."""
+
+    tenant_field = "template__tenant"
+
+
 class TemplateSize(models.Model):
     """A named size a template offers ("Large: 4 vCPU / 16 GiB"), besides or instead of free ranges."""
 
@@ -137,6 +143,8 @@ class TemplateSize(models.Model):
         blank=True,
         validators=[MinValueValidator(Decimal("-100000")), MaxValueValidator(Decimal("100000"))],
     )
+
+    objects = TemplateSizeQuerySet.as_manager()
 
     class Meta:
         ordering = ["vcpus", "memory_mib", "disk_gib", "name"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
-from desktops.cloudinit import build_seed_iso
+from desktops.cloudinit import SeedConfig, build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
 from desktops.services import disk_keys, homes, network, progress, resize, sizes, spec
 from desktops.state import begin_action, finish_action, transition
@@ -167,8 +168,8 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
     )
 
 
-def _upload_seed(hv, host: Host, desktop: Desktop, volume_name: str) -> str:
-    data = build_seed_iso(spec.seed_config(desktop))
+def _upload_seed(hv, host: Host, desktop: Desktop, volume_name: str, config: SeedConfig | None = None) -> str:
+    data = build_seed_iso(config or spec.seed_config(desktop))
     with tempfile.NamedTemporaryFile(suffix=".iso", delete=False) as handle:
         handle.write(data)
     try:
@@ -366,8 +367,35 @@ def do_resize(operation: Operation) -> None:
                 _redefine(hv, host, desktop, current)
                 resize.claim_host_room(desktop, current)
             raise
+        _refresh_seed(operation, hv, host, desktop, current, wanted)
     resize.record_size(desktop, wanted)
     progress.step(operation, "resized")
+
+
+def _refresh_seed(
+    operation: Operation, hv, host: Host, desktop: Desktop, current: sizes.Size, wanted: sizes.Size
+) -> None:
+    """Write the seed again when the grown disk changes what it asks for (growpart once it outgrows its image).
+
+    The guest's partition and filesystem grow at its next boot (cloud-init's growpart and resize_rootfs run at
+    every boot); a running guest sees the bigger disk at once but uses it after it restarts. A seed that cannot be
+    written leaves the resize done: the disk has grown, and cloud-init's own defaults grow the root as well.
+    """
+    after = spec.seed_after_growth(desktop, from_gib=current.disk_gib, to_gib=wanted.disk_gib)
+    name = desktop.seed_volume
+    if after is None or not name:
+        return
+    progress.step(operation, "updating seed")
+    try:
+        # The same volume name: the domain's CD-ROM points at it. A running QEMU keeps the old file open until
+        # it stops, so the new seed is read at the next cold boot.
+        hv.volume_delete(host.storage_pool, name)
+        _upload_seed(hv, host, desktop, name, after)
+    except HypervisorError:
+        log.exception("seed of desktop %s not rewritten after its disk grew", desktop.pk)
+        with contextlib.suppress(HypervisorError):
+            # Never leave the domain pointing at no file: an empty CD-ROM still boots.
+            hv.volume_create(host.storage_pool, name, 2048, fmt="raw")
 
 
 def _redefine(hv, host: Host, desktop: Desktop, wanted: sizes.Size) -> None:
@@ -388,6 +416,8 @@ def _redefine(hv, host: Host, desktop: Desktop, wanted: sizes.Size) -> None:
             image_copy=copy,
             host=host,
             gpu_device=gpu,
+            # The lease it has on its tenant's network (attach is idempotent): a definition without it loses the NIC.
+            interface=network.attach(sized, host),
             disk_secret_uuid=str(key.uuid) if key else None,
         )
     )

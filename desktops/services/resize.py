@@ -5,6 +5,11 @@ tenant's lock and queues a `resize` operation; the worker (`execution.do_resize`
 changes the VM and only then writes the new size, so a failure leaves the desktop as it was. Live vCPU
 hot-plug and RAM growth through the balloon are not offered: the domains are defined with their vCPUs and
 memory as maximum (no headroom to grow into), so those changes apply at the next boot.
+
+A disk grown while the desktop runs is bigger for the guest at once (QEMU tells its virtio driver), but the
+guest's partition and filesystem take it up at its next boot: cloud-init's growpart and resize_rootfs run at
+every boot, and the seed asks for them once the disk outgrows its image (desktops.services.spec.seed_config).
+So a running desktop's grown disk is usable after its next restart.
 """
 
 from __future__ import annotations

@@ -53,6 +53,15 @@ class Bounds:
         """Whether a person may pick anything beyond the default and the named sizes."""
         return any(low != high for low, high in (self.vcpus, self.memory_mib, self.disk_gib))
 
+    @property
+    def label(self) -> str:
+        """Like "1-8 vCPU, 2 GiB RAM, 20-100 GiB disk" (en dashes): a part that cannot change is one number."""
+
+        def span(low: int, high: int, say=str) -> str:
+            return say(low) if low == high else f"{say(low)}\N{EN DASH}{say(high)}"
+
+        return f"{span(*self.vcpus)} vCPU, {span(*self.memory_mib, _gib)} RAM, {span(*self.disk_gib)} GiB disk"
+
 
 def _gib(mib: int) -> str:
     return f"{mib // GIB_MIB} GiB" if mib % GIB_MIB == 0 else f"{mib} MiB"
@@ -86,8 +95,10 @@ def named_sizes(template: DesktopTemplate) -> list[TemplateSize]:
 
 def _check(what: str, value: int, low: int, high: int, unit: str, code: str) -> None:
     if not low <= value <= high:
-        span = f"{low} {unit}" if low == high else f"{low} to {high} {unit}"
-        raise ServiceError(f"{value} {unit} is outside what this template allows for {what}: {span}.", code=code)
+        # Memory in the words people pick it in (the launcher asks GiB): 3 GiB, 1536 MiB.
+        say = _gib if unit == "MiB" else lambda amount: f"{amount} {unit}"
+        span = say(low) if low == high else f"{say(low)} to {say(high)}"
+        raise ServiceError(f"{say(value)} is outside what this template allows for {what}: {span}.", code=code)
 
 
 def _hard_bounds(vcpus: int, memory_mib: int, disk_gib: int) -> None:
@@ -174,11 +185,15 @@ def options(template: DesktopTemplate) -> list[dict]:
     ]
 
 
-def ensure_may_choose(*, tenant: Tenant, actor, what: str) -> None:
+def may_choose(*, tenant: Tenant, actor) -> bool:
     """The tenant's resize policy: members within bounds, or admins only (the system, actor None, always may)."""
     if tenant.resize_policy != ResizePolicy.ADMINS or actor is None:
-        return
-    if not Membership.objects.for_tenant(tenant).admins().filter(user_id=actor.pk).exists():
+        return True
+    return Membership.objects.for_tenant(tenant).admins().filter(user_id=actor.pk).exists()
+
+
+def ensure_may_choose(*, tenant: Tenant, actor, what: str) -> None:
+    if not may_choose(tenant=tenant, actor=actor):
         raise Forbidden(f"In {tenant.name} only admins may {what}; ask one of them.", code="resize_admins_only")
 
 

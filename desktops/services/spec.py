@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from desktops.choices import OsFamily
 from desktops.cloudinit import SeedConfig
 from desktops.models import Desktop
 from hosts.hypervisor import DiskSpec, DomainSpec, GraphicsSpec, HostdevSpec, InterfaceSpec
@@ -22,7 +23,21 @@ def serial_log_path(desktop: Desktop) -> str:
     return f"{getattr(settings, 'DESKTOP_SERIAL_LOG_DIR', '/var/log/libvirt/qemu')}/{desktop.domain_name}-serial.log"
 
 
-def seed_config(desktop: Desktop) -> SeedConfig:
+GIB = 1024**3
+
+
+def disk_outgrows_image(desktop: Desktop, disk_gib: int | None = None) -> bool:
+    """Whether the desktop's disk (or `disk_gib`) is larger than its image, whose partitions end at the image's size.
+
+    An image of unknown size (0: not measured) counts as smaller: growing a root that fills its disk is a no-op.
+    """
+    image_bytes = desktop.template.image.virtual_size_bytes
+    disk_bytes = (disk_gib or desktop.disk_gib or desktop.template.disk_gib) * GIB
+    return not image_bytes or disk_bytes > image_bytes
+
+
+def seed_config(desktop: Desktop, *, disk_gib: int | None = None) -> SeedConfig:
+    """The first-boot configuration; `disk_gib` is the disk it will have when that is not recorded yet (a resize)."""
     template = desktop.template
     packages = tuple(p.strip() for p in template.cloud_init_packages.splitlines() if p.strip())
     return SeedConfig(
@@ -32,7 +47,16 @@ def seed_config(desktop: Desktop) -> SeedConfig:
         password=template.cloud_init_password,
         ssh_key=template.cloud_init_ssh_key.strip(),
         packages=packages,
+        # cloud-init's growpart and resize_rootfs; Windows images extend their volume with cloudbase-init's own plugin.
+        grow_root=template.os_family != OsFamily.WINDOWS and disk_outgrows_image(desktop, disk_gib),
     )
+
+
+def seed_after_growth(desktop: Desktop, *, from_gib: int, to_gib: int) -> SeedConfig | None:
+    """The seed a disk grown from `from_gib` to `to_gib` needs, or None when the one it has says the same."""
+    before = seed_config(desktop, disk_gib=from_gib)
+    after = seed_config(desktop, disk_gib=to_gib)
+    return None if after.user_data() == before.user_data() else after
 
 
 def gpu_hostdevs(gpu_device) -> tuple[HostdevSpec, ...]:

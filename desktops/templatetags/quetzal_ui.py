@@ -38,6 +38,14 @@ def mib(value: int | None) -> str:
 
 
 @register.filter
+def gib_number(value: int | None) -> str:
+    """MiB as a GiB number for an input: 2048 → '2', 1536 → '1.5', 1000 → '0.977'."""
+    if value is None:
+        return ""
+    return f"{int(value) / 1024:.3f}".rstrip("0").rstrip(".")
+
+
+@register.filter
 def tone(state: str) -> str:
     """The badge tone of a desktop state: ok, busy, off, sleep or bad."""
     return _STATE_TONES.get(state, "off")

@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from desktops.console.models import ConsoleSession, Recording
-from desktops.models import DesktopTemplate
+from desktops.models import DesktopTemplate, TemplateSize
 from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, PoolFactory
 from quetzal.forms import TenantScopedModelChoiceField
 from tenants.models import Invitation, User
@@ -33,6 +33,10 @@ def _template(world: TenantWorld) -> DesktopTemplate:
 
 def _desktop(world: TenantWorld):
     return DesktopFactory(world=world, template=_template(world), lived_in=True)
+
+
+def _size(world: TenantWorld):
+    return TemplateSize.objects.create(template=_template(world), name="Large", vcpus=4, memory_mib=4096, disk_gib=20)
 
 
 def _pool(world: TenantWorld):
@@ -82,6 +86,9 @@ PAGES: dict[str, Page] = {
     "manage:desktop-firewall": Page("admin", make=_desktop, methods=("get", "post")),
     "manage:template-new": Page("admin", methods=("get", "post")),
     "manage:template": Page("admin", make=_template, methods=("get", "post")),
+    "manage:template-sizes": Page("admin", make=_template, methods=("get", "post")),
+    "manage:template-size": Page("admin", make=_size, methods=("get", "post")),
+    "manage:template-size-delete": Page("admin", make=_size, methods=("post",)),
     "portal:console-sessions": Page("admin"),
     "portal:recording-replay": Page("admin", make=_recording),
     "portal:recording-data": Page("admin", make=_recording, renders=False),

@@ -7,6 +7,9 @@ confirmForms();
 // On phones the sidebar is a strip of tabs: keep the current one in view.
 document.querySelector(".manage-nav [aria-current=page]")?.scrollIntoView({ block: "nearest", inline: "center" });
 
+// A form sent back with errors: bring its first error into view (on a phone it is often far below the top).
+document.querySelector("form .errorlist, form .field-error")?.scrollIntoView({ block: "center" });
+
 const hours = document.getElementById("hours-chart-data");
 if (hours) dayBars(document.getElementById("hours-chart"), JSON.parse(hours.textContent));
 

@@ -32,16 +32,47 @@ function showStage(panel, index, failed = false) {
   });
 }
 
-// The size picked on a template card: a named size, or the custom numbers typed (empty: the default).
-function chosenSize(card) {
+// --- sizes ---------------------------------------------------------------------------------------
+
+// The custom numbers of a size picker (RAM typed in GiB, sent in MiB); `changedOnly`: those the person changed.
+function customNumbers(root, changedOnly = false) {
   const body = {};
-  const select = card.querySelector("[data-size-select]");
-  if (select && select.value) body.size = select.value;
-  card.querySelectorAll("[data-size-field]").forEach((input) => {
-    if (input.value && !body.size) body[input.dataset.sizeField] = Number(input.value);
+  root.querySelectorAll("[data-size-field]").forEach((input) => {
+    if (input.disabled || input.value === "") return;
+    if (changedOnly && input.value === input.defaultValue) return;
+    const number = Number(input.value);
+    body[input.dataset.sizeField] = input.dataset.unit === "gib" ? Math.round(number * 1024) : number;
   });
   return body;
 }
+
+// What a picker's choice asks for: nothing (the default at launch), a named size, or the custom numbers.
+function chosenSize(root, { resize = false } = {}) {
+  const option = root.querySelector("[data-size-root] input[type=radio]:checked");
+  if (!option) return {};
+  if ("custom" in option.dataset) return customNumbers(root, resize);
+  if ("default" in option.dataset) {
+    if (!resize) return {};
+    const { vcpus, memory, disk } = option.dataset;
+    return { vcpus: Number(vcpus), memory_mib: Number(memory), disk_gib: Number(disk) };
+  }
+  return { size: option.value };
+}
+
+// A choice shows its vCPUs, RAM and disk (or the custom numbers), and the card's summary names it.
+document.addEventListener("change", (event) => {
+  const option = event.target.closest("[data-size-root] input[type=radio]");
+  if (!option) return;
+  const root = option.closest("[data-size-root]");
+  const custom = "custom" in option.dataset;
+  const fields = root.querySelector("[data-size-custom]");
+  if (fields) fields.hidden = !custom;
+  const shape = root.querySelector("[data-size-shape]");
+  shape.hidden = custom;
+  if (!custom) shape.textContent = option.dataset.shape;
+  const summary = root.closest("details")?.querySelector("[data-size-summary]");
+  if (summary) summary.textContent = "default" in option.dataset ? "default" : option.value || "custom";
+});
 
 async function launch(button) {
   const card = button.closest("[data-template-card]");
@@ -281,30 +312,39 @@ async function snapshotAction(button) {
   window.location.reload();
 }
 
-// Resize from the desktop page: a named size, or the numbers that differ from the desktop's own.
+// Resize from the desktop page: follow the operation in the form, then show the page at the new size.
 async function resize(form) {
   const id = form.dataset.desktopRef;
   const problem = form.querySelector("[role=alert]");
-  const body = {};
-  const named = form.elements.size?.value;
-  if (named) body.size = named;
-  else {
-    for (const key of ["vcpus", "memory_mib", "disk_gib"]) {
-      const input = form.elements[key];
-      if (input.value && input.value !== input.defaultValue) body[key] = Number(input.value);
-    }
-  }
+  const status = form.querySelector("[role=status]");
+  const button = form.querySelector("button[type=submit]");
+  const body = chosenSize(form, { resize: true });
   problem.hidden = true;
-  form.querySelector("button").disabled = true;
+  if (!Object.keys(body).length) {
+    problem.textContent = "Pick another size or change a number first.";
+    problem.hidden = false;
+    return;
+  }
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  status.textContent = "Asking for the resize…";
   try {
     const result = await api("POST", `/api/v1/desktops/${id}/resize/`, body);
-    const card = document.querySelector(`[data-desktop="${id}"]`);
-    if (result.operation && card) await followCard(card, result.operation);
+    if (result.operation) {
+      const done = await follow(result.operation, (operation) => {
+        const step = operation.step || operation.status;
+        status.textContent = operation.status === "queued" ? "Waiting for a worker…" : `${step}…`;
+      });
+      if (done.status === "failed") throw new Error(done.error || "The resize failed.");
+    }
+    status.textContent = "Resized.";
     window.location.reload();
   } catch (error) {
+    status.textContent = "";
     problem.textContent = error.message;
     problem.hidden = false;
-    form.querySelector("button").disabled = false;
+    button.disabled = false;
+    button.removeAttribute("aria-busy");
   }
 }
 
