@@ -162,6 +162,7 @@ CASES: dict[str, Case] = {
             "snapshot",
             "revert",
             "delete-snapshot",
+            "keep-running",
         )
     },
     "api:operation-list": Case(make=_operation),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind
@@ -17,13 +18,46 @@ from tenants.choices import IdleAction
 log = logging.getLogger(__name__)
 
 
+# How long before an idle stop the portal and the console warn ("Still working? Keep it running").
+WARNING_MINUTES = 5
+
+
 def idle_deadline(desktop: Desktop) -> datetime | None:
-    """When the idle action will hit this running desktop (None: never, or a console is open)."""
+    """When the idle action will hit this running desktop (None: the tenant has no idle policy).
+
+    Idle means no keyboard or pointer input reached the desktop for the tenant's idle time: the console
+    proxy reports input as it passes (desktops.console.activity), so a tab left open and untouched is
+    idle too. A run counts from its start, never from input seen in an earlier run.
+    """
     tenant = desktop.tenant
-    if not tenant.idle_timeout_minutes or tenant.idle_action == IdleAction.NONE or desktop.consoles_open:
+    if not tenant.idle_timeout_minutes or tenant.idle_action == IdleAction.NONE:
         return None
-    since = desktop.last_activity_at or desktop.running_since or desktop.state_changed_at
+    moments = [m for m in (desktop.last_activity_at, desktop.running_since) if m is not None]
+    since = max(moments) if moments else desktop.state_changed_at
     return since + timedelta(minutes=tenant.idle_timeout_minutes)
+
+
+def warning_due(desktop: Desktop, *, now: datetime | None = None) -> bool:
+    """Whether the idle deadline is close enough to warn the person (it may already have passed)."""
+    deadline = idle_deadline(desktop)
+    if deadline is None:
+        return False
+    window = min(WARNING_MINUTES, max(1, desktop.tenant.idle_timeout_minutes // 2))
+    return deadline - (now or timezone.now()) <= timedelta(minutes=window)
+
+
+def keep_running(*, desktop: Desktop, actor, now: datetime | None = None) -> datetime | None:
+    """The person says they are still working: count it as input now; returns the new idle deadline."""
+    now = now or timezone.now()
+    if desktop.state != DesktopState.RUNNING:
+        raise ServiceError("Only a running desktop can be kept running.", code="not_running", status=409)
+    # Forward only, like input from the console: a late click never moves the deadline back.
+    Desktop.objects.filter(pk=desktop.pk).filter(Q(last_activity_at__lt=now) | Q(last_activity_at__isnull=True)).update(
+        last_activity_at=now
+    )
+    desktop.refresh_from_db(fields=["last_activity_at"])
+    log.info("desktop %s kept running by %s", desktop.pk, getattr(actor, "pk", None))
+    return idle_deadline(desktop)
 
 
 def session_deadline(desktop: Desktop) -> datetime | None:
@@ -92,5 +126,5 @@ def enforce(now: datetime | None = None) -> int:
         idle_end = idle_deadline(desktop)
         if idle_end is not None and idle_end <= now and not busy_cpu(desktop, now=now):
             minutes = desktop.tenant.idle_timeout_minutes
-            acted += apply(desktop, reason=f"Idle for {minutes} min with no console connected")
+            acted += apply(desktop, reason=f"No keyboard or mouse input for {minutes} min")
     return acted

@@ -74,7 +74,7 @@ def populate(world: TenantWorld, image: Image) -> dict:
         template=windows,
         lived_in=True,
         state=DesktopState.STOPPED,
-        status_reason="Idle for 60 min with no console connected",
+        status_reason="No keyboard or mouse input for 60 min",
         name="Windows 11 Pro",
     )
     ran(stopped, hours_ago=8, hours=4, actor=world.member)
