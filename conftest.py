@@ -1,3 +1,18 @@
 """Make the shared fixtures (tests/fixtures.py) visible to every app's tests."""
 
+import os
+
 pytest_plugins = ["tests.fixtures"]
+
+# No background stock of spare encrypted disks in tests (each costs seconds of CPU and would outlive
+# the test's database on the real host); tests that need a spare make one. Child processes (workers,
+# servers) inherit the variable.
+os.environ["DESKTOP_DISK_SPARES"] = "0"
+
+
+def pytest_configure(config) -> None:
+    # pytest-django may have read the settings before this file ran; set it there as well, once,
+    # without the settings fixture (its change signals make other apps reload their settings).
+    from django.conf import settings
+
+    settings.DESKTOP_DISK_SPARES = 0

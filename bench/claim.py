@@ -2,7 +2,8 @@
 
 Each claim is `POST /api/desktop/start` by a different person (API token) against the production ASGI server, until the
 answer says the console is ready to open. Prints the figures and, last,
-`claim_p50_ms=<float> claim_p95_ms=<float> claims=<int>`.
+`claim_p50_ms=<float> claim_p95_ms=<float> claims=<int>` for plain disks, then the same for a
+second tenant whose warm desktops have encrypted disks (a key row each), claims alternating.
 """
 
 from __future__ import annotations
@@ -32,19 +33,14 @@ NODE_XML = """<?xml version="1.0"?>
 </node>"""
 
 
-def seed(claims: int, node_xml: Path) -> list[str]:
-    """A tenant with `claims` people (each with an API token) and a pool of as many warm desktops."""
+def seed_host(node_xml: Path):
+    """The test-driver host and a template whose image is ready on it."""
     from django.utils import timezone
 
-    from desktops.choices import DesktopKind, DesktopState
-    from desktops.models import Desktop, DesktopTemplate, Pool
+    from desktops.models import DesktopTemplate
     from hosts.choices import CopyState, HostState
     from hosts.models import Host, Image, ImageCopy
-    from tenants.choices import Role
-    from tenants.models import Membership, Tenant, User
-    from tenants.services.tokens import create_token
 
-    tenant = Tenant.objects.create(name="Bench", slug="bench", max_running_per_user=0)
     host = Host.objects.create(
         name="bench-host",
         uri=f"test://{node_xml}",
@@ -58,9 +54,28 @@ def seed(claims: int, node_xml: Path) -> list[str]:
     image = Image.objects.create(name="bench", source_path="/dev/null", sha256="0" * 64)
     ImageCopy.objects.create(image=image, host=host, state=CopyState.READY, pool="default", volume_path="/x")
     template = DesktopTemplate.objects.create(name="Bench Linux", image=image, vcpus=1, memory_mib=1024)
+    return host, template
+
+
+def seed(claims: int, host, template, *, encrypted: bool) -> list[str]:
+    """A tenant with `claims` people (each with an API token) and a pool of as many warm desktops.
+
+    Encrypted: each warm desktop has its own disk key row, as a refill on a LUKS-capable host leaves it.
+    """
+    from django.utils import timezone
+
+    from desktops.choices import DesktopKind, DesktopState
+    from desktops.models import DataKey, Desktop, Pool
+    from desktops.services import disk_keys
+    from tenants.choices import Role
+    from tenants.models import Membership, Tenant, User
+    from tenants.services.tokens import create_token
+
+    slug = "bench-encrypted" if encrypted else "bench"
+    tenant = Tenant.objects.create(name=slug, slug=slug, max_running_per_user=0)
     pool = Pool.objects.create(tenant=tenant, template=template, name="warm", min_ready=claims, max_size=claims * 2)
     # Warm desktops as the refill would leave them (the refill itself is measured by the lifecycle tests).
-    Desktop.objects.bulk_create(
+    desktops = Desktop.objects.bulk_create(
         Desktop(
             tenant=tenant,
             template=template,
@@ -72,15 +87,19 @@ def seed(claims: int, node_xml: Path) -> list[str]:
             state=DesktopState.RUNNING,
             host=host,
             running_since=timezone.now(),
+            disk_encrypted=encrypted,
         )
         for _ in range(claims)
     )
+    if encrypted:
+        rows = [disk_keys.new_key_row(purpose="disk", desktop=d, tenant=tenant)[0] for d in desktops]
+        DataKey.objects.bulk_create(rows)
     tokens = []
     for n in range(claims):
-        user = User.objects.create_user(email=f"bench{n}@example.test", password=None)
+        user = User.objects.create_user(email=f"{slug}{n}@example.test", password=None)
         membership = Membership.objects.create(user=user, tenant=tenant, role=Role.MEMBER)
         tokens.append(create_token(membership=membership, name="bench")[1])
-    return tokens, template.pk
+    return tokens
 
 
 def claim(port: int, token: str, template_id: int) -> tuple[float, dict]:
@@ -101,25 +120,31 @@ def claim(port: int, token: str, template_id: int) -> tuple[float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--claims", type=int, default=200)
+    parser.add_argument("--claims", type=int, default=200, help="claims of each kind (plain and encrypted)")
     args = parser.parse_args()
     benchdb.create_database()
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    ready = {False: 0, True: 0}
     with tempfile.TemporaryDirectory() as tmp:
         node_xml = Path(tmp) / "node.xml"
         node_xml.write_text(NODE_XML)
         try:
-            tokens, template_id = seed(args.claims + 1, node_xml)
+            host, template = seed_host(node_xml)
+            tokens = {kind: seed(args.claims + 1, host, template, encrypted=kind) for kind in (False, True)}
+            template_id = template.pk
             from django.db import connections
 
             connections.close_all()
             server, port = benchdb.serve()
             try:
-                claim(port, tokens[0], template_id)  # warm the server's imports; not counted
-                timings, ready = [], 0
-                for token in tokens[1:]:
-                    elapsed, body = claim(port, token, template_id)
-                    timings.append(elapsed)
-                    ready += bool(body.get("desktop") and body["desktop"].get("console_url"))
+                for kind in (False, True):
+                    claim(port, tokens[kind][0], template_id)  # warm the server's imports; not counted
+                # Alternate plain and encrypted claims, so both meet the same load.
+                for plain_token, encrypted_token in zip(tokens[False][1:], tokens[True][1:], strict=True):
+                    for kind, token in ((False, plain_token), (True, encrypted_token)):
+                        elapsed, body = claim(port, token, template_id)
+                        timings[kind].append(elapsed)
+                        ready[kind] += bool(body.get("desktop") and body["desktop"].get("console_url"))
             finally:
                 server.terminate()
                 server.wait(10)
@@ -128,9 +153,14 @@ def main() -> None:
                 app.control.purge()  # the refills the claims queued; no worker runs here
         finally:
             benchdb.drop_database()
-    p50, p95 = benchdb.percentile(timings, 0.50), benchdb.percentile(timings, 0.95)
-    print(f"claims={len(timings)} ready_to_open={ready} max_ms={max(timings):.1f}")
-    print(f"claim_p50_ms={p50:.1f} claim_p95_ms={p95:.1f} claims={len(timings)}")
+    for kind, label in ((False, "plain"), (True, "encrypted")):
+        print(f"disk={label} claims={len(timings[kind])} ready_to_open={ready[kind]} max_ms={max(timings[kind]):.1f}")
+    p50, p95 = benchdb.percentile(timings[False], 0.50), benchdb.percentile(timings[False], 0.95)
+    e50, e95 = benchdb.percentile(timings[True], 0.50), benchdb.percentile(timings[True], 0.95)
+    print(
+        f"claim_p50_ms={p50:.1f} claim_p95_ms={p95:.1f} claims={len(timings[False])} "
+        f"claim_encrypted_p50_ms={e50:.1f} claim_encrypted_p95_ms={e95:.1f} claims_encrypted={len(timings[True])}"
+    )
 
 
 if __name__ == "__main__":

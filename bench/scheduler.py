@@ -1,8 +1,10 @@
 """Place 10,000 desktops on 500 simulated hosts with 4 concurrent workers on PostgreSQL."""
 
 # Creates (and drops afterwards) its own database, DATABASE_URL or
-# postgres://postgres@127.0.0.1:5432/quetzal_bench. Prints the figures and, last,
-# `placements_per_s=<float> over_ratio_hosts=<int>`.
+# postgres://postgres@127.0.0.1:5432/quetzal_bench. Runs each claim path (`steps`: rank, lock,
+# count, record one query each; `statement`: all in one SQL statement) on the same hosts, emptied
+# in between. Prints the figures per path and, last,
+# `placements_per_s=<statement> steps_placements_per_s=<steps> over_ratio_hosts=<n> counters_drifted_hosts=<n>`.
 
 from __future__ import annotations
 
@@ -108,6 +110,56 @@ def audit() -> tuple[int, int]:
     return over, drifted
 
 
+def reset() -> None:
+    """Empty every host again (between two runs on the same hosts)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM hosts_allocation")
+        cursor.execute("UPDATE hosts_host SET allocated_vcpus = 0, allocated_memory_mib = 0")
+        cursor.execute("ANALYZE")
+
+
+def run(claim: str, args, image_id: int) -> tuple[float, int, int]:
+    """One run with the given claim path; prints its figures and returns (placements/s, over-ratio hosts)."""
+    from django.conf import settings
+    from django.db import connections
+
+    settings.SCHEDULER_CLAIM = claim
+    connections.close_all()
+    # fork: children inherit the configured Django; each opens its own connection.
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(args.workers + 1)
+    results = context.Queue()
+    processes = [
+        context.Process(target=worker, args=(i, args.workers, args.desktops, image_id, barrier, results))
+        for i in range(args.workers)
+    ]
+    for process in processes:
+        process.start()
+    barrier.wait()
+    started = time.perf_counter()
+    outcomes = [results.get() for _ in processes]
+    elapsed = time.perf_counter() - started
+    for process in processes:
+        process.join()
+
+    placed = sum(o[0] for o in outcomes)
+    refused = sum(o[1] for o in outcomes)
+    latencies = sorted(latency for o in outcomes for latency in o[2])
+    over, drifted = audit()
+    rate = (placed + refused) / elapsed
+    print(f"claim={claim} hosts={args.hosts} desktops={args.desktops} workers={args.workers} strategy={args.strategy}")
+    print(f"claim={claim} placed={placed} no_capacity={refused} wall_s={elapsed:.2f} cpus={os.cpu_count()}")
+    print(
+        f"claim={claim} latency_ms p50={statistics.median(latencies) * 1000:.2f} "
+        f"p95={latencies[int(len(latencies) * 0.95)] * 1000:.2f} max={latencies[-1] * 1000:.2f}"
+    )
+    print(f"claim={claim} counters_drifted_hosts={drifted} over_ratio_hosts={over} placements_per_s={rate:.1f}")
+    connections.close_all()
+    return rate, over, drifted
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=500)
@@ -115,6 +167,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--strategy", choices=["spread", "pack"], default="spread")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--claim", nargs="+", choices=["steps", "statement"], default=["steps", "statement"], help="claim paths to run"
+    )
     args = parser.parse_args()
     os.environ["SCHEDULER_STRATEGY"] = args.strategy
 
@@ -132,40 +187,21 @@ def main() -> None:
             cursor.execute("ANALYZE")
         connections.close_all()
 
-        # fork: children inherit the configured Django; each opens its own connection.
-        context = multiprocessing.get_context("fork")
-        barrier = context.Barrier(args.workers + 1)
-        results = context.Queue()
-        processes = [
-            context.Process(target=worker, args=(i, args.workers, args.desktops, image_id, barrier, results))
-            for i in range(args.workers)
-        ]
-        for process in processes:
-            process.start()
-        barrier.wait()
-        started = time.perf_counter()
-        outcomes = [results.get() for _ in processes]
-        elapsed = time.perf_counter() - started
-        for process in processes:
-            process.join()
-
-        placed = sum(o[0] for o in outcomes)
-        refused = sum(o[1] for o in outcomes)
-        latencies = sorted(latency for o in outcomes for latency in o[2])
-        over, drifted = audit()
-        rate = (placed + refused) / elapsed
-        print(f"hosts={args.hosts} desktops={args.desktops} workers={args.workers} strategy={args.strategy}")
-        print(f"placed={placed} no_capacity={refused} wall_s={elapsed:.2f} cpus={os.cpu_count()}")
-        print(
-            f"latency_ms p50={statistics.median(latencies) * 1000:.2f} "
-            f"p95={latencies[int(len(latencies) * 0.95)] * 1000:.2f} max={latencies[-1] * 1000:.2f}"
-        )
-        print(f"counters_drifted_hosts={drifted}")
+        rates, over, drifted = {}, 0, 0
+        for index, claim in enumerate(args.claim):
+            if index:
+                reset()
+            rates[claim], run_over, run_drifted = run(claim, args, image_id)
+            over, drifted = over + run_over, drifted + run_drifted
         connections.close_all()
     finally:
         if not args.keep:
             benchdb.drop_database()
-    print(f"placements_per_s={rate:.1f} over_ratio_hosts={over}")
+    figures = "".join(f" {claim}_placements_per_s={rate:.1f}" for claim, rate in rates.items() if claim != "statement")
+    print(
+        f"placements_per_s={rates.get('statement', 0.0):.1f}{figures} "
+        f"over_ratio_hosts={over} counters_drifted_hosts={drifted}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ class BillingConfig(AppConfig):
         from billing.services import usage
         from desktops.models import DesktopTemplate
         from desktops.services import hours
-        from desktops.signals import desktop_state_changed, host_reconciling
+        from desktops.signals import desktop_resized, desktop_state_changed, host_reconciling
         from hosts.signals import host_went_down
 
         desktop_state_changed.connect(receivers.on_desktop_state_changed, dispatch_uid="billing.ledger")
+        desktop_resized.connect(receivers.on_desktop_resized, dispatch_uid="billing.ledger_resize")
         host_reconciling.connect(receivers.on_host_reconciling, dispatch_uid="billing.ledger_repair")
         host_went_down.connect(receivers.on_host_went_down, dispatch_uid="billing.host_down")
         # The dashboards' desktop-hours come from the ledger while billing is on.

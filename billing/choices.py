@@ -18,6 +18,7 @@ class EndedBy(models.TextChoices):
     HOST_DOWN = "host_down", "Host down"
     REPAIR = "repair", "Closed by reconcile"
     SPLIT = "split", "Split (hour or price change)"
+    RESIZE = "resize", "Resized (new size, new price)"
     OTHER = "other", "Other"
 
 

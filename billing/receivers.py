@@ -31,6 +31,17 @@ def on_desktop_state_changed(sender, *, desktop_id: int, state: str, at, **kwarg
         log.exception("usage ledger not updated for desktop %s entering %s", desktop_id, state)
 
 
+def on_desktop_resized(sender, *, desktop_id: int, at, **kwargs) -> None:
+    """A running desktop's new size applies now: its usage row is cut and the rest priced at the new size."""
+    if not conf.billing_enabled():
+        return
+    try:
+        with transaction.atomic():  # as for state changes: never undo the resize it follows
+            ledger.cut_at_resize(desktop_id=desktop_id, at=at)
+    except Exception:  # the repair pass of the billing beat puts the ledger right
+        log.exception("usage ledger not cut for desktop %s resized at %s", desktop_id, at)
+
+
 def on_host_reconciling(sender, *, host_id: int, at, **kwargs) -> None:
     """Reconcile reached a host: close the intervals a crash left open, from the host's own view."""
     ledger.repair_open_intervals(host_id=host_id, now=at)

@@ -7,7 +7,7 @@ from django.db.models import Count, Q
 from django.utils.html import format_html
 
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
-from desktops.models import Desktop, DesktopTemplate, Operation, Pool
+from desktops.models import Desktop, DesktopTemplate, Operation, Pool, TemplateSize
 from desktops.services.requests import request_action
 from quetzal.errors import ServiceError
 
@@ -18,6 +18,14 @@ _TONES = {
     DesktopState.SUSPENDED: "sleep",
     **{state: "busy" for state in TRANSITIONAL_STATES},
 }
+
+
+class TemplateSizeInline(admin.TabularInline):
+    """Named sizes ("Large: 4 vCPU / 16 GiB") with the operators' extra price per hour."""
+
+    model = TemplateSize
+    extra = 0
+    fields = ["name", "vcpus", "memory_mib", "disk_gib", "extra_per_hour"]
 
 
 @admin.register(DesktopTemplate)
@@ -38,9 +46,21 @@ class DesktopTemplateAdmin(admin.ModelAdmin):
     list_select_related = ["tenant", "image"]
     search_fields = ["name", "tenant__name"]
     autocomplete_fields = ["tenant"]
+    inlines = [TemplateSizeInline]
     fieldsets = [
         (None, {"fields": ["name", "description", "os_family", "image", "enabled"]}),
-        ("Size", {"fields": ["vcpus", "memory_mib", "disk_gib", "gpu_kind", "gpu_mdev_type"]}),
+        ("Default size", {"fields": ["vcpus", "memory_mib", "disk_gib", "gpu_kind", "gpu_mdev_type"]}),
+        (
+            "Sizes people may pick (empty: the default only) and their prices per unit away from the default",
+            {
+                "fields": [
+                    ("min_vcpus", "max_vcpus"),
+                    ("min_memory_mib", "max_memory_mib"),
+                    "max_disk_gib",
+                    ("price_per_vcpu_hour", "price_per_gib_ram_hour", "price_per_disk_gib_hour"),
+                ]
+            },
+        ),
         ("Who may launch it, at what price", {"fields": ["visibility", "tenant", "price_per_hour"]}),
         (
             "First boot (cloud-init)",

@@ -10,4 +10,8 @@ class DesktopsConfig(AppConfig):
     def ready(self) -> None:
         # desktops.tasks registers the tasks in every process, not only in workers, so dispatch's signatures by
         # name find them and eager mode (no worker) runs them in-process.
-        from desktops import tasks  # noqa: F401
+        from desktops import receivers, tasks  # noqa: F401
+        from hosts.signals import host_came_back, host_went_down
+
+        host_went_down.connect(receivers.on_host_went_down, dispatch_uid="desktops.host_down")
+        host_came_back.connect(receivers.on_host_came_back, dispatch_uid="desktops.host_back")

@@ -74,6 +74,8 @@ class OperationKind(models.TextChoices):
     DELETE_SNAPSHOT = "delete_snapshot", "Delete snapshot"
     DELETE = "delete", "Delete"
     REBUILD = "rebuild", "Rebuild"
+    MIGRATE = "migrate", "Move to another host"
+    RESIZE = "resize", "Resize"
 
 
 class OperationStatus(models.TextChoices):
@@ -87,3 +89,20 @@ class OperationStatus(models.TextChoices):
 IN_FLIGHT_STATUSES = (OperationStatus.QUEUED, OperationStatus.RUNNING)
 # An operation has ended, either way.
 FINISHED_STATUSES = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
+
+
+class FirewallAction(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    DENY = "deny", "Deny"
+
+
+class FirewallProtocol(models.TextChoices):
+    ANY = "any", "Any"
+    TCP = "tcp", "TCP"
+    UDP = "udp", "UDP"
+    ICMP = "icmp", "ICMP"
+
+
+class KeyPurpose(models.TextChoices):
+    DISK = "disk", "Desktop disk (LUKS passphrase)"
+    RECORDING = "recording", "Console recordings of a tenant"

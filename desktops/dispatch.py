@@ -12,8 +12,10 @@ from django.db import transaction
 
 RUN_OPERATION = "desktops.tasks.run_operation"
 REFILL_POOLS = "desktops.tasks.refill_pools"
+APPLY_FIREWALL = "desktops.tasks.apply_firewall"
+REFILL_DISK_SPARES = "desktops.tasks.refill_disk_spares"
 # Every task name this module sends (a test checks each is a registered task).
-TASK_NAMES = (RUN_OPERATION, REFILL_POOLS)
+TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL, REFILL_DISK_SPARES)
 
 
 def send_on_commit(task_name: str, *args: object, sent: Callable[[str], None] | None = None) -> None:
@@ -39,3 +41,13 @@ def run_operation(operation_id: int, *, sent: Callable[[str], None] | None = Non
 def refill_pools() -> None:
     """Top the pools up in the background once the change that emptied them is committed."""
     send_on_commit(REFILL_POOLS)
+
+
+def apply_firewall(desktop_ids: list[int]) -> None:
+    """Re-render and redefine these desktops' filters once the rule change is committed."""
+    send_on_commit(APPLY_FIREWALL, list(desktop_ids))
+
+
+def refill_disk_spares(host_id: int) -> None:
+    """Make the host's next spare encrypted disk in the background, off the start that used one."""
+    send_on_commit(REFILL_DISK_SPARES, [host_id])

@@ -60,10 +60,15 @@ ACTIONS: dict[str, Action] = {
     OperationKind.SUSPEND: Action((DesktopState.RUNNING,), target=DesktopState.SUSPENDED),
     OperationKind.RESUME: Action((DesktopState.SUSPENDED,), target=DesktopState.RUNNING),
     OperationKind.REBOOT: Action((DesktopState.RUNNING,)),
+    # A live migration keeps the desktop running throughout; operators queue it (request_move), people never.
+    OperationKind.MIGRATE: Action((DesktopState.RUNNING,), requestable=False),
     OperationKind.SNAPSHOT: Action((DesktopState.STOPPED, DesktopState.RUNNING)),
     # The VM comes back in the snapshot's power state; the record follows it along the start or stop rows.
     OperationKind.REVERT: Action((DesktopState.STOPPED, DesktopState.RUNNING)),
     OperationKind.DELETE_SNAPSHOT: Action((DesktopState.STOPPED, DesktopState.RUNNING, DesktopState.HIBERNATED)),
+    # The desktop keeps its state: vCPUs and RAM change while stopped, the disk grows stopped or running
+    # (desktops.services.resize narrows by what changes). A resize is requested only through its own service.
+    OperationKind.RESIZE: Action((DesktopState.STOPPED, DesktopState.RUNNING), requestable=False),
     OperationKind.DELETE: Action(_NOT_DELETING, through=DesktopState.DELETING, target=DesktopState.DELETED),
 }
 

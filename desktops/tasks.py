@@ -7,7 +7,7 @@ import socket
 from celery import shared_task
 
 from desktops.models import Operation
-from desktops.services import execution, idle, pools, reconcile
+from desktops.services import disk_keys, execution, idle, network, pools, reconcile
 from hosts.hypervisor import HostUnavailable
 from hosts.models import Host
 
@@ -34,6 +34,18 @@ def run_operation(self, operation_id: int) -> None:
 def refill_pools() -> int:
     """Beat: top every pool up to its minimum of warm desktops."""
     return pools.refill_all()
+
+
+@shared_task(acks_late=True)
+def apply_firewall(desktop_ids: list[int]) -> int:
+    """Redefine the filters of these desktops from the current rules (applied live by libvirt)."""
+    return network.reapply(desktop_ids)
+
+
+@shared_task(acks_late=True)
+def refill_disk_spares(host_ids: list[int] | None = None) -> int:
+    """Beat (all hosts) or after a claim (one host): keep spare encrypted disks ready."""
+    return disk_keys.refill_spares(host_ids=host_ids)
 
 
 @shared_task(acks_late=True)

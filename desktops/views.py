@@ -15,7 +15,7 @@ from django.views import View
 from desktops.choices import DesktopState
 from desktops.forms import ConsolePreferencesForm
 from desktops.models import Desktop, DesktopTemplate, Operation
-from desktops.services import preferences
+from desktops.services import preferences, sizes
 from desktops.services.idle import WARNING_MINUTES, idle_action, idle_deadline, session_deadline
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
@@ -63,11 +63,15 @@ class PortalView(DesktopPageMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         desktops = [decorate(d) for d in self.desktops().owned_by(request.user)]
-        templates = list(DesktopTemplate.objects.launchable_by(request.tenant).select_related("image"))
+        templates = list(
+            DesktopTemplate.objects.launchable_by(request.tenant).select_related("image").prefetch_related("sizes")
+        )
         # Launching a template the person already has resumes that desktop: the button says so.
         held = {d.template_id: d.state for d in sorted(desktops, key=lambda d: d.created_at)}
         for template in templates:
             template.held_state = held.get(template.pk, "")
+            template.size_options = sizes.options(template)
+            template.size_bounds = sizes.bounds(template)
         context = {
             "templates": templates,
             "desktops": desktops,
@@ -92,10 +96,17 @@ class DesktopDetailView(DesktopPageMixin, View):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         desktop = decorate(get_object_or_404(self.desktops(), pk=pk))
+        size = sizes.of_desktop(desktop)
         context = {
             "d": desktop,
             "history": desktop.operations.select_related("actor")[:HISTORY_SHOWN],
             "admin_view": desktop.user_id != request.user.pk,
+            "size": size,
+            "size_price": sizes.price_per_hour(desktop.template, size),
+            "size_options": sizes.options(desktop.template),
+            "size_bounds": sizes.bounds(desktop.template),
+            "billing_enabled": settings.BILLING_ENABLED,
+            "currency": getattr(settings, "BILLING_CURRENCY", "usd").upper(),
         }
         return render(request, "desktops/desktop_detail.html", context)
 

@@ -13,9 +13,9 @@ from django.utils.html import format_html
 from hosts import dispatch
 from hosts.choices import HostState
 from hosts.models import OPERATOR_FIELDS, Allocation, Host, HostDevice, Image, ImageCopy
+from hosts.services import enrolment, overview
 from hosts.services import hosts as host_services
 from hosts.services import images as image_services
-from hosts.services import overview
 from quetzal.admin import ReadOnlyAdmin
 from quetzal.errors import ServiceError
 from quetzal.forms import ModelForm
@@ -87,7 +87,7 @@ class ImageCopyInline(admin.TabularInline):
 
 
 class HostAddForm(ModelForm):
-    """Registering a host connects to it first; an unreachable URI is a form error and saves nothing."""
+    """Enrolling a host connects to it and checks it first; what is missing is a form error and saves nothing."""
 
     actor = None
 
@@ -109,9 +109,14 @@ class HostAddForm(ModelForm):
         if not settings["console_address"]:
             settings.pop("console_address")
         try:
-            self.instance = host_services.register_host(
+            self.instance, self.check = enrolment.enrol_host(
                 self.cleaned_data["uri"], name=self.cleaned_data["name"] or None, actor=self.actor, **settings
             )
+        except enrolment.HostNotReady as exc:
+            # Each missing thing on its own line, with what to do about it.
+            for finding in exc.check.missing:
+                if finding.blocking:
+                    self.add_error("uri" if finding.item == "reachable" else None, f"{finding.item}: {finding.detail}")
         except ServiceError as exc:
             self.add_error("uri" if exc.code in ("host_unavailable", "host_exists") else None, exc.detail)
 
@@ -139,6 +144,7 @@ class HostAdmin(admin.ModelAdmin):
         "drain_off",
         "heartbeat_now",
         "copy_all_images",
+        "residents_report",
     ]
     learned = [
         "hostname",
@@ -262,6 +268,14 @@ class HostAdmin(admin.ModelAdmin):
         for host_id in ids:
             dispatch.on_commit(dispatch.HEARTBEAT_HOST, host_id)
         messages.success(request, f"Heartbeat queued for {len(ids)} host(s).")
+
+    @admin.action(description="Report what still runs on these hosts")
+    def residents_report(self, request, queryset) -> None:
+        for host in queryset:
+            report = host_services.residents(host=host)
+            lines = "; ".join(report.lines()) or "nothing"
+            note = f" (host did not answer: {report.unreachable})" if report.unreachable else ""
+            messages.info(request, f"{host.name} ({report.mode}): {len(report.desktops)} desktop(s): {lines}{note}")
 
     @admin.action(description="Copy every image to these hosts")
     def copy_all_images(self, request, queryset) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -19,12 +20,15 @@ from pathlib import Path
 
 from hosts.checksums import sha256_file
 
-# Bump whenever the guest scripts or the layout change, so cached images are rebuilt.
-IMAGE_VERSION = 3
+# Bump whenever the guest scripts or the layout change, so cached images are rebuilt (each version
+# is cached in its own directory, so checkouts of different versions never rebuild over each other).
+IMAGE_VERSION = 5
 
 READY_BANNER = "QUETZAL-DEMO-READY"
 POWEROFF_BANNER = "QUETZAL-DEMO-POWEROFF"
 NET_BANNER = "QUETZAL-DEMO-NET"
+PROBE_BANNER = "QUETZAL-PROBE"
+SIZE_BANNER = "QUETZAL-DEMO-SIZE"
 SCREEN_BEGIN = "QUETZAL-SCREEN-BEGIN"
 SCREEN_END = "QUETZAL-SCREEN-END"
 PROMPT = "quetzal-demo:"
@@ -33,7 +37,8 @@ DATA_README = "README.txt"
 
 # tty1 (the VGA text console, i.e. the VNC screen) is listed first so that /dev/console, which
 # follows the last console=, is the serial port: init's own messages then stay off the screen.
-DEMO_CMDLINE = "console=tty1 console=ttyS0,115200 quiet loglevel=3"
+# no_timer_check: on a loaded host under TCG the kernel's IO-APIC timer check can fail and panic at boot.
+DEMO_CMDLINE = "console=tty1 console=ttyS0,115200 quiet loglevel=3 no_timer_check"
 DISK_SIZE_BYTES = 64 * 1024 * 1024
 DISK_FORMAT = "qcow2"
 
@@ -43,6 +48,8 @@ DISK_NAME = "disk.qcow2"
 MANIFEST_NAME = "demo-image.json"
 
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"))
+# e2fsprogs' resize2fs (dynamically linked: its libraries go into the initramfs too) grows /data to its disk.
+RESIZE2FS_CANDIDATES = (Path("/sbin/resize2fs"), Path("/usr/sbin/resize2fs"))
 
 # Loaded in this order by the guest; dependencies are resolved from modules.dep at build time.
 # crc32c_generic rather than crc32c-intel: TCG's default CPU has no SSE4.2 and ext4 needs crc32c.
@@ -125,6 +132,8 @@ fi
 if [ -b /dev/vda ]; then
     mount -t ext4 -o noatime /dev/vda /data 2>/dev/null || echo "quetzal: /dev/vda not mounted" > /dev/ttyS0
 fi
+# Report the size the desktop got, grow /data to its disk, and again whenever the disk grows live.
+/sbin/quetzal-size-watch &
 # ACPI power button (virsh shutdown / libvirt's graceful shutdown) -> /etc/acpi/PWRF/00000080.
 acpid -c /etc/acpi -l /var/log/acpid.log
 /sbin/quetzal-screen-mirror &
@@ -133,6 +142,40 @@ ip link set lo up
 if [ -e /sys/class/net/eth0 ]; then
     udhcpc -f -q -t 10 -i eth0 -s /etc/udhcpc.script >/dev/null 2>&1 &
 fi
+# Reachability-probe mode for network tests: only when the kernel command line asks for it.
+grep -q 'quetzal.probe=' /proc/cmdline && /sbin/quetzal-probe &
+"""
+
+# quetzal.probe=IP:PORT,IP:PORT,... : serve TCP on 8080 and report, round after round, whether each target
+# answers a ping and accepts a TCP connection on its port. quetzal.probe_route=1 first routes every target
+# outside the default route's gateway through that gateway (how a guest tries to get around port isolation).
+_PROBE = """#!/bin/sh
+targets=$(sed -n 's/.*quetzal[.]probe=\\([^ ]*\\).*/\\1/p' /proc/cmdline | tr ',' ' ')
+mkdir -p /tmp/www && echo ok > /tmp/www/index.html
+httpd -p 8080 -h /tmp/www
+while ! ip -4 addr show dev eth0 2>/dev/null | grep -q 'inet '; do sleep 0.5; done
+me=$(ip -4 addr show dev eth0 | sed -n 's/.*inet \\([0-9.]*\\).*/\\1/p')
+gw=
+while [ -z "$gw" ]; do gw=$(ip route | sed -n 's/^default via \\([0-9.]*\\).*/\\1/p'); sleep 0.5; done
+if grep -q 'quetzal.probe_route=1' /proc/cmdline; then
+    for t in $targets; do
+        ip=${t%:*}
+        [ "$ip" != "$gw" ] && [ "$ip" != "$me" ] && ip route add "$ip/32" via "$gw" dev eth0
+    done
+    echo "__PROBE__ routes $(ip route | tr '\\n' ';')" > /dev/ttyS0
+fi
+n=0
+while :; do
+    n=$((n + 1))
+    for t in $targets; do
+        ip=${t%:*} port=${t#*:}
+        [ "$ip" = "$me" ] && continue
+        if ping -c 1 -W 1 "$ip" >/dev/null 2>&1; then p=ok; else p=no; fi
+        if nc -w 1 "$ip" "$port" </dev/null >/dev/null 2>&1; then c=ok; else c=no; fi
+        echo "__PROBE__ $n $me $ip ping=$p tcp=$c" > /dev/ttyS0
+    done
+    sleep 1
+done
 """
 
 _UDHCPC_SCRIPT = """#!/bin/sh
@@ -207,6 +250,30 @@ done
 """
 
 
+# Prints the guest's size on the serial port at boot and after every change of the disk's size, growing the
+# ext4 filesystem on /data to the whole disk first (online: resize2fs on a mounted ext4 needs no fsck).
+_SIZE_WATCH = """#!/bin/sh
+report() {
+    if [ -b /dev/vda ] && [ -x /sbin/resize2fs ] && grep -q ' /data ' /proc/mounts; then
+        /sbin/resize2fs /dev/vda >/dev/null 2>&1 || echo "quetzal: resize2fs failed" > /dev/ttyS0
+    fi
+    disk=$(blockdev --getsize64 /dev/vda 2>/dev/null || echo 0)
+    data=$(df -k /data 2>/dev/null | awk 'NR==2 {print $2}')
+    mem=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+    echo "__SIZE__ cpus=$(nproc) mem_kib=$mem disk_bytes=$disk data_kib=${data:-0}" > /dev/ttyS0
+}
+last=
+while :; do
+    now=$(cat /sys/block/vda/size 2>/dev/null)
+    if [ "$now" != "$last" ]; then
+        report
+        last=$now
+    fi
+    sleep 1
+done
+"""
+
+
 def _guest_files() -> dict[str, tuple[str, int]]:
     """Guest text files by path: (content, mode)."""
     return {
@@ -224,11 +291,20 @@ def _guest_files() -> dict[str, tuple[str, int]]:
         "etc/hostname": ("quetzal-demo\n", 0o644),
         "etc/passwd": ("root:x:0:0:root:/root:/bin/sh\n", 0o644),
         "etc/group": ("root:x:0:\n", 0o644),
+        "sbin/quetzal-probe": (_PROBE.replace("__PROBE__", PROBE_BANNER), 0o755),
+        "sbin/quetzal-size-watch": (_SIZE_WATCH.replace("__SIZE__", SIZE_BANNER), 0o755),
         "sbin/quetzal-screen-mirror": (
             _SCREEN_MIRROR.replace("__BEGIN__", SCREEN_BEGIN).replace("__END__", SCREEN_END),
             0o755,
         ),
     }
+
+
+def _scripts_sha256() -> str:
+    digest = hashlib.sha256()
+    for name, (content, mode) in sorted(_guest_files().items()):
+        digest.update(f"{name}\0{mode}\0{content}\0".encode())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------- cpio
@@ -373,10 +449,36 @@ def _busybox_applets(busybox: Path) -> list[str]:
     return sorted({line.strip().lstrip("/") for line in out.splitlines() if line.strip()})
 
 
-def build_initramfs(busybox: Path, modules_dir: Path) -> bytes:
+def find_resize2fs() -> Path | None:
+    """The build host's resize2fs (e2fsprogs), or None: the guest then keeps /data at its built size."""
+    return next((p for p in RESIZE2FS_CANDIDATES if p.exists()), None)
+
+
+def _shared_libraries(binary: Path) -> list[Path]:
+    """The shared objects (and the dynamic loader) a binary needs, as ldd resolves them here."""
+    out = subprocess.run(["ldd", str(binary)], check=True, capture_output=True, text=True).stdout
+    found = []
+    for line in out.splitlines():
+        match = re.search(r"(/\S+) \(0x", line)
+        if match:
+            found.append(Path(match.group(1)))
+    return found
+
+
+def _add_binary(cpio: CpioWriter, binary: Path) -> None:
+    """A dynamically linked host binary with its libraries, at the same paths (the guest has no libc else)."""
+    cpio.file(str(binary).lstrip("/"), binary.read_bytes(), 0o755)
+    for library in _shared_libraries(binary):
+        real = library.resolve()
+        cpio.file(str(library).lstrip("/"), real.read_bytes(), 0o755)
+
+
+def build_initramfs(busybox: Path, modules_dir: Path, resize2fs: Path | None = None) -> bytes:
     """The gzip-compressed newc cpio initramfs (deterministic for the same inputs)."""
     raw = io.BytesIO()
     cpio = CpioWriter(raw)
+    if resize2fs is not None:
+        _add_binary(cpio, resize2fs)
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run",
               "root", "data", "var/log", "etc/init.d", "etc/acpi/PWRF"):  # fmt: skip
         cpio.directory(d, 0o1777 if d == "tmp" else 0o755)
@@ -499,6 +601,7 @@ def build_demo_image(dest_dir: Path, *, kernel: Path | None = None, busybox: Pat
     if not (modules_dir / "modules.dep").exists():
         raise DemoImageError(f"no modules for kernel {version} in {modules_dir}")
     busybox = busybox or find_busybox()
+    resize2fs = find_resize2fs()
     expected: dict[str, object] = {
         "version": IMAGE_VERSION,
         "kernel_version": version,
@@ -506,6 +609,9 @@ def build_demo_image(dest_dir: Path, *, kernel: Path | None = None, busybox: Pat
         "disk_size_bytes": DISK_SIZE_BYTES,
         "kernel_source_sha256": sha256_file(kernel),
         "busybox_sha256": sha256_file(busybox),
+        # The guest scripts themselves, so editing one rebuilds the cache even without a version bump.
+        "scripts_sha256": _scripts_sha256(),
+        "resize2fs_sha256": sha256_file(resize2fs) if resize2fs else "",
     }
     dest_dir.mkdir(parents=True, exist_ok=True)
     cached = _manifest_ok(dest_dir, expected)
@@ -519,7 +625,7 @@ def build_demo_image(dest_dir: Path, *, kernel: Path | None = None, busybox: Pat
     with _replacing(kernel_dest) as tmp:
         shutil.copyfile(kernel, tmp)
     with _replacing(dest_dir / INITRD_NAME) as tmp:
-        tmp.write_bytes(build_initramfs(busybox, modules_dir))
+        tmp.write_bytes(build_initramfs(busybox, modules_dir, resize2fs))
     build_disk(dest_dir / DISK_NAME)
     manifest = {
         **expected,
@@ -540,14 +646,30 @@ def default_image_dir() -> Path:
     # /var/lib/libvirt/boot is libvirt's own place for kernels, traversable by the QEMU user.
     boot = Path("/var/lib/libvirt/boot")
     if os.geteuid() == 0 and boot.is_dir():
-        return boot / "quetzal-demo"
-    return Path.home() / ".cache" / "quetzal" / "demo-image"
+        return boot / "quetzal-demo" / f"v{IMAGE_VERSION}"
+    return Path.home() / ".cache" / "quetzal" / "demo-image" / f"v{IMAGE_VERSION}"
 
 
 # ---------------------------------------------------------------------------------- serial log
 
 
 _BEGIN_RE = re.compile(re.escape(SCREEN_BEGIN) + r" rows=(\d+) cols=(\d+) x=(\d+) y=(\d+)\r?$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class GuestSize:
+    """What the guest reported about its own size: CPUs online, MemTotal, disk bytes and /data's size."""
+
+    cpus: int
+    mem_kib: int
+    disk_bytes: int
+    data_kib: int
+
+
+def parse_sizes(serial_text: str) -> list[GuestSize]:
+    """Every size report in a serial log, oldest first."""
+    pattern = re.compile(SIZE_BANNER + r" cpus=(\d+) mem_kib=(\d+) disk_bytes=(\d+) data_kib=(\d+)")
+    return [GuestSize(*(int(g) for g in m.groups())) for m in pattern.finditer(serial_text)]
 
 
 def parse_screens(serial_text: str) -> list[Screen]:
@@ -655,6 +777,7 @@ __all__ = [
     "DISK_SIZE_BYTES",
     "NET_BANNER",
     "POWEROFF_BANNER",
+    "PROBE_BANNER",
     "PROMPT",
     "READY_BANNER",
     "SCREEN_BEGIN",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +68,63 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_network(name: str, default: str) -> str:
+    """Return an IPv4 network in CIDR form (host bits must be zero), canonicalised."""
+    value = os.environ.get(name, "").strip() or default
+    try:
+        return str(ipaddress.IPv4Network(value))
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be an IPv4 network such as 10.200.0.0/16, got {value!r}: {error}")
+
+
+def env_networks(name: str, default: list[str]) -> list[str]:
+    """Return a comma-separated list of IPv4 networks in CIDR form."""
+    items = env_list(name, default)
+    try:
+        return [str(ipaddress.IPv4Network(item)) for item in items]
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must list IPv4 networks such as 169.254.0.0/16: {error}")
+
+
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
     """Return a variable that must be one of a fixed set of words."""
     value = os.environ.get(name, default).strip().lower()
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def parse_kek(text: str, *, source: str) -> bytes:
+    """A key-encryption key written as base64 of exactly 32 random bytes."""
+    cleaned = "".join(text.split())
+    try:
+        raw = base64.b64decode(cleaned.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImproperlyConfigured(f"{source} must be base64 of 32 random bytes (`openssl rand -base64 32`)") from None
+    if len(raw) != 32:
+        raise ImproperlyConfigured(f"{source} must decode to 32 bytes, got {len(raw)}")
+    if len(set(raw)) < 8:
+        raise ImproperlyConfigured(f"{source} does not look random")
+    return raw
+
+
+def env_kek(name: str, file_name: str, *, required: bool = False) -> bytes | None:
+    """The key-encryption key from `name` (base64) or the file `file_name` names; never both."""
+    value = os.environ.get(name, "").strip()
+    path = os.environ.get(file_name, "").strip()
+    if value and path:
+        raise ImproperlyConfigured(f"set only one of {name} and {file_name}")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise ImproperlyConfigured(f"{file_name}: cannot read {path}: {error.strerror}") from None
+        return parse_kek(text, source=f"{file_name} ({path})")
+    if value:
+        return parse_kek(value, source=name)
+    if required:
+        raise ImproperlyConfigured(f"{name} or {file_name} must be set: disks and recordings are encrypted under it")
+    return None
 
 
 def _sqlite(path: str) -> dict:

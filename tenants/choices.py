@@ -26,3 +26,17 @@ class IdleAction(models.TextChoices):
     STOP = "stop", "Shut down"
     HIBERNATE = "hibernate", "Hibernate (keep open windows)"
     RECYCLE = "recycle", "Recycle (pooled desktops)"
+
+
+class EgressPolicy(models.TextChoices):
+    """What a desktop may reach outside when no firewall rule matches."""
+
+    ALLOW_ALL = "allow_all", "Allow all outbound traffic"
+    DENY_ALL = "deny_all", "Deny all outbound traffic but the allow rules"
+
+
+class ResizePolicy(models.TextChoices):
+    """Who may pick a size other than a template's default, and resize a desktop later."""
+
+    MEMBERS = "members", "Members, within the template's sizes"
+    ADMINS = "admins", "Tenant admins only"

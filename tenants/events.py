@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from billing.models import BillingAccount, UsageInterval
     from desktops.console.models import ConsoleSession, Recording
-    from desktops.models import Desktop, DesktopTemplate, Pool
+    from desktops.models import Desktop, DesktopTemplate, FirewallRule, Pool
     from hosts.models import Host, Image
 
     # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
@@ -93,13 +93,21 @@ class AuditAction(models.TextChoices):
     DESKTOP_DELETE_SNAPSHOT = "desktop.delete_snapshot", "Snapshot deletion requested"
     DESKTOP_DELETE = "desktop.delete", "Desktop deletion requested"
     DESKTOP_REBUILD = "desktop.rebuild", "Desktop rebuild requested"
+    DESKTOP_MIGRATE = "desktop.migrate", "Desktop move to another host requested"
+    DESKTOP_RESIZE = "desktop.resize", "Desktop resize requested"
     DESKTOP_CLAIM = "desktop.claim", "Pooled desktop claimed"
     DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", "Snapshot of many desktops requested"
     DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", "Idle desktops stopped"
+    DESKTOP_KEYS_ERASE = "desktop.keys_erase", "Disk keys destroyed (crypto-erase)"
+    KEYS_ROTATE = "keys.rotate", "Key-encryption key rotated"
     TEMPLATE_CREATE = "template.create", "Template created"
     TEMPLATE_UPDATE = "template.update", "Template changed"
     POOL_SAVE = "pool.save", "Pool saved"
     POOL_DELETE = "pool.delete", "Pool removed"
+    FIREWALL_RULE_CREATE = "firewall.rule.create", "Firewall rule added"
+    FIREWALL_RULE_UPDATE = "firewall.rule.update", "Firewall rule changed"
+    FIREWALL_RULE_DELETE = "firewall.rule.delete", "Firewall rule removed"
+    NETWORK_POLICY = "network.policy", "Network policy changed"
     # Consoles and their recordings
     CONSOLE_OPEN = "console.open", "Console opened"
     CONSOLE_CLOSE = "console.close", "Console closed"
@@ -336,6 +344,16 @@ def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Poo
     return _record(AuditAction.DESKTOP_CLAIM, actor=actor, tenant=tenant, target=desktop, ip=ip, data=data)
 
 
+def disk_keys_erased(*, tenant: Tenant, desktop_ids: Sequence[int], why: str) -> AuditEvent:
+    """Disk keys destroyed: what those disks held can no longer be read (crypto-erase)."""
+    return _record(AuditAction.DESKTOP_KEYS_ERASE, tenant=tenant, data={"desktops": list(desktop_ids), "why": why})
+
+
+def keys_rotated(*, old_kek_id: str, new_kek_id: str, count: int) -> AuditEvent:
+    """Every data key re-wrapped under a new key-encryption key (the ids are fingerprints, not keys)."""
+    return _record(AuditAction.KEYS_ROTATE, data={"old_kek": old_kek_id, "new_kek": new_kek_id, "keys": count})
+
+
 def bulk_snapshot_requested(
     *, actor: Actor, tenant: Tenant, snapshot: str, queued: int, skipped: int, ip: str | None = None
 ) -> AuditEvent:
@@ -373,6 +391,33 @@ def pool_saved(*, actor: Actor, tenant: Tenant, pool: Pool) -> AuditEvent:
 
 def pool_deleted(*, actor: Actor, pool: Pool) -> AuditEvent:
     return _record(AuditAction.POOL_DELETE, actor=actor, tenant=pool.tenant, target=pool)
+
+
+def firewall_rule_changed(
+    *,
+    actor: Actor,
+    tenant: Tenant,
+    rule: FirewallRule,
+    change: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """A firewall rule was created, updated or deleted (`change`); before/after hold its fields."""
+    action = AuditAction(f"firewall.rule.{change}")
+    data: dict[str, Any] = {"scope": rule.scope, "template": rule.template_id, "desktop": rule.desktop_id}
+    if before is not None:
+        data["before"] = dict(before)
+    if after is not None:
+        data["after"] = dict(after)
+    return _record(action, actor=actor, tenant=tenant, target=rule, ip=ip, data=data)
+
+
+def network_policy_changed(
+    *, actor: Actor, tenant: Tenant, before: Mapping[str, Any], after: Mapping[str, Any], ip: str | None = None
+) -> AuditEvent:
+    data = {"before": dict(before), "after": dict(after)}
+    return _record(AuditAction.NETWORK_POLICY, actor=actor, tenant=tenant, target=tenant, ip=ip, data=data)
 
 
 # ------------------------------------------------------------------------ consoles and recordings

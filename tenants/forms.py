@@ -97,6 +97,8 @@ class PoliciesForm(ModelForm):
             "quota_vcpus": "Running vCPUs",
             "quota_ram_mib": "Running RAM (MiB)",
             "max_running_per_user": "Running desktops per person",
+            "quota_disk_gib": "Desktop disks (GiB)",
+            "resize_policy": "Who may choose sizes and resize",
             "allow_admin_console_access": "Admins may open members' consoles",
             "recording_enabled": "Record console sessions",
             "recording_retention_days": "Keep recordings (days)",

@@ -33,17 +33,6 @@ def enrolment_required(request) -> bool:
     return not has_confirmed_device(user)
 
 
-def operator_enrolment_required(request) -> bool:
-    """ADMIN_REQUIRE_2FA is on and this operator's session has not passed a second factor."""
-    user = getattr(request, "user", None)
-    if not getattr(settings, "ADMIN_REQUIRE_2FA", False) or user is None or not user.is_authenticated:
-        return False
-    if not user.is_staff:
-        return False
-    is_verified = getattr(user, "is_verified", None)
-    return not (is_verified is not None and is_verified())
-
-
 def session_verified(user, session) -> bool:
     """Whether this session (a socket's, say) entered a code of one of the person's confirmed devices."""
     persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
@@ -70,3 +59,10 @@ def is_operator_socket(user, session) -> bool:
     return operator_powers(
         user, verified=user is not None and user.is_authenticated and session_verified(user, session)
     )
+
+
+def operator_enrolment_required(request) -> bool:
+    """An operator who lacks operator powers only for want of a second factor (ADMIN_REQUIRE_2FA is on)."""
+    user = getattr(request, "user", None)
+    staff = user is not None and user.is_authenticated and user.is_staff
+    return staff and not is_operator(request)

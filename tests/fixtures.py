@@ -25,6 +25,14 @@ class TenantWorld:
         return Membership.objects.get(user=user, tenant=self.tenant)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fresh_cache():
+    """Start from an empty cache: rate limits and lockouts an earlier run left in Redis must not leak in."""
+    from django.core.cache import cache  # settings are configured only once pytest-django has started
+
+    cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     # Hashing cost is not what these tests prove; MD5 keeps real logins fast.

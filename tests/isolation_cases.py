@@ -124,6 +124,18 @@ def _invoice(world):
     )
 
 
+def _rule(world):
+    from desktops.models import FirewallRule
+
+    return FirewallRule.objects.create(tenant=world.tenant, action="deny", cidr="192.0.2.0/24", position=10)
+
+
+def _desktop_rule(world):
+    from desktops.models import FirewallRule
+
+    return FirewallRule.objects.create(tenant=world.tenant, desktop=_desktop(world), action="deny", cidr="192.0.2.0/24")
+
+
 def _host(world):
     from hosts.models import Host
 
@@ -165,6 +177,7 @@ CASES: dict[str, Case] = {
             "keep-running",
         )
     },
+    "api:desktop-resize": Case(make=_desktop, reader=None, methods=("post",), detail=True, body={"vcpus": 4}),
     "api:operation-list": Case(make=_operation),
     "api:operation-detail": Case(make=_operation),
     "api:pool-list": Case(
@@ -185,6 +198,18 @@ CASES: dict[str, Case] = {
     "api:billing-invoice-detail": Case(make=_invoice, reader="admin"),
     "api:desktop-metrics": Case(make=_desktop, reader="member", detail=True),
     "api:tenant-metrics": Case(reader="admin"),
+    "api:firewall-rule-list": Case(
+        make=_desktop_rule,
+        reader="admin",
+        methods=("get", "post"),
+        body=lambda r: {"desktop": r.desktop_id, "action": "allow", "cidr": "0.0.0.0/0"},
+    ),
+    "api:firewall-rule-detail": Case(
+        make=_rule, reader="admin", methods=("get", "put", "patch", "delete"), body={"cidr": "10.0.0.0/8"}
+    ),
+    "api:network-policy": Case(
+        reader="admin", methods=("get", "put"), body={"egress_policy": "deny_all", "allow_intra_tenant_traffic": True}
+    ),
     # Hosts belong to no tenant: no tenant member reads them, and outsiders get a 404 like elsewhere.
     "api:host-metrics": Case(make=_host, reader=None, detail=True),
 }
@@ -206,6 +231,10 @@ class WriteCase:
     resource: Callable | None = None  # (world) -> B's own object the URL names; None: the route is a collection
 
 
+def _rule_body(scope: str) -> Callable:
+    return lambda row: {scope: row.pk, "action": "deny", "cidr": "192.0.2.0/24", "protocol": "tcp", "port_start": 22}
+
+
 def _pool_body(template) -> dict:
     return {"template": template.pk, "name": "warm", "min_ready": 0, "max_size": 1}
 
@@ -219,6 +248,12 @@ WRITE_CASES: dict[str, list[WriteCase]] = {
     ],
     "StopSerializer.desktop": [
         WriteCase("api:desktop-plan-stop", "post", _desktop, lambda d: {"desktop": d.pk}, 202, "member"),
+    ],
+    "FirewallRuleSerializer.template": [
+        WriteCase("api:firewall-rule-list", "post", _template, _rule_body("template"), 201),
+    ],
+    "FirewallRuleSerializer.desktop": [
+        WriteCase("api:firewall-rule-list", "post", _desktop, _rule_body("desktop"), 201),
     ],
     "PoolSerializer.template": [
         WriteCase("api:pool-list", "post", _template, _pool_body, 201),

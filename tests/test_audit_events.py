@@ -51,7 +51,9 @@ STORED_ACTIONS = {
     "image.import", "image.upload", "image.copy.request", "image.copy",
     "desktop.create", "desktop.start", "desktop.stop", "desktop.reboot", "desktop.suspend", "desktop.resume",
     "desktop.hibernate", "desktop.restore", "desktop.snapshot", "desktop.revert", "desktop.delete_snapshot",
-    "desktop.delete", "desktop.rebuild", "desktop.claim", "desktop.bulk_snapshot", "desktop.bulk_stop_idle",
+    "desktop.delete", "desktop.rebuild", "desktop.migrate", "desktop.resize", "desktop.claim",
+    "desktop.bulk_snapshot",
+    "desktop.bulk_stop_idle", "desktop.keys_erase", "keys.rotate",
     "template.create", "template.update", "pool.save", "pool.delete",
     "console.open", "console.close", "console.refused",
     "console.recording.replay", "console.recording.delete", "console.recording.expire",
@@ -59,6 +61,7 @@ STORED_ACTIONS = {
     "billing.portal_opened", "billing.payment_method_set", "billing.exempt", "billing.charged",
     "billing.payment_failed", "billing.arrears_cleared", "billing.host_down_closed",
     "billing.interval_repaired", "billing.price_change",
+    "firewall.rule.create", "firewall.rule.update", "firewall.rule.delete", "network.policy",
 }  # fmt: skip
 
 # Events about the platform rather than one tenant: only operators see them (Django admin), no tenant's log.
@@ -67,7 +70,7 @@ PLATFORM_ACTIONS = {
     "host.maintenance.on", "host.maintenance.off", "host.drain.on", "host.drain.off",
     "host.enabled.on", "host.enabled.off",
     "image.import", "image.upload", "image.copy.request", "image.copy",
-    "billing.host_down_closed", "user.preferences",
+    "billing.host_down_closed", "user.preferences", "keys.rotate",
 }  # fmt: skip
 
 
@@ -231,6 +234,7 @@ _BY_NAME: dict[str, list[Any]] = {
     "kind": list(OperationKind.values),
     "status": list(TenantStatus.values),
     "flag": ["maintenance", "drain", "enabled"],
+    "change": ["create", "update", "delete"],
     "ip": ["192.0.2.7"],
 }
 

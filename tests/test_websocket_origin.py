@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
-from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.urls import URLPattern
 from django.urls.converters import IntConverter, UUIDConverter
@@ -17,6 +16,7 @@ from django.urls.resolvers import RoutePattern
 
 from quetzal.origin import same_origin
 from quetzal.routing import websocket_urlpatterns
+from tests.sockets import Communicator
 
 
 def _routes(patterns: list[URLPattern], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
@@ -65,7 +65,7 @@ async def test_it_refuses_a_foreign_origin_on_every_route(route, pattern, monkey
     own = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
     try:
         # When a page of another site opens the route, with the real consumer behind it
-        client = WebsocketCommunicator(application, path, headers=foreign)
+        client = Communicator(application, path, headers=foreign)
         connected, _ = await client.connect()
         # Then the handshake itself is refused
         assert not connected
@@ -81,7 +81,7 @@ async def test_it_refuses_a_foreign_origin_on_every_route(route, pattern, monkey
             await receive()
 
         monkeypatch.setattr(pattern, "callback", probe)
-        client = WebsocketCommunicator(application, path, headers=own)
+        client = Communicator(application, path, headers=own)
         connected, _ = await client.connect()
         assert connected and reached == [path]
         await client.disconnect()

@@ -49,6 +49,9 @@ class UsageInterval(models.Model):
     template_name = models.CharField(max_length=100)
     price_per_hour = models.DecimalField(max_digits=10, decimal_places=4, validators=[MinValueValidator(Decimal(0))])
     currency = models.CharField(max_length=3)
+    # The desktop's size while the row ran and what that size adds to the template's price (a resize cuts the row).
+    size_label = models.CharField(max_length=100, blank=True)
+    size_extra_per_hour = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     seconds = models.PositiveIntegerField(null=True, blank=True)

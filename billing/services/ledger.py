@@ -26,6 +26,7 @@ from billing.periods import amount_for, floor_hour, hour_boundaries, seconds_bet
 from billing.services import prices
 from desktops.choices import DesktopState
 from desktops.models import Desktop
+from desktops.services import sizes
 from hosts.choices import HostState
 from tenants import events
 
@@ -70,13 +71,27 @@ def segments(row: UsageInterval, end: datetime) -> list[Segment]:
     found = []
     for start, stop in pairwise(points):
         # The first stretch keeps the price recorded at opening: the price in force when it began.
+        # Later stretches: the template's price then, plus what the row's size adds (a resize cuts the row,
+        # so one row has one size).
         price = (
             row.price_per_hour
             if start == row.started_at
-            else prices.price_at(template_id=row.template_id, at=start, fallback=row.price_per_hour)
+            else _sized(
+                prices.price_at(
+                    template_id=row.template_id,
+                    at=start,
+                    fallback=row.price_per_hour - row.size_extra_per_hour,
+                ),
+                row.size_extra_per_hour,
+            )
         )
         found.append(Segment(start=start, end=stop, price_per_hour=price))
     return found
+
+
+def _sized(base: Decimal, extra: Decimal) -> Decimal:
+    """A size's price per hour from the template's: never below zero."""
+    return max(base + extra, Decimal(0))
 
 
 def _copy(row: UsageInterval) -> dict:
@@ -89,6 +104,8 @@ def _copy(row: UsageInterval) -> dict:
         "template_id": row.template_id,
         "template_name": row.template_name,
         "currency": row.currency,
+        "size_label": row.size_label,
+        "size_extra_per_hour": row.size_extra_per_hour,
     }
 
 
@@ -121,7 +138,9 @@ def _close_row(row: UsageInterval, end: datetime, ended_by: str) -> bool:
 def _new_open_row(desktop: Desktop, start: datetime, like: UsageInterval | None = None) -> UsageInterval | None:
     """Create the desktop's open row; None when one exists already (the constraint decided)."""
     template = desktop.template
-    fallback = like.price_per_hour if like is not None else template.price_per_hour
+    size = sizes.of_desktop(desktop)
+    extra = like.size_extra_per_hour if like is not None else sizes.extra_per_hour(template, size)
+    fallback = like.price_per_hour - like.size_extra_per_hour if like is not None else template.price_per_hour
     values: dict[str, Any] = (
         _copy(like)
         if like is not None
@@ -134,6 +153,8 @@ def _new_open_row(desktop: Desktop, start: datetime, like: UsageInterval | None 
             "template_id": template.pk,
             "template_name": template.name[:100],
             "currency": conf.currency(),
+            "size_label": size.label[:100],
+            "size_extra_per_hour": extra,
         }
     )
     try:
@@ -141,7 +162,9 @@ def _new_open_row(desktop: Desktop, start: datetime, like: UsageInterval | None 
             return UsageInterval.objects.create(
                 **values,
                 started_at=start,
-                price_per_hour=prices.price_at(template_id=values["template_id"], at=start, fallback=fallback),
+                price_per_hour=_sized(
+                    prices.price_at(template_id=values["template_id"], at=start, fallback=fallback), extra
+                ),
             )
     except IntegrityError:
         return None
@@ -173,6 +196,19 @@ def close_open_intervals(*, desktop_id: int, at: datetime, ended_by: str = Ended
     with transaction.atomic():
         rows = list(UsageInterval.objects.select_for_update().open().filter(desktop_id=desktop_id))
         return sum(_close_row(row, at, ended_by) for row in rows)
+
+
+def cut_at_resize(*, desktop_id: int, at: datetime) -> UsageInterval | None:
+    """The desktop's new size applies from `at`: close its open row there and open the next at the new price.
+
+    Nothing is open (the desktop was stopped): nothing to cut; its next start opens a row at the new size.
+    """
+    if not conf.billing_enabled():
+        return None
+    with transaction.atomic():
+        if not close_open_intervals(desktop_id=desktop_id, at=at, ended_by=EndedBy.RESIZE):
+            return None
+        return open_interval(desktop_id=desktop_id, at=at)
 
 
 def close_host_intervals(*, host_id: int, at: datetime, ended_by: str = EndedBy.HOST_DOWN) -> int:

@@ -11,9 +11,11 @@ from rest_framework import serializers
 
 from desktops.choices import DesktopState
 from desktops.models import Desktop, DesktopSnapshot, DesktopTemplate, Operation, Pool
-from desktops.services import pools
+from desktops.models.template import MAX_DISK_GIB, MAX_MEMORY_MIB, MAX_VCPUS, MIN_MEMORY_MIB
+from desktops.services import network, pools, sizes
 from desktops.services.idle import idle_deadline, session_deadline
 from desktops.services.templates import launchable
+from hosts.choices import HostState
 from quetzal.api.fields import TenantScopedModelSerializer, TenantScopedPrimaryKeyRelatedField
 from quetzal.api.serializers import ModelSerializer, ResponseSerializer, Serializer
 
@@ -38,8 +40,55 @@ HELD_BACK_SCHEMA = {
 }
 
 
+# Where a desktop is on its tenant's network (null until it is placed, or with tenant networks off).
+NETWORK_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "properties": {k: {"type": "string"} for k in ("network", "subnet", "gateway", "ip", "mac")},
+    "required": ["network", "subnet", "gateway", "ip", "mac"],
+}
+
+
+class SizeOptionSerializer(ResponseSerializer):
+    """One size a template offers: the default (name "") or a named one, with its price per hour."""
+
+    name = serializers.CharField()
+    label = serializers.CharField()
+    vcpus = serializers.IntegerField(source="size.vcpus")
+    memory_mib = serializers.IntegerField(source="size.memory_mib")
+    disk_gib = serializers.IntegerField(source="size.disk_gib")
+    price_per_hour = serializers.DecimalField(max_digits=12, decimal_places=4)
+
+
+_RANGE = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
+BOUNDS_SCHEMA = {
+    "type": "object",
+    "properties": {"vcpus": _RANGE, "memory_mib": _RANGE, "disk_gib": _RANGE},
+    "required": ["vcpus", "memory_mib", "disk_gib"],
+}
+
+
+class SizeFields(Serializer):
+    """A size in a request body: a template's named size, or any of vcpus, memory_mib, disk_gib (bounded)."""
+
+    size = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    vcpus = serializers.IntegerField(min_value=1, max_value=MAX_VCPUS, required=False)
+    memory_mib = serializers.IntegerField(min_value=MIN_MEMORY_MIB, max_value=MAX_MEMORY_MIB, required=False)
+    disk_gib = serializers.IntegerField(min_value=1, max_value=MAX_DISK_GIB, required=False)
+
+    SIZE_KEYS = ("size", "vcpus", "memory_mib", "disk_gib")
+
+    def size_arguments(self) -> dict:
+        return {key: self.validated_data[key] for key in self.SIZE_KEYS if key in self.validated_data}
+
+    def asks_size(self) -> bool:
+        return any(self.validated_data.get(key) not in (None, "") for key in self.SIZE_KEYS)
+
+
 class TemplateSerializer(ModelSerializer):
     price_per_hour = serializers.DecimalField(max_digits=10, decimal_places=4, read_only=True)
+    sizes = serializers.SerializerMethodField(help_text="The default and the named sizes, with their prices.")
+    bounds = serializers.SerializerMethodField(help_text="The ranges a custom size may take: [low, high] each.")
 
     class Meta:
         model = DesktopTemplate
@@ -54,8 +103,22 @@ class TemplateSerializer(ModelSerializer):
             "gpu_kind",
             "gpu_mdev_type",
             "price_per_hour",
+            "price_per_vcpu_hour",
+            "price_per_gib_ram_hour",
+            "price_per_disk_gib_hour",
+            "sizes",
+            "bounds",
             "visibility",
         ]
+
+    @extend_schema_field(SizeOptionSerializer(many=True))
+    def get_sizes(self, template: DesktopTemplate) -> list:
+        return SizeOptionSerializer(sizes.options(template), many=True).data
+
+    @extend_schema_field(BOUNDS_SCHEMA)
+    def get_bounds(self, template: DesktopTemplate) -> dict:
+        limits = sizes.bounds(template)
+        return {"vcpus": list(limits.vcpus), "memory_mib": list(limits.memory_mib), "disk_gib": list(limits.disk_gib)}
 
 
 class OperationSerializer(ModelSerializer):
@@ -94,10 +157,13 @@ class DesktopSerializer(ModelSerializer):
     template_name = serializers.CharField(source="template.name", read_only=True)
     owner = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
     host = serializers.CharField(source="host.name", read_only=True, default=None, allow_null=True)
+    host_available = serializers.SerializerMethodField()
     console_url = serializers.SerializerMethodField()
     idle_action_at = serializers.SerializerMethodField()
     session_ends_at = serializers.SerializerMethodField()
     snapshots = SnapshotSerializer(many=True, read_only=True)
+    network = serializers.SerializerMethodField(help_text="The tenant network and address on its host, or null.")
+    price_per_hour = serializers.SerializerMethodField(help_text="What its size costs per hour now.")
 
     class Meta:
         model = Desktop
@@ -111,8 +177,13 @@ class DesktopSerializer(ModelSerializer):
             "template_name",
             "owner",
             "host",
+            "host_available",
             "vcpus",
             "memory_mib",
+            "disk_gib",
+            "size_name",
+            "price_per_hour",
+            "disk_encrypted",
             "created_at",
             "running_since",
             "last_activity_at",
@@ -121,13 +192,26 @@ class DesktopSerializer(ModelSerializer):
             "idle_action_at",
             "session_ends_at",
             "snapshots",
+            "network",
         ]
         read_only_fields = fields
+
+    def get_host_available(self, desktop: Desktop) -> bool:
+        """False while the desktop's host is down (its VM cannot be reached)."""
+        return desktop.host is None or desktop.host.state != HostState.DOWN
+
+    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=4))
+    def get_price_per_hour(self, desktop: Desktop) -> str:
+        return str(sizes.price_per_hour(desktop.template, sizes.of_desktop(desktop)))
 
     def get_console_url(self, desktop: Desktop) -> str | None:
         if desktop.state != DesktopState.RUNNING:
             return None
         return f"/desktops/{desktop.pk}/console/"
+
+    @extend_schema_field(NETWORK_SCHEMA)
+    def get_network(self, desktop: Desktop) -> dict | None:
+        return network.address(desktop)
 
     def get_idle_action_at(self, desktop: Desktop) -> datetime | None:
         return idle_deadline(desktop) if desktop.state == DesktopState.RUNNING else None
@@ -136,7 +220,7 @@ class DesktopSerializer(ModelSerializer):
         return session_deadline(desktop) if desktop.state == DesktopState.RUNNING else None
 
 
-class CreateDesktopSerializer(Serializer):
+class CreateDesktopSerializer(SizeFields):
     template = template_reference()
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     start = serializers.BooleanField(default=True)
@@ -165,6 +249,15 @@ class AcceptedSerializer(ResponseSerializer):
     operation = OperationSerializer(allow_null=True)
 
 
+class ResizeSerializer(SizeFields):
+    """What to resize to; what is left out stays as it is."""
+
+    def validate(self, attrs):
+        if not any(attrs.get(key) not in (None, "") for key in self.SIZE_KEYS):
+            raise serializers.ValidationError("Give a size, or vcpus, memory_mib or disk_gib.")
+        return attrs
+
+
 class PlanStatusSerializer(ResponseSerializer):
     """All of the caller's desktops, not paginated."""
 
@@ -175,7 +268,7 @@ class OperationsQueuedSerializer(ResponseSerializer):
     operations = OperationSerializer(many=True, read_only=True)
 
 
-class LaunchSerializer(Serializer):
+class LaunchSerializer(SizeFields):
     os_type = serializers.ChoiceField(choices=["linux", "windows"], required=False)
     template = template_reference(required=False)
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from desktops.api import views
+from desktops.api import firewall, views
 
 router = SimpleRouter()
 router.register("templates", views.TemplateViewSet, basename="template")
 router.register("desktops", views.DesktopViewSet, basename="desktop")
 router.register("operations", views.OperationViewSet, basename="operation")
 router.register("pools", views.PoolViewSet, basename="pool")
-urlpatterns = router.urls
+router.register("firewall-rules", firewall.FirewallRuleViewSet, basename="firewall-rule")
+policy = firewall.NetworkPolicyViewSet.as_view({"get": "retrieve", "put": "update"})
+urlpatterns = [*router.urls, path("network-policy/", policy, name="network-policy")]
 
 # The original plan's three calls, for scripts (mounted at /api/desktop/).
 plan_urlpatterns = [

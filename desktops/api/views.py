@@ -11,8 +11,9 @@ from desktops.api import serializers as s
 from desktops.choices import STOPPABLE_STATES, OperationKind
 from desktops.filters import OperationFilterSet
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import idle, launch, pools
+from desktops.services import idle, launch, pools, sizes
 from desktops.services.requests import request_action, request_create, request_stop
+from desktops.services.resize import request_resize
 from desktops.services.templates import launchable
 from quetzal.api.viewsets import TenantScopedViewSet
 from quetzal.errors import ServiceError
@@ -63,13 +64,15 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
     def create(self, request):
         body = s.CreateDesktopSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
+        template = body.validated_data["template"]
         desktop, operation = request_create(
             tenant=request.tenant,
             user=request.user,
-            template=body.validated_data["template"],
+            template=template,
             actor=request.user,
             name=body.validated_data.get("name", ""),
             start=body.validated_data["start"],
+            size=sizes.resolve(template, **body.size_arguments()),
             ip=client_ip(request),
         )
         return accepted(desktop, operation)
@@ -130,6 +133,15 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
         desktop = self.get_object()
         idle.keep_running(desktop=desktop, actor=request.user)
         return Response(s.DesktopSerializer(desktop).data)
+
+    @extend_schema(request=s.ResizeSerializer, responses={202: s.AcceptedSerializer})
+    @action(detail=True, methods=["post"])
+    def resize(self, request, pk=None):
+        desktop = self.get_object()
+        body = s.ResizeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        operation = request_resize(desktop=desktop, actor=request.user, ip=client_ip(request), **body.size_arguments())
+        return accepted(desktop, operation)
 
     @extend_schema(request=s.SnapshotNameSerializer, responses={202: s.AcceptedSerializer})
     @action(detail=True, methods=["post"])
@@ -218,7 +230,10 @@ class PlanViewSet(TenantScopedViewSet):
         )
         if template is None:
             raise ServiceError("No matching template is available to you.", code="template_unavailable", status=404)
-        result = launch.launch(tenant=request.tenant, user=request.user, template=template, ip=client_ip(request))
+        size = sizes.resolve(template, **body.size_arguments()) if body.asks_size() else None
+        result = launch.launch(
+            tenant=request.tenant, user=request.user, template=template, size=size, ip=client_ip(request)
+        )
         return accepted(result.desktop, result.operation)
 
     @extend_schema(responses=s.PlanStatusSerializer)

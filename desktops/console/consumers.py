@@ -89,7 +89,7 @@ class ConsoleConsumer(EndsWithAccess, AsyncConsumer):
             await self._finish(error.code)
             return
         if self.grant.recording_path is not None:
-            self.recorder = RecordingWriter(self.grant.recording_path)
+            self.recorder = RecordingWriter(self.grant.recording_path, key=self.grant.recording_key)
             try:
                 await self.recorder.open()
             except OSError:

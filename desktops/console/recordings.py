@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from desktops.console.errors import RecordingMissing
 from desktops.console.models import ConsoleSession, Recording
-from desktops.console.recordfile import RecordingFormatError, RecordingStats, stats_of
+from desktops.console.recordfile import PlainReader, RecordingFormatError, RecordingStats, stats_of
+from desktops.services import disk_keys
 from tenants import events
 from tenants.models import Tenant
 
@@ -66,18 +67,20 @@ def finish(*, recording_id: int, stats: RecordingStats, at: datetime | None = No
 def salvage(recording: Recording, *, at: datetime | None = None) -> bool:
     """Finish a recording whose proxy died, from what reached the disk."""
     try:
-        stats = stats_of(file_path(recording))
+        stats = stats_of(file_path(recording), key=disk_keys.tenant_recording_key(recording.tenant))
     except (OSError, RecordingFormatError, RecordingMissing):
         stats = RecordingStats(size_bytes=0, frames=0, duration_ms=0)
     return finish(recording_id=recording.pk, stats=stats, at=at)
 
 
 def open_for_replay(*, recording: Recording, actor, ip: str | None = None) -> BinaryIO:
-    """The recording's file opened for a tenant admin's replay (audited)."""
+    """The recording's plain stream (decrypted as it is read) for a tenant admin's replay (audited)."""
     try:
-        handle = file_path(recording).open("rb")
+        handle = PlainReader(file_path(recording), key=disk_keys.tenant_recording_key(recording.tenant))
     except FileNotFoundError:
         raise RecordingMissing("This recording's file is gone (deleted or never written).") from None
+    except RecordingFormatError:
+        raise RecordingMissing("This recording's file cannot be read (its key was erased or it is damaged).") from None
     events.recording_replayed(actor=actor, recording=recording, ip=ip)
     return handle
 

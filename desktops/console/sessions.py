@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
 from pathlib import Path
@@ -17,6 +17,7 @@ from desktops.console.errors import ConsoleError, ConsoleUnavailable, DesktopNot
 from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import RecordingStats
 from desktops.models import Desktop
+from desktops.services import disk_keys
 from tenants import events
 from tenants.models import Membership
 
@@ -44,6 +45,8 @@ class ConsoleGrant:
     domain_name: str
     recording_id: int | None = None
     recording_path: Path | None = None
+    # The tenant's recording key: the file is sealed with it as it is written (never sent anywhere).
+    recording_key: bytes | None = field(default=None, repr=False)
 
 
 def open_session(
@@ -113,6 +116,7 @@ def open_session(
         domain_name=desktop.domain_name,
         recording_id=recording.pk if recording else None,
         recording_path=recordings.file_path(recording) if recording else None,
+        recording_key=disk_keys.tenant_recording_key(desktop.tenant) if recording else None,
     )
 
 

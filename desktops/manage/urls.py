@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from desktops.manage import views
+from desktops.manage import firewall, views
 
 app_name = "manage"
 urlpatterns = [
@@ -18,4 +18,11 @@ urlpatterns = [
     path("manage/templates/", views.TemplatesView.as_view(), name="templates"),
     path("manage/templates/new/", views.TemplateEditView.as_view(), name="template-new"),
     path("manage/templates/<int:pk>/", views.TemplateEditView.as_view(), name="template"),
+    path("manage/network/", firewall.FirewallView.as_view(scope="tenant"), name="network"),
+    path(
+        "manage/templates/<int:pk>/firewall/",
+        firewall.FirewallView.as_view(scope="template"),
+        name="template-firewall",
+    ),
+    path("manage/desktops/<int:pk>/firewall/", firewall.FirewallView.as_view(scope="desktop"), name="desktop-firewall"),
 ]

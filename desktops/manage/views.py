@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
@@ -11,8 +12,8 @@ from django.views import View
 from desktops.choices import DesktopKind, DesktopState, Visibility
 from desktops.filters import AdminDesktopFilterSet
 from desktops.manage.forms import PoolForm, TemplateForm
-from desktops.models import Desktop, DesktopTemplate, Pool
-from desktops.services import bulk, dashboard, pools, templates
+from desktops.models import Desktop, DesktopTemplate, Operation, Pool
+from desktops.services import bulk, dashboard, network, pools, templates
 from desktops.views import decorate
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
@@ -50,15 +51,24 @@ class DesktopsView(AdminPage, View):
     """Every desktop of the tenant, filtered by state, person or template, with the bulk actions."""
 
     def filtered(self, request: HttpRequest) -> AdminDesktopFilterSet:
-        desktops = self.scoped(Desktop.objects.alive().select_related("user", "template", "host", "tenant", "pool"))
+        desktops = self.scoped(
+            Desktop.objects.alive()
+            .select_related("user", "template", "host", "tenant", "pool")
+            # The operation in flight, so the list shows a resize (or any action) under way.
+            .prefetch_related(Prefetch("operations", queryset=Operation.objects.in_flight(), to_attr="in_flight"))
+        )
         # A filter that does not parse is left out rather than failing the page.
         return AdminDesktopFilterSet(request.GET, queryset=desktops.order_by("user__email", "name", "pk"))
 
     def get(self, request: HttpRequest) -> HttpResponse:
         filters = self.filtered(request)
         tenant_desktops = self.scoped(Desktop.objects.alive())
+        shown = [decorate(d) for d in filters.qs[:DESKTOPS_SHOWN]]
+        where = network.addresses(d.pk for d in shown)
+        for desktop in shown:
+            desktop.address = where.get(desktop.pk)
         context = {
-            "desktops": [decorate(d) for d in filters.qs[:DESKTOPS_SHOWN]],
+            "desktops": shown,
             "states": [(s.value, s.label) for s in DesktopState if s != DesktopState.DELETED],
             "people": User.objects.filter(desktops__in=tenant_desktops).distinct().order_by("email"),
             "templates": DesktopTemplate.objects.filter(desktops__in=tenant_desktops).distinct(),

@@ -1,14 +1,19 @@
 from desktops.models.desktop import Desktop, DesktopSnapshot
+from desktops.models.firewall import FirewallRule
+from desktops.models.keys import DataKey
 from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
-from desktops.models.template import DesktopTemplate
+from desktops.models.template import DesktopTemplate, TemplateSize
 
 __all__ = [
+    "DataKey",
     "Desktop",
     "DesktopSnapshot",
     "DesktopTemplate",
+    "FirewallRule",
     "Operation",
     "OrphanSighting",
     "Pool",
+    "TemplateSize",
 ]

@@ -46,8 +46,12 @@ class Desktop(TenantOwned):
     domain_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     disk_volume = models.CharField(max_length=200, blank=True)
     seed_volume = models.CharField(max_length=200, blank=True)
+    disk_encrypted = models.BooleanField(default=False, help_text="Its disk is a LUKS overlay (key in DataKey).")
+    # The size it has now (chosen at launch within its template's bounds, changed by a resize).
     vcpus = models.PositiveIntegerField()
     memory_mib = models.PositiveIntegerField()
+    disk_gib = models.PositiveIntegerField(default=0, help_text="0 on desktops made before sizes: the template's.")
+    size_name = models.CharField(max_length=50, blank=True, help_text="The template's named size, if one was chosen.")
 
     created_at = models.DateTimeField(default=timezone.now)
     running_since = models.DateTimeField(null=True, blank=True)

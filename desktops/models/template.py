@@ -7,10 +7,16 @@ from typing import Self
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from desktops.choices import GpuKind, OsFamily, Visibility
 from tenants.querysets import TenantQuerySet
+
+# Hard bounds on every size anyone may ask for, whatever a template says (libvirt's own limits are far above).
+MAX_VCPUS = 128
+MIN_MEMORY_MIB = 64
+MAX_MEMORY_MIB = 1024 * 1024
+MAX_DISK_GIB = 16 * 1024
 
 
 class TemplateQuerySet(TenantQuerySet):
@@ -30,12 +36,41 @@ class DesktopTemplate(models.Model):
     description = models.CharField(max_length=300, blank=True)
     os_family = models.CharField(max_length=16, choices=OsFamily.choices, default=OsFamily.LINUX)
     image = models.ForeignKey("hosts.Image", on_delete=models.PROTECT, related_name="templates")
-    # Ceilings well above any host libvirt drives today, and far below the column's range.
-    vcpus = models.PositiveIntegerField(default=2, validators=[MinValueValidator(1), MaxValueValidator(1024)])
+    # The default size: what pools and launches without a size get, and what price_per_hour is for.
+    vcpus = models.PositiveIntegerField(default=2, validators=[MinValueValidator(1), MaxValueValidator(MAX_VCPUS)])
     memory_mib = models.PositiveIntegerField(
-        default=2048, validators=[MinValueValidator(64), MaxValueValidator(16 * 1024 * 1024)]
+        default=2048, validators=[MinValueValidator(MIN_MEMORY_MIB), MaxValueValidator(MAX_MEMORY_MIB)]
     )
-    disk_gib = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1), MaxValueValidator(65536)])
+    disk_gib = models.PositiveIntegerField(
+        default=20, validators=[MinValueValidator(1), MaxValueValidator(MAX_DISK_GIB)]
+    )
+    # Custom sizes: the ranges people may pick from; empty means the default only. Disks only grow from the
+    # template's (the image is cloned at that size), so the disk range starts at disk_gib.
+    min_vcpus = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_VCPUS)]
+    )
+    max_vcpus = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_VCPUS)]
+    )
+    min_memory_mib = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(MIN_MEMORY_MIB), MaxValueValidator(MAX_MEMORY_MIB)]
+    )
+    max_memory_mib = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(MIN_MEMORY_MIB), MaxValueValidator(MAX_MEMORY_MIB)]
+    )
+    max_disk_gib = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_DISK_GIB)]
+    )
+    # What a size costs on top of (or below) price_per_hour, per unit away from the default size.
+    price_per_vcpu_hour = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal("0"), validators=[MinValueValidator(Decimal(0))]
+    )
+    price_per_gib_ram_hour = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal("0"), validators=[MinValueValidator(Decimal(0))]
+    )
+    price_per_disk_gib_hour = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal("0"), validators=[MinValueValidator(Decimal(0))]
+    )
     gpu_kind = models.CharField(max_length=16, choices=GpuKind.choices, default=GpuKind.NONE)
     gpu_mdev_type = models.CharField(max_length=100, blank=True, help_text="e.g. nvidia-63, when gpu_kind is mdev")
     price_per_hour = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("0"))
@@ -64,6 +99,15 @@ class DesktopTemplate(models.Model):
             models.CheckConstraint(
                 condition=~Q(gpu_kind=GpuKind.MDEV) | ~Q(gpu_mdev_type=""), name="template_mdev_needs_type"
             ),
+            # The default size lies inside the ranges, so a launch without a size is always allowed.
+            models.CheckConstraint(
+                condition=(Q(min_vcpus__isnull=True) | Q(min_vcpus__lte=F("vcpus")))
+                & (Q(max_vcpus__isnull=True) | Q(max_vcpus__gte=F("vcpus")))
+                & (Q(min_memory_mib__isnull=True) | Q(min_memory_mib__lte=F("memory_mib")))
+                & (Q(max_memory_mib__isnull=True) | Q(max_memory_mib__gte=F("memory_mib")))
+                & (Q(max_disk_gib__isnull=True) | Q(max_disk_gib__gte=F("disk_gib"))),
+                name="template_default_size_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -73,3 +117,32 @@ class DesktopTemplate(models.Model):
     def gpu_profile(self) -> str:
         """The scheduler's spelling of the GPU need: none, passthrough or mdev:<type>."""
         return f"mdev:{self.gpu_mdev_type}" if self.gpu_kind == GpuKind.MDEV else self.gpu_kind
+
+
+class TemplateSize(models.Model):
+    """A named size a template offers ("Large: 4 vCPU / 16 GiB"), besides or instead of free ranges."""
+
+    template = models.ForeignKey(DesktopTemplate, on_delete=models.CASCADE, related_name="sizes")
+    name = models.CharField(max_length=50)
+    vcpus = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_VCPUS)])
+    memory_mib = models.PositiveIntegerField(
+        validators=[MinValueValidator(MIN_MEMORY_MIB), MaxValueValidator(MAX_MEMORY_MIB)]
+    )
+    disk_gib = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_DISK_GIB)])
+    # Operators' price on top of the template's price per hour; empty: the template's per-unit rates decide.
+    extra_per_hour = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("-100000")), MaxValueValidator(Decimal("100000"))],
+    )
+
+    class Meta:
+        ordering = ["vcpus", "memory_mib", "disk_gib", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "name"], name="template_size_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.vcpus} vCPU / {self.memory_mib} MiB / {self.disk_gib} GiB)"

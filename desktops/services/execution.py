@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -13,7 +14,7 @@ from django.utils import timezone
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
-from desktops.services import progress, spec
+from desktops.services import disk_keys, network, progress, resize, sizes, spec
 from desktops.state import begin_action, finish_action, transition
 from hosts import scheduling
 from hosts.hypervisor import (
@@ -24,7 +25,7 @@ from hosts.hypervisor import (
     NotSupported,
     get_hypervisor,
 )
-from hosts.models import Host, HostDevice, ImageCopy
+from hosts.models import Allocation, Host, HostDevice, ImageCopy
 from hosts.services import images as image_services
 from quetzal.errors import ServiceError
 
@@ -119,21 +120,49 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
 
     progress.step(operation, "cloning disk")
     disk_name = spec.disk_volume_name(desktop)
-    disk_path = image_services.create_desktop_disk(
-        host=host, image=template.image, volume_name=disk_name, capacity_bytes=template.disk_gib * GIB
-    )
-    Desktop.objects.filter(pk=desktop.pk).update(disk_volume=disk_name)
+    disk_secret_uuid = None
+    capacity_bytes = (desktop.disk_gib or template.disk_gib) * GIB
+    if disk_keys.encrypts_disks(host):
+        plan = image_services.desktop_disk_plan(host=host, image=template.image, capacity_bytes=capacity_bytes)
+        key, spare_path = disk_keys.claim_for(desktop=desktop, host=host, plan=plan)
+        disk_path = image_services.create_encrypted_desktop_disk(
+            host=host,
+            plan=plan,
+            volume_name=disk_name,
+            spare_path=spare_path,
+            passphrase=disk_keys.passphrase_of(key),
+        )
+        disk_keys.disk_made(key)
+        disk_secret_uuid = str(key.uuid)
+    else:
+        disk_path = image_services.create_desktop_disk(
+            host=host, image=template.image, volume_name=disk_name, capacity_bytes=capacity_bytes
+        )
+    Desktop.objects.filter(pk=desktop.pk).update(disk_volume=disk_name, disk_encrypted=disk_secret_uuid is not None)
+    desktop.disk_encrypted = disk_secret_uuid is not None
 
     progress.step(operation, "writing seed")
     seed_name = spec.seed_volume_name(desktop)
     seed_path = _upload_seed(hv, host, desktop, seed_name)
     Desktop.objects.filter(pk=desktop.pk).update(seed_volume=seed_name)
 
+    progress.step(operation, "connecting network")
+    interface = network.attach(desktop, host)
+
     progress.step(operation, "defining")
     copy = ImageCopy.objects.filter(image=template.image, host=host).first()
     gpu = HostDevice.objects.filter(pk=placement.gpu_device_id).first() if placement.gpu_device_id else None
     hv.define(
-        spec.domain_spec(desktop, disk_path=disk_path, seed_path=seed_path, image_copy=copy, host=host, gpu_device=gpu)
+        spec.domain_spec(
+            desktop,
+            disk_path=disk_path,
+            seed_path=seed_path,
+            image_copy=copy,
+            host=host,
+            gpu_device=gpu,
+            interface=interface,
+            disk_secret_uuid=disk_secret_uuid,
+        )
     )
 
 
@@ -157,7 +186,8 @@ def _boot(operation: Operation, desktop: Desktop, kind: str = OperationKind.STAR
     _begin(desktop, kind, "start")
     hv = _hv(desktop)
     progress.step(operation, "booting")
-    hv.start(desktop.domain_name)
+    # The disk key exists in libvirt only while QEMU starts (an ephemeral secret), never on the host's disk.
+    hv.start(desktop.domain_name, secrets=disk_keys.secrets_for(desktop))
     finish_action(desktop, kind, reason="")
     progress.step(operation, "ready")
 
@@ -189,10 +219,11 @@ def do_rebuild(operation: Operation) -> None:
 def do_start(operation: Operation) -> None:
     desktop = operation.desktop
     if desktop.host_id is None and desktop.state == DesktopState.ERROR:
-        # Its create found no room and placed it nowhere: starting it places and provisions it now.
-        _begin(desktop, OperationKind.CREATE, "provision")
+        # Its create found no room and placed it nowhere: starting it places and provisions it now, along the
+        # rebuild row (error -> provisioning -> stopped), then boots it.
+        _begin(desktop, OperationKind.REBUILD, "provision")
         _provision(operation, desktop)
-        finish_action(desktop, OperationKind.CREATE, reason="")
+        finish_action(desktop, OperationKind.REBUILD, reason="")
         _boot(operation, desktop)
         return
     hv = _hv(desktop)
@@ -255,7 +286,7 @@ def do_revert(operation: Operation) -> None:
     desktop, name = operation.desktop, operation.params["snapshot"]
     hv = _hv(desktop)
     progress.step(operation, "reverting")
-    hv.snapshot_revert(desktop.domain_name, name)
+    hv.snapshot_revert(desktop.domain_name, name, secrets=disk_keys.secrets_for(desktop))
     # The VM is now in the snapshot's power state; make the record follow along the start or stop row.
     now_running = hv.state(desktop.domain_name).is_active
     if now_running and desktop.state == DesktopState.STOPPED:
@@ -274,11 +305,92 @@ def do_delete_snapshot(operation: Operation) -> None:
     DesktopSnapshot.objects.filter(desktop=desktop, name=name).delete()
 
 
+# --- resizing ---------------------------------------------------------------------------------
+
+
+def do_resize(operation: Operation) -> None:
+    """Apply a resize: room on the host, then the VM's definition (stopped) and disk, then the new size's row."""
+    desktop = operation.desktop
+    wanted = sizes.Size(**operation.params["to"])
+    current = sizes.of_desktop(desktop)
+    if wanted == current:
+        return  # a retried operation that already did it
+    compute = (wanted.vcpus, wanted.memory_mib) != (current.vcpus, current.memory_mib)
+    host = _host(desktop)
+    hv = get_hypervisor(host.uri)
+    if compute:
+        # The VM reads its vCPUs and RAM at boot: change them only while it is off.
+        if desktop.state != DesktopState.STOPPED or hv.state(desktop.domain_name).is_active:
+            raise StepFailed("vCPUs and RAM change only while the desktop is stopped.", code="resize_needs_stop")
+        progress.step(operation, "claiming host room")
+        if not resize.claim_host_room(desktop, wanted):
+            raise StepFailed(f"{host.name} no longer has room for {wanted.label}.", code="no_host_capacity")
+        progress.step(operation, "redefining")
+        try:
+            _redefine(hv, host, desktop, wanted)
+        except Exception:
+            resize.claim_host_room(desktop, current)  # give the room back: nothing changed
+            raise
+    if wanted.disk_gib > current.disk_gib:
+        progress.step(operation, "growing disk")
+        try:
+            if desktop.disk_encrypted:
+                key = disk_keys.disk_key_of(desktop)
+                hv.encrypted_disk_grow(
+                    desktop.domain_name,
+                    _disk_path(hv, host, desktop),
+                    disk_keys.passphrase_of(key),
+                    wanted.disk_gib * GIB,
+                )
+            else:
+                hv.disk_grow(
+                    desktop.domain_name, host.storage_pool, spec.disk_volume_name(desktop), wanted.disk_gib * GIB
+                )
+        except Exception:
+            if compute:  # the disk could not grow: undo the vCPU/RAM part too, so the desktop is as it was
+                _redefine(hv, host, desktop, current)
+                resize.claim_host_room(desktop, current)
+            raise
+    resize.record_size(desktop, wanted)
+    progress.step(operation, "resized")
+
+
+def _redefine(hv, host: Host, desktop: Desktop, wanted: sizes.Size) -> None:
+    """Define the desktop's domain again at the new vCPUs and RAM, with the disks it has."""
+    sized = Desktop.objects.select_related("template__image", "tenant").get(pk=desktop.pk)
+    sized.vcpus, sized.memory_mib = wanted.vcpus, wanted.memory_mib
+    disk_path = _disk_path(hv, host, sized)
+    seed_path = hv.volume_path(host.storage_pool, sized.seed_volume) if sized.seed_volume else None
+    copy = ImageCopy.objects.filter(image=sized.template.image, host=host).first()
+    gpu_id = Allocation.objects.filter(desktop_id=sized.pk).values_list("gpu_device_id", flat=True).first()
+    gpu = HostDevice.objects.filter(pk=gpu_id).first() if gpu_id else None
+    key = disk_keys.disk_key_of(sized) if sized.disk_encrypted else None
+    hv.define(
+        spec.domain_spec(
+            sized,
+            disk_path=disk_path,
+            seed_path=seed_path,
+            image_copy=copy,
+            host=host,
+            gpu_device=gpu,
+            disk_secret_uuid=str(key.uuid) if key else None,
+        )
+    )
+
+
+def _disk_path(hv, host: Host, desktop: Desktop) -> str:
+    """The desktop's disk on its host; an encrypted one is made by qemu-img, so libvirt may not list it."""
+    name = desktop.disk_volume or spec.disk_volume_name(desktop)
+    if desktop.disk_encrypted:
+        return os.path.join(hv.pool_path(host.storage_pool), name)
+    return hv.volume_path(host.storage_pool, name)
+
+
 # --- deletion ---------------------------------------------------------------------------------
 
 
 def remove_from_host(desktop: Desktop, *, release: bool) -> None:
-    """Destroy and undefine the domain and delete its volumes; every part tolerates 'already gone'."""
+    """Destroy and undefine the domain, delete its volumes, give back its lease; each tolerates 'already gone'."""
     if desktop.host_id is not None:
         host = Host.objects.get(pk=desktop.host_id)
         hv = get_hypervisor(host.uri)
@@ -290,6 +402,13 @@ def remove_from_host(desktop: Desktop, *, release: bool) -> None:
             pass
         for volume in (spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)):
             hv.volume_delete(host.storage_pool, volume)
+        if hv.supports_disk_encryption:
+            # An encrypted disk is made by qemu-img, so libvirt's pool may not list it yet.
+            hv.encrypted_file_delete(os.path.join(hv.pool_path(host.storage_pool), spec.disk_volume_name(desktop)))
+    # Crypto-erase: without its key the disk is noise, wherever a copy of the file went.
+    disk_keys.erase_desktop_key(desktop, why="disk removed")
+    # After the domain: a filter still in use by a guest cannot be removed.
+    network.detach(desktop)
     if release:
         scheduling.release(desktop.pk)
 
@@ -309,6 +428,71 @@ def do_delete(operation: Operation) -> None:
     finish_delete(desktop)
 
 
+# --- live migration --------------------------------------------------------------------------
+
+
+def do_migrate(operation: Operation) -> None:
+    """Move a running desktop to another host without stopping it (disk copied during the move)."""
+    desktop = operation.desktop
+    if desktop.state != DesktopState.RUNNING:
+        raise StepFailed(f"Only a running desktop can be moved; this one is {desktop.state}.", code="invalid_state")
+    source = _host(desktop)
+    progress.step(operation, "choosing a host")
+    placement = scheduling.relocate(
+        scheduling.PlacementRequest(
+            desktop_id=desktop.pk,
+            vcpus=desktop.vcpus,
+            memory_mib=desktop.memory_mib,
+            image_id=desktop.template.image_id,
+        ),
+        target_host_id=operation.params.get("host_id"),
+    )
+    target = Host.objects.get(pk=placement.host_id)
+    source_hv, target_hv = get_hypervisor(source.uri), get_hypervisor(target.uri)
+    disk_name, seed_name = spec.disk_volume_name(desktop), spec.seed_volume_name(desktop)
+    moved = False
+    try:
+        progress.step(operation, f"preparing {target.name}")
+        # An empty overlay on the destination's copy of the image: only the desktop's own blocks cross the wire.
+        disk_path = image_services.create_desktop_disk(
+            host=target,
+            image=desktop.template.image,
+            volume_name=disk_name,
+            capacity_bytes=(desktop.disk_gib or desktop.template.disk_gib) * GIB,
+        )
+        if disk_path != source_hv.volume_path(source.storage_pool, disk_name):
+            raise StepFailed(
+                f"{source.name} and {target.name} keep disks at different paths; give their pools the same path.",
+                code="not_movable",
+            )
+        _upload_seed(target_hv, target, desktop, seed_name)
+        progress.step(operation, f"moving to {target.name}")
+        stats = source_hv.migrate(
+            desktop.domain_name,
+            target.uri,
+            migrate_address=urlsplit(target.uri).hostname or target.console_address,
+            console_address=target.console_address,
+        )
+        moved = True
+        Desktop.objects.filter(pk=desktop.pk).update(host_id=target.pk)
+        operation.params = {
+            **operation.params,
+            "from_host": source.name,
+            "to_host": target.name,
+            "downtime_ms": stats.downtime_ms,
+            "elapsed_ms": stats.elapsed_ms,
+        }
+        Operation.objects.filter(pk=operation.pk).update(params=operation.params)
+    finally:
+        if not moved:
+            scheduling.return_to(desktop.pk, source.pk)
+            for volume in (disk_name, seed_name):
+                target_hv.volume_delete(target.storage_pool, volume)
+    progress.step(operation, "removing the old disk")
+    for volume in (disk_name, seed_name):
+        source_hv.volume_delete(source.storage_pool, volume)
+
+
 HANDLERS: dict[str, Callable[[Operation], None]] = {
     OperationKind.CREATE: do_create,
     OperationKind.START: do_start,
@@ -323,4 +507,6 @@ HANDLERS: dict[str, Callable[[Operation], None]] = {
     OperationKind.DELETE_SNAPSHOT: do_delete_snapshot,
     OperationKind.DELETE: do_delete,
     OperationKind.REBUILD: do_rebuild,
+    OperationKind.MIGRATE: do_migrate,
+    OperationKind.RESIZE: do_resize,
 }

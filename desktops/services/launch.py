@@ -8,9 +8,10 @@ from django.db import transaction
 
 from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
-from desktops.services import pools, quotas
+from desktops.services import pools, quotas, sizes
 from desktops.services.requests import request_action, request_create
 from desktops.state import can_request
+from quetzal.errors import Conflict
 
 # The actions that bring a person's existing desktop back; the lifecycle table says which fits its state.
 _RESUME_WITH = (OperationKind.START, OperationKind.RESUME)
@@ -26,12 +27,19 @@ class LaunchResult:
         return self.desktop.state == DesktopState.RUNNING and self.operation is None
 
 
-def launch(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> LaunchResult:
+def launch(
+    *, tenant, user, template: DesktopTemplate, size: sizes.Size | None = None, ip: str | None = None
+) -> LaunchResult:
     """Next login, same desktop, files preserved; else a warm pooled one; else a new one.
 
     One desktop per person and template: simultaneous launches by one person all answer with the same one.
+    `size` (resolved against the template) is for a new desktop; an existing one keeps its own size, and
+    asking for another one is refused (resize it instead). Pools hand out only the template's default size.
     """
+    default = sizes.default_size(template)
     existing = _latest(tenant=tenant, user=user, template=template)
+    if existing is not None:
+        _ensure_same_size(existing, size)
     if existing is not None and (result := _as_it_is(existing)) is not None:
         return result  # nothing to write: no lock needed
     with transaction.atomic():
@@ -40,17 +48,31 @@ def launch(*, tenant, user, template: DesktopTemplate, ip: str | None = None) ->
         quotas.lock(tenant)
         existing = _latest(tenant=tenant, user=user, template=template)
         if existing is not None:
+            _ensure_same_size(existing, size)
             result = _as_it_is(existing)
             if result is not None:
                 return result
             kind = next((kind for kind in _RESUME_WITH if can_request(kind, existing.state)), None)
             if kind is not None:
                 return LaunchResult(existing, request_action(desktop=existing, kind=kind, actor=user, ip=ip))
-        claimed = pools.claim(tenant=tenant, user=user, template=template, ip=ip)
-        if claimed is not None:
-            return LaunchResult(*claimed)
-        desktop, operation = request_create(tenant=tenant, user=user, template=template, actor=user, ip=ip)
+        if size is None or size == default:
+            claimed = pools.claim(tenant=tenant, user=user, template=template, ip=ip)
+            if claimed is not None:
+                return LaunchResult(*claimed)
+        desktop, operation = request_create(tenant=tenant, user=user, template=template, actor=user, size=size, ip=ip)
         return LaunchResult(desktop, operation)
+
+
+def _ensure_same_size(desktop: Desktop, size: sizes.Size | None) -> None:
+    """A launch that names a size the person's desktop does not have would silently hand back the old one."""
+    if size is None:
+        return
+    current = sizes.of_desktop(desktop)
+    if (current.vcpus, current.memory_mib, current.disk_gib) != (size.vcpus, size.memory_mib, size.disk_gib):
+        raise Conflict(
+            f"You already have {desktop.name} at {current.label}; resize it rather than launch another size.",
+            code="size_differs",
+        )
 
 
 def _latest(*, tenant, user, template: DesktopTemplate) -> Desktop | None:

@@ -80,7 +80,7 @@ def held_back(pool: Pool) -> ServiceError | None:
     tenant, template = pool.tenant, pool.template
     if not tenant.is_active:
         return Forbidden(f"{tenant.name} is suspended: the pool is not refilled.", code="tenant_suspended")
-    return quotas.create_refusal(tenant) or quotas.run_refusal(
+    return quotas.create_refusal(tenant, disk_gib=template.disk_gib) or quotas.run_refusal(
         tenant, user=None, vcpus=template.vcpus, memory_mib=template.memory_mib
     )
 
@@ -102,7 +102,7 @@ def refill(pool: Pool) -> int:
                 break  # a template its tenant may no longer launch: build nothing more from it
             template = current.template
             try:
-                quotas.ensure_can_create(tenant=tenant)
+                quotas.ensure_can_create(tenant=tenant, disk_gib=template.disk_gib)
                 quotas.ensure_can_run(tenant=tenant, user=None, vcpus=template.vcpus, memory_mib=template.memory_mib)
             except LimitExceeded:
                 break  # held back by the tenant's quota; held_back() says so on the pool
@@ -113,8 +113,10 @@ def refill(pool: Pool) -> int:
                 pool=current,
                 kind=DesktopKind.POOLED,
                 name=template.name,
+                # Pools keep the template's default size: every warm desktop is interchangeable.
                 vcpus=template.vcpus,
                 memory_mib=template.memory_mib,
+                disk_gib=template.disk_gib,
             )
             _new_operation(
                 desktop=desktop,

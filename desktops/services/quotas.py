@@ -57,11 +57,25 @@ def ensure_tenant_active(tenant: Tenant) -> None:
         )
 
 
-def create_refusal(tenant: Tenant) -> LimitExceeded | None:
-    """Why one more desktop would break the tenant's desktop-count quota, or None."""
+def create_refusal(tenant: Tenant, *, disk_gib: int = 0) -> LimitExceeded | None:
+    """Why one more desktop (with a disk of `disk_gib`) would break the desktop-count or disk quota, or None."""
     if tenant.quota_desktops and counted_desktops(tenant).count() >= tenant.quota_desktops:
         return LimitExceeded(
             f"Your organisation's limit of {tenant.quota_desktops} desktops is reached.", code="quota_desktops"
+        )
+    return disk_refusal(tenant, more_gib=disk_gib)
+
+
+def disk_refusal(tenant: Tenant, *, more_gib: int) -> LimitExceeded | None:
+    """Why `more_gib` more GiB of desktop disk would break the tenant's disk quota, or None."""
+    if not tenant.quota_disk_gib or more_gib <= 0:
+        return None
+    held = counted_desktops(tenant).aggregate(gib=Sum("disk_gib"))["gib"] or 0
+    if held + more_gib > tenant.quota_disk_gib:
+        return LimitExceeded(
+            f"Your organisation's limit of {tenant.quota_disk_gib} GiB of desktop disks would be exceeded "
+            f"({held} GiB held, {more_gib} GiB more asked).",
+            code="quota_disk",
         )
     return None
 
@@ -97,9 +111,9 @@ def run_refusal(
     return None
 
 
-def ensure_can_create(*, tenant: Tenant) -> None:
-    """Refuse one more desktop over the tenant's desktop-count quota; locks the tenant for the transaction."""
-    refusal = create_refusal(lock(tenant))
+def ensure_can_create(*, tenant: Tenant, disk_gib: int = 0) -> None:
+    """Refuse one more desktop over the tenant's desktop-count or disk quota; locks the tenant for the transaction."""
+    refusal = create_refusal(lock(tenant), disk_gib=disk_gib)
     if refusal is not None:
         raise refusal
 
@@ -113,3 +127,24 @@ def ensure_can_run(
     )
     if refusal is not None:
         raise refusal
+
+
+def ensure_can_grow_disk(*, tenant: Tenant, more_gib: int) -> None:
+    """Refuse a disk grow over the tenant's disk quota; locks the tenant for the transaction."""
+    refusal = disk_refusal(lock(tenant), more_gib=more_gib)
+    if refusal is not None:
+        raise refusal
+
+
+def ensure_size_fits_quotas(*, tenant: Tenant, vcpus: int, memory_mib: int) -> None:
+    """Refuse a size the tenant could never run, whatever else stops: larger than its running quotas."""
+    if tenant.quota_vcpus and vcpus > tenant.quota_vcpus:
+        raise LimitExceeded(
+            f"{vcpus} vCPUs is more than your organisation's running quota of {tenant.quota_vcpus}.",
+            code="quota_vcpus",
+        )
+    if tenant.quota_ram_mib and memory_mib > tenant.quota_ram_mib:
+        raise LimitExceeded(
+            f"{memory_mib} MiB is more than your organisation's running RAM quota of {tenant.quota_ram_mib} MiB.",
+            code="quota_ram",
+        )

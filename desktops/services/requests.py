@@ -10,7 +10,7 @@ from django.utils import timezone
 from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
-from desktops.services import quotas
+from desktops.services import quotas, sizes
 from desktops.state import ACTIONS, can_request
 from quetzal.errors import Conflict, ServiceError
 from tenants import events
@@ -44,9 +44,26 @@ def _new_operation(*, desktop: Desktop, kind: str, actor, params: dict | None = 
 
 
 def request_create(
-    *, tenant, user, template: DesktopTemplate, actor=None, name: str = "", start: bool = True, ip: str | None = None
+    *,
+    tenant,
+    user,
+    template: DesktopTemplate,
+    actor=None,
+    name: str = "",
+    start: bool = True,
+    size: sizes.Size | None = None,
+    ip: str | None = None,
 ) -> tuple[Desktop, Operation]:
-    """A new personal desktop from a template; a worker places, clones, defines and (by default) boots it."""
+    """A new personal desktop from a template (at `size`, already resolved against it; default: the template's).
+
+    A worker places, clones, defines and (by default) boots it.
+    """
+    size = size or sizes.default_size(template)
+    custom = size != sizes.default_size(template)
+    if custom:
+        sizes.ensure_may_choose(tenant=tenant, actor=actor or user, what="choose a size other than the default")
+        # A size of its own needs a host with a slot that big: refuse now rather than fail in the worker.
+        sizes.ensure_host_room(template=template, size=size)
     with transaction.atomic():
         # The quotas read what every earlier request of this tenant wrote: the lock makes check and create one step.
         tenant = quotas.lock(tenant)
@@ -55,17 +72,21 @@ def request_create(
             raise ServiceError(
                 "This template is not available to your organisation.", code="template_unavailable", status=404
             )
-        quotas.ensure_can_create(tenant=tenant)
+        if custom:
+            quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=size.vcpus, memory_mib=size.memory_mib)
+        quotas.ensure_can_create(tenant=tenant, disk_gib=size.disk_gib)
         if start:
-            quotas.ensure_can_run(tenant=tenant, user=user, vcpus=template.vcpus, memory_mib=template.memory_mib)
+            quotas.ensure_can_run(tenant=tenant, user=user, vcpus=size.vcpus, memory_mib=size.memory_mib)
         desktop = Desktop.objects.create(
             tenant=tenant,
             user=user,
             template=template,
             kind=DesktopKind.PERSONAL,
             name=name.strip() or template.name,
-            vcpus=template.vcpus,
-            memory_mib=template.memory_mib,
+            vcpus=size.vcpus,
+            memory_mib=size.memory_mib,
+            disk_gib=size.disk_gib,
+            size_name=size.name,
         )
         operation = _new_operation(
             desktop=desktop, kind=OperationKind.CREATE, actor=actor or user, params={"start": start}

@@ -44,13 +44,28 @@ def gpu_hostdevs(gpu_device) -> tuple[HostdevSpec, ...]:
 
 
 def domain_spec(
-    desktop: Desktop, *, disk_path: str, seed_path: str | None, image_copy, host, gpu_device=None
+    desktop: Desktop,
+    *,
+    disk_path: str,
+    seed_path: str | None,
+    image_copy,
+    host,
+    gpu_device=None,
+    interface: InterfaceSpec | None = None,
+    disk_secret_uuid: str | None = None,
 ) -> DomainSpec:
-    """The VM for this desktop on this host: virtio disk, seed CD-ROM, VNC on the management address."""
-    disks = [DiskSpec(path=disk_path, target_dev="vda", bus="virtio", driver_type="qcow2")]
+    """The VM for this desktop on this host: virtio disk (LUKS when keyed), seed CD-ROM, VNC on the management IP."""
+    disks = [
+        DiskSpec(
+            path=disk_path,
+            target_dev="vda",
+            bus="virtio",
+            driver_type="qcow2",
+            encryption_secret_uuid=disk_secret_uuid,
+        )
+    ]
     if seed_path:
         disks.append(DiskSpec.cloud_init_seed(seed_path))
-    network = getattr(settings, "DESKTOP_NETWORK", "")
     kernel = getattr(image_copy, "kernel_path", "") or None
     return DomainSpec(
         name=desktop.domain_name,
@@ -61,7 +76,8 @@ def domain_spec(
         memory_mib=desktop.memory_mib,
         virt_type=host.effective_virt_type,
         disks=tuple(disks),
-        interfaces=(InterfaceSpec(network=network),) if network else (),
+        # The NIC on the tenant's own network (desktops.services.network.attach); none without one.
+        interfaces=(interface,) if interface is not None else (),
         graphics=GraphicsSpec(listen_address=host.console_address or "127.0.0.1"),
         serial_log_path=serial_log_path(desktop),
         kernel=kernel,

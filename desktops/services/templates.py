@@ -23,6 +23,12 @@ TENANT_FIELDS = (
     "vcpus",
     "memory_mib",
     "disk_gib",
+    # The ranges people may pick sizes from (the per-unit prices stay with operators, like the price).
+    "min_vcpus",
+    "max_vcpus",
+    "min_memory_mib",
+    "max_memory_mib",
+    "max_disk_gib",
     "gpu_kind",
     "gpu_mdev_type",
     "cloud_init_user",

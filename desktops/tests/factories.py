@@ -11,8 +11,8 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from desktops.choices import DesktopState, OperationKind
-from desktops.models import Desktop, DesktopTemplate, Operation, Pool
+from desktops.choices import DesktopState, KeyPurpose, OperationKind
+from desktops.models import DataKey, Desktop, DesktopTemplate, Operation, Pool
 from hosts.tests.factories import ImageFactory
 from tests.factories import TenantFactory, UserFactory
 
@@ -64,6 +64,7 @@ class DesktopFactory(factory.django.DjangoModelFactory):
     name = factory.SelfAttribute("template.name")
     vcpus = factory.SelfAttribute("template.vcpus")
     memory_mib = factory.SelfAttribute("template.memory_mib")
+    disk_gib = factory.SelfAttribute("template.disk_gib")
     state = DesktopState.RUNNING
 
 
@@ -76,3 +77,20 @@ class OperationFactory(factory.django.DjangoModelFactory):
     desktop = factory.SubFactory(DesktopFactory)
     tenant = factory.SelfAttribute("desktop.tenant")
     kind = OperationKind.START
+
+
+class DataKeyFactory(factory.django.DjangoModelFactory):
+    """A disk key (fresh random key wrapped under the current KEK), by default a desktop's."""
+
+    class Meta:
+        model = DataKey
+
+    purpose = KeyPurpose.DISK
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from desktops.services import disk_keys
+
+        row, _ = disk_keys.new_key_row(**kwargs)
+        row.save()
+        return row

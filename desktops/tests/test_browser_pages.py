@@ -101,6 +101,18 @@ def world(alice, image, tmp_path):
     )
     created = populate(alice, image)
     created["host"] = host
+    # The network pages' content: an address for one desktop and rules at each level.
+    from desktops.models import FirewallRule
+    from hosts.models import NetworkLease, TenantNetwork
+
+    net = TenantNetwork.objects.create(
+        tenant=alice.tenant, host=host, name="quetzal-pages", bridge="qzpages", subnet="10.200.0.0/24", subnet_index=0
+    )
+    NetworkLease.objects.create(network=net, desktop_id=created["mine"].pk, mac="52:54:00:12:34:56", ip="10.200.0.2")
+    FirewallRule.objects.create(tenant=alice.tenant, action="deny", cidr="203.0.113.0/24", description="partner lab")
+    FirewallRule.objects.create(
+        tenant=alice.tenant, desktop=created["mine"], action="allow", cidr="0.0.0.0/0", protocol="tcp", port_start=443
+    )
     return created
 
 
@@ -465,6 +477,9 @@ def _pages(world) -> list[tuple[str, str, str, int]]:
         ("admin", "templates", "/manage/templates/", 200),
         ("admin", "template-new", "/manage/templates/new/", 200),
         ("admin", "template", f"/manage/templates/{cad.pk}/", 200),
+        ("admin", "network", "/manage/network/", 200),
+        ("admin", "template-firewall", f"/manage/templates/{cad.pk}/firewall/", 200),
+        ("admin", "desktop-firewall", f"/manage/desktops/{mine.pk}/firewall/", 200),
         ("admin", "members", "/manage/members/", 200),
         ("admin", "policies", "/manage/policies/", 200),
         ("admin", "audit", "/manage/audit/", 200),

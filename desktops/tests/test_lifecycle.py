@@ -28,6 +28,7 @@ def test_it_launches_stops_starts_and_deletes_without_leftovers(alice, host, tem
         "placing",
         "cloning disk",
         "writing seed",
+        "connecting network",
         "defining",
         "booting",
         "ready",

@@ -76,6 +76,9 @@ PAGES: dict[str, Page] = {
     "manage:pool": Page("admin", make=_pool, methods=("get", "post")),
     "manage:pool-delete": Page("admin", make=_pool, methods=("post",)),
     "manage:templates": Page("admin"),
+    "manage:network": Page("admin", methods=("get", "post")),
+    "manage:template-firewall": Page("admin", make=_template, methods=("get", "post")),
+    "manage:desktop-firewall": Page("admin", make=_desktop, methods=("get", "post")),
     "manage:template-new": Page("admin", methods=("get", "post")),
     "manage:template": Page("admin", make=_template, methods=("get", "post")),
     "portal:console-sessions": Page("admin"),
@@ -228,7 +231,16 @@ def _pool_form(template) -> dict:
     }
 
 
+def _tenant_rule(world: TenantWorld):
+    from desktops.models import FirewallRule
+
+    return FirewallRule.objects.create(tenant=world.tenant, action="deny", cidr="192.0.2.0/24")
+
+
 PAGE_WRITES: dict[str, PageWrite] = {
+    "RuleRemoveForm.rule": PageWrite(
+        "manage:network", _tenant_rule, lambda r: {"op": "delete", "rule": r.pk}, person="admin"
+    ),
     "PoolForm.template": PageWrite("manage:pools", _template, _pool_form, person="admin"),
     "RoleForm.membership": PageWrite(
         "tenants:members", _membership, lambda m: {"action": "role", "membership": m.pk, "role": "admin"}

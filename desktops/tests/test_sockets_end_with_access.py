@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
 from desktops.console.models import ConsoleSession
 from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
@@ -24,30 +23,31 @@ from tenants.channels import ACCESS_CHANGED, SIGNED_OUT
 from tenants.choices import Role, TenantStatus
 from tenants.services import members
 from tenants.services import tenants as tenant_services
+from tests.sockets import Communicator
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("thread_connections")]
 # "Within seconds": the close must arrive well inside the console heartbeat (30 s by default).
 WITHIN_S = 5
 
 
-async def _live(who) -> WebsocketCommunicator:
+async def _live(who) -> Communicator:
     """The portal's live socket of a signed-in browser."""
     from quetzal.asgi import application
 
-    client = WebsocketCommunicator(application, "/ws/live/", headers=who.headers())
+    client = Communicator(application, "/ws/live/", headers=who.headers())
     connected, _ = await client.connect(timeout=10)
     assert connected
     return client
 
 
-async def _closed_with(client: WebsocketCommunicator) -> int:
+async def _closed_with(client: Communicator) -> int:
     while True:
         message = await client.receive_output(WITHIN_S)
         if message["type"] == "websocket.close":
             return message["code"]
 
 
-async def _stays_open(client: WebsocketCommunicator) -> bool:
+async def _stays_open(client: Communicator) -> bool:
     return await client.receive_nothing(timeout=1)
 
 
@@ -148,7 +148,7 @@ def desk(alice, host, template, fake_vnc):
     return running_desktop(alice, host, template, fake_vnc.port)
 
 
-async def _console(desktop, who) -> WebsocketCommunicator:
+async def _console(desktop, who) -> Communicator:
     client = communicator(desktop.pk, ticket=await adb(who.ticket)(desktop), headers=who.headers())
     connected, _ = await client.connect(timeout=10)
     assert connected and await client.receive_from() == GREETING

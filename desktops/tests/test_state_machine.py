@@ -46,9 +46,13 @@ ACTION_ROWS = {
     "resume": ({"suspended"}, None, "running", True),
     "reboot": ({"running"}, None, None, True),
     "snapshot": ({"stopped", "running"}, None, None, True),
+    # Queued only by desktops.services.resize (it carries a checked size), never by request_action.
+    "resize": ({"stopped", "running"}, None, None, False),
     "revert": ({"stopped", "running"}, None, None, True),
     "delete_snapshot": ({"stopped", "running", "hibernated"}, None, None, True),
     "delete": (ALIVE | {"error"}, "deleting", "deleted", True),
+    # Operators move running desktops between hosts (desktops.services.moves); people cannot request it.
+    "migrate": ({"running"}, None, None, False),
 }
 
 PAIRS = [(source, target) for source in DesktopState.values for target in DesktopState.values if source != target]

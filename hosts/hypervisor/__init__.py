@@ -10,6 +10,7 @@ from hosts.hypervisor.base import (
     HostInfo,
     Hypervisor,
     MdevType,
+    MigrationStats,
     NodeStats,
     PciDevice,
     SnapshotInfo,
@@ -23,31 +24,39 @@ from hosts.hypervisor.domain import (
     HostdevSpec,
     InterfaceSpec,
     MdevSpec,
+    SecretSpec,
     parse_desktop_metadata,
 )
 from hosts.hypervisor.errors import (
     AlreadyExists,
     DomainNotFound,
+    FilterNotFound,
     HostUnavailable,
     HypervisorError,
     InvalidDomainState,
+    NetworkNotFound,
     NotSupported,
     OperationFailed,
     PoolNotFound,
     SnapshotNotFound,
     VolumeNotFound,
 )
+from hosts.hypervisor.network import DhcpHost, FilterParameterRef, FilterRule, NetworkSpec, NwFilterSpec
 
 __all__ = [
     "AlreadyExists",
     "ConsoleAddress",
     "DesktopMetadata",
+    "DhcpHost",
     "DiskSpec",
     "DomainInfo",
     "DomainNotFound",
     "DomainSpec",
     "DomainState",
     "DomainStats",
+    "FilterNotFound",
+    "FilterParameterRef",
+    "FilterRule",
     "GraphicsSpec",
     "HostInfo",
     "HostUnavailable",
@@ -58,16 +67,22 @@ __all__ = [
     "InvalidDomainState",
     "MdevSpec",
     "MdevType",
+    "MigrationStats",
+    "NetworkNotFound",
+    "NetworkSpec",
     "NodeStats",
     "NotSupported",
+    "NwFilterSpec",
     "OperationFailed",
     "PciDevice",
     "PoolNotFound",
+    "SecretSpec",
     "SnapshotInfo",
     "SnapshotNotFound",
     "VolumeNotFound",
     "detect_virt_type",
     "get_hypervisor",
+    "open_hypervisor",
     "parse_desktop_metadata",
 ]
 
@@ -78,3 +93,10 @@ def get_hypervisor(uri: str) -> Hypervisor:
     from hosts.hypervisor.libvirt_driver import get_hypervisor as _get_hypervisor
 
     return _get_hypervisor(uri)
+
+
+def open_hypervisor(uri: str, *, open_timeout_s: float = 10.0) -> Hypervisor:
+    """A private, uncached hypervisor for uri (checks of hosts not registered yet); close it after use."""
+    from hosts.hypervisor.libvirt_driver import LibvirtHypervisor
+
+    return LibvirtHypervisor(uri, open_timeout_s=open_timeout_s)

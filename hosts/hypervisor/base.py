@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from hosts.hypervisor.domain import DomainSpec
+    from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 
 __all__ = [
     "ConsoleAddress",
@@ -106,6 +109,16 @@ class DomainInfo:
 
 
 @dataclass(frozen=True)
+class MigrationStats:
+    """What a finished live migration took (libvirt's completed-job statistics)."""
+
+    downtime_ms: int
+    elapsed_ms: int
+    memory_bytes: int
+    disk_bytes: int
+
+
+@dataclass(frozen=True)
 class DomainStats:
     """Counters of one Quetzal domain from a single bulk stats call."""
 
@@ -178,8 +191,16 @@ class Hypervisor(Protocol):
         """Create or update the persistent domain described by spec."""
         ...
 
-    def start(self, name: str) -> None:
-        """Make the domain run (restoring a managed save); already running is success."""
+    @property
+    def supports_disk_encryption(self) -> bool:
+        """Whether this host can keep desktop disks as LUKS overlays (and takes secrets at start)."""
+        ...
+
+    def start(self, name: str, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Make the domain run (restoring a managed save); already running is success.
+
+        secrets maps libvirt secret UUIDs to disk passphrases, defined only while QEMU starts.
+        """
         ...
 
     def shutdown(self, name: str, timeout_s: float = 60.0) -> bool:
@@ -218,8 +239,8 @@ class Hypervisor(Protocol):
         """The domain's snapshots, oldest first."""
         ...
 
-    def snapshot_revert(self, name: str, snap_name: str) -> None:
-        """Revert the domain to a snapshot."""
+    def snapshot_revert(self, name: str, snap_name: str, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Revert the domain to a snapshot (secrets as for start: a memory snapshot starts QEMU)."""
         ...
 
     def snapshot_delete(self, name: str, snap_name: str) -> None:
@@ -250,6 +271,24 @@ class Hypervisor(Protocol):
         """The target directory of a storage pool."""
         ...
 
+    def pool_free_bytes(self, pool: str) -> int:
+        """Bytes still free in a storage pool."""
+        ...
+
+    def migrate(
+        self,
+        name: str,
+        dest_uri: str,
+        *,
+        migrate_address: str,
+        console_address: str,
+        copy_storage: bool = True,
+        auto_converge: bool = True,
+        timeout_s: float = 600.0,
+    ) -> MigrationStats:
+        """Live-migrate a running domain to another host (persistent there, undefined here)."""
+        ...
+
     def volume_create(self, pool: str, name: str, capacity_bytes: int, fmt: str = "qcow2") -> str:
         """Create an empty volume; returns its path."""
         ...
@@ -269,8 +308,36 @@ class Hypervisor(Protocol):
         """Delete a volume; a missing volume is success."""
         ...
 
+    def encrypted_disk_create(
+        self, pool: str, name: str, passphrase: bytes, *, backing_path: str, backing_format: str, capacity_bytes: int
+    ) -> str:
+        """A new empty LUKS qcow2 overlay (its own master key) on backing_path; returns its path."""
+        ...
+
+    def encrypted_disk_from_spare(self, pool: str, name: str, spare_path: str) -> str:
+        """Rename a ready spare overlay to the named disk; returns its path."""
+        ...
+
+    def encrypted_disk_grow(
+        self, name: str, path: str, passphrase: bytes, capacity_bytes: int, target_dev: str = "vda"
+    ) -> bool:
+        """Grow a domain's LUKS overlay (live through QEMU, else with its key); returns whether live."""
+        ...
+
+    def encrypted_file_delete(self, path: str) -> None:
+        """Delete an encrypted disk or spare made outside libvirt; missing is success."""
+        ...
+
     def volume_exists(self, pool: str, name: str) -> bool:
         """Whether the pool has a volume of that name."""
+        ...
+
+    def volume_capacity(self, pool: str, name: str) -> int:
+        """The volume's virtual size in bytes."""
+        ...
+
+    def disk_grow(self, name: str, pool: str, volume: str, capacity_bytes: int, target_dev: str = "vda") -> bool:
+        """Grow the domain's disk (live when it runs); shrinking is refused; whether it was live."""
         ...
 
     def volume_upload(self, pool: str, name: str, src_path: str, fmt: str = "qcow2") -> str:
@@ -283,6 +350,39 @@ class Hypervisor(Protocol):
 
     def volume_path(self, pool: str, name: str) -> str:
         """The path of a volume on the host."""
+        ...
+
+    def interface_set_isolated(self, name: str, mac: str, isolated: bool) -> bool:
+        """Switch port isolation of the domain's NIC with that MAC, live and in its config; True if it changed."""
+        ...
+
+    def network_ensure(self, spec: NetworkSpec) -> None:
+        """Define, start and autostart the network; align its static DHCP leases live."""
+        ...
+
+    def network_remove(self, name: str) -> None:
+        """Stop and undefine the network; a missing one is success."""
+        ...
+
+    def network_dhcp_hosts(self, name: str) -> tuple[DhcpHost, ...] | None:
+        """The network's static leases, or None when it does not exist."""
+        ...
+
+    @property
+    def supports_nwfilter(self) -> bool:
+        """Whether the host can filter guest traffic (libvirt's test driver cannot)."""
+        ...
+
+    def nwfilter_define(self, spec: NwFilterSpec) -> None:
+        """Create or replace a filter; running guests using it get the new rules live."""
+        ...
+
+    def nwfilter_exists(self, name: str) -> bool:
+        """Whether a filter of that name is defined."""
+        ...
+
+    def nwfilter_remove(self, name: str) -> None:
+        """Undefine a filter; a missing one is success."""
         ...
 
     def close(self) -> None:

@@ -12,9 +12,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AlreadyExists",
     "DomainNotFound",
+    "FilterNotFound",
     "HostUnavailable",
     "HypervisorError",
     "InvalidDomainState",
+    "NetworkNotFound",
     "NotSupported",
     "OperationFailed",
     "PoolNotFound",
@@ -72,6 +74,18 @@ class SnapshotNotFound(HypervisorError):
     """The domain has no snapshot with that name."""
 
     code = "snapshot_not_found"
+
+
+class NetworkNotFound(HypervisorError):
+    """No libvirt network with that name exists on the host."""
+
+    code = "network_not_found"
+
+
+class FilterNotFound(HypervisorError):
+    """No nwfilter with that name exists on the host."""
+
+    code = "filter_not_found"
 
 
 class InvalidDomainState(HypervisorError):
@@ -144,9 +158,13 @@ def from_libvirt_error(exc: libvirt.libvirtError) -> HypervisorError:
         cls = PoolNotFound
     elif code == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
         cls = SnapshotNotFound
+    elif code == libvirt.VIR_ERR_NO_NETWORK:
+        cls = NetworkNotFound
+    elif code == libvirt.VIR_ERR_NO_NWFILTER:
+        cls = FilterNotFound
     elif code == libvirt.VIR_ERR_OPERATION_INVALID:
         cls = InvalidDomainState
-    elif code in _codes("VIR_ERR_STORAGE_VOL_EXIST", "VIR_ERR_DOM_EXIST"):
+    elif code in _codes("VIR_ERR_STORAGE_VOL_EXIST", "VIR_ERR_DOM_EXIST", "VIR_ERR_NETWORK_EXIST"):
         cls = AlreadyExists
     elif code == libvirt.VIR_ERR_OPERATION_FAILED and "already exists" in message:
         # libvirt reports duplicate snapshots and volumes of some drivers this way only.

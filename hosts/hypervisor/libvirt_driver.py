@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import libvirt
 from lxml import etree
 
+from hosts.hypervisor import libvirt_network as networks
 from hosts.hypervisor import libvirt_storage as storage
+from hosts.hypervisor import qemu_img
 from hosts.hypervisor.base import (
     ConsoleAddress,
     DomainInfo,
@@ -20,20 +23,23 @@ from hosts.hypervisor.base import (
     DomainStats,
     HostInfo,
     MdevType,
+    MigrationStats,
     NodeStats,
     PciDevice,
     SnapshotInfo,
     detect_virt_type,
 )
-from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DomainSpec, parse_metadata
+from hosts.hypervisor.domain import DESKTOP_XMLNS, DesktopMetadata, DomainSpec, SecretSpec, parse_metadata, parse_xml
 from hosts.hypervisor.errors import (
     DomainNotFound,
     InvalidDomainState,
     OperationFailed,
     SnapshotNotFound,
+    VolumeNotFound,
     is_connection_error,
 )
 from hosts.hypervisor.libvirt_conn import LibvirtConnection
+from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 from hosts.hypervisor.parsing import (
     domain_state,
     format_version,
@@ -41,6 +47,7 @@ from hosts.hypervisor.parsing import (
     parse_snapshot,
     parse_virt_types,
     parse_vnc_listen,
+    retarget_vnc_listen,
     stats_from_record,
 )
 
@@ -97,6 +104,33 @@ def _tolerate(action: Callable[[], object], done: Callable[[], bool]) -> None:
             raise
 
 
+def _abort_job(dom: libvirt.virDomain) -> None:
+    """Abort a domain's running job (a migration past its deadline); nothing running is fine."""
+    with contextlib.suppress(libvirt.libvirtError):
+        dom.abortJob()
+
+
+@contextlib.contextmanager
+def _ephemeral_secrets(conn: libvirt.virConnect, secrets: Mapping[str, bytes]) -> Iterator[None]:
+    """Define each secret (UUID -> value) for as long as the block runs, then undefine it.
+
+    QEMU receives the value when it starts and keeps it in memory, so once the domain runs nothing
+    of the key is left in libvirt; a crash before the undefine leaves an ephemeral secret only in
+    libvirtd's memory, and the next start with the same UUID replaces it.
+    """
+    defined: list[libvirt.virSecret] = []
+    try:
+        for uuid, value in secrets.items():
+            secret = conn.secretDefineXML(SecretSpec(uuid=uuid, description="quetzal disk key").to_xml(), 0)
+            defined.append(secret)
+            secret.setValue(value, 0)
+        yield
+    finally:
+        for secret in defined:
+            with contextlib.suppress(libvirt.libvirtError):
+                secret.undefine()
+
+
 def _invalid_state(name: str, state: DomainState, action: str) -> InvalidDomainState:
     """The error for an action the domain's state forbids."""
     return InvalidDomainState(f"domain {name!r} is {state.value}; cannot {action}")
@@ -125,6 +159,7 @@ class LibvirtHypervisor:
         # Domain UUID -> our metadata (None: not ours), so bulk calls stay one RPC per host.
         self._metadata_cache: dict[str, DesktopMetadata | None] = {}
         self._metadata_lock = threading.Lock()
+        self._nwfilter: bool | None = None
 
     def __repr__(self) -> str:
         return f"LibvirtHypervisor({self.uri!r})"
@@ -294,23 +329,41 @@ class LibvirtHypervisor:
         """The domain's current power state."""
         return self._on_domain(name, _state)
 
-    def start(self, name: str) -> None:
-        """Make the domain run; restores a managed save; running already is success."""
+    @property
+    def supports_disk_encryption(self) -> bool:
+        """Whether disks here can be LUKS overlays: qemu-img must see the host's files (a local qemu:/// URI)."""
+        parts = urlsplit(self.uri)
+        return parts.scheme == "qemu" and not parts.hostname
 
-        def fn(dom: libvirt.virDomain) -> None:
-            state = _state(dom)
-            running = lambda: _state(dom) is DomainState.RUNNING  # noqa: E731
-            if state is DomainState.RUNNING:
+    def start(self, name: str, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Make the domain run; restores a managed save; running already is success.
+
+        secrets (libvirt secret UUID -> disk passphrase) exist only while QEMU starts.
+        """
+
+        def fn(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByName(name)
+            if _state(dom) is DomainState.RUNNING:
                 return
-            if state is DomainState.PAUSED:
-                _tolerate(dom.resume, running)
-            elif state is DomainState.PMSUSPENDED:
-                _tolerate(lambda: dom.pMWakeup(0), running)
-            else:
-                # virDomainCreate restores the managed save image when there is one.
-                _tolerate(dom.create, running)
+            with _ephemeral_secrets(conn, secrets or {}):
+                self._start_domain(dom)
 
-        self._on_domain(name, fn)
+        self._run(fn)
+
+    @staticmethod
+    def _start_domain(dom: libvirt.virDomain) -> None:
+        """Run, resume or wake the domain, whichever its state asks for."""
+        state = _state(dom)
+        running = lambda: _state(dom) is DomainState.RUNNING  # noqa: E731
+        if state is DomainState.RUNNING:
+            return
+        if state is DomainState.PAUSED:
+            _tolerate(dom.resume, running)
+        elif state is DomainState.PMSUSPENDED:
+            _tolerate(lambda: dom.pMWakeup(0), running)
+        else:
+            # virDomainCreate restores the managed save image when there is one.
+            _tolerate(dom.create, running)
 
     def _destroy(self, dom: libvirt.virDomain) -> None:
         """Power off now, retrying while QEMU is slow to die (e.g. flushing to a busy disk)."""
@@ -464,9 +517,15 @@ class LibvirtHypervisor:
 
         return sorted(self._on_domain(name, fn), key=lambda s: (s.created_at, s.name))
 
-    def snapshot_revert(self, name: str, snap_name: str) -> None:
-        """Revert the domain to a snapshot (its disks, and memory if it has any)."""
-        self._on_domain(name, lambda dom: dom.revertToSnapshot(dom.snapshotLookupByName(snap_name, 0), 0))
+    def snapshot_revert(self, name: str, snap_name: str, secrets: Mapping[str, bytes] | None = None) -> None:
+        """Revert the domain to a snapshot (its disks, and memory if it has any, which starts QEMU)."""
+
+        def fn(conn: libvirt.virConnect) -> None:
+            dom = conn.lookupByName(name)
+            with _ephemeral_secrets(conn, secrets or {}):
+                dom.revertToSnapshot(dom.snapshotLookupByName(snap_name, 0), 0)
+
+        self._run(fn)
 
     def snapshot_delete(self, name: str, snap_name: str) -> None:
         """Delete a snapshot; a missing snapshot is success."""
@@ -529,7 +588,88 @@ class LibvirtHypervisor:
         """The host named in the URI, or loopback for local URIs."""
         return urlsplit(self.uri).hostname or "127.0.0.1"
 
+    # Migration
+
+    def migrate(
+        self,
+        name: str,
+        dest_uri: str,
+        *,
+        migrate_address: str,
+        console_address: str,
+        copy_storage: bool = True,
+        auto_converge: bool = True,
+        timeout_s: float = 600.0,
+    ) -> MigrationStats:
+        """Live-migrate a running domain to dest_uri (persistent there, undefined here).
+
+        The destination gets its own VNC listen address; with copy_storage the disks are mirrored
+        over NBD (incrementally: the destination already holds the backing image and an empty
+        overlay of the same name). Auto-converge throttles a guest that dirties memory faster than
+        the wire copies it, which under software emulation is most guests.
+        """
+        flags = (
+            libvirt.VIR_MIGRATE_LIVE
+            | libvirt.VIR_MIGRATE_PERSIST_DEST
+            | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+            | libvirt.VIR_MIGRATE_ABORT_ON_ERROR
+        )
+        if copy_storage:
+            flags |= libvirt.VIR_MIGRATE_NON_SHARED_INC
+        if auto_converge:
+            flags |= libvirt.VIR_MIGRATE_AUTO_CONVERGE
+        dest = LibvirtConnection(dest_uri, open_timeout_s=self.connection.open_timeout_s)
+        try:
+            dconn = dest.get()
+
+            def fn(dom: libvirt.virDomain) -> MigrationStats:
+                if not dom.isActive():
+                    raise _invalid_state(name, _state(dom), "live-migrate")
+                xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+                params = {
+                    libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{migrate_address}",
+                    libvirt.VIR_MIGRATE_PARAM_DEST_XML: retarget_vnc_listen(xml, console_address),
+                    libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: retarget_vnc_listen(
+                        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE),
+                        console_address,
+                    ),
+                }
+                # A guest that never converges must not hold the operation forever.
+                timer = threading.Timer(timeout_s, lambda: _abort_job(dom))
+                timer.start()
+                try:
+                    moved = dom.migrate3(dconn, params, flags)
+                finally:
+                    timer.cancel()
+                stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if moved is not None else {}
+                return MigrationStats(
+                    downtime_ms=int(stats.get("downtime", 0)),
+                    elapsed_ms=int(stats.get("time_elapsed", 0)),
+                    memory_bytes=int(stats.get("memory_processed", 0)),
+                    disk_bytes=int(stats.get("disk_processed", 0)),
+                )
+
+            result = self._on_domain(name, fn, retry=False)
+        finally:
+            dest.close()
+        # The domain left this host; its cached metadata (keyed by UUID) is re-read when needed.
+        with self._metadata_lock:
+            self._metadata_cache.clear()
+        return result
+
     # Storage
+
+    def pool_free_bytes(self, pool: str) -> int:
+        """Bytes still free in a storage pool (refreshed first, so files made outside libvirt count)."""
+
+        def fn(conn: libvirt.virConnect) -> int:
+            handle = conn.storagePoolLookupByName(pool)
+            if not handle.isActive():
+                raise OperationFailed(f"storage pool {pool!r} is not active")
+            handle.refresh(0)
+            return int(handle.info()[3])
+
+        return self._run(fn)
 
     def pool_path(self, pool: str) -> str:
         """The target directory of a storage pool."""
@@ -566,9 +706,89 @@ class LibvirtHypervisor:
             retry=False,
         )
 
+    def encrypted_disk_create(
+        self, pool: str, name: str, passphrase: bytes, *, backing_path: str, backing_format: str, capacity_bytes: int
+    ) -> str:
+        """A new empty LUKS qcow2 overlay on backing_path in the pool's directory (seconds of CPU); returns its path."""
+        path = os.path.join(self.pool_path(pool), name)
+        qemu_img.create_encrypted(
+            path, passphrase, capacity_bytes, backing_path=backing_path, backing_format=backing_format
+        )
+        return path
+
+    def encrypted_disk_from_spare(self, pool: str, name: str, spare_path: str) -> str:
+        """Rename a ready spare overlay to the named disk (microseconds); returns its path.
+
+        A retry finds the spare already renamed; VolumeNotFound when neither file is there.
+        """
+        path = os.path.join(self.pool_path(pool), name)
+        if os.path.dirname(os.path.abspath(spare_path)) != os.path.dirname(path):
+            raise OperationFailed(f"spare {spare_path} is not in pool {pool}")
+        try:
+            os.rename(spare_path, path)  # atomic within one directory
+        except FileNotFoundError:
+            if not os.path.exists(path):
+                raise VolumeNotFound(f"spare disk {spare_path} is missing") from None
+        return path
+
+    def encrypted_file_delete(self, path: str) -> None:
+        """Delete an encrypted disk or spare made outside libvirt; missing is success."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
     def volume_delete(self, pool: str, name: str) -> None:
         """Delete a volume; a missing volume is success."""
         self._run(lambda conn: storage.volume_delete(conn, pool, name))
+
+    def volume_capacity(self, pool: str, name: str) -> int:
+        """The volume's size as its guest sees it, in bytes."""
+        return self._run(lambda conn: storage.volume_capacity(conn, pool, name))
+
+    def disk_grow(self, name: str, pool: str, volume: str, capacity_bytes: int, target_dev: str = "vda") -> bool:
+        """Grow a domain's disk to capacity_bytes: live through QEMU when it runs, else the volume itself.
+
+        Returns whether it was done live. Shrinking is refused (the guest's filesystem would be cut off);
+        asking for the size it has already is success, so a retried resize does nothing twice.
+        """
+
+        def fn(conn: libvirt.virConnect) -> bool:
+            current = storage.volume_capacity(conn, pool, volume)
+            if capacity_bytes < current:
+                raise OperationFailed(f"{volume} is {current} bytes; disks never shrink (asked {capacity_bytes})")
+            dom = conn.lookupByName(name)
+            live = bool(dom.isActive())
+            if capacity_bytes == current:
+                return live
+            if live:
+                # QEMU grows the image and tells the guest's virtio-blk driver the new capacity at once.
+                dom.blockResize(target_dev, capacity_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            else:
+                storage.volume_resize(conn, pool, volume, capacity_bytes)
+            return live
+
+        return self._run(fn, retry=False)
+
+    def encrypted_disk_grow(
+        self, name: str, path: str, passphrase: bytes, capacity_bytes: int, target_dev: str = "vda"
+    ) -> bool:
+        """disk_grow for a LUKS overlay made by qemu-img (libvirt's pool knows neither it nor its key)."""
+
+        def fn(conn: libvirt.virConnect) -> bool:
+            current = qemu_img.virtual_size(path)
+            if capacity_bytes < current:
+                raise OperationFailed(f"{path} is {current} bytes; disks never shrink (asked {capacity_bytes})")
+            dom = conn.lookupByName(name)
+            live = bool(dom.isActive())
+            if capacity_bytes == current:
+                return live
+            if live:
+                # QEMU holds the key already: it grows the image and tells the guest.
+                dom.blockResize(target_dev, capacity_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            else:
+                qemu_img.grow_encrypted(path, passphrase, capacity_bytes)
+            return live
+
+        return self._run(fn, retry=False)
 
     def volume_upload(self, pool: str, name: str, src_path: str, fmt: str = "qcow2") -> str:
         """Create a volume from a local file, streamed over the connection; returns its path."""
@@ -577,6 +797,62 @@ class LibvirtHypervisor:
     def volume_download(self, pool: str, name: str, dest_path: str) -> None:
         """Stream a volume's bytes into a local file (replaced only when complete)."""
         self._run(lambda conn: storage.volume_download(conn, pool, name, dest_path))
+
+    # Networks and filters
+
+    def interface_set_isolated(self, name: str, mac: str, isolated: bool) -> bool:
+        """Switch port isolation of the domain's NIC with that MAC, live and in its config; True if it changed."""
+
+        def fn(dom: libvirt.virDomain) -> bool:
+            root = parse_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            for iface in root.iterfind("devices/interface"):
+                mac_el = iface.find("mac")
+                if mac_el is None or mac_el.get("address", "").lower() != mac.lower():
+                    continue
+                port = iface.find("port")
+                wanted = "yes" if isolated else "no"
+                if port is not None and port.get("isolated") == wanted:
+                    return False
+                if port is None:
+                    port = etree.SubElement(iface, "port")
+                port.set("isolated", wanted)
+                flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+                dom.updateDeviceFlags(etree.tostring(iface, encoding="unicode"), flags)
+                return True
+            return False
+
+        return self._on_domain(name, fn)
+
+    def network_ensure(self, spec: NetworkSpec) -> None:
+        """Define, start and autostart the network; align its static DHCP leases live."""
+        self._run(lambda conn: networks.network_ensure(conn, spec))
+
+    def network_remove(self, name: str) -> None:
+        """Stop and undefine the network; a missing one is success."""
+        self._run(lambda conn: networks.network_remove(conn, name))
+
+    def network_dhcp_hosts(self, name: str) -> tuple[DhcpHost, ...] | None:
+        """The network's static leases, or None when it does not exist."""
+        return self._run(lambda conn: networks.network_dhcp_hosts(conn, name))
+
+    @property
+    def supports_nwfilter(self) -> bool:
+        """Whether this host can filter guest traffic (every libvirtd; not the test driver)."""
+        if self._nwfilter is None:
+            self._nwfilter = self._run(networks.supports_nwfilter)
+        return self._nwfilter
+
+    def nwfilter_define(self, spec: NwFilterSpec) -> None:
+        """Create or replace a filter; running guests that use it get the new rules at once."""
+        self._run(lambda conn: networks.nwfilter_define(conn, spec))
+
+    def nwfilter_exists(self, name: str) -> bool:
+        """Whether a filter of that name is defined."""
+        return self._run(lambda conn: networks.nwfilter_exists(conn, name))
+
+    def nwfilter_remove(self, name: str) -> None:
+        """Undefine a filter; a missing one is success."""
+        self._run(lambda conn: networks.nwfilter_remove(conn, name))
 
 
 # One instance per URI per process; libvirt connections are thread-safe.

@@ -16,6 +16,7 @@ from hosts.hypervisor.parsing import parse_pool_path
 
 __all__ = [
     "pool_path",
+    "volume_capacity",
     "volume_create",
     "volume_create_linked_clone",
     "volume_delete",
@@ -23,6 +24,7 @@ __all__ = [
     "volume_exists",
     "volume_format",
     "volume_path",
+    "volume_resize",
     "volume_upload",
     "volume_xml",
 ]
@@ -78,6 +80,18 @@ def pool_path(conn: libvirt.virConnect, pool: str) -> str:
 def volume_path(conn: libvirt.virConnect, pool: str, name: str) -> str:
     """The path of a volume on the host."""
     return _volume(conn, pool, name).path()
+
+
+def volume_capacity(conn: libvirt.virConnect, pool: str, name: str) -> int:
+    """A volume's virtual size in bytes."""
+    vol = _volume(conn, pool, name)
+    vol.storagePoolLookupByVolume().refresh(0)  # files grown behind libvirt's back (blockResize) show then
+    return int(_volume(conn, pool, name).info()[1])
+
+
+def volume_resize(conn: libvirt.virConnect, pool: str, name: str, capacity_bytes: int) -> None:
+    """Grow a volume that no running domain uses (libvirt runs qemu-img resize on qcow2 files)."""
+    _volume(conn, pool, name).resize(capacity_bytes, 0)
 
 
 def volume_exists(conn: libvirt.virConnect, pool: str, name: str) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lxml import etree
+
 from hosts.hypervisor.base import DomainState, DomainStats, MdevType, PciDevice, SnapshotInfo
 from hosts.hypervisor.domain import parse_xml
 
@@ -164,3 +166,13 @@ def stats_from_record(name: str, desktop_id: int, record: Mapping[str, Any]) -> 
         net_tx_bytes=_sum_indexed(record, "net", "tx.bytes"),
         state=domain_state(int(record.get("state.state", 0))),
     )
+
+
+def retarget_vnc_listen(domain_xml: str, listen_address: str) -> str:
+    """The domain XML with every VNC server listening on listen_address (a migration's destination)."""
+    root = parse_xml(domain_xml)
+    for graphics in root.iterfind("./devices/graphics[@type='vnc']"):
+        graphics.set("listen", listen_address)
+        for listen in graphics.iterfind("listen[@type='address']"):
+            listen.set("address", listen_address)
+    return etree.tostring(root, encoding="unicode")

@@ -7,7 +7,8 @@ holds what a placement asks for and returns, `sql` the fragments they share.
 from __future__ import annotations
 
 from hosts.scheduling.filters import FILTERS, HostFilter
-from hosts.scheduling.placement import fits_count, place, rank, release, resync_counters
+from hosts.scheduling.moves import relocate, return_to
+from hosts.scheduling.placement import fits_count, place, rank, release, resize, resync_counters
 from hosts.scheduling.request import GpuNeed, Placement, PlacementRequest, parse_gpu_profile
 from hosts.scheduling.weighers import weighers
 
@@ -22,6 +23,9 @@ __all__ = [
     "place",
     "rank",
     "release",
+    "relocate",
+    "resize",
     "resync_counters",
+    "return_to",
     "weighers",
 ]

@@ -11,7 +11,8 @@ import logging
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, CharField, F, PositiveIntegerField, Q, Sum, Value, When
+from django.db.models import BooleanField, Case, CharField, F, PositiveIntegerField, Q, Sum, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
@@ -21,7 +22,8 @@ from hosts.errors import NoCapacity
 from hosts.models import Allocation, Host, HostDevice
 from hosts.scheduling.filters import CLAIM_FILTERS, FILTERS, condition, where
 from hosts.scheduling.request import Placement, PlacementRequest, parse_gpu_profile
-from hosts.scheduling.sql import fetch
+from hosts.scheduling.sql import MEMORY_CAPACITY, VCPU_CAPACITY, fetch, timestamp
+from hosts.scheduling.sql import host as host_column
 from hosts.scheduling.weighers import weight_sql
 
 log = logging.getLogger(__name__)
@@ -157,6 +159,52 @@ def _claim_best(request: PlacementRequest, now: datetime) -> Placement | None:
         return None
 
 
+def _claim_in_one_statement(request: PlacementRequest, now: datetime) -> Placement | None:
+    """Rank, lock, count and record in one statement (one round trip); None if no host was free to lock.
+
+    PostgreSQL only, desktops without a GPU. The ranked row is locked with SKIP LOCKED and its
+    filters re-checked on the latest version, so the claim is as exact as the step-by-step path.
+    A second placement of the same desktop breaks the unique allocation and undoes the whole
+    statement (IntegrityError, handled by place()).
+    """
+    conditions, params = where(request, now)
+    weight, weight_params = weight_sql(None)
+    recheck, recheck_params = where(request, now, CLAIM_FILTERS)
+    sql = f"""
+        WITH pick AS (
+            SELECT "hosts_host"."id" FROM "hosts_host" WHERE {conditions}
+            ORDER BY {weight} DESC, "hosts_host"."id" LIMIT 1 FOR UPDATE SKIP LOCKED
+        ), counted AS (
+            UPDATE "hosts_host" SET "allocated_vcpus" = "hosts_host"."allocated_vcpus" + %s,
+                "allocated_memory_mib" = "hosts_host"."allocated_memory_mib" + %s
+            FROM pick WHERE "hosts_host"."id" = pick."id" AND {recheck}
+            RETURNING "hosts_host"."id"
+        )
+        INSERT INTO "hosts_allocation" ("desktop_id", "host_id", "vcpus", "memory_mib", "gpu_profile", "created_at")
+        SELECT %s, counted."id", %s, %s, %s, %s FROM counted
+        RETURNING "host_id"
+    """
+    args = [
+        *params,
+        *weight_params,
+        request.vcpus,
+        request.memory_mib,
+        *recheck_params,
+        request.desktop_id,
+        request.vcpus,
+        request.memory_mib,
+        GpuProfileKind.NONE.value,
+        timestamp(now),
+    ]
+    if connection.in_atomic_block:
+        # Inside a caller's transaction a duplicate must undo only this statement: a savepoint.
+        with transaction.atomic():
+            rows = fetch(sql, args)
+    else:
+        rows = fetch(sql, args)  # autocommit: the statement is its own transaction, one round trip
+    return Placement(host_id=rows[0][0], gpu_device_id=None) if rows else None
+
+
 def _diagnose(request: PlacementRequest, now: datetime) -> NoCapacity:
     """Apply the filters one by one and name the first that leaves no host."""
     hosts = Host.objects.all()
@@ -176,11 +224,18 @@ def _diagnose(request: PlacementRequest, now: datetime) -> NoCapacity:
 def place(request: PlacementRequest) -> Placement:
     """Place a desktop, or raise NoCapacity naming why; a desktop already placed keeps its host."""
     skip_locked = connection.features.has_select_for_update_skip_locked
+    one_statement = (
+        connection.vendor == "postgresql"
+        and request.gpu.kind == GpuProfileKind.NONE
+        and conf.scheduler_claim() == "statement"
+    )
     now = timezone.now()
     try:
         for _attempt in range(MAX_ATTEMPTS):
             now = timezone.now()
-            if skip_locked and (placement := _claim_best(request, now)) is not None:
+            if one_statement and (placement := _claim_in_one_statement(request, now)) is not None:
+                return placement
+            if skip_locked and not one_statement and (placement := _claim_best(request, now)) is not None:
                 return placement
             # Without SKIP LOCKED (SQLite), or when every fitting host is being claimed right now:
             # try the best few in order, waiting for their locks.
@@ -239,6 +294,43 @@ def _release_device(allocation: Allocation) -> None:
         ),
         mdev_instances_used=F("mdev_instances_used") - 1,
     )
+
+
+def resize(desktop_id: int, *, vcpus: int, memory_mib: int) -> bool:
+    """Change what a placed desktop holds on its host; False when growing would not fit there.
+
+    The host row's conditional UPDATE is the guard, as in a claim: of two resizes (or a resize and a
+    placement) racing for the last room, one wins. A desktop never placed has nothing to change: True.
+    """
+    if vcpus < 1 or memory_mib < 1:
+        raise ValueError("a desktop holds at least 1 vCPU and 1 MiB")
+    with transaction.atomic():
+        allocation = Allocation.objects.select_for_update().filter(desktop_id=desktop_id).first()
+        if allocation is None:
+            return True
+        more_vcpus, more_memory = vcpus - allocation.vcpus, memory_mib - allocation.memory_mib
+        fits = RawSQL(
+            f"({host_column('allocated_vcpus')} + %s) <= {VCPU_CAPACITY} OR %s <= 0",
+            [more_vcpus, more_vcpus],
+            output_field=BooleanField(),
+        )
+        fits_memory = RawSQL(
+            f"({host_column('allocated_memory_mib')} + %s) <= {MEMORY_CAPACITY} OR %s <= 0",
+            [more_memory, more_memory],
+            output_field=BooleanField(),
+        )
+        won = (
+            Host.objects.filter(pk=allocation.host_id)
+            .filter(Q(fits) & Q(fits_memory))
+            .update(
+                allocated_vcpus=Greatest(F("allocated_vcpus") + more_vcpus, Value(0)),
+                allocated_memory_mib=Greatest(F("allocated_memory_mib") + more_memory, Value(0)),
+            )
+        )
+        if not won:
+            return False
+        Allocation.objects.filter(pk=allocation.pk).update(vcpus=vcpus, memory_mib=memory_mib)
+    return True
 
 
 # ------------------------------------------------------------------------------- counts, repair

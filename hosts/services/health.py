@@ -15,7 +15,7 @@ from hosts.hypervisor import HypervisorError, get_hypervisor
 from hosts.models import Host
 from hosts.services.devices import sync_devices
 from hosts.services.hosts import host_facts
-from hosts.signals import host_went_down
+from hosts.signals import host_came_back, host_went_down
 from quetzal.errors import NotFound
 from tenants import events
 
@@ -48,6 +48,7 @@ def heartbeat(*, host_id: int) -> Host:
         sync_devices(host, info)
         if came_back:
             events.host_up(host=host, previous=host.state)
+            host_came_back.send(sender=Host, host_id=host.pk, at=now)
     # Its own short transaction: the host row lock it takes is held only while it counts.
     scheduling.resync_counters(host.pk)
     host.refresh_from_db()

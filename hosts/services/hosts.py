@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -151,3 +152,72 @@ def _set_flag(host: Host, flag: str, on: bool, actor) -> bool:
             events.host_flag_changed(actor=actor, host=host, flag=flag, on=on)
     setattr(host, flag, on)
     return bool(changed)
+
+
+HOST_MODES = ("active", "drain", "maintenance")
+
+
+def set_mode(*, host: Host, mode: str, actor=None) -> bool:
+    """active (takes desktops), drain (none new; running ones stay) or maintenance (none new; may be moved)."""
+    if mode not in HOST_MODES:
+        raise ServiceError(f"Unknown host mode {mode!r}; use one of {', '.join(HOST_MODES)}.", code="invalid_mode")
+    changed = set_drain(host=host, on=mode == "drain", actor=actor)
+    changed = set_maintenance(host=host, on=mode == "maintenance", actor=actor) or changed
+    return changed
+
+
+def mode_of(host: Host) -> str:
+    """The operator mode a host is in (maintenance wins over drain)."""
+    return "maintenance" if host.maintenance else "drain" if host.drain else "active"
+
+
+@dataclass(frozen=True)
+class Resident:
+    """A desktop still on a host, as the database and the hypervisor see it."""
+
+    desktop_id: int
+    name: str
+    tenant: str
+    kind: str
+    state: str
+    domain_state: str  # what libvirt says; "?" when the host did not answer, "missing" when absent
+
+
+@dataclass(frozen=True)
+class ResidentsReport:
+    """What still lives on a host being drained or maintained."""
+
+    host: str
+    mode: str
+    desktops: list[Resident]
+    unreachable: str = ""
+
+    def lines(self) -> list[str]:
+        return [
+            f"#{d.desktop_id} {d.name} ({d.tenant}, {d.kind}): {d.state}, VM {d.domain_state}" for d in self.desktops
+        ]
+
+
+def residents(*, host: Host) -> ResidentsReport:
+    """Desktops still placed on the host, each with what its VM is doing there."""
+    host.refresh_from_db()
+    unreachable = ""
+    domains: dict[int, str] = {}
+    try:
+        domains = {d.desktop_id: str(d.state) for d in get_hypervisor(host.uri).list_domains()}
+    except HypervisorError as exc:
+        unreachable = str(exc)
+    # The reverse relation keeps hosts free of an import of desktops (imports go one way).
+    rows = host.desktops.exclude(state="deleted").values_list("pk", "name", "tenant__slug", "kind", "state")
+    desktops = [
+        Resident(
+            desktop_id=pk,
+            name=name,
+            tenant=tenant,
+            kind=kind,
+            state=state,
+            domain_state="?" if unreachable else domains.get(pk, "missing"),
+        )
+        for pk, name, tenant, kind, state in rows.order_by("pk")
+    ]
+    return ResidentsReport(host=host.name, mode=mode_of(host), desktops=desktops, unreachable=unreachable)

@@ -7,6 +7,7 @@ import os
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from hosts.errors import (
     ImageNotReady,
     InvalidImage,
 )
-from hosts.hypervisor import AlreadyExists, HostUnavailable, HypervisorError, get_hypervisor
+from hosts.hypervisor import AlreadyExists, HostUnavailable, HypervisorError, VolumeNotFound, get_hypervisor
 from hosts.models import Host, Image, ImageCopy
 from quetzal.errors import Conflict
 from tenants import events
@@ -292,18 +293,68 @@ def copy_image_to_host(*, image: Image, host: Host, actor=None) -> ImageCopy:
     return copy
 
 
-def create_desktop_disk(*, host: Host, image: Image, volume_name: str, capacity_bytes: int) -> str:
-    """A qcow2 linked clone of the image's copy on host; returns its path (an existing one is reused)."""
+@dataclass(frozen=True)
+class DiskPlan:
+    """Where and how big a desktop's overlay on an image's copy is."""
+
+    pool: str
+    backing_path: str
+    backing_format: str
+    capacity_bytes: int
+
+
+def _ready_copy(host: Host, image: Image) -> ImageCopy:
     copy = ImageCopy.objects.filter(image=image, host=host, state=CopyState.READY).first()
     if copy is None:
         raise ImageNotReady(f"{image} is not copied to {host} yet.")
-    pool = copy.pool or host.storage_pool
-    # Never smaller than the image: a smaller overlay would cut the guest's filesystem short.
-    capacity = max(int(capacity_bytes), image.virtual_size_bytes)
+    return copy
+
+
+def desktop_disk_plan(*, host: Host, image: Image, capacity_bytes: int) -> DiskPlan:
+    """The overlay a desktop of this image gets on host; ImageNotReady before the copy is there."""
+    copy = _ready_copy(host, image)
+    return DiskPlan(
+        pool=copy.pool or host.storage_pool,
+        backing_path=copy.volume_path,
+        backing_format=image.format,
+        # Never smaller than the image: a smaller overlay would cut the guest's filesystem short.
+        capacity_bytes=max(int(capacity_bytes), image.virtual_size_bytes),
+    )
+
+
+def create_encrypted_disk(*, host: Host, plan: DiskPlan, volume_name: str, passphrase: bytes) -> str:
+    """A new LUKS overlay as planned (a spare, or a desktop's disk when no spare was ready); seconds of CPU."""
+    return get_hypervisor(host.uri).encrypted_disk_create(
+        plan.pool,
+        volume_name,
+        passphrase,
+        backing_path=plan.backing_path,
+        backing_format=plan.backing_format,
+        capacity_bytes=plan.capacity_bytes,
+    )
+
+
+def create_encrypted_desktop_disk(
+    *, host: Host, plan: DiskPlan, volume_name: str, spare_path: str | None, passphrase: bytes
+) -> str:
+    """The desktop's LUKS overlay: its spare renamed (fast), or made now (slow); returns its path."""
+    hypervisor = get_hypervisor(host.uri)
+    if spare_path:
+        try:
+            return hypervisor.encrypted_disk_from_spare(plan.pool, volume_name, spare_path)
+        except VolumeNotFound:
+            log.warning("spare disk %s on %s is gone; making the disk now", spare_path, host.name)
+    return create_encrypted_disk(host=host, plan=plan, volume_name=volume_name, passphrase=passphrase)
+
+
+def create_desktop_disk(*, host: Host, image: Image, volume_name: str, capacity_bytes: int) -> str:
+    """A qcow2 linked clone of the image's copy on host; returns its path (an existing one is reused)."""
+    plan = desktop_disk_plan(host=host, image=image, capacity_bytes=capacity_bytes)
+    pool, capacity, copy_path = plan.pool, plan.capacity_bytes, plan.backing_path
     hypervisor = get_hypervisor(host.uri)
     try:
         return hypervisor.volume_create_linked_clone(
-            pool, volume_name, copy.volume_path, backing_format=image.format, capacity_bytes=capacity
+            pool, volume_name, copy_path, backing_format=image.format, capacity_bytes=capacity
         )
     except AlreadyExists:
         # A retried task after a crash between the clone and recording it: the clone is done.

@@ -82,6 +82,7 @@ def test_it_marks_a_host_down_from_its_own_failed_heartbeat_once_stale():
 
 def test_it_keeps_hosts_heard_from_within_the_limit(settings):
     # given a limit of 60 s and hosts heard from 59 s and 61 s ago, and one never heard from
+    settings.HOST_DOWN_AFTER_S = 60
     recent = HostFactory(last_heartbeat_at=timezone.now() - timedelta(seconds=59))
     silent = HostFactory(last_heartbeat_at=timezone.now() - timedelta(seconds=61))
     # when stale hosts are marked
@@ -156,3 +157,14 @@ def test_it_runs_the_per_host_task_and_ignores_deleted_hosts():
     # then the existing host is refreshed and the missing one is no error
     host.refresh_from_db()
     assert host.cpus == 2
+
+
+def test_it_marks_a_dead_host_down_within_a_minute_with_the_default_settings():
+    from django.conf import settings as django_settings
+
+    # Given the shipped defaults: a host dies right after a heartbeat it answered
+    silence, interval = django_settings.HOST_DOWN_AFTER_S, django_settings.HOST_HEARTBEAT_INTERVAL_S
+    beat = django_settings.CELERY_BEAT_SCHEDULE["hosts-heartbeat"]["schedule"]
+    # Then the first beat after the silence limit marks it down, at the latest 60 s after it died
+    assert beat == interval
+    assert silence + interval <= 60

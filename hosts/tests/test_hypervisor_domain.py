@@ -20,6 +20,7 @@ from hosts.hypervisor.domain import (
     HostdevSpec,
     InterfaceSpec,
     MdevSpec,
+    SecretSpec,
     parse_desktop_metadata,
     parse_metadata,
 )
@@ -372,3 +373,36 @@ def test_it_normalises_uuids_and_keeps_specs_immutable() -> None:
 def test_it_renders_the_same_xml_for_equal_specs() -> None:
     assert full_spec().to_xml() == full_spec().to_xml()
     assert make_spec(vcpus=2).to_xml() != make_spec(vcpus=4).to_xml()
+
+
+SECRET_UUID = "0d9f3c1e-5b7a-4c2d-9e8f-112233445566"
+
+
+def test_it_renders_a_luks_disk_naming_its_secret_and_valid(tmp_path: Path) -> None:
+    disk = DiskSpec("/var/lib/libvirt/images/desktop-42.qcow2", encryption_secret_uuid=SECRET_UUID.upper())
+    xml = make_spec(disks=(disk,)).to_xml()
+    assert_valid_domain_xml(xml, tmp_path)
+    root = etree.fromstring(xml.encode())
+    encryption = root.find("devices/disk/source/encryption")
+    assert encryption is not None and encryption.get("format") == "luks"
+    secret = encryption.find("secret")
+    assert secret is not None and (secret.get("type"), secret.get("uuid")) == ("passphrase", SECRET_UUID)
+
+
+def test_it_refuses_encryption_on_a_raw_disk_or_a_bad_secret_uuid() -> None:
+    with pytest.raises(ValueError, match="qcow2"):
+        DiskSpec("/x.raw", driver_type="raw", encryption_secret_uuid=SECRET_UUID)
+    with pytest.raises(ValueError):
+        DiskSpec("/x.qcow2", encryption_secret_uuid="not-a-uuid")
+
+
+def test_it_renders_secrets_ephemeral_and_private(tmp_path: Path) -> None:
+    xml = SecretSpec(uuid=SECRET_UUID, description=HOSTILE).to_xml()
+    root = etree.fromstring(xml.encode())
+    # Ephemeral: never written to /etc/libvirt/secrets; private: libvirt never hands the value back
+    assert (root.get("ephemeral"), root.get("private")) == ("yes", "yes")
+    assert root.findtext("uuid") == SECRET_UUID and root.findtext("description") == HOSTILE
+    path = tmp_path / "secret.xml"
+    path.write_text(xml)
+    result = subprocess.run([virt_xml_validate(), str(path), "secret"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

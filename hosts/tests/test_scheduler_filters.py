@@ -32,7 +32,7 @@ HOST_RULES = [
     ("drain", {"drain": True}, "every enabled host is in maintenance or draining"),
     ("down", {"state": HostState.DOWN}, "no enabled host is up"),
     ("unknown", {"state": HostState.UNKNOWN}, "no enabled host is up"),
-    ("silent", {"last_heartbeat_at_ago": 61}, "no enabled host is up (none answered in the last 60 s)"),
+    ("silent", {"last_heartbeat_at_ago": 61}, "no enabled host is up (none answered in the last 40 s)"),
 ]
 
 

@@ -12,7 +12,10 @@ from quetzal.env import (
     env_choice,
     env_database,
     env_int,
+    env_kek,
     env_list,
+    env_network,
+    env_networks,
     env_redis,
     env_str,
 )
@@ -25,6 +28,10 @@ DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-set-SECRET_KEY-in-production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# The key-encryption key that wraps every disk and recording key. Unset (make run, tests): an
+# embedded development key generated into QUETZAL_KEK_DEV_FILE on first use; production requires it.
+QUETZAL_KEK = env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE")
+QUETZAL_KEK_DEV_FILE = VAR_DIR / "kek"
 
 INSTALLED_APPS = [
     "daphne",
@@ -195,6 +202,7 @@ CELERY_BEAT_SCHEDULE = {
     "hosts-heartbeat": {"task": "hosts.tasks.heartbeat_all", "schedule": 15.0, "options": {"expires": 15}},
     "desktops-reconcile": {"task": "desktops.tasks.reconcile_all", "schedule": 30.0},
     "desktops-refill-pools": {"task": "desktops.tasks.refill_pools", "schedule": 20.0},
+    "desktops-refill-disk-spares": {"task": "desktops.tasks.refill_disk_spares", "schedule": 60.0},
     "desktops-enforce-idle": {"task": "desktops.tasks.enforce_idle", "schedule": 60.0},
     "metrics-collect": {"task": "desktops.metrics.tasks.collect_all", "schedule": 5.0, "options": {"expires": 5}},
     "metrics-rollup": {"task": "desktops.metrics.tasks.rollup", "schedule": 60.0},
@@ -327,14 +335,29 @@ CELERY_BEAT_SCHEDULE["metrics-collect"].update(
 
 # Hosts and placement.
 SCHEDULER_STRATEGY = env_choice("SCHEDULER_STRATEGY", ("spread", "pack"), "spread")
-HOST_DOWN_AFTER_S = env_int("HOST_DOWN_AFTER_S", 60, minimum=15)
+# statement: a placement is one SQL statement (PostgreSQL); steps: rank, lock, count, record one by one.
+SCHEDULER_CLAIM = env_choice("SCHEDULER_CLAIM", ("statement", "steps"), "statement")
+# Silent this long after its last heartbeat: down. With 15 s beats a dead host is marked down within 55 s.
+HOST_DOWN_AFTER_S = env_int("HOST_DOWN_AFTER_S", 40, minimum=15)
 HOST_HEARTBEAT_INTERVAL_S = env_int("HOST_HEARTBEAT_INTERVAL_S", 15, minimum=1)
 IMAGE_COPY_STALE_AFTER_S = env_int("IMAGE_COPY_STALE_AFTER_S", 3600, minimum=60)
 SCHEDULER_CANDIDATES = env_int("SCHEDULER_CANDIDATES", 8, minimum=1)
 
 # Desktop lifecycle.
 DESKTOP_STOP_TIMEOUT_S = env_int("DESKTOP_STOP_TIMEOUT_S", 60, minimum=1)
-DESKTOP_NETWORK = env_str("DESKTOP_NETWORK", "")  # a libvirt network name, e.g. "default"; empty: no NIC
+# Each tenant gets its own NAT network per host, its subnet carved out of this range (rule 9).
+TENANT_NETWORKS = env_bool("TENANT_NETWORKS", True)  # off: desktops get no NIC at all
+TENANT_NETWORK_RANGE = env_network("QUETZAL_TENANT_NETWORK_RANGE", "10.200.0.0/16")
+TENANT_SUBNET_PREFIX = env_int(
+    "QUETZAL_TENANT_SUBNET_PREFIX", 24, minimum=int(TENANT_NETWORK_RANGE.split("/")[1]), maximum=29
+)
+# Desktops never reach these (link-local metadata services, the hosts' own management network, ...).
+TENANT_NETWORK_BLOCKED = env_networks("QUETZAL_TENANT_NETWORK_BLOCKED", ["169.254.0.0/16"])
+# Encrypted desktop disks: spare LUKS overlays kept ready per host (each ~2.5 s of CPU to make,
+# QEMU calibrates its key derivation however low the iteration time), so a cold start only renames one.
+DESKTOP_DISK_SPARES = env_int("DESKTOP_DISK_SPARES", 2, minimum=0, maximum=100)
+# Off only to measure what encryption costs (bench/cold_start.py): new disks are then plain overlays.
+DESKTOP_DISK_ENCRYPTION = env_bool("DESKTOP_DISK_ENCRYPTION", True)
 DESKTOP_SERIAL_LOG_DIR = env_str("DESKTOP_SERIAL_LOG_DIR", "/var/log/libvirt/qemu")
 # Reconcile fails an operation whose worker has been silent this long (killed, lost)...
 OPERATION_STUCK_AFTER_S = env_int("OPERATION_STUCK_AFTER_S", 900, minimum=30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
-from quetzal.env import env_bool, env_int, env_str
+from quetzal.env import env_bool, env_int, env_kek, env_str
 from quetzal.settings.base import *  # noqa: F403
 from quetzal.settings.base import DEBUG
 
@@ -13,6 +13,8 @@ if DEBUG:
 SECRET_KEY = env_str("SECRET_KEY", required=True)
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters in production")
+# No embedded development key here: without the operator's KEK the service refuses to start.
+QUETZAL_KEK = env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE", required=True)
 
 # Operators hold the keys to every tenant: the Django admin asks them for a second factor.
 ADMIN_REQUIRE_2FA = env_bool("ADMIN_REQUIRE_2FA", True)

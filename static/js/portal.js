@@ -32,6 +32,17 @@ function showStage(panel, index, failed = false) {
   });
 }
 
+// The size picked on a template card: a named size, or the custom numbers typed (empty: the default).
+function chosenSize(card) {
+  const body = {};
+  const select = card.querySelector("[data-size-select]");
+  if (select && select.value) body.size = select.value;
+  card.querySelectorAll("[data-size-field]").forEach((input) => {
+    if (input.value && !body.size) body[input.dataset.sizeField] = Number(input.value);
+  });
+  return body;
+}
+
 async function launch(button) {
   const card = button.closest("[data-template-card]");
   const panel = card.querySelector(".launch-panel");
@@ -44,7 +55,10 @@ async function launch(button) {
   showStage(panel, 0);
   label.textContent = "Asking for a desktop…";
   try {
-    const result = await api("POST", "/api/desktop/start", { template: Number(button.dataset.template) });
+    const result = await api("POST", "/api/desktop/start", {
+      template: Number(button.dataset.template),
+      ...chosenSize(card),
+    });
     let done = result.operation;
     if (done) {
       done = await follow(done, (operation) => {
@@ -266,6 +280,40 @@ async function snapshotAction(button) {
   }
   window.location.reload();
 }
+
+// Resize from the desktop page: a named size, or the numbers that differ from the desktop's own.
+async function resize(form) {
+  const id = form.dataset.desktopRef;
+  const problem = form.querySelector("[role=alert]");
+  const body = {};
+  const named = form.elements.size?.value;
+  if (named) body.size = named;
+  else {
+    for (const key of ["vcpus", "memory_mib", "disk_gib"]) {
+      const input = form.elements[key];
+      if (input.value && input.value !== input.defaultValue) body[key] = Number(input.value);
+    }
+  }
+  problem.hidden = true;
+  form.querySelector("button").disabled = true;
+  try {
+    const result = await api("POST", `/api/v1/desktops/${id}/resize/`, body);
+    const card = document.querySelector(`[data-desktop="${id}"]`);
+    if (result.operation && card) await followCard(card, result.operation);
+    window.location.reload();
+  } catch (error) {
+    problem.textContent = error.message;
+    problem.hidden = false;
+    form.querySelector("button").disabled = false;
+  }
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form.resize-form");
+  if (!form) return;
+  event.preventDefault();
+  resize(form);
+});
 
 document.addEventListener("click", (event) => {
   const launchButton = event.target.closest("button.launch");

@@ -7,7 +7,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
-from tenants.choices import ADMIN_ROLES, IdleAction, Role, TenantStatus
+from tenants.choices import ADMIN_ROLES, EgressPolicy, IdleAction, ResizePolicy, Role, TenantStatus
 from tenants.querysets import TenantQuerySet
 
 # Every number a tenant admin sets has a ceiling: a value near the column's range (2**31 minutes) made
@@ -32,6 +32,8 @@ POLICY_FIELDS = (
     "quota_vcpus",
     "quota_ram_mib",
     "max_running_per_user",
+    "quota_disk_gib",
+    "resize_policy",
     "max_session_hours",
     "allow_admin_console_access",
     "recording_enabled",
@@ -79,6 +81,17 @@ class Tenant(models.Model):
         default=30, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
     )
 
+    # Network policy (desktops.services.firewall changes these and re-applies every desktop's filter).
+    egress_policy = models.CharField(
+        max_length=16,
+        choices=EgressPolicy.choices,
+        default=EgressPolicy.ALLOW_ALL,
+        help_text="Outbound traffic no firewall rule matches.",
+    )
+    allow_intra_tenant_traffic = models.BooleanField(
+        default=False, help_text="Let this organisation's desktops reach each other on their host's network."
+    )
+
     # Quotas; 0 means unlimited.
     quota_desktops = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_QUOTA_DESKTOPS)])
     quota_vcpus = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_QUOTA_VCPUS)])
@@ -87,6 +100,17 @@ class Tenant(models.Model):
         default=2,
         validators=[MaxValueValidator(MAX_RUNNING_PER_USER)],
         help_text="Desktops one person may have running at once; 0 means unlimited.",
+    )
+    quota_disk_gib = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(10_000_000)],
+        help_text="GiB of desktop disks the organisation may hold in all; 0 means unlimited.",
+    )
+    resize_policy = models.CharField(
+        max_length=16,
+        choices=ResizePolicy.choices,
+        default=ResizePolicy.MEMBERS,
+        help_text="Who may choose a size other than a template's default, and resize desktops.",
     )
 
     class Meta:

@@ -17,6 +17,7 @@ CATEGORIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "desktop": ("Desktops", ("desktop.",)),
     "people": ("Members and invitations", ("member.", "invitation.")),
     "policy": ("Policies", ("tenant.",)),
+    "network": ("Network and firewall", ("firewall.", "network.")),
     "setup": ("Pools and templates", ("pool.", "template.")),
     "security": ("Sign-in, 2FA and tokens", ("2fa.", "token.", "login.", "user.")),
     "billing": ("Billing", ("billing.",)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -64,6 +65,10 @@ def test_it_refuses_to_start_with_a_bad_variable():
     assert "DEBUG must be a boolean" in result.stderr
 
 
+# Production refuses to start without a key-encryption key (tests/test_kek.py); these tests give one.
+PRODUCTION_KEK = base64.b64encode(bytes(range(32))).decode()
+
+
 def test_it_passes_deploy_checks_with_production_settings():
     result = _manage(
         "check",
@@ -73,6 +78,7 @@ def test_it_passes_deploy_checks_with_production_settings():
         DJANGO_SETTINGS_MODULE="quetzal.settings.production",
         SECRET_KEY="k" + "".join(chr(33 + (i * 7) % 90) for i in range(60)),
         ALLOWED_HOSTS="desktops.example.com",
+        QUETZAL_KEK=PRODUCTION_KEK,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -88,6 +94,7 @@ PRODUCTION = {
     "DJANGO_SETTINGS_MODULE": "quetzal.settings.production",
     "SECRET_KEY": "k" + "".join(chr(33 + (i * 7) % 90) for i in range(60)),
     "ALLOWED_HOSTS": "desktops.example.com",
+    "QUETZAL_KEK": PRODUCTION_KEK,
 }
 SHOW = "from django.conf import settings as s; print(s.ADMIN_REQUIRE_2FA, s.ACCOUNT_ALLOW_SIGNUP)"
 

@@ -276,7 +276,11 @@ class PoliciesView(TenantPageMixin, View):
             "Idle desktops and sessions",
             ("idle_timeout_minutes", "idle_cpu_threshold_percent", "idle_action", "max_session_hours"),
         ),
-        ("Quotas (0 means no limit)", ("max_running_per_user", "quota_desktops", "quota_vcpus", "quota_ram_mib")),
+        (
+            "Quotas (0 means no limit)",
+            ("max_running_per_user", "quota_desktops", "quota_vcpus", "quota_ram_mib", "quota_disk_gib"),
+        ),
+        ("Sizes", ("resize_policy",)),
         ("Consoles", ("allow_admin_console_access", "recording_enabled", "recording_retention_days")),
     ]
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections
 
@@ -19,6 +18,7 @@ from desktops.services import spec
 from desktops.tests.factories import DesktopFactory
 from hosts.hypervisor import GraphicsSpec, get_hypervisor
 from tests.fixtures import api_client
+from tests.sockets import Communicator
 
 GREETING = b"RFB 003.008\n"
 
@@ -130,14 +130,12 @@ def browser(user, tenant) -> Browser:
     return Browser(user=user, client=client, session_key=client.cookies[settings.SESSION_COOKIE_NAME].value)
 
 
-def communicator(desktop_id: int, *, ticket: str | None, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+def communicator(desktop_id: int, *, ticket: str | None, headers: list[tuple[bytes, bytes]]) -> Communicator:
     """A WebSocket client against the whole ASGI stack (origin validator, auth, tenant middleware)."""
     from quetzal.asgi import application
 
     protocols = [tickets.BINARY_PROTOCOL] + ([tickets.PROTOCOL_PREFIX + ticket] if ticket else [])
-    client = WebsocketCommunicator(
-        application, f"/ws/desktops/{desktop_id}/console/", headers=headers, subprotocols=protocols
-    )
+    client = Communicator(application, f"/ws/desktops/{desktop_id}/console/", headers=headers, subprotocols=protocols)
     client.scope["client"] = ("127.0.0.1", 50123)
     return client
 

@@ -23,7 +23,7 @@ from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
 )
 from desktops.models import Desktop
 from tenants.choices import Role
-from tenants.models import AuditEvent
+from tenants.models import AuditEvent, Membership
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("thread_connections")]
@@ -145,7 +145,9 @@ async def test_it_cuts_the_console_of_someone_removed_from_the_tenant(alice, des
     client, connected, _ = await _open(desk, member)
     assert connected
     await client.receive_from()
-    await adb(lambda: alice.membership(alice.member).delete())()
+    # A raw DELETE sends no signal (as a change made outside Django would not): only the heartbeat notices it
+    membership = await adb(alice.membership)(alice.member)
+    await adb(lambda: Membership.objects.filter(pk=membership.pk)._raw_delete(using="default"))()
     assert await _refused_with(client, timeout=5) == ENDED_ELSEWHERE
     await client.disconnect()
     assert (await adb(ConsoleSession.objects.get)(desktop=desk)).end_reason == "access_revoked"

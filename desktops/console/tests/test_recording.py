@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,16 @@ from django.utils import timezone
 
 from desktops.console import recordings, sessions
 from desktops.console.models import ConsoleSession, Recording
-from desktops.console.recordfile import HEADER, MAGIC, RecordingFormatError, read_frames, stats_of
+from desktops.console.recordfile import (
+    HEADER,
+    MAGIC,
+    SEALED_MAGIC,
+    PlainReader,
+    RecordingFormatError,
+    RecordingWriter,
+    read_frames,
+    stats_of,
+)
 from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
     GREETING,
     adb,
@@ -22,6 +32,7 @@ from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
     thread_connections_fixture,
 )
 from desktops.models import Desktop
+from desktops.services import disk_keys
 from desktops.tests.factories import DesktopFactory
 from tenants.models import AuditEvent
 from tests.fixtures import api_client, login_client
@@ -60,19 +71,24 @@ async def test_it_records_what_the_browser_saw_and_replays_it_identically(
     # Then the recording holds exactly the bytes the browser received, in order, with their timing
     recording = await adb(Recording.objects.select_related("session").get)(desktop=desk)
     path = recordings.file_path(recording)
-    frames = await adb(lambda: list(read_frames(path)))()
+    key = await adb(disk_keys.tenant_recording_key)(alice.tenant)
+    frames = await adb(lambda: list(read_frames(path, key=key)))()
     assert b"".join(payload for _, payload in frames) == bytes(seen)
+    # ...sealed at rest with the tenant's key: the screen bytes are not in the file in clear
+    on_disk = path.read_bytes()
+    assert on_disk.startswith(SEALED_MAGIC) and all(burst[:64] not in on_disk for burst in bursts)
     times = [at for at, _ in frames]
     assert times == sorted(times) and times[-1] >= 400
     assert recording.ended_at is not None and recording.session.end_reason.startswith("browser_closed")
     assert (recording.frames, recording.size_bytes) == (len(frames), path.stat().st_size)
     assert recording.duration_ms == times[-1]
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    # And a tenant admin's replay streams that very file
+    # And a tenant admin's replay streams that recording, decrypted into the plain layout the player reads
     admin = await adb(login_client)(alice.admin, alice.tenant)
     response = await adb(admin.get)(f"/console/recordings/{recording.pk}/data/")
     assert response.status_code == 200 and response["Cache-Control"] == "private, no-store"
-    assert b"".join(response.streaming_content) == path.read_bytes()
+    streamed = await adb(lambda: b"".join(response.streaming_content))()
+    assert streamed == PlainReader(path, key=key).read() and streamed.startswith(MAGIC)
     page = await adb(admin.get)(f"/console/recordings/{recording.pk}/")
     assert page.status_code == 200 and f"/console/recordings/{recording.pk}/data/" in page.content.decode()
     assert await adb(AuditEvent.objects.filter(action="console.recording.replay", actor=alice.admin).exists)()
@@ -221,3 +237,48 @@ def test_it_refuses_a_recording_path_outside_the_root(alice, template, recording
     recording.path = "../../etc/passwd"
     with pytest.raises(recordings.RecordingMissing):
         recordings.file_path(recording)
+
+
+def _sealed(path: Path, key: bytes, batches: list[list[bytes]]) -> None:
+    """A sealed recording written by the real writer, one flush per batch of frames."""
+
+    async def write() -> None:
+        writer = RecordingWriter(path, key=key, clock=lambda: 0.0)
+        await writer.open()
+        for batch in batches:
+            for frame in batch:
+                writer.append(frame)
+            await writer.flush()
+        await writer.close()
+
+    asyncio.run(write())
+
+
+def test_it_reads_a_sealed_recording_only_with_its_tenants_key(tmp_path):
+    # Given a recording sealed with one key, in two records
+    path, key = tmp_path / "sealed.qzrec", os.urandom(32)
+    _sealed(path, key, [[b"first-frame"], [b"second-frame"]])
+    # Then the right key reads its frames, and the file holds none of them in clear
+    assert [payload for _, payload in read_frames(path, key=key)] == [b"first-frame", b"second-frame"]
+    assert b"first-frame" not in path.read_bytes()
+    # ...no key or another key reads nothing
+    with pytest.raises(RecordingFormatError):
+        list(read_frames(path))
+    with pytest.raises(RecordingFormatError):
+        list(read_frames(path, key=os.urandom(32)))
+
+
+def test_it_notices_sealed_records_swapped_and_skips_a_torn_last_one(tmp_path):
+    path, key = tmp_path / "sealed.qzrec", os.urandom(32)
+    _sealed(path, key, [[b"one"], [b"two"]])
+    data = path.read_bytes()
+    head = len(SEALED_MAGIC) + 16
+    first_len = int.from_bytes(data[head : head + 4], "big")
+    first, second = data[head : head + 4 + first_len], data[head + 4 + first_len :]
+    # When the two records are swapped, reading fails instead of replaying them out of order
+    path.write_bytes(data[:head] + second + first)
+    with pytest.raises(RecordingFormatError):
+        list(read_frames(path, key=key))
+    # When the last record is cut short (a killed proxy), everything before it still replays
+    path.write_bytes(data[:head] + first + second[:-5])
+    assert [payload for _, payload in read_frames(path, key=key)] == [b"one"]

@@ -7,13 +7,13 @@ import json
 from collections.abc import Callable
 
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from desktops.metrics.layer import live_layer
 from desktops.models import Desktop
 from desktops.services.requests import request_create
 from tests.fixtures import login_client
+from tests.sockets import Communicator
 
 
 def launch(world, template, work, *, user=None) -> Desktop:
@@ -61,8 +61,8 @@ def session_headers(user=None, tenant=None, *, origin: str = "http://testserver"
     return headers
 
 
-def live_socket(headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
+def live_socket(headers: list[tuple[bytes, bytes]]) -> Communicator:
     """A WebSocket client of /ws/live/ through the whole ASGI stack (origin validator, auth, tenant)."""
     from quetzal.asgi import application
 
-    return WebsocketCommunicator(application, "/ws/live/", headers=headers)
+    return Communicator(application, "/ws/live/", headers=headers)

@@ -1,0 +1,43 @@
+"""What desktops does when lower apps tell it something: a host went down or came back, a person's row goes away.
+
+(Lower apps never import desktops: they tell, desktops listens.)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
+
+from desktops.services import disk_keys, host_failure
+
+log = logging.getLogger(__name__)
+
+
+def on_host_went_down(sender, *, host_id: int, **kwargs) -> None:
+    # In a savepoint: a failure here must not undo the host's mark-down, which the next beat would redo forever.
+    try:
+        with transaction.atomic():
+            host_failure.on_host_down(host_id=host_id)
+    except Exception:
+        log.exception("could not write off the desktops of host %s", host_id)
+
+
+def on_host_came_back(sender, *, host_id: int, **kwargs) -> None:
+    try:
+        with transaction.atomic():
+            host_failure.on_host_back(host_id=host_id)
+    except Exception:
+        log.exception("could not clean up after host %s came back", host_id)
+
+
+@receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="desktops-erase-person-keys")
+def erase_keys_of_deleted_person(sender: type, instance, **kwargs: object) -> None:
+    """A deleted person's desktops lose their disk keys: their data is unreadable from then on.
+
+    (A deleted tenant's keys go by cascade with its rows.)
+    """
+    disk_keys.erase_person_keys(instance)

@@ -1,0 +1,148 @@
+"""manage.py doctor: check a deployment (database, Redis, KEK, hosts, TLS, check --deploy) and say what is wrong."""
+
+from __future__ import annotations
+
+import io
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, SystemCheckError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str
+    name: str
+    detail: str
+
+
+def check_database() -> list[Result]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    results = [Result(OK, "database", f"{connection.vendor} {connection.settings_dict.get('NAME')} answers")]
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if pending:
+        results.append(Result(FAIL, "migrations", f"{len(pending)} not applied: run manage.py migrate"))
+    else:
+        results.append(Result(OK, "migrations", "all applied"))
+    if connection.vendor == "sqlite":
+        results.append(Result(WARN, "database", "SQLite is for one machine and a small office; use PostgreSQL"))
+    return results
+
+
+def check_redis() -> list[Result]:
+    url = getattr(settings, "REDIS_URL", "") or ""
+    if not url:
+        return [Result(FAIL, "redis", "REDIS_URL is not set (the embedded Redis is for `make run` only)")]
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        return [Result(FAIL, "redis", f"{url} does not answer: {exc}")]
+    return [Result(OK, "redis", f"{url} answers")]
+
+
+def check_kek() -> list[Result]:
+    # The key-encryption key wraps every disk key; the setting arrives with encrypted disks.
+    names = [n for n in ("KEY_ENCRYPTION_KEY", "QUETZAL_KEK", "KEK") if hasattr(settings, n)]
+    if not names:
+        return [Result(WARN, "key-encryption key", "no KEK setting in this version (disks are not encrypted yet)")]
+    value = getattr(settings, names[0])
+    if not value:
+        return [Result(FAIL, "key-encryption key", f"{names[0]} is empty: encrypted disks cannot be opened")]
+    return [Result(OK, "key-encryption key", f"{names[0]} is set")]
+
+
+def check_hosts() -> list[Result]:
+    from hosts.hypervisor import HypervisorError, open_hypervisor
+    from hosts.models import Host
+
+    hosts = list(Host.objects.filter(enabled=True))
+    if not hosts:
+        return [Result(WARN, "hosts", "no enabled host: enrol one with manage.py enrol_host URI")]
+    results = []
+    for host in hosts:
+        hypervisor = open_hypervisor(host.uri, open_timeout_s=5.0)
+        try:
+            info = hypervisor.host_info()
+            results.append(Result(OK, f"host {host.name}", f"answers: libvirt {info.libvirt_version}, {host.state}"))
+        except HypervisorError as exc:
+            results.append(Result(FAIL, f"host {host.name}", f"{host.uri} does not answer: {exc}"))
+        finally:
+            hypervisor.close()
+    return results
+
+
+def check_tls() -> list[Result]:
+    results = []
+    if not getattr(settings, "SESSION_COOKIE_SECURE", False):
+        results.append(Result(FAIL, "tls", "SESSION_COOKIE_SECURE is off: use quetzal.settings.production"))
+    if not getattr(settings, "SECURE_PROXY_SSL_HEADER", None) and not getattr(settings, "SECURE_SSL_REDIRECT", False):
+        results.append(Result(WARN, "tls", "neither SECURE_PROXY_SSL_HEADER nor SECURE_SSL_REDIRECT is set"))
+    if getattr(settings, "SECURE_HSTS_SECONDS", 0) < 86400:
+        results.append(Result(WARN, "tls", "HSTS is off or shorter than a day (SECURE_HSTS_SECONDS)"))
+    return results or [Result(OK, "tls", "secure cookies, HSTS and the proxy's scheme header are configured")]
+
+
+def check_url(url: str) -> list[Result]:
+    """What the portal answers through its reverse proxy: reachable over HTTPS, with HSTS."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=5) as response:
+            hsts = response.headers.get("Strict-Transport-Security")
+            status = response.status
+    except OSError as exc:
+        return [Result(FAIL, "url", f"{url} does not answer: {exc}")]
+    results = [Result(OK if status == 200 else FAIL, "url", f"{url}/healthz answered {status}")]
+    if url.startswith("https://") and not hsts:
+        results.append(Result(WARN, "url", "no Strict-Transport-Security header"))
+    if not url.startswith("https://"):
+        results.append(Result(WARN, "url", "not served over https"))
+    return results
+
+
+def check_deploy() -> list[Result]:
+    out = io.StringIO()
+    try:
+        call_command("check", deploy=True, stdout=out, stderr=out, fail_level="ERROR")
+    except SystemCheckError as exc:
+        return [Result(FAIL, "check --deploy", str(exc).strip().splitlines()[-1])]
+    warnings = [line for line in out.getvalue().splitlines() if line.startswith("?:") or ": (" in line]
+    if warnings:
+        return [Result(WARN, "check --deploy", f"{len(warnings)} warning(s): {'; '.join(warnings)[:300]}")]
+    return [Result(OK, "check --deploy", "no issues")]
+
+
+class Command(BaseCommand):
+    help = "Check a deployment and say what is wrong; exits non-zero when something fails."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--url", help="the portal's public URL, checked through the reverse proxy")
+        parser.add_argument("--skip-hosts", action="store_true", help="do not contact the libvirt hosts")
+
+    def handle(self, *args, **options) -> None:
+        checks: list[Callable[[], list[Result]]] = [check_database, check_redis, check_kek, check_tls, check_deploy]
+        if not options["skip_hosts"]:
+            checks.insert(3, check_hosts)
+        if options["url"]:
+            checks.append(lambda: check_url(options["url"]))
+        results: list[Result] = []
+        for check in checks:
+            try:
+                results += check()
+            except Exception as exc:  # a check that crashes is a finding, not a traceback
+                results.append(Result(FAIL, getattr(check, "__name__", "check"), f"{type(exc).__name__}: {exc}"))
+        for result in results:
+            style = {OK: self.style.SUCCESS, WARN: self.style.WARNING, FAIL: self.style.ERROR}[result.status]
+            self.stdout.write(f"{style(result.status.ljust(4))} {result.name}: {result.detail}")
+        failed = [r for r in results if r.status == FAIL]
+        if failed:
+            raise CommandError(f"{len(failed)} check(s) failed.")

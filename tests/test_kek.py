@@ -1,0 +1,118 @@
+"""The key-encryption key: read from the environment, required in production, and the wrap/unwrap of data keys."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from quetzal import kek
+from quetzal.env import env_kek
+
+GOOD = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("QUETZAL_KEK", "QUETZAL_KEK_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_it_reads_the_kek_from_a_variable_or_a_file(clean_env, tmp_path):
+    clean_env.setenv("QUETZAL_KEK", GOOD)
+    assert env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE") == bytes(range(32))
+    clean_env.delenv("QUETZAL_KEK")
+    path = tmp_path / "kek"
+    path.write_text(GOOD + "\n")
+    clean_env.setenv("QUETZAL_KEK_FILE", str(path))
+    assert env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE") == bytes(range(32))
+    clean_env.delenv("QUETZAL_KEK_FILE")
+    assert env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not base64!", "must be base64"),
+        (base64.b64encode(os.urandom(16)).decode(), "must decode to 32 bytes"),
+        (base64.b64encode(b"\0" * 32).decode(), "does not look random"),
+    ],
+)
+def test_it_refuses_a_bad_kek(clean_env, value, message):
+    clean_env.setenv("QUETZAL_KEK", value)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE")
+
+
+def test_it_refuses_both_sources_a_missing_file_and_nothing_when_required(clean_env, tmp_path):
+    clean_env.setenv("QUETZAL_KEK", GOOD)
+    clean_env.setenv("QUETZAL_KEK_FILE", str(tmp_path / "kek"))
+    with pytest.raises(ImproperlyConfigured, match="only one"):
+        env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE")
+    clean_env.delenv("QUETZAL_KEK")
+    with pytest.raises(ImproperlyConfigured, match="cannot read"):
+        env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE")
+    clean_env.delenv("QUETZAL_KEK_FILE")
+    with pytest.raises(ImproperlyConfigured, match="must be set"):
+        env_kek("QUETZAL_KEK", "QUETZAL_KEK_FILE", required=True)
+
+
+def _production_check(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("QUETZAL_KEK", "QUETZAL_KEK_FILE", "DEBUG")}
+    env |= {
+        "DJANGO_SETTINGS_MODULE": "quetzal.settings.production",
+        "SECRET_KEY": "p" * 30 + "roduction-secret-key-xyz",
+    }
+    env |= extra_env
+    code = "import django; django.setup(); from django.conf import settings; print(len(settings.QUETZAL_KEK))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_it_refuses_to_start_in_production_without_a_kek():
+    refused = _production_check({})
+    assert refused.returncode != 0 and "QUETZAL_KEK or QUETZAL_KEK_FILE must be set" in refused.stderr
+    started = _production_check({"QUETZAL_KEK": GOOD})
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "32"
+
+
+def test_it_generates_the_embedded_development_kek_once_and_says_so(settings, tmp_path, caplog):
+    # Given no configured KEK (make run, tests)
+    settings.QUETZAL_KEK = None
+    settings.QUETZAL_KEK_DEV_FILE = tmp_path / "var" / "kek"
+    # When a key is first needed
+    first = kek.current_kek()
+    # Then a random KEK is written under var/, readable by the service account only, with a log line saying so
+    assert stat.S_IMODE(os.stat(settings.QUETZAL_KEK_DEV_FILE).st_mode) == 0o600
+    assert "generated an embedded development key-encryption key" in caplog.text
+    caplog.clear()
+    # ...and later calls use the same key without a new line
+    assert kek.current_kek().kek_id == first.kek_id and caplog.text == ""
+
+
+def test_it_unwraps_what_it_wrapped_only_under_the_same_kek_and_row():
+    given = kek.Kek(os.urandom(32))
+    other = kek.Kek(os.urandom(32))
+    data_key = kek.new_data_key()
+    wrapped, kek_id = kek.wrap(data_key, context="disk:row-1", kek=given)
+    assert kek_id == given.kek_id and data_key not in wrapped
+    assert kek.unwrap(wrapped, context="disk:row-1", kek_id=kek_id, keks=[other, given]) == data_key
+    # Another row's context, another KEK, or a flipped bit: no key
+    with pytest.raises(kek.UnwrapError):
+        kek.unwrap(wrapped, context="disk:row-2", kek_id=kek_id, keks=[given])
+    with pytest.raises(kek.UnwrapError, match="not configured"):
+        kek.unwrap(wrapped, context="disk:row-1", kek_id=kek_id, keks=[other])
+    tampered = wrapped[:-1] + bytes([wrapped[-1] ^ 1])
+    with pytest.raises(kek.UnwrapError):
+        kek.unwrap(tampered, context="disk:row-1", kek_id=kek_id, keks=[given])
+
+
+def test_it_never_shows_the_kek_in_its_repr():
+    key = os.urandom(32)
+    assert key.hex() not in repr(kek.Kek(key)) and base64.b64encode(key).decode() not in repr(kek.Kek(key))
