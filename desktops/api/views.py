@@ -131,7 +131,7 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
     def keep_running(self, request, pk=None):
         """Count now as input: the person is still working, the idle policy waits its full time again."""
         desktop = self.get_object()
-        idle.keep_running(desktop=desktop, actor=request.user)
+        idle.keep_running(desktop=desktop, actor=request.user, ip=client_ip(request))
         return Response(s.DesktopSerializer(desktop).data)
 
     @extend_schema(request=s.ResizeSerializer, responses={202: s.AcceptedSerializer})

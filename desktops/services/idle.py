@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -13,6 +14,7 @@ from desktops.metrics.models import DesktopSample
 from desktops.models import Desktop
 from desktops.services.requests import recycle, request_action
 from quetzal.errors import ServiceError
+from tenants import events
 from tenants.choices import IdleAction
 
 log = logging.getLogger(__name__)
@@ -46,18 +48,24 @@ def warning_due(desktop: Desktop, *, now: datetime | None = None) -> bool:
     return deadline - (now or timezone.now()) <= timedelta(minutes=window)
 
 
-def keep_running(*, desktop: Desktop, actor, now: datetime | None = None) -> datetime | None:
+def keep_running(*, desktop: Desktop, actor, ip: str | None = None, now: datetime | None = None) -> datetime | None:
     """The person says they are still working: count it as input now; returns the new idle deadline."""
     now = now or timezone.now()
     if desktop.state != DesktopState.RUNNING:
         raise ServiceError("Only a running desktop can be kept running.", code="not_running", status=409)
-    # Forward only, like input from the console: a late click never moves the deadline back.
-    Desktop.objects.filter(pk=desktop.pk).filter(Q(last_activity_at__lt=now) | Q(last_activity_at__isnull=True)).update(
-        last_activity_at=now
-    )
-    desktop.refresh_from_db(fields=["last_activity_at"])
-    log.info("desktop %s kept running by %s", desktop.pk, getattr(actor, "pk", None))
-    return idle_deadline(desktop)
+    with transaction.atomic():
+        # Forward only, like input from the console: a late click never moves the deadline back.
+        moved = (
+            Desktop.objects.filter(pk=desktop.pk)
+            .filter(Q(last_activity_at__lt=now) | Q(last_activity_at__isnull=True))
+            .update(last_activity_at=now)
+        )
+        desktop.refresh_from_db(fields=["last_activity_at"])
+        deadline = idle_deadline(desktop)
+        # Only a click that put the shutdown off is worth a line in the log, not a repeated one.
+        if moved:
+            events.desktop_kept_running(actor=actor, desktop=desktop, until=deadline, ip=ip)
+    return deadline
 
 
 def session_deadline(desktop: Desktop) -> datetime | None:

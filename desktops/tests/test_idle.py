@@ -12,7 +12,9 @@ from desktops.models import Desktop
 from desktops.services import idle, pools
 from desktops.tests.factories import DesktopFactory, PoolFactory
 from tenants.choices import IdleAction
-from tests.fixtures import api_client
+from tenants.events import AuditAction
+from tenants.models import AuditEvent
+from tests.fixtures import api_client, login_client
 
 
 def _running(client, template, work) -> Desktop:
@@ -102,6 +104,26 @@ def test_it_keeps_running_through_the_api_for_the_owner_only(alice, bob, host, t
     assert response.json()["idle_action_at"] is not None
     after = Desktop.objects.get(pk=desktop.pk).last_activity_at
     assert after is not None and (before is None or after > before)
+
+
+def test_it_logs_who_kept_a_desktop_running_once_per_click_that_moved_the_deadline(alice, bob, host, template, work):
+    # Given a desktop 27 minutes into a 30-minute idle time
+    alice.tenant.idle_timeout_minutes = 30
+    alice.tenant.save()
+    desktop = _running(api_client(alice.member, alice.tenant), template, work)
+    at = desktop.running_since + timedelta(minutes=27)
+    kept = AuditEvent.objects.filter(action=AuditAction.DESKTOP_KEEP_RUNNING)
+    # When the person clicks "Keep it running", and a late duplicate of that click arrives after it
+    deadline = idle.keep_running(desktop=desktop, actor=alice.member, ip="192.0.2.4", now=at)
+    idle.keep_running(desktop=desktop, actor=alice.member, now=at - timedelta(seconds=5))
+    # Then one line in alice's log says who, from where, and until when; bob's log has none
+    (event,) = kept
+    assert (event.tenant, event.actor, event.ip_address) == (alice.tenant, alice.member, "192.0.2.4")
+    assert event.target_id == str(desktop.pk) and event.data == {"until": deadline.isoformat()}
+    assert not kept.filter(tenant=bob.tenant).exists()
+    # And the audit page shows it in words
+    page = login_client(alice.admin, alice.tenant).get("/manage/audit/?category=desktop").content.decode()
+    assert "Kept running (idle shutdown put off)" in page
 
 
 def test_it_refuses_to_keep_a_stopped_desktop_running(alice, template):
