@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Prefetch, QuerySet
@@ -16,7 +14,7 @@ from desktops.choices import DesktopState
 from desktops.forms import ConsolePreferencesForm
 from desktops.models import Desktop, DesktopTemplate, Operation
 from desktops.services import preferences, sizes
-from desktops.services.idle import WARNING_MINUTES, idle_action, idle_deadline, session_deadline
+from desktops.services.idle import idle_action, idle_deadline, session_deadline, warning_window
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
 from tenants.services.audit import client_ip
@@ -32,8 +30,7 @@ def decorate(desktop: Desktop) -> Desktop:
     desktop.idle_verb = idle_action(desktop) if desktop.idle_at else ""
     # When the "Still working?" warning shows (the page shows it at that moment without a reload).
     if desktop.idle_at:
-        window = min(WARNING_MINUTES, max(1, desktop.tenant.idle_timeout_minutes // 2))
-        desktop.idle_warn_at = desktop.idle_at - timedelta(minutes=window)
+        desktop.idle_warn_at = desktop.idle_at - warning_window(desktop)
         desktop.idle_warning = desktop.idle_warn_at <= timezone.now()
     desktop.session_ends_at = session_deadline(desktop) if running else None
     in_flight = getattr(desktop, "in_flight", None)

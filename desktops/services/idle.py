@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 WARNING_MINUTES = 5
 
 
+def has_idle_policy(desktop: Desktop) -> bool:
+    """Whether the desktop's tenant acts on idle desktops at all."""
+    tenant = desktop.tenant
+    return bool(tenant.idle_timeout_minutes) and tenant.idle_action != IdleAction.NONE
+
+
 def idle_deadline(desktop: Desktop) -> datetime | None:
     """When the idle action will hit this running desktop (None: the tenant has no idle policy).
 
@@ -32,11 +38,16 @@ def idle_deadline(desktop: Desktop) -> datetime | None:
     idle too. A run counts from its start, never from input seen in an earlier run.
     """
     tenant = desktop.tenant
-    if not tenant.idle_timeout_minutes or tenant.idle_action == IdleAction.NONE:
+    if not has_idle_policy(desktop):
         return None
     moments = [m for m in (desktop.last_activity_at, desktop.running_since) if m is not None]
     since = max(moments) if moments else desktop.state_changed_at
     return since + timedelta(minutes=tenant.idle_timeout_minutes)
+
+
+def warning_window(desktop: Desktop) -> timedelta:
+    """How long before the idle action the person is warned: a few minutes, half the idle time when shorter."""
+    return timedelta(minutes=min(WARNING_MINUTES, max(1, desktop.tenant.idle_timeout_minutes // 2)))
 
 
 def warning_due(desktop: Desktop, *, now: datetime | None = None) -> bool:
@@ -44,8 +55,7 @@ def warning_due(desktop: Desktop, *, now: datetime | None = None) -> bool:
     deadline = idle_deadline(desktop)
     if deadline is None:
         return False
-    window = min(WARNING_MINUTES, max(1, desktop.tenant.idle_timeout_minutes // 2))
-    return deadline - (now or timezone.now()) <= timedelta(minutes=window)
+    return deadline - (now or timezone.now()) <= warning_window(desktop)
 
 
 def keep_running(*, desktop: Desktop, actor, ip: str | None = None, now: datetime | None = None) -> datetime | None:

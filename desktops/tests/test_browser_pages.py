@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from desktops.tests.page_audit import axe_violations, menu_problems, no_sideways
 from desktops.tests.page_world import populate
 from hosts.choices import CopyState
 from hosts.models import Host, ImageCopy
-from tenants.models import Tenant, User
+from tenants.models import AuditEvent, Tenant, User
 from tests.factories import PASSWORD
 from tests.processes import ROOT, Child, child_env, require_shared_services, start_asgi_server, start_celery_worker
 
@@ -123,6 +124,8 @@ class Browser:
         self.chromium, self.base, self.viewport = chromium, base, viewport
         self.contexts: list = []
         self.errors: list[str] = []
+        # Console messages a test expects (e.g. no VM behind the console), as substrings.
+        self.expected: list[str] = []
 
     def page(self):
         """A page in a fresh context (no one signed in)."""
@@ -135,7 +138,8 @@ class Browser:
 
     def _console(self, page, message) -> None:
         # A page that answers 403/404 on purpose logs the failed load; that is the test's intent, not an error.
-        if message.type == "error" and "Failed to load resource" not in message.text:
+        expected = ["Failed to load resource", *self.expected]
+        if message.type == "error" and not any(text in message.text for text in expected):
             self.errors.append(f"{page.url}: console error: {message.text}")
 
     def sign_in(self, email: str):
@@ -420,6 +424,39 @@ def test_it_fits_the_console_controls_on_a_phone(alice, world, chromium, base):
     page.click('[data-testid="keys"]')
     page.screenshot(path=str(ARTIFACTS / "console-keybar-phone.png"))
     context.close()
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_it_warns_in_the_console_before_the_idle_stop_and_keeps_it_running(viewport, alice, world, browsers, base):
+    # Given a 30-minute idle policy and a desktop whose last input was 28 minutes ago
+    Tenant.objects.filter(pk=alice.tenant.pk).update(idle_timeout_minutes=30, idle_action="stop")
+    mine = world["mine"]
+    quiet_since = timezone.now() - timedelta(minutes=28)
+    Desktop.objects.filter(pk=mine.pk).update(running_since=quiet_since, last_activity_at=quiet_since, consoles_open=0)
+    browser = browsers(viewport)
+    # No VM answers behind this test host: noVNC's "unavailable" (4503) is expected, any other error is not.
+    browser.expected.append("(code: 4503)")
+    page = browser.sign_in(alice.member.email)
+    # When the person has the console open, the banner says what happens and when, inside the window
+    page.goto(f"{base}/desktops/{mine.pk}/console/")
+    banner = page.get_by_test_id("console-idle-warning")
+    banner.wait_for(state="visible", timeout=15_000)
+    assert re.search(r"it stops in (1 min|under a minute) \(\d\d?:\d\d( [AP]M)?\)", banner.inner_text()), banner.inner_text()
+    box, width = banner.bounding_box(), page.viewport_size["width"]
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    assert axe_violations(page) == []
+    browser.shot(page, "console-idle-warning")
+    # Then "Keep it running" puts the stop off by the whole idle time, hides the banner and says so in the log
+    page.get_by_test_id("console-keep-running").click()
+    banner.wait_for(state="hidden", timeout=10_000)
+    mine.refresh_from_db()
+    assert mine.last_activity_at > quiet_since + timedelta(minutes=27)
+    (event,) = AuditEvent.objects.filter(action="desktop.keep_running", target_id=str(mine.pk))
+    assert event.actor == alice.member and event.tenant == alice.tenant
+    # And a reload does not bring it back: the deadline is 30 minutes away again
+    page.reload()
+    page.wait_for_timeout(1_500)
+    assert banner.is_hidden()
 
 
 # --- policies ----------------------------------------------------------------------------------

@@ -203,3 +203,20 @@ def test_it_spares_a_desktop_busy_above_the_cpu_threshold(alice, host, template,
         assert idle.enforce(now=now) == 1
     desktop.refresh_from_db()
     assert desktop.state == DesktopState.STOPPED
+
+
+def test_it_puts_the_still_working_banner_on_the_console_only_where_an_idle_policy_acts(alice, template):
+    desktop = DesktopFactory(world=alice, template=template, state=DesktopState.RUNNING)
+    client = login_client(alice.member, alice.tenant)
+    # Without an idle policy the console page has no banner and loads no watcher
+    alice.tenant.idle_timeout_minutes = 0
+    alice.tenant.save()
+    page = client.get(f"/desktops/{desktop.pk}/console/").content.decode()
+    assert 'data-testid="console-idle-warning"' not in page and "console_idle.js" not in page
+    # With a 6-minute idle time it warns 3 minutes before (half the idle time, shorter than the usual 5)
+    alice.tenant.idle_timeout_minutes, alice.tenant.idle_action = 6, IdleAction.HIBERNATE
+    alice.tenant.save()
+    page = client.get(f"/desktops/{desktop.pk}/console/").content.decode()
+    assert 'data-testid="console-idle-warning"' in page and 'data-warn-seconds="180"' in page
+    assert f'data-keep-url="/api/v1/desktops/{desktop.pk}/keep-running/"' in page
+    assert "it hibernates" in page and "console_idle.js" in page
