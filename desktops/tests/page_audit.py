@@ -79,4 +79,10 @@ def menu_problems(page) -> list[str]:
 
 
 def no_sideways_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    """Whether the page fits the width the browser was given.
+
+    Measured against the viewport the test asked for, not `innerWidth`: a mobile browser widens its layout
+    viewport to fit content that overflows (and zooms out), so the page's own width would always "fit".
+    """
+    width = page.viewport_size["width"]
+    return page.evaluate("(width) => document.documentElement.scrollWidth <= width + 1", width)
