@@ -441,7 +441,8 @@ def test_it_warns_in_the_console_before_the_idle_stop_and_keeps_it_running(viewp
     page.goto(f"{base}/desktops/{mine.pk}/console/")
     banner = page.get_by_test_id("console-idle-warning")
     banner.wait_for(state="visible", timeout=15_000)
-    assert re.search(r"it stops in (1 min|under a minute) \(\d\d?:\d\d( [AP]M)?\)", banner.inner_text()), banner.inner_text()
+    said = banner.inner_text()
+    assert re.search(r"it stops in (1 min|under a minute) \(\d\d?:\d\d( [AP]M)?\)", said), said
     box, width = banner.bounding_box(), page.viewport_size["width"]
     assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
     assert axe_violations(page) == []
