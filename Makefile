@@ -80,6 +80,8 @@ vendor:
 	cp node_modules/@picocss/pico/css/pico.min.css $(VENDOR)/
 	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/
 	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	# axe-core is for the browser tests only (they inject it into each page); no page loads it.
+	cp node_modules/axe-core/axe.min.js $(VENDOR)/
 	cp -r node_modules/@novnc/novnc/core node_modules/@novnc/novnc/vendor node_modules/@novnc/novnc/LICENSE.txt $(VENDOR)/novnc/
 
 clean:

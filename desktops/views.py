@@ -7,13 +7,14 @@ from django.contrib import messages
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views import View
 
 from desktops.choices import DesktopState, OperationKind
 from desktops.forms import ConsolePreferencesForm
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
 from desktops.services import files, preferences, sizes
-from desktops.services.idle import idle_action, idle_deadline, session_deadline
+from desktops.services.idle import idle_action, idle_deadline, session_deadline, warning_window
 from desktops.state import ACTIONS
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
@@ -28,6 +29,10 @@ def decorate(desktop: Desktop) -> Desktop:
     running = desktop.state == DesktopState.RUNNING
     desktop.idle_at = idle_deadline(desktop) if running else None
     desktop.idle_verb = idle_action(desktop) if desktop.idle_at else ""
+    # When the "Still working?" warning shows (the page shows it at that moment without a reload).
+    if desktop.idle_at:
+        desktop.idle_warn_at = desktop.idle_at - warning_window(desktop)
+        desktop.idle_warning = desktop.idle_warn_at <= timezone.now()
     desktop.session_ends_at = session_deadline(desktop) if running else None
     in_flight = getattr(desktop, "in_flight", None)
     desktop.operation = in_flight[0] if in_flight else None

@@ -7,7 +7,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from quetzal import health
+from quetzal import health, help
 
 admin.site.site_header = "Quetzal operations"
 admin.site.site_title = "Quetzal operations"
@@ -21,6 +21,9 @@ handler500 = "quetzal.api.errors.server_error"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("help/", help.page, name="help"),
+    path("help/<slug:audience>/", help.page, name="help-for"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/", include("quetzal.api.urls")),

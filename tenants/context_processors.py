@@ -11,7 +11,7 @@ from tenants.twofactor import is_operator
 def active_tenant(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"billing_enabled": settings.BILLING_ENABLED}
+        return {"billing_enabled": settings.BILLING_ENABLED, "signup_open": settings.ACCOUNT_ALLOW_SIGNUP}
     membership = getattr(request, "membership", None)
     return {
         "active_tenant": getattr(request, "tenant", None),

@@ -97,6 +97,7 @@ class AuditAction(models.TextChoices):
     DESKTOP_RESIZE = "desktop.resize", "Desktop resize requested"
     DESKTOP_ATTACH_HOME = "desktop.attach_home", "Home folder attached"
     DESKTOP_CLAIM = "desktop.claim", "Pooled desktop claimed"
+    DESKTOP_KEEP_RUNNING = "desktop.keep_running", "Kept running (idle shutdown put off)"
     DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", "Snapshot of many desktops requested"
     DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", "Idle desktops stopped"
     DESKTOP_KEYS_ERASE = "desktop.keys_erase", "Disk keys destroyed (crypto-erase)"
@@ -352,6 +353,15 @@ def desktop_action(
 def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Pool, ip: str | None = None) -> AuditEvent:
     data = {"pool": pool.pk}
     return _record(AuditAction.DESKTOP_CLAIM, actor=actor, tenant=tenant, target=desktop, ip=ip, data=data)
+
+
+def desktop_kept_running(
+    *, actor: Actor, desktop: Desktop, until: datetime | None, ip: str | None = None
+) -> AuditEvent:
+    """Someone said "Keep it running": the idle shutdown now waits until `until` (None: no idle policy)."""
+    data = {"until": until.isoformat() if until is not None else None}
+    action = AuditAction.DESKTOP_KEEP_RUNNING
+    return _record(action, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
 
 
 def disk_keys_erased(

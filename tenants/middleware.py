@@ -95,7 +95,7 @@ class TwoFactorMiddleware:
 
 
 # What a session that passed the password but not the code may reach.
-PENDING_ALLOWED = frozenset({"tenants:2fa_verify", "account_logout", "healthz"})
+PENDING_ALLOWED = frozenset({"tenants:2fa_verify", "account_logout", "healthz", "set_language"})
 # What a person whose tenant requires 2FA may reach before enrolling (besides allauth's account pages).
 ENROLMENT_ALLOWED = frozenset(
     {"tenants:2fa_setup", "tenants:2fa_verify", "tenants:switch", "account_logout", "healthz"}

@@ -19,6 +19,7 @@ WRITABLE_ROUTES = frozenset(
     {
         "healthz",
         "portal:settings",  # the person's console preferences
+        "set_language",  # the person's language, kept in their session
         "tenants:2fa_setup",
         "tenants:2fa_verify",
         "tenants:create",

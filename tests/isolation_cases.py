@@ -199,6 +199,7 @@ CASES: dict[str, Case] = {
             "snapshot",
             "revert",
             "delete-snapshot",
+            "keep-running",
         )
     },
     "api:desktop-resize": Case(make=_desktop, reader=None, methods=("post",), detail=True, body={"vcpus": 4}),

@@ -17,7 +17,7 @@ from billing import conf
 from billing.filters import PeriodForm
 from billing.models import BillingAccount, Invoice
 from billing.periods import Period, month_period
-from billing.services import accounts, usage
+from billing.services import accounts, estimate, usage
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
 from tenants.services.audit import client_ip
@@ -45,36 +45,48 @@ def _csv_response(filename: str) -> HttpResponse:
     return response
 
 
-class TenantBillingView(BillingEnabledMixin, TenantPageMixin, View):
-    """Tenant admins: this period's hours and cost per template and person, a daily chart, invoices."""
+class TenantBillingView(TenantPageMixin, View):
+    """Tenant admins: this period's hours and cost per template and person, a daily chart, invoices.
+
+    With billing off there is no ledger and no Stripe: the same figures come from the desktops' runs,
+    priced at the operator's template prices, and the page says that nothing is charged.
+    """
 
     admin_required = True
 
     def get(self, request: HttpRequest) -> HttpResponse:
         period = _period(request)
-        summary = usage.summarize(tenant=request.tenant, period=period)
+        billing_on = conf.billing_enabled()
+        if billing_on:
+            summary = usage.summarize(tenant=request.tenant, period=period)
+        else:
+            summary = estimate.summarize(tenant=request.tenant, period=period)
         context = {
+            "billing_on": billing_on,
             "period": period,
             "previous_period": month_period(period.start - timedelta(days=1)).label,
             "next_period": month_period(period.end).label if period.end <= timezone.now() else None,
             "summary": summary,
             "chart": summary.chart(),
-            "account": BillingAccount.objects.for_tenant(request.tenant).first(),
-            "invoices": self.scoped(Invoice.objects.all())[:24],
+            "account": BillingAccount.objects.for_tenant(request.tenant).first() if billing_on else None,
+            "invoices": self.scoped(Invoice.objects.all())[:24] if billing_on else [],
             "currency": summary.currency.upper(),
         }
         return render(request, "billing/tenant.html", context)
 
 
-class TenantUsageCsvView(BillingEnabledMixin, TenantPageMixin, View):
-    """Tenant admins: the period's ledger rows as CSV."""
+class TenantUsageCsvView(TenantPageMixin, View):
+    """Tenant admins: the period's ledger rows as CSV (with billing off: the runs, priced as estimated)."""
 
     admin_required = True
 
     def get(self, request: HttpRequest) -> HttpResponse:
         period = _period(request)
         response = _csv_response(f"quetzal-usage-{request.tenant.slug}-{period.label}.csv")
-        usage.write_csv(response, period=period, tenant=request.tenant)
+        if conf.billing_enabled():
+            usage.write_csv(response, period=period, tenant=request.tenant)
+        else:
+            estimate.write_csv(response, period=period, tenant=request.tenant)
         return response
 
 

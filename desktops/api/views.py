@@ -11,7 +11,7 @@ from desktops.api import serializers as s
 from desktops.choices import STOPPABLE_STATES, OperationKind
 from desktops.filters import OperationFilterSet
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import launch, pools, sizes
+from desktops.services import idle, launch, pools, sizes
 from desktops.services.requests import request_action, request_create, request_stop
 from desktops.services.resize import request_resize
 from desktops.services.templates import launchable
@@ -125,6 +125,14 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
     @action(detail=True, methods=["post"])
     def rebuild(self, request, pk=None):
         return self._act(request, OperationKind.REBUILD)
+
+    @extend_schema(request=None, responses={200: s.DesktopSerializer})
+    @action(detail=True, methods=["post"], url_path="keep-running")
+    def keep_running(self, request, pk=None):
+        """Count now as input: the person is still working, the idle policy waits its full time again."""
+        desktop = self.get_object()
+        idle.keep_running(desktop=desktop, actor=request.user, ip=client_ip(request))
+        return Response(s.DesktopSerializer(desktop).data)
 
     @extend_schema(
         request=s.ResizeSerializer,

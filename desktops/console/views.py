@@ -10,6 +10,7 @@ from desktops.console import recordings
 from desktops.console.filters import ConsoleFilterSet
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
+from desktops.services import idle
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
 from tenants.models import User
@@ -22,7 +23,7 @@ class ConsolePageView(TenantPageMixin, View):
     """noVNC in the whole window, for the desktop's owner (or an admin when the tenant allows it)."""
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        desktops = self.scoped(Desktop.objects.alive().select_related("user", "template"))
+        desktops = self.scoped(Desktop.objects.alive().select_related("user", "template", "tenant", "pool"))
         if not request.membership.is_admin:
             desktops = desktops.owned_by(request.user)
         desktop = get_object_or_404(desktops, pk=pk)
@@ -30,6 +31,10 @@ class ConsolePageView(TenantPageMixin, View):
             "desktop": desktop,
             "admin_view": desktop.user_id != request.user.pk,
             "recorded": request.tenant.recording_enabled,
+            # The "Still working?" banner: the page learns the deadline from the API as input moves it.
+            "idle_policy": idle.has_idle_policy(desktop),
+            "idle_verb": idle.idle_action(desktop),
+            "idle_warn_seconds": int(idle.warning_window(desktop).total_seconds()),
         }
         return render(request, "desktops/console.html", context)
 

@@ -17,7 +17,7 @@ from desktops.metrics.models import DesktopSample, HostSample
 from desktops.metrics.rates import Counters, Rates, rates, total
 from desktops.models import Desktop
 from hosts.choices import HostState
-from hosts.hypervisor import DomainStats, Hypervisor, get_hypervisor
+from hosts.hypervisor import DomainStats, Hypervisor, HypervisorError, NodeStats, get_hypervisor
 from hosts.models import Host
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,47 @@ def collect_host(
     if not cache.add(_lock_key(host_id), 1, timeout=lock_s):
         return Collected(host_id=host_id, at=None, desktops=0, skipped=True)
     try:
-        stats = (hypervisor or get_hypervisor(host.uri)).all_domain_stats()
+        connection = hypervisor or get_hypervisor(host.uri)
+        stats = connection.all_domain_stats()
         at = now or timezone.now()
-        return _store(host, stats, at)
+        return _store(host, stats, at, node=_node_stats(connection, host))
     finally:
         cache.delete(_lock_key(host_id))
+
+
+def _node_stats(connection: Hypervisor, host: Host) -> NodeStats | None:
+    """The host's own figures; a host (or a driver) that cannot give them leaves them empty."""
+    try:
+        return connection.node_stats()
+    except (HypervisorError, AttributeError):
+        log.info("host %s gave no node statistics", host.pk)
+        return None
+
+
+def _node_figures(host: Host, node: NodeStats | None, at: datetime) -> dict:
+    """HostSample fields from node statistics: CPU % from the counters' change since the last collection."""
+    if node is None:
+        return {}
+    figures = {
+        "node_cpu_busy_ns": node.cpu_busy_ns,
+        "node_cpu_total_ns": node.cpu_total_ns,
+        "node_memory_used_mib": float(max(0, node.memory_total_mib - node.memory_available_mib)),
+        "node_disk_total_bytes": node.disk_total_bytes,
+        "node_disk_used_bytes": node.disk_used_bytes,
+    }
+    max_gap = timedelta(seconds=max(60.0, 12 * conf.interval_s()))
+    previous = (
+        HostSample.objects.filter(host_id=host.pk, at__lt=at, at__gte=at - max_gap, node_cpu_total_ns__isnull=False)
+        .order_by("-at")
+        .values_list("node_cpu_busy_ns", "node_cpu_total_ns")
+        .first()
+    )
+    if previous is not None:
+        busy, elapsed = node.cpu_busy_ns - previous[0], node.cpu_total_ns - previous[1]
+        # A host that rebooted restarts its counters: no rate across that.
+        if elapsed > 0 and busy >= 0:
+            figures["node_cpu_percent"] = min(100.0, 100.0 * busy / elapsed)
+    return figures
 
 
 def _previous_counters(host: Host, at: datetime) -> dict[int, Counters]:
@@ -77,7 +113,7 @@ def _previous_counters(host: Host, at: datetime) -> dict[int, Counters]:
     return {row[0]: Counters(stamp, *row[1:]) for row in rows}
 
 
-def _store(host: Host, stats: list[DomainStats], at: datetime) -> Collected:
+def _store(host: Host, stats: list[DomainStats], at: datetime, node: NodeStats | None = None) -> Collected:
     running = [s for s in stats if s.state.is_active]
     # A domain's metadata names its desktop; domains of deleted desktops are reconcile's business.
     owners = dict(
@@ -116,6 +152,7 @@ def _store(host: Host, stats: list[DomainStats], at: datetime) -> Collected:
         vcpu_capacity=host.vcpu_capacity,
         allocated_memory_mib=host.allocated_memory_mib,
         memory_capacity_mib=host.memory_capacity_mib,
+        **_node_figures(host, node, at),
     )
     with transaction.atomic():
         DesktopSample.objects.bulk_create(samples)
@@ -188,6 +225,10 @@ def host_figures(host: Host, sample: HostSample) -> dict:
         "vcpu_capacity": sample.vcpu_capacity,
         "allocated_memory_mib": sample.allocated_memory_mib,
         "memory_capacity_mib": sample.memory_capacity_mib,
+        "node_cpu_percent": r(sample.node_cpu_percent),
+        "node_memory_used_mib": r(sample.node_memory_used_mib, 0),
+        "node_disk_total_bytes": sample.node_disk_total_bytes,
+        "node_disk_used_bytes": sample.node_disk_used_bytes,
     }
 
 

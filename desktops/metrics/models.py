@@ -108,6 +108,16 @@ class HostSample(models.Model):
     vcpu_capacity = models.PositiveIntegerField(default=0)
     allocated_memory_mib = models.PositiveBigIntegerField(default=0)
     memory_capacity_mib = models.PositiveBigIntegerField(default=0)
+    # The whole host as libvirt's node calls see it (everything running on it, not only desktops);
+    # null when the host could not say. The CPU counters let the next collection compute the rate.
+    node_cpu_busy_ns = models.PositiveBigIntegerField(null=True)
+    node_cpu_total_ns = models.PositiveBigIntegerField(null=True)
+    node_cpu_percent = models.FloatField(
+        null=True, help_text="Share of the host's CPU time in use since the last collection."
+    )
+    node_memory_used_mib = models.FloatField(null=True, help_text="Host memory in use (total minus free and cache).")
+    node_disk_total_bytes = models.PositiveBigIntegerField(null=True)
+    node_disk_used_bytes = models.PositiveBigIntegerField(null=True)
 
     class Meta:
         db_table = "desktops_hostsample"

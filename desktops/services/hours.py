@@ -70,6 +70,11 @@ def _starts_run(kind: str, params: dict) -> bool:
 
 def intervals_from_operations(*, tenant, since: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
     """Running stretches rebuilt from succeeded operations; a run still open ends now (or when it stopped)."""
+    return [(start, end) for _, start, end in runs_from_operations(tenant=tenant, since=since, now=now)]
+
+
+def runs_from_operations(*, tenant, since: datetime, now: datetime) -> list[tuple[int, datetime, datetime]]:
+    """(desktop id, start, end) of every run since a moment, rebuilt from succeeded operations."""
     desktops = Desktop.objects.for_tenant(tenant).filter(Q(deleted_at__isnull=True) | Q(deleted_at__gte=since))
     current = dict(desktops.values_list("pk", "state"))
     changed = dict(desktops.values_list("pk", "state_changed_at"))
@@ -80,7 +85,7 @@ def intervals_from_operations(*, tenant, since: datetime, now: datetime) -> list
         .order_by("desktop_id", "finished_at", "id")
         .values_list("desktop_id", "kind", "params", "finished_at")
     )
-    intervals: list[tuple[datetime, datetime]] = []
+    intervals: list[tuple[int, datetime, datetime]] = []
     open_since: dict[int, datetime] = {}
     for desktop_id, kind, params, finished_at in rows:
         if finished_at is None:
@@ -88,12 +93,12 @@ def intervals_from_operations(*, tenant, since: datetime, now: datetime) -> list
         if _starts_run(kind, params or {}):
             open_since.setdefault(desktop_id, finished_at)
         elif kind in _ENDS and desktop_id in open_since:
-            intervals.append((open_since.pop(desktop_id), finished_at))
+            intervals.append((desktop_id, open_since.pop(desktop_id), finished_at))
     for desktop_id, started in open_since.items():
         # Reconcile may have stopped it without an operation: then the run ended at its last state change.
         end = now if current[desktop_id] == DesktopState.RUNNING else max(started, changed[desktop_id])
-        intervals.append((started, end))
-    return [(start, end) for start, end in intervals if end > since]
+        intervals.append((desktop_id, started, end))
+    return [(desktop_id, start, end) for desktop_id, start, end in intervals if end > since]
 
 
 def running_intervals(*, tenant, since: datetime, now: datetime) -> list[tuple[datetime, datetime]]:

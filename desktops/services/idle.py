@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind
@@ -12,18 +14,68 @@ from desktops.metrics.models import DesktopSample
 from desktops.models import Desktop
 from desktops.services.requests import recycle, request_action
 from quetzal.errors import ServiceError
+from tenants import events
 from tenants.choices import IdleAction
 
 log = logging.getLogger(__name__)
 
 
-def idle_deadline(desktop: Desktop) -> datetime | None:
-    """When the idle action will hit this running desktop (None: never, or a console is open)."""
+# How long before an idle stop the portal and the console warn ("Still working? Keep it running").
+WARNING_MINUTES = 5
+
+
+def has_idle_policy(desktop: Desktop) -> bool:
+    """Whether the desktop's tenant acts on idle desktops at all."""
     tenant = desktop.tenant
-    if not tenant.idle_timeout_minutes or tenant.idle_action == IdleAction.NONE or desktop.consoles_open:
+    return bool(tenant.idle_timeout_minutes) and tenant.idle_action != IdleAction.NONE
+
+
+def idle_deadline(desktop: Desktop) -> datetime | None:
+    """When the idle action will hit this running desktop (None: the tenant has no idle policy).
+
+    Idle means no keyboard or pointer input reached the desktop for the tenant's idle time: the console
+    proxy reports input as it passes (desktops.console.activity), so a tab left open and untouched is
+    idle too. A run counts from its start, never from input seen in an earlier run.
+    """
+    tenant = desktop.tenant
+    if not has_idle_policy(desktop):
         return None
-    since = desktop.last_activity_at or desktop.running_since or desktop.state_changed_at
+    moments = [m for m in (desktop.last_activity_at, desktop.running_since) if m is not None]
+    since = max(moments) if moments else desktop.state_changed_at
     return since + timedelta(minutes=tenant.idle_timeout_minutes)
+
+
+def warning_window(desktop: Desktop) -> timedelta:
+    """How long before the idle action the person is warned: a few minutes, half the idle time when shorter."""
+    return timedelta(minutes=min(WARNING_MINUTES, max(1, desktop.tenant.idle_timeout_minutes // 2)))
+
+
+def warning_due(desktop: Desktop, *, now: datetime | None = None) -> bool:
+    """Whether the idle deadline is close enough to warn the person (it may already have passed)."""
+    deadline = idle_deadline(desktop)
+    if deadline is None:
+        return False
+    return deadline - (now or timezone.now()) <= warning_window(desktop)
+
+
+def keep_running(*, desktop: Desktop, actor, ip: str | None = None, now: datetime | None = None) -> datetime | None:
+    """The person says they are still working: count it as input now; returns the new idle deadline."""
+    now = now or timezone.now()
+    if desktop.state != DesktopState.RUNNING:
+        raise ServiceError("Only a running desktop can be kept running.", code="not_running", status=409)
+    with transaction.atomic():
+        # Forward only, like input from the console: a late click never moves the deadline back.
+        moved = (
+            Desktop.objects.filter(pk=desktop.pk)
+            .filter(Q(last_activity_at__lt=now) | Q(last_activity_at__isnull=True))
+            .update(last_activity_at=now)
+        )
+        desktop.refresh_from_db(fields=["last_activity_at"])
+        deadline = idle_deadline(desktop)
+        # Only a click that put the shutdown off is worth a line in the log, not a repeated one.
+        if moved:
+            events.desktop_kept_running(actor=actor, desktop=desktop, until=deadline, ip=ip)
+    return deadline
 
 
 def session_deadline(desktop: Desktop) -> datetime | None:
@@ -92,5 +144,5 @@ def enforce(now: datetime | None = None) -> int:
         idle_end = idle_deadline(desktop)
         if idle_end is not None and idle_end <= now and not busy_cpu(desktop, now=now):
             minutes = desktop.tenant.idle_timeout_minutes
-            acted += apply(desktop, reason=f"Idle for {minutes} min with no console connected")
+            acted += apply(desktop, reason=f"No keyboard or mouse input for {minutes} min")
     return acted

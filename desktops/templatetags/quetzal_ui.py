@@ -8,6 +8,7 @@ from django import template
 from django.utils import timezone
 
 from desktops.choices import TRANSITIONAL_STATES, DesktopState
+from desktops.console import reasons
 from desktops.models import Desktop
 from desktops.state import can_request
 
@@ -90,3 +91,22 @@ def minutes_until(moment: datetime | None) -> int | None:
     if moment is None:
         return None
     return max(0, int((moment - timezone.now()).total_seconds() // 60))
+
+
+@register.filter
+def end_reason(reason: str | None) -> str:
+    """A console session's stored end reason as a sentence: 'browser_closed:1005' → 'The browser tab was closed…'."""
+    return reasons.describe(reason)
+
+
+@register.filter
+def until_text(moment: datetime | None) -> str:
+    """'in 12 min', 'in under a minute', or 'any moment now' once the moment has passed (never 'in 0 min')."""
+    if moment is None:
+        return ""
+    seconds = (moment - timezone.now()).total_seconds()
+    if seconds <= 0:
+        return "any moment now"
+    if seconds < 60:
+        return "in under a minute"
+    return f"in {seconds_text(seconds)}"

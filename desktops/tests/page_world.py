@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind, OperationStatus
-from desktops.models import Desktop, DesktopSnapshot
+from desktops.models import Desktop, DesktopSnapshot, TemplateSize
 from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, OperationFactory, PoolFactory
 from hosts.models import Image
 from tests.fixtures import TenantWorld
@@ -41,6 +41,12 @@ def populate(world: TenantWorld, image: Image) -> dict:
         memory_mib=4096,
         disk_gib=40,
         price_per_hour=Decimal("0.12"),
+        # Free ranges: the launcher's size picker and the desktop page's resize panel have room to move.
+        min_vcpus=1,
+        max_vcpus=8,
+        min_memory_mib=2048,
+        max_memory_mib=16384,
+        max_disk_gib=200,
     )
     windows = DesktopTemplateFactory(
         name="Windows 11 Pro",
@@ -64,6 +70,14 @@ def populate(world: TenantWorld, image: Image) -> dict:
         price_per_hour=Decimal("1.10"),
         visibility="tenant",
         tenant=world.tenant,
+        max_vcpus=16,
+        max_memory_mib=65536,
+        max_disk_gib=500,
+    )
+    # Named sizes as an operator would offer them, one with a fixed extra price.
+    TemplateSize.objects.create(template=cad, name="Large", vcpus=12, memory_mib=32768, disk_gib=200)
+    TemplateSize.objects.create(
+        template=cad, name="Render", vcpus=16, memory_mib=65536, disk_gib=500, extra_per_hour=Decimal("0.90")
     )
     mine = DesktopFactory(world=world, template=ubuntu, lived_in=True)
     ran(mine, hours_ago=50, hours=3.5, actor=world.member)
@@ -74,7 +88,7 @@ def populate(world: TenantWorld, image: Image) -> dict:
         template=windows,
         lived_in=True,
         state=DesktopState.STOPPED,
-        status_reason="Idle for 60 min with no console connected",
+        status_reason="No keyboard or mouse input for 60 min",
         name="Windows 11 Pro",
     )
     ran(stopped, hours_ago=8, hours=4, actor=world.member)

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationKind
+from desktops.models import Desktop
 from desktops.services import preferences
 from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, OperationFactory
 from desktops.tests.page_world import populate
@@ -57,7 +58,7 @@ def test_it_lists_only_the_persons_own_desktops(alice, world):
 def test_it_says_why_the_idle_policy_stopped_a_desktop(alice, world):
     page = html(login_client(alice.member, alice.tenant).get("/"))
     assert f'data-testid="reason-{world["stopped"].pk}"' in page
-    assert "Idle for 60 min with no console connected" in page
+    assert "No keyboard or mouse input for 60 min" in page
 
 
 def test_it_says_when_the_idle_action_will_hit_a_running_desktop(alice, world):
@@ -65,16 +66,34 @@ def test_it_says_when_the_idle_action_will_hit_a_running_desktop(alice, world):
     page = html(login_client(alice.member, alice.tenant).get("/"))
     # Then its card says it stops in about 40 minutes
     assert f'data-testid="idle-{world["mine"].pk}"' in page
-    assert "stops in 39 min" in page or "stops in 40 min" in page
+    text = re.sub(r"<[^>]+>", "", page)
+    assert "stops in 39 min" in text or "stops in 40 min" in text
+    # And the "Still working?" warning waits in the card, hidden until five minutes before
+    warning = re.search(rf'<div class="idle-warning"[^>]*data-testid="idle-warning-{world["mine"].pk}"[^>]*>', page)
+    assert warning and " hidden" in warning.group(0)
+
+
+def test_it_warns_before_an_idle_stop_and_never_counts_below_zero(alice, world):
+    # Given the member's desktop whose idle time ran out a minute ago (the beat has not come yet)
+    mine = world["mine"]
+    Desktop.objects.filter(pk=mine.pk).update(last_activity_at=timezone.now() - timedelta(minutes=61))
+    page = html(login_client(alice.member, alice.tenant).get("/"))
+    text = re.sub(r"<[^>]+>", "", page)
+    # Then the warning shows with its button, and the countdown says it is due, not "0 min"
+    warning = re.search(rf'<div class="idle-warning"[^>]*data-testid="idle-warning-{mine.pk}"[^>]*>', page)
+    assert warning and " hidden" not in warning.group(0)
+    assert f'data-testid="keep-running-{mine.pk}"' in page
+    assert "Still working?" in text and "stops any moment now" in text
+    assert "in 0 min" not in text
 
 
 def test_it_asks_before_actions_that_can_lose_data_and_not_before_the_others(alice, world):
     card = html(login_client(alice.member, alice.tenant).get(f"/desktops/{world['mine'].pk}/card/"))
     buttons = {
-        re.search(r'data-action="(\w+)"', tag).group(1): tag
+        re.search(r'data-action="([\w-]+)"', tag).group(1): tag
         for tag in re.findall(r"<button[^>]*data-action[^>]*>", card)
     }
-    assert set(buttons) == {"stop", "reboot", "hibernate", "snapshot", "revert", "delete"}
+    assert set(buttons) == {"stop", "reboot", "hibernate", "snapshot", "revert", "delete", "keep-running"}
     asking = {action for action, tag in buttons.items() if "data-confirm=" in tag}
     assert asking == {"stop", "reboot", "revert", "delete"}
     assert 'data-snapshot="before-upgrade"' in buttons["revert"]
@@ -155,7 +174,8 @@ def test_it_puts_security_and_tokens_in_the_settings_tabs(alice):
 
 def test_it_counts_running_desktops_against_the_persons_limit(alice, world):
     page = html(login_client(alice.member, alice.tenant).get("/"))
-    assert 'data-testid="running-limit"' in page and "1 of 2 running" in page
+    text = re.sub(r"<[^>]+>", "", page)
+    assert 'data-testid="running-limit"' in page and "1 of 2 running" in text
 
 
 def test_it_says_how_long_a_desktop_has_been_up(alice, world):
@@ -167,7 +187,11 @@ def test_it_says_how_long_a_desktop_has_been_up(alice, world):
 
 def test_it_labels_launch_buttons_by_what_a_click_will_do(alice, world):
     page = html(login_client(alice.member, alice.tenant).get("/"))
-    labels = dict(re.findall(r'data-testid="launch-(\d+)">\s*<svg.*?</svg>\s*(\w+)</button>', page, re.S))
+    labels = dict(
+        re.findall(
+            r'data-testid="launch-(\d+)"[^>]*>\s*<svg.*?</svg>\s*<span data-launch-label>(\w+)</span>', page, re.S
+        )
+    )
     assert labels == {
         str(world["ubuntu"].pk): "Open",
         str(world["windows"].pk): "Resume",

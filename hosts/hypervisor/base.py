@@ -136,6 +136,18 @@ class DomainStats:
 
 
 @dataclass(frozen=True)
+class NodeStats:
+    """The whole host's own figures (not only its desktops'): CPU counters, memory and storage pools."""
+
+    cpu_busy_ns: int  # kernel + user time over all CPUs since boot
+    cpu_total_ns: int  # busy + idle + iowait
+    memory_total_mib: int
+    memory_available_mib: int
+    disk_total_bytes: int  # the active storage pools
+    disk_used_bytes: int
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     """One snapshot of a domain."""
 
@@ -245,6 +257,10 @@ class Hypervisor(Protocol):
 
     def all_domain_stats(self) -> list[DomainStats]:
         """Counters of every Quetzal domain in one call to the host."""
+        ...
+
+    def node_stats(self) -> NodeStats:
+        """The host's own CPU counters, memory and storage use (everything on it, not only desktops)."""
         ...
 
     def console_address(self, name: str) -> ConsoleAddress:

@@ -25,6 +25,7 @@ from hosts.hypervisor.base import (
     HostInfo,
     MdevType,
     MigrationStats,
+    NodeStats,
     PciDevice,
     SnapshotInfo,
     detect_virt_type,
@@ -563,6 +564,30 @@ class LibvirtHypervisor:
             return [stats_from_record(dom.name(), meta.desktop_id, record) for dom, meta, record in self._ours(records)]
 
         return sorted(self._run(fn), key=lambda s: s.name)
+
+    def node_stats(self) -> NodeStats:
+        """The host's CPU time counters, memory and active storage pools, from libvirt's node calls."""
+
+        def fn(conn: libvirt.virConnect) -> NodeStats:
+            cpu = conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0)
+            busy = int(cpu.get("kernel", 0)) + int(cpu.get("user", 0))
+            total = busy + int(cpu.get("idle", 0)) + int(cpu.get("iowait", 0))
+            memory_mib, available_mib = self._memory_mib(conn, conn.getInfo()[1])
+            disk_total = disk_used = 0
+            for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+                _, capacity, allocation, _available = pool.info()
+                disk_total += int(capacity)
+                disk_used += int(allocation)
+            return NodeStats(
+                cpu_busy_ns=busy,
+                cpu_total_ns=total,
+                memory_total_mib=memory_mib,
+                memory_available_mib=available_mib,
+                disk_total_bytes=disk_total,
+                disk_used_bytes=disk_used,
+            )
+
+        return self._run(fn)
 
     def console_address(self, name: str) -> ConsoleAddress:
         """Host and port of the running domain's VNC server."""

@@ -8,11 +8,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from quetzal.error_pages import render_error
 from quetzal.errors import ServiceError
 
 API_PREFIX = "/api/"
@@ -92,22 +92,22 @@ def _json(code: str, detail: str, status_code: int) -> JsonResponse:
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
         return _json("bad_request", "The request could not be understood.", 400)
-    return defaults.bad_request(request, exception)
+    return render_error(request, 400)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
         return _json("permission_denied", "You do not have permission to perform this action.", 403)
-    return defaults.permission_denied(request, exception)
+    return render_error(request, 403)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
         return _json("not_found", "Not found.", 404)
-    return defaults.page_not_found(request, exception)
+    return render_error(request, 404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return _json("server_error", "Something went wrong on our side; it has been logged.", 500)
-    return defaults.server_error(request)
+    return render_error(request, 500, with_context=False)

@@ -1,6 +1,15 @@
 // Charts drawn with the vendored uPlot (a global from uPlot.iife.min.js): day bars and live lines.
-const GREEN = "#0f8a6a";
-export const COLOURS = ["#0f8a6a", "#3f6ad8", "#e39b0b", "#b3261e", "#6a3fb5", "#00838f"];
+const GREEN = "#0b7a5e";
+export const COLOURS = ["#0b7a5e", "#3f6ad8", "#e39b0b", "#b3261e", "#6a3fb5", "#00838f"];
+const AXIS = "#4a5563";
+
+// A y axis as wide as its longest label (fixed widths cut "1.25 USD" to ".25 USD").
+function fitLabels(u, values, axisIdx) {
+  if (!values) return 40;
+  u.ctx.font = u.axes[axisIdx].font[0];
+  const widest = Math.max(...values.map((v) => u.ctx.measureText(String(v)).width));
+  return Math.ceil(widest / devicePixelRatio) + 18;
+}
 
 function widthOf(element) {
   return Math.max(240, element.clientWidth || element.parentElement?.clientWidth || 600);
@@ -32,8 +41,14 @@ export function dayBars(element, data, { unit = "h", height = 240, colour = GREE
         y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] },
       },
       axes: [
-        { stroke: "#5b6573", grid: { show: false }, ticks: { show: false }, values: "{MMM} {D}" },
-        { stroke: "#5b6573", grid: { stroke: "#eceff3" }, ticks: { show: false }, values: (u, v) => v.map((n) => `${n} ${unit}`), size: 56 },
+        { stroke: AXIS, grid: { show: false }, ticks: { show: false }, values: "{MMM} {D}", space: 56 },
+        {
+          stroke: AXIS,
+          grid: { stroke: "#eceff3" },
+          ticks: { show: false },
+          values: (u, v) => v.map((n) => `${n} ${unit}`),
+          size: fitLabels,
+        },
       ],
       series: [{}, { label: "hours", stroke: colour, fill: `${colour}cc`, paths: bars, points: { show: false } }],
     },
@@ -46,8 +61,12 @@ export function dayBars(element, data, { unit = "h", height = 240, colour = GREE
 }
 
 // A rolling line chart of several series, fed one sample at a time (operators' live dashboard).
-const clock = (u, splits) =>
-  splits.map((s) => new Date(s * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+// Times on a live x axis: with seconds when the window is short, so no two labels read the same.
+const clock = (u, splits) => {
+  const span = (splits[splits.length - 1] ?? 0) - (splits[0] ?? 0);
+  const format = span < 600 ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" };
+  return splits.map((s) => new Date(s * 1000).toLocaleTimeString([], format));
+};
 
 export function liveLines(element, labels, { height = 200, points = 120, max = 100, unit = "%", legend = true } = {}) {
   if (typeof uPlot === "undefined" || !element) return null;
@@ -63,8 +82,8 @@ export function liveLines(element, labels, { height = 200, points = 120, max = 1
       scales: { x: { time: true }, y: { range: max == null ? (u, lo, hi) => [0, Math.max(1, (hi || 0) * 1.2)] : [0, max] } },
       legend: { show: legend },
       axes: [
-        { stroke: "#5b6573", grid: { show: false }, values: clock },
-        { stroke: "#5b6573", grid: { stroke: "#eceff3" }, values: (u, v) => v.map((n) => `${n}${unit}`) },
+        { stroke: AXIS, grid: { show: false }, values: clock, space: 90 },
+        { stroke: AXIS, grid: { stroke: "#eceff3" }, values: (u, v) => v.map((n) => `${n}${unit}`), size: fitLabels },
       ],
       series: [{}, ...labels.map((label, i) => ({ label, stroke: colours[i % colours.length], width: 1.5, points: { show: false } }))],
     },

@@ -115,3 +115,19 @@ def test_it_sends_members_to_enrolment_when_the_tenant_requires_it(alice, bob):
     assert client.get("/").status_code == 200
     # Bob's tenant does not require it: his members go straight in.
     assert _sign_in(bob.member.email).get("/").status_code == 200
+
+
+def test_it_does_not_greet_a_person_as_signed_in_before_the_code(alice, enrolled):
+    # Given a member with a device, after the password only
+    client = _sign_in(alice.member.email)
+    # When the code page opens
+    page = client.get("/accounts/2fa/verify/", follow=True)
+    # Then it asks for the code in the shared layout and says nothing about being signed in
+    html = page.content.decode()
+    assert 'data-testid="otp-form"' in html and 'class="container auth-card"' in html
+    assert "Successfully signed in" not in html
+
+
+def test_it_greets_a_person_without_a_device_on_sign_in(alice):
+    client = _sign_in(alice.member.email)
+    assert "Successfully signed in" in client.get("/").content.decode()

@@ -12,6 +12,7 @@ from django.views import View
 from django.views.decorators.http import require_POST
 
 from quetzal.errors import ServiceError
+from tenants.events import AuditAction
 from tenants.filters import AuditPageFilterSet
 from tenants.forms import (
     InvitationForm,
@@ -256,8 +257,13 @@ class AuditView(TenantPageMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         # Filters that do not parse are left out (the page shows the rest) rather than failing the page.
         filters = AuditPageFilterSet(request.GET, queryset=self.scoped(AuditEvent.objects.select_related("actor")))
+        events = list(filters.qs[: self.limit])
+        # Each row says what happened in words; the stored string stays beside it for the action filter.
+        labels = dict(AuditAction.choices)
+        for event in events:
+            event.label = labels.get(event.action, event.action)
         context = {
-            "events": filters.qs[: self.limit],
+            "events": events,
             "limit": self.limit,
             "categories": [(key, label) for key, (label, _) in audit.CATEGORIES.items()],
             **filters.entered(),

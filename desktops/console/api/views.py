@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
-from desktops.console import recordings, tickets
+from desktops.console import reasons, recordings, tickets
 from desktops.console.filters import ConsoleFilterSet
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
@@ -28,6 +28,7 @@ class ConsoleSessionSerializer(ModelSerializer):
     desktop_name = serializers.CharField(source="desktop.name", read_only=True)
     person = serializers.EmailField(source="user.email", read_only=True, default=None, allow_null=True)
     recording = serializers.PrimaryKeyRelatedField(read_only=True, default=None, allow_null=True)
+    end_reason_text = serializers.SerializerMethodField(help_text="Why the session ended, as a sentence.")
 
     class Meta:
         model = ConsoleSession
@@ -43,11 +44,15 @@ class ConsoleSessionSerializer(ModelSerializer):
             "last_seen_at",
             "ended_at",
             "end_reason",
+            "end_reason_text",
             "bytes_to_desktop",
             "bytes_from_desktop",
             "recording",
         ]
         read_only_fields = fields
+
+    def get_end_reason_text(self, session: ConsoleSession) -> str:
+        return reasons.describe(session.end_reason) if session.ended_at else ""
 
 
 class RecordingSerializer(ModelSerializer):

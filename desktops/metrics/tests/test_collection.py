@@ -13,7 +13,7 @@ from desktops.metrics.tests.helpers import capture, launch
 from desktops.metrics.tests.test_rates import record
 from desktops.services.requests import request_action
 from desktops.tests.conftest import make_test_host
-from hosts.hypervisor import get_hypervisor
+from hosts.hypervisor import NodeStats, get_hypervisor
 from hosts.hypervisor.parsing import stats_from_record
 from hosts.models import Host
 
@@ -63,8 +63,8 @@ def test_it_reads_every_desktop_of_a_host_in_one_call(
     with django_capture_on_commit_callbacks(execute=True):
         first = collection.collect_host(host_id=host.pk, now=t0)
         second = collection.collect_host(host_id=host.pk, now=t0 + timedelta(seconds=5))
-    # Then each collection asked libvirt exactly once, with one getAllDomainStats
-    assert spy.calls == ["all_domain_stats", "all_domain_stats"]
+    # Then each collection asked libvirt for every desktop in one getAllDomainStats, plus the host's own figures
+    assert spy.calls == ["all_domain_stats", "node_stats", "all_domain_stats", "node_stats"]
     assert first.desktops == second.desktops == 2
     # And each running desktop has a sample per collection, in its own tenant
     rows = list(DesktopSample.objects.order_by("at", "desktop_id").values_list("desktop_id", "tenant_id", "at"))
@@ -205,3 +205,46 @@ def test_it_keeps_the_samples_when_the_live_push_fails(host, desks, monkeypatch,
     assert len(callbacks) == 1 and result.desktops == 2
     assert DesktopSample.objects.count() == 2 and HostSample.objects.count() == 1
     assert live.publish([live.push("g", "t", {})]) == 0
+
+
+class NodeHost(RecordedHost):
+    """A host whose node counters advance by the given busy and total nanoseconds per reading."""
+
+    def __init__(self, readings: list[tuple[int, int]]) -> None:
+        super().__init__({})
+        self.readings = list(readings)
+
+    def node_stats(self):
+        busy, total = self.readings.pop(0)
+        return NodeStats(
+            cpu_busy_ns=busy,
+            cpu_total_ns=total,
+            memory_total_mib=16384,
+            memory_available_mib=4096,
+            disk_total_bytes=500 * 2**30,
+            disk_used_bytes=125 * 2**30,
+        )
+
+
+def test_it_records_the_hosts_own_cpu_memory_and_disk(host, monkeypatch):
+    # Given a host busy 3 of every 4 CPU-seconds between two readings, with 12 of 16 GiB in use
+    node = NodeHost([(1_000, 2_000), (1_000 + 30_000_000_000, 2_000 + 40_000_000_000)])
+    monkeypatch.setattr(collection, "get_hypervisor", lambda uri: node)
+    t0 = timezone.now()
+    # When it is collected twice
+    collection.collect_host(host_id=host.pk, now=t0)
+    collection.collect_host(host_id=host.pk, now=t0 + timedelta(seconds=5))
+    first, second = HostSample.objects.filter(host=host).order_by("at")
+    # Then the first has no rate yet, the second 75 %, and both the memory and disk in use
+    assert first.node_cpu_percent is None
+    assert second.node_cpu_percent == 75.0
+    assert second.node_memory_used_mib == 12288
+    assert (second.node_disk_used_bytes, second.node_disk_total_bytes) == (125 * 2**30, 500 * 2**30)
+    assert collection.host_figures(host, second)["node_cpu_percent"] == 75.0
+
+
+def test_it_reads_node_figures_from_libvirt(host):
+    # The test driver answers the node calls (fixed counters, a default pool), like a real host
+    collection.collect_host(host_id=host.pk)
+    sample = HostSample.objects.get(host=host)
+    assert sample.node_cpu_total_ns and sample.node_disk_total_bytes and sample.node_memory_used_mib is not None
