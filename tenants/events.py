@@ -118,7 +118,7 @@ class AuditAction(models.TextChoices):
     FILES_UPLOAD = "files.upload", "File uploaded"
     FILES_DOWNLOAD = "files.download", "File downloaded"
     FILES_DELETE = "files.delete", "File deleted"
-    FILES_ADMIN_ACCESS = "files.admin_access", "Admin opened a member's home folder"
+    FILES_ADMIN_ACCESS = "files.admin_access", "Admin opened the home folder of a member"
     # Consoles and their recordings
     CONSOLE_OPEN = "console.open", "Console opened"
     CONSOLE_CLOSE = "console.close", "Console closed"

@@ -139,13 +139,21 @@ def writable_fields(serializer_class: type[serializers.BaseSerializer]) -> Itera
         yield name, field
 
 
+# Numeric fields whose names are a model's but which carry a quantity, never an id: each with its reason.
+QUANTITIES = {
+    "BeginUploadSerializer.size": "the upload's length in bytes (TemplateSize makes `size` a model name)",
+}
+
+
 def serializer_references() -> dict[str, object]:
     """'Serializer.field' -> field, for every writable field that names a row: related or id-like by name."""
     found: dict[str, object] = {}
     for cls in project_serializers():
         for name, field in writable_fields(cls):
+            key = f"{cls.__name__}.{name}"
+            if key in QUANTITIES and not isinstance(field, RelatedField):
+                continue
             if isinstance(field, RelatedField) or _looks_like_an_id(name, field):
-                key = f"{cls.__name__}.{name}"
                 assert key not in found, f"two serializers named {cls.__name__}: give them distinct names"
                 found[key] = field
     return found

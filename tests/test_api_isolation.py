@@ -12,7 +12,15 @@ from rest_framework.test import APIClient
 from quetzal.api.fields import TenantScopedPrimaryKeyRelatedField
 from tests.fixtures import api_client
 from tests.isolation_cases import CASES, WRITE_CASES
-from tests.references import database_rows, is_shared, serializer_references, target_model
+from tests.references import (
+    QUANTITIES,
+    database_rows,
+    is_shared,
+    project_serializers,
+    serializer_references,
+    target_model,
+    writable_fields,
+)
 
 
 def api_route_names() -> set[str]:
@@ -131,6 +139,17 @@ def test_it_has_a_write_case_for_every_reference_field_of_the_api():
     missing = sorted(scoped - set(WRITE_CASES))
     assert not missing, f"Reference fields without a write case (add them to WRITE_CASES in isolation_cases): {missing}"
     assert not sorted(set(WRITE_CASES) - scoped), "Write cases for fields that no longer exist"
+
+
+def test_it_exempts_only_numeric_fields_that_still_exist_as_quantities():
+    # An exemption outlives its field only by mistake; a related field is never a quantity.
+    numeric = {
+        f"{cls.__name__}.{name}": field
+        for cls in project_serializers()
+        for name, field in writable_fields(cls)
+        if type(field).__name__ in ("IntegerField", "FloatField", "DecimalField")
+    }
+    assert set(QUANTITIES) <= set(numeric), sorted(set(QUANTITIES) - set(numeric))
 
 
 WRITES = [(key, index) for key, cases in sorted(WRITE_CASES.items()) for index in range(len(cases))]
