@@ -127,7 +127,14 @@ def run(work: Path, max_children: int, module: dict) -> None:
     for ready in slots.glob("*.ready"):
         ready.unlink()
     # Each concurrent mutant gets its own test database (tests/mutation_order.py).
-    env = {**os.environ, "MUTATION_SLOT_DIR": str(slots), "MUTATION_SLOTS": str(max_children)}
+    # MUTATION_MODULES: the plugin checks that the tests import these from mutants/, not the originals.
+    modules = ",".join(path.removesuffix(".py").replace("/", ".") for path in module["paths"])
+    env = {
+        **os.environ,
+        "MUTATION_SLOT_DIR": str(slots),
+        "MUTATION_SLOTS": str(max_children),
+        "MUTATION_MODULES": modules,
+    }
     log = work / "mutmut.log"
     with log.open("w") as out:
         done = subprocess.run(
