@@ -28,8 +28,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "mutation"
 MUTMUT = Path(sys.executable).parent / "mutmut"
-# What a mutant's tests import or read: the apps, the shared test helpers, templates and static files.
-LINKED = ["tenants", "hosts", "desktops", "billing", "quetzal", "tests", "templates", "static"]
+# What mutmut copies into mutants/: the apps and the shared test helpers.
+LINKED = ["tenants", "hosts", "desktops", "billing", "quetzal", "tests"]
+# What the tests read through settings.BASE_DIR, which is mutants/ once quetzal is imported from there.
+READ_BY_SETTINGS = ["templates", "static"]
 SOURCES = ["tenants", "hosts", "desktops", "billing", "quetzal", "conftest.py"]
 
 # mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code); a timeout means the tests noticed.
@@ -82,6 +84,11 @@ def prepare(name: str, module: dict, shared: dict, *, keep: bool) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     for entry in LINKED:
         link = work / entry
+        if not link.is_symlink():
+            link.symlink_to(ROOT / entry)
+    (work / "mutants").mkdir(exist_ok=True)
+    for entry in READ_BY_SETTINGS:
+        link = work / "mutants" / entry
         if not link.is_symlink():
             link.symlink_to(ROOT / entry)
     (work / "pyproject.toml").write_text(pyproject_for(module, shared))
