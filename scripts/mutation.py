@@ -176,7 +176,9 @@ def mutated_line(work: Path, mutant: str) -> str:
 
 def tally(name: str, work: Path, module: dict, equivalent: dict[str, dict], *, show: bool) -> Tally:
     result = Tally(name=name)
-    for mutant, code in sorted(exit_codes(work, module).items()):
+    codes = exit_codes(work, module)
+    stale = set()
+    for mutant, code in sorted(codes.items()):
         if not in_scope(module, mutant):
             continue
         result.generated += 1
@@ -190,12 +192,19 @@ def tally(name: str, work: Path, module: dict, equivalent: dict[str, dict], *, s
                 result.equivalent.append(mutant)
                 continue
             print(f"  stale equivalent entry {mutant}: it now writes {line!r}, not {known['line']!r}")
+            stale.add(mutant)
         if code in SURVIVED:
             result.survived.append(mutant)
         else:
             status = "no tests" if code in NO_TESTS else f"exit {code}"
             result.other[status] = result.other.get(status, 0) + 1
             result.survived.append(mutant)
+    # An entry that no longer names a surviving mutant (killed now, or renumbered away) is dead weight.
+    prefixes = tuple(path.removesuffix(".py").replace("/", ".") + "." for path in module["paths"])
+    for mutant in sorted(set(equivalent) - set(result.equivalent) - stale):
+        if mutant.startswith(prefixes) and in_scope(module, mutant):
+            why = "killed now" if codes.get(mutant) in KILLED else "no such mutant"
+            print(f"  unused equivalent entry {mutant}: {why}")
     if show:
         for mutant in result.survived:
             diff = subprocess.run([str(MUTMUT), "show", mutant], cwd=work, capture_output=True, text=True).stdout
