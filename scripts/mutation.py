@@ -28,8 +28,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "mutation"
 MUTMUT = Path(sys.executable).parent / "mutmut"
-# What a mutant's tests import or read: the apps, the shared test helpers, templates and static files.
-LINKED = ["tenants", "hosts", "desktops", "billing", "quetzal", "tests", "templates", "static"]
+# What mutmut copies into mutants/: the apps and the shared test helpers.
+LINKED = ["tenants", "hosts", "desktops", "billing", "quetzal", "tests"]
+# What the tests read through settings.BASE_DIR, which is mutants/ once quetzal is imported from there.
+READ_BY_SETTINGS = ["templates", "static"]
 SOURCES = ["tenants", "hosts", "desktops", "billing", "quetzal", "conftest.py"]
 
 # mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code); a timeout means the tests noticed.
@@ -84,6 +86,11 @@ def prepare(name: str, module: dict, shared: dict, *, keep: bool) -> Path:
         link = work / entry
         if not link.is_symlink():
             link.symlink_to(ROOT / entry)
+    (work / "mutants").mkdir(exist_ok=True)
+    for entry in READ_BY_SETTINGS:
+        link = work / "mutants" / entry
+        if not link.is_symlink():
+            link.symlink_to(ROOT / entry)
     (work / "pyproject.toml").write_text(pyproject_for(module, shared))
     # The project's conftest plus the mutation plugin (registered after pytest-django, so its fixture wins).
     conftest = (ROOT / "conftest.py").read_text()
@@ -127,7 +134,14 @@ def run(work: Path, max_children: int, module: dict) -> None:
     for ready in slots.glob("*.ready"):
         ready.unlink()
     # Each concurrent mutant gets its own test database (tests/mutation_order.py).
-    env = {**os.environ, "MUTATION_SLOT_DIR": str(slots), "MUTATION_SLOTS": str(max_children)}
+    # MUTATION_MODULES: the plugin checks that the tests import these from mutants/, not the originals.
+    modules = ",".join(path.removesuffix(".py").replace("/", ".") for path in module["paths"])
+    env = {
+        **os.environ,
+        "MUTATION_SLOT_DIR": str(slots),
+        "MUTATION_SLOTS": str(max_children),
+        "MUTATION_MODULES": modules,
+    }
     log = work / "mutmut.log"
     with log.open("w") as out:
         done = subprocess.run(
@@ -162,7 +176,9 @@ def mutated_line(work: Path, mutant: str) -> str:
 
 def tally(name: str, work: Path, module: dict, equivalent: dict[str, dict], *, show: bool) -> Tally:
     result = Tally(name=name)
-    for mutant, code in sorted(exit_codes(work, module).items()):
+    codes = exit_codes(work, module)
+    stale = set()
+    for mutant, code in sorted(codes.items()):
         if not in_scope(module, mutant):
             continue
         result.generated += 1
@@ -176,12 +192,19 @@ def tally(name: str, work: Path, module: dict, equivalent: dict[str, dict], *, s
                 result.equivalent.append(mutant)
                 continue
             print(f"  stale equivalent entry {mutant}: it now writes {line!r}, not {known['line']!r}")
+            stale.add(mutant)
         if code in SURVIVED:
             result.survived.append(mutant)
         else:
             status = "no tests" if code in NO_TESTS else f"exit {code}"
             result.other[status] = result.other.get(status, 0) + 1
             result.survived.append(mutant)
+    # An entry that no longer names a surviving mutant (killed now, or renumbered away) is dead weight.
+    prefixes = tuple(path.removesuffix(".py").replace("/", ".") + "." for path in module["paths"])
+    for mutant in sorted(set(equivalent) - set(result.equivalent) - stale):
+        if mutant.startswith(prefixes) and in_scope(module, mutant):
+            why = "killed now" if codes.get(mutant) in KILLED else "no such mutant"
+            print(f"  unused equivalent entry {mutant}: {why}")
     if show:
         for mutant in result.survived:
             diff = subprocess.run([str(MUTMUT), "show", mutant], cwd=work, capture_output=True, text=True).stdout

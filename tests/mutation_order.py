@@ -15,6 +15,7 @@ per module) only points Django at it, which is most of what one mutant's tests c
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 from pathlib import Path
@@ -35,6 +36,15 @@ def pytest_collection_modifyitems(items) -> None:
     except (OSError, ValueError, KeyError):
         durations = {}
     items.sort(key=lambda item: (_slow(item), durations.get(item.nodeid, 0.0)))
+
+
+def pytest_collection_finish(session) -> None:
+    """Refuse to run against the original sources: mutmut would count every mutant of them as untested."""
+    mutants = Path.cwd().absolute()
+    for name in filter(None, os.environ.get("MUTATION_MODULES", "").split(",")):
+        path = Path(importlib.import_module(name).__file__ or "").absolute()
+        if not path.is_relative_to(mutants):
+            raise pytest.UsageError(f"{name} was imported from {path}, not from the mutated tree {mutants}")
 
 
 def _take_slot(slots: Path) -> str:

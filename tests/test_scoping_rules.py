@@ -114,13 +114,19 @@ def test_it_scopes_a_model_serializers_references_to_tenant_rows_only(alice, bob
 # Page forms
 
 
-class PoolChoice(TenantScopedForm):
-    pool = TenantScopedModelChoiceField(Pool.objects.all(), error_messages={"required": "Pick a pool."})
-    image = forms.ModelChoiceField(Image.objects.all(), required=False)
+def pool_choice() -> type[TenantScopedForm]:
+    # Built in the test, not at import: the fields are made when the class is, and a field made once at
+    # import would not show whether the field's own code (e.g. its messages) is right.
+    class PoolChoice(TenantScopedForm):
+        pool = TenantScopedModelChoiceField(Pool.objects.all(), error_messages={"required": "Pick a pool."})
+        image = forms.ModelChoiceField(Image.objects.all(), required=False)
+
+    return PoolChoice
 
 
 def test_it_offers_and_accepts_only_the_forms_tenants_rows(alice, bob):
     mine, theirs = _pools(alice, bob)
+    PoolChoice = pool_choice()
     form = PoolChoice({"pool": mine.pk}, tenant=alice.tenant)
     assert form.tenant == alice.tenant
     assert list(form.fields["pool"].queryset) == [mine]
@@ -134,7 +140,16 @@ def test_it_offers_and_accepts_only_the_forms_tenants_rows(alice, bob):
 
 def test_it_leaves_choices_of_shared_rows_as_they_are(alice):
     image = Image.objects.create(name="Shared", source_path="/srv/shared.qcow2")
-    assert list(PoolChoice({}, tenant=alice.tenant).fields["image"].queryset) == [image]
+    assert list(pool_choice()({}, tenant=alice.tenant).fields["image"].queryset) == [image]
+
+
+def test_it_passes_the_forms_other_arguments_on(alice, bob):
+    # Given the data, a prefix and initial values as keywords, as views pass them
+    mine, _ = _pools(alice, bob)
+    form = pool_choice()(data={"choice-pool": mine.pk}, prefix="choice", initial={"pool": mine.pk}, tenant=alice.tenant)
+    # Then the form is bound to that data under that prefix, and scoped all the same
+    assert form.is_bound and form.prefix == "choice" and form.initial == {"pool": mine.pk}
+    assert form.is_valid() and form.cleaned_data["pool"] == mine
 
 
 def test_it_offers_nothing_before_a_tenant_is_bound(alice, bob):
@@ -165,3 +180,22 @@ def test_it_scopes_a_model_forms_references_to_tenant_rows_only(alice, bob):
     assert isinstance(form.fields["pool"], TenantScopedModelChoiceField)
     assert list(form.fields["pool"].queryset) == [mine]
     assert type(form.fields["host"]) is forms.ModelChoiceField
+    refused = DesktopForm({"pool": theirs.pk}, tenant=alice.tenant)
+    assert not refused.is_valid() and refused.errors["pool"] == ["No such pool in your organisation."]
+
+
+def test_it_keeps_what_the_model_forms_meta_says_of_a_scoped_reference(alice):
+    # Given a model form whose Meta labels, helps and words the errors of a tenant-scoped reference
+    class DesktopForm(TenantScopedModelForm):
+        class Meta(TenantScopedModelForm.Meta):
+            model = Desktop
+            fields = ["pool"]
+            labels = {"pool": "Desktop pool"}
+            help_texts = {"pool": "The pool it belongs to."}
+            error_messages = {"pool": {"invalid_choice": "Not one of your pools."}}
+
+    field = DesktopForm(tenant=alice.tenant).fields["pool"]
+    # Then the scoped field says it, and keeps the Meta's wording over its own
+    assert isinstance(field, TenantScopedModelChoiceField)
+    assert (field.label, field.help_text) == ("Desktop pool", "The pool it belongs to.")
+    assert field.error_messages["invalid_choice"] == "Not one of your pools."

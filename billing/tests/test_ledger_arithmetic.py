@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 
 from billing.models import UsageInterval
 from billing.periods import amount_for, hours, parse_period
 from billing.services import ledger
 from billing.tests.helpers import at, rows, run
 from desktops.tests.factories import DesktopFactory
+from tests.concurrency import require_postgresql
 
 pytestmark = pytest.mark.usefixtures("billing_on")
 P = Decimal("0.1000")
@@ -74,6 +79,62 @@ def test_it_opens_once_and_closes_once(desktop):
     assert ledger.close_open_intervals(desktop_id=desktop.pk, at=at("2025-01-02 10:10:00")) == 1
     assert ledger.close_open_intervals(desktop_id=desktop.pk, at=at("2025-01-02 10:20:00")) == 0
     assert rows(desktop) == [("10:00:00", "10:10:00", 600, P, amount_for(600, P))]
+
+
+def _on_own_connection(call, **kwargs):
+    try:
+        return call(**kwargs)
+    finally:
+        connection.close()
+
+
+def _wait_for_a_lock_wait() -> None:
+    """Return once some session of this test database waits on a lock (the second insert, on the first's row)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the second open never waited on the first one's row")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_gives_two_racing_opens_the_one_row_the_first_wrote(desktop):
+    require_postgresql()
+    # Given one start that has written the open row and not yet committed
+    written, commit = threading.Event(), threading.Event()
+    first: list[UsageInterval] = []
+
+    def open_and_hold() -> None:
+        try:
+            with transaction.atomic():
+                first.append(ledger.open_interval(desktop_id=desktop.pk, at=at("2025-01-02 10:00:00")))
+                written.set()
+                commit.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=open_and_hold)
+    holder.start()
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        assert written.wait(30)
+        # When a second start, seeing no open row yet, opens too: its insert waits on the first one's row
+        second = pool.submit(
+            _on_own_connection, ledger.open_interval, desktop_id=desktop.pk, at=at("2025-01-02 10:00:05")
+        )
+        _wait_for_a_lock_wait()
+    finally:
+        commit.set()
+        holder.join(30)
+        pool.shutdown(wait=True)
+    # Then, once the first commits, the second is answered with that same row, not with nothing
+    assert second.result(30).pk == first[0].pk
+    assert UsageInterval.objects.open().filter(desktop=desktop).count() == 1
 
 
 def test_it_splits_long_runs_at_the_last_hour_so_they_are_reported_hourly(desktop):

@@ -118,3 +118,18 @@ def test_it_reads_a_label_as_a_utc_month_on_a_server_in_another_zone(monkeypatch
     # Then March still starts at midnight UTC, not at midnight in Tokyo (still February in UTC)
     assert period.start == datetime(2025, 3, 1, tzinfo=UTC) and period.end == datetime(2025, 4, 1, tzinfo=UTC)
     assert february.label == "2025-02" and february.start == datetime(2025, 2, 1, tzinfo=UTC)
+
+
+def test_it_cuts_at_utc_hours_on_a_server_half_an_hour_off_utc(monkeypatch):
+    # Given a server whose local time zone is India's, UTC+05:30 (the process's TZ, restored afterwards)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        floored = floor_hour(datetime(2025, 5, 1, 10, 59, 59, tzinfo=UTC))
+        boundaries = hour_boundaries(datetime(2025, 5, 1, 9, 45, tzinfo=UTC), datetime(2025, 5, 1, 11, 15, tzinfo=UTC))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    # Then hours are UTC hours, not the local ones that start at half past in UTC
+    assert floored == datetime(2025, 5, 1, 10, tzinfo=UTC)
+    assert boundaries == [datetime(2025, 5, 1, 10, tzinfo=UTC), datetime(2025, 5, 1, 11, tzinfo=UTC)]

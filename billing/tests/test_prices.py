@@ -37,6 +37,17 @@ def test_it_splits_a_running_interval_at_a_rate_change(alice, template):
     assert AuditEvent.objects.filter(action="billing.price_change").count() == 1
 
 
+def test_it_keeps_a_runs_first_stretch_at_its_opening_price_when_a_change_lands_in_that_second(alice, template):
+    # Given a desktop that started at 10:00:00.4 at 0.10/h
+    desktop = DesktopFactory(world=alice, template=template)
+    ledger.open_interval(desktop_id=desktop.pk, at=at("2025-01-02 10:00:00.400"))
+    # When, later in that second, the price becomes 0.40/h from now (the change counts from 10:00:00)
+    prices.change_price(template=template, price_per_hour="0.40", now=at("2025-01-02 10:00:00.800"))
+    ledger.close_open_intervals(desktop_id=desktop.pk, at=at("2025-01-02 10:30:00"))
+    # Then the run keeps the price it started at: the change was not in force when it began
+    assert rows(desktop) == [("10:00:00", "10:30:00", 1800, Decimal("0.1000"), Decimal("0.050000"))]
+
+
 def test_it_refuses_a_price_change_in_the_past(alice, template):
     # Given usage already recorded at 0.10/h
     desktop = DesktopFactory(world=alice, template=template)
@@ -66,6 +77,21 @@ def test_it_prices_new_runs_at_the_price_in_force_when_they_start(alice, templat
     run(desktop, "2025-01-02 11:30:00", "2025-01-02 11:45:00")
     run(desktop, "2025-01-02 12:30:00", "2025-01-02 12:45:00")
     assert [r[3] for r in rows(desktop)] == [Decimal("0.1000"), Decimal("0.2500")]
+
+
+def test_it_goes_on_charging_a_run_its_price_across_an_hour_when_an_edit_went_unrecorded(alice, template, settings):
+    # Given a run at 0.10/h since 08:20, and its template's price edited while billing was off (no history kept)
+    desktop = DesktopFactory(world=alice, template=template)
+    ledger.open_interval(desktop_id=desktop.pk, at=at("2025-01-02 08:20:00"))
+    settings.BILLING_ENABLED = False
+    template.price_per_hour = Decimal("0.50")
+    template.save()
+    settings.BILLING_ENABLED = True
+    assert not PriceChange.objects.filter(template=template).exists()
+    # When the run is split at the hour
+    ledger.split_open_intervals(at=at("2025-01-02 09:05:00"))
+    # Then the next hour goes on at the run's own price: no price in force from an unknown time is applied
+    assert UsageInterval.objects.open().get(desktop=desktop).price_per_hour == Decimal("0.1000")
 
 
 def test_it_records_a_price_edited_on_the_template_from_that_moment(alice, template):

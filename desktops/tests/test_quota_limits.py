@@ -72,6 +72,125 @@ def test_it_sets_no_desktop_limit_when_the_quota_is_zero(alice):
     assert quotas.create_refusal(tenant) is None
 
 
+# The disk quota
+
+
+def _disks(world, *sizes: int, state=DesktopState.STOPPED):
+    return [DesktopFactory(world=world, disk_gib=size, state=state) for size in sizes]
+
+
+@pytest.mark.parametrize(("more", "refused"), [(19, False), (20, False), (21, True)])
+def test_it_allows_disk_up_to_the_quota_and_not_one_gib_more(alice, bob, more, refused):
+    # Given 50 GiB allowed and 30 held (a deleted desktop's and another tenant's disks count for nothing)
+    tenant = _tenant(alice, quota_disk_gib=50)
+    _disks(alice, 10, 20)
+    _disks(alice, 40, state=DesktopState.DELETED)
+    _disks(bob, 100)
+    # When `more` GiB are asked for, by a new desktop or by a disk that grows
+    for refusal in (quotas.disk_refusal(tenant, more_gib=more), quotas.create_refusal(tenant, disk_gib=more)):
+        # Then 50 in all is fine and 51 is refused, saying what is held and what was asked
+        if not refused:
+            assert refusal is None
+            continue
+        assert refusal.code == "quota_disk"
+        assert str(refusal) == (
+            "Your organisation's limit of 50 GiB of desktop disks would be exceeded (30 GiB held, 21 GiB more asked)."
+        )
+
+
+def test_it_measures_the_first_disk_against_the_quota_too(alice):
+    # Nothing held yet: the request alone is measured (an empty sum is 0 GiB)
+    tenant = _tenant(alice, quota_disk_gib=8)
+    assert quotas.disk_refusal(tenant, more_gib=8) is None
+    refusal = quotas.disk_refusal(tenant, more_gib=9)
+    assert str(refusal) == (
+        "Your organisation's limit of 8 GiB of desktop disks would be exceeded (0 GiB held, 9 GiB more asked)."
+    )
+
+
+def test_it_never_refuses_a_desktop_that_asks_no_more_disk(alice):
+    # Given a tenant already over its disk quota (it was lowered)
+    tenant = _tenant(alice, quota_disk_gib=10)
+    _disks(alice, 30)
+    # Then asking nothing more, or less, is never refused, and a desktop of no stated disk is one of those
+    assert quotas.disk_refusal(tenant, more_gib=0) is None
+    assert quotas.disk_refusal(tenant, more_gib=-5) is None
+    assert quotas.create_refusal(tenant) is None
+    with transaction.atomic():
+        quotas.ensure_can_create(tenant=tenant)
+    assert quotas.disk_refusal(tenant, more_gib=1).code == "quota_disk"
+
+
+def test_it_sets_no_disk_limit_when_the_quota_is_zero(alice):
+    tenant = _tenant(alice, quota_disk_gib=0)
+    _disks(alice, 500)
+    assert quotas.disk_refusal(tenant, more_gib=10_000) is None
+
+
+def test_it_names_the_desktop_count_before_the_disk(alice):
+    tenant = _tenant(alice, quota_desktops=1, quota_disk_gib=10)
+    _disks(alice, 10)
+    assert quotas.create_refusal(tenant, disk_gib=5).code == "quota_desktops"
+
+
+def test_it_refuses_creates_and_disk_grows_by_the_quota_as_it_is_now(alice):
+    # Given a tenant object read before its disk quota was set to 50 GiB, with 40 held
+    stale = alice.tenant
+    _tenant(alice, quota_disk_gib=50)
+    _disks(alice, 40)
+    # Then the locked checks read the quota afresh: 10 more fit, 11 do not
+    with transaction.atomic():
+        quotas.ensure_can_create(tenant=stale, disk_gib=10)
+        quotas.ensure_can_grow_disk(tenant=stale, more_gib=10)
+    for check in (
+        lambda: quotas.ensure_can_create(tenant=stale, disk_gib=11),
+        lambda: quotas.ensure_can_grow_disk(tenant=stale, more_gib=11),
+    ):
+        with transaction.atomic(), pytest.raises(LimitExceeded) as raised:
+            check()
+        assert raised.value.code == "quota_disk"
+        assert "(40 GiB held, 11 GiB more asked)" in str(raised.value)
+
+
+# A size the tenant could never run
+
+
+@pytest.mark.parametrize(("vcpus", "refused"), [(3, False), (4, False), (5, True)])
+def test_it_refuses_a_size_of_more_vcpus_than_the_running_quota(alice, vcpus, refused):
+    tenant = _tenant(alice, quota_vcpus=4, quota_ram_mib=0)
+    if not refused:
+        quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=vcpus, memory_mib=10**6)
+        return
+    with pytest.raises(LimitExceeded) as raised:
+        quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=vcpus, memory_mib=1)
+    assert raised.value.code == "quota_vcpus"
+    assert str(raised.value) == "5 vCPUs is more than your organisation's running quota of 4."
+
+
+@pytest.mark.parametrize(("memory_mib", "refused"), [(4095, False), (4096, False), (4097, True)])
+def test_it_refuses_a_size_of_more_ram_than_the_running_quota(alice, memory_mib, refused):
+    tenant = _tenant(alice, quota_vcpus=0, quota_ram_mib=4096)
+    if not refused:
+        quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=1000, memory_mib=memory_mib)
+        return
+    with pytest.raises(LimitExceeded) as raised:
+        quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=1, memory_mib=memory_mib)
+    assert raised.value.code == "quota_ram"
+    assert str(raised.value) == "4097 MiB is more than your organisation's running RAM quota of 4096 MiB."
+
+
+def test_it_measures_a_size_by_each_quota_on_its_own_and_by_none_when_they_are_zero(alice):
+    # What runs already does not matter: the size alone is measured
+    _running(alice, 3, vcpus=4, memory_mib=4096)
+    tenant = _tenant(alice, quota_vcpus=4, quota_ram_mib=1024)
+    quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=4, memory_mib=1024)
+    with pytest.raises(LimitExceeded) as raised:
+        quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=4, memory_mib=1025)
+    assert raised.value.code == "quota_ram"
+    tenant = _tenant(alice, quota_vcpus=0, quota_ram_mib=0)
+    quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=512, memory_mib=10**7)
+
+
 # The per-person running limit
 
 

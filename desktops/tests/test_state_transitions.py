@@ -109,6 +109,20 @@ def test_it_moves_a_desktop_named_by_id_and_tells_listeners(desk):
     assert [(s["desktop_id"], s["state"]) for s in seen] == [(desk.pk, DesktopState.STOPPING)]
 
 
+def test_it_moves_only_the_desktop_it_names(alice, bob, template, desk):
+    # Given other running desktops, of the same person and of another tenant
+    mine = DesktopFactory(world=alice, template=template, running_since=EARLIER)
+    theirs = DesktopFactory(world=bob, template=template, running_since=EARLIER)
+    # When one desktop stops
+    assert transition(desk, DesktopState.STOPPING)
+    # Then only that one moved
+    assert [_row(d).state for d in (desk, mine, theirs)] == [
+        DesktopState.STOPPING,
+        DesktopState.RUNNING,
+        DesktopState.RUNNING,
+    ]
+
+
 def test_it_leaves_everything_as_it_was_when_it_loses(desk):
     with _signals() as seen:
         assert not transition(desk, DesktopState.STOPPED, reason="lost")
