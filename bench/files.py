@@ -195,7 +195,6 @@ def session(size_mib: int) -> tuple[float, float, float]:
     from tenants.choices import Role
     from tenants.models import Membership, Tenant, User
 
-    os.environ.setdefault("QUETZAL_DEMO_IMAGE_DIR", "/var/lib/libvirt/boot/quetzal-demo-home")
     host = register_host("qemu:///system", name="bench-qemu", virt_type="qemu", reserved_memory_mib=512)
     call_command("build_demo_image", "--no-copy", stdout=open(os.devnull, "w"))  # noqa: SIM115
     template = DesktopTemplate.objects.get(name="Demo Linux")

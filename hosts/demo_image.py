@@ -22,7 +22,8 @@ from hosts.checksums import sha256_file
 
 # Bump whenever the guest scripts or the layout change, so cached images are rebuilt (each version
 # is cached in its own directory, so checkouts of different versions never rebuild over each other).
-IMAGE_VERSION = 5
+# 6: the home watcher and qemu-guest-agent (the home branch had them at 4 beside the network branch's 5).
+IMAGE_VERSION = 6
 
 READY_BANNER = "QUETZAL-DEMO-READY"
 POWEROFF_BANNER = "QUETZAL-DEMO-POWEROFF"
@@ -39,6 +40,8 @@ HOME_BANNER = "QUETZAL-DEMO-HOME"
 HOME_SERIAL_PREFIX = "qzhome"
 AGENT_PORT_NAME = "org.qemu.guest_agent.0"
 QEMU_GA_CANDIDATES = (Path("/usr/sbin/qemu-ga"), Path("/usr/bin/qemu-ga"))
+# Where the guest has it, wherever the build host keeps it (rcS starts it from here).
+QEMU_GA_GUEST_PATH = "/usr/sbin/qemu-ga"
 
 # tty1 (the VGA text console, i.e. the VNC screen) is listed first so that /dev/console, which
 # follows the last console=, is the serial port: init's own messages then stay off the screen.
@@ -83,6 +86,8 @@ class DemoImage:
     disk_format: str = DISK_FORMAT
     disk_size_bytes: int = DISK_SIZE_BYTES
     kernel_version: str = ""
+    # Whether qemu-ga went into the guest: without it the file manager cannot reach a running demo's home.
+    guest_agent: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,12 +149,12 @@ fi
 # The person's home disk is hot-plugged at any time; the watcher mounts it over /data when it appears.
 /sbin/quetzal-home &
 # The guest agent lets the portal's file manager reach /data while the desktop runs.
-if [ -x /usr/sbin/qemu-ga ]; then
+if [ -x __QEMU_GA__ ]; then
     for n in /sys/class/virtio-ports/*/name; do
         [ "$(cat "$n" 2>/dev/null)" = __AGENT__ ] || continue
         port=/dev/$(basename "$(dirname "$n")")
         mkdir -p /run/qemu-ga
-        /usr/sbin/qemu-ga -m virtio-serial -p "$port" -t /run/qemu-ga -d -f /run/qemu-ga.pid
+        __QEMU_GA__ -m virtio-serial -p "$port" -t /run/qemu-ga -d -f /run/qemu-ga.pid
     done
 fi
 # ACPI power button (virsh shutdown / libvirt's graceful shutdown) -> /etc/acpi/PWRF/00000080.
@@ -326,7 +331,7 @@ def _guest_files() -> dict[str, tuple[str, int]]:
     return {
         "init": (_INIT, 0o755),
         "etc/inittab": (_INITTAB, 0o644),
-        "etc/init.d/rcS": (_RCS.replace("__AGENT__", AGENT_PORT_NAME), 0o755),
+        "etc/init.d/rcS": (_RCS.replace("__AGENT__", AGENT_PORT_NAME).replace("__QEMU_GA__", QEMU_GA_GUEST_PATH), 0o755),
         "sbin/quetzal-home": (
             _HOME_WATCH.replace("__PREFIX__", HOME_SERIAL_PREFIX).replace("__BANNER__", HOME_BANNER),
             0o755,
@@ -521,9 +526,9 @@ def _shared_libraries(binary: Path) -> list[Path]:
     return found
 
 
-def _add_binary(cpio: CpioWriter, binary: Path) -> None:
-    """A dynamically linked host binary with its libraries, at the same paths (the guest has no libc else)."""
-    cpio.file(str(binary).lstrip("/"), binary.read_bytes(), 0o755)
+def _add_binary(cpio: CpioWriter, binary: Path, guest_path: str | None = None) -> None:
+    """A dynamically linked host binary (at guest_path, else its own) with its libraries at their own paths."""
+    cpio.file((guest_path or str(binary)).lstrip("/"), binary.read_bytes(), 0o755)
     for library in _shared_libraries(binary):
         real = library.resolve()
         cpio.file(str(library).lstrip("/"), real.read_bytes(), 0o755)
@@ -558,7 +563,7 @@ def build_initramfs(
         load_list.append("/" + dest)
     cpio.file("etc/modules", ("\n".join(load_list) + "\n").encode())
     if qemu_ga is not None:
-        _add_binary(cpio, qemu_ga)
+        _add_binary(cpio, qemu_ga, QEMU_GA_GUEST_PATH)
     cpio.close()
     out = io.BytesIO()
     # mtime=0 keeps the archive byte-identical across builds.
@@ -647,6 +652,7 @@ def _image(dest_dir: Path, manifest: dict[str, object]) -> DemoImage:
         disk_format=DISK_FORMAT,
         disk_size_bytes=int(manifest["disk_size_bytes"]),  # type: ignore[call-overload]
         kernel_version=str(manifest["kernel_version"]),
+        guest_agent=bool(manifest.get("qemu_ga_sha256")),
     )
 
 

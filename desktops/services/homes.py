@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -50,8 +51,12 @@ HOLDING_STATES = (
 
 
 def volume_name(*, tenant: Tenant, user: User) -> str:
-    """Stable and free of user text: one name per person per tenant."""
-    return f"qz-home-t{tenant.pk}-u{user.pk}.img"
+    """Free of user text, and never a name used before: the row keeps it, so it need not be derivable.
+
+    Ids alone repeat on a shared host (another installation, a database restored or rebuilt), and a volume found
+    under the name is taken as this home's own: a random part keeps anyone from getting another's old files.
+    """
+    return f"qz-home-t{tenant.pk}-u{user.pk}-{secrets.token_hex(4)}.img"
 
 
 def home_of(*, tenant: Tenant, user: User) -> HomeDisk | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from hosts.tests.fakes import RecordingHypervisor, qcow2_bytes
 pytestmark = pytest.mark.django_db
 
 
-def fake_build(tmp_path: Path, content: bytes = b""):
+def fake_build(tmp_path: Path, content: bytes = b"", *, guest_agent: bool = True):
     """A stand-in for the real build (which needs Debian's kernel and busybox): same result shape."""
 
     def build(dest: Path, **kwargs) -> demo_image.DemoImage:
@@ -34,6 +35,7 @@ def fake_build(tmp_path: Path, content: bytes = b""):
             disk=disk,
             cmdline=demo_image.DEMO_CMDLINE,
             disk_sha256=hashlib.sha256(disk.read_bytes()).hexdigest(),
+            guest_agent=guest_agent,
         )
 
     return build
@@ -93,3 +95,15 @@ def test_it_fails_clearly_when_the_image_cannot_be_built(monkeypatch):
     with pytest.raises(CommandError, match="no kernel in /boot"):
         call_command("build_demo_image", "--no-copy")
     assert not Image.objects.exists()
+
+
+@pytest.mark.parametrize("guest_agent", [True, False])
+def test_it_warns_when_the_demo_has_no_guest_agent(monkeypatch, tmp_path, guest_agent):
+    # given a build on a machine with or without qemu-guest-agent
+    monkeypatch.setattr(demo_image, "build_demo_image", fake_build(tmp_path, guest_agent=guest_agent))
+    err = io.StringIO()
+    # when the command runs
+    call_command("build_demo_image", "--dest", str(tmp_path), "--no-copy", stdout=io.StringIO(), stderr=err)
+    # then it still imports the image, and says what the file manager will lack only when the agent is missing
+    assert Image.objects.count() == 1
+    assert ("qemu-guest-agent is not installed" in err.getvalue()) is not guest_agent

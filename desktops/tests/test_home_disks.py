@@ -33,6 +33,20 @@ def test_it_creates_one_home_per_person_with_the_tenants_size(alice, bob):
 
 
 @pytest.mark.django_db
+def test_it_never_names_a_new_home_after_a_file_an_earlier_one_may_have_left(alice):
+    # Given a person's home whose row went while its file may still be on the host (or another installation
+    # sharing the host has the same tenant and user ids)
+    HostFactory()
+    earlier = homes.ensure_home(tenant=alice.tenant, user=alice.member)
+    HomeDisk.objects.filter(pk=earlier.pk).delete()
+    # When the same person's home is made again
+    again = homes.ensure_home(tenant=alice.tenant, user=alice.member)
+    # Then its volume has a name of its own, so the old file is never taken for it
+    assert again.volume_name != earlier.volume_name
+    assert again.volume_name.startswith(f"qz-home-t{alice.tenant.pk}-u{alice.member.pk}-")
+
+
+@pytest.mark.django_db
 def test_it_refuses_a_home_beyond_the_tenants_home_quota(alice):
     # Given a tenant with 25 GiB for homes of 10 GiB each, two of which exist
     HostFactory()

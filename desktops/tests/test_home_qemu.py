@@ -25,6 +25,7 @@ from hosts.hypervisor import get_hypervisor
 from hosts.tests.qemu_fixtures import VncKeyboard, read_text
 from quetzal.celery import app as celery_app
 from tests.fixtures import api_client
+from tests.services import require
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.qemu, pytest.mark.django_db(transaction=True)]
@@ -32,10 +33,10 @@ _MARKS = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
-def eager(settings, tmp_path, monkeypatch):
+def eager(settings, tmp_path):
     settings.HOME_SPOOL_DIR = tmp_path / "spool"
-    # This branch's demo image (with qemu-ga and the home watcher) in a directory of its own.
-    monkeypatch.setenv("QUETZAL_DEMO_IMAGE_DIR", "/var/lib/libvirt/boot/quetzal-demo-home")
+    # The demo guest gets qemu-ga from this machine: without it the file manager would answer 409 for ever.
+    require(di.find_qemu_ga() is not None, "qemu-guest-agent (scripts/system-packages installs it)")
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = False

@@ -14,7 +14,7 @@ from hosts import demo_image as di
 from hosts.checksums import sha256_file
 from hosts.demo_image import DemoImage
 from hosts.tests.qemu_fixtures import demo_image_isolated  # noqa: F401 (fixture)
-from tests.services import require_tool
+from tests.services import require, require_tool
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,22 @@ def test_it_packs_the_modules_the_guest_loads(
         assert needed in names
     assert names.index("virtio.ko") < names.index("virtio_blk.ko")
     assert names.index("jbd2.ko") < names.index("ext4.ko")
+
+
+def test_it_packs_the_guest_agent_the_file_manager_needs(
+    demo_image_isolated: DemoImage,  # noqa: F811
+    cpio_entries: dict[str, int],
+) -> None:
+    """qemu-ga, its libraries and the dynamic loader are in the guest, and rcS starts it on the agent's port."""
+    qemu_ga = di.find_qemu_ga()
+    require(qemu_ga is not None, "qemu-guest-agent (scripts/system-packages installs it)")
+    assert demo_image_isolated.guest_agent
+    name = di.QEMU_GA_GUEST_PATH.lstrip("/")
+    assert stat.S_ISREG(cpio_entries[name]) and cpio_entries[name] & 0o111
+    for library in di._shared_libraries(qemu_ga):
+        assert str(library).lstrip("/") in cpio_entries, library
+    rcs = _cpio_file(gzip.decompress(demo_image_isolated.initrd.read_bytes()), "etc/init.d/rcS").decode()
+    assert f"/{name} -m virtio-serial" in rcs and di.AGENT_PORT_NAME in rcs
 
 
 def test_it_writes_an_archive_gnu_cpio_can_read(demo_image_isolated: DemoImage) -> None:  # noqa: F811

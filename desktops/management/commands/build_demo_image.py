@@ -34,6 +34,13 @@ class Command(BaseCommand):
             built = demo_image.build_demo_image(dest)
         except demo_image.DemoImageError as exc:
             raise CommandError(f"Cannot build the demo image: {exc}") from None
+        if not built.guest_agent:
+            self.stderr.write(
+                self.style.WARNING(
+                    "qemu-guest-agent is not installed here, so the demo desktop has no guest agent: the file "
+                    "manager reaches its home only while it is stopped (apt-get install qemu-guest-agent, rebuild)."
+                )
+            )
         image = self._import(built)
         template = self._template(image)
         self.stdout.write(self.style.SUCCESS(f"Image {image.name!r} (id {image.pk}), template {template.name!r}"))
