@@ -331,7 +331,10 @@ def _guest_files() -> dict[str, tuple[str, int]]:
     return {
         "init": (_INIT, 0o755),
         "etc/inittab": (_INITTAB, 0o644),
-        "etc/init.d/rcS": (_RCS.replace("__AGENT__", AGENT_PORT_NAME).replace("__QEMU_GA__", QEMU_GA_GUEST_PATH), 0o755),
+        "etc/init.d/rcS": (
+            _RCS.replace("__AGENT__", AGENT_PORT_NAME).replace("__QEMU_GA__", QEMU_GA_GUEST_PATH),
+            0o755,
+        ),
         "sbin/quetzal-home": (
             _HOME_WATCH.replace("__PREFIX__", HOME_SERIAL_PREFIX).replace("__BANNER__", HOME_BANNER),
             0o755,
