@@ -241,7 +241,9 @@ def perform(*, home_id: int, op: str, args: dict) -> Any:
                 assert desktop is not None and desktop.host is not None
                 hv = get_hypervisor(desktop.host.uri)
                 domain = desktop.domain_name
-                files: HomeFiles = AgentFiles(lambda command, timeout: hv.agent_command(domain, command, timeout))
+                files: HomeFiles = AgentFiles(
+                    lambda command, timeout: hv.agent_command(domain, command, timeout), serial=home.serial
+                )
                 return _run(files, op, args, via=via, home=home)
             if home.encrypted:
                 # The decrypted view lives only for this one operation; the bytes at rest stay LUKS.

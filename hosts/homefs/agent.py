@@ -22,10 +22,16 @@ from hosts.hypervisor import AgentUnavailable, HypervisorError
 MOUNT = "/data"
 CHUNK = 48 * 1024
 
-# Shared prelude: $1.. are paths below the mount; exit 4 = not mounted, 5 = escapes the home, 2 = missing.
+# Shared prelude: $1 is the home's serial, then paths below the mount; exit 4 = the home is not what is mounted
+# there, 5 = escapes the home, 2 = missing. The home is mounted over the desktop's own disk on the same
+# directory, so "something is mounted" is not enough: the newest mount there must be the disk with this serial
+# (or a file would land on the desktop's disk and go with it). Only busybox applets: Debian's static busybox
+# has no `mountpoint`.
 _PRELUDE = f"""
 M={MOUNT}
-mountpoint -q "$M" || exit 4
+S=$1; shift
+d=$(awk -v m="$M" '$2 == m {{ d = $1 }} END {{ print d }}' /proc/mounts)
+[ -n "$d" ] && [ "$(cat "/sys/block/${{d#/dev/}}/serial" 2>/dev/null)" = "$S" ] || exit 4
 inside() {{ r=$(readlink -f -- "$1") || return 1; case "$r" in "$M"|"$M"/*) return 0;; esac; return 1; }}
 """
 _SCRIPTS = {
@@ -89,10 +95,14 @@ Agent = Callable[[dict, int], object]
 
 
 class AgentFiles:
-    """The HomeFiles of a home disk mounted in a running guest; `agent(command, timeout_s)` sends one command."""
+    """The HomeFiles of a home disk mounted in a running guest; `agent(command, timeout_s)` sends one command.
 
-    def __init__(self, agent: Agent) -> None:
+    `serial` is the home disk's (HomeDisk.serial): the guest is trusted with a path only where that disk is mounted.
+    """
+
+    def __init__(self, agent: Agent, *, serial: str) -> None:
         self._agent = agent
+        self._serial = serial
 
     # --- plumbing
 
@@ -118,7 +128,11 @@ class AgentFiles:
         started = self._call(
             {
                 "execute": "guest-exec",
-                "arguments": {"path": "/bin/sh", "arg": ["-c", body, "sh", *args], "capture-output": True},
+                "arguments": {
+                    "path": "/bin/sh",
+                    "arg": ["-c", body, "sh", self._serial, *args],
+                    "capture-output": True,
+                },
             }
         )
         pid = started["pid"] if isinstance(started, dict) else None

@@ -389,6 +389,10 @@ class Hypervisor(Protocol):
         """Stop and undefine the network; a missing one is success."""
         ...
 
+    def network_subnets(self) -> tuple[tuple[str, str], ...]:
+        """(name, CIDR) of the IPv4 subnets of every network defined on the host, Quetzal's or not."""
+        ...
+
     def network_dhcp_hosts(self, name: str) -> tuple[DhcpHost, ...] | None:
         """The network's static leases, or None when it does not exist."""
         ...

@@ -943,6 +943,10 @@ class LibvirtHypervisor:
         """The network's static leases, or None when it does not exist."""
         return self._run(lambda conn: networks.network_dhcp_hosts(conn, name))
 
+    def network_subnets(self) -> tuple[tuple[str, str], ...]:
+        """(name, CIDR) of the IPv4 subnets of every network defined on the host, Quetzal's or not."""
+        return self._run(networks.network_subnets)
+
     @property
     def supports_nwfilter(self) -> bool:
         """Whether this host can filter guest traffic (every libvirtd; not the test driver)."""

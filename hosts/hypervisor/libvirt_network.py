@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 
 import libvirt
 
@@ -13,6 +14,7 @@ __all__ = [
     "network_dhcp_hosts",
     "network_ensure",
     "network_remove",
+    "network_subnets",
     "nwfilter_define",
     "nwfilter_exists",
     "nwfilter_remove",
@@ -40,6 +42,24 @@ def network_dhcp_hosts(conn: libvirt.virConnect, name: str) -> tuple[DhcpHost, .
     """The static leases of the running network (None when there is no such network)."""
     net = _lookup_network(conn, name)
     return None if net is None else _dhcp_hosts(net.XMLDesc(0))
+
+
+def network_subnets(conn: libvirt.virConnect) -> tuple[tuple[str, str], ...]:
+    """(name, CIDR) of every IPv4 subnet of every network defined on the host, running or not."""
+    found = []
+    for net in conn.listAllNetworks(0):
+        try:
+            root = parse_xml(net.XMLDesc(0))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+                continue  # undefined while we looked
+            raise
+        for ip in root.iterfind("ip"):
+            address, mask = ip.get("address"), ip.get("prefix") or ip.get("netmask")
+            if not address or not mask or ip.get("family", "ipv4") != "ipv4":
+                continue
+            found.append((net.name(), str(ipaddress.IPv4Network(f"{address}/{mask}", strict=False))))
+    return tuple(found)
 
 
 def network_ensure(conn: libvirt.virConnect, spec: NetworkSpec) -> None:

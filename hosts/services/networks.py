@@ -99,6 +99,15 @@ def _preferred_subnets(tenant, host: Host) -> list[tuple[int, ipaddress.IPv4Netw
     return sorted(_candidate_subnets(), key=lambda c: (c[0] not in own, c[0] in others, c[0]))
 
 
+def _on_host_already(host: Host) -> list[ipaddress.IPv4Network]:
+    """Subnets the host's own networks use, whoever made them (another installation, the operator, a crash).
+
+    libvirt refuses to start a network on a subnet the host already routes ("Network is already in use by
+    interface ..."), and every desktop placed there would fail to start: such subnets are not free.
+    """
+    return [ipaddress.IPv4Network(cidr) for _name, cidr in get_hypervisor(host.uri).network_subnets()]
+
+
 def _new_network(tenant, host: Host) -> TenantNetwork:
     """Carve a free subnet of the range on host (see _preferred_subnets); the host row lock makes it race-free."""
     Host.objects.select_for_update().filter(pk=host.pk).first()
@@ -107,9 +116,12 @@ def _new_network(tenant, host: Host) -> TenantNetwork:
         return existing  # made by a concurrent caller while we waited for the lock
     taken = [(n.subnet_index, n.network) for n in TenantNetwork.objects.filter(host=host)]
     used_indexes = {index for index, _ in taken}
+    on_host = _on_host_already(host)
     for index, subnet in _preferred_subnets(tenant, host):
         # Skip overlaps too: rows made under an earlier range keep their subnets.
         if index in used_indexes or any(subnet.overlaps(net) for _, net in taken):
+            continue
+        if any(subnet.overlaps(net) for net in on_host):
             continue
         token = secrets.token_hex(5)
         return TenantNetwork.objects.create(

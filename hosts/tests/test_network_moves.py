@@ -6,27 +6,25 @@ its address. libvirt's test driver keeps networks (not filters), one instance pe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from hosts.hypervisor import DhcpHost, get_hypervisor
 from hosts.models import NetworkLease, TenantNetwork
 from hosts.services import networks
 from hosts.tests.factories import HostFactory
+from hosts.tests.libvirt_hosts import LARGE_URI, SMALL_URI, without_tenant_networks
 from tests.services import require_module
 
 require_module("libvirt", "libvirt-python (make libvirt-binding)")
-
-HOSTXML = Path(__file__).resolve().parent / "hostxml"
 
 
 @pytest.fixture
 def hosts(db, settings):
     settings.TENANT_NETWORK_RANGE, settings.TENANT_SUBNET_PREFIX = "10.200.0.0/16", 24
+    without_tenant_networks(SMALL_URI, LARGE_URI)
     return (
-        HostFactory(uri=f"test://{HOSTXML / 'small.xml'}", console_address="127.0.0.1"),
-        HostFactory(uri=f"test://{HOSTXML / 'large.xml'}", console_address="192.0.2.50"),
+        HostFactory(uri=SMALL_URI, console_address="127.0.0.1"),
+        HostFactory(uri=LARGE_URI, console_address="192.0.2.50"),
     )
 
 

@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from pathlib import Path
 
 import pytest
 from django.db import connection, connections
 
-from hosts.hypervisor import get_hypervisor
+from hosts.hypervisor import NetworkSpec, get_hypervisor
 from hosts.models import NetworkLease, TenantNetwork
 from hosts.services import networks
 from hosts.tests.factories import HostFactory
+from hosts.tests.libvirt_hosts import LARGE_URI, SMALL_URI, without_tenant_networks
 from tests.factories import TenantFactory
 from tests.services import require, require_module
 
 require_module("libvirt", "libvirt-python (make libvirt-binding)")
 
-HOSTXML = Path(__file__).resolve().parent / "hostxml"
-
 
 @pytest.fixture
 def host(db):
     # A test-driver host of its own: its networks live in this process's connection to that URI.
-    return HostFactory(uri=f"test://{HOSTXML / 'small.xml'}", console_address="127.0.0.1")
+    without_tenant_networks(SMALL_URI)
+    return HostFactory(uri=SMALL_URI, console_address="127.0.0.1")
 
 
 @pytest.fixture
 def other_host(db):
-    return HostFactory(uri=f"test://{HOSTXML / 'large.xml'}", console_address="192.0.2.50")
+    without_tenant_networks(LARGE_URI)
+    return HostFactory(uri=LARGE_URI, console_address="192.0.2.50")
 
 
 def _on_host(host, network: TenantNetwork):
@@ -76,6 +76,23 @@ def test_it_reuses_a_freed_subnet_and_the_lowest_free_address(alice, bob, host, 
     assert networks.attach_desktop(tenant=bob.tenant, host=host, desktop_id=5).network.subnet == "10.200.1.0/24"
 
 
+def test_it_skips_a_subnet_another_network_on_the_host_already_has(alice, host, settings):
+    settings.TENANT_NETWORK_RANGE, settings.TENANT_SUBNET_PREFIX = "10.200.0.0/16", 24
+    # Given a host where someone else (another installation, the operator) runs a network on the range's first
+    # subnet, unknown to our database
+    hv = get_hypervisor(host.uri)
+    theirs = NetworkSpec(name="lab-elsewhere", bridge="labelse0", subnet="10.200.0.0/24")
+    hv.network_ensure(theirs)
+    try:
+        # When alice's first desktop arrives there
+        lease = networks.attach_desktop(tenant=alice.tenant, host=host, desktop_id=1)
+        # Then her network takes the next subnet (libvirt would refuse to start one on a routed subnet)
+        assert lease.network.subnet == "10.200.1.0/24" and lease.ip == "10.200.1.2"
+        assert _on_host(host, lease.network) is not None
+    finally:
+        hv.network_remove(theirs.name)
+
+
 def test_it_refuses_a_tenant_when_the_range_is_full_and_leaves_nothing_behind(alice, bob, charlie, host, settings):
     settings.TENANT_NETWORK_RANGE, settings.TENANT_SUBNET_PREFIX = "10.200.0.0/23", 24
     networks.attach_desktop(tenant=alice.tenant, host=host, desktop_id=1)
@@ -120,7 +137,8 @@ def _attach_all(jobs, errors: list) -> None:
 def test_it_carves_distinct_subnets_and_addresses_under_concurrent_first_desktops(settings):
     require(connection.vendor == "postgresql", "PostgreSQL")
     settings.TENANT_NETWORK_RANGE, settings.TENANT_SUBNET_PREFIX = "10.200.0.0/16", 24
-    host = HostFactory(uri=f"test://{HOSTXML / 'small.xml'}")
+    without_tenant_networks(SMALL_URI)
+    host = HostFactory(uri=SMALL_URI)
     tenants = [TenantFactory() for _ in range(6)]
     # When every tenant's first three desktops arrive on the host at the same moment
     jobs = [(tenant, host, 1000 * t + d) for t, tenant in enumerate(tenants) for d in range(3)]
