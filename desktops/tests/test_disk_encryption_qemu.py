@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from desktops.choices import KeyPurpose, OperationStatus
-from desktops.models import DataKey, Desktop
+from desktops.models import DataKey, Desktop, HomeDisk
 from desktops.services import disk_keys, execution, spec
 from desktops.services.requests import request_action, request_create
 from desktops.tests.factories import DataKeyFactory
@@ -61,6 +61,10 @@ def test_it_keeps_a_guests_data_encrypted_at_rest_and_erases_it_with_the_desktop
     assert not DataKey.objects.filter(pk=stale.pk).exists() and not stale_file.exists()
     spare = DataKey.objects.get(host=qemu_host, desktop__isnull=True)
     assert Path(spare.spare_path).exists()
+    # The guest writes to /data, where a person's home would be mounted over the desktop's own disk: with the
+    # tenant's home quota below one home, the desktop runs without one, so /data is the disk under test here.
+    alice.tenant.home_disk_gib, alice.tenant.quota_home_gib = 2, 1
+    alice.tenant.save()
     desktop, operation = request_create(tenant=alice.tenant, user=alice.member, template=demo_template)
     try:
         # When the worker creates and boots the desktop
@@ -71,6 +75,7 @@ def test_it_keeps_a_guests_data_encrypted_at_rest_and_erases_it_with_the_desktop
         # Then its disk is the spare, keyed by the spare's own key, and libvirt holds no secret once QEMU runs
         key = DataKey.objects.get(desktop=desktop)
         assert key.pk == spare.pk and key.purpose == KeyPurpose.DISK and desktop.disk_encrypted
+        assert not HomeDisk.objects.filter(attached_to=desktop).exists()
         wait_until(lambda: "QUETZAL-DEMO-READY" in _serial(desktop) or "__READY__" in _serial(desktop), 120)
         listed = subprocess.run(["virsh", "-c", qemu_host.uri, "secret-list"], capture_output=True, text=True)
         assert str(key.uuid) not in listed.stdout

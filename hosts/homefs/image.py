@@ -4,6 +4,11 @@ debugfs works on the raw ext4 image directly: no mount, no root, no loop device.
 command fails, so every call reads stderr for the error lines. A write goes to a partial name in the target
 folder and is renamed over the final name in the same debugfs run, so a failed upload leaves no half file
 under the final name. QEMU holds a lock on an image it has open; `_ensure_unlocked` refuses to write then.
+
+A guest that was switched off with the home mounted (a recycled pooled desktop is destroyed, a crash) leaves
+committed changes in ext4's journal. debugfs neither replays nor honours it, and the guest's next mount would
+replay it over whatever the host wrote meanwhile, so the journal is replayed (e2fsck, journal only) before the
+host side first touches such a filesystem.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ LABEL = "quetzal-home"
 _READ_CHUNK = 1024 * 1024
 _BANNER = re.compile(r"^debugfs [0-9.]+ \(.*\)$")
 _TYPES = {0o040000: "dir", 0o100000: "file", 0o120000: "link"}
+# ext4's superblock (at byte 1024): its magic, and the incompatible-features word whose RECOVER bit says that the
+# journal holds changes not yet written to their places.
+_SUPERBLOCK = 1024
+_MAGIC_AT, _MAGIC = 0x38, 0xEF53
+_INCOMPAT_AT, _INCOMPAT_RECOVER = 0x60, 0x0004
 
 
 def _q(path: str) -> str:
@@ -39,6 +49,30 @@ def format_image(path: str) -> None:
     # -m 0: a home needs no blocks reserved for root; lazy init keeps a 10 GiB format under a second.
     _tool(["mkfs.ext4", "-q", "-F", "-L", LABEL, "-m", "0",
            "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", path])  # fmt: skip
+
+
+def needs_recovery(path: str) -> bool:
+    """Whether the ext4 in the image has a journal to replay (it was not unmounted cleanly)."""
+    with open(path, "rb") as handle:
+        handle.seek(_SUPERBLOCK)
+        superblock = handle.read(_INCOMPAT_AT + 4)
+    if len(superblock) < _INCOMPAT_AT + 4:
+        return False
+    magic = int.from_bytes(superblock[_MAGIC_AT : _MAGIC_AT + 2], "little")
+    incompat = int.from_bytes(superblock[_INCOMPAT_AT : _INCOMPAT_AT + 4], "little")
+    return magic == _MAGIC and bool(incompat & _INCOMPAT_RECOVER)
+
+
+def replay_journal(path: str) -> None:
+    """Write the journal's committed changes to their places, as a mount would; nothing else is checked."""
+    try:
+        proc = subprocess.run(["e2fsck", "-p", "-E", "journal_only", path], capture_output=True, timeout=600)
+    except FileNotFoundError as exc:
+        raise HomeFsError("e2fsck is not installed on this host (apt-get install e2fsprogs).") from exc
+    # 0: nothing to do, 1: the journal was replayed.
+    if proc.returncode not in (0, 1):
+        error = (proc.stdout + proc.stderr).decode(errors="replace").strip()
+        raise HomeFsError(f"The home disk's journal could not be replayed: {error[:300]}", code="home_unopenable")
 
 
 def _tool(cmd: list[str], *, stdin: bytes | None = None) -> str:
@@ -58,6 +92,7 @@ class ImageFiles:
         self.image = image_path
         # A decrypted view (hosts.homefs.luks) is itself the lock holder: no guest can have the disk meanwhile.
         self.check_lock = check_lock
+        self._journal_checked = False
 
     # --- plumbing
 
@@ -65,6 +100,8 @@ class ImageFiles:
         """Run commands in one debugfs process; raise on the first error line it prints."""
         if not os.path.exists(self.image):
             raise FileMissing("The home disk's image is missing on its host.", code="home_missing")
+        if not self._journal_checked:
+            self._replay_if_needed()
         if write and self.check_lock:
             self._ensure_unlocked()
         cmd = ["debugfs", *(["-w"] if write else []), "-f", "-", self.image]
@@ -80,6 +117,14 @@ class ImageFiles:
                 raise FileMissing("No such file or folder.")
             raise HomeFsError(f"The home disk refused: {errors[0][:200]}")
         return proc.stdout.decode(errors="surrogateescape")
+
+    def _replay_if_needed(self) -> None:
+        """Replay a journal a switched-off guest left, before reading (a stale view) or writing (undone later)."""
+        if needs_recovery(self.image):
+            if self.check_lock:
+                self._ensure_unlocked()  # a guest still has it: its journal is its own business
+            replay_journal(self.image)
+        self._journal_checked = True
 
     def _ensure_unlocked(self) -> None:
         """QEMU's image lock: a running guest has the disk, so the host must not write to it."""
