@@ -121,6 +121,8 @@ def test_it_shows_the_size_picker_the_resize_panel_and_the_sizes_page_at_every_w
 ):
     studio, lab, private = sizes_world["studio"], sizes_world["lab"], sizes_world["private"]
     browser = browsers(viewport)
+    # The test driver keeps VMs per process: a console page the launch opens is refused (4409/4503).
+    browser.expected.extend(["(code: 4409)", "(code: 4503)"])
     # The launcher: each card's picker opens to the named sizes and the custom numbers, all on screen
     member = browser.sign_in(alice.member.email)
     picker = open_picker(member, studio)
@@ -162,6 +164,8 @@ def test_it_launches_a_named_and_a_custom_size_from_a_phone(alice, sizes_world, 
     studio, lab = sizes_world["studio"], sizes_world["lab"]
     processes.worker()
     phone = browsers("phone")
+    # The test driver keeps VMs per process: a console page the launch opens is refused (4409/4503).
+    phone.expected.extend(["(code: 4409)", "(code: 4503)"])
     page = phone.sign_in(alice.member.email)
     # When the member opens Studio's sizes and taps Large, then Launch
     pick(open_picker(page, studio), "Large")
@@ -198,6 +202,8 @@ def test_it_resizes_a_stopped_desktop_from_its_page_on_a_phone(alice, sizes_worl
     studio = sizes_world["studio"]
     processes.worker()
     phone = browsers("phone")
+    # The test driver keeps VMs per process: a console page the launch opens is refused (4409/4503).
+    phone.expected.extend(["(code: 4409)", "(code: 4503)"])
     page = phone.sign_in(alice.member.email)
     # Given the member's Studio desktop at its default size, stopped from the launcher
     page.click(f'[data-testid="launch-{studio.pk}"]')
@@ -243,6 +249,8 @@ def test_it_manages_a_private_templates_sizes_from_a_phone(alice, sizes_world, b
     private = sizes_world["private"]
     big = TemplateSize.objects.get(template=private, name="Big")
     phone = browsers("phone")
+    # The test driver keeps VMs per process: a console page the launch opens is refused (4409/4503).
+    phone.expected.extend(["(code: 4409)", "(code: 4503)"])
     page = phone.sign_in(alice.admin.email)
     # The admin finds the sizes page from the templates list
     page.goto(f"{base}/manage/templates/")
