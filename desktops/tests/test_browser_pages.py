@@ -120,12 +120,13 @@ def world(alice, image, tmp_path):
 class Browser:
     """Signed-in pages at one viewport (one browser context per person), failing on any script error."""
 
-    def __init__(self, chromium, base: str, viewport: str) -> None:
+    def __init__(self, chromium, base: str, viewport: str, expected: list[str] | None = None) -> None:
         self.chromium, self.base, self.viewport = chromium, base, viewport
         self.contexts: list = []
         self.errors: list[str] = []
-        # Console messages a test expects (e.g. no VM behind the console), as substrings.
-        self.expected: list[str] = []
+        # Console messages a test expects (e.g. no VM behind the console), as substrings. One list for every
+        # browser a test opens: what one viewport may log, the same test's other viewport may log too.
+        self.expected: list[str] = [] if expected is None else expected
 
     def page(self):
         """A page in a fresh context (no one signed in)."""
@@ -166,9 +167,10 @@ class Browser:
 @pytest.fixture
 def browsers(chromium, base) -> Iterator[Callable[[str], Browser]]:
     opened: list[Browser] = []
+    expected: list[str] = []
 
     def open_at(viewport: str) -> Browser:
-        browser = Browser(chromium, base, viewport)
+        browser = Browser(chromium, base, viewport, expected)
         opened.append(browser)
         return browser
 
