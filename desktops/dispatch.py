@@ -20,9 +20,10 @@ RUN_OPERATION = "desktops.tasks.run_operation"
 REFILL_POOLS = "desktops.tasks.refill_pools"
 APPLY_FIREWALL = "desktops.tasks.apply_firewall"
 REFILL_DISK_SPARES = "desktops.tasks.refill_disk_spares"
+PROBE_READINESS = "desktops.tasks.probe_readiness"
 FILES_CALL = "desktops.tasks.files_call"
 # Every task name this module sends (a test checks each is a registered task).
-TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL, REFILL_DISK_SPARES, FILES_CALL)
+TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL, REFILL_DISK_SPARES, PROBE_READINESS, FILES_CALL)
 
 
 def send_on_commit(task_name: str, *args: object, sent: Callable[[str], None] | None = None) -> None:
@@ -60,6 +61,11 @@ def refill_disk_spares(host_id: int) -> None:
     send_on_commit(REFILL_DISK_SPARES, [host_id])
 
 
+def probe_readiness(desktop_id: int) -> None:
+    """Someone waits for this booting desktop: look whether its guest is ready now."""
+    send_on_commit(PROBE_READINESS, desktop_id)
+
+
 def files_queue(host_name: str) -> str | None:
     """The queue of the worker on the home disk's host, when file work is routed per host."""
     return f"files.{host_name}" if getattr(settings, "HOME_FILES_HOST_QUEUES", False) else None
@@ -82,7 +88,11 @@ def files_call(home_id: int, op: str, args: dict[str, Any], *, host_name: str) -
         current_app.signature(FILES_CALL, args=(home_id, op, args), kwargs={"reply_to": reply_to}).apply_async(
             queue=files_queue(host_name), expires=timeout
         )
-        got = client.blpop([reply_to], timeout=timeout)
+        try:
+            got = client.blpop([reply_to], timeout=timeout)
+        except redis.exceptions.TimeoutError:
+            # The client's own socket timeout can end the wait first: the same "no answer in time", not a 500.
+            got = None
         if got is None:
             raise ServiceError("The host keeping your files did not answer in time.", code="files_timeout", status=504)
         answer = json.loads(got[1])

@@ -5,6 +5,7 @@ from desktops.models.keys import DataKey
 from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
+from desktops.models.readiness import LaunchTiming
 from desktops.models.template import DesktopTemplate, TemplateSize
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "FirewallRule",
     "HomeDisk",
     "HomeUpload",
+    "LaunchTiming",
     "Operation",
     "OrphanSighting",
     "Pool",

@@ -267,6 +267,14 @@ class Hypervisor(Protocol):
         """Host and port of the running domain's VNC server."""
         ...
 
+    def screenshot(self, name: str) -> bytes:
+        """The running domain's screen as image-file bytes (PPM or PNG)."""
+        ...
+
+    def agent_ping(self, name: str, timeout_s: int = 1) -> bool:
+        """Whether the guest agent answers now."""
+        ...
+
     def disk_serials(self, name: str) -> list[str]:
         """Serials of the disks the running domain has now."""
         ...

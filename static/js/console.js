@@ -1,9 +1,8 @@
 // The console page: noVNC in the whole window through Quetzal's WebSocket proxy, with a fresh
 // one-time ticket for every connection, reconnection when the desktop restarts, clipboard,
 // special keys and an on-screen keyboard for phones.
-import RFB from "../vendor/novnc/core/rfb.js";
-import KeyTable from "../vendor/novnc/core/input/keysym.js";
-import keysyms from "../vendor/novnc/core/input/keysymdef.js";
+// noVNC as one bundled, minified module (make vendor): a single request, and one place that can fail.
+import { getKeycode, getKeysym, KeyTable, keysyms, RFB } from "../vendor/novnc.min.js";
 
 const app = document.getElementById("console-app");
 const desktopId = app.dataset.desktop;
@@ -24,9 +23,17 @@ const state = {
   retries: 0,
   ticketRetries: 0,
   timer: null,
-  scale: localStorage.getItem("quetzal.console.scale") !== "1:1",
+  // The person's Settings choice, unless they flipped Fit/1:1 on this device since.
+  scale: (localStorage.getItem("quetzal.console.scale") || (app.dataset.scaling === "actual" ? "1:1" : "fit")) !== "1:1",
   modifiers: new Set(),
+  // While the guest boots (VNC answers long before it takes input) keys wait here, then replay in order.
+  booting: false,
+  held: [],
+  readyTimer: null,
 };
+const MAX_HELD_KEYS = 2000;
+// A VNC handshake that has not finished by then is a failure to report, not "Connecting…" for ever.
+const CONNECT_TIMEOUT_MS = 20000;
 // Tests and support staff can look at the live connection from the browser console.
 window.quetzalConsole = state;
 
@@ -93,17 +100,33 @@ async function connect() {
   state.closeCode = null;
   // Registered before noVNC's own handler, so the code is known when noVNC reports the disconnect.
   socket.addEventListener("close", (event) => (state.closeCode = event.code));
-  const rfb = new RFB(screen, socket, { shared: true });
+  let rfb;
+  try {
+    rfb = new RFB(screen, socket, { shared: true });
+  } catch (error) {
+    socket.close();
+    return failed(`The console could not start: ${error.message}`);
+  }
+  later(() => {
+    if (state.rfb === rfb && app.dataset.state !== "connected" && app.dataset.state !== "booting") {
+      rfb.disconnect();
+      failed("The desktop's console did not answer in time.");
+    }
+  }, CONNECT_TIMEOUT_MS);
   rfb.background = "#111";
-  rfb.resizeSession = false;
+  rfb.resizeSession = app.dataset.scaling === "remote";
+  if (app.dataset.quality) rfb.qualityLevel = Number(app.dataset.quality);
+  if (app.dataset.compression) rfb.compressionLevel = Number(app.dataset.compression);
   rfb.focusOnClick = true;
   applyScale(rfb);
   rfb.addEventListener("connect", () => {
+    clearTimeout(state.timer);
     state.retries = 0;
     state.ticketRetries = 0;
-    setStatus("connected", "Connected");
     hideOverlay();
     rfb.focus({ preventScroll: true });
+    waitUntilReady(rfb);
+    startAudio(`${scheme}//${location.host}/ws/desktops/${desktopId}/audio/`, ticket.protocols);
   });
   rfb.addEventListener("disconnect", () => onDisconnect(rfb));
   rfb.addEventListener("clipboard", (event) => fromDesktopClipboard(event.detail.text));
@@ -115,9 +138,147 @@ async function connect() {
   state.rfb = rfb;
 }
 
+// ----------------------------------------------------------------------------------- readiness
+
+// "Ready" only when the guest says so (desktops.services.readiness); until then the screen shows, input waits.
+async function waitUntilReady(rfb) {
+  clearTimeout(state.readyTimer);
+  if (state.rfb !== rfb) return;
+  let status;
+  try {
+    status = await api("GET", `/api/v1/desktops/${desktopId}/readiness/`);
+  } catch (error) {
+    status = { ready: false, booting_s: null, interval_ms: 2000 };
+  }
+  if (state.rfb !== rfb) return;
+  if (status.ready) {
+    state.booting = false;
+    rfb.viewOnly = false;
+    setStatus("connected", "Ready");
+    replayHeldKeys(rfb);
+    return;
+  }
+  state.booting = true;
+  rfb.viewOnly = true;
+  const seconds = status.booting_s == null ? "" : ` ${Math.round(status.booting_s)} s`;
+  const waiting = state.held.length ? ` · ${keyCount()} key${keyCount() === 1 ? "" : "s"} waiting` : "";
+  setStatus("booting", `Booting…${seconds}${waiting}`);
+  state.readyTimer = setTimeout(() => waitUntilReady(rfb), status.interval_ms || 1000);
+}
+
+const keyCount = () => state.held.filter((k) => k.down).length;
+
+function holdKey(keysym, code, down) {
+  if (state.held.length < MAX_HELD_KEYS) state.held.push({ keysym, code, down });
+}
+
+function replayHeldKeys(rfb) {
+  const keys = state.held.splice(0);
+  for (const { keysym, code, down } of keys) rfb.sendKey(keysym, code, down);
+}
+
+// Every key the console sends goes through here, so nothing typed while booting is lost.
+function sendKey(keysym, code, down) {
+  if (state.booting) return holdKey(keysym, code, down);
+  state.rfb?.sendKey(keysym, code, down);
+}
+
+// noVNC drops keys in view-only mode; catch them first (capture phase) while the guest boots.
+for (const kind of ["keydown", "keyup"]) {
+  screen.addEventListener(
+    kind,
+    (event) => {
+      if (!state.booting || !state.rfb) return;
+      const keysym = getKeysym(event);
+      if (keysym) holdKey(keysym, getKeycode(event), kind === "keydown");
+      event.preventDefault();
+      event.stopPropagation();
+    },
+    true,
+  );
+}
+
+// --------------------------------------------------------------------------------------- sound
+
+// Raw PCM from the proxy (S16LE, stereo, 48 kHz) scheduled back to back on WebAudio. The last second of
+// sound (both channels mixed) is kept so the page (and its tests) can see what arrives before a click allows playback.
+const SAMPLE_RATE = 48000;
+const sound = {
+  socket: null,
+  context: null,
+  nextTime: 0,
+  muted: localStorage.getItem("quetzal.console.muted") === "1",
+  frames: 0,
+  bytes: 0,
+  recent: new Float32Array(SAMPLE_RATE),
+  recentAt: 0,
+};
+state.sound = sound;
+
+function startAudio(url, protocols) {
+  if (app.dataset.sound !== "on") return;
+  stopAudio();
+  const socket = new WebSocket(url, protocols);
+  socket.binaryType = "arraybuffer";
+  socket.addEventListener("message", (event) => playPcm(event.data));
+  sound.socket = socket;
+}
+
+function stopAudio() {
+  sound.socket?.close();
+  sound.socket = null;
+}
+
+function audioContext() {
+  if (!sound.context && window.AudioContext) sound.context = new AudioContext({ sampleRate: SAMPLE_RATE });
+  return sound.context;
+}
+
+function playPcm(buffer) {
+  const samples = new Int16Array(buffer);
+  const frames = samples.length >> 1;
+  sound.frames += 1;
+  sound.bytes += buffer.byteLength;
+  for (let i = 0; i < frames; i++) {
+    // Both channels mixed: what was heard, whichever speaker played it.
+    sound.recent[sound.recentAt] = (samples[2 * i] + samples[2 * i + 1]) / 65536;
+    sound.recentAt = (sound.recentAt + 1) % sound.recent.length;
+  }
+  const context = sound.context;
+  if (sound.muted || !context || context.state !== "running" || !frames) return;
+  const chunk = context.createBuffer(2, frames, SAMPLE_RATE);
+  for (let channel = 0; channel < 2; channel++) {
+    const out = chunk.getChannelData(channel);
+    for (let i = 0; i < frames; i++) out[i] = samples[2 * i + channel] / 32768;
+  }
+  const source = context.createBufferSource();
+  source.buffer = chunk;
+  source.connect(context.destination);
+  // A little headroom absorbs network jitter; fall back to "now" after a gap instead of drifting behind.
+  const at = Math.max(context.currentTime + 0.06, sound.nextTime);
+  source.start(at);
+  sound.nextTime = at + chunk.duration;
+}
+
+// Browsers start audio only after a gesture: the first click or key in the page allows it.
+for (const kind of ["pointerdown", "keydown"]) {
+  document.addEventListener(kind, () => app.dataset.sound === "on" && audioContext()?.resume(), { capture: true });
+}
+
+function showMute() {
+  const button = app.querySelector('[data-cmd="mute"]');
+  if (!button) return;
+  button.setAttribute("aria-pressed", String(sound.muted));
+  button.title = sound.muted ? "Unmute the desktop's sound" : "Mute the desktop's sound";
+}
+showMute();
+
 function onDisconnect(rfb) {
   if (state.rfb !== rfb) return;
   state.rfb = null;
+  stopAudio();
+  state.booting = false;
+  clearTimeout(state.readyTimer);
   const code = state.closeCode;
   switch (code) {
     case CLOSE.signedOut:
@@ -154,6 +315,13 @@ function refused(code, message, status) {
   }
   setStatus("refused", "Not allowed");
   return showOverlay("Console not available", message);
+}
+
+// Something broke that retrying by itself will not fix soon: say so, and offer to try again.
+function failed(message) {
+  state.rfb = null;
+  setStatus("refused", "Failed");
+  showOverlay("Console failed", message, ["reconnect"]);
 }
 
 function retrySoon(message) {
@@ -266,11 +434,10 @@ for (let n = 1; n <= 12; n++) {
 
 // Press keys in order and release them in reverse, as fingers would.
 function chord(names) {
-  const rfb = state.rfb;
-  if (!rfb) return;
+  if (!state.rfb) return;
   const keys = names.map((name) => NAMED[name]);
-  keys.forEach(([keysym, code]) => rfb.sendKey(keysym, code, true));
-  keys.reverse().forEach(([keysym, code]) => rfb.sendKey(keysym, code, false));
+  keys.forEach(([keysym, code]) => sendKey(keysym, code, true));
+  keys.reverse().forEach(([keysym, code]) => sendKey(keysym, code, false));
 }
 
 // The sticky Ctrl/Alt of the key bar apply to the next key, then let go.
@@ -284,17 +451,16 @@ function withModifiers(names) {
 }
 
 function typeChar(ch) {
-  const rfb = state.rfb;
-  if (!rfb) return;
+  if (!state.rfb) return;
   const [code, shifted] = physicalKey(ch);
   const keysym = ch === "\n" ? KeyTable.XK_Return : ch === "\t" ? KeyTable.XK_Tab : keysyms.lookup(ch.codePointAt(0));
   const held = [...state.modifiers].map((name) => NAMED[name]);
   // A synthetic shifted character arrives without Shift unless Shift is pressed around it.
   if (shifted) held.push(NAMED.Shift);
-  held.forEach(([sym, c]) => rfb.sendKey(sym, c, true));
-  rfb.sendKey(keysym, code, true);
-  rfb.sendKey(keysym, code, false);
-  held.reverse().forEach(([sym, c]) => rfb.sendKey(sym, c, false));
+  held.forEach(([sym, c]) => sendKey(sym, c, true));
+  sendKey(keysym, code, true);
+  sendKey(keysym, code, false);
+  held.reverse().forEach(([sym, c]) => sendKey(sym, c, false));
   if (state.modifiers.size) withModifiers([]);
 }
 
@@ -400,6 +566,11 @@ document.addEventListener("click", (event) => {
           state.rfb?.clipboardPasteFrom(text);
         })
         .catch(() => {});
+    case "mute":
+      sound.muted = !sound.muted;
+      localStorage.setItem("quetzal.console.muted", sound.muted ? "1" : "0");
+      if (!sound.muted) audioContext()?.resume();
+      return showMute();
     case "reconnect":
       state.retries = 0;
       state.ticketRetries = 0;
