@@ -25,7 +25,8 @@ def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> 
     now = timezone.now()
     with transaction.atomic():
         # The tenant's lock makes the limits and the hand-out one step.
-        quotas.ensure_tenant_active(quotas.lock(tenant))
+        locked = quotas.lock(tenant)
+        quotas.ensure_tenant_active(locked)
         # SKIP LOCKED lets concurrent claimers take different rows instead of queueing on one;
         # the conditional UPDATE keeps the claim exact where the database has no row locks (SQLite).
         candidates = (
@@ -40,18 +41,23 @@ def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> 
             # A warm running desktop already counts against the tenant's running quotas: only the person's
             # limit is new. A hibernated one boots now and needs the room.
             boots = desktop.state == DesktopState.HIBERNATED
-            quotas.ensure_can_run(
-                tenant=tenant,
+            # The tenant is locked above, for the whole transaction: its limits as read there hold.
+            refusal = quotas.run_refusal(
+                locked,
                 user=user,
                 vcpus=desktop.vcpus if boots else 0,
                 memory_mib=desktop.memory_mib if boots else 0,
                 exclude_desktop_id=desktop.pk,
             )
+            if refusal is not None:
+                raise refusal
             if not Desktop.objects.filter(pk=desktop.pk, user__isnull=True).update(
                 user=user, assigned_at=now, last_activity_at=now
             ):
                 continue
             desktop.user, desktop.assigned_at = user, now
+            if desktop.template_id == template.pk:
+                desktop.template = template  # what wants_home() reads, without loading it again
             events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
             operation = None
             if boots:
