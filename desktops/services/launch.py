@@ -45,7 +45,7 @@ def launch(
     with transaction.atomic():
         # Launches of the tenant take turns from here, so the look for the person's desktop and the claim or
         # create that follows are one step: a second launch finds the desktop the first one made.
-        quotas.lock(tenant)
+        locked = quotas.lock(tenant)
         existing = _latest(tenant=tenant, user=user, template=template)
         if existing is not None:
             _ensure_same_size(existing, size)
@@ -56,7 +56,7 @@ def launch(
             if kind is not None:
                 return LaunchResult(existing, request_action(desktop=existing, kind=kind, actor=user, ip=ip))
         if size is None or size == default:
-            claimed = pools.claim(tenant=tenant, user=user, template=template, ip=ip)
+            claimed = pools.claim_locked(locked=locked, user=user, template=template, ip=ip)
             if claimed is not None:
                 return LaunchResult(*claimed)
         desktop, operation = request_create(tenant=tenant, user=user, template=template, actor=user, size=size, ip=ip)

@@ -19,56 +19,66 @@ from tenants import events
 
 def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> tuple[Desktop, Operation | None] | None:
     """Hand the person a warm desktop of this template, or None when the pool has none ready."""
+    with transaction.atomic():
+        # The tenant's lock makes the limits and the hand-out one step.
+        return claim_locked(locked=quotas.lock(tenant), user=user, template=template, ip=ip)
+
+
+def claim_locked(
+    *, locked, user, template: DesktopTemplate, ip: str | None = None
+) -> tuple[Desktop, Operation | None] | None:
+    """claim(), for a caller whose transaction already holds the tenant's lock: `locked` is what quotas.lock gave."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("claim_locked() outside transaction.atomic(): no tenant lock can be held")
+    tenant = locked
+    # No savepoint of its own: a refusal below undoes the caller's whole transaction, as the lock's holder expects.
     pool = Pool.objects.for_tenant(tenant).filter(template=template, enabled=True).first()
     if pool is None:
         return None
     now = timezone.now()
-    with transaction.atomic():
-        # The tenant's lock makes the limits and the hand-out one step.
-        locked = quotas.lock(tenant)
-        quotas.ensure_tenant_active(locked)
-        # SKIP LOCKED lets concurrent claimers take different rows instead of queueing on one;
-        # the conditional UPDATE keeps the claim exact where the database has no row locks (SQLite).
-        candidates = (
-            Desktop.objects.select_for_update(skip_locked=True)
-            .filter(pool=pool, user__isnull=True, state=pool.warm_state)
-            .order_by("created_at", "id")
+    quotas.ensure_tenant_active(locked)
+    # SKIP LOCKED lets concurrent claimers take different rows instead of queueing on one;
+    # the conditional UPDATE keeps the claim exact where the database has no row locks (SQLite).
+    candidates = (
+        Desktop.objects.select_for_update(skip_locked=True)
+        .filter(pool=pool, user__isnull=True, state=pool.warm_state)
+        .order_by("created_at", "id")
+    )
+    for _attempt in range(5):
+        desktop = candidates.first()  # LIMIT 1: lock one row, leave the rest to other claimers
+        if desktop is None:
+            break
+        # A warm running desktop already counts against the tenant's running quotas: only the person's
+        # limit is new. A hibernated one boots now and needs the room.
+        boots = desktop.state == DesktopState.HIBERNATED
+        # The tenant is locked above, for the whole transaction: its limits as read there hold.
+        refusal = quotas.run_refusal(
+            locked,
+            user=user,
+            vcpus=desktop.vcpus if boots else 0,
+            memory_mib=desktop.memory_mib if boots else 0,
+            exclude_desktop_id=desktop.pk,
         )
-        for _attempt in range(5):
-            desktop = candidates.first()  # LIMIT 1: lock one row, leave the rest to other claimers
-            if desktop is None:
-                break
-            # A warm running desktop already counts against the tenant's running quotas: only the person's
-            # limit is new. A hibernated one boots now and needs the room.
-            boots = desktop.state == DesktopState.HIBERNATED
-            # The tenant is locked above, for the whole transaction: its limits as read there hold.
-            refusal = quotas.run_refusal(
-                locked,
-                user=user,
-                vcpus=desktop.vcpus if boots else 0,
-                memory_mib=desktop.memory_mib if boots else 0,
-                exclude_desktop_id=desktop.pk,
-            )
-            if refusal is not None:
-                raise refusal
-            if not Desktop.objects.filter(pk=desktop.pk, user__isnull=True).update(
-                user=user, assigned_at=now, last_activity_at=now
-            ):
-                continue
-            desktop.user, desktop.assigned_at = user, now
-            if desktop.template_id == template.pk:
-                desktop.template = template  # what wants_home() reads, without loading it again
-            events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
-            operation = None
-            if boots:
-                # The start plugs the home in as it boots.
-                operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
-            elif homes.wants_home(desktop):
-                # Already running, so the claim stays instant: a worker hot-plugs the person's home meanwhile
-                # and the guest mounts it when it appears (by its serial). Not the launch's operation to wait on.
-                _new_operation(desktop=desktop, kind=OperationKind.ATTACH_HOME, actor=user)
-            dispatch.refill_pools()
-            return desktop, operation
+        if refusal is not None:
+            raise refusal
+        if not Desktop.objects.filter(pk=desktop.pk, user__isnull=True).update(
+            user=user, assigned_at=now, last_activity_at=now
+        ):
+            continue
+        desktop.user, desktop.assigned_at = user, now
+        if desktop.template_id == template.pk:
+            desktop.template = template  # what wants_home() reads, without loading it again
+        events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
+        operation = None
+        if boots:
+            # The start plugs the home in as it boots.
+            operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
+        elif homes.wants_home(desktop):
+            # Already running, so the claim stays instant: a worker hot-plugs the person's home meanwhile
+            # and the guest mounts it when it appears (by its serial). Not the launch's operation to wait on.
+            _new_operation(desktop=desktop, kind=OperationKind.ATTACH_HOME, actor=user)
+        dispatch.refill_pools()
+        return desktop, operation
     return None
 
 

@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from quetzal.errors import Conflict, ServiceError
@@ -49,11 +50,31 @@ def revoke_token(*, token: ApiToken, actor, ip: str | None = None) -> None:
         events.token_revoked(actor=actor, token=token, ip=ip)
 
 
+_MEMBERSHIP_COLUMNS = ("id", "role", "created_at")
+
+
+def membership_of(token: ApiToken) -> Membership | None:
+    """The membership authenticate_token read with the token: its person in its tenant, or None if they left."""
+    if getattr(token, "membership_id", None) is None:
+        return None
+    values = [token.membership_id, token.user_id, token.tenant_id, token.membership_role, token.membership_created_at]
+    membership = Membership.from_db(token._state.db, ["id", "user_id", "tenant_id", "role", "created_at"], values)
+    membership.user, membership.tenant = token.user, token.tenant
+    return membership
+
+
 def authenticate_token(raw: str, *, ip: str | None = None) -> ApiToken | None:
     """The usable token with this secret, marking when it was last used (audited at most once a minute)."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.select_related("user", "tenant").filter(token_hash=hash_token(raw)).first()
+    # The membership comes with the token (its columns as subqueries on the unique user+tenant pair): one round trip.
+    membership = Membership.objects.filter(user=OuterRef("user_id"), tenant=OuterRef("tenant_id"))
+    token = (
+        ApiToken.objects.select_related("user", "tenant")
+        .annotate(**{f"membership_{name}": Subquery(membership.values(name)[:1]) for name in _MEMBERSHIP_COLUMNS})
+        .filter(token_hash=hash_token(raw))
+        .first()
+    )
     if token is None or not token.is_usable or not token.user.is_active:
         return None
     now = timezone.now()
