@@ -37,6 +37,7 @@ ERROR_DESCRIPTIONS = {
     "415": "`unsupported_media_type`: the body must be `application/json`.",
     "429": "`throttled`: too many requests; retry after the `Retry-After` header.",
     "411": "`length_required`: send the chunk with a Content-Length.",
+    "503": "`service_busy`: the service cannot take the request now (its database is busy); retry after `Retry-After`.",
     "504": "`files_timeout`: the host keeping the files did not answer in time.",
 }
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -77,7 +78,8 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append("429")
         # What a view says it may answer besides (e.g. the file manager: a missing home, a busy desktop, a host).
         statuses += [code for code in getattr(self.view, "extra_error_statuses", ()) if code not in statuses]
-        return statuses
+        # Any operation, when the database refuses (quetzal.api.errors.database_busy).
+        return [*statuses, "503"] if "503" not in statuses else statuses
 
     def _body_names_an_object(self) -> bool:
         """Whether the request body carries an id, which may name nothing the caller can see (404)."""
