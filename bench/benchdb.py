@@ -64,11 +64,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def serve() -> tuple[subprocess.Popen, int]:
     """The production ASGI server on a free loopback port, once it accepts connections: (process, port)."""
-    from quetzal.server import asgi_server_command, free_port
+    from quetzal.server import asgi_server_command, free_port, web_workers
 
     port = free_port()
     server = subprocess.Popen(
-        asgi_server_command("127.0.0.1", port, quiet=True),
+        # As many processes as production would run here (WEB_WORKERS, else one per core with Redis).
+        asgi_server_command("127.0.0.1", port, quiet=True, workers=web_workers(dict(os.environ))),
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,

@@ -109,6 +109,15 @@ DATABASES = {"default": env_database("DATABASE_URL", VAR_DIR / "db.sqlite3")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded default keeps its file under var/; make sure the folder is there.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+# A bounded pool of PostgreSQL connections per process (DB_POOL_SIZE; 0: none, one connection per request thread).
+# The web tier serves each request on a thread of its own, so without a pool every request in flight opens a
+# connection and a storm runs into max_connections; with one, requests past the pool wait DB_POOL_TIMEOUT_S for
+# a connection and then answer 503 `service_busy` with Retry-After (quetzal.api.errors). Celery keeps 0.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0, minimum=0, maximum=100)
+DB_POOL_TIMEOUT_S = env_int("DB_POOL_TIMEOUT_S", 5, minimum=1, maximum=60)
+if DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must hand them back
+    DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_SIZE, "timeout": DB_POOL_TIMEOUT_S}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenants.User"
