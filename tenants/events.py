@@ -61,7 +61,7 @@ class AuditAction(models.TextChoices):
     SSO_PROVIDER_SAVE = "sso.provider.save", "Single sign-on provider saved"
     SSO_PROVIDER_DELETE = "sso.provider.delete", "Single sign-on provider removed"
     SSO_MEMBER_JOIN = "sso.member.join", "Joined through single sign-on"
-    SSO_MEMBER_ROLE = "sso.member.role", "Role changed by the provider's groups"
+    SSO_MEMBER_ROLE = "sso.member.role", "Role changed to follow the directory groups"
     SSO_MEMBER_REMOVE = "sso.member.remove", "Removed: in no mapped group of the provider"
     # Sign-in and the person's own settings
     TWO_FACTOR_ENROL = "2fa.enrol", "Two-factor authentication enrolled"

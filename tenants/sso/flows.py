@@ -47,6 +47,7 @@ def _guarded(view):
         if provider is None or not provider.enabled:
             raise Http404("No such sign-in provider.")
         try:
+            discover(provider.issuer_url)  # first, so a broken provider is told in words, not as an exception
             return view(request, provider_id)
         except PROVIDER_FAILURES as error:
             return _failed(request, provider, error)
