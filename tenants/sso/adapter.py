@@ -43,8 +43,9 @@ def as_app(provider: IdentityProvider) -> SocialApp:
 def claims_of(sociallogin: SocialLogin) -> dict[str, Any]:
     """The ID token's claims overlaid with userinfo's (the richer source, as allauth reads it)."""
     data = sociallogin.account.extra_data or {}
-    id_token = data.get("id_token") if isinstance(data.get("id_token"), dict) else {}
-    userinfo = data.get("userinfo") if isinstance(data.get("userinfo"), dict) else {}
+    id_token: dict[str, Any] = data["id_token"] if isinstance(data.get("id_token"), dict) else {}
+    userinfo: dict[str, Any] = data["userinfo"] if isinstance(data.get("userinfo"), dict) else {}
+    # amr says how the provider authenticated: only the ID token carries it reliably.
     return {**id_token, **userinfo, "amr": id_token.get("amr", userinfo.get("amr"))}
 
 

@@ -112,7 +112,7 @@ class LoginForm(CleanTextFormMixin, AllauthLoginForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.provider = None
+        self.provider: IdentityProvider | None = None
         if "password" in self.fields:
             self.fields["password"].required = False  # an SSO address needs none; checked in clean()
 

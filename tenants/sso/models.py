@@ -18,18 +18,26 @@ class IdentityProvider(TenantOwned):
     """One OpenID Connect provider of one tenant (its client secret kept sealed under the KEK)."""
 
     name = models.CharField(max_length=80, help_text="Shown on the sign-in button, e.g. Acme Entra ID.")
-    issuer_url = models.URLField(max_length=500, help_text="The issuer; discovery is read from its .well-known.")
-    client_id = models.CharField(max_length=255)
+    issuer_url = models.URLField(
+        "Issuer URL", max_length=500, help_text="The issuer; discovery is read from its .well-known."
+    )
+    client_id = models.CharField("Client ID", max_length=255)
     client_secret_sealed = models.BinaryField(editable=False, default=b"")
     client_secret_kek_id = models.CharField(max_length=16, editable=False, default="")
     scopes = models.CharField(max_length=255, default="openid email profile")
-    groups_claim = models.CharField(max_length=64, default="groups", help_text="The claim that lists the groups.")
+    groups_claim = models.CharField(
+        "Groups claim", max_length=64, default="groups", help_text="The claim that lists the groups."
+    )
     # {"group name": "owner" | "admin" | "member"}; empty: everyone the provider signs in is a member.
     group_roles = models.JSONField(default=dict, blank=True)
     allow_password = models.BooleanField(
-        default=False, help_text="People of these domains may still sign in with a Quetzal password."
+        "Password sign-in still allowed",
+        default=False,
+        help_text="People of these domains may still sign in with a Quetzal password.",
     )
-    mfa_policy = models.CharField(max_length=16, choices=MfaPolicy.choices, default=MfaPolicy.TRUST_PROVIDER)
+    mfa_policy = models.CharField(
+        "Second factor", max_length=16, choices=MfaPolicy.choices, default=MfaPolicy.TRUST_PROVIDER
+    )
     enabled = models.BooleanField(default=True)
     # The last failure met at sign-in (the person sees "ask your admin"; the admin reads this on the page).
     last_error = models.CharField(max_length=500, blank=True, default="", editable=False)
