@@ -27,7 +27,7 @@ def as_app(provider: IdentityProvider) -> SocialApp:
         provider=OIDC,
         provider_id=provider.provider_id,
         name=provider.name,
-        client_id=provider.client_id,
+        client_id=provider.client_identifier,
         secret=services.client_secret(provider),
         settings={
             "server_url": normalised_issuer(provider.issuer_url),
@@ -59,7 +59,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             rows = [row] if row is not None and row.enabled else []
         apps = []
         for row in rows:
-            if client_id is not None and row.client_id != client_id:
+            if client_id is not None and row.client_identifier != client_id:
                 continue
             try:
                 apps.append(as_app(row))

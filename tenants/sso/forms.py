@@ -29,7 +29,8 @@ class ProviderForm(ModelForm):
         help_text="Stored encrypted. Leave empty to keep the current secret.",
     )
     clear_secret = forms.BooleanField(required=False, label="Remove the stored secret (a public client)")
-    domains = forms.CharField(
+    email_domains = forms.CharField(
+        label="Email domains",
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One per line, e.g. acme.com: people of these addresses sign in here.",
@@ -43,12 +44,22 @@ class ProviderForm(ModelForm):
         "otherwise a person in no listed group is refused, and loses their membership at their next sign-in.",
     )
 
+    # The page shows the fields in these groups, in this order.
+    groups = (
+        ("Provider", ("name", "issuer_url", "client_identifier", "client_secret", "clear_secret", "scopes")),
+        (
+            "Who signs in here, and as what",
+            ("email_domains", "group_roles_text", "groups_claim", "allow_password", "mfa_policy", "enabled"),
+        ),
+    )
+    wide = ("email_domains", "group_roles_text")
+
     class Meta:
         model = IdentityProvider
         fields = [
             "name",
             "issuer_url",
-            "client_id",
+            "client_identifier",
             "scopes",
             "groups_claim",
             "allow_password",
@@ -61,11 +72,13 @@ class ProviderForm(ModelForm):
         super().__init__(*args, **kwargs)
         provider = self.instance
         if provider.pk and not self.is_bound:
-            self.initial["domains"] = "\n".join(provider.domains.values_list("domain", flat=True))
+            self.initial["email_domains"] = "\n".join(provider.domains.values_list("domain", flat=True))
             self.initial["group_roles_text"] = "\n".join(f"{g} = {r}" for g, r in provider.role_names().items())
 
-    def clean_domains(self) -> list[str]:
-        domains = sorted({line.strip().lower().lstrip("@") for line in self.cleaned_data["domains"].split() if line})
+    def clean_email_domains(self) -> list[str]:
+        domains = sorted(
+            {line.strip().lower().lstrip("@") for line in self.cleaned_data["email_domains"].split() if line}
+        )
         bad = [d for d in domains if not _DOMAIN.fullmatch(d)]
         if bad:
             raise ValidationError(f"Not a domain: {', '.join(bad[:5])}.", code="invalid_domain")

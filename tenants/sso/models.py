@@ -21,7 +21,7 @@ class IdentityProvider(TenantOwned):
     issuer_url = models.URLField(
         "Issuer URL", max_length=500, help_text="The issuer; discovery is read from its .well-known."
     )
-    client_id = models.CharField("Client ID", max_length=255)
+    client_identifier = models.CharField("Client ID", max_length=255)
     client_secret_sealed = models.BinaryField(editable=False, default=b"")
     client_secret_kek_id = models.CharField(max_length=16, editable=False, default="")
     scopes = models.CharField(max_length=255, default="openid email profile")

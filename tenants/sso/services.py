@@ -25,7 +25,7 @@ from tenants.sso.models import EmailDomain, IdentityProvider
 PROVIDER_FIELDS = (
     "name",
     "issuer_url",
-    "client_id",
+    "client_identifier",
     "scopes",
     "groups_claim",
     "group_roles",
@@ -140,7 +140,7 @@ def test_connection(provider: IdentityProvider) -> Discovery:
             answer = session.post(
                 found.token_endpoint,
                 data={"grant_type": "authorization_code", "code": "quetzal-connection-test", "redirect_uri": "x"},
-                auth=(provider.client_id, client_secret(provider)),
+                auth=(provider.client_identifier, client_secret(provider)),
             )
         except requests.RequestException as error:
             raise ProviderUnreachable(f"The provider stopped answering: {type(error).__name__}.") from error

@@ -32,13 +32,13 @@ class ProviderPage(TenantPageMixin):
                     tenant=request.tenant,
                     actor=request.user,
                     values=form.values(),
-                    domains=form.cleaned_data["domains"],
+                    domains=form.cleaned_data["email_domains"],
                     client_secret=form.secret(),
                     provider=provider,
                     ip=client_ip(request),
                 )
             except ServiceError as error:
-                form.add_error("domains" if error.code == "sso_domain_taken" else None, error.detail)
+                form.add_error("email_domains" if error.code == "sso_domain_taken" else None, error.detail)
             else:
                 messages.success(request, f"{saved.name} saved. Test the connection before people use it.")
                 return redirect("sso:provider", pk=saved.pk)

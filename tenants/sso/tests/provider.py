@@ -57,7 +57,7 @@ def configure(
     fields = {
         "name": "Acme ID",
         "issuer_url": issuer,
-        "client_id": "quetzal-acme",
+        "client_identifier": "quetzal-acme",
         "group_roles": group_roles if group_roles is not None else {"qz-admins": "admin", "qz-users": "member"},
         **values,
     }

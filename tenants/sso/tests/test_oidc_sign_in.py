@@ -105,8 +105,10 @@ def test_it_makes_everyone_a_member_when_no_group_is_mapped(alice, oidc_provider
 
 def test_it_routes_each_domain_to_its_own_tenants_provider(alice, bob, oidc_provider):
     # Given alice routes acme.test and bob routes bobco.test, each to a provider of their own (one server)
-    configure(alice.tenant, alice.owner, oidc_provider.issuer, client_id="alice-client")
-    configure(bob.tenant, bob.owner, oidc_provider.issuer, name="Bob SSO", domains=("bobco.test",), client_id="bob-c")
+    configure(alice.tenant, alice.owner, oidc_provider.issuer, client_identifier="alice-client")
+    configure(
+        bob.tenant, bob.owner, oidc_provider.issuer, name="Bob SSO", domains=("bobco.test",), client_identifier="bob-c"
+    )
     oidc_provider.person("eve", email="eve@bobco.test", groups=["qz-users"])
     client = Client()
     started = client.post("/accounts/login/", {"login": "Eve@BobCo.test", "password": ""})

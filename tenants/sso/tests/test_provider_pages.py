@@ -19,11 +19,11 @@ def _form(issuer: str, **overrides) -> dict[str, str]:
     return {
         "name": "Acme ID",
         "issuer_url": issuer,
-        "client_id": "quetzal-acme",
+        "client_identifier": "quetzal-acme",
         "client_secret": "the-client-secret-123",
         "scopes": "openid email profile",
         "groups_claim": "groups",
-        "domains": "acme.test\n@Acme-Labs.test",
+        "email_domains": "acme.test\n@Acme-Labs.test",
         "group_roles_text": "qz-admins = admin\nIT Owners = owner",
         "mfa_policy": "trust_provider",
         "enabled": "on",
@@ -58,7 +58,7 @@ def test_it_refuses_bad_settings_with_clear_errors(alice, bob):
     configure(bob.tenant, bob.owner, "https://id.bob.test", domains=("acme.test",))
     admin = login_client(alice.admin, alice.tenant)
     cases = {
-        "domains": ("acme .test\nnot a domain", "Not a domain"),
+        "email_domains": ("acme .test\nnot a domain", "Not a domain"),
         "group_roles_text": ("qz-admins = superuser", "Line 1: write it as group = owner, admin or member."),
         "scopes": ("email profile", "The scopes must include openid."),
         "issuer_url": ("not a url", "Enter a valid URL."),
@@ -67,7 +67,7 @@ def test_it_refuses_bad_settings_with_clear_errors(alice, bob):
         answer = admin.post("/manage/sign-in/", _form("https://id.acme.test", **{field: value}))
         assert answer.status_code == 400 and message in answer.content.decode(), field
     # A domain another tenant routed already
-    taken = admin.post("/manage/sign-in/", _form("https://id.acme.test", domains="acme.test"))
+    taken = admin.post("/manage/sign-in/", _form("https://id.acme.test", email_domains="acme.test"))
     assert taken.status_code == 400 and "Already routed to another provider: acme.test." in taken.content.decode()
     assert not IdentityProvider.objects.filter(tenant=alice.tenant).exists()
 
