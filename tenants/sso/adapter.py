@@ -79,6 +79,12 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         email = str(claims.get("email") or "")
         user = sociallogin.user if sociallogin.is_existing else User.objects.filter(email__iexact=email).first()
         try:
+            if sociallogin.state.get("process") not in (None, "login"):
+                # A provider account is linked by signing in through it (admit and may_link decide), never by
+                # "connect" from another signed-in account, whose address the provider did not vouch for.
+                raise services.SignInRefused(
+                    f"Sign in through {provider.name} from the sign-in page instead.", code="sso_connect"
+                )
             services.admit(provider=provider, claims=claims, user=user)
             if not sociallogin.is_existing and user is not None:
                 if not services.may_link(provider=provider, user=user):

@@ -17,6 +17,7 @@ from tenants.resolution import SESSION_KEY
 from tenants.sso import services
 from tenants.sso.tests.provider import configure, path_and_query, query
 from tests.factories import PASSWORD
+from tests.fixtures import login_client
 
 pytestmark = pytest.mark.django_db
 
@@ -203,3 +204,16 @@ def test_it_trusts_the_providers_second_factor_or_asks_for_quetzals_code_as_told
     client = Client()
     _sign_in(client, oidc_provider, "fay@acme.test", "fay")
     assert client.get("/")["Location"].startswith("/accounts/2fa/verify/")
+
+
+def test_it_links_a_provider_account_only_by_signing_in_never_by_connecting_it(alice, oidc_provider):
+    idp = configure(alice.tenant, alice.owner, oidc_provider.issuer)
+    oidc_provider.person("ana", email="ana@acme.test", groups=["qz-admins"])
+    # Alice's member, signed in with a password, asks allauth to connect Acme's provider to her account
+    client = login_client(alice.member, alice.tenant)
+    started = client.post(f"/accounts/oidc/{idp.provider_id}/login/", {"process": "connect"})
+    assert started.status_code == 302
+    refused = client.get(path_and_query(oidc_provider.authorize(started["Location"], "ana")))
+    # Then nothing is connected to her account, and ana's identity is not hers
+    assert refused.status_code == 403 and 'data-code="sso_connect"' in refused.content.decode()
+    assert not SocialAccount.objects.exists()
