@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from quetzal import kek
 from quetzal.errors import Conflict, ServiceError
-from tenants import events
+from tenants import events, signals
 from tenants.choices import Role
 from tenants.models import Membership, Tenant, User
 from tenants.receivers import ROLE_RANK
@@ -297,6 +297,7 @@ def apply(*, admission: Admission, user: User, ip: str | None = None) -> Members
         if membership is None:
             membership = Membership.objects.create(tenant=provider.tenant, user=user, role=admission.role)
             events.sso_member_joined(provider=provider, membership=membership, groups=admission.groups, ip=ip)
+            signals.announce_join(membership.pk, via="sso")
         elif membership.role != admission.role and not _keeps_last_owner(membership, admission.role):
             previous = membership.role
             membership.role = admission.role
