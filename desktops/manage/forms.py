@@ -173,7 +173,7 @@ class NewMemberDesktopForm(TenantScopedForm):
         DesktopTemplate.objects.all(),
         scope=launchable,
         required=False,
-        empty_label="No desktop: new members launch their own",
+        empty_label="No desktop (off)",
         help_text="Who joins (an invitation, a first single sign-on) finds a stopped desktop of it, made for them.",
     )
     enabled = forms.BooleanField(required=False, initial=True, label="On")
