@@ -7,6 +7,7 @@ import logging
 
 import requests
 from allauth.socialaccount.adapter import get_adapter
+from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.openid_connect import views as oidc_views
 from django.http import Http404, HttpRequest, HttpResponse
@@ -18,7 +19,16 @@ from tenants.sso.models import IdentityProvider
 
 log = logging.getLogger(__name__)
 # What a misconfigured or unreachable provider raises inside allauth before allauth catches anything.
-PROVIDER_FAILURES = (ProviderUnreachable, requests.RequestException, OAuth2Error, UnwrapError, KeyError, ValueError)
+# (SocialApp.DoesNotExist: its secret would not unseal, so the adapter could not build its app.)
+PROVIDER_FAILURES = (
+    ProviderUnreachable,
+    requests.RequestException,
+    OAuth2Error,
+    UnwrapError,
+    SocialApp.DoesNotExist,
+    KeyError,
+    ValueError,
+)
 
 
 def _failed(request: HttpRequest, provider: IdentityProvider, error: Exception) -> HttpResponse:

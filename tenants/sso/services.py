@@ -118,6 +118,21 @@ def delete_provider(*, provider: IdentityProvider, actor: User, ip: str | None =
         provider.delete()
 
 
+def rewrap_secrets(*, old: kek.Kek, new: kek.Kek) -> int:
+    """Re-seal every provider's client secret under `new` (the KEK rotation's part for SSO); how many changed."""
+    rows = list(
+        IdentityProvider.objects.select_for_update()
+        .exclude(client_secret_kek_id="")
+        .exclude(client_secret_kek_id=new.kek_id)
+    )
+    for row in rows:
+        context = _secret_context(row)
+        secret = kek.unwrap(row.client_secret_sealed, context=context, kek_id=row.client_secret_kek_id, keks=[old])
+        row.client_secret_sealed, row.client_secret_kek_id = kek.seal(secret, context=context, kek=new)
+    IdentityProvider.objects.bulk_update(rows, ["client_secret_sealed", "client_secret_kek_id"], batch_size=500)
+    return len(rows)
+
+
 def record_error(provider: IdentityProvider, message: str) -> None:
     """Keep the provider's last failure for its admins to read on the provider's page."""
     IdentityProvider.objects.filter(pk=provider.pk).update(
