@@ -35,6 +35,18 @@ def on_member_joined(sender, *, membership_id: int, via: str, **kwargs) -> None:
         log.exception("could not make the desktop of new member %s (via %s)", membership_id, via)
 
 
+def on_member_left(
+    sender, *, tenant_id: int, user_id: int, actor_id: int | None, delete_desktops: bool, **kwargs
+) -> None:
+    if not delete_desktops:
+        return  # kept: the admin chose to keep the person's desktops
+    try:
+        with transaction.atomic():
+            onboarding.delete_desktops_of(tenant_id=tenant_id, user_id=user_id, actor_id=actor_id)
+    except Exception:
+        log.exception("could not delete the desktops of removed member %s of tenant %s", user_id, tenant_id)
+
+
 def on_host_came_back(sender, *, host_id: int, **kwargs) -> None:
     try:
         with transaction.atomic():

@@ -7,7 +7,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from desktops.choices import DesktopKind
+from desktops.choices import DesktopKind, OperationKind
 from desktops.models import Desktop, DesktopTemplate, NewMemberDesktop
 from desktops.services import requests
 from quetzal.errors import ServiceError
@@ -72,3 +72,19 @@ def provision(*, membership_id: int) -> Desktop | None:
         log.info("no desktop for new member %s: %s", membership.user.email, refusal.detail)
         return None
     return desktop
+
+
+def delete_desktops_of(*, tenant_id: int, user_id: int, actor_id: int | None) -> int:
+    """Queue the deletion of a removed member's personal desktops in the tenant (the admin asked); how many."""
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
+    desktops = Desktop.objects.for_tenant(tenant).alive().filter(user_id=user_id, kind=DesktopKind.PERSONAL)
+    queued = 0
+    for desktop in desktops.order_by("pk"):
+        try:
+            requests.request_action(desktop=desktop, kind=OperationKind.DELETE, actor=actor)
+        except ServiceError as refusal:  # busy, or already going: the reconcile loop and the admin see it
+            log.info("desktop %s of a removed member not deleted: %s", desktop.pk, refusal.detail)
+        else:
+            queued += 1
+    return queued

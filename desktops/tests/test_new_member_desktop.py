@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from desktops.choices import DesktopKind, DesktopState
-from desktops.models import Desktop, NewMemberDesktop
+from desktops.choices import DesktopKind, DesktopState, OperationKind
+from desktops.models import Desktop, NewMemberDesktop, Operation
 from desktops.services import onboarding
-from desktops.tests.factories import DesktopTemplateFactory
+from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory
 from tenants.models import AuditEvent, User
 from tenants.services import invitations
 from tenants.sso import services as sso
@@ -93,3 +93,18 @@ def test_it_offers_only_templates_the_tenant_may_launch(alice, bob, template):
     refused = admin.post("/manage/new-members/", {"template": theirs.pk, "enabled": "on"})
     assert refused.status_code == 400 and not NewMemberDesktop.objects.exists()
     assert login_client(alice.member, alice.tenant).get("/manage/new-members/").status_code == 403
+
+
+def test_it_deletes_or_keeps_a_removed_members_desktops_as_the_admin_chooses(alice, template, work):
+    admin = login_client(alice.admin, alice.tenant)
+    gone, kept = _invite_and_accept(alice, "gone@alice.test"), _invite_and_accept(alice, "kept@alice.test")
+    desktops = {m.user.email: DesktopFactory(world=alice, user=m.user, template=template) for m in (gone, kept)}
+    # When the admin removes one with "and their desktops" ticked, the other without
+    with work():
+        admin.post("/manage/members/", {"action": "remove", "membership": gone.pk, "delete_desktops": "on"})
+        admin.post("/manage/members/", {"action": "remove", "membership": kept.pk})
+    # Then the first one's desktop is being deleted (a delete operation by the admin), the other's is kept
+    deleting = Operation.objects.filter(desktop=desktops["gone@alice.test"], kind=OperationKind.DELETE)
+    assert deleting.count() == 1 and deleting.get().actor == alice.admin
+    assert not Operation.objects.filter(desktop=desktops["kept@alice.test"], kind=OperationKind.DELETE).exists()
+    assert not alice.tenant.memberships.filter(user__email__in=["gone@alice.test", "kept@alice.test"]).exists()

@@ -274,6 +274,9 @@ PAGE_WRITES: dict[str, PageWrite] = {
     "MemberForm.membership": PageWrite(
         "tenants:members", _membership, lambda m: {"action": "remove", "membership": m.pk}
     ),
+    "RemoveMemberForm.membership": PageWrite(
+        "tenants:members", _membership, lambda m: {"action": "remove", "membership": m.pk, "delete_desktops": "on"}
+    ),
     "InvitationForm.invitation": PageWrite(
         "tenants:members", _invitation, lambda i: {"action": "revoke", "invitation": i.pk}, person="admin"
     ),
