@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from desktops.console.models import ConsoleSession, Recording
     from desktops.models import Desktop, DesktopTemplate, FirewallRule, HomeDisk, Pool, TemplateSize
     from hosts.models import Host, Image
+    from tenants.sso.models import IdentityProvider
 
     # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
     Actor: TypeAlias = User | AnonymousUser | None
@@ -55,6 +56,13 @@ class AuditAction(models.TextChoices):
     LOGIN_SUCCESS = "login.success", "Signed in"
     LOGIN_FAILED = "login.failed", "Sign-in refused"
     LOGIN_LOGOUT = "login.logout", "Signed out"
+    LOGIN_SSO = "login.sso", "Signed in through single sign-on"
+    LOGIN_SSO_REFUSED = "login.sso_refused", "Single sign-on refused"
+    SSO_PROVIDER_SAVE = "sso.provider.save", "Single sign-on provider saved"
+    SSO_PROVIDER_DELETE = "sso.provider.delete", "Single sign-on provider removed"
+    SSO_MEMBER_JOIN = "sso.member.join", "Joined through single sign-on"
+    SSO_MEMBER_ROLE = "sso.member.role", "Role changed to follow the directory groups"
+    SSO_MEMBER_REMOVE = "sso.member.remove", "Removed: in no mapped group of the provider"
     # Sign-in and the person's own settings
     TWO_FACTOR_ENROL = "2fa.enrol", "Two-factor authentication enrolled"
     TWO_FACTOR_VERIFY = "2fa.verify", "Second factor verified"
@@ -261,6 +269,67 @@ def sign_in_failed(*, user: User, request: HttpRequest | None = None, locked_out
 
 def signed_out(*, user: User, request: HttpRequest | None = None) -> list[AuditEvent]:
     return _each_tenant_of(AuditAction.LOGIN_LOGOUT, user, request, None)
+
+
+def _provider(provider: IdentityProvider) -> dict[str, Any]:
+    return {"provider": provider.name, "provider_id": provider.pk}
+
+
+def sso_provider_saved(
+    *, actor: Actor, provider: IdentityProvider, domains: Sequence[str], ip: str | None = None
+) -> AuditEvent:
+    # Never the secret: whether one is set is enough to read the log by.
+    data = {
+        **_provider(provider),
+        "issuer": provider.issuer_url,
+        "domains": list(domains),
+        "group_roles": provider.role_names(),
+        "allow_password": provider.allow_password,
+        "mfa_policy": provider.mfa_policy,
+        "enabled": provider.enabled,
+        "has_secret": provider.has_secret,
+    }
+    return _record(
+        AuditAction.SSO_PROVIDER_SAVE, actor=actor, tenant=provider.tenant, target=provider, ip=ip, data=data
+    )
+
+
+def sso_provider_deleted(*, actor: Actor, provider: IdentityProvider, ip: str | None = None) -> AuditEvent:
+    action = AuditAction.SSO_PROVIDER_DELETE
+    return _record(action, actor=actor, tenant=provider.tenant, target=provider, ip=ip, data=_provider(provider))
+
+
+def sso_signed_in(*, provider: IdentityProvider, user: User, mfa: bool, ip: str | None = None) -> AuditEvent:
+    """A sign-in through the provider; `mfa`: the provider said a second factor was used."""
+    data = {**_provider(provider), "provider_mfa": mfa}
+    return _record(AuditAction.LOGIN_SSO, actor=user, tenant=provider.tenant, target=user, ip=ip, data=data)
+
+
+def sso_sign_in_refused(*, provider: IdentityProvider, email: str, reason: str, ip: str | None = None) -> AuditEvent:
+    data = {**_provider(provider), "email": email, "reason": reason}
+    return _record(AuditAction.LOGIN_SSO_REFUSED, tenant=provider.tenant, target=provider, ip=ip, data=data)
+
+
+def sso_member_joined(
+    *, provider: IdentityProvider, membership: Membership, groups: Sequence[str], ip: str | None = None
+) -> AuditEvent:
+    data = {**_provider(provider), "email": membership.user.email, "role": membership.role, "groups": list(groups)}
+    action = AuditAction.SSO_MEMBER_JOIN
+    return _record(action, actor=membership.user, tenant=provider.tenant, target=membership, ip=ip, data=data)
+
+
+def sso_member_role_changed(
+    *, provider: IdentityProvider, membership: Membership, previous: str, ip: str | None = None
+) -> AuditEvent:
+    data = {**_provider(provider), "email": membership.user.email, "from": previous, "to": membership.role}
+    action = AuditAction.SSO_MEMBER_ROLE
+    return _record(action, actor=membership.user, tenant=provider.tenant, target=membership, ip=ip, data=data)
+
+
+def sso_membership_removed(*, provider: IdentityProvider, membership: Membership, ip: str | None = None) -> AuditEvent:
+    data = {**_provider(provider), "email": membership.user.email, "role": membership.role}
+    action = AuditAction.SSO_MEMBER_REMOVE
+    return _record(action, actor=membership.user, tenant=provider.tenant, target=membership, ip=ip, data=data)
 
 
 def two_factor_enrolled(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:

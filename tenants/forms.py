@@ -31,6 +31,12 @@ class MemberForm(TenantScopedForm):
     )
 
 
+class RemoveMemberForm(MemberForm):
+    """Removes one person of the active tenant, and (when ticked) their desktops in it."""
+
+    delete_desktops = forms.BooleanField(required=False, label="Delete their desktops too")
+
+
 class RoleForm(MemberForm):
     """Gives one person of the active tenant another role."""
 

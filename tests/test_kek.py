@@ -116,3 +116,16 @@ def test_it_unwraps_what_it_wrapped_only_under_the_same_kek_and_row():
 def test_it_never_shows_the_kek_in_its_repr():
     key = os.urandom(32)
     assert key.hex() not in repr(kek.Kek(key)) and base64.b64encode(key).decode() not in repr(kek.Kek(key))
+
+
+def test_it_seals_a_secret_of_its_own_length_bound_to_its_row():
+    given = kek.Kek(os.urandom(32))
+    sealed, kek_id = kek.seal(b"a client secret of any length", context="sso:1", kek=given)
+    assert kek.unwrap(sealed, context="sso:1", kek_id=kek_id, keks=[given]) == b"a client secret of any length"
+    with pytest.raises(kek.UnwrapError):
+        kek.unwrap(sealed, context="sso:2", kek_id=kek_id, keks=[given])
+    for bad in (b"", b"x" * (kek.MAX_SEALED_SECRET_BYTES + 1)):
+        with pytest.raises(ValueError):
+            kek.seal(bad, context="sso:1", kek=given)
+    with pytest.raises(ValueError):
+        kek.wrap(b"short", context="disk:1", kek=given)  # a data key is still exactly 32 bytes

@@ -8,7 +8,7 @@ from desktops.models import DesktopTemplate, Pool, TemplateSize
 from desktops.services.templates import RANGE_FIELDS, SIZE_FIELDS, TENANT_FIELDS, launchable
 from hosts.choices import CopyState
 from hosts.models import Image
-from quetzal.forms import Form, ModelForm, TenantScopedModelChoiceField, TenantScopedModelForm
+from quetzal.forms import Form, ModelForm, TenantScopedForm, TenantScopedModelChoiceField, TenantScopedModelForm
 from tenants.choices import ResizePolicy
 
 
@@ -164,3 +164,16 @@ class ResizePolicyForm(Form):
     resize_policy = forms.ChoiceField(
         choices=ResizePolicy.choices, label="Who may pick a size and resize", widget=forms.RadioSelect
     )
+
+
+class NewMemberDesktopForm(TenantScopedForm):
+    """The "desktop for every new member" policy: a template the tenant may launch, or none (off)."""
+
+    template = TenantScopedModelChoiceField(
+        DesktopTemplate.objects.all(),
+        scope=launchable,
+        required=False,
+        empty_label="No desktop (off)",
+        help_text="Who joins (an invitation, a first single sign-on) finds a stopped desktop of it, made for them.",
+    )
+    enabled = forms.BooleanField(required=False, initial=True, label="On")

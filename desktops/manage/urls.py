@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from desktops.manage import firewall, sizes, views
+from desktops.manage import firewall, onboarding, sizes, views
 
 app_name = "manage"
 urlpatterns = [
@@ -21,6 +21,7 @@ urlpatterns = [
     path("manage/templates/<int:pk>/sizes/", sizes.TemplateSizesView.as_view(), name="template-sizes"),
     path("manage/sizes/<int:pk>/", sizes.TemplateSizeView.as_view(), name="template-size"),
     path("manage/sizes/<int:pk>/delete/", sizes.TemplateSizeDeleteView.as_view(), name="template-size-delete"),
+    path("manage/new-members/", onboarding.NewMemberDesktopView.as_view(), name="new-members"),
     path("manage/network/", firewall.FirewallView.as_view(scope="tenant"), name="network"),
     path(
         "manage/templates/<int:pk>/firewall/",

@@ -2,6 +2,7 @@ from desktops.models.desktop import Desktop, DesktopSnapshot
 from desktops.models.firewall import FirewallRule
 from desktops.models.home import HomeDisk, HomeUpload
 from desktops.models.keys import DataKey
+from desktops.models.onboarding import NewMemberDesktop
 from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
@@ -15,6 +16,7 @@ __all__ = [
     "FirewallRule",
     "HomeDisk",
     "HomeUpload",
+    "NewMemberDesktop",
     "Operation",
     "OrphanSighting",
     "Pool",

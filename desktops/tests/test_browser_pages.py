@@ -526,6 +526,8 @@ def _pages(world) -> list[tuple[str, str, str, int]]:
         ("admin", "desktop-firewall", f"/manage/desktops/{mine.pk}/firewall/", 200),
         ("admin", "members", "/manage/members/", 200),
         ("admin", "policies", "/manage/policies/", 200),
+        ("admin", "sso", "/manage/sign-in/", 200),
+        ("admin", "new-members", "/manage/new-members/", 200),
         ("admin", "audit", "/manage/audit/", 200),
         ("admin", "console-sessions", "/console/sessions/", 200),
         ("admin", "billing-off", "/manage/billing/", 200),

@@ -17,6 +17,7 @@ from desktops.tests.factories import DataKeyFactory, DesktopFactory
 from hosts.services.images import DiskPlan, desktop_disk_plan
 from quetzal import kek
 from tenants.models import AuditEvent
+from tenants.sso import services as sso
 
 
 def _plan(host, template) -> DiskPlan:
@@ -191,6 +192,28 @@ def test_it_rotates_the_kek_without_changing_any_data_key(alice, bob, template, 
     # And running it again changes nothing
     call_command("rotate_kek", stdout=open(os.devnull, "w"))  # noqa: SIM115
     assert AuditEvent.objects.filter(action="keys.rotate").order_by("pk").last().data["keys"] == 0
+
+
+def test_it_rotates_the_identity_providers_client_secrets_with_the_data_keys(alice, settings, monkeypatch):
+    # Given a single sign-on provider whose client secret was sealed under the old KEK
+    old, new = os.urandom(32), os.urandom(32)
+    settings.QUETZAL_KEK = old
+    provider = sso.save_provider(
+        tenant=alice.tenant,
+        actor=alice.owner,
+        values={"name": "Acme", "issuer_url": "https://id.acme.test", "client_identifier": "c"},
+        domains=["acme.test"],
+        client_secret="the provider's secret",
+    )
+    # When the KEK is rotated
+    settings.QUETZAL_KEK = new
+    monkeypatch.setenv("QUETZAL_OLD_KEK", _b64(old))
+    call_command("rotate_kek", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    # Then the secret is sealed under the new KEK and still the same secret
+    provider.refresh_from_db()
+    assert provider.client_secret_kek_id == kek.Kek(new).kek_id
+    assert sso.client_secret(provider) == "the provider's secret"
+    assert AuditEvent.objects.get(action="keys.rotate").data["keys"] == 1
 
 
 def test_it_rotates_all_keys_or_none(alice, template, settings, monkeypatch):

@@ -21,10 +21,18 @@ from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, Poo
 from quetzal.forms import TenantScopedModelChoiceField
 from tenants.models import Invitation, User
 from tenants.services import tokens
+from tenants.sso.models import IdentityProvider
 from tests.fixtures import TenantWorld, login_client
 from tests.references import database_rows, form_references, is_shared, raw_body_ids, target_model
 
-PAGE_NAMESPACES = ("portal", "manage", "tenants")
+PAGE_NAMESPACES = ("portal", "manage", "tenants", "sso")
+
+
+def _provider(world: TenantWorld) -> IdentityProvider:
+    # Nothing listens on port 1: a connection test fails at once, as for any unreachable provider.
+    return IdentityProvider.objects.create(
+        tenant=world.tenant, name=f"{world.tenant.slug} ID", issuer_url="http://127.0.0.1:1", client_identifier="c"
+    )
 
 
 def _template(world: TenantWorld) -> DesktopTemplate:
@@ -82,6 +90,7 @@ PAGES: dict[str, Page] = {
     "manage:pool-delete": Page("admin", make=_pool, methods=("post",)),
     "manage:templates": Page("admin"),
     "manage:network": Page("admin", methods=("get", "post")),
+    "manage:new-members": Page("admin", methods=("get", "post")),
     "manage:template-firewall": Page("admin", make=_template, methods=("get", "post")),
     "manage:desktop-firewall": Page("admin", make=_desktop, methods=("get", "post")),
     "manage:template-new": Page("admin", methods=("get", "post")),
@@ -95,6 +104,12 @@ PAGES: dict[str, Page] = {
     "tenants:members": Page("admin", methods=("get", "post")),
     "tenants:policies": Page("admin", methods=("get", "post")),
     "tenants:audit": Page("admin"),
+    # Single sign-on: the admin console's provider pages, and the sign-in page's routing answer.
+    "sso:providers": Page("admin", methods=("get", "post")),
+    "sso:provider": Page("admin", make=_provider, methods=("get", "post")),
+    "sso:provider-test": Page("admin", make=_provider, methods=("post",)),
+    "sso:provider-delete": Page("admin", make=_provider, methods=("post",)),
+    "sso:route": Page("public"),
     # Pages of the signed-in person, whatever their tenant.
     "tenants:tokens": Page("member", methods=("get", "post")),
     "tenants:leave": Page("member", methods=("post",)),
@@ -250,11 +265,17 @@ PAGE_WRITES: dict[str, PageWrite] = {
         "manage:network", _tenant_rule, lambda r: {"op": "delete", "rule": r.pk}, person="admin"
     ),
     "PoolForm.template": PageWrite("manage:pools", _template, _pool_form, person="admin"),
+    "NewMemberDesktopForm.template": PageWrite(
+        "manage:new-members", _template, lambda t: {"template": t.pk, "enabled": "on"}, person="admin"
+    ),
     "RoleForm.membership": PageWrite(
         "tenants:members", _membership, lambda m: {"action": "role", "membership": m.pk, "role": "admin"}
     ),
     "MemberForm.membership": PageWrite(
         "tenants:members", _membership, lambda m: {"action": "remove", "membership": m.pk}
+    ),
+    "RemoveMemberForm.membership": PageWrite(
+        "tenants:members", _membership, lambda m: {"action": "remove", "membership": m.pk, "delete_desktops": "on"}
     ),
     "InvitationForm.invitation": PageWrite(
         "tenants:members", _invitation, lambda i: {"action": "revoke", "invitation": i.pk}, person="admin"

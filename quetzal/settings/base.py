@@ -50,12 +50,15 @@ INSTALLED_APPS = [
     "channels",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "axes",
     "quetzal",
     "tenants",
+    "tenants.sso",
     "hosts",
     "desktops",
     "desktops.console",
@@ -252,6 +255,18 @@ ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "tenants.adapters.AccountAdapter"
+# Email first: an address whose domain a tenant routed to its provider goes there (tenants/sso/).
+ACCOUNT_FORMS = {"login": "tenants.sso.forms.LoginForm"}
+# Single sign-on: the tenants' OpenID Connect providers are built per request from their rows (secrets sealed
+# under the KEK), never SocialApp rows. A provider's first sign-in makes the account (just in time); an address
+# is only ever linked to an account by tenants.sso.adapter's own rule, never by allauth's email matching.
+SOCIALACCOUNT_ADAPTER = "tenants.sso.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # the provider speaks for its tenant's domains, and only those
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 # Failed logins are throttled and locked out by django-axes (one configurable number).
 ACCOUNT_RATE_LIMITS = {"login_failed": False}
 LOGIN_REDIRECT_URL = "/"
