@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from desktops.api import files, firewall, views
+from desktops.api import automation, files, firewall, views
 
 router = SimpleRouter()
 router.register("templates", views.TemplateViewSet, basename="template")
 router.register("desktops", views.DesktopViewSet, basename="desktop")
+# Detail actions only (screenshot, input, screen/changes) on the same desktops/{id}/ prefix.
+router.register("desktops", automation.DesktopAutomationViewSet, basename="desktop-automation")
 router.register("operations", views.OperationViewSet, basename="operation")
 router.register("pools", views.PoolViewSet, basename="pool")
 router.register("firewall-rules", firewall.FirewallRuleViewSet, basename="firewall-rule")

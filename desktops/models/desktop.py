@@ -57,6 +57,9 @@ class Desktop(TenantOwned):
     running_since = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True, help_text="Last console connect, input or leave.")
     consoles_open = models.PositiveIntegerField(default=0)
+    automation_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last input batch sent through the automation API (the console says so)."
+    )
     assigned_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 

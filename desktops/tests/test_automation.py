@@ -1,0 +1,138 @@
+"""The automation API on libvirt's test driver: screenshots, input batches, screen waits, scoping and refusals.
+
+The test driver answers virDomainScreenshot (a fixed PNG) and virDomainSendKey, but not QEMU monitor commands:
+pointer input there is a stable refusal. tests in test_automation_qemu.py prove the effects on a real guest.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from desktops.models import Desktop
+from tenants.choices import Role
+from tenants.events import AuditAction
+from tenants.models import AuditEvent
+from tests.factories import MembershipFactory, UserFactory
+from tests.fixtures import api_client
+
+
+@pytest.fixture
+def running(alice, host, template, work):
+    client = api_client(alice.member, alice.tenant)
+    with work():
+        response = client.post("/api/desktop/start", {"template": template.pk}, format="json")
+    desktop = Desktop.objects.get(pk=response.json()["desktop"]["id"])
+    assert desktop.state == "running"
+    return client, desktop
+
+
+def _png(response) -> Image.Image:
+    assert response.status_code == 200, response.content[:300]
+    assert response["Content-Type"] == "image/png"
+    return Image.open(io.BytesIO(response.content))
+
+
+def test_it_answers_a_screenshot_as_png_and_shrinks_it_on_request(running):
+    client, desktop = running
+    # When the screen is asked for
+    full = _png(client.get(f"/api/v1/desktops/{desktop.pk}/screenshot/"))
+    width, height = full.size
+    # Then it is the host's image at its own size, which the headers state
+    response = client.get(f"/api/v1/desktops/{desktop.pk}/screenshot/")
+    assert (int(response["X-Screen-Width"]), int(response["X-Screen-Height"])) == (width, height)
+    assert len(response["X-Screen-Digest"]) == 32
+    # And a bound shrinks it, keeping its aspect, while the headers still give the screen's size
+    small = _png(client.get(f"/api/v1/desktops/{desktop.pk}/screenshot/", {"max_width": 64}))
+    assert small.size[0] == 64 and abs(small.size[1] - round(height * 64 / width)) <= 1
+
+
+def test_it_sends_text_and_chords_and_audits_the_batch(running, alice):
+    client, desktop = running
+    actions = [
+        {"type": "text", "text": "echo Hello, World! | cat > /tmp/x\n"},
+        {"type": "key", "keys": "ctrl+alt+delete"},
+        {"type": "key", "keys": "ctrl+l", "repeat": 2},
+        {"type": "wait", "ms": 10},
+    ]
+    response = client.post(f"/api/v1/desktops/{desktop.pk}/input/", {"actions": actions}, format="json")
+    assert response.status_code == 200, response.json()
+    # Then every character was one key chord, the chords follow, and one audit event names the batch (not the text)
+    assert response.json()["keys"] == len("echo Hello, World! | cat > /tmp/x\n") + 3
+    event = AuditEvent.objects.get(action=AuditAction.DESKTOP_INPUT)
+    assert event.tenant == alice.tenant and event.target_id == str(desktop.pk)
+    assert event.data == {"actions": 4, "kinds": ["key", "text", "wait"]}
+    assert "Hello" not in str(event.data)
+    desktop.refresh_from_db()
+    assert desktop.automation_at is not None and desktop.last_activity_at == desktop.automation_at
+
+
+@pytest.mark.parametrize(
+    ("actions", "code"),
+    [
+        ([{"type": "text", "text": "café"}], "unsupported_character"),
+        ([{"type": "key", "keys": "ctrl+nosuchkey"}], "unknown_key"),
+        ([{"type": "key", "keys": "ctrl+"}], "unknown_key"),
+        ([{"type": "click", "x": 5000, "y": 1}], "point_off_screen"),
+        ([{"type": "click", "x": 1}], "invalid"),
+        ([{"type": "wait", "ms": 10_001}], "invalid"),
+        ([{"type": "wait", "ms": 10_000}] * 4, "invalid_actions"),
+        ([{"type": "text", "text": "a"}] * 101, "invalid"),
+        ([], "invalid"),
+        ([{"type": "teleport"}], "invalid"),
+        ([{"type": "text", "text": "a\x00"}], "invalid"),
+    ],
+)
+def test_it_refuses_bad_batches_before_sending_anything(running, actions, code):
+    client, desktop = running
+    response = client.post(f"/api/v1/desktops/{desktop.pk}/input/", {"actions": actions}, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == code or code == "invalid", response.json()
+    assert not AuditEvent.objects.filter(action=AuditAction.DESKTOP_INPUT).exists()
+
+
+def test_it_refuses_pointer_input_where_the_host_cannot_take_it(running):
+    client, desktop = running
+    response = client.post(
+        f"/api/v1/desktops/{desktop.pk}/input/", {"actions": [{"type": "click", "x": 1, "y": 1}]}, format="json"
+    )
+    assert response.status_code == 409 and response.json()["code"] == "automation_not_supported"
+
+
+def test_it_waits_for_a_still_screen_and_times_out_on_one_that_never_changes(running):
+    client, desktop = running
+    still = client.get(f"/api/v1/desktops/{desktop.pk}/screen/changes/", {"until": "still", "still_ms": 200})
+    assert still.status_code == 200 and still.json()["still"] is True
+    changed = client.get(f"/api/v1/desktops/{desktop.pk}/screen/changes/", {"timeout_ms": 300})
+    assert changed.status_code == 200 and changed.json()["changed"] is False
+    assert changed.json()["waited_ms"] >= 300
+    # A digest the screen no longer has is a change at once
+    since = client.get(f"/api/v1/desktops/{desktop.pk}/screen/changes/", {"since": "0" * 32, "timeout_ms": 5000})
+    assert since.json()["changed"] is True and since.json()["waited_ms"] < 2000
+
+
+def test_it_answers_409_for_a_desktop_that_is_not_running(running, work):
+    client, desktop = running
+    with work():
+        assert client.post(f"/api/v1/desktops/{desktop.pk}/stop/").status_code == 202
+    for response in (
+        client.get(f"/api/v1/desktops/{desktop.pk}/screenshot/"),
+        client.post(
+            f"/api/v1/desktops/{desktop.pk}/input/", {"actions": [{"type": "text", "text": "x"}]}, format="json"
+        ),
+        client.get(f"/api/v1/desktops/{desktop.pk}/screen/changes/"),
+    ):
+        assert response.status_code == 409 and response.json()["code"] == "desktop_not_running"
+
+
+def test_it_hides_another_tenants_desktop_and_a_colleagues(running, bob, alice):
+    _client, desktop = running
+    colleague = UserFactory(email="colleague@alice.test")
+    MembershipFactory(user=colleague, tenant=alice.tenant, role=Role.MEMBER)
+    for client in (api_client(bob.member, bob.tenant), api_client(colleague, alice.tenant)):
+        assert client.get(f"/api/v1/desktops/{desktop.pk}/screenshot/").status_code == 404
+        body = {"actions": [{"type": "text", "text": "x"}]}
+        assert client.post(f"/api/v1/desktops/{desktop.pk}/input/", body, format="json").status_code == 404
+    assert not AuditEvent.objects.filter(action=AuditAction.DESKTOP_INPUT).exists()
