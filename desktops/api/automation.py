@@ -5,18 +5,22 @@ from __future__ import annotations
 from django import forms
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from desktops.api.serializers import template_reference
 from desktops.api.views import VisibleDesktopsMixin
 from desktops.models import Desktop
 from desktops.services import automation as auto
+from desktops.services.automation_tokens import ACCESS_SCOPES, MAX_TARGETS, create_automation_token, scope_desktops
 from hosts.hypervisor.input import KEY_NAMES, PointerButton
+from quetzal.api.fields import TenantScopedPrimaryKeyRelatedField
 from quetzal.api.filters import parse_query
 from quetzal.api.serializers import Serializer
 from quetzal.api.viewsets import TenantScopedViewSet
 from quetzal.forms import Form, StrictIntegerField
+from tenants.api.serializers import NewApiTokenSerializer
 from tenants.models import ApiToken
 from tenants.services.audit import client_ip
 
@@ -113,17 +117,23 @@ _SCALE = {"type": "integer", "minimum": auto.SCALE_BOUNDS[0], "maximum": auto.SC
 _WAIT = {"type": "integer", "minimum": 0, "maximum": auto.MAX_CHANGE_WAIT_MS}
 
 
+def _token(request) -> ApiToken | None:
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
 class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
     """Look at and drive a running desktop (409 desktop_not_running otherwise)."""
 
     queryset = Desktop.objects.select_related("host", "template")
     serializer_class = InputSerializer
     owner_field = "user"
+    # Automation tokens work here, narrowed to the desktops they name (quetzal.api.permissions).
+    automation_tokens = True
     # Not running (409), the host did not answer (502), a batch cut short (504).
     extra_error_statuses = ("404", "409", "502", "504")
 
     def get_queryset(self):
-        return self.visible(super().get_queryset().alive())
+        return scope_desktops(self.visible(super().get_queryset().alive()), _token(self.request))
 
     @extend_schema(
         parameters=[
@@ -136,7 +146,10 @@ class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
     def screenshot(self, request, pk=None):
         query = parse_query(request, ScreenshotQuery)
         shot = auto.screenshot(
-            desktop=self.get_object(), max_width=query.get("max_width"), max_height=query.get("max_height")
+            desktop=self.get_object(),
+            token=_token(request),
+            max_width=query.get("max_width"),
+            max_height=query.get("max_height"),
         )
         response = HttpResponse(shot.png, content_type="image/png")
         response["X-Screen-Width"] = str(shot.width)
@@ -150,12 +163,11 @@ class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
     def input(self, request, pk=None):
         body = InputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        token = request.auth if isinstance(request.auth, ApiToken) else None
         result = auto.send_input(
             desktop=self.get_object(),
             actions=body.validated_data["actions"],
             actor=request.user,
-            token=token,
+            token=_token(request),
             ip=client_ip(request),
         )
         return Response(result)
@@ -184,6 +196,7 @@ class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
         query = parse_query(request, ScreenChangesQuery)
         result = auto.wait_for_screen(
             desktop=self.get_object(),
+            token=_token(request),
             until=query.get("until") or "change",
             timeout_ms=query["timeout_ms"] if query.get("timeout_ms") is not None else 5000,
             still_ms=query.get("still_ms") or 500,
@@ -191,3 +204,43 @@ class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
             ignore_pixels=auto.DEFAULT_IGNORE_PIXELS if query.get("ignore_pixels") is None else query["ignore_pixels"],
         )
         return Response(result)
+
+
+class AutomationTokenSerializer(Serializer):
+    name = serializers.CharField(max_length=100)
+    access = serializers.ChoiceField(choices=sorted(ACCESS_SCOPES), help_text="read: screenshots only; input: also.")
+    desktops = serializers.ListField(
+        child=TenantScopedPrimaryKeyRelatedField(
+            queryset=Desktop.objects.alive(),
+            narrow=lambda desktops, request: desktops.owned_by(request.user),
+            not_found_detail="No such desktop.",
+        ),
+        required=False,
+        max_length=MAX_TARGETS,
+        help_text="Desktops of yours the token may drive.",
+    )
+    templates = serializers.ListField(
+        child=template_reference(),
+        required=False,
+        max_length=MAX_TARGETS,
+        help_text="Templates whose desktops (of yours) the token may drive and make disposable desktops from.",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class AutomationTokenViewSet(TenantScopedViewSet):
+    """Make an API token limited to automation; list and revoke it with the other tokens at /api/v1/tokens/."""
+
+    queryset = ApiToken.objects.none()  # the schema's model; this view only creates
+    serializer_class = AutomationTokenSerializer
+
+    @extend_schema(request=AutomationTokenSerializer, responses={201: NewApiTokenSerializer})
+    def create(self, request):
+        body = AutomationTokenSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        token, raw = create_automation_token(
+            membership=request.membership, ip=client_ip(request), **body.validated_data
+        )
+        data = NewApiTokenSerializer(token).data
+        data["token"] = raw
+        return Response(data, status=status.HTTP_201_CREATED)

@@ -53,7 +53,7 @@ class VisibleDesktopsMixin:
 class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Desktops: create, read, delete, and lifecycle actions that answer 202 with an operation."""
 
-    queryset = Desktop.objects.select_related("template", "user", "host").prefetch_related("snapshots")
+    queryset = Desktop.objects.select_related("template", "user", "host").prefetch_related("snapshots", "labels")
     serializer_class = s.DesktopSerializer
     owner_field = "user"
 

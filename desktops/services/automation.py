@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from desktops.choices import DesktopState
 from desktops.models import Desktop
+from desktops.services.automation_tokens import require_access
 from hosts.hypervisor import (
     DomainNotFound,
     HostUnavailable,
@@ -54,6 +55,9 @@ POLL_INTERVAL_S = 0.1
 MAX_CHANGE_WAIT_MS = 30_000
 SCALE_BOUNDS = (16, 4096)
 
+# The console says a script drives the desktop for this long after its last input batch.
+DRIVEN_FOR_S = 60
+
 ACTION_TYPES = ("text", "key", "move", "click", "double_click", "drag", "scroll", "wait")
 
 
@@ -71,9 +75,10 @@ class DesktopNotRunning(Conflict):
     code = "desktop_not_running"
 
 
-def _target(desktop: Desktop) -> Desktop:
-    """The desktop as it is now, when it runs on a host; 409 otherwise."""
+def _target(desktop: Desktop, *, token: ApiToken | None = None, write: bool = False) -> Desktop:
+    """The desktop as it is now, when automation may drive it and it runs on a host (403 or 409 otherwise)."""
     desktop = Desktop.objects.select_related("host", "tenant").get(pk=desktop.pk)
+    require_access(tenant=desktop.tenant, token=token, write=write)
     if desktop.state != DesktopState.RUNNING or desktop.host is None:
         raise DesktopNotRunning(
             f"{desktop.name} is {desktop.get_state_display().lower()}; automation needs it running."
@@ -125,20 +130,32 @@ def _png(image) -> bytes:
     return out.getvalue()
 
 
-def screenshot(*, desktop: Desktop, max_width: int | None = None, max_height: int | None = None) -> Screen:
+def screenshot(
+    *,
+    desktop: Desktop,
+    token: ApiToken | None = None,
+    max_width: int | None = None,
+    max_height: int | None = None,
+) -> Screen:
     """The current screen as PNG, shrunk (keeping its aspect) to fit max_width x max_height when given."""
-    desktop = _target(desktop)
+    desktop = _target(desktop, token=token)
     image = _look(desktop)
     width, height = image.size
     digest = _digest(image)
     _remember(desktop, digest, image)
     bound_w, bound_h = max_width or width, max_height or height
     if width > bound_w or height > bound_h:
-        from PIL import Image
+        from PIL import Image  # Pillow loads only where screens are handled
 
         ratio = min(bound_w / width, bound_h / height)
         image = image.resize((max(1, round(width * ratio)), max(1, round(height * ratio))), Image.Resampling.LANCZOS)
     return Screen(png=_png(image), width=width, height=height, digest=digest)
+
+
+def is_driven(desktop: Desktop) -> bool:
+    """Whether automation sent input to the desktop recently (the console shows a banner then)."""
+    at = desktop.automation_at
+    return at is not None and (timezone.now() - at).total_seconds() < DRIVEN_FOR_S
 
 
 # --- input -----------------------------------------------------------------------------------------------
@@ -220,7 +237,7 @@ def send_input(
     ip: str | None = None,
 ) -> dict[str, Any]:
     """Carry out a batch of keyboard, pointer and wait actions in order; audited as one event."""
-    desktop = _target(desktop)
+    desktop = _target(desktop, token=token, write=True)
     hv = get_hypervisor(desktop.host.uri)
     size: list[tuple[int, int]] = []
 
@@ -276,7 +293,7 @@ def _recall(desktop: Desktop, digest: str):
     packed = cache.get(_screen_key(desktop, digest))
     if packed is None:
         return None
-    from PIL import Image
+    from PIL import Image  # Pillow loads only where screens are handled
 
     size = (int.from_bytes(packed[:4], "big"), int.from_bytes(packed[4:8], "big"))
     return Image.frombytes("RGB", size, zlib.decompress(packed[8:]))
@@ -284,7 +301,7 @@ def _recall(desktop: Desktop, digest: str):
 
 def changed_pixels(before, after) -> int:
     """How many pixels differ between two screens (every pixel when the size changed)."""
-    from PIL import ImageChops
+    from PIL import ImageChops  # Pillow loads only where screens are handled
 
     if before.size != after.size:
         return max(before.size[0] * before.size[1], after.size[0] * after.size[1])
@@ -300,13 +317,14 @@ def wait_for_screen(
     still_ms: int = 500,
     since: str | None = None,
     ignore_pixels: int = DEFAULT_IGNORE_PIXELS,
+    token: ApiToken | None = None,
 ) -> dict[str, Any]:
     """Look until the screen differs from `since` (a screenshot's digest) or the first look, or keeps still.
 
     A change counts when more than ignore_pixels pixels differ. A timeout is an answer, not an error:
     {"changed": false} or {"still": false}.
     """
-    desktop = _target(desktop)
+    desktop = _target(desktop, token=token)
     started = time.monotonic()
     deadline = started + min(timeout_ms, MAX_CHANGE_WAIT_MS) / 1000
     current = _look(desktop)

@@ -10,13 +10,15 @@ import io
 
 import pytest
 from PIL import Image
+from rest_framework.test import APIClient
 
 from desktops.models import Desktop
+from desktops.tests.factories import DesktopTemplateFactory
 from tenants.choices import Role
 from tenants.events import AuditAction
 from tenants.models import AuditEvent
 from tests.factories import MembershipFactory, UserFactory
-from tests.fixtures import api_client
+from tests.fixtures import api_client, login_client
 
 
 @pytest.fixture
@@ -136,3 +138,107 @@ def test_it_hides_another_tenants_desktop_and_a_colleagues(running, bob, alice):
         body = {"actions": [{"type": "text", "text": "x"}]}
         assert client.post(f"/api/v1/desktops/{desktop.pk}/input/", body, format="json").status_code == 404
     assert not AuditEvent.objects.filter(action=AuditAction.DESKTOP_INPUT).exists()
+
+
+# --- scoped tokens, the tenant policy, the console banner ---------------------------------------------------
+
+
+def _token_client(raw: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+def _automation_token(client, **body) -> str:
+    response = client.post("/api/v1/automation-tokens/", {"name": "agent", **body}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["scope"].startswith("automation_")
+    return response.json()["token"]
+
+
+def _second_desktop(client, template, work) -> Desktop:
+    with work():
+        response = client.post("/api/v1/desktops/", {"template": template.pk}, format="json")
+    assert response.status_code == 202, response.json()
+    return Desktop.objects.get(pk=response.json()["desktop"]["id"])
+
+
+def test_it_limits_a_token_to_its_desktop_and_to_automation(running, template, work):
+    client, desktop = running
+    other = _second_desktop(client, template, work)
+    agent = _token_client(_automation_token(client, access="input", desktops=[desktop.pk]))
+    # The token drives its desktop
+    assert agent.get(f"/api/v1/desktops/{desktop.pk}/screenshot/").status_code == 200
+    typed = agent.post(f"/api/v1/desktops/{desktop.pk}/input/", {"actions": [{"type": "text", "text": "ls\n"}]})
+    assert typed.status_code == 200, typed.json()
+    # And the batch's audit event names the token that sent it
+    event = AuditEvent.objects.get(action=AuditAction.DESKTOP_INPUT)
+    assert event.data["token_prefix"] and event.data["token"]
+    # But another desktop of the same person does not exist for it
+    assert agent.get(f"/api/v1/desktops/{other.pk}/screenshot/").status_code == 404
+    body = {"actions": [{"type": "text", "text": "x"}]}
+    assert agent.post(f"/api/v1/desktops/{other.pk}/input/", body, format="json").status_code == 404
+    # And nothing outside automation answers it
+    for response in (agent.get("/api/v1/desktops/"), agent.post(f"/api/v1/desktops/{desktop.pk}/stop/")):
+        assert response.status_code == 403 and response.json()["code"] == "token_scope"
+    assert agent.post("/api/v1/automation-tokens/", {"name": "more", "access": "input"}).json()["code"] == "token_scope"
+
+
+def test_it_lets_a_template_token_drive_that_templates_desktops_only(running, template, image, work):
+    client, desktop = running
+    agent = _token_client(_automation_token(client, access="input", templates=[template.pk]))
+    assert agent.get(f"/api/v1/desktops/{desktop.pk}/screenshot/").status_code == 200
+    other_template = DesktopTemplateFactory(name="Other", image=image, vcpus=1, memory_mib=512, disk_gib=10)
+    other = _second_desktop(client, other_template, work)
+    assert agent.get(f"/api/v1/desktops/{other.pk}/screenshot/").status_code == 404
+
+
+def test_it_keeps_a_read_only_token_to_looking(running):
+    client, desktop = running
+    viewer = _token_client(_automation_token(client, access="read", desktops=[desktop.pk]))
+    assert viewer.get(f"/api/v1/desktops/{desktop.pk}/screenshot/").status_code == 200
+    changes = viewer.get(f"/api/v1/desktops/{desktop.pk}/screen/changes/", {"timeout_ms": 0})
+    assert changes.status_code == 200
+    body = {"actions": [{"type": "key", "keys": "enter"}]}
+    refused = viewer.post(f"/api/v1/desktops/{desktop.pk}/input/", body, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "token_read_only"
+    assert not AuditEvent.objects.filter(action=AuditAction.DESKTOP_INPUT).exists()
+
+
+def test_it_refuses_a_token_naming_nothing_or_another_persons_desktop(running, alice):
+    client, desktop = running
+    empty = client.post("/api/v1/automation-tokens/", {"name": "t", "access": "read"}, format="json")
+    assert empty.status_code == 400 and empty.json()["code"] == "token_targets_required"
+    colleague = api_client(alice.admin, alice.tenant)
+    body = {"name": "t", "access": "read", "desktops": [desktop.pk]}
+    assert colleague.post("/api/v1/automation-tokens/", body, format="json").status_code == 404
+
+
+def test_it_forbids_automation_where_the_tenant_policy_says_so(running, alice):
+    client, desktop = running
+    raw = _automation_token(client, access="input", desktops=[desktop.pk])
+    # When an admin switches automation off for the organisation
+    admin = api_client(alice.admin, alice.tenant)
+    assert admin.patch("/api/v1/tenant/current/", {"allow_automation": False}, format="json").status_code == 200
+    # Then neither the token nor the person's own session may look or type, and no new token is made
+    for caller in (_token_client(raw), client):
+        response = caller.get(f"/api/v1/desktops/{desktop.pk}/screenshot/")
+        assert response.status_code == 403 and response.json()["code"] == "automation_forbidden"
+        typed = caller.post(f"/api/v1/desktops/{desktop.pk}/input/", {"actions": [{"type": "text", "text": "x"}]})
+        assert typed.status_code == 403 and typed.json()["code"] == "automation_forbidden"
+    refused = client.post("/api/v1/automation-tokens/", {"name": "t", "access": "read", "desktops": [desktop.pk]})
+    assert refused.status_code == 403 and refused.json()["code"] == "automation_forbidden"
+
+
+def test_it_shows_the_console_banner_while_automation_drives_the_desktop(running, alice):
+    client, desktop = running
+    page = login_client(alice.member, alice.tenant)
+    banner, hidden = 'data-testid="automation-banner"', 'id="qc-automation" class="qc-banner" role="status" hidden'
+    # Given no automation yet: the banner is there for its poller, hidden
+    html = page.get(f"/desktops/{desktop.pk}/console/").content.decode()
+    assert banner in html and hidden in html
+    # When a script sends input, the console opened next shows it at once
+    client.post(f"/api/v1/desktops/{desktop.pk}/input/", {"actions": [{"type": "text", "text": "x"}]}, format="json")
+    html = page.get(f"/desktops/{desktop.pk}/console/").content.decode()
+    assert banner in html and hidden not in html
+    assert client.get(f"/api/v1/desktops/{desktop.pk}/").json()["automation_at"] is not None

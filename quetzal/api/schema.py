@@ -37,7 +37,8 @@ ERROR_DESCRIPTIONS = {
     "415": "`unsupported_media_type`: the body must be `application/json`.",
     "429": "`throttled`: too many requests; retry after the `Retry-After` header.",
     "411": "`length_required`: send the chunk with a Content-Length.",
-    "504": "`files_timeout`: the host keeping the files did not answer in time.",
+    "502": "`host_unavailable` or `hypervisor_error`: the desktop's host did not answer or refused.",
+    "504": "`files_timeout`: the host keeping the files did not answer in time; `input_timeout`: a batch cut short.",
 }
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_SCHEMA = {
