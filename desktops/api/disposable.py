@@ -59,6 +59,8 @@ class DisposableDesktopViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
     serializer_class = DesktopSerializer
     owner_field = "user"
     automation_tokens = True
+    # A run is at most a few quotas' worth of desktops, listed whole (MAX_COUNT per request).
+    pagination_class = None
 
     def get_queryset(self):
         disposables = super().get_queryset().alive().filter(expires_at__isnull=False)
