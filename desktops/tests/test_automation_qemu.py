@@ -86,3 +86,37 @@ def test_it_shows_the_guests_screen_and_types_into_its_shell(alice, demo_templat
         from desktops.services.execution import remove_from_host
 
         remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
+
+
+def test_it_deletes_a_disposable_desktop_from_the_host_when_it_expires(alice, demo_template, qemu_host, work):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from desktops.tasks import reconcile_all
+    from hosts.hypervisor import get_hypervisor
+
+    client = api_client(alice.member, alice.tenant)
+    body = {"template": demo_template.pk, "count": 1, "ttl_minutes": 1, "labels": ["expiry"], "wait": "ready"}
+    with work():
+        response = client.post("/api/v1/disposable-desktops/", body, format="json")
+    assert response.status_code == 200, response.content
+    desktop = Desktop.objects.get(pk=response.json()["desktops"][0]["id"])
+    hv = get_hypervisor(qemu_host.uri)
+    try:
+        # Given a disposable desktop running on the real host
+        assert desktop.pk in {d.desktop_id for d in hv.list_domains()}
+        disk = spec.disk_volume_name(desktop)
+        assert hv.volume_exists(qemu_host.storage_pool, disk)
+        # When its minute is up and the beat's reconcile round runs
+        Desktop.objects.filter(pk=desktop.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        with work():
+            reconcile_all.delay()
+        # Then it is deleted, and neither its domain nor its disk is left on the host
+        assert Desktop.objects.get(pk=desktop.pk).state == DesktopState.DELETED
+        assert desktop.pk not in {d.desktop_id for d in hv.list_domains()}
+        assert not hv.volume_exists(qemu_host.storage_pool, disk)
+    finally:
+        from desktops.services.execution import remove_from_host
+
+        remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
