@@ -233,6 +233,8 @@ class AutomationTokenViewSet(TenantScopedViewSet):
 
     queryset = ApiToken.objects.none()  # the schema's model; this view only creates
     serializer_class = AutomationTokenSerializer
+    # A desktop or template not yours (404), automation forbidden by the tenant (403).
+    extra_error_statuses = ("404",)
 
     @extend_schema(request=AutomationTokenSerializer, responses={201: NewApiTokenSerializer})
     def create(self, request):

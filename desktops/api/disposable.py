@@ -59,6 +59,8 @@ class DisposableDesktopViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
     serializer_class = DesktopSerializer
     owner_field = "user"
     automation_tokens = True
+    # A template not yours (404), quotas (409).
+    extra_error_statuses = ("404", "409")
     # A run is at most a few quotas' worth of desktops, listed whole (MAX_COUNT per request).
     pagination_class = None
 

@@ -94,8 +94,9 @@ class AutoSchema(openapi.AutoSchema):
         self.registry.register_on_missing(component)
         error = {"application/json": {"schema": component.ref}}
         for parameter in operation.get("parameters", []):
-            if parameter["in"] == "query":
-                # Every query parameter left empty means "not given" (no filter, the first page, the default range).
+            if parameter["in"] == "query" and not parameter.get("required"):
+                # Every query parameter left empty means "not given" (no filter, the first page, the default range);
+                # a required one not given is refused.
                 parameter["allowEmptyValue"] = True
         for status_code in self.error_statuses(operation):
             operation["responses"].setdefault(
