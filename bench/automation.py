@@ -91,10 +91,12 @@ def input_round_trips(desktop, user, count: int) -> list[float]:
     return times
 
 
-def disposables(template, tenant, user, count: int, workers: int) -> tuple[float, float]:
+def disposables(host, template, tenant, user, count: int, workers: int) -> tuple[float, float]:
     from desktops.models import Desktop
     from desktops.services import disposable
+    from hosts.services import health
 
+    health.heartbeat(host_id=host.pk)  # what beat does every 15 s; no beat runs here
     started = time.perf_counter()
     made = disposable.create(tenant=tenant, user=user, template=template, count=count, ttl_minutes=30, labels=["bench"])
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -146,7 +148,7 @@ def main() -> None:
               f"p95_ms={benchdb.percentile(trips, 0.95):.1f}")  # fmt: skip
         execution.remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
         desktop = None
-        ready_s, teardown_s = disposables(template, tenant, user, args.disposables, args.workers)
+        ready_s, teardown_s = disposables(host, template, tenant, user, args.disposables, args.workers)
         print(
             f"disposables={args.disposables} workers={args.workers} ready_s={ready_s:.1f} teardown_s={teardown_s:.1f}"
         )

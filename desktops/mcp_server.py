@@ -151,9 +151,8 @@ def build_server(raw_token: str) -> MCPServer:
     def look(desktop_id: int, max_width: int = 1280) -> Image:
         """A screenshot of the desktop's screen (PNG), at most max_width pixels wide."""
         desktop, token = caller.desktop(desktop_id)
-        shot = automation.screenshot(
-            desktop=desktop, token=token, max_width=max(automation.SCALE_BOUNDS[0], min(max_width, 4096))
-        )
+        width = max(automation.SCALE_BOUNDS[0], min(max_width, automation.SCALE_BOUNDS[1]))
+        shot = automation.screenshot(desktop=desktop, actor=token.user, token=token, max_width=width)
         return Image(data=shot.png, format="png")
 
     @server.tool()
@@ -192,7 +191,9 @@ def build_server(raw_token: str) -> MCPServer:
             raise ServiceError("until is 'change' or 'still'.", code="invalid_until")
         desktop, token = caller.desktop(desktop_id)
         timeout = max(0, min(timeout_ms, automation.MAX_CHANGE_WAIT_MS))
-        return automation.wait_for_screen(desktop=desktop, token=token, until=until, timeout_ms=timeout)
+        return automation.wait_for_screen(
+            desktop=desktop, actor=token.user, token=token, until=until, timeout_ms=timeout
+        )
 
     @server.tool()
     @_guarded

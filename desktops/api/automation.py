@@ -147,6 +147,7 @@ class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
         query = parse_query(request, ScreenshotQuery)
         shot = auto.screenshot(
             desktop=self.get_object(),
+            actor=request.user,
             token=_token(request),
             max_width=query.get("max_width"),
             max_height=query.get("max_height"),
@@ -196,6 +197,7 @@ class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
         query = parse_query(request, ScreenChangesQuery)
         result = auto.wait_for_screen(
             desktop=self.get_object(),
+            actor=request.user,
             token=_token(request),
             until=query.get("until") or "change",
             timeout_ms=query["timeout_ms"] if query.get("timeout_ms") is not None else 5000,

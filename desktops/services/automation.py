@@ -75,10 +75,10 @@ class DesktopNotRunning(Conflict):
     code = "desktop_not_running"
 
 
-def _target(desktop: Desktop, *, token: ApiToken | None = None, write: bool = False) -> Desktop:
+def _target(desktop: Desktop, *, actor: User | None, token: ApiToken | None = None, write: bool = False) -> Desktop:
     """The desktop as it is now, when automation may drive it and it runs on a host (403 or 409 otherwise)."""
     desktop = Desktop.objects.select_related("host", "tenant").get(pk=desktop.pk)
-    require_access(tenant=desktop.tenant, token=token, write=write)
+    require_access(tenant=desktop.tenant, token=token, write=write, desktop=desktop, actor=actor)
     if desktop.state != DesktopState.RUNNING or desktop.host is None:
         raise DesktopNotRunning(
             f"{desktop.name} is {desktop.get_state_display().lower()}; automation needs it running."
@@ -133,12 +133,13 @@ def _png(image) -> bytes:
 def screenshot(
     *,
     desktop: Desktop,
+    actor: User | None = None,
     token: ApiToken | None = None,
     max_width: int | None = None,
     max_height: int | None = None,
 ) -> Screen:
     """The current screen as PNG, shrunk (keeping its aspect) to fit max_width x max_height when given."""
-    desktop = _target(desktop, token=token)
+    desktop = _target(desktop, actor=actor, token=token)
     image = _look(desktop)
     width, height = image.size
     digest = _digest(image)
@@ -237,7 +238,7 @@ def send_input(
     ip: str | None = None,
 ) -> dict[str, Any]:
     """Carry out a batch of keyboard, pointer and wait actions in order; audited as one event."""
-    desktop = _target(desktop, token=token, write=True)
+    desktop = _target(desktop, actor=actor, token=token, write=True)
     hv = get_hypervisor(desktop.host.uri)
     size: list[tuple[int, int]] = []
 
@@ -317,6 +318,7 @@ def wait_for_screen(
     still_ms: int = 500,
     since: str | None = None,
     ignore_pixels: int = DEFAULT_IGNORE_PIXELS,
+    actor: User | None = None,
     token: ApiToken | None = None,
 ) -> dict[str, Any]:
     """Look until the screen differs from `since` (a screenshot's digest) or the first look, or keeps still.
@@ -324,7 +326,7 @@ def wait_for_screen(
     A change counts when more than ignore_pixels pixels differ. A timeout is an answer, not an error:
     {"changed": false} or {"still": false}.
     """
-    desktop = _target(desktop, token=token)
+    desktop = _target(desktop, actor=actor, token=token)
     started = time.monotonic()
     deadline = started + min(timeout_ms, MAX_CHANGE_WAIT_MS) / 1000
     current = _look(desktop)

@@ -15,7 +15,7 @@ from django.db.models import Q, QuerySet
 
 from desktops.models import AutomationTarget, Desktop, DesktopTemplate
 from quetzal.errors import Forbidden, ServiceError
-from tenants.models import ApiToken, Membership, Tenant
+from tenants.models import ApiToken, Membership, Tenant, User
 from tenants.models.token import TokenScope
 from tenants.services.tokens import create_token
 
@@ -72,8 +72,18 @@ def require_automation_allowed(tenant: Tenant) -> None:
         raise Forbidden("Your organisation does not allow automation of desktops.", code="automation_forbidden")
 
 
-def require_access(*, tenant: Tenant, token: ApiToken | None, write: bool) -> None:
-    """Refuse what the tenant's policy or the token's access level does not allow (403 with a stable code)."""
+def require_access(
+    *, tenant: Tenant, token: ApiToken | None, write: bool, desktop: Desktop | None = None, actor: User | None = None
+) -> None:
+    """Refuse what the tenant's policy or the token's access level does not allow (403 with a stable code).
+
+    Looking at or typing into a member's desktop is what an admin's console would do: the same policy decides.
+    """
     require_automation_allowed(tenant)
+    someone_elses = desktop is not None and desktop.user_id is not None and actor is not None
+    if someone_elses and desktop.user_id != actor.pk and not tenant.allow_admin_console_access:
+        raise Forbidden(
+            "Your organisation does not allow admins to open members' desktops.", code="admin_console_disabled"
+        )
     if write and token is not None and token.scope == TokenScope.AUTOMATION_READ:
         raise Forbidden("This token may only look at the screen, not send input.", code="token_read_only")

@@ -242,3 +242,17 @@ def test_it_shows_the_console_banner_while_automation_drives_the_desktop(running
     html = page.get(f"/desktops/{desktop.pk}/console/").content.decode()
     assert banner in html and hidden not in html
     assert client.get(f"/api/v1/desktops/{desktop.pk}/").json()["automation_at"] is not None
+
+
+def test_it_lets_an_admin_drive_a_members_desktop_only_where_admins_may_open_consoles(running, alice):
+    _client, desktop = running
+    admin = api_client(alice.admin, alice.tenant)
+    alice.tenant.allow_admin_console_access = False
+    alice.tenant.save()
+    refused = admin.get(f"/api/v1/desktops/{desktop.pk}/screenshot/")
+    assert refused.status_code == 403 and refused.json()["code"] == "admin_console_disabled"
+    typed = admin.post(f"/api/v1/desktops/{desktop.pk}/input/", {"actions": [{"type": "text", "text": "x"}]})
+    assert typed.status_code == 403 and typed.json()["code"] == "admin_console_disabled"
+    alice.tenant.allow_admin_console_access = True
+    alice.tenant.save()
+    assert admin.get(f"/api/v1/desktops/{desktop.pk}/screenshot/").status_code == 200
