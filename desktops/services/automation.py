@@ -37,7 +37,7 @@ from hosts.hypervisor.input import (
     chord_codes,
     text_chords,
 )
-from quetzal.errors import Conflict, ServiceError
+from quetzal.errors import Conflict, NotFound, ServiceError
 from tenants import events
 from tenants.models import ApiToken, User
 
@@ -77,7 +77,9 @@ class DesktopNotRunning(Conflict):
 
 def _target(desktop: Desktop, *, actor: User | None, token: ApiToken | None = None, write: bool = False) -> Desktop:
     """The desktop as it is now, when automation may drive it and it runs on a host (403 or 409 otherwise)."""
-    desktop = Desktop.objects.select_related("host", "tenant").get(pk=desktop.pk)
+    desktop = Desktop.objects.select_related("host", "tenant").filter(pk=desktop.pk).first()
+    if desktop is None:  # deleted since the view found it
+        raise NotFound("No such desktop.")
     require_access(tenant=desktop.tenant, token=token, write=write, desktop=desktop, actor=actor)
     if desktop.state != DesktopState.RUNNING or desktop.host is None:
         raise DesktopNotRunning(
