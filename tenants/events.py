@@ -109,6 +109,7 @@ class AuditAction(models.TextChoices):
     DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", "Snapshot of many desktops requested"
     DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", "Idle desktops stopped"
     DESKTOP_KEYS_ERASE = "desktop.keys_erase", "Disk keys destroyed (crypto-erase)"
+    DESKTOP_INPUT = "desktop.input", "Automation input sent"
     KEYS_ROTATE = "keys.rotate", "Key-encryption key rotated"
     TEMPLATE_CREATE = "template.create", "Template created"
     TEMPLATE_UPDATE = "template.update", "Template changed"
@@ -417,6 +418,23 @@ def desktop_action(
     """Someone asked for a lifecycle action (an OperationKind value) on a desktop."""
     action = AuditAction(f"desktop.{kind}")
     return _record(action, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=params)
+
+
+def desktop_input(
+    *,
+    actor: Actor,
+    desktop: Desktop,
+    actions: int,
+    kinds: Sequence[str],
+    token: ApiToken | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """A batch of automation input (keys, pointer, waits) reached a running desktop; the text typed is not kept."""
+    data: dict[str, Any] = {"actions": actions, "kinds": list(kinds)}
+    if token is not None:
+        data["token"] = token.pk
+        data["token_prefix"] = token.prefix
+    return _record(AuditAction.DESKTOP_INPUT, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
 
 
 def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Pool, ip: str | None = None) -> AuditEvent:

@@ -111,4 +111,5 @@ class PoliciesForm(ModelForm):
             "home_disk_gib": "Home disk per person (GiB)",
             "quota_home_gib": "All home disks together (GiB)",
             "allow_admin_file_access": "Admins may open members' home folders",
+            "allow_automation": "Allow automation (screenshots and input through the API)",
         }

@@ -20,7 +20,9 @@ from quetzal.errors import ServiceError
 from tenants.services.audit import client_ip
 
 # What DesktopSerializer reads besides the row: fetched with it, not one query per field.
-DESKTOP_READ = Desktop.objects.select_related("template", "user", "host", "tenant").prefetch_related("snapshots")
+DESKTOP_READ = Desktop.objects.select_related("template", "user", "host", "tenant").prefetch_related(
+    "snapshots", "labels"
+)
 
 
 def accepted(desktop: Desktop, operation: Operation | None) -> Response:

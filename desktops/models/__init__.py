@@ -1,4 +1,5 @@
-from desktops.models.desktop import Desktop, DesktopSnapshot
+from desktops.models.automation import AutomationTarget
+from desktops.models.desktop import Desktop, DesktopLabel, DesktopSnapshot
 from desktops.models.firewall import FirewallRule
 from desktops.models.home import HomeDisk, HomeUpload
 from desktops.models.keys import DataKey
@@ -9,8 +10,10 @@ from desktops.models.pool import Pool
 from desktops.models.template import DesktopTemplate, TemplateSize
 
 __all__ = [
+    "AutomationTarget",
     "DataKey",
     "Desktop",
+    "DesktopLabel",
     "DesktopSnapshot",
     "DesktopTemplate",
     "FirewallRule",

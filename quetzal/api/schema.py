@@ -37,8 +37,9 @@ ERROR_DESCRIPTIONS = {
     "415": "`unsupported_media_type`: the body must be `application/json`.",
     "429": "`throttled`: too many requests; retry after the `Retry-After` header.",
     "411": "`length_required`: send the chunk with a Content-Length.",
+    "502": "`host_unavailable` or `hypervisor_error`: the desktop's host did not answer or refused.",
     "503": "`service_busy`: the service cannot take the request now (its database is busy); retry after `Retry-After`.",
-    "504": "`files_timeout`: the host keeping the files did not answer in time.",
+    "504": "`files_timeout`: the host keeping the files did not answer in time; `input_timeout`: a batch cut short.",
 }
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_SCHEMA = {
@@ -95,8 +96,9 @@ class AutoSchema(openapi.AutoSchema):
         self.registry.register_on_missing(component)
         error = {"application/json": {"schema": component.ref}}
         for parameter in operation.get("parameters", []):
-            if parameter["in"] == "query":
-                # Every query parameter left empty means "not given" (no filter, the first page, the default range).
+            if parameter["in"] == "query" and not parameter.get("required"):
+                # Every query parameter left empty means "not given" (no filter, the first page, the default range);
+                # a required one not given is refused.
                 parameter["allowEmptyValue"] = True
         for status_code in self.error_statuses(operation):
             operation["responses"].setdefault(

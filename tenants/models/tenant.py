@@ -41,6 +41,7 @@ POLICY_FIELDS = (
     "home_disk_gib",
     "quota_home_gib",
     "allow_admin_file_access",
+    "allow_automation",
 )
 
 # Bounds of the home-disk policy: a home disk is a sparse file, but its size is a promise of space.
@@ -101,6 +102,9 @@ class Tenant(models.Model):
     )
     allow_admin_file_access = models.BooleanField(
         default=False, help_text="Tenant admins may open members' home folders (audited)."
+    )
+    allow_automation = models.BooleanField(
+        default=True, help_text="Scripts and agents may take screenshots of desktops and send them input (audited)."
     )
 
     # Network policy (desktops.services.firewall changes these and re-applies every desktop's filter).

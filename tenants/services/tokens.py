@@ -13,6 +13,7 @@ from django.utils import timezone
 from quetzal.errors import Conflict, ServiceError
 from tenants import events
 from tenants.models import ApiToken, Membership
+from tenants.models.token import TokenScope
 
 TOKEN_PREFIX = "qz_"
 
@@ -22,7 +23,12 @@ def hash_token(raw: str) -> str:
 
 
 def create_token(
-    *, membership: Membership, name: str, expires_at: datetime | None = None, ip: str | None = None
+    *,
+    membership: Membership,
+    name: str,
+    expires_at: datetime | None = None,
+    scope: str = TokenScope.FULL,
+    ip: str | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token acting as this person in this tenant; the raw secret is returned once."""
     if expires_at is not None and expires_at <= timezone.now():
@@ -36,6 +42,7 @@ def create_token(
             prefix=raw[: len(TOKEN_PREFIX) + 6],
             token_hash=hash_token(raw),
             expires_at=expires_at,
+            scope=TokenScope(scope),
         )
         events.token_created(actor=membership.user, token=token, ip=ip)
     return token, raw

@@ -293,6 +293,7 @@ class PoliciesView(TenantPageMixin, View):
         ("Sizes", ("resize_policy",)),
         ("Consoles", ("allow_admin_console_access", "recording_enabled", "recording_retention_days")),
         ("Home folders", ("home_disk_gib", "quota_home_gib", "allow_admin_file_access")),
+        ("Automation", ("allow_automation",)),
     ]
 
     def render_form(self, request: HttpRequest, form: PoliciesForm, status: int = 200) -> HttpResponse:
