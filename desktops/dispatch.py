@@ -79,7 +79,11 @@ def files_call(home_id: int, op: str, args: dict[str, Any], *, host_name: str) -
         current_app.signature(FILES_CALL, args=(home_id, op, args), kwargs={"reply_to": reply_to}).apply_async(
             queue=files_queue(host_name), expires=timeout
         )
-        got = client.blpop([reply_to], timeout=timeout)
+        try:
+            got = client.blpop([reply_to], timeout=timeout)
+        except redis.exceptions.TimeoutError:
+            # The client's own socket timeout can end the wait first: the same "no answer in time", not a 500.
+            got = None
         if got is None:
             raise ServiceError("The host keeping your files did not answer in time.", code="files_timeout", status=504)
         answer = json.loads(got[1])
