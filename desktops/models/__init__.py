@@ -5,6 +5,7 @@ from desktops.models.keys import DataKey
 from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
+from desktops.models.scaling import ScalingException, ScalingPlan
 from desktops.models.template import DesktopTemplate, TemplateSize
 
 __all__ = [
@@ -18,5 +19,7 @@ __all__ = [
     "Operation",
     "OrphanSighting",
     "Pool",
+    "ScalingException",
+    "ScalingPlan",
     "TemplateSize",
 ]
