@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -96,14 +97,16 @@ def held_back(pool: Pool) -> ServiceError | None:
     )
 
 
-def refill(pool: Pool) -> int:
+def refill(pool: Pool, *, now: datetime | None = None) -> int:
     """Create pooled desktops up to the pool's shortfall, and only as far as the tenant's quotas allow.
 
     One desktop per transaction, each under the tenant's lock: concurrent refills (beat, every claim) and the
     tenant's own requests take turns, and each reads the counts the previous one left.
+
+    `now` is the moment the scaling plan is read at (tests and the autoscale bench pass a simulated clock).
     """
     # One target per pass: the plan and the prediction do not change between two desktops of one refill.
-    target = autoscale.warm_target(pool)
+    target = autoscale.warm_target(pool, now=now)
     autoscale.release_surplus(pool, target)
     made = 0
     while True:
