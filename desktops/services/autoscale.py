@@ -20,7 +20,7 @@ from desktops.models import Desktop, Pool, ScalingException, ScalingPlan
 from desktops.models.scaling import MinimumUnit
 from desktops.services import prediction, quotas, scaling
 from desktops.services.requests import request_action
-from quetzal.errors import NotFound, ServiceError
+from quetzal.errors import FieldErrors, NotFound, ServiceError
 from tenants import events
 from tenants.events import AuditAction
 from tenants.models import AuditEvent, Membership
@@ -31,16 +31,6 @@ EXCEPTION_FIELDS = ("kind", "name", "first_day", "last_day", "weekday", "start_t
 MAX_EXCEPTIONS_PER_POOL = 200
 PROFILE_CACHE_SECONDS = 15 * 60
 GONE = [DesktopState.DELETED, DesktopState.DELETING, DesktopState.ERROR]
-
-
-class FieldErrors(ServiceError):
-    """Bad values, by field: the API answers them as field errors, the form puts them on its fields."""
-
-    code = "invalid"
-
-    def __init__(self, errors: dict[str, str], *, code: str = "invalid") -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()), code=code)
-        self.errors = errors
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, Operation, Pool, ScalingException, ScalingPlan
 from desktops.services import autoscale, pools
 from desktops.tests.factories import DesktopFactory, PoolFactory
+from quetzal.errors import FieldErrors
 from tenants import events
 from tenants.events import AuditAction
 from tenants.models import AuditEvent
@@ -151,10 +152,10 @@ def test_it_predicts_from_the_claim_history_and_never_below_the_plan(pool, plan,
 
 
 def test_it_refuses_phases_out_of_order_as_field_errors(pool, plan, alice):
-    with pytest.raises(autoscale.FieldErrors) as caught:
+    with pytest.raises(FieldErrors) as caught:
         autoscale.save_plan(pool=pool, actor=alice.admin, values={"peak_start": time(6)})
     assert caught.value.code == "invalid_plan" and set(caught.value.errors) == {"peak_start"}
-    with pytest.raises(autoscale.FieldErrors) as caught:
+    with pytest.raises(FieldErrors) as caught:
         autoscale.save_plan(pool=pool, actor=alice.admin, values={"peak_minimum": 9})
     assert set(caught.value.errors) == {"peak_minimum"}
     assert ScalingPlan.objects.get(pool=pool).peak_start == time(8, 30)
@@ -163,10 +164,10 @@ def test_it_refuses_phases_out_of_order_as_field_errors(pool, plan, alice):
 def test_it_refuses_overlapping_exceptions(pool, plan, alice):
     slot = {"kind": "slot", "weekday": 2, "start_time": time(14), "end_time": time(15), "minimum": 3}
     autoscale.add_exception(pool=pool, actor=alice.admin, values=slot)
-    with pytest.raises(autoscale.FieldErrors) as caught:
+    with pytest.raises(FieldErrors) as caught:
         autoscale.add_exception(pool=pool, actor=alice.admin, values={**slot, "start_time": time(14, 30)})
     assert caught.value.code == "invalid_exception" and "start_time" in caught.value.errors
-    with pytest.raises(autoscale.FieldErrors) as caught:
+    with pytest.raises(FieldErrors) as caught:
         autoscale.add_exception(pool=pool, actor=alice.admin, values={"kind": "closure"})
     assert "first_day" in caught.value.errors
     assert ScalingException.objects.filter(pool=pool).count() == 1
