@@ -90,3 +90,40 @@ def test_it_holds_enough_for_the_next_two_lead_times_so_a_rush_is_met_before_it_
     )
     # At 08:00 nothing is within two lead times
     assert prediction.warm_needed(profile, datetime.combine(MONDAY, time(8)), lead_minutes=15, probability=0.95) == 0
+
+
+def test_it_widens_the_quantile_when_days_vary_more_than_poisson():
+    # Mean 10: Poisson says 15 at 95 %; a variance of 30 (busy and quiet days) asks for more
+    assert prediction.count_quantile(10, 10, 0.95) == prediction.poisson_quantile(10, 0.95) == 15
+    wider = prediction.count_quantile(10, 30, 0.95)
+    assert 18 <= wider <= 20
+    assert prediction.count_quantile(0, 5, 0.95) == 0
+
+
+def test_it_learns_the_day_to_day_spread_of_a_slot():
+    # Given Mondays with 2, 10, 2, 10 claims at 09:00: mean 6 (equal weights), spread far above Poisson's
+    today = MONDAY + timedelta(days=28)
+    history = [
+        c
+        for week, count in enumerate((2, 10, 2, 10))
+        for c in claims_at(MONDAY + timedelta(days=7 * week), time(9), count)
+    ]
+    profile = prediction.build_profile(history, today=today, half_life_weeks=1e9)
+    start = datetime.combine(today, time(9))
+    assert math.isclose(profile.expected(start, 15), 6)
+    # 16 between the days, plus 16 / 4 for a mean of four days
+    assert math.isclose(profile.variance(start, 15), 20)
+
+
+def test_it_fills_a_quiet_slot_from_its_neighbourhood_but_keeps_peaks():
+    # Given one evening claim a week, each week in a different quarter hour
+    today = MONDAY + timedelta(days=28)
+    history = [datetime.combine(MONDAY + timedelta(days=7 * week), time(19, 15 * week)) for week in range(4)]
+    profile = prediction.build_profile(history, today=today, half_life_weeks=1e9)
+    # Then 20:00, a slot that saw none, still expects some (within half an hour of 19:30 and 19:45)
+    assert profile.rate(datetime.combine(today, time(20))) > 0
+    # And 22:00, far from any claim, expects none
+    assert profile.rate(datetime.combine(today, time(22))) == 0
+    # And a peak keeps its height
+    peak = [c for week in range(4) for c in claims_at(MONDAY + timedelta(days=7 * week), time(9), 8)]
+    assert math.isclose(prediction.build_profile(peak, today=today).rate(datetime.combine(today, time(9))), 8)
