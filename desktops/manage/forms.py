@@ -184,9 +184,9 @@ class ScalingPlanForm(ModelForm):
             f"{phase}_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M") for phase in scaling.PHASES
         }
         labels = {
-            **{f"{phase}_start": f"{label} starts" for phase, label in scaling.PHASE_LABELS.items()},
-            **{f"{phase}_minimum": f"{label} minimum" for phase, label in scaling.PHASE_LABELS.items()},
-            **{f"{phase}_unit": "as" for phase in scaling.PHASES},
+            **{f"{phase}_start": "Starts" for phase in scaling.PHASES},
+            **{f"{phase}_minimum": "Warm at least" for phase in scaling.PHASES},
+            **{f"{phase}_unit": "Counted in" for phase in scaling.PHASES},
             "enabled": "Follow this plan (off: keep Min ready)",
             "release_idle": "Release idle warm desktops at ramp-down",
             "prediction_enabled": "Predict demand from the claim history",

@@ -98,6 +98,10 @@ class PoolScalingView(AdminPage, View):
             "quota_ceiling": autoscale.quota_ceiling(pool),
             "day_chart": day_chart(points, top=max([1, pool.max_size, *(p.planned for p in points)])),
             "week_chart": week_chart(forecast.last_week(pool, row)) if row.prediction_enabled else None,
+            "phase_rows": [
+                (label, form[f"{phase}_start"], form[f"{phase}_minimum"], form[f"{phase}_unit"])
+                for phase, label in scaling.PHASE_LABELS.items()
+            ],
             "target_phase": scaling.PHASE_LABELS.get(target.phase or "", ""),
             "legend": [(scaling.PHASE_LABELS[phase], PHASE_COLOURS[phase]) for phase in scaling.PHASES],
         }
