@@ -30,6 +30,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from desktops.services import prediction, scaling
 from desktops.services.scaling import Closure, Minimum, Phase, Plan
@@ -168,7 +169,7 @@ class Result:
         return self.hits / self.claims if self.claims else 1.0
 
 
-def replay(policy: Policy, claims: list[datetime], *, lead: int) -> Result:
+def replay(policy: Policy, claims: list[datetime], *, lead: int, days: int = REPLAY_DAYS) -> Result:
     """Minute by minute: warm desktops ready, claims served or missed, refill topped up, surplus released."""
     warm = 0
     pending: list[datetime] = []  # when each desktop on its way becomes warm
@@ -176,7 +177,8 @@ def replay(policy: Policy, claims: list[datetime], *, lead: int) -> Result:
     idle_minutes = 0.0
     index = 0
     moment = datetime.combine(START, time(0))
-    end = moment + timedelta(days=REPLAY_DAYS)
+    end = moment + timedelta(days=days)
+    claims = [c for c in claims if c < end]
     # Start as the policy would have left the previous night.
     warm = policy.target(moment)
 
@@ -205,11 +207,50 @@ def replay(policy: Policy, claims: list[datetime], *, lead: int) -> Result:
     return Result(policy.name, len(claims), hits, idle_minutes / 60)
 
 
+def floor_plan_values(lead: int) -> dict:
+    """FLOOR_PLAN as the plan row's fields, with prediction on."""
+    values: dict = {"days": "12345", "release_idle": True, "prediction_enabled": True, "lead_minutes": lead}
+    for phase in FLOOR_PLAN.phases:
+        values[f"{phase.name}_start"] = phase.start
+        values[f"{phase.name}_minimum"] = phase.minimum.value
+    return values
+
+
+def real_check(args, history: list[datetime], claims: list[datetime]) -> None:
+    """The first days through the real pool code, against the pure replay of the same days."""
+    import autoscale_real  # here: Django and PostgreSQL only for this mode
+
+    real = autoscale_real.run(
+        history=history,
+        claims=claims,
+        start=START,
+        days=args.real_days,
+        lead=args.lead,
+        plan_values=floor_plan_values(args.lead),
+        holidays=HOLIDAYS,
+        people=PEOPLE,
+    )
+    model = Predicted(FLOOR_PLAN, history + claims, lead=args.lead, probability=args.target)
+    pure = replay(model.policy("plan+prediction"), claims, lead=args.lead, days=args.real_days)
+    print(
+        f"real_days={real.days} real_claims={real.claims} real_hit_rate={real.hit_rate:.3f} "
+        f"real_idle_hours={real.idle_hours:.1f} pure_hit_rate_same_days={pure.hit_rate:.3f} "
+        f"pure_idle_hours_same_days={pure.idle_hours:.1f} real_seconds={real.seconds:.0f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--lead", type=int, default=10, help="minutes a new warm desktop takes to be ready")
     parser.add_argument("--target", type=float, default=0.95, help="the tenant's warm-hit target probability")
+    parser.add_argument(
+        "--real-days",
+        type=int,
+        default=0,
+        help="also replay the first N days of plan+prediction through pools.refill/claim on PostgreSQL and the "
+        "libvirt test driver (about a minute per day), and compare with the pure replay of the same days",
+    )
     args = parser.parse_args()
 
     history, claims = demand(args.seed)
@@ -223,6 +264,8 @@ def main() -> None:
     for plan, name in ((FLOOR_PLAN, "plan+prediction"), (OFFICE_PLAN, "office-plan+prediction")):
         model = Predicted(plan, everything, lead=args.lead, probability=args.target)
         results.append(replay(model.policy(name), claims, lead=args.lead))
+    if args.real_days:
+        real_check(args, history, claims)
     print(f"{'policy':<24} {'claims':>6} {'hits':>6} {'hit_rate':>8} {'idle_hours':>10}")
     for result in results:
         print(

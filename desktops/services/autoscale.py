@@ -6,6 +6,7 @@ and writes what the admin changes. Refill asks `warm_target` how many unassigned
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -150,7 +151,9 @@ def demand_times(pool: Pool, *, start: datetime, end: datetime) -> list[datetime
 
 def profile_for(pool: Pool, *, plan: scaling.Plan, today: date) -> prediction.Profile:
     """The pool's demand profile from the weeks before `today` (local), cached for a quarter hour."""
-    key = f"autoscale:profile:{pool.pk}:{today.isoformat()}:{plan.closures!r}"
+    # The closures are in the key: a holiday added today changes which days the profile leaves out.
+    closures = hashlib.sha256(repr(plan.closures).encode()).hexdigest()[:16]
+    key = f"autoscale:profile:{pool.pk}:{today.isoformat()}:{closures}"
     cached = cache.get(key)
     if cached is not None:
         return cached
