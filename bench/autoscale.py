@@ -235,7 +235,8 @@ def real_check(args, history: list[datetime], claims: list[datetime]) -> None:
     print(
         f"real_days={real.days} real_claims={real.claims} real_hit_rate={real.hit_rate:.3f} "
         f"real_idle_hours={real.idle_hours:.1f} pure_hit_rate_same_days={pure.hit_rate:.3f} "
-        f"pure_idle_hours_same_days={pure.idle_hours:.1f} real_seconds={real.seconds:.0f}"
+        f"pure_idle_hours_same_days={pure.idle_hours:.1f} real_failed_operations={real.failed_operations} "
+        f"real_seconds={real.seconds:.0f}"
     )
 
 

@@ -4,8 +4,8 @@ plan and prediction rows, audit events as the claim history, and the libvirt tes
 The clock is simulated: refill runs each simulated minute with `now`, each claim's audit event is dated at its
 simulated time, and a desktop's CREATE operation is carried out (`execution.run`, on the test driver) `lead`
 simulated minutes after refill asked for it. Celery sends go to an in-memory broker nobody reads: the bench
-runs each operation itself, when the simulated clock says it is done. A claimed desktop is marked deleted at
-once (the person's session is not what is measured: a pooled desktop never returns to the pool).
+runs each operation itself, when the simulated clock says it is done. A claimed desktop is deleted at once,
+through the real delete (the person's session is not what is measured: a pooled desktop never returns to the pool).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class RealResult:
     hits: int
     idle_hours: float
     seconds: float
+    failed_operations: int
 
     @property
     def hit_rate(self) -> float:
@@ -69,6 +70,7 @@ def run(*, history, claims, start, days: int, lead: int, plan_values: dict, holi
     from desktops.choices import DesktopKind, DesktopState, OperationKind, OperationStatus
     from desktops.models import Desktop, DesktopTemplate, Operation, Pool
     from desktops.services import autoscale, execution, pools
+    from desktops.services.requests import request_action
     from hosts.choices import CopyState, HostState
     from hosts.models import Host, Image, ImageCopy
     from tenants import events
@@ -154,8 +156,12 @@ def run(*, history, claims, start, days: int, lead: int, plan_values: dict, holi
                         AuditEvent.objects.filter(action=AuditAction.DESKTOP_CLAIM, target_id=str(desktop.pk)).update(
                             created_at=at
                         )
-                        Desktop.objects.filter(pk=desktop.pk).update(state=DesktopState.DELETED)
+                        # The person is done at once: the desktop is recycled the way a stop recycles it (its
+                        # domain, disk and address go back), so the next days find the host as a real day leaves it.
                         Operation.objects.filter(desktop=desktop, status=OperationStatus.QUEUED).delete()
+                        request_action(
+                            desktop=desktop, kind=OperationKind.DELETE, actor=None, params={"reason": "Session over"}
+                        )
                     else:
                         # A cold launch of the template: the demand the pool missed, as the prediction reads it.
                         cold = Desktop.objects.create(
@@ -173,7 +179,8 @@ def run(*, history, claims, start, days: int, lead: int, plan_values: dict, holi
                     Q(pool=pool, user__isnull=True, state=DesktopState.RUNNING)
                 ).count()
                 moment = following
-            return RealResult(days, served, hits, idle_minutes / 60, wall.monotonic() - began)
+            failed = Operation.objects.filter(status=OperationStatus.FAILED).count()
+            return RealResult(days, served, hits, idle_minutes / 60, wall.monotonic() - began, failed)
         finally:
             if not os.environ.get("BENCH_KEEP_DATABASE"):
                 benchdb.drop_database()
