@@ -118,6 +118,7 @@ class AuditAction(models.TextChoices):
     TEMPLATE_SIZE_DELETE = "template.size.delete", "Template size removed"
     POOL_SAVE = "pool.save", "Pool saved"
     POOL_DELETE = "pool.delete", "Pool removed"
+    POOL_SCALING = "pool.scaling", "Pool scaling plan or calendar changed"
     FIREWALL_RULE_CREATE = "firewall.rule.create", "Firewall rule added"
     FIREWALL_RULE_UPDATE = "firewall.rule.update", "Firewall rule changed"
     FIREWALL_RULE_DELETE = "firewall.rule.delete", "Firewall rule removed"
@@ -546,6 +547,12 @@ def template_size_changed(
 def pool_saved(*, actor: Actor, tenant: Tenant, pool: Pool) -> AuditEvent:
     data = {"min_ready": pool.min_ready, "max_size": pool.max_size}
     return _record(AuditAction.POOL_SAVE, actor=actor, tenant=tenant, target=pool, data=data)
+
+
+def pool_scaling_changed(*, actor: Actor, pool: Pool, change: str, data: Mapping[str, Any]) -> AuditEvent:
+    """The pool's scaling plan saved (`update`), or a calendar exception added (`create`) or removed (`delete`)."""
+    values = {"change": change, **data}
+    return _record(AuditAction.POOL_SCALING, actor=actor, tenant=pool.tenant, target=pool, data=values)
 
 
 def pool_deleted(*, actor: Actor, pool: Pool) -> AuditEvent:

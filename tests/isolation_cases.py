@@ -73,6 +73,15 @@ def _pool(world):
     return PoolFactory(world=world, template=_template(world), name="isolated pool", min_ready=0)
 
 
+def _scaling_exception(world):
+    from desktops.models import ScalingException
+
+    pool = _pool(world)
+    return ScalingException.objects.create(
+        tenant=world.tenant, pool=pool, kind="closure", first_day=timezone.localdate(), last_day=timezone.localdate()
+    )
+
+
 def _console_session(world):
     from desktops.console.models import ConsoleSession
 
@@ -215,6 +224,17 @@ CASES: dict[str, Case] = {
         make=_pool, reader="admin", methods=("get", "post"), body=lambda p: {"template": p.template_id}
     ),
     "api:pool-detail": Case(make=_pool, reader="admin", methods=("get", "patch", "delete"), body={"min_ready": 0}),
+    "api:pool-scaling": Case(
+        make=_pool, reader="admin", methods=("get", "put", "patch"), detail=True, body={"peak_minimum": 0}
+    ),
+    "api:pool-forecast": Case(make=_pool, reader="admin", detail=True),
+    "api:scaling-exception-list": Case(
+        make=_scaling_exception,
+        reader="admin",
+        methods=("get", "post"),
+        body=lambda e: {"pool": e.pool_id, "kind": "closure", "first_day": "2027-01-01"},
+    ),
+    "api:scaling-exception-detail": Case(make=_scaling_exception, reader="admin", methods=("get", "delete")),
     "api:desktop-plan-start": Case(make=_template, reader=None, methods=("post",), body=lambda t: {"template": t.pk}),
     "api:desktop-plan-status": Case(make=_desktop, reader="member"),
     "api:desktop-plan-stop": Case(make=_desktop, reader=None, methods=("post",), body=lambda d: {"desktop": d.pk}),
@@ -349,6 +369,15 @@ WRITE_CASES: dict[str, list[WriteCase]] = {
             lambda t: {"name": "t", "access": "read", "templates": [t.pk]},
             201,
             "member",
+        ),
+    ],
+    "ScalingExceptionSerializer.pool": [
+        WriteCase(
+            "api:scaling-exception-list",
+            "post",
+            _pool,
+            lambda p: {"pool": p.pk, "kind": "slot", "weekday": 2, "start_time": "14:00", "end_time": "15:00"},
+            201,
         ),
     ],
     "PoolSerializer.template": [

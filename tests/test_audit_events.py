@@ -55,7 +55,7 @@ STORED_ACTIONS = {
     "desktop.delete", "desktop.rebuild", "desktop.migrate", "desktop.resize", "desktop.claim", "desktop.keep_running",
     "desktop.bulk_snapshot",
     "desktop.bulk_stop_idle", "desktop.keys_erase", "desktop.input", "keys.rotate",
-    "template.create", "template.update", "pool.save", "pool.delete",
+    "template.create", "template.update", "pool.save", "pool.delete", "pool.scaling",
     "template.size.create", "template.size.update", "template.size.delete",
     "console.open", "console.close", "console.refused",
     "console.recording.replay", "console.recording.delete", "console.recording.expire",

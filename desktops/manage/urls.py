@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from desktops.manage import firewall, onboarding, sizes, views
+from desktops.manage import firewall, onboarding, scaling, sizes, views
 
 app_name = "manage"
 urlpatterns = [
@@ -15,6 +15,17 @@ urlpatterns = [
     path("manage/pools/", views.PoolsView.as_view(), name="pools"),
     path("manage/pools/<int:pk>/", views.PoolEditView.as_view(), name="pool"),
     path("manage/pools/<int:pk>/delete/", views.PoolDeleteView.as_view(), name="pool-delete"),
+    path("manage/pools/<int:pk>/scaling/", scaling.PoolScalingView.as_view(), name="pool-scaling"),
+    path(
+        "manage/pools/<int:pk>/scaling/exceptions/",
+        scaling.ScalingExceptionAddView.as_view(),
+        name="scaling-exception-add",
+    ),
+    path(
+        "manage/scaling-exceptions/<int:pk>/delete/",
+        scaling.ScalingExceptionDeleteView.as_view(),
+        name="scaling-exception-delete",
+    ),
     path("manage/templates/", views.TemplatesView.as_view(), name="templates"),
     path("manage/templates/new/", views.TemplateEditView.as_view(), name="template-new"),
     path("manage/templates/<int:pk>/", views.TemplateEditView.as_view(), name="template"),

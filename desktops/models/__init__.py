@@ -7,6 +7,7 @@ from desktops.models.onboarding import NewMemberDesktop
 from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
+from desktops.models.scaling import ScalingException, ScalingPlan
 from desktops.models.template import DesktopTemplate, TemplateSize
 
 __all__ = [
@@ -23,5 +24,7 @@ __all__ = [
     "Operation",
     "OrphanSighting",
     "Pool",
+    "ScalingException",
+    "ScalingPlan",
     "TemplateSize",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,7 +11,7 @@ from django.utils import timezone
 from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import homes, quotas
+from desktops.services import autoscale, homes, quotas
 from desktops.services.requests import _new_operation, request_action
 from desktops.services.templates import launchable
 from quetzal.errors import Forbidden, LimitExceeded, NotFound, ServiceError
@@ -82,13 +83,19 @@ def claim_locked(
     return None
 
 
-def shortfall(pool: Pool) -> int:
-    """How many desktops the pool lacks: up to `min_ready` unassigned ones, never beyond `max_size` in all."""
+def shortfall(pool: Pool, *, wanted: int | None = None) -> int:
+    """How many desktops the pool lacks: up to its warm target unassigned ones, never beyond `max_size` in all.
+
+    The target is `min_ready`, or what the pool's scaling plan (and prediction) asks for now; `wanted` passes
+    one already computed.
+    """
+    if wanted is None:
+        wanted = autoscale.warm_target(pool).warm
     unassigned = Desktop.objects.filter(pool=pool, user__isnull=True).exclude(
         state__in=[DesktopState.DELETED, DesktopState.DELETING, DesktopState.ERROR]
     )
     alive = Desktop.objects.filter(pool=pool).exclude(state__in=[DesktopState.DELETED])
-    return max(0, min(pool.min_ready - unassigned.count(), pool.max_size - alive.count()))
+    return max(0, min(wanted - unassigned.count(), pool.max_size - alive.count()))
 
 
 def held_back(pool: Pool) -> ServiceError | None:
@@ -106,18 +113,23 @@ def held_back(pool: Pool) -> ServiceError | None:
     )
 
 
-def refill(pool: Pool) -> int:
+def refill(pool: Pool, *, now: datetime | None = None) -> int:
     """Create pooled desktops up to the pool's shortfall, and only as far as the tenant's quotas allow.
 
     One desktop per transaction, each under the tenant's lock: concurrent refills (beat, every claim) and the
     tenant's own requests take turns, and each reads the counts the previous one left.
+
+    `now` is the moment the scaling plan is read at (tests and the autoscale bench pass a simulated clock).
     """
+    # One target per pass: the plan and the prediction do not change between two desktops of one refill.
+    target = autoscale.warm_target(pool, now=now)
+    autoscale.release_surplus(pool, target)
     made = 0
     while True:
         with transaction.atomic():
             tenant = quotas.lock(pool.tenant)
             current = Pool.objects.filter(pk=pool.pk, enabled=True).select_related("template").first()
-            if current is None or not tenant.is_active or shortfall(current) == 0:
+            if current is None or not tenant.is_active or shortfall(current, wanted=target.warm) == 0:
                 break
             if not launchable(DesktopTemplate.objects.all(), tenant).filter(pk=current.template_id).exists():
                 break  # a template its tenant may no longer launch: build nothing more from it

@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from desktops.console.models import ConsoleSession, Recording
-from desktops.models import DesktopTemplate, TemplateSize
+from desktops.models import DesktopTemplate, ScalingException, TemplateSize
 from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, PoolFactory
 from quetzal.forms import TenantScopedModelChoiceField
 from tenants.models import Invitation, User
@@ -50,6 +50,12 @@ def _size(world: TenantWorld):
 
 def _pool(world: TenantWorld):
     return PoolFactory(world=world, template=_template(world), name="pool", min_ready=0)
+
+
+def _scaling_exception(world: TenantWorld):
+    return ScalingException.objects.create(
+        tenant=world.tenant, pool=_pool(world), kind="closure", first_day=timezone.localdate()
+    )
 
 
 def _recording(world: TenantWorld):
@@ -89,6 +95,9 @@ PAGES: dict[str, Page] = {
     "manage:pools": Page("admin", methods=("get", "post")),
     "manage:pool": Page("admin", make=_pool, methods=("get", "post")),
     "manage:pool-delete": Page("admin", make=_pool, methods=("post",)),
+    "manage:pool-scaling": Page("admin", make=_pool, methods=("get", "post")),
+    "manage:scaling-exception-add": Page("admin", make=_pool, methods=("post",)),
+    "manage:scaling-exception-delete": Page("admin", make=_scaling_exception, methods=("post",)),
     "manage:templates": Page("admin"),
     "manage:network": Page("admin", methods=("get", "post")),
     "manage:new-members": Page("admin", methods=("get", "post")),

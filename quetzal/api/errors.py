@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from quetzal.error_pages import render_error
-from quetzal.errors import ServiceError
+from quetzal.errors import FieldErrors, ServiceError
 
 API_PREFIX = "/api/"
 # How long a caller should wait when the database cannot take the request (too many connections, restarting).
@@ -48,6 +48,9 @@ def _first_code(codes: Any) -> str:
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Turn service, validation and DRF errors into {code, detail[, errors]}."""
+    if isinstance(exc, FieldErrors):
+        errors = {name: [message] for name, message in exc.errors.items()}
+        return Response({"code": exc.code, "detail": exc.detail, "errors": errors}, status=exc.status)
     if isinstance(exc, ServiceError):
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
     if isinstance(exc, RequestDataTooBig):

@@ -329,6 +329,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for a choice set several fields share (each phase of a scaling plan has a unit).
+    "ENUM_NAME_OVERRIDES": {"MinimumUnitEnum": "desktops.models.scaling.MinimumUnit"},
 }
 
 # Quetzal's own knobs.
