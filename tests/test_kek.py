@@ -104,7 +104,7 @@ def test_it_unwraps_what_it_wrapped_only_under_the_same_kek_and_row():
     assert kek_id == given.kek_id and data_key not in wrapped
     assert kek.unwrap(wrapped, context="disk:row-1", kek_id=kek_id, keks=[other, given]) == data_key
     # Another row's context, another KEK, or a flipped bit: no key
-    with pytest.raises(kek.UnwrapError):
+    with pytest.raises(kek.UnwrapError, match=r"^the wrapped key does not open under this KEK and row$"):
         kek.unwrap(wrapped, context="disk:row-2", kek_id=kek_id, keks=[given])
     with pytest.raises(kek.UnwrapError, match="not configured"):
         kek.unwrap(wrapped, context="disk:row-1", kek_id=kek_id, keks=[other])
@@ -116,3 +116,12 @@ def test_it_unwraps_what_it_wrapped_only_under_the_same_kek_and_row():
 def test_it_never_shows_the_kek_in_its_repr():
     key = os.urandom(32)
     assert key.hex() not in repr(kek.Kek(key)) and base64.b64encode(key).decode() not in repr(kek.Kek(key))
+
+
+def test_it_refuses_a_cut_short_or_unknown_wrapped_key_as_such():
+    given = kek.Kek(os.urandom(32))
+    wrapped, kek_id = kek.wrap(kek.new_data_key(), context="disk:row-1", kek=given)
+    # A value cut short (a version byte and part of the nonce), or one of a format this code does not know
+    for bad in (wrapped[:5], bytes([2]) + wrapped[1:], b""):
+        with pytest.raises(kek.UnwrapError, match=r"^unknown wrapped-key format$"):
+            kek.unwrap(bad, context="disk:row-1", kek_id=kek_id, keks=[given])
