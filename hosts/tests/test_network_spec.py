@@ -140,3 +140,12 @@ def test_it_answers_its_dns_domain_locally_and_can_be_a_network_without_nat(tmp_
     assert root.find("forward") is None
     assert dict(root.find("bridge").attrib) == {"name": "qzabc123", "stp": "on", "delay": "0"}
     assert _network().to_element().find("domain") is None
+
+
+def test_it_matches_answers_from_the_gateway_by_source_address_and_ports():
+    rule = FilterRule("accept", "in", 101, "udp", src="10.200.7.1", src_ports=(67, 67), dst_ports=(68, 68))
+    match = rule.to_element().find("udp")
+    assert (match.get("srcipaddr"), match.get("srcportstart"), match.get("dstportstart")) == ("10.200.7.1", "67", "68")
+    assert match.get("dstipaddr") is None and match.get("srcportend") is None
+    wide = FilterRule("drop", "in", 102, "all", src="10.200.0.0/16").to_element().find("all")
+    assert (wide.get("srcipaddr"), wide.get("srcipmask")) == ("10.200.0.0", "16")
