@@ -100,3 +100,64 @@ def test_it_moves_one_desktops_share_and_leaves_the_others_counted():
     scheduling.return_to(1, source.pk)
     target.refresh_from_db()
     assert (target.allocated_vcpus, target.allocated_memory_mib) == (0, 0)
+
+
+def test_it_repairs_a_passed_through_gpus_holder_and_says_what_it_found(caplog):
+    host = _host()
+    gpu = HostDeviceFactory(host=host, product_name="RTX", pci_address="0000:01:00.0")
+    scheduling.place(request(5, gpu_profile="passthrough"))
+    HostDevice.objects.filter(pk=gpu.pk).update(assigned_desktop_id=None)
+    caplog.set_level(logging.WARNING)
+    assert scheduling.resync_counters(host.pk) is True
+    gpu.refresh_from_db()
+    assert (gpu.assigned_desktop_id, gpu.mdev_instances_used, gpu.mdev_type_in_use) == (5, 0, "")
+    assert (
+        "GPU RTX (0000:01:00.0) counters drifted: "
+        "{'assigned_desktop_id': None, 'mdev_instances_used': 0, 'mdev_type_in_use': ''} recorded, "
+        "{'assigned_desktop_id': 5, 'mdev_instances_used': 0, 'mdev_type_in_use': ''} allocated"
+    ) in caplog.text
+
+
+def test_it_repairs_a_shared_gpus_instances_type_and_capacity():
+    host = _host()
+    gpu = HostDeviceFactory(host=host, mdev_types={"nvidia-63": {"max_instances": 4}})
+    scheduling.place(request(1, vcpus=1, memory_mib=1024, gpu_profile="mdev:nvidia-63"))
+    scheduling.place(request(2, vcpus=1, memory_mib=1024, gpu_profile="mdev:nvidia-63"))
+    # Given its counters lost (as if the GPU had been re-detected empty)
+    HostDevice.objects.filter(pk=gpu.pk).update(mdev_instances_used=0, mdev_type_in_use="", mdev_capacity=0)
+    assert scheduling.resync_counters(host.pk) is True
+    gpu.refresh_from_db()
+    # Then it serves the two vGPUs again, of that type, with the type's capacity
+    assert (gpu.mdev_instances_used, gpu.mdev_type_in_use, gpu.mdev_capacity) == (2, "nvidia-63", 4)
+    # And a GPU whose driver no longer lists the type gets room for what it holds
+    HostDevice.objects.filter(pk=gpu.pk).update(
+        mdev_types={}, mdev_instances_used=0, mdev_type_in_use="", mdev_capacity=0
+    )
+    assert scheduling.resync_counters(host.pk) is True
+    gpu.refresh_from_db()
+    assert (gpu.mdev_instances_used, gpu.mdev_capacity) == (2, 2)
+    # And a GPU that kept its capacity keeps it
+    HostDevice.objects.filter(pk=gpu.pk).update(mdev_instances_used=1, mdev_capacity=3)
+    assert scheduling.resync_counters(host.pk) is True
+    gpu.refresh_from_db()
+    assert (gpu.mdev_instances_used, gpu.mdev_capacity) == (2, 3)
+
+
+def test_it_moves_a_desktop_to_another_host_at_the_size_it_holds_and_refuses_gpu_desktops():
+    from quetzal.errors import ServiceError
+
+    # Given a desktop holding 2 vCPUs on the emptiest host, which would be the best one to move to
+    here, there = _host(name="here"), _host(name="there", cpus=32)
+    Host.objects.filter(pk=there.pk).update(allocated_vcpus=8, allocated_memory_mib=8192)
+    assert scheduling.place(request(1)).host_id == here.pk
+    # When it is moved, asked with another size: it goes elsewhere, holding what it holds
+    assert scheduling.relocate(request(1, vcpus=8, memory_mib=1024)).host_id == there.pk
+    there.refresh_from_db()
+    assert (there.allocated_vcpus, there.allocated_memory_mib) == (10, 12288)
+    # And a desktop never placed, or one wanting or holding a GPU, is refused saying why
+    with pytest.raises(ServiceError, match=r"^The desktop is not placed on a host\.$") as refused:
+        scheduling.relocate(request(9))
+    assert refused.value.code == "not_placed"
+    with pytest.raises(ServiceError, match=r"^Desktops holding a GPU cannot be moved while running\.$") as refused:
+        scheduling.relocate(request(1, gpu_profile="passthrough"))
+    assert refused.value.code == "not_movable"
