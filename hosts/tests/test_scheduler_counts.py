@@ -161,3 +161,27 @@ def test_it_moves_a_desktop_to_another_host_at_the_size_it_holds_and_refuses_gpu
     with pytest.raises(ServiceError, match=r"^Desktops holding a GPU cannot be moved while running\.$") as refused:
         scheduling.relocate(request(1, gpu_profile="passthrough"))
     assert refused.value.code == "not_movable"
+
+
+def test_it_keeps_a_shared_gpus_type_until_its_last_vgpu_goes():
+    host = _host()
+    gpu = HostDeviceFactory(host=host, mdev_types={"nvidia-63": {"max_instances": 4}})
+    for desktop_id in (1, 2):
+        scheduling.place(request(desktop_id, vcpus=1, memory_mib=1024, gpu_profile="mdev:nvidia-63"))
+    scheduling.release(1)
+    gpu.refresh_from_db()
+    assert (gpu.mdev_instances_used, gpu.mdev_type_in_use) == (1, "nvidia-63")
+    scheduling.release(2)
+    gpu.refresh_from_db()
+    assert (gpu.mdev_instances_used, gpu.mdev_type_in_use) == (0, "")
+
+
+def test_it_moves_only_to_a_named_host_that_passes_every_filter():
+    from hosts.errors import NoCapacity
+
+    here, drained = _host(name="here"), _host(name="drained")
+    scheduling.place(request(1))
+    Host.objects.filter(pk=drained.pk).update(drain=True)
+    with pytest.raises(NoCapacity):
+        scheduling.relocate(request(1), target_host_id=drained.pk)
+    assert Allocation.objects.get(desktop_id=1).host_id == here.pk

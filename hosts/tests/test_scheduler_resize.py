@@ -59,3 +59,15 @@ def test_it_has_nothing_to_resize_for_a_desktop_never_placed_and_refuses_an_empt
     for vcpus, memory_mib in ((0, 1024), (1, 0)):
         with pytest.raises(ValueError, match=r"^a desktop holds at least 1 vCPU and 1 MiB$"):
             scheduling.resize(1, vcpus=vcpus, memory_mib=memory_mib)
+
+
+def test_it_shrinks_to_the_smallest_size_and_never_counts_below_zero(host):
+    scheduling.place(PlacementRequest(desktop_id=1, vcpus=2, memory_mib=4096))
+    assert scheduling.resize(1, vcpus=1, memory_mib=1) is True
+    assert _counted(host) == (1, 1) and _held(1) == (1, 1)
+    # Given counters that drifted below what the desktop holds (repaired later by resync_counters)
+    Host.objects.filter(pk=host.pk).update(allocated_vcpus=0, allocated_memory_mib=0)
+    Allocation.objects.filter(desktop_id=1).update(vcpus=2, memory_mib=4096)
+    # When it shrinks, the host's counters stay at zero, neither negative nor raised
+    assert scheduling.resize(1, vcpus=1, memory_mib=1024) is True
+    assert _counted(host) == (0, 0)
