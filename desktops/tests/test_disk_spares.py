@@ -70,6 +70,14 @@ def test_it_tops_up_each_templates_spares_with_real_encrypted_files_and_drops_st
     plan = desktop_disk_plan(host=host, image=image, capacity_bytes=template.disk_gib * GIB)
     # a second template of the same image and size (it shares the first one's spares),
     DesktopTemplateFactory(image=image, disk_gib=template.disk_gib)
+    # a third of another size, whose two spares are made already,
+    bigger = desktop_disk_plan(host=host, image=image, capacity_bytes=(template.disk_gib + 10) * GIB)
+    DesktopTemplateFactory(image=image, disk_gib=template.disk_gib + 10)
+    for n in (1, 2):
+        DataKeyFactory(
+            host=host, spare_path=f"{bigger.backing_path}.big{n}", spare_backing_path=bigger.backing_path,
+            spare_capacity_bytes=bigger.capacity_bytes,
+        )  # fmt: skip
     # one spare of the template already made,
     ready = DataKeyFactory(
         host=host,
@@ -91,8 +99,11 @@ def test_it_tops_up_each_templates_spares_with_real_encrypted_files_and_drops_st
     # Then the stale spare is gone, file and key, and the desktop's key is untouched
     assert not stale_file.exists() and not DataKey.objects.filter(pk=stale.pk).exists()
     assert DataKey.objects.filter(pk=claimed.pk, desktop=desktop).exists()
+    # And the bigger template keeps its two spares
+    big = DataKey.objects.filter(host=host, desktop__isnull=True, spare_capacity_bytes=bigger.capacity_bytes)
+    assert big.count() == 2
     # And the template has exactly two spares: the one it had, and a new one made for its base and size
-    spares = _spares(host)
+    spares = [s for s in _spares(host) if s.spare_capacity_bytes == plan.capacity_bytes]
     assert spares[0].pk == ready.pk and len(spares) == 2
     made = spares[1]
     assert (made.spare_backing_path, made.spare_capacity_bytes) == (plan.backing_path, plan.capacity_bytes)
@@ -107,7 +118,7 @@ def test_it_tops_up_each_templates_spares_with_real_encrypted_files_and_drops_st
     assert _opens(path, disk_keys.passphrase_of(made)) and not _opens(path, disk_keys.passphrase_of(ready))
     # And a second run has nothing to do
     assert disk_keys.refill_spares(host_ids=[host.pk]) == 0
-    assert len(_spares(host)) == 2
+    assert len(_spares(host)) == 4
 
 
 def test_it_refills_only_up_hosts_that_can_encrypt_and_only_for_images_they_hold(
@@ -150,6 +161,7 @@ def test_it_keeps_refilling_other_hosts_when_one_host_fails(
     # the second holds only a spare no template needs (its own copy of the image is not ready)
     settings.DESKTOP_DISK_SPARES = 1
     broken = _host_with_files(tmp_path, monkeypatch, image, "broken")
+    plain = make_test_host(tmp_path, name="plain")  # cannot encrypt: skipped, and the refill goes on
     other = _host_with_files(tmp_path, monkeypatch, image, "other")
     Path(desktop_disk_plan(host=broken, image=image, capacity_bytes=GIB).backing_path).unlink()
     other.image_copies.update(state=CopyState.FAILED)
@@ -159,11 +171,12 @@ def test_it_keeps_refilling_other_hosts_when_one_host_fails(
     assert broken.pk < other.pk
     # When the refill runs over both
     caplog.set_level(logging.WARNING)
-    made = disk_keys.refill_spares(host_ids=[broken.pk, other.pk])
+    made = disk_keys.refill_spares(host_ids=[broken.pk, plain.pk, other.pk])
     # Then the broken host has no spare (no key row for a file that is not there) and the log names it,
     # while the other host was still tidied
     assert made == 0 and _spares(broken) == []
-    assert "could not make spare disks on broken" in caplog.text
+    [said] = [r.getMessage() for r in caplog.records]
+    assert said.startswith("could not make spare disks on broken: qemu-img create failed: ")
     assert _spares(other) == [] and not stale_file.exists()
 
 
