@@ -79,9 +79,12 @@ def test_it_never_hands_one_spare_to_two_concurrent_starts(alice, host, template
     # When a second start claims meanwhile
     try:
         results["two"] = disk_keys.claim_for(desktop=two, host=host, plan=plan)
+        # ...without waiting for the first start to finish
+        second_waited = not worker.is_alive()
     finally:
         release.set()
         worker.join(10)
+    assert not second_waited
     # Then it skips the locked spare and gets its own key
     assert results["one"][0].pk == spare.pk  # type: ignore[index]
     assert results["two"][0].pk != spare.pk and results["two"][1] is None  # type: ignore[index]
