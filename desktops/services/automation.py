@@ -7,6 +7,7 @@ Every call is bounded (batch size, text length, waits), and every input batch is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import time
@@ -77,15 +78,21 @@ class DesktopNotRunning(Conflict):
 
 def _target(desktop: Desktop, *, actor: User | None, token: ApiToken | None = None, write: bool = False) -> Desktop:
     """The desktop as it is now, when automation may drive it and it runs on a host (403 or 409 otherwise)."""
-    desktop = Desktop.objects.select_related("host", "tenant").filter(pk=desktop.pk).first()
-    if desktop is None:  # deleted since the view found it
+    current = Desktop.objects.select_related("host", "tenant").filter(pk=desktop.pk).first()
+    if current is None:  # deleted since the view found it
         raise NotFound("No such desktop.")
-    require_access(tenant=desktop.tenant, token=token, write=write, desktop=desktop, actor=actor)
-    if desktop.state != DesktopState.RUNNING or desktop.host is None:
+    require_access(tenant=current.tenant, token=token, write=write, desktop=current, actor=actor)
+    if current.state != DesktopState.RUNNING or current.host is None:
         raise DesktopNotRunning(
-            f"{desktop.name} is {desktop.get_state_display().lower()}; automation needs it running."
+            f"{current.name} is {current.get_state_display().lower()}; automation needs it running."
         )
-    return desktop
+    return current
+
+
+def _host_uri(desktop: Desktop) -> str:
+    """The URI of the host a desktop _target() returned runs on (it has one)."""
+    assert desktop.host is not None, "_target() refuses a desktop without a host"
+    return desktop.host.uri
 
 
 def _hypervisor_call(call: Callable[[], Any]) -> Any:
@@ -118,7 +125,7 @@ def _image(data: bytes):
 
 def _look(desktop: Desktop):
     """The running desktop's screen as an RGB image."""
-    shot = _hypervisor_call(lambda: get_hypervisor(desktop.host.uri).screenshot(desktop.domain_name))
+    shot = _hypervisor_call(lambda: get_hypervisor(_host_uri(desktop)).screenshot(desktop.domain_name))
     return _image(shot.data)
 
 
@@ -241,7 +248,7 @@ def send_input(
 ) -> dict[str, Any]:
     """Carry out a batch of keyboard, pointer and wait actions in order; audited as one event."""
     desktop = _target(desktop, actor=actor, token=token, write=True)
-    hv = get_hypervisor(desktop.host.uri)
+    hv = get_hypervisor(_host_uri(desktop))
     size: list[tuple[int, int]] = []
 
     def screen_size() -> tuple[int, int]:
@@ -257,11 +264,11 @@ def send_input(
         if time.monotonic() - started > MAX_BATCH_S:
             raise ServiceError("The batch took too long and was cut short.", code="input_timeout", status=504)
         if kind == "keys":
-            _hypervisor_call(lambda chord=step: hv.send_keys(desktop.domain_name, chord, KEY_HOLD_MS))
+            _hypervisor_call(functools.partial(hv.send_keys, desktop.domain_name, step, KEY_HOLD_MS))
             keys += 1
         elif kind == "pointer":
             pointer, width, height = step
-            _hypervisor_call(lambda p=pointer, w=width, h=height: hv.send_pointer(desktop.domain_name, p, w, h))
+            _hypervisor_call(functools.partial(hv.send_pointer, desktop.domain_name, pointer, width, height))
         else:
             time.sleep(step)
     now = timezone.now()

@@ -80,8 +80,9 @@ def require_access(
     Looking at or typing into a member's desktop is what an admin's console would do: the same policy decides.
     """
     require_automation_allowed(tenant)
-    someone_elses = desktop is not None and desktop.user_id is not None and actor is not None
-    if someone_elses and desktop.user_id != actor.pk and not tenant.allow_admin_console_access:
+    owner_id = desktop.user_id if desktop is not None else None
+    someone_elses = owner_id is not None and actor is not None and owner_id != actor.pk
+    if someone_elses and not tenant.allow_admin_console_access:
         raise Forbidden(
             "Your organisation does not allow admins to open members' desktops.", code="admin_console_disabled"
         )

@@ -52,6 +52,18 @@ def _minimum(value: int, unit: str) -> scaling.Minimum:
     return scaling.Minimum(value, percent=unit == MinimumUnit.PERCENT)
 
 
+def _closure(row: ScalingException) -> scaling.Closure:
+    """A closure row as the pure plan reads it (its kind's checks filled first_day)."""
+    assert row.first_day is not None, "a closure is saved with its first day"
+    return scaling.Closure(row.first_day, row.last_day or row.first_day, _minimum(row.minimum, row.unit))
+
+
+def _slot(row: ScalingException) -> scaling.Slot:
+    """A weekly slot row as the pure plan reads it (its kind's checks filled weekday and times)."""
+    assert row.weekday is not None and row.start_time is not None and row.end_time is not None
+    return scaling.Slot(row.weekday, row.start_time, row.end_time, _minimum(row.minimum, row.unit))
+
+
 def plan_of(row: ScalingPlan, exceptions: list[ScalingException] | None = None) -> scaling.Plan:
     """The pure plan of a plan row and its pool's calendar exceptions."""
     if exceptions is None:
@@ -64,16 +76,8 @@ def plan_of(row: ScalingPlan, exceptions: list[ScalingException] | None = None) 
         )
         for name in scaling.PHASES
     )
-    closures = tuple(
-        scaling.Closure(e.first_day, e.last_day or e.first_day, _minimum(e.minimum, e.unit))
-        for e in exceptions
-        if e.kind == ScalingException.Kind.CLOSURE
-    )
-    slots = tuple(
-        scaling.Slot(e.weekday, e.start_time, e.end_time, _minimum(e.minimum, e.unit))
-        for e in exceptions
-        if e.kind == ScalingException.Kind.SLOT
-    )
+    closures = tuple(_closure(e) for e in exceptions if e.kind == ScalingException.Kind.CLOSURE)
+    slots = tuple(_slot(e) for e in exceptions if e.kind == ScalingException.Kind.SLOT)
     days = frozenset(int(c) for c in row.days)
     return scaling.Plan(phases, days=days, closures=closures, slots=slots, release_idle=row.release_idle)
 
@@ -268,6 +272,10 @@ def add_exception(*, pool: Pool, actor, values: dict) -> ScalingException:
     return row
 
 
+# The minimum of an exception whose days or times are being checked for overlaps: never read there.
+_UNREAD = scaling.Minimum(0)
+
+
 def _check_exception(values: dict, existing: list[ScalingException], pool: Pool) -> dict[str, str]:
     kind = values.get("kind")
     minimum = scaling.minimum_errors(
@@ -276,11 +284,10 @@ def _check_exception(values: dict, existing: list[ScalingException], pool: Pool)
     if kind == ScalingException.Kind.CLOSURE:
         if values.get("first_day") is None:
             return {"first_day": "A closure needs its first day.", **minimum}
-        closure = scaling.Closure(values["first_day"], values.get("last_day") or values["first_day"], None)
-        others = [
-            scaling.Closure(e.first_day, e.last_day, None) for e in existing if e.kind == ScalingException.Kind.CLOSURE
-        ]
-        return {**scaling.closure_errors(closure, others), **minimum}
+        # Overlaps are about the days only: the minimum of the closure being checked is not read.
+        closure = scaling.Closure(values["first_day"], values.get("last_day") or values["first_day"], _UNREAD)
+        other_closures = [_closure(e) for e in existing if e.kind == ScalingException.Kind.CLOSURE]
+        return {**scaling.closure_errors(closure, other_closures), **minimum}
     if kind == ScalingException.Kind.SLOT:
         missing = {
             name: "A weekly slot needs this."
@@ -289,13 +296,9 @@ def _check_exception(values: dict, existing: list[ScalingException], pool: Pool)
         }
         if missing:
             return {**missing, **minimum}
-        slot = scaling.Slot(values["weekday"], values["start_time"], values["end_time"], None)
-        others = [
-            scaling.Slot(e.weekday, e.start_time, e.end_time, None)
-            for e in existing
-            if e.kind == ScalingException.Kind.SLOT
-        ]
-        return {**scaling.slot_errors(slot, others), **minimum}
+        slot = scaling.Slot(values["weekday"], values["start_time"], values["end_time"], _UNREAD)
+        other_slots = [_slot(e) for e in existing if e.kind == ScalingException.Kind.SLOT]
+        return {**scaling.slot_errors(slot, other_slots), **minimum}
     return {"kind": "Either closure or slot."}
 
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, DesktopLabel, DesktopTemplate, Operation
+from desktops.models.desktop import DesktopQuerySet
 from desktops.services.requests import request_action, request_create
 from quetzal.errors import ServiceError
 from tenants.models import Tenant, User
@@ -72,7 +73,7 @@ def create(
     return made
 
 
-def labelled(queryset: QuerySet, label: str) -> QuerySet:
+def labelled(queryset: DesktopQuerySet, label: str) -> DesktopQuerySet:
     """The alive desktops of queryset that carry the label."""
     return queryset.alive().filter(labels__value=label).distinct()
 

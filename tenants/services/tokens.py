@@ -64,7 +64,14 @@ def membership_of(token: ApiToken) -> Membership | None:
     """The membership authenticate_token read with the token: its person in its tenant, or None if they left."""
     if getattr(token, "membership_id", None) is None:
         return None
-    values = [token.membership_id, token.user_id, token.tenant_id, token.membership_role, token.membership_created_at]
+    # Annotated by authenticate_token's query, not fields of the model.
+    values = [
+        token.membership_id,  # type: ignore[attr-defined]
+        token.user_id,
+        token.tenant_id,
+        token.membership_role,  # type: ignore[attr-defined]
+        token.membership_created_at,  # type: ignore[attr-defined]
+    ]
     membership = Membership.from_db(token._state.db, ["id", "user_id", "tenant_id", "role", "created_at"], values)
     membership.user, membership.tenant = token.user, token.tenant
     return membership
