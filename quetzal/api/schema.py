@@ -114,3 +114,26 @@ class AutoSchema(openapi.AutoSchema):
             if inner.get("pattern") in TEXT_PATTERNS and not ({"format", "minLength"} & set(inner)):
                 del schema["oneOf"]
                 schema.update(inner)
+
+
+# DRF writes a time of day as "HH:MM:SS" with no offset, but JSON Schema's "time" format is RFC 3339's full-time,
+# which needs one: every time field would read as a violation of its own schema. Say what is really sent.
+TIME_OF_DAY_PATTERN = r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$"
+
+
+def time_of_day_hook(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: every `format: time` becomes the pattern DRF's TimeField writes."""
+
+    def visit(node) -> None:
+        if isinstance(node, dict):
+            if node.get("format") == "time" and node.get("type") == "string":
+                del node["format"]
+                node["pattern"] = TIME_OF_DAY_PATTERN
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(result)
+    return result

@@ -331,6 +331,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for a choice set several fields share (each phase of a scaling plan has a unit).
     "ENUM_NAME_OVERRIDES": {"MinimumUnitEnum": "desktops.models.scaling.MinimumUnit"},
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "quetzal.api.schema.time_of_day_hook"],
 }
 
 # Quetzal's own knobs.
