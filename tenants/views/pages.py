@@ -294,6 +294,7 @@ class PoliciesView(TenantPageMixin, View):
         ("Consoles", ("allow_admin_console_access", "recording_enabled", "recording_retention_days")),
         ("Home folders", ("home_disk_gib", "quota_home_gib", "allow_admin_file_access")),
         ("Automation", ("allow_automation",)),
+        ("Warm pools", ("time_zone", "warm_hit_target_percent")),
     ]
 
     def render_form(self, request: HttpRequest, form: PoliciesForm, status: int = 200) -> HttpResponse:
