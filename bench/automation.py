@@ -28,19 +28,15 @@ URI = "qemu:///system"
 
 
 def seed():
-    import random
 
     from django.core.management import call_command
-    from django.db import connection
 
     from desktops.models import DesktopTemplate
     from hosts.services import images
     from hosts.services.hosts import register_host
     from tenants.models import Membership, Tenant, User
 
-    # Image volumes are named after the image's id: keep clear of other runs on this shared libvirtd.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setval(pg_get_serial_sequence('hosts_image', 'id'), %s)", [random.randint(10**5, 10**9)])
+    benchdb.avoid_shared_image_ids()
     host = register_host(URI, name="bench-qemu", virt_type="qemu", reserved_memory_mib=512)
     # Twenty demo guests idle at a shell after booting: overcommit this host's two cores well past the default.
     host.cpu_ratio = 12

@@ -84,3 +84,14 @@ def serve() -> tuple[subprocess.Popen, int]:
             time.sleep(0.1)
     server.kill()
     raise SystemExit("the ASGI server did not start")
+
+
+def avoid_shared_image_ids() -> None:
+    """Start image ids at a random offset: volumes are named after the image's id, and on a libvirtd shared with
+    other runs (tests, other checkouts) id 1 collides, whose clean-up would delete this run's base under it."""
+    import random
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('hosts_image', 'id'), %s)", [random.randint(10**5, 10**9)])

@@ -102,20 +102,28 @@ def seed(claims: int, host, template, *, encrypted: bool) -> list[str]:
     return tokens
 
 
+def post_launch(port: int, token: str, template_id: int, *, timeout: float = 30) -> tuple[int, str, bytes]:
+    """One launch over a fresh keep-alive-less HTTP connection, as a browser's first request would be:
+    (status, Content-Type, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(
+            "POST",
+            "/api/desktop/start",
+            body=json.dumps({"template": template_id}),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read()
+    finally:
+        conn.close()
+
+
 def claim(port: int, token: str, template_id: int) -> tuple[float, dict]:
-    """One launch over a fresh keep-alive-less HTTP connection, as a browser's first request would be."""
+    """post_launch(), timed, with its JSON answer and status."""
     started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request(
-        "POST",
-        "/api/desktop/start",
-        body=json.dumps({"template": template_id}),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    response = conn.getresponse()
-    body = json.loads(response.read())
-    conn.close()
-    return (time.perf_counter() - started) * 1000, body | {"status": response.status}
+    status, _content_type, raw = post_launch(port, token, template_id)
+    return (time.perf_counter() - started) * 1000, json.loads(raw) | {"status": status}
 
 
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")

@@ -79,20 +79,11 @@ def one_claim(port: int, token: str, template_id: int, due: float, run: Run) -> 
     """One person's claim on a connection of their own; latency counted from `due`."""
     ok = json_body = False
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.request(
-            "POST",
-            "/api/desktop/start",
-            body=json.dumps({"template": template_id}),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        response = conn.getresponse()
-        raw = response.read()
-        conn.close()
-        json_body = response.getheader("Content-Type", "").startswith("application/json")
-        ok = response.status == 200 and bool(json.loads(raw).get("desktop", {}).get("console_url"))
+        status, content_type, raw = claim_bench.post_launch(port, token, template_id, timeout=60)
+        json_body = content_type.startswith("application/json")
+        ok = status == 200 and bool(json.loads(raw).get("desktop", {}).get("console_url"))
         if not ok and os.environ.get("STORM_DEBUG"):
-            print(response.status, raw[:300], file=sys.stderr)
+            print(status, raw[:300], file=sys.stderr)
     except (OSError, ValueError, http.client.HTTPException) as error:
         if os.environ.get("STORM_DEBUG"):
             print("failed:", repr(error), file=sys.stderr)
