@@ -64,11 +64,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def serve() -> tuple[subprocess.Popen, int]:
     """The production ASGI server on a free loopback port, once it accepts connections: (process, port)."""
-    from quetzal.server import asgi_server_command, free_port
+    from quetzal.server import asgi_server_command, free_port, web_workers
 
     port = free_port()
     server = subprocess.Popen(
-        asgi_server_command("127.0.0.1", port, quiet=True),
+        # As many processes as production would run here (WEB_WORKERS, else one per core with Redis).
+        asgi_server_command("127.0.0.1", port, quiet=True, workers=web_workers(dict(os.environ))),
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
@@ -83,3 +84,14 @@ def serve() -> tuple[subprocess.Popen, int]:
             time.sleep(0.1)
     server.kill()
     raise SystemExit("the ASGI server did not start")
+
+
+def avoid_shared_image_ids() -> None:
+    """Start image ids at a random offset: volumes are named after the image's id, and on a libvirtd shared with
+    other runs (tests, other checkouts) id 1 collides, whose clean-up would delete this run's base under it."""
+    import random
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('hosts_image', 'id'), %s)", [random.randint(10**5, 10**9)])

@@ -28,20 +28,15 @@ URI = "qemu:///system"
 
 
 def seed():
-    import random
 
     from django.core.management import call_command
-    from django.db import connection
 
     from desktops.models import DesktopTemplate
     from hosts.services import images
     from hosts.services.hosts import register_host
     from tenants.models import Membership, Tenant, User
 
-    # Image volumes are named after the image's id; on a libvirtd shared with other runs (tests,
-    # other checkouts) id 1 collides, and their clean-up would delete this run's base under it.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setval(pg_get_serial_sequence('hosts_image', 'id'), %s)", [random.randint(10**5, 10**9)])
+    benchdb.avoid_shared_image_ids()
     host = register_host(URI, name="bench-qemu", virt_type="qemu", reserved_memory_mib=512)
     call_command("build_demo_image", "--no-copy", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
     template = DesktopTemplate.objects.get(name="Demo Linux")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from celery import current_app
@@ -26,24 +25,22 @@ FILES_CALL = "desktops.tasks.files_call"
 TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL, REFILL_DISK_SPARES, PROBE_READINESS, FILES_CALL)
 
 
-def send_on_commit(task_name: str, *args: object, sent: Callable[[str], None] | None = None) -> None:
-    """Queue `task_name(*args)` when the current transaction commits; `sent` gets the Celery task id.
+def send_on_commit(task_name: str, *args: object, task_id: str | None = None) -> None:
+    """Queue `task_name(*args)` when the current transaction commits, under `task_id` if given.
 
     A signature by name runs the registered task's own apply_async, so eager mode (tests, no worker)
     runs it in-process; where the task is not registered it is sent to the broker by name.
     """
 
     def send() -> None:
-        result = current_app.signature(task_name, args=args).apply_async()
-        if sent is not None:
-            sent(result.id or "")
+        current_app.signature(task_name, args=args).apply_async(task_id=task_id)
 
     transaction.on_commit(send)
 
 
-def run_operation(operation_id: int, *, sent: Callable[[str], None] | None = None) -> None:
+def run_operation(operation_id: int, *, task_id: str | None = None) -> None:
     """A worker carries out the operation once its row is committed."""
-    send_on_commit(RUN_OPERATION, operation_id, sent=sent)
+    send_on_commit(RUN_OPERATION, operation_id, task_id=task_id)
 
 
 def refill_pools() -> None:

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from desktops.models import Operation
-from desktops.services import disk_keys, execution, files, idle, network, pools, readiness, reconcile
+from desktops.services import disk_keys, disposable, execution, files, idle, network, pools, readiness, reconcile
 from hosts.hypervisor import HostUnavailable
 from hosts.models import Host
 from quetzal.errors import ServiceError
@@ -71,7 +71,8 @@ def enforce_idle() -> int:
 
 @shared_task(acks_late=True)
 def reconcile_all() -> None:
-    """Beat: one reconcile task per host."""
+    """Beat: delete expired disposable desktops, then one reconcile task per host."""
+    disposable.expire_due()
     for host_id in Host.objects.values_list("pk", flat=True):
         reconcile_host.delay(host_id)
 

@@ -7,6 +7,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "quetzal.settings.base")
+# The web server serves each request on a thread of its own: a bounded pool keeps a storm of them within
+# PostgreSQL's connections (quetzal.settings.base, DB_POOL_SIZE). Workers and commands never import this module.
+os.environ.setdefault("DB_POOL_SIZE", "10")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -1,4 +1,4 @@
-"""The portal's own 400/403/404/500 pages: in the shared layout, and never failing themselves.
+"""The portal's own 400/403/404/500/503 pages: in the shared layout, and never failing themselves.
 
 An error page that raises would turn a 404 into a 500 (or a 500 into a bare traceback-less crash page):
 each render falls back to a small static page in the same colours when the layout cannot render (the
@@ -21,6 +21,7 @@ TITLES = {
     403: _("You do not have access to this page"),
     404: _("This page does not exist"),
     500: _("Something went wrong on our side"),
+    503: _("Quetzal is busy right now"),
 }
 
 _FALLBACK = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">

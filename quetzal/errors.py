@@ -44,3 +44,13 @@ class LimitExceeded(ServiceError):
 
     code = "limit_exceeded"
     status = 409
+
+
+class FieldErrors(ServiceError):
+    """Bad values a service found, by field: the API answers them under `errors`, a form puts them on its fields."""
+
+    code = "invalid"
+
+    def __init__(self, errors: dict[str, str], *, code: str | None = None) -> None:
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()), code=code)
+        self.errors = errors

@@ -29,6 +29,7 @@ __all__ = [
     "current_kek",
     "new_data_key",
     "passphrase",
+    "seal",
     "unwrap",
     "wrap",
 ]
@@ -107,9 +108,20 @@ def wrap(data_key: bytes, *, context: str, kek: Kek | None = None) -> tuple[byte
     """(wrapped bytes, kek id) of data_key under kek (default: the current one), bound to context."""
     if len(data_key) != DATA_KEY_BYTES:
         raise ValueError("a data key is 32 bytes")
+    return seal(data_key, context=context, kek=kek)
+
+
+# A secret someone else issued (an identity provider's client secret) has its own length; unwrap() opens it.
+MAX_SEALED_SECRET_BYTES = 4096
+
+
+def seal(secret: bytes, *, context: str, kek: Kek | None = None) -> tuple[bytes, str]:
+    """(sealed bytes, kek id) of a short secret of any length under kek, bound to context, in wrap()'s format."""
+    if not 0 < len(secret) <= MAX_SEALED_SECRET_BYTES:
+        raise ValueError(f"a sealed secret is 1 to {MAX_SEALED_SECRET_BYTES} bytes")
     kek = kek or current_kek()
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(kek.key).encrypt(nonce, data_key, _aad(context))
+    sealed = AESGCM(kek.key).encrypt(nonce, secret, _aad(context))
     return bytes([WRAP_VERSION]) + nonce + sealed, kek.kek_id
 
 

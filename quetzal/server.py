@@ -13,8 +13,28 @@ from pathlib import Path
 WS_IMPLEMENTATION = os.environ.get("QUETZAL_WS", "websockets-sansio")
 
 
-def asgi_server_command(host: str, port: int, *, quiet: bool = False) -> list[str]:
-    """argv that serves quetzal.asgi on host:port with the interpreter running this code."""
+def web_workers(environ: dict[str, str]) -> int:
+    """How many web processes to serve with: WEB_WORKERS, else one per core.
+
+    Several processes need Redis: the channel layer carries console and live events between them, and the cache
+    holds sign-in lockouts and rate limits for all of them. Without REDIS_URL each process would keep its own.
+    """
+    raw = environ.get("WEB_WORKERS", "").strip()
+    has_redis = bool(environ.get("REDIS_URL"))
+    if not raw:
+        return (os.cpu_count() or 1) if has_redis else 1
+    if not raw.isdecimal() or not 1 <= int(raw) <= MAX_WEB_WORKERS:
+        raise SystemExit(f"WEB_WORKERS must be a whole number from 1 to {MAX_WEB_WORKERS}, got {raw!r}")
+    if int(raw) > 1 and not has_redis:
+        raise SystemExit("WEB_WORKERS above 1 needs REDIS_URL: processes share events, lockouts and limits there")
+    return int(raw)
+
+
+MAX_WEB_WORKERS = 64
+
+
+def asgi_server_command(host: str, port: int, *, quiet: bool = False, workers: int = 1) -> list[str]:
+    """argv that serves quetzal.asgi on host:port with the interpreter running this code, in `workers` processes."""
     command = [
         str(Path(sys.executable)),
         "-m",
@@ -36,6 +56,8 @@ def asgi_server_command(host: str, port: int, *, quiet: bool = False) -> list[st
         "--lifespan",
         "off",
     ]
+    if workers > 1:
+        command += ["--workers", str(workers)]
     if quiet:
         command += ["--log-level", "warning", "--no-access-log"]
     command.append("quetzal.asgi:application")

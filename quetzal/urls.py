@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from quetzal import health, help
+from tenants.sso import flows as sso_flows
 
 admin.site.site_header = "Quetzal operations"
 admin.site.site_title = "Quetzal operations"
@@ -25,11 +26,15 @@ urlpatterns = [
     path("help/", help.page, name="help"),
     path("help/<slug:audience>/", help.page, name="help-for"),
     path("admin/", admin.site.urls),
+    # allauth's OpenID Connect views, guarded so a broken tenant provider gives a page saying whom to ask, not a 500.
+    path("accounts/oidc/<str:provider_id>/login/", sso_flows.login, name="openid_connect_login"),
+    path("accounts/oidc/<str:provider_id>/login/callback/", sso_flows.callback, name="openid_connect_callback"),
     path("accounts/", include("allauth.urls")),
     path("api/", include("quetzal.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("tenants.urls")),
+    path("", include("tenants.sso.urls")),
     path("", include("desktops.urls")),
     path("", include("desktops.manage.urls")),
     path("", include("billing.urls")),

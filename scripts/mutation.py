@@ -123,8 +123,11 @@ def forget_survivors(work: Path, module: dict) -> None:
 
 def in_scope(module: dict, mutant: str) -> bool:
     """Whether the mutant is one this module answers for (`mutants`: globs of mutmut names; default all)."""
-    patterns = module.get("mutants")
-    return not patterns or any(fnmatch.fnmatchcase(mutant, pattern) for pattern in patterns)
+
+    def matches(patterns: list[str] | None) -> bool:
+        return not patterns or any(fnmatch.fnmatchcase(mutant, pattern) for pattern in patterns)
+
+    return matches(module.get("mutants")) and matches(module.get("scope"))
 
 
 def run(work: Path, max_children: int, module: dict) -> None:
@@ -221,6 +224,9 @@ def main() -> None:
     )
     parser.add_argument("--report-only", action="store_true", help="count the last run's results, run nothing")
     parser.add_argument("--show", action="store_true", help="print each survivor's diff")
+    parser.add_argument(
+        "--only", nargs="+", metavar="GLOB", help="test and count only the mutants these mutmut-name globs match"
+    )
     args = parser.parse_args()
     shared = settings()
     modules: dict[str, dict] = shared["modules"]
@@ -234,6 +240,9 @@ def main() -> None:
     tallies = []
     for name in names:
         module = modules[name]
+        if args.only:
+            # Within the module's own scope: its `mutants` globs still apply to the tally.
+            module = {**module, "mutants": args.only, "scope": module.get("mutants")}
         work = WORK / name if args.report_only else prepare(name, module, shared, keep=args.keep)
         if not args.report_only:
             if args.keep:

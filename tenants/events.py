@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from desktops.console.models import ConsoleSession, Recording
     from desktops.models import Desktop, DesktopTemplate, FirewallRule, HomeDisk, Pool, TemplateSize
     from hosts.models import Host, Image
+    from tenants.sso.models import IdentityProvider
 
     # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
     Actor: TypeAlias = User | AnonymousUser | None
@@ -55,6 +56,13 @@ class AuditAction(models.TextChoices):
     LOGIN_SUCCESS = "login.success", "Signed in"
     LOGIN_FAILED = "login.failed", "Sign-in refused"
     LOGIN_LOGOUT = "login.logout", "Signed out"
+    LOGIN_SSO = "login.sso", "Signed in through single sign-on"
+    LOGIN_SSO_REFUSED = "login.sso_refused", "Single sign-on refused"
+    SSO_PROVIDER_SAVE = "sso.provider.save", "Single sign-on provider saved"
+    SSO_PROVIDER_DELETE = "sso.provider.delete", "Single sign-on provider removed"
+    SSO_MEMBER_JOIN = "sso.member.join", "Joined through single sign-on"
+    SSO_MEMBER_ROLE = "sso.member.role", "Role changed to follow the directory groups"
+    SSO_MEMBER_REMOVE = "sso.member.remove", "Removed: in no mapped group of the provider"
     # Sign-in and the person's own settings
     TWO_FACTOR_ENROL = "2fa.enrol", "Two-factor authentication enrolled"
     TWO_FACTOR_VERIFY = "2fa.verify", "Second factor verified"
@@ -101,6 +109,7 @@ class AuditAction(models.TextChoices):
     DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", "Snapshot of many desktops requested"
     DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", "Idle desktops stopped"
     DESKTOP_KEYS_ERASE = "desktop.keys_erase", "Disk keys destroyed (crypto-erase)"
+    DESKTOP_INPUT = "desktop.input", "Automation input sent"
     KEYS_ROTATE = "keys.rotate", "Key-encryption key rotated"
     TEMPLATE_CREATE = "template.create", "Template created"
     TEMPLATE_UPDATE = "template.update", "Template changed"
@@ -109,6 +118,7 @@ class AuditAction(models.TextChoices):
     TEMPLATE_SIZE_DELETE = "template.size.delete", "Template size removed"
     POOL_SAVE = "pool.save", "Pool saved"
     POOL_DELETE = "pool.delete", "Pool removed"
+    POOL_SCALING = "pool.scaling", "Pool scaling plan or calendar changed"
     FIREWALL_RULE_CREATE = "firewall.rule.create", "Firewall rule added"
     FIREWALL_RULE_UPDATE = "firewall.rule.update", "Firewall rule changed"
     FIREWALL_RULE_DELETE = "firewall.rule.delete", "Firewall rule removed"
@@ -263,6 +273,67 @@ def signed_out(*, user: User, request: HttpRequest | None = None) -> list[AuditE
     return _each_tenant_of(AuditAction.LOGIN_LOGOUT, user, request, None)
 
 
+def _provider(provider: IdentityProvider) -> dict[str, Any]:
+    return {"provider": provider.name, "provider_id": provider.pk}
+
+
+def sso_provider_saved(
+    *, actor: Actor, provider: IdentityProvider, domains: Sequence[str], ip: str | None = None
+) -> AuditEvent:
+    # Never the secret: whether one is set is enough to read the log by.
+    data = {
+        **_provider(provider),
+        "issuer": provider.issuer_url,
+        "domains": list(domains),
+        "group_roles": provider.role_names(),
+        "allow_password": provider.allow_password,
+        "mfa_policy": provider.mfa_policy,
+        "enabled": provider.enabled,
+        "has_secret": provider.has_secret,
+    }
+    return _record(
+        AuditAction.SSO_PROVIDER_SAVE, actor=actor, tenant=provider.tenant, target=provider, ip=ip, data=data
+    )
+
+
+def sso_provider_deleted(*, actor: Actor, provider: IdentityProvider, ip: str | None = None) -> AuditEvent:
+    action = AuditAction.SSO_PROVIDER_DELETE
+    return _record(action, actor=actor, tenant=provider.tenant, target=provider, ip=ip, data=_provider(provider))
+
+
+def sso_signed_in(*, provider: IdentityProvider, user: User, mfa: bool, ip: str | None = None) -> AuditEvent:
+    """A sign-in through the provider; `mfa`: the provider said a second factor was used."""
+    data = {**_provider(provider), "provider_mfa": mfa}
+    return _record(AuditAction.LOGIN_SSO, actor=user, tenant=provider.tenant, target=user, ip=ip, data=data)
+
+
+def sso_sign_in_refused(*, provider: IdentityProvider, email: str, reason: str, ip: str | None = None) -> AuditEvent:
+    data = {**_provider(provider), "email": email, "reason": reason}
+    return _record(AuditAction.LOGIN_SSO_REFUSED, tenant=provider.tenant, target=provider, ip=ip, data=data)
+
+
+def sso_member_joined(
+    *, provider: IdentityProvider, membership: Membership, groups: Sequence[str], ip: str | None = None
+) -> AuditEvent:
+    data = {**_provider(provider), "email": membership.user.email, "role": membership.role, "groups": list(groups)}
+    action = AuditAction.SSO_MEMBER_JOIN
+    return _record(action, actor=membership.user, tenant=provider.tenant, target=membership, ip=ip, data=data)
+
+
+def sso_member_role_changed(
+    *, provider: IdentityProvider, membership: Membership, previous: str, ip: str | None = None
+) -> AuditEvent:
+    data = {**_provider(provider), "email": membership.user.email, "from": previous, "to": membership.role}
+    action = AuditAction.SSO_MEMBER_ROLE
+    return _record(action, actor=membership.user, tenant=provider.tenant, target=membership, ip=ip, data=data)
+
+
+def sso_membership_removed(*, provider: IdentityProvider, membership: Membership, ip: str | None = None) -> AuditEvent:
+    data = {**_provider(provider), "email": membership.user.email, "role": membership.role}
+    action = AuditAction.SSO_MEMBER_REMOVE
+    return _record(action, actor=membership.user, tenant=provider.tenant, target=membership, ip=ip, data=data)
+
+
 def two_factor_enrolled(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:
     return _two_factor(AuditAction.TWO_FACTOR_ENROL, user, request)
 
@@ -348,6 +419,23 @@ def desktop_action(
     """Someone asked for a lifecycle action (an OperationKind value) on a desktop."""
     action = AuditAction(f"desktop.{kind}")
     return _record(action, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=params)
+
+
+def desktop_input(
+    *,
+    actor: Actor,
+    desktop: Desktop,
+    actions: int,
+    kinds: Sequence[str],
+    token: ApiToken | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """A batch of automation input (keys, pointer, waits) reached a running desktop; the text typed is not kept."""
+    data: dict[str, Any] = {"actions": actions, "kinds": list(kinds)}
+    if token is not None:
+        data["token"] = token.pk
+        data["token_prefix"] = token.prefix
+    return _record(AuditAction.DESKTOP_INPUT, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
 
 
 def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Pool, ip: str | None = None) -> AuditEvent:
@@ -459,6 +547,12 @@ def template_size_changed(
 def pool_saved(*, actor: Actor, tenant: Tenant, pool: Pool) -> AuditEvent:
     data = {"min_ready": pool.min_ready, "max_size": pool.max_size}
     return _record(AuditAction.POOL_SAVE, actor=actor, tenant=tenant, target=pool, data=data)
+
+
+def pool_scaling_changed(*, actor: Actor, pool: Pool, change: str, data: Mapping[str, Any]) -> AuditEvent:
+    """The pool's scaling plan saved (`update`), or a calendar exception added (`create`) or removed (`delete`)."""
+    values = {"change": change, **data}
+    return _record(AuditAction.POOL_SCALING, actor=actor, tenant=pool.tenant, target=pool, data=values)
 
 
 def pool_deleted(*, actor: Actor, pool: Pool) -> AuditEvent:

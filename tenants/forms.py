@@ -31,6 +31,12 @@ class MemberForm(TenantScopedForm):
     )
 
 
+class RemoveMemberForm(MemberForm):
+    """Removes one person of the active tenant, and (when ticked) their desktops in it."""
+
+    delete_desktops = forms.BooleanField(required=False, label="Delete their desktops too")
+
+
 class RoleForm(MemberForm):
     """Gives one person of the active tenant another role."""
 
@@ -108,4 +114,5 @@ class PoliciesForm(ModelForm):
             "home_disk_gib": "Home disk per person (GiB)",
             "quota_home_gib": "All home disks together (GiB)",
             "allow_admin_file_access": "Admins may open members' home folders",
+            "allow_automation": "Allow automation (screenshots and input through the API)",
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tenants.models import ApiToken, Membership, Tenant
+from tenants.services import tokens
 
 SESSION_KEY = "quetzal_tenant_id"
 
@@ -34,8 +35,7 @@ def resolve_api_tenant(request) -> None:
     """An API token acts in its own tenant only; a browser session in the session's tenant."""
     token = request.auth
     if isinstance(token, ApiToken):
-        membership = Membership.objects.select_related("tenant").filter(user=token.user, tenant=token.tenant).first()
-        bind(request, membership)
+        bind(request, tokens.membership_of(token))
         return
     bind(request, resolve_membership(request.user, request.session.get(SESSION_KEY)))
 

@@ -7,6 +7,16 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+# What a sign-in through a tenant's provider left in the session (tenants.sso writes it): whether the
+# provider's own second factor is trusted, or Quetzal's code is required whatever the tenant's policy.
+SSO_SESSION_KEY = "quetzal_sso"
+
+
+def _sso(request) -> dict:
+    session = getattr(request, "session", None)
+    state = session.get(SSO_SESSION_KEY) if session is not None else None
+    return state if isinstance(state, dict) else {}
+
 
 def has_confirmed_device(user) -> bool:
     """Whether the person has a confirmed TOTP authenticator."""
@@ -21,14 +31,22 @@ def second_factor_pending(request) -> bool:
     is_verified = getattr(user, "is_verified", None)
     if is_verified is not None and is_verified():
         return False
+    if _sso(request).get("provider_mfa"):
+        return False  # the tenant trusts its provider's second factor, and the provider said one was used
     return has_confirmed_device(user)
 
 
 def enrolment_required(request) -> bool:
-    """The active tenant requires 2FA and the person has no confirmed device yet."""
+    """The active tenant (or the provider the person came through) requires 2FA and they have no device yet."""
     tenant = getattr(request, "tenant", None)
     user = getattr(request, "user", None)
-    if tenant is None or not tenant.require_2fa or user is None or not user.is_authenticated:
+    if user is None or not user.is_authenticated:
+        return False
+    if _sso(request).get("require_totp"):
+        return not has_confirmed_device(user)
+    if _sso(request).get("provider_mfa"):
+        return False
+    if tenant is None or not tenant.require_2fa:
         return False
     return not has_confirmed_device(user)
 

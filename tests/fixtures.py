@@ -25,12 +25,23 @@ class TenantWorld:
         return Membership.objects.get(user=user, tenant=self.tenant)
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _fresh_cache():
-    """Start from an empty cache: rate limits and lockouts an earlier run left in Redis must not leak in."""
-    from django.core.cache import cache  # settings are configured only once pytest-django has started
+    """Every test starts from an empty cache: rate limits and lockouts another test or run left must not leak in.
 
-    cache.clear()
+    (Sign-ins in one test file counted against allauth's per-address login limit in the next one.) Only the
+    cache's own keys go: Celery's broker and the channel layer may share the Redis database.
+    """
+    from django.core.cache import cache  # settings are configured only once pytest-django has started
+    from django.core.cache.backends.redis import RedisCache
+
+    if not isinstance(cache, RedisCache):
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)
+    keys = list(client.scan_iter(match=cache.make_key("*"), count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture(autouse=True)

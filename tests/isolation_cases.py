@@ -59,12 +59,27 @@ def _desktop(world):
     return DesktopFactory(world=world, template=_template(world), name="isolated")
 
 
+def _disposable(world):
+    return DesktopFactory(
+        world=world, template=_template(world), name="disposable", expires_at=timezone.now() + timedelta(hours=1)
+    )
+
+
 def _operation(world):
     return OperationFactory(desktop=_desktop(world), kind="reboot", status="succeeded")
 
 
 def _pool(world):
     return PoolFactory(world=world, template=_template(world), name="isolated pool", min_ready=0)
+
+
+def _scaling_exception(world):
+    from desktops.models import ScalingException
+
+    pool = _pool(world)
+    return ScalingException.objects.create(
+        tenant=world.tenant, pool=pool, kind="closure", first_day=timezone.localdate(), last_day=timezone.localdate()
+    )
 
 
 def _console_session(world):
@@ -209,10 +224,38 @@ CASES: dict[str, Case] = {
         make=_pool, reader="admin", methods=("get", "post"), body=lambda p: {"template": p.template_id}
     ),
     "api:pool-detail": Case(make=_pool, reader="admin", methods=("get", "patch", "delete"), body={"min_ready": 0}),
+    "api:pool-scaling": Case(
+        make=_pool, reader="admin", methods=("get", "put", "patch"), detail=True, body={"peak_minimum": 0}
+    ),
+    "api:pool-forecast": Case(make=_pool, reader="admin", detail=True),
+    "api:scaling-exception-list": Case(
+        make=_scaling_exception,
+        reader="admin",
+        methods=("get", "post"),
+        body=lambda e: {"pool": e.pool_id, "kind": "closure", "first_day": "2027-01-01"},
+    ),
+    "api:scaling-exception-detail": Case(make=_scaling_exception, reader="admin", methods=("get", "delete")),
     "api:desktop-plan-start": Case(make=_template, reader=None, methods=("post",), body=lambda t: {"template": t.pk}),
     "api:desktop-plan-status": Case(make=_desktop, reader="member"),
     "api:desktop-plan-stop": Case(make=_desktop, reader=None, methods=("post",), body=lambda d: {"desktop": d.pk}),
     "api:desktop-console-ticket": Case(make=_desktop, reader=None, methods=("post",), detail=True),
+    # Automation: the owner's reads need a running VM (test_automation.py); outsiders get 404 before any host call.
+    "api:desktop-automation-screenshot": Case(make=_desktop, reader=None, detail=True),
+    "api:desktop-automation-screen-changes": Case(make=_desktop, reader=None, detail=True),
+    "api:desktop-automation-input": Case(
+        make=_desktop, reader=None, methods=("post",), detail=True, body={"actions": [{"type": "text", "text": "x"}]}
+    ),
+    "api:disposable-desktop-list": Case(
+        make=_disposable,
+        methods=("get", "post", "delete"),
+        body=lambda d: {"template": d.template_id, "ttl_minutes": 5},
+    ),
+    "api:automation-token-list": Case(
+        make=_desktop,
+        reader=None,
+        methods=("post",),
+        body=lambda d: {"name": "t", "access": "read", "desktops": [d.pk]},
+    ),
     "api:consolesession-list": Case(make=_console_session, reader="admin"),
     "api:consolesession-detail": Case(make=_console_session, reader="admin"),
     "api:recording-list": Case(make=_recording, reader="admin"),
@@ -298,6 +341,45 @@ WRITE_CASES: dict[str, list[WriteCase]] = {
     ],
     "FirewallRuleSerializer.desktop": [
         WriteCase("api:firewall-rule-list", "post", _desktop, _rule_body("desktop"), 201),
+    ],
+    "CreateDisposableSerializer.template": [
+        WriteCase(
+            "api:disposable-desktop-list",
+            "post",
+            _template,
+            lambda t: {"template": t.pk, "ttl_minutes": 5},
+            202,
+            "member",
+        ),
+    ],
+    "AutomationTokenSerializer.desktops": [
+        WriteCase(
+            "api:automation-token-list",
+            "post",
+            _desktop,
+            lambda d: {"name": "t", "access": "input", "desktops": [d.pk]},
+            201,
+            "member",
+        ),
+    ],
+    "AutomationTokenSerializer.templates": [
+        WriteCase(
+            "api:automation-token-list",
+            "post",
+            _template,
+            lambda t: {"name": "t", "access": "read", "templates": [t.pk]},
+            201,
+            "member",
+        ),
+    ],
+    "ScalingExceptionSerializer.pool": [
+        WriteCase(
+            "api:scaling-exception-list",
+            "post",
+            _pool,
+            lambda p: {"pool": p.pk, "kind": "slot", "weekday": 2, "start_time": "14:00", "end_time": "15:00"},
+            201,
+        ),
     ],
     "PoolSerializer.template": [
         WriteCase("api:pool-list", "post", _template, _pool_body, 201),

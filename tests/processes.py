@@ -73,10 +73,10 @@ class Child:
             self.kill()
 
 
-def start_asgi_server(*, env: dict[str, str], log_path: Path) -> tuple[Child, str]:
+def start_asgi_server(*, env: dict[str, str], log_path: Path, workers: int = 1) -> tuple[Child, str]:
     """Quetzal under its production ASGI server on a free port: (the process, its base URL) once it listens."""
     port = free_port()
-    server = Child.start(asgi_server_command("127.0.0.1", port), env=env, log_path=log_path)
+    server = Child.start(asgi_server_command("127.0.0.1", port, workers=workers), env=env, log_path=log_path)
     wait_until(lambda: port_open("127.0.0.1", port) or server.process.poll() is not None, 60)
     assert server.process.poll() is None, server.log_tail()
     return server, f"http://127.0.0.1:{port}"

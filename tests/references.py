@@ -173,11 +173,21 @@ def page_forms() -> list[type[forms.BaseForm]]:
     return sorted(found, key=_key)
 
 
+# Text form fields whose names are a model's but which carry that row's text, never its id, and are matched
+# only among the caller's tenant's rows by the service: each with its reason.
+NAMES = {
+    "LabelQuery.label": "a disposable run's label text; desktops.services.disposable matches it in the tenant only",
+    "LabelFilter.label": "a disposable run's label text; desktops.services.disposable matches it in the tenant only",
+}
+
+
 def form_references() -> dict[str, forms.Field]:
     """'Form.field' -> field, for every field that names a row: model choices, or id-like by name."""
     found: dict[str, forms.Field] = {}
     for cls in page_forms():
         for name, field in cls.base_fields.items():
+            if f"{cls.__name__}.{name}" in NAMES and type(field) in (forms.CharField, forms.RegexField):
+                continue
             if isinstance(field, forms.ModelChoiceField) or _looks_like_an_id(name, field):
                 key = f"{cls.__name__}.{name}"
                 assert key not in found, f"two forms named {cls.__name__}: give them distinct names"

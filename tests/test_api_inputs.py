@@ -7,16 +7,20 @@ the malformed values of its declared type, so a filter added later is tried too.
 from __future__ import annotations
 
 import json
+import re
+from datetime import time
 
 import pytest
 from django.test import RequestFactory
 from drf_spectacular.generators import SchemaGenerator
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from quetzal.api import errors
+from quetzal.api.schema import TIME_OF_DAY_PATTERN
 from tenants.models import AuditEvent
 from tests.fixtures import api_client
 
@@ -193,3 +197,11 @@ def test_it_answers_django_level_errors_under_the_api_in_json():
         assert response.status_code == status and set(json.loads(response.content)) == {"code", "detail"}
     page = errors.page_not_found(RequestFactory().get("/desktops/"), None)
     assert page.status_code == 404 and not page["Content-Type"].startswith("application/json")
+
+
+def test_the_schema_describes_times_of_day_as_the_api_writes_them():
+    # DRF writes "00:00:00"; RFC 3339's "time" format (what `format: time` means) would refuse it without an offset.
+    written = [serializers.TimeField().to_representation(t) for t in (time(0, 0), time(23, 59, 59, 123456))]
+    assert all(re.fullmatch(TIME_OF_DAY_PATTERN, value) for value in written), written
+    schema = json.dumps(SchemaGenerator().get_schema(request=None, public=True))
+    assert '"format": "time"' not in schema and TIME_OF_DAY_PATTERN.replace("\\", "\\\\") in schema

@@ -1,11 +1,16 @@
-"""The 400/403/404/500 pages are the portal's own, in the shared layout, and never fail themselves."""
+"""The 400/403/404/500/503 pages are the portal's own, in the shared layout, and never fail themselves."""
 
 from __future__ import annotations
 
+import socket
+
+import pytest
+from django.db import connections
 from django.test import Client, RequestFactory
 
 from quetzal.api import errors
 from tests.fixtures import login_client
+from tests.services import require
 
 
 def test_it_answers_an_unknown_page_in_the_layout(alice):
@@ -50,3 +55,42 @@ def test_it_falls_back_to_a_plain_page_when_the_layout_cannot_render(db, setting
 def test_it_keeps_json_errors_under_the_api(db):
     response = Client().get("/api/v1/no-such-thing/")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+@pytest.fixture
+def unreachable_database(transactional_db):
+    """The real PostgreSQL connection pointed at a port nothing listens on, as when the server refuses connections.
+
+    PostgreSQL only: Django keeps SQLite's in-memory test database open whatever close() is asked.
+    """
+    require(connections["default"].vendor == "postgresql", "PostgreSQL (a server that can refuse connections)")
+    connection = connections["default"]
+    connection.close()
+    saved = connection.settings_dict["PORT"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        connection.settings_dict["PORT"] = str(probe.getsockname()[1])  # closed again before anyone connects
+    yield
+    connection.close()
+    connection.settings_dict["PORT"] = saved
+
+
+@pytest.mark.parametrize("credential", ["token", "session"])
+def test_it_answers_busy_in_json_with_retry_after_when_the_database_refuses(unreachable_database, credential):
+    # When the database cannot be reached, whether the token lookup or the session meets it first
+    client = Client(raise_request_exception=False)
+    headers = {"HTTP_AUTHORIZATION": "Bearer qz_anything"} if credential == "token" else {}
+    if credential == "session":
+        client.cookies["sessionid"] = "a-session-the-database-would-be-asked-for"
+    response = client.get("/api/v1/templates/", **headers)
+    # Then the caller is told to come back, in the API's shape, never a 500
+    assert response.status_code == 503 and response["Retry-After"] == str(errors.BUSY_RETRY_AFTER_S)
+    assert response.json()["code"] == "service_busy"
+
+
+def test_it_answers_a_page_with_the_busy_page_when_the_database_refuses(unreachable_database):
+    client = Client(raise_request_exception=False)
+    client.cookies["sessionid"] = "a-session-the-database-would-be-asked-for"
+    response = client.get("/")
+    assert response.status_code == 503 and response["Retry-After"] == str(errors.BUSY_RETRY_AFTER_S)
+    assert "Quetzal is busy right now" in response.content.decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def test_it_unwraps_what_it_wrapped_only_under_the_same_kek_and_row():
     assert kek_id == given.kek_id and data_key not in wrapped
     assert kek.unwrap(wrapped, context="disk:row-1", kek_id=kek_id, keks=[other, given]) == data_key
     # Another row's context, another KEK, or a flipped bit: no key
-    with pytest.raises(kek.UnwrapError):
+    with pytest.raises(kek.UnwrapError, match=r"^the wrapped key does not open under this KEK and row$"):
         kek.unwrap(wrapped, context="disk:row-2", kek_id=kek_id, keks=[given])
     with pytest.raises(kek.UnwrapError, match="not configured"):
         kek.unwrap(wrapped, context="disk:row-1", kek_id=kek_id, keks=[other])
@@ -116,3 +117,56 @@ def test_it_unwraps_what_it_wrapped_only_under_the_same_kek_and_row():
 def test_it_never_shows_the_kek_in_its_repr():
     key = os.urandom(32)
     assert key.hex() not in repr(kek.Kek(key)) and base64.b64encode(key).decode() not in repr(kek.Kek(key))
+
+
+def test_it_seals_a_secret_of_its_own_length_bound_to_its_row():
+    given = kek.Kek(os.urandom(32))
+    sealed, kek_id = kek.seal(b"a client secret of any length", context="sso:1", kek=given)
+    assert kek.unwrap(sealed, context="sso:1", kek_id=kek_id, keks=[given]) == b"a client secret of any length"
+    with pytest.raises(kek.UnwrapError):
+        kek.unwrap(sealed, context="sso:2", kek_id=kek_id, keks=[given])
+    for bad in (b"", b"x" * (kek.MAX_SEALED_SECRET_BYTES + 1)):
+        with pytest.raises(ValueError):
+            kek.seal(bad, context="sso:1", kek=given)
+    with pytest.raises(ValueError):
+        kek.wrap(b"short", context="disk:1", kek=given)  # a data key is still exactly 32 bytes
+
+
+def test_it_refuses_a_cut_short_or_unknown_wrapped_key_as_such():
+    given = kek.Kek(os.urandom(32))
+    wrapped, kek_id = kek.wrap(kek.new_data_key(), context="disk:row-1", kek=given)
+    # A value cut short (a version byte and part of the nonce), or one of a format this code does not know
+    for bad in (wrapped[:5], bytes([2]) + wrapped[1:], b""):
+        with pytest.raises(kek.UnwrapError, match=r"^unknown wrapped-key format$"):
+            kek.unwrap(bad, context="disk:row-1", kek_id=kek_id, keks=[given])
+
+
+def test_it_makes_the_development_kek_where_told_whether_or_not_its_directory_exists(settings, tmp_path, caplog):
+    settings.QUETZAL_KEK = None
+    # A fresh checkout: no var/ at all, several directories deep
+    settings.QUETZAL_KEK_DEV_FILE = tmp_path / "checkout" / "var" / "kek"
+    first = kek.current_kek()
+    assert settings.QUETZAL_KEK_DEV_FILE.exists()
+    # The log line names the file and says production would refuse to start
+    assert (
+        "No QUETZAL_KEK or QUETZAL_KEK_FILE set: generated an embedded development key-encryption key at "
+        f"{settings.QUETZAL_KEK_DEV_FILE}. Production settings refuse to start without one."
+    ) in caplog.text
+    # A var/ that exists already (other files in it) gets its own key file next to them
+    settings.QUETZAL_KEK_DEV_FILE = tmp_path / "checkout" / "var" / "other-kek"
+    assert kek.current_kek().kek_id != first.kek_id
+
+
+def test_it_names_a_damaged_development_kek_file(settings, tmp_path):
+    settings.QUETZAL_KEK = None
+    settings.QUETZAL_KEK_DEV_FILE = tmp_path / "kek"
+    settings.QUETZAL_KEK_DEV_FILE.write_text("not a key\n")
+    with pytest.raises(ImproperlyConfigured, match="^" + re.escape(f"{settings.QUETZAL_KEK_DEV_FILE} must be base64")):
+        kek.current_kek()
+
+
+def test_it_refuses_keys_of_the_wrong_length_saying_which():
+    with pytest.raises(ValueError, match=r"^a KEK is 32 bytes$"):
+        kek.Kek(os.urandom(16))
+    with pytest.raises(ValueError, match=r"^a data key is 32 bytes$"):
+        kek.wrap(os.urandom(16), context="disk:row-1", kek=kek.Kek(os.urandom(32)))

@@ -164,6 +164,7 @@ class DesktopSerializer(ModelSerializer):
     snapshots = SnapshotSerializer(many=True, read_only=True)
     network = serializers.SerializerMethodField(help_text="The tenant network and address on its host, or null.")
     price_per_hour = serializers.SerializerMethodField(help_text="What its size costs per hour now.")
+    labels = serializers.SlugRelatedField(slug_field="value", many=True, read_only=True)
 
     class Meta:
         model = Desktop
@@ -189,6 +190,9 @@ class DesktopSerializer(ModelSerializer):
             "ready_at",
             "last_activity_at",
             "consoles_open",
+            "automation_at",
+            "expires_at",
+            "labels",
             "console_url",
             "idle_action_at",
             "session_ends_at",

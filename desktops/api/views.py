@@ -19,10 +19,15 @@ from quetzal.api.viewsets import TenantScopedViewSet
 from quetzal.errors import ServiceError
 from tenants.services.audit import client_ip
 
+# What DesktopSerializer reads besides the row: fetched with it, not one query per field.
+DESKTOP_READ = Desktop.objects.select_related("template", "user", "host", "tenant").prefetch_related(
+    "snapshots", "labels"
+)
+
 
 def accepted(desktop: Desktop, operation: Operation | None) -> Response:
     """202 with the desktop and the operation to follow (or 200 when nothing had to happen)."""
-    desktop.refresh_from_db()
+    desktop = DESKTOP_READ.get(pk=desktop.pk)  # as the action left it, read once with what the answer shows
     body = {
         "desktop": s.DesktopSerializer(desktop).data,
         "operation": s.OperationSerializer(operation).data if operation else None,
@@ -53,7 +58,7 @@ class VisibleDesktopsMixin:
 class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
     """Desktops: create, read, delete, and lifecycle actions that answer 202 with an operation."""
 
-    queryset = Desktop.objects.select_related("template", "user", "host").prefetch_related("snapshots")
+    queryset = DESKTOP_READ
     serializer_class = s.DesktopSerializer
     owner_field = "user"
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django import forms
 
-from desktops.models import DesktopTemplate, Pool, TemplateSize
+from desktops.models import DesktopTemplate, Pool, ScalingException, ScalingPlan, TemplateSize
+from desktops.services import autoscale, scaling
 from desktops.services.templates import RANGE_FIELDS, SIZE_FIELDS, TENANT_FIELDS, launchable
 from hosts.choices import CopyState
 from hosts.models import Image
-from quetzal.forms import Form, ModelForm, TenantScopedModelChoiceField, TenantScopedModelForm
+from quetzal.forms import Form, ModelForm, TenantScopedForm, TenantScopedModelChoiceField, TenantScopedModelForm
 from tenants.choices import ResizePolicy
 
 
@@ -164,3 +165,67 @@ class ResizePolicyForm(Form):
     resize_policy = forms.ChoiceField(
         choices=ResizePolicy.choices, label="Who may pick a size and resize", widget=forms.RadioSelect
     )
+
+
+class NewMemberDesktopForm(TenantScopedForm):
+    """The "desktop for every new member" policy: a template the tenant may launch, or none (off)."""
+
+    template = TenantScopedModelChoiceField(
+        DesktopTemplate.objects.all(),
+        scope=launchable,
+        required=False,
+        empty_label="No desktop (off)",
+        help_text="Who joins (an invitation, a first single sign-on) finds a stopped desktop of it, made for them.",
+    )
+    enabled = forms.BooleanField(required=False, initial=True, label="On")
+
+
+class ScalingPlanForm(ModelForm):
+    """A pool's scaling plan: the weekdays it runs, four phases, and whether prediction raises it."""
+
+    days = forms.MultipleChoiceField(
+        choices=[(str(day), label) for day, label in scaling.WEEKDAY_LABELS.items()],
+        widget=forms.CheckboxSelectMultiple,
+        label="Plan days",
+        help_text="Other days are off-peak all day.",
+    )
+
+    class Meta:
+        model = ScalingPlan
+        fields = list(autoscale.PLAN_FIELDS)
+        widgets = {
+            f"{phase}_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M") for phase in scaling.PHASES
+        }
+        labels = {
+            **{f"{phase}_start": "Starts" for phase in scaling.PHASES},
+            **{f"{phase}_minimum": "Warm at least" for phase in scaling.PHASES},
+            **{f"{phase}_unit": "Counted in" for phase in scaling.PHASES},
+            "enabled": "Follow this plan (off: keep Min ready)",
+            "release_idle": "Release idle warm desktops at ramp-down",
+            "prediction_enabled": "Predict demand from the claim history",
+            "lead_minutes": "Refill lead time (minutes)",
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["days"] = list(self.instance.days or "")
+
+    def clean_days(self) -> str:
+        return "".join(sorted(self.cleaned_data["days"]))
+
+
+class ScalingExceptionForm(ModelForm):
+    """A closure (whole days) or a weekly slot; the pool is the page's, never the form's."""
+
+    class Meta:
+        model = ScalingException
+        fields = list(autoscale.EXCEPTION_FIELDS)
+        widgets = {
+            "first_day": forms.DateInput(attrs={"type": "date"}),
+            "last_day": forms.DateInput(attrs={"type": "date"}),
+            "start_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "end_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "weekday": forms.Select(choices=[("", "—"), *scaling.WEEKDAY_LABELS.items()]),
+        }
+        labels = {"first_day": "From (closure)", "last_day": "To (closure; empty: one day)", "unit": "as"}
+        help_texts = {"minimum": "Warm desktops held meanwhile (a slot only ever raises the plan's)."}

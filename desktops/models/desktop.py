@@ -62,6 +62,11 @@ class Desktop(TenantOwned):
     ready_probe = models.CharField(max_length=100, blank=True, editable=False)
     last_activity_at = models.DateTimeField(null=True, blank=True, help_text="Last console connect, input or leave.")
     consoles_open = models.PositiveIntegerField(default=0)
+    # A disposable desktop is deleted once this passes (desktops.services.disposable, from the beat).
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    automation_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last input batch sent through the automation API (the console says so)."
+    )
     assigned_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
@@ -100,3 +105,18 @@ class DesktopSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.desktop} @ {self.name}"
+
+
+class DesktopLabel(TenantOwned):
+    """A label on a desktop (a test run, a demo): disposable desktops are listed and torn down by label."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    desktop = models.ForeignKey(Desktop, on_delete=models.CASCADE, related_name="labels")
+    value = models.CharField(max_length=63)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "value"])]
+        constraints = [models.UniqueConstraint(fields=["desktop", "value"], name="desktop_label_unique")]
+
+    def __str__(self) -> str:
+        return self.value

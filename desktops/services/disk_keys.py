@@ -32,6 +32,7 @@ from quetzal import kek
 from quetzal.errors import ServiceError
 from tenants import events
 from tenants.models import Tenant, User
+from tenants.sso import services as sso
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
@@ -296,5 +297,7 @@ def rotate_kek(*, old: kek.Kek, new: kek.Kek) -> int:
             row.wrapped, row.kek_id = kek.wrap(data_key, context=row.context, kek=new)
             row.rewrapped_at = now
         DataKey.objects.bulk_update(rows, ["wrapped", "kek_id", "rewrapped_at"], batch_size=500)
-        events.keys_rotated(old_kek_id=old.kek_id, new_kek_id=new.kek_id, count=len(rows))
-    return len(rows)
+        # Identity providers' client secrets are sealed under the same KEK: they move with the data keys.
+        count = len(rows) + sso.rewrap_secrets(old=old, new=new)
+        events.keys_rotated(old_kek_id=old.kek_id, new_kek_id=new.kek_id, count=count)
+    return count

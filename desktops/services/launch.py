@@ -45,7 +45,7 @@ def launch(
     with transaction.atomic():
         # Launches of the tenant take turns from here, so the look for the person's desktop and the claim or
         # create that follows are one step: a second launch finds the desktop the first one made.
-        quotas.lock(tenant)
+        locked = quotas.lock(tenant)
         existing = _latest(tenant=tenant, user=user, template=template)
         if existing is not None:
             _ensure_same_size(existing, size)
@@ -58,7 +58,7 @@ def launch(
                 readiness.record_launch(desktop=existing, kind=LaunchKind.COLD)
                 return LaunchResult(existing, operation)
         if size is None or size == default:
-            claimed = pools.claim(tenant=tenant, user=user, template=template, ip=ip)
+            claimed = pools.claim_locked(locked=locked, user=user, template=template, ip=ip)
             if claimed is not None:
                 readiness.record_launch(desktop=claimed[0], kind=LaunchKind.WARM)
                 return LaunchResult(*claimed)

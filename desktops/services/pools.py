@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,7 +11,7 @@ from django.utils import timezone
 from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import homes, quotas
+from desktops.services import autoscale, homes, quotas
 from desktops.services.requests import _new_operation, request_action
 from desktops.services.templates import launchable
 from quetzal.errors import Forbidden, LimitExceeded, NotFound, ServiceError
@@ -19,60 +20,82 @@ from tenants import events
 
 def claim(*, tenant, user, template: DesktopTemplate, ip: str | None = None) -> tuple[Desktop, Operation | None] | None:
     """Hand the person a warm desktop of this template, or None when the pool has none ready."""
+    with transaction.atomic():
+        # The tenant's lock makes the limits and the hand-out one step.
+        return claim_locked(locked=quotas.lock(tenant), user=user, template=template, ip=ip)
+
+
+def claim_locked(
+    *, locked, user, template: DesktopTemplate, ip: str | None = None
+) -> tuple[Desktop, Operation | None] | None:
+    """claim(), for a caller whose transaction already holds the tenant's lock: `locked` is what quotas.lock gave."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("claim_locked() outside transaction.atomic(): no tenant lock can be held")
+    tenant = locked
+    # No savepoint of its own: a refusal below undoes the caller's whole transaction, as the lock's holder expects.
     pool = Pool.objects.for_tenant(tenant).filter(template=template, enabled=True).first()
     if pool is None:
         return None
     now = timezone.now()
-    with transaction.atomic():
-        # The tenant's lock makes the limits and the hand-out one step.
-        quotas.ensure_tenant_active(quotas.lock(tenant))
-        # SKIP LOCKED lets concurrent claimers take different rows instead of queueing on one;
-        # the conditional UPDATE keeps the claim exact where the database has no row locks (SQLite).
-        candidates = (
-            Desktop.objects.select_for_update(skip_locked=True)
-            .filter(pool=pool, user__isnull=True, state=pool.warm_state)
-            .order_by("created_at", "id")
+    quotas.ensure_tenant_active(locked)
+    # SKIP LOCKED lets concurrent claimers take different rows instead of queueing on one;
+    # the conditional UPDATE keeps the claim exact where the database has no row locks (SQLite).
+    candidates = (
+        Desktop.objects.select_for_update(skip_locked=True)
+        .filter(pool=pool, user__isnull=True, state=pool.warm_state)
+        .order_by("created_at", "id")
+    )
+    for _attempt in range(5):
+        desktop = candidates.first()  # LIMIT 1: lock one row, leave the rest to other claimers
+        if desktop is None:
+            break
+        # A warm running desktop already counts against the tenant's running quotas: only the person's
+        # limit is new. A hibernated one boots now and needs the room.
+        boots = desktop.state == DesktopState.HIBERNATED
+        # The tenant is locked above, for the whole transaction: its limits as read there hold.
+        refusal = quotas.run_refusal(
+            locked,
+            user=user,
+            vcpus=desktop.vcpus if boots else 0,
+            memory_mib=desktop.memory_mib if boots else 0,
+            exclude_desktop_id=desktop.pk,
         )
-        for _attempt in range(5):
-            desktop = candidates.first()  # LIMIT 1: lock one row, leave the rest to other claimers
-            if desktop is None:
-                break
-            # A warm running desktop already counts against the tenant's running quotas: only the person's
-            # limit is new. A hibernated one boots now and needs the room.
-            boots = desktop.state == DesktopState.HIBERNATED
-            quotas.ensure_can_run(
-                tenant=tenant,
-                user=user,
-                vcpus=desktop.vcpus if boots else 0,
-                memory_mib=desktop.memory_mib if boots else 0,
-                exclude_desktop_id=desktop.pk,
-            )
-            if not Desktop.objects.filter(pk=desktop.pk, user__isnull=True).update(
-                user=user, assigned_at=now, last_activity_at=now
-            ):
-                continue
-            desktop.user, desktop.assigned_at = user, now
-            events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
-            operation = None
-            if boots:
-                # The start plugs the home in as it boots.
-                operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
-            elif homes.wants_home(desktop):
-                # Already running, so the claim stays instant: a worker hot-plugs the person's home meanwhile
-                # and the guest mounts it when it appears (by its serial). Not the launch's operation to wait on.
-                _new_operation(desktop=desktop, kind=OperationKind.ATTACH_HOME, actor=user)
-            dispatch.refill_pools()
-            return desktop, operation
+        if refusal is not None:
+            raise refusal
+        if not Desktop.objects.filter(pk=desktop.pk, user__isnull=True).update(
+            user=user, assigned_at=now, last_activity_at=now
+        ):
+            continue
+        desktop.user, desktop.assigned_at = user, now
+        if desktop.template_id == template.pk:
+            desktop.template = template  # what wants_home() reads, without loading it again
+        events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
+        operation = None
+        if boots:
+            # The start plugs the home in as it boots.
+            operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
+        elif homes.wants_home(desktop):
+            # Already running, so the claim stays instant: a worker hot-plugs the person's home meanwhile
+            # and the guest mounts it when it appears (by its serial). Not the launch's operation to wait on.
+            _new_operation(desktop=desktop, kind=OperationKind.ATTACH_HOME, actor=user)
+        dispatch.refill_pools()
+        return desktop, operation
     return None
 
 
-def shortfall(pool: Pool) -> int:
-    """How many desktops the pool lacks: up to `min_ready` unassigned ones, never beyond `max_size` in all."""
+def shortfall(pool: Pool, *, wanted: int | None = None) -> int:
+    """How many desktops the pool lacks: up to its warm target unassigned ones, never beyond `max_size` in all.
+
+    The target is `min_ready`, or what the pool's scaling plan (and prediction) asks for now; `wanted` passes
+    one already computed.
+    """
+    if wanted is None:
+        wanted = autoscale.warm_target(pool).warm
     unassigned = Desktop.objects.filter(pool=pool, user__isnull=True).exclude(
         state__in=[DesktopState.DELETED, DesktopState.DELETING, DesktopState.ERROR]
     )
     alive = Desktop.objects.filter(pool=pool).exclude(state__in=[DesktopState.DELETED])
-    return max(0, min(pool.min_ready - unassigned.count(), pool.max_size - alive.count()))
+    return max(0, min(wanted - unassigned.count(), pool.max_size - alive.count()))
 
 
 def held_back(pool: Pool) -> ServiceError | None:
@@ -90,18 +113,23 @@ def held_back(pool: Pool) -> ServiceError | None:
     )
 
 
-def refill(pool: Pool) -> int:
+def refill(pool: Pool, *, now: datetime | None = None) -> int:
     """Create pooled desktops up to the pool's shortfall, and only as far as the tenant's quotas allow.
 
     One desktop per transaction, each under the tenant's lock: concurrent refills (beat, every claim) and the
     tenant's own requests take turns, and each reads the counts the previous one left.
+
+    `now` is the moment the scaling plan is read at (tests and the autoscale bench pass a simulated clock).
     """
+    # One target per pass: the plan and the prediction do not change between two desktops of one refill.
+    target = autoscale.warm_target(pool, now=now)
+    autoscale.release_surplus(pool, target)
     made = 0
     while True:
         with transaction.atomic():
             tenant = quotas.lock(pool.tenant)
             current = Pool.objects.filter(pk=pool.pk, enabled=True).select_related("template").first()
-            if current is None or not tenant.is_active or shortfall(current) == 0:
+            if current is None or not tenant.is_active or shortfall(current, wanted=target.warm) == 0:
                 break
             if not launchable(DesktopTemplate.objects.all(), tenant).filter(pk=current.template_id).exists():
                 break  # a template its tenant may no longer launch: build nothing more from it

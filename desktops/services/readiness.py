@@ -95,7 +95,7 @@ def look(desktop: Desktop, *, now: datetime, hypervisor=None) -> Look:
     try:
         if hv.agent_ping(desktop.domain_name):
             return Look(ReadySignal.AGENT)
-        shot = hv.screenshot(desktop.domain_name)
+        shot = hv.screenshot(desktop.domain_name).data
     except HypervisorError as error:
         log.info("cannot look at desktop %s yet: %s", desktop.pk, error)
         return Look(None, desktop.ready_probe)

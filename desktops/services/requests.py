@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -20,20 +21,22 @@ RELEASED = "Released by its user"
 
 
 def enqueue(operation: Operation) -> None:
-    """Send the operation to a worker once the transaction that created it commits."""
-
-    def remember(task_id: str) -> None:
-        Operation.objects.filter(pk=operation.pk, celery_task_id="").update(celery_task_id=task_id)
-
-    dispatch.run_operation(operation.pk, sent=remember)
+    """Send the operation to a worker once the transaction that created it commits, as the task it names."""
+    dispatch.run_operation(operation.pk, task_id=operation.celery_task_id)
 
 
 def _new_operation(*, desktop: Desktop, kind: str, actor, params: dict | None = None) -> Operation:
     """Create the operation row; the database refuses a second one in flight."""
     try:
         with transaction.atomic():
+            # The Celery task id is chosen here, so the row names its task without a write after sending.
             operation = Operation.objects.create(
-                tenant_id=desktop.tenant_id, desktop=desktop, kind=kind, actor=actor, params=params or {}
+                tenant_id=desktop.tenant_id,
+                desktop=desktop,
+                kind=kind,
+                actor=actor,
+                params=params or {},
+                celery_task_id=str(uuid.uuid4()),
             )
     except IntegrityError:
         running = Operation.objects.in_flight().filter(desktop=desktop).first()

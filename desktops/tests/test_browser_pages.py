@@ -494,6 +494,39 @@ def test_it_applies_an_admin_policy_change_to_the_next_launch(alice, world, brow
     browser.shot(page, "launch-refused-by-policy")
 
 
+# --- the scaling plan ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_it_edits_a_scaling_plan_and_charts_it_at_desktop_and_phone_size(viewport, alice, world, browsers, base):
+    from desktops.models import ScalingPlan
+
+    pool = world["pool"]
+    browser = browsers(viewport)
+    page = browser.sign_in(alice.admin.email)
+    page.goto(f"{base}/manage/pools/{pool.pk}/scaling/")
+    # The day chart spans the panel at either width, and nothing scrolls sideways
+    width = page.viewport_size["width"]
+    chart = page.locator('[data-testid="day-chart"] svg').bounding_box()
+    assert chart["width"] > width * 0.6 and chart["height"] >= 150
+    assert no_sideways_scroll(page)
+    # When the admin sets the peak, turns prediction on and saves
+    page.fill("input[name=peak_minimum]", "3")
+    page.fill("input[name=peak_start]", "09:00")
+    page.locator("input[name=prediction_enabled]").check()
+    page.locator('[data-testid="plan-form"] button[type=submit]').click()
+    page.wait_for_url(f"{base}/manage/pools/{pool.pk}/scaling/")
+    # Then the plan is stored, and last week's demand is charted beside today's plan
+    plan = ScalingPlan.objects.get(pool=pool)
+    assert plan.peak_minimum == 3 and plan.prediction_enabled and plan.peak_start.hour == 9
+    assert page.locator('[data-testid="week-chart"] svg').is_visible()
+    bars = page.locator('[data-testid="day-chart"] rect')
+    assert bars.count() == 96
+    assert no_sideways_scroll(page)
+    assert not axe_violations(page)
+    browser.shot(page, "pool-scaling-saved")
+
+
 # --- every page, both sizes ---------------------------------------------------------------------
 
 
@@ -518,6 +551,7 @@ def _pages(world) -> list[tuple[str, str, str, int]]:
         ("admin", "desktops", "/manage/desktops/", 200),
         ("admin", "pools", "/manage/pools/", 200),
         ("admin", "pool", f"/manage/pools/{pool.pk}/", 200),
+        ("admin", "pool-scaling", f"/manage/pools/{pool.pk}/scaling/", 200),
         ("admin", "templates", "/manage/templates/", 200),
         ("admin", "template-new", "/manage/templates/new/", 200),
         ("admin", "template", f"/manage/templates/{cad.pk}/", 200),
@@ -526,6 +560,8 @@ def _pages(world) -> list[tuple[str, str, str, int]]:
         ("admin", "desktop-firewall", f"/manage/desktops/{mine.pk}/firewall/", 200),
         ("admin", "members", "/manage/members/", 200),
         ("admin", "policies", "/manage/policies/", 200),
+        ("admin", "sso", "/manage/sign-in/", 200),
+        ("admin", "new-members", "/manage/new-members/", 200),
         ("admin", "audit", "/manage/audit/", 200),
         ("admin", "console-sessions", "/console/sessions/", 200),
         ("admin", "billing-off", "/manage/billing/", 200),

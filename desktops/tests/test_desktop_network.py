@@ -115,3 +115,38 @@ def test_it_shows_a_templates_rules_page(alice, template):
     assert page.post(url, {"action": "allow", "cidr": "0.0.0.0/0", "protocol": "any"}).status_code == 302
     assert FirewallRule.objects.get().template_id == template.pk
     assert template.name in page.get(url).content.decode()
+
+
+def test_it_builds_a_desktops_filter_from_its_rules_and_its_tenants_policy(alice, bob, host, template):
+    from hosts.services import networks
+
+    # Given a desktop on its tenant's network, with a rule of its own, one of its template's, one of the tenant's,
+    # and a rule of another tenant's that must not reach it
+    desktop = DesktopFactory(world=alice, template=template, host=host)
+    lease = networks.attach_desktop(tenant=alice.tenant, host=host, desktop_id=desktop.pk)
+    rules = alice.tenant.firewall_rules
+    rules.create(action="deny", cidr="198.51.100.0/24", protocol="any")
+    rules.create(template=template, action="allow", cidr="192.0.2.0/24", protocol="tcp", port_start=80, port_end=443)
+    rules.create(desktop=desktop, action="deny", cidr="203.0.113.5/32", protocol="udp", port_start=53)
+    bob.tenant.firewall_rules.create(action="allow", cidr="0.0.0.0/0")
+    # When its tenant denies what no rule allows and keeps its desktops apart
+    alice.tenant.egress_policy, alice.tenant.allow_intra_tenant_traffic = "deny_all", False
+    alice.tenant.save()
+    spec = network.filter_spec(Desktop.objects.get(pk=desktop.pk), lease)
+    # Then it is the desktop's own filter, its rules most specific first, then the default drop
+    assert spec.name == lease.filter_name
+    tail = [(r.action, r.protocol, r.dst, r.dst_ports) for r in spec.rules if r.priority >= 200]
+    assert tail == [
+        ("drop", "udp", "203.0.113.5/32", (53, 53)),
+        ("accept", "tcp", "192.0.2.0/24", (80, 443)),
+        ("drop", "all", "198.51.100.0/24", None),
+        ("drop", "all", None, None),
+        ("drop", "all", None, None),
+    ]
+    assert not any(r.action == "accept" and r.dst == lease.network.subnet for r in spec.rules)
+    # And when the tenant allows all outbound traffic and lets its desktops meet, the filter says so
+    alice.tenant.egress_policy, alice.tenant.allow_intra_tenant_traffic = "allow_all", True
+    alice.tenant.save()
+    opened = network.filter_spec(Desktop.objects.get(pk=desktop.pk), lease)
+    assert [(r.action, r.direction) for r in opened.rules if r.priority == 995] == [("accept", "out")]
+    assert any(r.action == "accept" and r.dst == lease.network.subnet for r in opened.rules)

@@ -17,6 +17,7 @@ from desktops.tests.factories import DataKeyFactory, DesktopFactory
 from hosts.services.images import DiskPlan, desktop_disk_plan
 from quetzal import kek
 from tenants.models import AuditEvent
+from tenants.sso import services as sso
 
 
 def _plan(host, template) -> DiskPlan:
@@ -78,9 +79,12 @@ def test_it_never_hands_one_spare_to_two_concurrent_starts(alice, host, template
     # When a second start claims meanwhile
     try:
         results["two"] = disk_keys.claim_for(desktop=two, host=host, plan=plan)
+        # ...without waiting for the first start to finish
+        second_waited = not worker.is_alive()
     finally:
         release.set()
         worker.join(10)
+    assert not second_waited
     # Then it skips the locked spare and gets its own key
     assert results["one"][0].pk == spare.pk  # type: ignore[index]
     assert results["two"][0].pk != spare.pk and results["two"][1] is None  # type: ignore[index]
@@ -191,6 +195,28 @@ def test_it_rotates_the_kek_without_changing_any_data_key(alice, bob, template, 
     # And running it again changes nothing
     call_command("rotate_kek", stdout=open(os.devnull, "w"))  # noqa: SIM115
     assert AuditEvent.objects.filter(action="keys.rotate").order_by("pk").last().data["keys"] == 0
+
+
+def test_it_rotates_the_identity_providers_client_secrets_with_the_data_keys(alice, settings, monkeypatch):
+    # Given a single sign-on provider whose client secret was sealed under the old KEK
+    old, new = os.urandom(32), os.urandom(32)
+    settings.QUETZAL_KEK = old
+    provider = sso.save_provider(
+        tenant=alice.tenant,
+        actor=alice.owner,
+        values={"name": "Acme", "issuer_url": "https://id.acme.test", "client_identifier": "c"},
+        domains=["acme.test"],
+        client_secret="the provider's secret",
+    )
+    # When the KEK is rotated
+    settings.QUETZAL_KEK = new
+    monkeypatch.setenv("QUETZAL_OLD_KEK", _b64(old))
+    call_command("rotate_kek", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    # Then the secret is sealed under the new KEK and still the same secret
+    provider.refresh_from_db()
+    assert provider.client_secret_kek_id == kek.Kek(new).kek_id
+    assert sso.client_secret(provider) == "the provider's secret"
+    assert AuditEvent.objects.get(action="keys.rotate").data["keys"] == 1
 
 
 def test_it_rotates_all_keys_or_none(alice, template, settings, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import current_app
+from celery.signals import task_prerun
 
 from desktops import dispatch
 from desktops.choices import DesktopState, OperationStatus
@@ -20,6 +21,12 @@ def test_it_names_only_registered_tasks():
 def test_it_sends_nothing_before_the_commit_then_runs_the_operation(
     alice, host, template, django_capture_on_commit_callbacks
 ):
+    ran_as: list[str] = []
+
+    def note(task_id=None, **_kwargs):
+        ran_as.append(task_id)
+
+    task_prerun.connect(note, weak=False)
     celery_app.conf.task_always_eager = True
     try:
         # Given a create request inside a transaction that has not committed yet
@@ -32,9 +39,11 @@ def test_it_sends_nothing_before_the_commit_then_runs_the_operation(
         pending[0]()
     finally:
         celery_app.conf.task_always_eager = False
-    # Then the named task ran and its Celery id was kept on the operation
+        task_prerun.disconnect(note)
+    # Then the named task ran, under the Celery id the operation row names
     operation.refresh_from_db()
-    assert operation.status == OperationStatus.SUCCEEDED and operation.celery_task_id
+    assert operation.status == OperationStatus.SUCCEEDED
+    assert ran_as == [operation.celery_task_id] and len(operation.celery_task_id) == 36
     assert Desktop.objects.get(pk=desktop.pk).state == DesktopState.RUNNING
 
 

@@ -15,6 +15,7 @@ from desktops.services import launch, readiness
 from desktops.services.spec import serial_log_path
 from desktops.state import transition
 from desktops.tests.factories import DesktopFactory, DesktopTemplateFactory, PoolFactory
+from hosts.hypervisor.base import Screenshot
 from hosts.tests.factories import HostFactory, ImageFactory
 from tests.fixtures import api_client
 
@@ -47,8 +48,9 @@ class Screen:
     def agent_ping(self, name: str, timeout_s: int = 1) -> bool:
         return self.agent
 
-    def screenshot(self, name: str) -> bytes:
-        return self.shots.pop(0) if len(self.shots) > 1 else self.shots[0]
+    def screenshot(self, name: str) -> Screenshot:
+        data = self.shots.pop(0) if len(self.shots) > 1 else self.shots[0]
+        return Screenshot(data=data, mime="image/png")
 
 
 @pytest.fixture

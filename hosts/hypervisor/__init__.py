@@ -13,6 +13,7 @@ from hosts.hypervisor.base import (
     MigrationStats,
     NodeStats,
     PciDevice,
+    Screenshot,
     SnapshotInfo,
     detect_virt_type,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "OperationFailed",
     "PciDevice",
     "PoolNotFound",
+    "Screenshot",
     "SecretSpec",
     "SnapshotInfo",
     "SnapshotNotFound",

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from hosts.hypervisor.domain import DiskSpec, DomainSpec, InterfaceSpec
+    from hosts.hypervisor.input import PointerEvent
     from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Hypervisor",
     "MdevType",
     "PciDevice",
+    "Screenshot",
     "SnapshotInfo",
     "detect_virt_type",
 ]
@@ -166,6 +168,14 @@ class ConsoleAddress:
     port: int
 
 
+@dataclass(frozen=True)
+class Screenshot:
+    """A running domain's screen as the host dumped it (PNG or PPM, as mime says)."""
+
+    data: bytes
+    mime: str
+
+
 def detect_virt_type(host_info: HostInfo) -> Literal["kvm", "qemu"]:
     """KVM when the host advertises it, else TCG; callers still allow a per-host override."""
     # libvirt lists kvm whenever /dev/kvm opens, even inside a VM whose nested virtualisation
@@ -267,8 +277,16 @@ class Hypervisor(Protocol):
         """Host and port of the running domain's VNC server."""
         ...
 
-    def screenshot(self, name: str) -> bytes:
-        """The running domain's screen as image-file bytes (PPM or PNG)."""
+    def screenshot(self, name: str) -> Screenshot:
+        """The running domain's first screen, as an image."""
+        ...
+
+    def send_keys(self, name: str, codes: Sequence[int], hold_ms: int = 30) -> None:
+        """Press these Linux key codes together (in order), hold them, release them."""
+        ...
+
+    def send_pointer(self, name: str, steps: Sequence[PointerEvent], width: int, height: int) -> None:
+        """Pointer moves and button presses at pixel coordinates of a width x height screen, step by step."""
         ...
 
     def agent_ping(self, name: str, timeout_s: int = 1) -> bool:

@@ -15,6 +15,7 @@ import libvirt
 from lxml import etree
 
 from hosts.hypervisor import libvirt_network as networks
+from hosts.hypervisor import libvirt_screen as screen
 from hosts.hypervisor import libvirt_storage as storage
 from hosts.hypervisor import libvirt_vdagent as vdagent
 from hosts.hypervisor import qemu_img
@@ -28,6 +29,7 @@ from hosts.hypervisor.base import (
     MigrationStats,
     NodeStats,
     PciDevice,
+    Screenshot,
     SnapshotInfo,
     detect_virt_type,
 )
@@ -51,6 +53,7 @@ from hosts.hypervisor.errors import (
     is_connection_error,
 )
 from hosts.hypervisor.host_shell import HostShell, shell_for
+from hosts.hypervisor.input import PointerEvent
 from hosts.hypervisor.libvirt_conn import LibvirtConnection
 from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 from hosts.hypervisor.parsing import (
@@ -615,26 +618,6 @@ class LibvirtHypervisor:
 
         return self._on_domain(name, fn)
 
-    def screenshot(self, name: str) -> bytes:
-        """The running domain's screen as image-file bytes (QEMU sends a PPM)."""
-
-        def fn(dom: libvirt.virDomain) -> bytes:
-            if not dom.isActive():
-                raise _invalid_state(name, _state(dom), "take a screenshot")
-            stream = dom.connect().newStream(0)
-            chunks: list[bytes] = []
-            try:
-                dom.screenshot(stream, 0, 0)
-                stream.recvAll(lambda _stream, data, acc: acc.append(data), chunks)
-                stream.finish()
-            except libvirt.libvirtError:
-                with contextlib.suppress(libvirt.libvirtError):
-                    stream.abort()
-                raise
-            return b"".join(chunks)
-
-        return self._on_domain(name, fn)
-
     def agent_ping(self, name: str, timeout_s: int = 1) -> bool:
         """Whether the guest agent answers now (False when there is none or it is not up yet)."""
         import libvirt_qemu  # the QEMU-only half of the binding; only this call needs it
@@ -649,6 +632,43 @@ class LibvirtHypervisor:
         return self._on_domain(name, fn, retry=False)
 
     # Hot-plugged disks (home disks)
+
+    # Screen and input (automation)
+
+    def _running(self, dom: libvirt.virDomain, action: str) -> None:
+        state = _state(dom)
+        if state != DomainState.RUNNING:
+            raise _invalid_state(dom.name(), state, action)
+
+    def screenshot(self, name: str) -> Screenshot:
+        """The running domain's first screen (libvirt's virDomainScreenshot)."""
+
+        def fn(conn: libvirt.virConnect) -> Screenshot:
+            dom = conn.lookupByName(name)
+            self._running(dom, "take a screenshot")
+            data, mime = screen.take_screenshot(conn, dom)
+            return Screenshot(data=data, mime=mime)
+
+        return self._run(fn)
+
+    def send_keys(self, name: str, codes: Sequence[int], hold_ms: int = 30) -> None:
+        """Press the Linux key codes together, hold them hold_ms, release them (virDomainSendKey)."""
+
+        def fn(dom: libvirt.virDomain) -> None:
+            self._running(dom, "send keys")
+            screen.send_chord(dom, codes, hold_ms)
+
+        # Not retried: a key press sent twice types twice.
+        self._on_domain(name, fn, retry=False)
+
+    def send_pointer(self, name: str, steps: Sequence[PointerEvent], width: int, height: int) -> None:
+        """Pointer steps through QEMU's input-send-event (to the domain's USB tablet)."""
+
+        def fn(dom: libvirt.virDomain) -> None:
+            self._running(dom, "send pointer events")
+            screen.send_pointer(dom, steps, width, height)
+
+        self._on_domain(name, fn, retry=False)
 
     def disk_serials(self, name: str) -> list[str]:
         """Serials of the disks the running domain has now (its live definition)."""

@@ -128,3 +128,24 @@ def test_it_puts_the_interface_on_the_network_isolated_with_its_filter(tmp_path)
     assert el.find("filterref").get("filter") == "quetzal-abc123-d7"
     plain = etree.fromstring(make_spec(interfaces=(InterfaceSpec(network="x"),)).to_xml()).find("devices/interface")
     assert plain.find("port") is None and plain.find("filterref") is None
+
+
+def test_it_answers_its_dns_domain_locally_and_can_be_a_network_without_nat(tmp_path):
+    spec = _network(domain_name="desktops.internal", forward="none", isolated_ports=False)
+    _validate(spec.to_xml(), "network", tmp_path)
+    root = etree.fromstring(spec.to_xml())
+    # Names under the domain are answered by the host's dnsmasq and never forwarded upstream
+    assert dict(root.find("domain").attrib) == {"name": "desktops.internal", "localOnly": "yes"}
+    # Without NAT the guests reach nothing beyond the bridge
+    assert root.find("forward") is None
+    assert dict(root.find("bridge").attrib) == {"name": "qzabc123", "stp": "on", "delay": "0"}
+    assert _network().to_element().find("domain") is None
+
+
+def test_it_matches_answers_from_the_gateway_by_source_address_and_ports():
+    rule = FilterRule("accept", "in", 101, "udp", src="10.200.7.1", src_ports=(67, 67), dst_ports=(68, 68))
+    match = rule.to_element().find("udp")
+    assert (match.get("srcipaddr"), match.get("srcportstart"), match.get("dstportstart")) == ("10.200.7.1", "67", "68")
+    assert match.get("dstipaddr") is None and match.get("srcportend") is None
+    wide = FilterRule("drop", "in", 102, "all", src="10.200.0.0/16").to_element().find("all")
+    assert (wide.get("srcipaddr"), wide.get("srcipmask")) == ("10.200.0.0", "16")

@@ -154,3 +154,19 @@ def test_it_carves_distinct_subnets_and_addresses_under_concurrent_first_desktop
         ips = list(net.leases.values_list("ip", flat=True))
         assert len(ips) == len(set(ips)) == 3
         assert all(ipaddress.IPv4Address(ip) in net.network and ip != net.gateway for ip in ips)
+
+
+def test_it_gives_a_tenant_the_same_slice_on_its_next_host_even_when_a_lower_one_is_free(
+    alice, bob, host, other_host, settings
+):
+    settings.TENANT_NETWORK_RANGE, settings.TENANT_SUBNET_PREFIX = "10.200.0.0/16", 24
+    # Given alice's and then bob's first desktops on one host (slices 0 and 1), and alice's gone again
+    networks.attach_desktop(tenant=alice.tenant, host=host, desktop_id=201)
+    bobs = networks.attach_desktop(tenant=bob.tenant, host=host, desktop_id=202)
+    networks.detach_desktop(desktop_id=201)
+    assert bobs.network.subnet == "10.200.1.0/24"
+    # When bob's next desktop lands on another host, where every slice is free
+    there = networks.attach_desktop(tenant=bob.tenant, host=other_host, desktop_id=203)
+    # Then bob's network there is on the slice bob has already (a desktop moved live keeps its address),
+    # not on the lowest free one
+    assert there.network.subnet == "10.200.1.0/24" and there.network.subnet_index == 1

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from quetzal.error_pages import render_error
-from quetzal.errors import ServiceError
+from quetzal.errors import FieldErrors, ServiceError
 
 API_PREFIX = "/api/"
+# How long a caller should wait when the database cannot take the request (too many connections, restarting).
+BUSY_RETRY_AFTER_S = 2
 
 
 class InvalidQueryParameters(exceptions.APIException):
@@ -44,6 +48,9 @@ def _first_code(codes: Any) -> str:
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """Turn service, validation and DRF errors into {code, detail[, errors]}."""
+    if isinstance(exc, FieldErrors):
+        errors = {name: [message] for name, message in exc.errors.items()}
+        return Response({"code": exc.code, "detail": exc.detail, "errors": errors}, status=exc.status)
     if isinstance(exc, ServiceError):
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
     if isinstance(exc, RequestDataTooBig):
@@ -108,6 +115,20 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its handler of the uncaught exception, wherever it was raised (a middleware, the
+    # view): a database that refuses connections is a busy service to come back to, not a fault to report.
+    if isinstance(sys.exc_info()[1], OperationalError):
+        return database_busy(request)
     if _is_api(request):
         return _json("server_error", "Something went wrong on our side; it has been logged.", 500)
     return render_error(request, 500, with_context=False)
+
+
+def database_busy(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After: JSON under /api/, the busy page elsewhere (rendered without the database)."""
+    if _is_api(request):
+        response = _json("service_busy", "The service is busy; retry after the Retry-After header's seconds.", 503)
+    else:
+        response = render_error(request, 503, with_context=False)
+    response["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+    return response

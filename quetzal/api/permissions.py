@@ -27,6 +27,10 @@ class IsTenantMember(BasePermission):
             )
         if getattr(request, "membership", None) is None:
             return False
+        # An automation token reaches only the views that scope it further (desktops.api.automation).
+        automation_only = isinstance(request.auth, ApiToken) and request.auth.is_automation_only
+        if automation_only and not getattr(view, "automation_tokens", False):
+            raise exceptions.PermissionDenied("This token is limited to automation.", code="token_scope")
         if request.method not in readonly.SAFE_METHODS:
             refused = readonly.refusal(request.tenant)
             # A viewset may name actions that stay open (e.g. revoking a token): they end access, not grant it.

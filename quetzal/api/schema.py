@@ -37,7 +37,9 @@ ERROR_DESCRIPTIONS = {
     "415": "`unsupported_media_type`: the body must be `application/json`.",
     "429": "`throttled`: too many requests; retry after the `Retry-After` header.",
     "411": "`length_required`: send the chunk with a Content-Length.",
-    "504": "`files_timeout`: the host keeping the files did not answer in time.",
+    "502": "`host_unavailable` or `hypervisor_error`: the desktop's host did not answer or refused.",
+    "503": "`service_busy`: the service cannot take the request now (its database is busy); retry after `Retry-After`.",
+    "504": "`files_timeout`: the host keeping the files did not answer in time; `input_timeout`: a batch cut short.",
 }
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_SCHEMA = {
@@ -77,7 +79,8 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append("429")
         # What a view says it may answer besides (e.g. the file manager: a missing home, a busy desktop, a host).
         statuses += [code for code in getattr(self.view, "extra_error_statuses", ()) if code not in statuses]
-        return statuses
+        # Any operation, when the database refuses (quetzal.api.errors.database_busy).
+        return [*statuses, "503"] if "503" not in statuses else statuses
 
     def _body_names_an_object(self) -> bool:
         """Whether the request body carries an id, which may name nothing the caller can see (404)."""
@@ -93,8 +96,9 @@ class AutoSchema(openapi.AutoSchema):
         self.registry.register_on_missing(component)
         error = {"application/json": {"schema": component.ref}}
         for parameter in operation.get("parameters", []):
-            if parameter["in"] == "query":
-                # Every query parameter left empty means "not given" (no filter, the first page, the default range).
+            if parameter["in"] == "query" and not parameter.get("required"):
+                # Every query parameter left empty means "not given" (no filter, the first page, the default range);
+                # a required one not given is refused.
                 parameter["allowEmptyValue"] = True
         for status_code in self.error_statuses(operation):
             operation["responses"].setdefault(
@@ -110,3 +114,26 @@ class AutoSchema(openapi.AutoSchema):
             if inner.get("pattern") in TEXT_PATTERNS and not ({"format", "minLength"} & set(inner)):
                 del schema["oneOf"]
                 schema.update(inner)
+
+
+# DRF writes a time of day as "HH:MM:SS" with no offset, but JSON Schema's "time" format is RFC 3339's full-time,
+# which needs one: every time field would read as a violation of its own schema. Say what is really sent.
+TIME_OF_DAY_PATTERN = r"^\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$"
+
+
+def time_of_day_hook(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: every `format: time` becomes the pattern DRF's TimeField writes."""
+
+    def visit(node) -> None:
+        if isinstance(node, dict):
+            if node.get("format") == "time" and node.get("type") == "string":
+                del node["format"]
+                node["pattern"] = TIME_OF_DAY_PATTERN
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(result)
+    return result

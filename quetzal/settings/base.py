@@ -50,12 +50,15 @@ INSTALLED_APPS = [
     "channels",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "axes",
     "quetzal",
     "tenants",
+    "tenants.sso",
     "hosts",
     "desktops",
     "desktops.console",
@@ -109,6 +112,15 @@ DATABASES = {"default": env_database("DATABASE_URL", VAR_DIR / "db.sqlite3")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The embedded default keeps its file under var/; make sure the folder is there.
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+# A bounded pool of PostgreSQL connections per process (DB_POOL_SIZE; 0: none, one connection per request thread).
+# The web tier serves each request on a thread of its own, so without a pool every request in flight opens a
+# connection and a storm runs into max_connections; with one, requests past the pool wait DB_POOL_TIMEOUT_S for
+# a connection and then answer 503 `service_busy` with Retry-After (quetzal.api.errors). Celery keeps 0.
+DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0, minimum=0, maximum=100)
+DB_POOL_TIMEOUT_S = env_int("DB_POOL_TIMEOUT_S", 5, minimum=1, maximum=60)
+if DB_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must hand them back
+    DATABASES["default"]["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_SIZE, "timeout": DB_POOL_TIMEOUT_S}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenants.User"
@@ -249,6 +261,18 @@ ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "tenants.adapters.AccountAdapter"
+# Email first: an address whose domain a tenant routed to its provider goes there (tenants/sso/).
+ACCOUNT_FORMS = {"login": "tenants.sso.forms.LoginForm"}
+# Single sign-on: the tenants' OpenID Connect providers are built per request from their rows (secrets sealed
+# under the KEK), never SocialApp rows. A provider's first sign-in makes the account (just in time); an address
+# is only ever linked to an account by tenants.sso.adapter's own rule, never by allauth's email matching.
+SOCIALACCOUNT_ADAPTER = "tenants.sso.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # the provider speaks for its tenant's domains, and only those
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 # Failed logins are throttled and locked out by django-axes (one configurable number).
 ACCOUNT_RATE_LIMITS = {"login_failed": False}
 LOGIN_REDIRECT_URL = "/"
@@ -311,6 +335,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for a choice set several fields share (each phase of a scaling plan has a unit).
+    "ENUM_NAME_OVERRIDES": {"MinimumUnitEnum": "desktops.models.scaling.MinimumUnit"},
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "quetzal.api.schema.time_of_day_hook"],
 }
 
 # Quetzal's own knobs.

@@ -52,8 +52,9 @@ class InvitationSerializer(ModelSerializer):
 class ApiTokenSerializer(ModelSerializer):
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
-        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "prefix", "scope", "created_at", "last_used_at", "expires_at", "revoked_at"]
+        # Automation tokens are made at /api/v1/automation-tokens/, which names what they may drive.
+        read_only_fields = ["id", "prefix", "scope", "created_at", "last_used_at", "revoked_at"]
 
     def validate_expires_at(self, value):
         # A token born expired is a mistake in the caller's clock or script, never what they meant.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from zoneinfo import available_timezones
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -44,11 +47,23 @@ POLICY_FIELDS = (
     "home_disk_gib",
     "quota_home_gib",
     "allow_admin_file_access",
+    "allow_automation",
+    "time_zone",
+    "warm_hit_target_percent",
 )
 
 # Bounds of the home-disk policy: a home disk is a sparse file, but its size is a promise of space.
 HOME_DISK_GIB_MAX = 2048
 QUOTA_HOME_GIB_MAX = 1024 * 1024
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in available_timezones():
+        raise ValidationError("Not a known time zone (e.g. Europe/Paris).", code="invalid_time_zone")
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    return [(zone, zone) for zone in sorted(available_timezones())]
 
 
 class Tenant(models.Model):
@@ -110,6 +125,9 @@ class Tenant(models.Model):
     allow_admin_file_access = models.BooleanField(
         default=False, help_text="Tenant admins may open members' home folders (audited)."
     )
+    allow_automation = models.BooleanField(
+        default=True, help_text="Scripts and agents may take screenshots of desktops and send them input (audited)."
+    )
 
     # Network policy (desktops.services.firewall changes these and re-applies every desktop's filter).
     egress_policy = models.CharField(
@@ -120,6 +138,20 @@ class Tenant(models.Model):
     )
     allow_intra_tenant_traffic = models.BooleanField(
         default=False, help_text="Let this organisation's desktops reach each other on their host's network."
+    )
+
+    # Autoscaling: plans run on the organisation's wall clock; predictions aim for this share of warm claims.
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        choices=time_zone_choices,
+        validators=[validate_time_zone],
+        help_text="Scaling plans and calendars run on this clock.",
+    )
+    warm_hit_target_percent = models.PositiveSmallIntegerField(
+        default=95,
+        validators=[MinValueValidator(50), MaxValueValidator(99)],
+        help_text="Predicted pools hold enough warm desktops for this % of claims to find one.",
     )
 
     # Quotas; 0 means unlimited.

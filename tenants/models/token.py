@@ -9,6 +9,14 @@ from django.utils import timezone
 from tenants.querysets import TenantQuerySet
 
 
+class TokenScope(models.TextChoices):
+    """What a token may do: everything its person may, or only automation (desktops.services.automation)."""
+
+    FULL = "full", "Everything its person may do"
+    AUTOMATION_READ = "automation_read", "Automation: screenshots and screen waits only"
+    AUTOMATION_INPUT = "automation_input", "Automation: screenshots and input"
+
+
 class ApiToken(models.Model):
     """A script's credential; the secret is shown once and only its hash is kept."""
 
@@ -21,6 +29,8 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # An automation token also names the desktops or templates it may drive (desktops.AutomationTarget).
+    scope = models.CharField(max_length=20, choices=TokenScope.choices, default=TokenScope.FULL)
 
     objects = TenantQuerySet.as_manager()
 
@@ -29,6 +39,10 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_automation_only(self) -> bool:
+        return self.scope != TokenScope.FULL
 
     @property
     def is_usable(self) -> bool:

@@ -20,6 +20,6 @@ CATEGORIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "policy": ("Policies", ("tenant.",)),
     "network": ("Network and firewall", ("firewall.", "network.")),
     "setup": ("Pools and templates", ("pool.", "template.")),
-    "security": ("Sign-in, 2FA and tokens", ("2fa.", "token.", "login.", "user.")),
+    "security": ("Sign-in, single sign-on, 2FA and tokens", ("2fa.", "token.", "login.", "user.", "sso.")),
     "billing": ("Billing", ("billing.",)),
 }

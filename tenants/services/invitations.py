@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quetzal.errors import Conflict, Forbidden, NotFound, ServiceError
-from tenants import events, readonly
+from tenants import events, readonly, signals
 from tenants.choices import Role
 from tenants.models import Invitation, Membership, Tenant, User
 
@@ -96,6 +96,7 @@ def accept(*, raw: str, user: User, ip: str | None = None) -> Membership:
         except IntegrityError:
             raise Conflict("You are already a member of this organisation.", code="already_member") from None
         events.invitation_accepted(actor=user, invitation=invitation, membership=membership, ip=ip)
+        signals.announce_join(membership.pk, via="invitation")
     return membership
 
 

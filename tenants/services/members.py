@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from quetzal.errors import Conflict, Forbidden, NotFound, ServiceError
-from tenants import events
+from tenants import events, signals
 from tenants.choices import Role
 from tenants.models import Membership
 from tenants.receivers import ROLE_RANK, end_member_sockets
@@ -49,8 +49,13 @@ def change_role(
     return membership
 
 
-def remove_member(*, membership: Membership, actor_membership: Membership, ip: str | None = None) -> None:
-    """Remove someone from the tenant (or leave it yourself); the last owner cannot go."""
+def remove_member(
+    *, membership: Membership, actor_membership: Membership, delete_desktops: bool = False, ip: str | None = None
+) -> None:
+    """Remove someone from the tenant (or leave it yourself); the last owner cannot go.
+
+    `delete_desktops`: their desktops in the tenant go too (desktops hears of it after commit); else they are kept.
+    """
     _ensure_same_tenant(membership, actor_membership)
     leaving_self = membership.user_id == actor_membership.user_id
     if not leaving_self and not actor_membership.is_admin:
@@ -63,3 +68,9 @@ def remove_member(*, membership: Membership, actor_membership: Membership, ip: s
             raise Conflict("The last owner cannot leave; make someone else owner first.", code="last_owner")
         events.member_removed(actor=actor_membership.user, membership=membership, leaving=leaving_self, ip=ip)
         membership.delete()  # its post_delete receiver ends the person's sockets in this tenant
+        signals.announce_leave(
+            tenant_id=membership.tenant_id,
+            user_id=membership.user_id,
+            actor_id=actor_membership.user_id,
+            delete_desktops=delete_desktops,
+        )

@@ -7,11 +7,13 @@ import secrets
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from quetzal.errors import Conflict, ServiceError
 from tenants import events
 from tenants.models import ApiToken, Membership
+from tenants.models.token import TokenScope
 
 TOKEN_PREFIX = "qz_"
 
@@ -21,7 +23,12 @@ def hash_token(raw: str) -> str:
 
 
 def create_token(
-    *, membership: Membership, name: str, expires_at: datetime | None = None, ip: str | None = None
+    *,
+    membership: Membership,
+    name: str,
+    expires_at: datetime | None = None,
+    scope: str = TokenScope.FULL,
+    ip: str | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token acting as this person in this tenant; the raw secret is returned once."""
     if expires_at is not None and expires_at <= timezone.now():
@@ -35,6 +42,7 @@ def create_token(
             prefix=raw[: len(TOKEN_PREFIX) + 6],
             token_hash=hash_token(raw),
             expires_at=expires_at,
+            scope=TokenScope(scope),
         )
         events.token_created(actor=membership.user, token=token, ip=ip)
     return token, raw
@@ -49,11 +57,38 @@ def revoke_token(*, token: ApiToken, actor, ip: str | None = None) -> None:
         events.token_revoked(actor=actor, token=token, ip=ip)
 
 
+_MEMBERSHIP_COLUMNS = ("id", "role", "created_at")
+
+
+def membership_of(token: ApiToken) -> Membership | None:
+    """The membership authenticate_token read with the token: its person in its tenant, or None if they left."""
+    if getattr(token, "membership_id", None) is None:
+        return None
+    # Annotated by authenticate_token's query, not fields of the model.
+    values = [
+        token.membership_id,  # type: ignore[attr-defined]
+        token.user_id,
+        token.tenant_id,
+        token.membership_role,  # type: ignore[attr-defined]
+        token.membership_created_at,  # type: ignore[attr-defined]
+    ]
+    membership = Membership.from_db(token._state.db, ["id", "user_id", "tenant_id", "role", "created_at"], values)
+    membership.user, membership.tenant = token.user, token.tenant
+    return membership
+
+
 def authenticate_token(raw: str, *, ip: str | None = None) -> ApiToken | None:
     """The usable token with this secret, marking when it was last used (audited at most once a minute)."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    token = ApiToken.objects.select_related("user", "tenant").filter(token_hash=hash_token(raw)).first()
+    # The membership comes with the token (its columns as subqueries on the unique user+tenant pair): one round trip.
+    membership = Membership.objects.filter(user=OuterRef("user_id"), tenant=OuterRef("tenant_id"))
+    token = (
+        ApiToken.objects.select_related("user", "tenant")
+        .annotate(**{f"membership_{name}": Subquery(membership.values(name)[:1]) for name in _MEMBERSHIP_COLUMNS})
+        .filter(token_hash=hash_token(raw))
+        .first()
+    )
     if token is None or not token.is_usable or not token.user.is_active:
         return None
     now = timezone.now()

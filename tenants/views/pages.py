@@ -17,9 +17,9 @@ from tenants.filters import AuditPageFilterSet
 from tenants.forms import (
     InvitationForm,
     InviteForm,
-    MemberForm,
     NewAccountForm,
     PoliciesForm,
+    RemoveMemberForm,
     RoleForm,
     TenantCreateForm,
     TokenForm,
@@ -129,12 +129,16 @@ class MembersView(TenantPageMixin, View):
                 )
                 messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
             elif action == "remove":
-                form = MemberForm(request.POST, tenant=request.tenant)
+                form = RemoveMemberForm(request.POST, tenant=request.tenant)
                 if not form.is_valid():
                     return self.refuse(request, form)
                 membership = form.cleaned_data["membership"]
-                members.remove_member(membership=membership, actor_membership=request.membership, ip=ip)
-                messages.success(request, f"{membership.user.email} was removed.")
+                delete_desktops = form.cleaned_data["delete_desktops"]
+                members.remove_member(
+                    membership=membership, actor_membership=request.membership, delete_desktops=delete_desktops, ip=ip
+                )
+                kept = "; their desktops are being deleted" if delete_desktops else "; their desktops are kept"
+                messages.success(request, f"{membership.user.email} was removed{kept}.")
             elif action == "revoke":
                 form = InvitationForm(request.POST, tenant=request.tenant)
                 if not form.is_valid():
@@ -290,6 +294,8 @@ class PoliciesView(TenantPageMixin, View):
         ("Consoles", ("allow_admin_console_access", "recording_enabled", "recording_retention_days")),
         ("Clipboard and sound", ("clipboard_to_desktop", "clipboard_from_desktop", "audio_enabled")),
         ("Home folders", ("home_disk_gib", "quota_home_gib", "allow_admin_file_access")),
+        ("Automation", ("allow_automation",)),
+        ("Warm pools", ("time_zone", "warm_hit_target_percent")),
     ]
 
     def render_form(self, request: HttpRequest, form: PoliciesForm, status: int = 200) -> HttpResponse:

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from quetzal.server import asgi_server_command, free_port
+from quetzal.server import asgi_server_command, free_port, web_workers
 
 
 class Command(BaseCommand):
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         simulated = self._prepare_hypervisor()
         python = sys.executable
         commands = {
-            "web": asgi_server_command(host, port),
+            "web": asgi_server_command(host, port, workers=web_workers(env)),
             # The test driver keeps its VMs in process memory: one worker process must own them all.
             "worker": [python, "-m", "celery", "-A", "quetzal", "worker", "-l", "INFO"]
             + (["--pool", "threads", "--concurrency", "4"] if simulated else ["--concurrency", "2"]),

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0008_home_disks'),
+        ('tenants', '0010_autoscaling'),
     ]
 
     operations = [

@@ -8,8 +8,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('desktops', '0011_home_disks'),
-        ('tenants', '0009_graphical_desktops'),
+        ('desktops', '0014_scaling_plans'),
+        ('tenants', '0011_graphical_desktops'),
     ]
 
     operations = [

@@ -1,0 +1,109 @@
+"""Scaling plans of pools (phases in the tenant's time zone) and their calendar exceptions."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from desktops.models.pool import MAX_POOL_SIZE
+from tenants.querysets import TenantQuerySet
+
+# A refill that takes longer than four hours is a broken host, not a lead time to plan for.
+MAX_LEAD_MINUTES = 240
+MAX_PERCENT = 100
+DEFAULT_DAYS = "12345"
+
+
+def validate_days(value: str) -> None:
+    if not value or any(c not in "1234567" for c in value) or len(set(value)) != len(value):
+        raise ValidationError("Weekdays as ISO digits 1 (Monday) to 7 (Sunday), each once.", code="invalid_days")
+
+
+class MinimumUnit(models.TextChoices):
+    DESKTOPS = "desktops", "desktops"
+    PERCENT = "percent", "% of the pool's people"
+
+
+def _minimum(default: int) -> models.PositiveIntegerField:
+    # One ceiling for counts and percentages alike; the percentage's own ceiling (100) is checked in clean().
+    return models.PositiveIntegerField(default=default, validators=[MaxValueValidator(MAX_POOL_SIZE)])
+
+
+def _unit() -> models.CharField:
+    return models.CharField(max_length=8, choices=MinimumUnit.choices, default=MinimumUnit.DESKTOPS)
+
+
+class ScalingPlan(models.Model):
+    """How many warm desktops a pool holds through the day; without a plan (or disabled) `min_ready` holds."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    pool = models.OneToOneField("desktops.Pool", on_delete=models.CASCADE, related_name="scaling_plan")
+    enabled = models.BooleanField(default=True)
+    days = models.CharField(
+        max_length=7, default=DEFAULT_DAYS, validators=[validate_days], help_text="Weekdays the phases run."
+    )
+    ramp_up_start = models.TimeField(default=time(7, 0))
+    ramp_up_minimum = _minimum(2)
+    ramp_up_unit = _unit()
+    peak_start = models.TimeField(default=time(8, 30))
+    peak_minimum = _minimum(5)
+    peak_unit = _unit()
+    ramp_down_start = models.TimeField(default=time(16, 30))
+    ramp_down_minimum = _minimum(1)
+    ramp_down_unit = _unit()
+    off_peak_start = models.TimeField(default=time(19, 0))
+    off_peak_minimum = _minimum(0)
+    off_peak_unit = _unit()
+    release_idle = models.BooleanField(
+        default=False,
+        help_text="At ramp-down and off-peak, delete unassigned warm desktops beyond the planned number.",
+    )
+    prediction_enabled = models.BooleanField(
+        default=False, help_text="Also hold what the claim history predicts (never below the plan)."
+    )
+    lead_minutes = models.PositiveIntegerField(
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_LEAD_MINUTES)],
+        help_text="Minutes a new warm desktop takes to become ready.",
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Plan of {self.pool_id}"
+
+
+class ScalingException(models.Model):
+    """A calendar exception: a closure (whole days) or a weekly slot that raises the minimum."""
+
+    class Kind(models.TextChoices):
+        CLOSURE = "closure", "Closed (holiday)"
+        SLOT = "slot", "Weekly slot"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    pool = models.ForeignKey("desktops.Pool", on_delete=models.CASCADE, related_name="scaling_exceptions")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=100, blank=True)
+    first_day = models.DateField(null=True, blank=True)
+    last_day = models.DateField(null=True, blank=True)
+    weekday = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(7)]
+    )
+    start_time = models.TimeField(null=True, blank=True)
+    end_time = models.TimeField(null=True, blank=True)
+    minimum = _minimum(0)
+    unit = _unit()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["kind", "first_day", "weekday", "start_time", "id"]
+
+    def __str__(self) -> str:
+        return self.name or self.kind

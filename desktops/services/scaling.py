@@ -1,0 +1,198 @@
+"""Scaling plans, as pure functions: which phase a moment is in and how many warm desktops the plan asks for.
+
+A plan is wall-clock time in the tenant's time zone: phases start at local times, so a 07:00 ramp-up is 07:00
+in winter and in summer. Callers convert the UTC instant with `local_moment` first; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+RAMP_UP, PEAK, RAMP_DOWN, OFF_PEAK = "ramp_up", "peak", "ramp_down", "off_peak"
+PHASES = (RAMP_UP, PEAK, RAMP_DOWN, OFF_PEAK)
+PHASE_LABELS = {RAMP_UP: "Ramp-up", PEAK: "Peak", RAMP_DOWN: "Ramp-down", OFF_PEAK: "Off-peak"}
+# Phases in which surplus warm desktops may be released: the day's demand is behind us.
+RELEASING_PHASES = frozenset({RAMP_DOWN, OFF_PEAK})
+WEEKDAYS = (1, 2, 3, 4, 5, 6, 7)  # ISO: Monday is 1
+WEEKDAY_LABELS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """A number of warm desktops, or a percentage of the pool's people."""
+
+    value: int
+    percent: bool = False
+
+    def resolve(self, people: int) -> int:
+        if self.percent:
+            return math.ceil(max(0, people) * self.value / 100)
+        return self.value
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    start: time
+    minimum: Minimum
+
+
+@dataclass(frozen=True)
+class Closure:
+    """Whole days (a holiday, a closing week): off-peak all day, with their own minimum."""
+
+    first_day: date
+    last_day: date
+    minimum: Minimum
+
+    def covers(self, day: date) -> bool:
+        return self.first_day <= day <= self.last_day
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A weekly recurring window (a class at 14:00 on Tuesdays) that raises the minimum while it lasts."""
+
+    weekday: int
+    start: time
+    end: time
+    minimum: Minimum
+
+    def covers(self, moment: datetime) -> bool:
+        return moment.isoweekday() == self.weekday and self.start <= moment.time() < self.end
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Phases in PHASES order on the plan's weekdays; other days are off-peak all day."""
+
+    phases: tuple[Phase, ...]
+    days: frozenset[int] = frozenset({1, 2, 3, 4, 5})
+    closures: tuple[Closure, ...] = ()
+    slots: tuple[Slot, ...] = ()
+    release_idle: bool = False
+
+    def phase(self, name: str) -> Phase:
+        return next(p for p in self.phases if p.name == name)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What the plan asks at one moment, and why (`phase`, `closure` or `slot`)."""
+
+    phase: str
+    minimum: int
+    reason: str
+    release_idle: bool
+
+
+def local_moment(instant: datetime, time_zone: str) -> datetime:
+    """The aware UTC instant as wall-clock time in the tenant's zone."""
+    return instant.astimezone(ZoneInfo(time_zone))
+
+
+def phase_at(plan: Plan, moment: datetime) -> Phase:
+    """The phase in force at a local moment: the last one started today, else the off-peak since last night."""
+    current = plan.phase(OFF_PEAK)
+    if moment.isoweekday() not in plan.days:
+        return current
+    now = moment.time()
+    for phase in plan.phases:
+        if phase.start <= now:
+            current = phase
+    return current
+
+
+def closure_on(plan: Plan, day: date) -> Closure | None:
+    return next((c for c in plan.closures if c.covers(day)), None)
+
+
+def planned_at(plan: Plan, moment: datetime, *, people: int) -> Planned:
+    """The warm desktops the plan asks for at a local moment, with a closure winning over the day's phases."""
+    closure = closure_on(plan, moment.date())
+    if closure is not None:
+        return Planned(OFF_PEAK, closure.minimum.resolve(people), "closure", plan.release_idle)
+    phase = phase_at(plan, moment)
+    minimum, reason = phase.minimum.resolve(people), "phase"
+    for slot in plan.slots:
+        if slot.covers(moment) and slot.minimum.resolve(people) > minimum:
+            minimum, reason = slot.minimum.resolve(people), "slot"
+    return Planned(phase.name, minimum, reason, plan.release_idle and phase.name in RELEASING_PHASES)
+
+
+def day_series(plan: Plan, day: date, *, people: int, step_minutes: int = 15) -> list[tuple[time, Planned]]:
+    """The plan across one local day, every `step_minutes` (wall-clock), for the day chart."""
+    start = datetime.combine(day, time(0))
+    steps = 24 * 60 // step_minutes
+    return [
+        ((moment := start + timedelta(minutes=i * step_minutes)).time(), planned_at(plan, moment, people=people))
+        for i in range(steps)
+    ]
+
+
+# Validation: messages by field name, so the form and the API answer field errors with the same words.
+
+
+def phase_order_errors(starts: dict[str, time | None]) -> dict[str, str]:
+    """Each phase must start after the one before it, within the day (off-peak runs on past midnight)."""
+    errors: dict[str, str] = {}
+    previous: tuple[str, time] | None = None
+    for name in PHASES:
+        start = starts.get(name)
+        if start is None:
+            continue
+        if previous is not None and start <= previous[1]:
+            errors[f"{name}_start"] = f"Must be later than the {PHASE_LABELS[previous[0]].lower()} start."
+        previous = (name, start)
+    return errors
+
+
+def minimum_errors(value: int | None, percent: bool, *, field: str, max_size: int | None = None) -> dict[str, str]:
+    if value is None:
+        return {}
+    if percent and value > 100:
+        return {field: "A percentage is at most 100."}
+    if not percent and max_size is not None and value > max_size:
+        return {field: f"Must not be more than the pool's maximum size ({max_size})."}
+    return {}
+
+
+def slot_errors(slot: Slot, others: Iterable[Slot]) -> dict[str, str]:
+    """A slot ends after it starts, and does not overlap another slot of the same weekday."""
+    if slot.end <= slot.start:
+        return {"end_time": "Must be later than the start."}
+    for other in others:
+        if other.weekday == slot.weekday and slot.start < other.end and other.start < slot.end:
+            day = WEEKDAY_LABELS[slot.weekday]
+            return {"start_time": f"Overlaps the {day} slot {other.start:%H:%M} to {other.end:%H:%M}."}
+    return {}
+
+
+def closure_errors(closure: Closure, others: Iterable[Closure]) -> dict[str, str]:
+    """A closure's last day is not before its first, and closures do not overlap."""
+    if closure.last_day < closure.first_day:
+        return {"last_day": "Must not be before the first day."}
+    if closure.last_day - closure.first_day > timedelta(days=366):
+        return {"last_day": "A closure spans at most a year."}
+    for other in others:
+        if closure.first_day <= other.last_day and other.first_day <= closure.last_day:
+            return {"first_day": f"Overlaps the closure {other.first_day} to {other.last_day}."}
+    return {}
+
+
+def chart_points(series: Sequence[tuple[time, int]], *, width: int, height: int, top: int) -> str:
+    """SVG polyline points of a step chart (values 0..top) across the width."""
+    if not series:
+        return ""
+    step = width / len(series)
+    scale = height / max(1, top)
+    points: list[str] = []
+    for i, (_, value) in enumerate(series):
+        y = height - value * scale
+        points.append(f"{i * step:.1f},{y:.1f}")
+        points.append(f"{(i + 1) * step:.1f},{y:.1f}")
+    return " ".join(points)

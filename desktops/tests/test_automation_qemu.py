@@ -1,0 +1,123 @@
+"""The automation API on a real libvirtd + QEMU with the demo guest: the screenshot is the guest's screen, and
+text typed through the input API runs in its shell (seen on the screen it mirrors to its serial log).
+
+One boot (CPU is scarce here); operations run in-process, the VM is real.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from desktops.choices import DesktopState
+from desktops.models import Desktop
+from desktops.services import spec
+from hosts import demo_image
+from tests.fixtures import api_client
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.qemu
+
+
+def _serial(desktop: Desktop) -> str:
+    path = Path(spec.serial_log_path(desktop))
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _screen_lines(desktop: Desktop) -> list[str]:
+    screen = demo_image.last_screen(_serial(desktop))
+    return list(screen.lines) if screen is not None else []
+
+
+def test_it_shows_the_guests_screen_and_types_into_its_shell(alice, demo_template, qemu_host, work):
+    client = api_client(alice.member, alice.tenant)
+    with work():
+        response = client.post("/api/desktop/start", {"template": demo_template.pk}, format="json")
+    assert response.status_code == 202, response.content
+    desktop = Desktop.objects.get(pk=response.json()["desktop"]["id"])
+    try:
+        assert desktop.state == DesktopState.RUNNING
+        wait_until(lambda: demo_image.READY_BANNER in _serial(desktop), 180, explain=lambda: _serial(desktop)[-1500:])
+        # Given the shell's prompt on the guest's screen
+        wait_until(lambda: any(demo_image.PROMPT.strip() in line for line in _screen_lines(desktop)), 60)
+
+        # When the screen is asked for
+        shot = client.get(f"/api/v1/desktops/{desktop.pk}/screenshot/")
+        assert shot.status_code == 200 and shot["Content-Type"] == "image/png"
+        image = Image.open(io.BytesIO(shot.content)).convert("RGB")
+        # Then it is the VGA text console (80x25 cells of 9x16 pixels), mostly black with lit text on it
+        assert image.size == (720, 400)
+        colours = image.getcolors(maxcolors=1 << 16)
+        assert colours is not None and len(colours) >= 2
+        dark = sum(n for n, rgb in colours if sum(rgb) < 60)
+        assert 0.5 * 720 * 400 < dark < 720 * 400, "a text console: dark background, some lit glyphs"
+        digest = shot["X-Screen-Digest"]
+        # And with nothing typed the screen does not count as changed (its blinking cursor is below the bound)
+        idle = client.get(f"/api/v1/desktops/{desktop.pk}/screen/changes/", {"since": digest, "timeout_ms": 1500})
+        assert idle.json()["changed"] is False, idle.json()
+
+        # When a command with shifted characters is typed through the input API, with Enter
+        actions = [{"type": "text", "text": 'echo "QZ-$((6*7))" | tr Z z\n'}]
+        typed = client.post(f"/api/v1/desktops/{desktop.pk}/input/", {"actions": actions}, format="json")
+        assert typed.status_code == 200, typed.json()
+        # Then the screen changes, and the shell ran it: its output is on the guest's screen
+        changed = client.get(
+            f"/api/v1/desktops/{desktop.pk}/screen/changes/", {"since": digest, "timeout_ms": 10_000}
+        ).json()
+        assert changed["changed"] is True
+        wait_until(lambda: "Qz-42" in _screen_lines(desktop), 60, explain=lambda: "\n".join(_screen_lines(desktop)))
+
+        # And a key chord reaches it too: ctrl+l clears the screen (the prompt goes back to the top)
+        chord = {"actions": [{"type": "key", "keys": "ctrl+l"}]}
+        assert client.post(f"/api/v1/desktops/{desktop.pk}/input/", chord, format="json").status_code == 200
+        wait_until(lambda: "Qz-42" not in _screen_lines(desktop), 60, explain=lambda: "\n".join(_screen_lines(desktop)))
+
+        # And pointer events reach the guest's tablet through QEMU (a text console has no pointer to show them)
+        click = {"actions": [{"type": "click", "x": 100, "y": 100}, {"type": "scroll", "x": 100, "y": 100, "dy": 2}]}
+        clicked = client.post(f"/api/v1/desktops/{desktop.pk}/input/", click, format="json")
+        assert clicked.status_code == 200, clicked.json()
+        # And the screen settles once nothing is typed
+        still = client.get(f"/api/v1/desktops/{desktop.pk}/screen/changes/", {"until": "still", "timeout_ms": 10_000})
+        assert still.json()["still"] is True, still.json()
+    finally:
+        from desktops.services.execution import remove_from_host
+
+        remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)
+
+
+def test_it_deletes_a_disposable_desktop_from_the_host_when_it_expires(alice, demo_template, qemu_host, work):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from desktops.tasks import reconcile_all
+    from hosts.hypervisor import get_hypervisor
+
+    client = api_client(alice.member, alice.tenant)
+    body = {"template": demo_template.pk, "count": 1, "ttl_minutes": 1, "labels": ["expiry"], "wait": "ready"}
+    with work():
+        response = client.post("/api/v1/disposable-desktops/", body, format="json")
+    assert response.status_code == 200, response.content
+    desktop = Desktop.objects.get(pk=response.json()["desktops"][0]["id"])
+    hv = get_hypervisor(qemu_host.uri)
+    try:
+        # Given a disposable desktop running on the real host
+        # (by domain name: other checkouts' desktops on this shared libvirtd may have the same ids)
+        assert desktop.domain_name in {d.name for d in hv.list_domains()}
+        disk = spec.disk_volume_name(desktop)
+        assert hv.volume_exists(qemu_host.storage_pool, disk)
+        # When its minute is up and the beat's reconcile round runs
+        Desktop.objects.filter(pk=desktop.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        with work():
+            reconcile_all.delay()
+        # Then it is deleted, and neither its domain nor its disk is left on the host
+        assert Desktop.objects.get(pk=desktop.pk).state == DesktopState.DELETED
+        assert desktop.domain_name not in {d.name for d in hv.list_domains()}
+        assert not hv.volume_exists(qemu_host.storage_pool, disk)
+    finally:
+        from desktops.services.execution import remove_from_host
+
+        remove_from_host(Desktop.objects.get(pk=desktop.pk), release=True)

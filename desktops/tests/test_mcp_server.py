@@ -1,0 +1,89 @@
+"""The MCP server, driven by the MCP SDK's own client in-process, on libvirt's test driver: a launch -> look ->
+type -> stop round trip with an automation token, and the token's limits as tool errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from mcp import Client
+from PIL import Image
+
+from desktops.mcp_server import build_server
+from desktops.models import Desktop
+from desktops.services.automation_tokens import create_automation_token
+from desktops.tests.factories import DesktopTemplateFactory
+from tenants.events import AuditAction
+from tenants.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _data(result) -> object:
+    assert not result.is_error, result.content
+    if result.structured_content is not None:
+        return result.structured_content.get("result", result.structured_content)
+    return json.loads(result.content[0].text)
+
+
+def test_it_launches_looks_types_and_stops_through_an_mcp_client(alice, host, template, image, work):
+    alice.tenant.max_running_per_user = 0
+    alice.tenant.save()
+    membership = alice.membership(alice.member)
+    _token, raw = create_automation_token(membership=membership, name="agent", access="input", templates=[template])
+    DesktopTemplateFactory(name="Not for the agent", image=image, vcpus=1, memory_mib=512, disk_gib=10)
+
+    async def scenario() -> dict:
+        seen: dict = {}
+        async with Client(build_server(raw)) as client:
+            seen["tools"] = {tool.name for tool in (await client.list_tools()).tools}
+            seen["templates"] = _data(await client.call_tool("list_templates", {}))
+            launched = _data(await client.call_tool("launch", {"template_id": template.pk, "ttl_minutes": 5}))
+            seen["launched"] = launched
+            look = await client.call_tool("look", {"desktop_id": launched["id"], "max_width": 100})
+            seen["look"] = look.content[0]
+            seen["typed"] = _data(await client.call_tool("type", {"desktop_id": launched["id"], "text": "ls -l\n"}))
+            seen["key"] = _data(await client.call_tool("key", {"desktop_id": launched["id"], "keys": "ctrl+c"}))
+            bad = await client.call_tool("key", {"desktop_id": launched["id"], "keys": "nosuchkey"})
+            seen["bad"] = (bad.is_error, bad.content[0].text)
+            other = await client.call_tool("look", {"desktop_id": launched["id"] + 1000})
+            seen["other"] = (other.is_error, other.content[0].text)
+            seen["stop"] = _data(await client.call_tool("stop", {"desktop_id": launched["id"]}))
+        return seen
+
+    seen = async_to_sync(scenario)()
+    assert {"list_templates", "launch", "look", "click", "type", "key", "scroll", "wait", "stop"} <= seen["tools"]
+    # The token sees only its template, and the launch is a running disposable desktop of it
+    assert [t["id"] for t in seen["templates"]] == [template.pk]
+    assert seen["launched"]["state"] == "running"
+    desktop = Desktop.objects.get(pk=seen["launched"]["id"])
+    assert desktop.template == template and desktop.expires_at is not None
+    # The look is a PNG image shrunk to the asked width
+    assert seen["look"].type == "image" and seen["look"].mime_type == "image/png"
+    assert Image.open(io.BytesIO(base64.b64decode(seen["look"].data))).size[0] == 100
+    # Typing and keys went through the audited input path, refusals carry their codes
+    assert seen["typed"]["keys"] == len("ls -l\n") and seen["key"]["keys"] == 1
+    assert AuditEvent.objects.filter(action=AuditAction.DESKTOP_INPUT, target_id=str(desktop.pk)).count() == 2
+    assert seen["bad"][0] and "unknown_key: " in seen["bad"][1]
+    assert seen["other"][0] and "not_found: " in seen["other"][1]
+    # And stop deleted the disposable desktop
+    assert Desktop.objects.get(pk=desktop.pk).state == "deleted"
+
+
+def test_it_refuses_a_revoked_token(alice, host, template):
+    from tenants.services.tokens import revoke_token
+
+    token, raw = create_automation_token(
+        membership=alice.membership(alice.member), name="agent", access="read", templates=[template]
+    )
+    revoke_token(token=token, actor=alice.member)
+
+    async def scenario():
+        async with Client(build_server(raw)) as client:
+            return await client.call_tool("list_templates", {})
+
+    result = async_to_sync(scenario)()
+    assert result.is_error and "invalid_token: " in result.content[0].text

@@ -1,0 +1,1 @@
+"""Single sign-on per tenant: each tenant's OpenID Connect providers, routed by email domain, on django-allauth."""

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class SsoConfig(AppConfig):
+    name = "tenants.sso"
+    label = "sso"
+    verbose_name = "Single sign-on"
+
+    def ready(self) -> None:
+        from tenants.sso import receivers  # noqa: F401 (connects the SSO sign-in receiver)

@@ -1,0 +1,16 @@
+"""Fixed vocabularies of single sign-on."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class MfaPolicy(models.TextChoices):
+    """How the second factor works for people who sign in through a provider."""
+
+    TRUST_PROVIDER = "trust_provider", "Trust the provider's MFA (its amr claim); else Quetzal's code as usual"
+    REQUIRE_TOTP = "require_totp", "Always require Quetzal's authenticator code as well"
+
+
+# RFC 8176 authentication-method references that mean a second factor was used (Entra ID and Okta send "mfa").
+MFA_METHODS = frozenset({"mfa", "otp", "hwk", "sms", "fpt", "face", "iris", "retina"})

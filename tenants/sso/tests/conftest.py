@@ -1,0 +1,3 @@
+from __future__ import annotations
+
+from tenants.sso.tests.provider import oidc_provider  # noqa: F401  (fixture)

@@ -1,0 +1,93 @@
+"""Single sign-on in Debian's Chromium, at desktop and phone sizes: the email-first sign-in page routes an address
+to its tenant's provider (a real one, oidc-provider-mock) and back, signed in; the admin console's page fits.
+
+Quetzal runs under its production ASGI server in a subprocess on the test database; the provider runs in this
+process. Screenshots go to test-artifacts/pages/.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from desktops.tests.browser import chromium  # noqa: F401  (fixture)
+from desktops.tests.page_audit import axe_violations, no_sideways_scroll
+from quetzal.kek import current_kek
+from tenants.models import Membership
+from tenants.sso.tests.provider import configure, oidc_provider  # noqa: F401  (fixture)
+from tests.factories import PASSWORD
+from tests.processes import ROOT, child_env, require_shared_services, start_asgi_server
+from tests.services import require_module
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ARTIFACTS = ROOT / "test-artifacts" / "pages"
+VIEWPORTS = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {
+        "viewport": {"width": 390, "height": 844},
+        "device_scale_factor": 2,
+        "is_mobile": True,
+        "has_touch": True,
+    },
+}
+
+
+@pytest.fixture
+def base(transactional_db, tmp_path) -> Iterator[str]:
+    require_shared_services("the server process")
+    # The server unseals the provider's client secret: it gets this process's key-encryption key.
+    env = child_env(QUETZAL_KEK=base64.b64encode(current_kek().key).decode(), QUETZAL_VAR_DIR=str(tmp_path / "var"))
+    server, url = start_asgi_server(env=env, log_path=tmp_path / "server.log")
+    yield url
+    server.stop(15)
+
+
+def _page(chromium, viewport: str, errors: list[str]):  # noqa: F811
+    page = chromium.new_context(**VIEWPORTS[viewport]).new_page()
+    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+    return page
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_it_sends_an_address_to_its_provider_and_back_signed_in(viewport, alice, oidc_provider, chromium, base):  # noqa: F811
+    expect = require_module("playwright.sync_api", "the playwright Python package").expect
+    configure(alice.tenant, alice.owner, oidc_provider.issuer)
+    oidc_provider.person("ana", email="ana@acme.test", groups=["qz-users"], name="Ana Acme")
+    errors: list[str] = []
+    page = _page(chromium, viewport, errors)
+    # When Ana types her work address on the sign-in page
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", "ana@acme.test")
+    # Then the password goes away and the button says where she is going
+    expect(page.get_by_test_id("sign-in")).to_have_text("Continue with Acme ID")
+    expect(page.locator("input[name=password]")).to_be_hidden()
+    assert no_sideways_scroll(page) and not axe_violations(page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"sso-login-{viewport}.png"), full_page=True)
+    # And continuing takes her to the provider, and back into alice's portal once she signs in there
+    page.get_by_test_id("sign-in").click()
+    page.wait_for_url(re.compile(re.escape(oidc_provider.issuer) + r"/oauth2/authorize.*"))
+    page.fill("input[name=sub]", "ana")
+    page.get_by_role("button", name="Authorize").click()
+    page.wait_for_url(f"{base}/")
+    assert Membership.objects.get(user__email="ana@acme.test").tenant == alice.tenant
+    assert "ana@acme.test" in page.content() or "Ana" in page.content()
+    page.screenshot(path=str(ARTIFACTS / f"sso-signed-in-{viewport}.png"), full_page=True)
+    # And an address without single sign-on keeps its password on the same page
+    other = _page(chromium, viewport, errors)
+    other.goto(f"{base}/accounts/login/")
+    other.fill("input[name=login]", alice.admin.email)
+    other.fill("input[name=password]", PASSWORD)
+    expect(other.get_by_test_id("sign-in")).to_have_text("Sign in")
+    other.get_by_test_id("sign-in").click()
+    other.wait_for_url(f"{base}/")
+    # And the admin console's single sign-on page lists the provider and fits the screen
+    other.goto(f"{base}/manage/sign-in/")
+    expect(other.get_by_test_id("providers")).to_contain_text("Acme ID")
+    assert no_sideways_scroll(other) and not axe_violations(other)
+    other.screenshot(path=str(ARTIFACTS / f"sso-manage-{viewport}.png"), full_page=True)
+    assert not errors, errors
