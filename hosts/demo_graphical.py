@@ -41,7 +41,9 @@ from hosts.demo_image import (
 # Bump whenever the guest files, the trimming or the layout change (the packages are hashed as they are).
 # Each version is cached in its own directory (default_graphical_dir), as the text demo's are.
 # 3: the person's home disk is mounted on /data (as in the text demo) and qemu-guest-agent reaches it.
-GRAPHICAL_VERSION = 3
+# 4: the clipboard daemon restarts when its port comes back, each start reconnects the session agent, and
+#    what was copied while no agent listened is offered again.
+GRAPHICAL_VERSION = 4
 
 READY_LINE = "QUETZAL-READY"
 ROOT_LINE = "QUETZAL-ROOT-KIB"
@@ -58,7 +60,7 @@ PACKAGES = (
     "systemd-sysv", "udev", "kmod", "dbus",
     "xserver-xorg-core", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils", "x11-utils",
     "jwm", "xterm", "dillo", "fonts-dejavu-core", "xfonts-base",
-    "alsa-utils", "spice-vdagent", "qemu-guest-agent", "xclip",
+    "alsa-utils", "spice-vdagent", "qemu-guest-agent", "xclip", "procps",
 )  # fmt: skip
 
 # /dev/console follows the last console=: the serial port, so boot messages stay off the screen.
@@ -182,8 +184,20 @@ _SESSION = """#!/bin/sh
 xsetroot -solid '#1f3a4d'
 xset s off -dpms
 # The clipboard channel is unplugged while the VM's memory is saved (hosts/hypervisor/libvirt_vdagent.py):
-# the session agent exits with its daemon then, and starts again.
-(while :; do spice-vdagent -x 2>/dev/null; sleep 1; done) &
+# the session agent exits with its daemon then, and starts again. The agent offers only what is copied after
+# it connected, so text copied while it was away (the seconds after a wake-up) is copied again, as text, once
+# it has had time to connect, and again later for a slow connect.
+(while :; do
+    spice-vdagent -x 2>/dev/null &
+    agent=$!
+    for wait in 2 4; do
+        sleep $wait
+        text=$(xclip -selection clipboard -o 2>/dev/null) && [ -n "$text" ] \
+            && printf %s "$text" | xclip -selection clipboard -i
+    done
+    wait $agent
+    sleep 1
+done) &
 jwm &
 wm=$!
 xterm -geometry 80x24+60+60 -title Terminal -fa 'DejaVu Sans Mono' -fs 11 &
@@ -255,13 +269,25 @@ _TONE = """#!/bin/sh
 exec timeout "${2:-5}" speaker-test -t sine -f "${1:-440}" -c 2 -r 48000 -l 0 >/dev/null 2>&1
 """
 
+# The daemon allows one session agent when it runs without logind (-X): an agent that connected while the
+# daemon restarted (its loop in the session retries every second) could be the one left out, and the clipboard
+# went silent after a hibernation. So every start of the daemon ends the session agent it may have raced
+# with; the session's loop starts a new one against this daemon a second later.
 _VDAGENTD_DROPIN = """[Unit]
 StartLimitIntervalSec=0
 
 [Service]
 Restart=always
 RestartSec=1
+ExecStartPost=-/usr/bin/pkill -x spice-vdagent
 """
+
+# The port comes back when Quetzal plugs the channel in again (after a hibernation or a move): a daemon that
+# lost it does not reopen it by itself, so the port's arrival restarts it.
+_VDAGENT_UDEV = (
+    'ACTION=="add", SUBSYSTEM=="virtio-ports", ATTR{name}=="com.redhat.spice.0", '
+    'RUN+="/bin/systemctl --no-block restart spice-vdagentd.service"\n'
+)
 
 _JWMRC = """<?xml version="1.0"?>
 <JWM>
@@ -308,6 +334,7 @@ def guest_files() -> dict[str, tuple[str, int]]:
         "etc/default/spice-vdagentd": ("SPICE_VDAGENTD_EXTRA_ARGS=-X\n", 0o644),
         # ...and must come back when the port does (after a hibernation or a move): never give up restarting.
         "etc/systemd/system/spice-vdagentd.service.d/quetzal.conf": (_VDAGENTD_DROPIN, 0o644),
+        "etc/udev/rules.d/71-quetzal-vdagent.rules": (_VDAGENT_UDEV, 0o644),
         "etc/modules-load.d/quetzal.conf": ("uinput\nvirtio_console\n", 0o644),
         "etc/asound.conf": ("defaults.pcm.card 0\ndefaults.ctl.card 0\n", 0o644),
         "etc/systemd/journald.conf.d/quetzal.conf": ("[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\n", 0o644),

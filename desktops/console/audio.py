@@ -1,8 +1,10 @@
 """Desktop sound in the browser: a second VNC connection that negotiates only QEMU's audio stream.
 
 noVNC has no audio, so the proxy opens its own shared RFB connection to the desktop's VNC server, asks
-for nothing but the QEMU audio pseudo-encoding (never a framebuffer update) and relays the PCM it gets
-(signed 16-bit little-endian, stereo, 48 kHz) as binary WebSocket frames on /ws/desktops/<id>/audio/.
+for nothing but the QEMU audio pseudo-encoding (never a framebuffer update) and relays what it gets as
+binary WebSocket frames on /ws/desktops/<id>/audio/: one Opus packet per 20 ms when the browser asked for
+`?codec=opus` (it can decode it) and this machine has libopus, else the raw PCM (signed 16-bit little-endian,
+stereo, 48 kHz). The first frame is text naming which, e.g. {"codec": "opus", "rate": 48000, "channels": 2}.
 That socket is authorised by the console's own ticket, once, after the console used it.
 """
 
@@ -10,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import struct
+from urllib.parse import parse_qs
 
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 
-from desktops.console import proxy, sessions, tickets
+from desktops.console import opus, proxy, sessions, tickets
 from desktops.console.errors import ConsoleError, ConsoleUnavailable
 from tenants.channels import EndsWithAccess
 
@@ -99,6 +103,34 @@ async def read_audio(reader: asyncio.StreamReader):
         yield await _exactly(reader, size)
 
 
+async def _pcm_pieces(chunks):
+    """Whole stereo frames only (4 bytes each), in pieces the browser can schedule."""
+    pending = bytearray()
+    async for chunk in chunks:
+        pending += chunk
+        while len(pending) >= FRAME_BYTES:
+            yield bytes(pending[:FRAME_BYTES])
+            del pending[:FRAME_BYTES]
+        usable = len(pending) - len(pending) % 4
+        if usable:
+            yield bytes(pending[:usable])
+            del pending[:usable]
+
+
+async def _opus_packets(chunks):
+    """One Opus packet per whole 20 ms of PCM; a partial frame waits for the rest of its samples."""
+    encoder = opus.Encoder()
+    pending = bytearray()
+    try:
+        async for chunk in chunks:
+            pending += chunk
+            while len(pending) >= opus.FRAME_BYTES:
+                yield encoder.encode(bytes(pending[: opus.FRAME_BYTES]))
+                del pending[: opus.FRAME_BYTES]
+    finally:
+        encoder.close()
+
+
 class AudioConsumer(EndsWithAccess, AsyncConsumer):
     """One browser's sound channel for the console it has open."""
 
@@ -154,22 +186,21 @@ class AudioConsumer(EndsWithAccess, AsyncConsumer):
             host, port = await proxy.vnc_address(grant.host_uri, grant.host_address, grant.domain_name)
             reader, self.writer = await asyncio.wait_for(asyncio.open_connection(host, port), proxy.CONNECT_TIMEOUT_S)
             await asyncio.wait_for(handshake(reader, self.writer), HANDSHAKE_TIMEOUT_S)
-            pending = bytearray()
-            async for chunk in read_audio(reader):
-                pending += chunk
-                # Whole stereo frames only (4 bytes each), in pieces the browser can schedule.
-                while len(pending) >= FRAME_BYTES:
-                    await self.send({"type": "websocket.send", "bytes": bytes(pending[:FRAME_BYTES])})
-                    del pending[:FRAME_BYTES]
-                usable = len(pending) - len(pending) % 4
-                if usable:
-                    await self.send({"type": "websocket.send", "bytes": bytes(pending[:usable])})
-                    del pending[:usable]
+            codec = "opus" if self._wants_opus() else "pcm"
+            description = {"codec": codec, "rate": SAMPLE_RATE, "channels": CHANNELS}
+            await self.send({"type": "websocket.send", "text": json.dumps(description)})
+            packets = _opus_packets if codec == "opus" else _pcm_pieces
+            async for packet in packets(read_audio(reader)):
+                await self.send({"type": "websocket.send", "bytes": packet})
         except (ConsoleUnavailable, ConsoleError) as error:
             await self._close(error.close_code)
-        except (TimeoutError, OSError, ConnectionError, AudioProtocolError) as error:
+        except (TimeoutError, OSError, ConnectionError, AudioProtocolError, opus.OpusError) as error:
             log.info("audio of console session %s ended: %s", grant.session_id, error)
             await self._close(1000)
+
+    def _wants_opus(self) -> bool:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return query.get("codec") == ["opus"] and opus.available()
 
     async def _close(self, code: int) -> None:
         with contextlib.suppress(Exception):

@@ -264,14 +264,19 @@ def test_it_launches_the_graphical_desktop_and_types_into_its_terminal(
         page.screenshot(path=str(ARTIFACTS / "e2e-graphical-typed.png"))
 
         # When the guest plays an 880 Hz tone
-        before = page.evaluate("window.quetzalConsole.sound.bytes")
+        before = page.evaluate("[window.quetzalConsole.sound.samples, window.quetzalConsole.sound.bytes]")
         _click_desktop(page, *TERMINAL_AT)
         page.keyboard.type(f"qz-tone {TONE_HZ} 6", delay=30)
         page.keyboard.press("Enter")
-        # Then the browser receives sound whose dominant frequency is the tone's
+        # Then the browser receives two seconds of sound, compressed (Chromium decodes Opus), whose dominant
+        # frequency is the tone's
         page.wait_for_function(
-            f"window.quetzalConsole.sound.bytes > {before} + {2 * 48_000 * 4}", timeout=GUEST_TIMEOUT_S * 1000
+            f"window.quetzalConsole.sound.samples > {before[0]} + {2 * 48_000}", timeout=GUEST_TIMEOUT_S * 1000
         )
+        assert page.evaluate("window.quetzalConsole.sound.codec") == "opus"
+        received = page.evaluate("window.quetzalConsole.sound.bytes") - before[1]
+        decoded = page.evaluate("window.quetzalConsole.sound.samples") - before[0]
+        assert received < decoded * 4 / 6  # well under the PCM's four bytes per stereo sample
         page.wait_for_timeout(1200)
         samples = page.evaluate("Array.from(window.quetzalConsole.sound.recent)")
         assert abs(_dominant_hz(samples, 48_000) - TONE_HZ) < 15

@@ -200,33 +200,51 @@ for (const kind of ["keydown", "keyup"]) {
 
 // --------------------------------------------------------------------------------------- sound
 
-// Raw PCM from the proxy (S16LE, stereo, 48 kHz) scheduled back to back on WebAudio. The last second of
-// sound (both channels mixed) is kept so the page (and its tests) can see what arrives before a click allows playback.
+// The proxy sends Opus packets (20 ms each) when this browser can decode them (WebCodecs), else raw PCM (S16LE,
+// stereo, 48 kHz); its first, text frame says which. Either way the samples are scheduled back to back on
+// WebAudio. The last second of sound (both channels mixed) is kept so the page (and its tests) can see what
+// arrives before a click allows playback.
 const SAMPLE_RATE = 48000;
+const OPUS_CONFIG = { codec: "opus", sampleRate: SAMPLE_RATE, numberOfChannels: 2 };
 const sound = {
   socket: null,
   context: null,
+  decoder: null,
+  codec: null,
   nextTime: 0,
   muted: localStorage.getItem("quetzal.console.muted") === "1",
   frames: 0,
   bytes: 0,
+  samples: 0,
   recent: new Float32Array(SAMPLE_RATE),
   recentAt: 0,
 };
 state.sound = sound;
 
-function startAudio(url, protocols) {
+async function opusDecodable() {
+  if (!window.AudioDecoder || !window.EncodedAudioChunk) return false;
+  try {
+    return (await AudioDecoder.isConfigSupported(OPUS_CONFIG)).supported === true;
+  } catch {
+    return false;
+  }
+}
+
+async function startAudio(url, protocols) {
   if (app.dataset.sound !== "on") return;
-  stopAudio();
-  const socket = new WebSocket(url, protocols);
+  const opus = await opusDecodable();
+  stopAudio(); // after the await: a reconnect meanwhile must not leave two sockets playing
+  const socket = new WebSocket(opus ? `${url}?codec=opus` : url, protocols);
   socket.binaryType = "arraybuffer";
-  socket.addEventListener("message", (event) => playPcm(event.data));
+  socket.addEventListener("message", (event) => receiveSound(event.data));
   sound.socket = socket;
 }
 
 function stopAudio() {
   sound.socket?.close();
   sound.socket = null;
+  if (sound.decoder && sound.decoder.state !== "closed") sound.decoder.close();
+  sound.decoder = null;
 }
 
 function audioContext() {
@@ -234,23 +252,63 @@ function audioContext() {
   return sound.context;
 }
 
-function playPcm(buffer) {
-  const samples = new Int16Array(buffer);
-  const frames = samples.length >> 1;
+function receiveSound(data) {
+  if (typeof data === "string") {
+    sound.codec = JSON.parse(data).codec;
+    if (sound.codec === "opus") sound.decoder = opusDecoder();
+    return;
+  }
   sound.frames += 1;
-  sound.bytes += buffer.byteLength;
+  sound.bytes += data.byteLength;
+  if (sound.codec === "opus") {
+    // Every Opus packet decodes on its own; timestamps only order them (20 ms apart).
+    const timestamp = sound.frames * 20000;
+    sound.decoder?.decode(new EncodedAudioChunk({ type: "key", timestamp, data }));
+  } else {
+    const samples = new Int16Array(data);
+    const frames = samples.length >> 1;
+    const left = new Float32Array(frames);
+    const right = new Float32Array(frames);
+    for (let i = 0; i < frames; i++) {
+      left[i] = samples[2 * i] / 32768;
+      right[i] = samples[2 * i + 1] / 32768;
+    }
+    play(left, right);
+  }
+}
+
+function opusDecoder() {
+  const decoder = new AudioDecoder({
+    output: (audio) => {
+      const frames = audio.numberOfFrames;
+      const planes = [new Float32Array(frames), new Float32Array(frames)];
+      for (let channel = 0; channel < 2; channel++) {
+        audio.copyTo(planes[channel], { planeIndex: channel, format: "f32-planar" });
+      }
+      audio.close();
+      play(planes[0], planes[1]);
+    },
+    error: () => {
+      sound.decoder = null;
+    },
+  });
+  decoder.configure(OPUS_CONFIG);
+  return decoder;
+}
+
+function play(left, right) {
+  const frames = left.length;
+  sound.samples += frames;
   for (let i = 0; i < frames; i++) {
     // Both channels mixed: what was heard, whichever speaker played it.
-    sound.recent[sound.recentAt] = (samples[2 * i] + samples[2 * i + 1]) / 65536;
+    sound.recent[sound.recentAt] = (left[i] + right[i]) / 2;
     sound.recentAt = (sound.recentAt + 1) % sound.recent.length;
   }
   const context = sound.context;
   if (sound.muted || !context || context.state !== "running" || !frames) return;
   const chunk = context.createBuffer(2, frames, SAMPLE_RATE);
-  for (let channel = 0; channel < 2; channel++) {
-    const out = chunk.getChannelData(channel);
-    for (let i = 0; i < frames; i++) out[i] = samples[2 * i + channel] / 32768;
-  }
+  chunk.copyToChannel(left, 0);
+  chunk.copyToChannel(right, 1);
   const source = context.createBufferSource();
   source.buffer = chunk;
   source.connect(context.destination);

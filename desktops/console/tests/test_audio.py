@@ -7,6 +7,7 @@ sound here; the graphical end-to-end test hears a real one).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import struct
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from desktops.console import tickets
+from desktops.console import opus, tickets
 from desktops.console.audio import ENCODING_QEMU_AUDIO, FORMAT_S16, SAMPLE_RATE
 from desktops.console.tests.fixtures import (  # noqa: F401 (fixtures)
     adb,
@@ -79,13 +80,23 @@ async def audio_vnc() -> AsyncIterator[AudioVnc]:
     vnc.server.close()
 
 
-def audio_socket(desktop_id: int, *, ticket: str, headers) -> WebsocketCommunicator:
+def audio_socket(desktop_id: int, *, ticket: str, headers, query: str = "") -> WebsocketCommunicator:
     from quetzal.asgi import application
 
     protocols = [tickets.BINARY_PROTOCOL, tickets.PROTOCOL_PREFIX + ticket]
     return WebsocketCommunicator(
-        application, f"/ws/desktops/{desktop_id}/audio/", headers=headers, subprotocols=protocols
+        application, f"/ws/desktops/{desktop_id}/audio/{query}", headers=headers, subprotocols=protocols
     )
+
+
+def dominant_hz(pcm: bytes) -> float:
+    """The strongest frequency of the left channel of S16LE stereo (a Hann-windowed FFT)."""
+    import numpy
+
+    left = numpy.frombuffer(pcm, dtype="<i2")[0::2].astype(float)
+    spectrum = numpy.abs(numpy.fft.rfft(left * numpy.hanning(len(left))))
+    spectrum[0] = 0.0
+    return float(numpy.fft.rfftfreq(len(left), 1 / SAMPLE_RATE)[int(numpy.argmax(spectrum))])
 
 
 @pytest.fixture
@@ -114,7 +125,9 @@ async def test_it_relays_the_desktops_sound_on_the_consoles_own_ticket(alice, ho
     sound = audio_socket(desktop.pk, ticket=ticket, headers=member.headers())
     connected, _ = await sound.connect()
     assert connected
-    # then the proxy asked VNC for audio only (S16, stereo, 48 kHz, enabled) and relays the samples in order
+    # then it says the sound comes as raw PCM (the page did not ask for Opus)
+    assert json.loads(await sound.receive_from(timeout=5)) == {"codec": "pcm", "rate": SAMPLE_RATE, "channels": 2}
+    # and the proxy asked VNC for audio only (S16, stereo, 48 kHz, enabled) and relays the samples in order
     received = bytearray()
     while len(received) < len(TONE):
         received += await sound.receive_from(timeout=5)
@@ -128,6 +141,29 @@ async def test_it_relays_the_desktops_sound_on_the_consoles_own_ticket(alice, ho
     again = audio_socket(desktop.pk, ticket=ticket, headers=member.headers())
     await again.connect()
     assert (await again.receive_output(5))["code"] == 4410
+    await sound.disconnect()
+    await console.disconnect()
+
+
+async def test_it_compresses_the_sound_with_opus_for_a_browser_that_asks(alice, host, sound_template, audio_vnc):
+    desktop = await adb(running_desktop)(alice, host, sound_template, audio_vnc.port)
+    member = await adb(browser)(alice.member, alice.tenant)
+    console, ticket = await _console(desktop, member)
+    # when the page, which can decode Opus, opens the sound channel asking for it
+    sound = audio_socket(desktop.pk, ticket=ticket, headers=member.headers(), query="?codec=opus")
+    connected, _ = await sound.connect()
+    assert connected
+    # then the proxy says Opus, and sends one packet per whole 20 ms of the desktop's sound
+    assert json.loads(await sound.receive_from(timeout=5)) == {"codec": "opus", "rate": SAMPLE_RATE, "channels": 2}
+    whole_frames = len(TONE) // opus.FRAME_BYTES
+    packets = [await sound.receive_from(timeout=5) for _ in range(whole_frames)]
+    assert await sound.receive_nothing(timeout=0.5)  # the last partial frame waits for its samples
+    # and the packets are a small fraction of the PCM, and decode (as the browser's WebCodecs does) to the tone
+    assert sum(map(len, packets)) < len(TONE) / 6
+    decoder = opus.Decoder()
+    heard = b"".join(decoder.decode(packet) for packet in packets)
+    assert len(heard) == whole_frames * opus.FRAME_BYTES
+    assert abs(dominant_hz(heard) - 440) < 15
     await sound.disconnect()
     await console.disconnect()
 
