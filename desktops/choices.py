@@ -21,6 +21,20 @@ class Visibility(models.TextChoices):
     TENANT = "tenant", "One tenant"
 
 
+class LaunchKind(models.TextChoices):
+    WARM = "warm", "Warm (pooled, already running)"
+    COLD = "cold", "Cold (booted for this launch)"
+
+
+class ReadySignal(models.TextChoices):
+    SERIAL = "serial", "The guest's serial readiness line"
+    AGENT = "agent", "The guest agent answered"
+    SCREEN = "screen", "The screen settled"
+    RESUMED = "resumed", "Resumed from memory"
+    TIMEOUT = "timeout", "No signal before the time limit"
+    SIMULATED = "simulated", "A simulated VM (libvirt's test driver): no guest to wait for"
+
+
 class DesktopState(models.TextChoices):
     REQUESTED = "requested", "Requested"
     PROVISIONING = "provisioning", "Provisioning"

@@ -19,9 +19,10 @@ RUN_OPERATION = "desktops.tasks.run_operation"
 REFILL_POOLS = "desktops.tasks.refill_pools"
 APPLY_FIREWALL = "desktops.tasks.apply_firewall"
 REFILL_DISK_SPARES = "desktops.tasks.refill_disk_spares"
+PROBE_READINESS = "desktops.tasks.probe_readiness"
 FILES_CALL = "desktops.tasks.files_call"
 # Every task name this module sends (a test checks each is a registered task).
-TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL, REFILL_DISK_SPARES, FILES_CALL)
+TASK_NAMES = (RUN_OPERATION, REFILL_POOLS, APPLY_FIREWALL, REFILL_DISK_SPARES, PROBE_READINESS, FILES_CALL)
 
 
 def send_on_commit(task_name: str, *args: object, task_id: str | None = None) -> None:
@@ -55,6 +56,11 @@ def apply_firewall(desktop_ids: list[int]) -> None:
 def refill_disk_spares(host_id: int) -> None:
     """Make the host's next spare encrypted disk in the background, off the start that used one."""
     send_on_commit(REFILL_DISK_SPARES, [host_id])
+
+
+def probe_readiness(desktop_id: int) -> None:
+    """Someone waits for this booting desktop: look whether its guest is ready now."""
+    send_on_commit(PROBE_READINESS, desktop_id)
 
 
 def files_queue(host_name: str) -> str | None:

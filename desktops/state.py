@@ -142,6 +142,8 @@ def transition(
         changes.setdefault("running_since", now)
     elif target != DesktopState.SUSPENDED:
         changes.setdefault("running_since", None)
+        # A paused guest stays ready; any other state means it must say so again after its next boot.
+        changes.setdefault("ready_at", None)
     won = Desktop.objects.filter(pk=desktop_id, state__in=allowed).update(**changes) == 1
     if won and not isinstance(desktop, int):
         for name, value in changes.items():

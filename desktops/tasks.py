@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from desktops.models import Operation
-from desktops.services import disk_keys, disposable, execution, files, idle, network, pools, reconcile
+from desktops.services import disk_keys, disposable, execution, files, idle, network, pools, readiness, reconcile
 from hosts.hypervisor import HostUnavailable
 from hosts.models import Host
 from quetzal.errors import ServiceError
@@ -37,6 +37,18 @@ def run_operation(self, operation_id: int) -> None:
 def refill_pools() -> int:
     """Beat: top every pool up to its minimum of warm desktops."""
     return pools.refill_all()
+
+
+@shared_task(acks_late=True)
+def watch_readiness() -> int:
+    """Mark the booting desktops whose guests are now ready for input."""
+    return readiness.probe_all()
+
+
+@shared_task(acks_late=True, expires=10)
+def probe_readiness(desktop_id: int) -> bool:
+    """Look once whether one booting desktop's guest is ready (asked for while someone waits on it)."""
+    return readiness.probe_one(desktop_id)
 
 
 @shared_task(acks_late=True)

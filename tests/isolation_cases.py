@@ -265,6 +265,7 @@ CASES: dict[str, Case] = {
     "api:billing-invoice-list": Case(make=_invoice, reader="admin"),
     "api:billing-invoice-detail": Case(make=_invoice, reader="admin"),
     "api:desktop-metrics": Case(make=_desktop, reader="member", detail=True),
+    "api:desktop-readiness": Case(make=_desktop, reader="member", detail=True),
     "api:tenant-metrics": Case(reader="admin"),
     "api:firewall-rule-list": Case(
         make=_desktop_rule,

@@ -187,6 +187,7 @@ class DesktopSerializer(ModelSerializer):
             "disk_encrypted",
             "created_at",
             "running_since",
+            "ready_at",
             "last_activity_at",
             "consoles_open",
             "automation_at",
@@ -209,6 +210,7 @@ class DesktopSerializer(ModelSerializer):
         return str(sizes.price_per_hour(desktop.template, sizes.of_desktop(desktop)))
 
     def get_console_url(self, desktop: Desktop) -> str | None:
+        # ready_at (null while the guest boots) says whether it takes input yet; the console page waits for it.
         if desktop.state != DesktopState.RUNNING:
             return None
         return f"/desktops/{desktop.pk}/console/"
@@ -327,3 +329,13 @@ class PoolSerializer(TenantScopedModelSerializer):
         if min_ready > max_size:
             raise serializers.ValidationError({"min_ready": "Must not exceed max_size."})
         return attrs
+
+
+class ReadinessSerializer(ResponseSerializer):
+    """Whether a desktop's guest is ready for input, or how long it has been booting."""
+
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    ready = serializers.BooleanField()
+    booting_s = serializers.FloatField(allow_null=True)
+    interval_ms = serializers.IntegerField(help_text="How often to ask again while it boots.")

@@ -11,7 +11,7 @@ from desktops.api import serializers as s
 from desktops.choices import STOPPABLE_STATES, OperationKind
 from desktops.filters import OperationFilterSet
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import idle, launch, pools, sizes
+from desktops.services import idle, launch, pools, readiness, sizes
 from desktops.services.requests import request_action, request_create, request_stop
 from desktops.services.resize import request_resize
 from desktops.services.templates import launchable
@@ -89,6 +89,12 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
             desktop=desktop, kind=OperationKind.DELETE, actor=request.user, ip=client_ip(request)
         )
         return accepted(desktop, operation)
+
+    @extend_schema(responses={200: s.ReadinessSerializer})
+    @action(detail=True, methods=["get"])
+    def readiness(self, request, pk=None):
+        """Ready for input, or booting for how long: the launcher and the console wait on this."""
+        return Response(s.ReadinessSerializer(readiness.watch(self.get_object())).data)
 
     def _act(self, request, kind: str, params: dict | None = None) -> Response:
         desktop = self.get_object()

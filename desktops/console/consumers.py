@@ -11,7 +11,7 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 
-from desktops.console import proxy, sessions, tickets
+from desktops.console import proxy, rfb, sessions, tickets
 from desktops.console.errors import ConsoleError
 from desktops.console.flow import innermost_send
 from desktops.console.recordfile import RecordingStats, RecordingWriter
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 NORMAL_CLOSE = 1000
 ENDED_ELSEWHERE = 4408
+# The browser sent RFB the policy filter cannot check (desktops/console/rfb.py): the session ends.
+POLICY_VIOLATION = 1008
 
 
 def _when(timestamp: float | None) -> datetime | None:
@@ -39,6 +41,7 @@ class ConsoleConsumer(EndsWithAccess, AsyncConsumer):
         self.grant: sessions.ConsoleGrant | None = None
         self.session_key: str | None = None
         self.pump: proxy.Pump | None = None
+        self.filter: rfb.ClientFilter | None = None
         self.recorder: RecordingWriter | None = None
         self.tasks: list[asyncio.Task] = []
         self.end_reason = ""
@@ -96,6 +99,7 @@ class ConsoleConsumer(EndsWithAccess, AsyncConsumer):
                 # A full or read-only disk must not cost the person their desktop.
                 log.exception("cannot record console session %s", self.grant.session_id)
                 self.recorder = None
+        self.filter = rfb.ClientFilter(self.grant.policy)
         self.pump = proxy.Pump(vnc, innermost_send(self.base_send), recorder=self.recorder)
         self.tasks = [asyncio.create_task(self._downstream()), asyncio.create_task(self._heartbeat())]
 
@@ -109,6 +113,15 @@ class ConsoleConsumer(EndsWithAccess, AsyncConsumer):
         data = message.get("bytes")
         if pump is None or not data:
             return  # nothing is connected yet, or a text frame: VNC only speaks binary
+        try:
+            data = self.filter.feed(data)
+        except rfb.ProtocolViolation as violation:
+            log.warning("console session %s: %s", self.grant.session_id, violation)
+            self.end_reason = "policy_violation"
+            await self.send({"type": "websocket.close", "code": POLICY_VIOLATION})
+            raise StopConsumer from None
+        if not data:
+            return
         # If VNC went away, the downstream side sees EOF and closes the socket.
         with contextlib.suppress(ConnectionError, OSError):
             await pump.upstream(data)

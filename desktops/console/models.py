@@ -27,6 +27,8 @@ class ConsoleTicket(TenantOwned):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    # The same ticket opens the session's sound channel once, after the console itself used it.
+    audio_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "desktops_consoleticket"

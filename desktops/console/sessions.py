@@ -13,9 +13,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from desktops.console import activity, recordings, tickets
-from desktops.console.errors import ConsoleError, ConsoleUnavailable, DesktopNotFound, NotSignedIn
+from desktops.console.errors import (
+    ConsoleError,
+    ConsoleForbidden,
+    ConsoleUnavailable,
+    DesktopNotFound,
+    NotSignedIn,
+    TicketInvalid,
+)
 from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import RecordingStats
+from desktops.console.rfb import ConsolePolicy
 from desktops.models import Desktop
 from desktops.services import disk_keys
 from tenants import events
@@ -47,6 +55,8 @@ class ConsoleGrant:
     recording_path: Path | None = None
     # The tenant's recording key: the file is sealed with it as it is written (never sent anywhere).
     recording_key: bytes | None = field(default=None, repr=False)
+    # The tenant's clipboard and sound rules, enforced on the RFB stream by the proxy (desktops/console/rfb.py).
+    policy: ConsolePolicy = field(default_factory=ConsolePolicy)
 
 
 def open_session(
@@ -117,6 +127,63 @@ def open_session(
         recording_id=recording.pk if recording else None,
         recording_path=recordings.file_path(recording) if recording else None,
         recording_key=disk_keys.tenant_recording_key(desktop.tenant) if recording else None,
+        policy=policy_of(desktop.tenant),
+    )
+
+
+@dataclass(frozen=True)
+class AudioGrant:
+    """Where the sound of an open console session comes from."""
+
+    session_id: int
+    desktop_id: int
+    host_uri: str
+    host_address: str
+    domain_name: str
+
+
+def open_audio(*, token: str, desktop_id: int, user, membership, session_key: str | None) -> AudioGrant:
+    """The sound channel of the person's open console on this desktop, if the tenant and template allow sound."""
+    if user is None or not user.is_authenticated or not session_key:
+        raise NotSignedIn("Sign in again to hear the desktop.")
+    tenant = membership.tenant if membership is not None else None
+    desktop = (
+        Desktop.objects.for_tenant(tenant)
+        .alive()
+        .select_related("tenant", "host", "template")
+        .filter(pk=desktop_id)
+        .first()
+    )
+    if desktop is None:
+        raise DesktopNotFound("No such desktop.")
+    tickets.redeem_audio(token=token, desktop_id=desktop.pk, user=user, session_key=session_key)
+    tickets.admin_access(desktop=desktop, user=user, membership=membership)
+    tickets.ensure_running(desktop)
+    if not desktop.tenant.audio_enabled:
+        raise ConsoleForbidden("Your organisation has switched desktop sound off.", code="audio_disabled")
+    if not desktop.template.sound or desktop.host is None:
+        raise ConsoleUnavailable(f"{desktop.name} has no sound.", code="audio_unavailable")
+    # Sound belongs to a console the person has open right now (the one that used this ticket).
+    session = (
+        ConsoleSession.objects.filter(desktop=desktop, user=user, ended_at__isnull=True).order_by("-started_at").first()
+    )
+    if session is None:
+        raise TicketInvalid("Open the console first; its sound comes with it.", code="ticket_audio")
+    return AudioGrant(
+        session_id=session.pk,
+        desktop_id=desktop.pk,
+        host_uri=desktop.host.uri,
+        host_address=desktop.host.console_address,
+        domain_name=desktop.domain_name,
+    )
+
+
+def policy_of(tenant) -> ConsolePolicy:
+    """The tenant's console rules as the proxy applies them."""
+    return ConsolePolicy(
+        clipboard_to_desktop=tenant.clipboard_to_desktop,
+        clipboard_from_desktop=tenant.clipboard_from_desktop,
+        audio=tenant.audio_enabled,
     )
 
 

@@ -144,6 +144,25 @@ def redeem(*, token: str, desktop_id: int, user, session_key: str | None) -> Con
     raise TicketInvalid(_REFUSALS[reason], code=f"ticket_{reason}")
 
 
+def redeem_audio(*, token: str, desktop_id: int, user, session_key: str | None) -> ConsoleTicket:
+    """Use the console's own ticket once more, for its sound channel: only after the console used it."""
+    if not token:
+        raise TicketInvalid("No console ticket was presented; reload the page.", code="ticket_missing")
+    now = timezone.now()
+    won = ConsoleTicket.objects.filter(
+        token_hash=digest(token),
+        desktop_id=desktop_id,
+        user_id=user.pk,
+        session_key_hash=digest(session_key or ""),
+        used_at__isnull=False,
+        audio_used_at__isnull=True,
+        expires_at__gt=now,
+    ).update(audio_used_at=now)
+    if not won:
+        raise TicketInvalid("This sound link is not valid; reconnect the console.", code="ticket_audio")
+    return ConsoleTicket.objects.get(token_hash=digest(token))
+
+
 def purge(*, older_than: timedelta = timedelta(days=1)) -> int:
     """Delete tickets that expired long ago; they only matter for a minute."""
     deleted, _ = ConsoleTicket.objects.filter(expires_at__lt=timezone.now() - older_than).delete()

@@ -11,6 +11,7 @@ from desktops.console.filters import ConsoleFilterSet
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
 from desktops.services import automation, idle
+from desktops.services.preferences import console_preferences
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
 from tenants.models import User
@@ -27,10 +28,16 @@ class ConsolePageView(TenantPageMixin, View):
         if not request.membership.is_admin:
             desktops = desktops.owned_by(request.user)
         desktop = get_object_or_404(desktops, pk=pk)
+        tenant = request.tenant
         context = {
             "desktop": desktop,
             "admin_view": desktop.user_id != request.user.pk,
-            "recorded": request.tenant.recording_enabled,
+            "recorded": tenant.recording_enabled,
+            # What the page offers; the proxy enforces the same policy whatever the page does.
+            "sound": desktop.template.sound and tenant.audio_enabled,
+            "clipboard_to_desktop": tenant.clipboard_to_desktop,
+            "clipboard_from_desktop": tenant.clipboard_from_desktop,
+            "prefs": console_preferences(request.user).for_console(),
             # The "Still working?" banner: the page learns the deadline from the API as input moves it.
             "idle_policy": idle.has_idle_policy(desktop),
             "idle_verb": idle.idle_action(desktop),

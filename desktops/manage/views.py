@@ -13,7 +13,7 @@ from desktops.choices import DesktopKind, DesktopState, Visibility
 from desktops.filters import AdminDesktopFilterSet
 from desktops.manage.forms import PoolForm, TemplateForm
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import bulk, dashboard, network, pools, templates
+from desktops.services import bulk, dashboard, network, pools, readiness, templates
 from desktops.views import decorate
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
@@ -37,7 +37,11 @@ class DashboardView(AdminPage, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         figures = dashboard.build(request.tenant)
-        context = {"dash": figures, "chart": dashboard.hours_chart(figures.hours)}
+        context = {
+            "dash": figures,
+            "chart": dashboard.hours_chart(figures.hours),
+            "ready_stats": readiness.ready_stats(tenant=request.tenant),
+        }
         return render(request, self.template_name, context)
 
 

@@ -7,6 +7,7 @@ from desktops.models.onboarding import NewMemberDesktop
 from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
+from desktops.models.readiness import LaunchTiming
 from desktops.models.scaling import ScalingException, ScalingPlan
 from desktops.models.template import DesktopTemplate, TemplateSize
 
@@ -20,6 +21,7 @@ __all__ = [
     "FirewallRule",
     "HomeDisk",
     "HomeUpload",
+    "LaunchTiming",
     "NewMemberDesktop",
     "Operation",
     "OrphanSighting",

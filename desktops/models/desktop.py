@@ -55,6 +55,11 @@ class Desktop(TenantOwned):
 
     created_at = models.DateTimeField(default=timezone.now)
     running_since = models.DateTimeField(null=True, blank=True)
+    # Set when the guest says it is ready for input (serial line, agent, or a settled screen) after
+    # its last start; None while it boots. The console holds keystrokes back until then.
+    ready_at = models.DateTimeField(null=True, blank=True)
+    # For guests with no readiness signal: "<screen hash> <unix time first seen>" of the last look.
+    ready_probe = models.CharField(max_length=100, blank=True, editable=False)
     last_activity_at = models.DateTimeField(null=True, blank=True, help_text="Last console connect, input or leave.")
     consoles_open = models.PositiveIntegerField(default=0)
     # A disposable desktop is deleted once this passes (desktops.services.disposable, from the beat).

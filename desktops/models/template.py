@@ -83,6 +83,9 @@ class DesktopTemplate(models.Model):
     cloud_init_password = models.CharField(max_length=128, blank=True)
     cloud_init_ssh_key = models.TextField(blank=True)
     cloud_init_packages = models.TextField(blank=True, help_text="One package per line.")
+    # A graphical guest with spice-vdagent gets QEMU's clipboard channel; sound goes out over VNC.
+    clipboard_channel = models.BooleanField(default=False, help_text="The guest runs spice-vdagent.")
+    sound = models.BooleanField(default=False, help_text="An HDA sound card streamed to the browser.")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import SeedConfig, build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
-from desktops.services import disk_keys, homes, network, progress, resize, sizes, spec
+from desktops.services import disk_keys, homes, network, progress, readiness, resize, sizes, spec
 from desktops.state import begin_action, finish_action, transition
 from hosts import scheduling
 from hosts.hypervisor import (
@@ -188,6 +188,7 @@ def _boot(operation: Operation, desktop: Desktop, kind: str = OperationKind.STAR
     _begin(desktop, kind, "start")
     hv = _hv(desktop)
     progress.step(operation, "booting")
+    restored = hv.has_managed_save(desktop.domain_name)
     # The disk key exists in libvirt only while QEMU starts (an ephemeral secret), never on the host's disk.
     hv.start(desktop.domain_name, secrets=disk_keys.secrets_for(desktop))
     note = ""
@@ -195,7 +196,9 @@ def _boot(operation: Operation, desktop: Desktop, kind: str = OperationKind.STAR
         progress.step(operation, "attaching home folder")
         note = homes.attach(desktop)
     finish_action(desktop, kind, reason=note)
-    progress.step(operation, "ready")
+    readiness.after_boot(desktop, restored=restored)
+    # "running", not "ready": the guest says when it is ready for input (desktops.services.readiness).
+    progress.step(operation, "running")
 
 
 def do_create(operation: Operation) -> None:
@@ -251,6 +254,8 @@ def do_stop(operation: Operation) -> None:
 
 
 def _hibernate(operation: Operation, desktop: Desktop, *, reason: str) -> None:
+    # Before the transition, which forgets readiness: a guest saved while ready is ready again once restored.
+    readiness.remember_saved(desktop)
     _begin(desktop, OperationKind.HIBERNATE, "hibernate")
     progress.step(operation, "saving memory")
     _hv(desktop).managed_save(desktop.domain_name)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from desktops.choices import DesktopState, OperationKind
+from desktops.choices import DesktopState, LaunchKind, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
-from desktops.services import pools, quotas, sizes
+from desktops.services import pools, quotas, readiness, sizes
 from desktops.services.requests import request_action, request_create
 from desktops.state import can_request
 from quetzal.errors import Conflict
@@ -54,12 +54,16 @@ def launch(
                 return result
             kind = next((kind for kind in _RESUME_WITH if can_request(kind, existing.state)), None)
             if kind is not None:
-                return LaunchResult(existing, request_action(desktop=existing, kind=kind, actor=user, ip=ip))
+                operation = request_action(desktop=existing, kind=kind, actor=user, ip=ip)
+                readiness.record_launch(desktop=existing, kind=LaunchKind.COLD)
+                return LaunchResult(existing, operation)
         if size is None or size == default:
             claimed = pools.claim_locked(locked=locked, user=user, template=template, ip=ip)
             if claimed is not None:
+                readiness.record_launch(desktop=claimed[0], kind=LaunchKind.WARM)
                 return LaunchResult(*claimed)
         desktop, operation = request_create(tenant=tenant, user=user, template=template, actor=user, size=size, ip=ip)
+        readiness.record_launch(desktop=desktop, kind=LaunchKind.COLD)
         return LaunchResult(desktop, operation)
 
 

@@ -109,6 +109,8 @@ def domain_spec(
         cmdline=(desktop.template.image.cmdline or None) if kernel else None,
         hostdevs=gpu_hostdevs(gpu_device),
         title=desktop.name,
+        clipboard_channel=desktop.template.clipboard_channel,
+        sound=desktop.template.sound,
         # The file manager reaches a running Linux desktop's home through qemu-guest-agent.
         guest_agent=desktop.template.os_family == "linux",
     )

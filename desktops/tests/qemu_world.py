@@ -34,6 +34,18 @@ def qemu_host(transactional_db) -> Iterator[Host]:
 
     host = register_host(QEMU_URI, name="local-qemu", virt_type="qemu", reserved_memory_mib=512)
     yield host
+    # The spare encrypted disks a launch's background refill made there (desktops.services.disk_keys);
+    # the workers that make them are stopped by now (their fixture came later, so it ends first).
+    from desktops.models import DataKey
+    from hosts.hypervisor import get_hypervisor
+
+    hv = get_hypervisor(QEMU_URI)
+    for path in (
+        DataKey.objects.filter(host=host, desktop__isnull=True)
+        .exclude(spare_path="")
+        .values_list("spare_path", flat=True)
+    ):
+        hv.encrypted_file_delete(path)
 
 
 @pytest.fixture

@@ -601,3 +601,22 @@ def test_it_renders_every_page_readable_on_screen_and_accessible(viewport, alice
             problems += [f"{name}: {violation}" for violation in axe_violations(page)]
         browser.shot(page, name)
     assert not problems, "\n".join(problems)
+
+
+def test_it_says_when_the_console_cannot_load_and_retries(alice, world, browsers, base):
+    # Given the bundled noVNC module cannot be fetched (a proxy, a network hiccup)
+    browser = browsers("desktop")
+    page = browser.sign_in(alice.member.email)
+    page.route("**/vendor/novnc.min.js*", lambda route: route.abort())
+    page.goto(f"{base}/desktops/{world['mine'].pk}/console/")
+    # Then the console says so and offers a retry, instead of "Connecting…" for ever
+    page.locator('[data-testid="retry-load"]').wait_for(state="visible", timeout=30_000)
+    assert page.locator("#qc-overlay-title").inner_text() == "Console failed to load"
+    assert page.locator("#console-app").get_attribute("data-state") == "refused"
+    browser.shot(page, "console-failed-to-load")
+    # When the network is back and the person retries, the console's code runs
+    page.unroute("**/vendor/novnc.min.js*")
+    page.locator('[data-testid="retry-load"]').click()
+    page.wait_for_function("() => window.quetzalConsole !== undefined", timeout=30_000)
+    assert page.locator('[data-testid="retry-load"]').is_hidden()
+    # The aborted request is a console error the browser logs, not a page error: nothing else failed

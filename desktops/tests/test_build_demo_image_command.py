@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from desktops.models import DesktopTemplate
-from hosts import demo_image
+from hosts import demo_graphical, demo_image
 from hosts.choices import CopyState
 from hosts.models import Image, ImageCopy
 from hosts.services import images
@@ -95,6 +95,36 @@ def test_it_fails_clearly_when_the_image_cannot_be_built(monkeypatch):
     with pytest.raises(CommandError, match="no kernel in /boot"):
         call_command("build_demo_image", "--no-copy")
     assert not Image.objects.exists()
+
+
+def test_it_registers_the_graphical_demo_beside_the_text_one(monkeypatch, tmp_path):
+    # given both builds (the graphical one stands in for mmdebstrap, which needs minutes and the mirror)
+    text_dir, graphical_dir = tmp_path / "text", tmp_path / "graphical"
+    text_dir.mkdir()
+    graphical_dir.mkdir()
+    monkeypatch.setattr(demo_image, "build_demo_image", fake_build(text_dir))
+    monkeypatch.setattr(demo_graphical, "build_graphical_image", fake_build(graphical_dir, b"graphical"))
+    # when the text and then the graphical demo are built
+    call_command("build_demo_image", "--no-copy")
+    call_command("build_demo_image", "--graphical", "--no-copy")
+    # then the text demo stays, and the desktop template has the clipboard channel and sound
+    text = DesktopTemplate.objects.get(name="Demo Linux")
+    desktop = DesktopTemplate.objects.get(name="Demo Linux desktop")
+    assert not text.clipboard_channel and not text.sound
+    assert desktop.clipboard_channel and desktop.sound and desktop.visibility == "public"
+    assert desktop.disk_gib * 1024**3 >= demo_graphical.ROOT_SIZE_BYTES
+    # and each image knows the line its guest prints when it is ready for input
+    assert text.image.ready_line == demo_image.READY_BANNER
+    assert desktop.image.ready_line == demo_graphical.READY_LINE
+    assert text.image != desktop.image
+
+
+def test_it_prints_the_recipe_hash_for_a_ci_cache_key(capsys):
+    # when the hash is asked for, then it is the recipe's, and nothing is built or imported
+    call_command("build_demo_image", "--print-recipe-hash")
+    printed = capsys.readouterr().out.strip()
+    assert printed == demo_graphical.recipe_hash(demo_graphical.current_recipe())
+    assert len(printed) == 64 and not Image.objects.exists()
 
 
 @pytest.mark.parametrize("guest_agent", [True, False])

@@ -32,7 +32,7 @@ def test_it_launches_stops_starts_and_deletes_without_leftovers(alice, host, tem
         "defining",
         "booting",
         "attaching home folder",
-        "ready",
+        "running",
     ]
     assert _state(desktop_id) == DesktopState.RUNNING
     hv = get_hypervisor(host.uri)

@@ -148,3 +148,34 @@ def test_it_redirects_old_admin_console_links_permanently(new, client):
     response = client.get(f"{old}?period=2025-01")
     assert response.status_code == 301
     assert response["Location"] == f"{new}?period=2025-01"
+
+
+def test_it_shows_time_to_ready_per_template_on_the_dashboard(admin, alice, bob, world):
+    from django.utils import timezone
+
+    from desktops.choices import LaunchKind
+    from desktops.models import LaunchTiming
+
+    # given alice's cold launches of 10 s and 30 s and a warm one of 1 s, and bob's 99 s one
+    desktop = DesktopFactory(world=alice)
+    now = timezone.now()
+    for kind, seconds in ((LaunchKind.COLD, 10.0), (LaunchKind.COLD, 30.0), (LaunchKind.WARM, 1.0)):
+        LaunchTiming.objects.create(
+            tenant=alice.tenant,
+            desktop=desktop,
+            template=desktop.template,
+            kind=kind,
+            requested_at=now,
+            seconds=seconds,
+        )
+    theirs = DesktopFactory(world=bob)
+    LaunchTiming.objects.create(
+        tenant=bob.tenant, desktop=theirs, template=theirs.template, kind=LaunchKind.COLD, seconds=99.0
+    )
+    # when the admin opens the dashboard, then each row shows its launches, p50 and p95, and bob's is absent
+    page = html(admin.get("/manage/"))
+    cold = re.search(rf'data-testid="ready-{desktop.template.pk}-cold">(.*?)</tr>', page, re.S)[1]
+    assert ">2<" in cold and "20.0 s" in cold and "29.0 s" in cold
+    warm = re.search(rf'data-testid="ready-{desktop.template.pk}-warm">(.*?)</tr>', page, re.S)[1]
+    assert "1.0 s" in warm
+    assert f'data-testid="ready-{theirs.template.pk}-' not in page and "99.0 s" not in page

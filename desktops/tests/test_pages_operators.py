@@ -80,6 +80,10 @@ def test_it_audits_quota_changes_made_by_operators(operator, alice):
         "inactivity_logout_minutes": 0,
         "max_session_hours": 0,
         "recording_retention_days": 30,
+        # Checked boxes, as the browser posts them (these default to on).
+        "clipboard_to_desktop": "on",
+        "clipboard_from_desktop": "on",
+        "audio_enabled": "on",
         "memberships-TOTAL_FORMS": 0,
         "memberships-INITIAL_FORMS": 0,
     }

@@ -289,6 +289,10 @@ class Hypervisor(Protocol):
         """Pointer moves and button presses at pixel coordinates of a width x height screen, step by step."""
         ...
 
+    def agent_ping(self, name: str, timeout_s: int = 1) -> bool:
+        """Whether the guest agent answers now."""
+        ...
+
     def disk_serials(self, name: str) -> list[str]:
         """Serials of the disks the running domain has now."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid as uuid_lib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from lxml import etree
@@ -42,6 +42,8 @@ _SLUG_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 # virtio-blk passes at most 20 bytes of serial to the guest (/sys/block/*/serial).
 _SERIAL_RE = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 _ID_RE = re.compile(r"^[0-9]{1,18}$")
+# The one <audio> backend a desktop with sound has, shared by its sound card and its VNC display.
+SOUND_AUDIO_ID = 1
 
 # A hardened parser for XML we read back from libvirt: no entities, no network, no DTDs.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_blank_text=True)
@@ -216,6 +218,8 @@ class GraphicsSpec:
     password: str | None = None
     video_model: Literal["vga", "virtio", "qxl", "cirrus", "bochs"] = "vga"
     tablet: bool = True
+    # The id of an <audio> backend whose output QEMU's VNC server streams to clients that ask for it.
+    audio_id: int | None = None
 
     def __post_init__(self) -> None:
         _require(bool(self.listen_address), "listen_address must not be empty")
@@ -244,6 +248,8 @@ class GraphicsSpec:
             attrs["passwd"] = self.password
         graphics = etree.Element("graphics", attrs)
         _sub(graphics, "listen", type="address", address=self.listen_address)
+        if self.audio_id is not None:
+            _sub(graphics, "audio", id=str(self.audio_id))
         video = etree.Element("video")
         _sub(video, "model", type=self.video_model, heads="1", primary="yes")
         elements = []
@@ -350,6 +356,10 @@ class DomainSpec:
     cpu_mode: Literal["host-passthrough", "host-model", "maximum"] | None = None
     clock_offset: Literal["utc", "localtime"] = "utc"
     guest_agent: bool = False
+    # The clipboard channel QEMU itself serves (qemu-vdagent): the VNC clipboard reaches spice-vdagent.
+    clipboard_channel: bool = False
+    # An HDA sound card whose output goes to the VNC audio stream (needs graphics).
+    sound: bool = False
 
     def __post_init__(self) -> None:
         _require(bool(self.name) and "/" not in self.name, "domain name must be non-empty, no /")
@@ -379,6 +389,8 @@ class DomainSpec:
         if self.description is not None:
             # Free text may span lines, but XML 1.0 cannot carry the other control characters.
             _no_control_chars(self.description.replace("\n", " ").replace("\r", " "), "description")
+        _require(not self.sound or self.graphics is not None, "sound is streamed over VNC: it needs graphics")
+        _require(not self.clipboard_channel or self.graphics is not None, "the clipboard channel needs graphics")
         targets = [d.target_dev for d in self.disks]
         _require(len(targets) == len(set(targets)), "disk target_dev values must be unique")
         # Tuples keep the spec hashable and really immutable even if a caller passed a list.
@@ -461,9 +473,21 @@ class DomainSpec:
         if self.guest_agent:
             channel = _sub(devices, "channel", type="unix")
             _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+        if self.clipboard_channel:
+            vdagent = _sub(devices, "channel", type="qemu-vdagent")
+            source = _sub(vdagent, "source")
+            _sub(source, "clipboard", copypaste="yes")
+            _sub(source, "mouse", mode="client")
+            _sub(vdagent, "target", type="virtio", name="com.redhat.spice.0")
         if self.graphics is not None:
-            for el in self.graphics.to_elements():
+            graphics = self.graphics
+            if self.sound and graphics.audio_id is None:
+                graphics = replace(graphics, audio_id=SOUND_AUDIO_ID)
+            for el in graphics.to_elements():
                 devices.append(el)
+        if self.sound:
+            sound = _sub(devices, "sound", model="ich6")
+            _sub(sound, "audio", id=str(SOUND_AUDIO_ID))
         for hostdev in self.hostdevs:
             devices.append(hostdev.to_element())
         for mdev in self.mdevs:
@@ -471,6 +495,9 @@ class DomainSpec:
         balloon = _sub(devices, "memballoon", model="virtio")
         # A stats period makes the guest report unused memory, which DomainStats needs.
         _sub(balloon, "stats", period="10")
+        if self.sound:
+            # No host sound device: the samples only leave through the VNC audio stream.
+            _sub(devices, "audio", id=str(SOUND_AUDIO_ID), type="none")
         return devices
 
 

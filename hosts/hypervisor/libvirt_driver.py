@@ -17,6 +17,7 @@ from lxml import etree
 from hosts.hypervisor import libvirt_network as networks
 from hosts.hypervisor import libvirt_screen as screen
 from hosts.hypervisor import libvirt_storage as storage
+from hosts.hypervisor import libvirt_vdagent as vdagent
 from hosts.hypervisor import qemu_img
 from hosts.hypervisor.base import (
     ConsoleAddress,
@@ -370,6 +371,8 @@ class LibvirtHypervisor:
                 return
             with _ephemeral_secrets(conn, secrets or {}):
                 self._start_domain(dom)
+            # A VM restored from a save was saved without its clipboard channel (libvirt_vdagent.py).
+            vdagent.plug_back(dom)
 
         self._run(fn)
 
@@ -487,7 +490,8 @@ class LibvirtHypervisor:
                 if dom.hasManagedSaveImage(0):
                     return
                 raise _invalid_state(name, _state(dom), "save")
-            _tolerate(lambda: dom.managedSave(0), lambda: saved(dom))
+            with vdagent.unplugged(dom):
+                _tolerate(lambda: dom.managedSave(0), lambda: saved(dom))
 
         self._on_domain(name, fn)
 
@@ -527,8 +531,14 @@ class LibvirtHypervisor:
         if description is not None:
             etree.SubElement(root, "description").text = description
         xml = etree.tostring(root, encoding="unicode")
+
+        def fn(dom: libvirt.virDomain) -> None:
+            # A running VM's snapshot holds its memory: a save, which the clipboard channel may block.
+            with vdagent.unplugged(dom):
+                dom.snapshotCreateXML(xml, 0)
+
         # No blind retry: after a dropped connection the snapshot may already exist.
-        self._on_domain(name, lambda dom: dom.snapshotCreateXML(xml, 0), retry=False)
+        self._on_domain(name, fn, retry=False)
 
     def snapshot_list(self, name: str) -> list[SnapshotInfo]:
         """The domain's snapshots, oldest first."""
@@ -547,6 +557,7 @@ class LibvirtHypervisor:
             dom = conn.lookupByName(name)
             with _ephemeral_secrets(conn, secrets or {}):
                 dom.revertToSnapshot(dom.snapshotLookupByName(snap_name, 0), 0)
+            vdagent.plug_back(dom)
 
         self._run(fn)
 
@@ -606,6 +617,19 @@ class LibvirtHypervisor:
             return ConsoleAddress(host=host, port=port)
 
         return self._on_domain(name, fn)
+
+    def agent_ping(self, name: str, timeout_s: int = 1) -> bool:
+        """Whether the guest agent answers now (False when there is none or it is not up yet)."""
+        import libvirt_qemu  # the QEMU-only half of the binding; only this call needs it
+
+        def fn(dom: libvirt.virDomain) -> bool:
+            try:
+                libvirt_qemu.qemuAgentCommand(dom, '{"execute":"guest-ping"}', timeout_s, 0)
+            except libvirt.libvirtError:
+                return False
+            return True
+
+        return self._on_domain(name, fn, retry=False)
 
     # Hot-plugged disks (home disks)
 
@@ -769,25 +793,30 @@ class LibvirtHypervisor:
                 def retarget(xml: str) -> str:
                     return retarget_interfaces(retarget_vnc_listen(xml, console_address), interfaces)
 
-                params = {
-                    libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{migrate_address}",
-                    libvirt.VIR_MIGRATE_PARAM_DEST_XML: retarget(
-                        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE)
-                    ),
-                    libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: retarget(
-                        dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
-                    ),
-                }
-                # A guest that never converges must not hold the operation forever.
-                timer = threading.Timer(timeout_s, lambda: _abort_job(dom))
-                timer.start()
-                try:
-                    # The incoming QEMU starts during the prepare phase; once it runs it holds the keys.
-                    with _ephemeral_secrets(dconn, secrets or {}):
-                        moved = dom.migrate3(dconn, params, flags)
-                finally:
-                    timer.cancel()
+                # The live XML is read with the clipboard channel unplugged, so the destination starts without
+                # it; its persistent definition keeps it, and it is plugged back there once the VM runs.
+                with vdagent.unplugged(dom):
+                    params = {
+                        libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{migrate_address}",
+                        libvirt.VIR_MIGRATE_PARAM_DEST_XML: retarget(
+                            dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_MIGRATABLE)
+                        ),
+                        libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: retarget(
+                            dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE | libvirt.VIR_DOMAIN_XML_INACTIVE)
+                        ),
+                    }
+                    # A guest that never converges must not hold the operation forever.
+                    timer = threading.Timer(timeout_s, lambda: _abort_job(dom))
+                    timer.start()
+                    try:
+                        # The incoming QEMU starts during the prepare phase; once it runs it holds the keys.
+                        with _ephemeral_secrets(dconn, secrets or {}):
+                            moved = dom.migrate3(dconn, params, flags)
+                    finally:
+                        timer.cancel()
                 stats = moved.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED) if moved is not None else {}
+                if moved is not None:
+                    vdagent.plug_back(moved)
                 return MigrationStats(
                     downtime_ms=int(stats.get("downtime", 0)),
                     elapsed_ms=int(stats.get("time_elapsed", 0)),

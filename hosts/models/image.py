@@ -24,6 +24,8 @@ class Image(models.Model):
     kernel_path = models.CharField(max_length=1000, blank=True)
     initrd_path = models.CharField(max_length=1000, blank=True)
     cmdline = models.CharField(max_length=1000, blank=True)
+    # The guest prints this at the start of a line on its serial port once it is ready for input.
+    ready_line = models.CharField(max_length=64, blank=True)
     description = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -99,6 +99,14 @@ def _existing_same(name: str, sha256: str) -> Image | None:
     return image
 
 
+def _check_ready_line(line: str) -> str:
+    """A readiness line is one short printable token the guest writes at the start of a serial line."""
+    line = line.strip()
+    if len(line) > 64 or not all(ch.isprintable() and not ch.isspace() for ch in line):
+        raise InvalidImage("A readiness line is at most 64 printable characters without spaces.")
+    return line
+
+
 def import_image(
     path: str | os.PathLike,
     name: str,
@@ -109,12 +117,14 @@ def import_image(
     cmdline: str = "",
     *,
     description: str = "",
+    ready_line: str = "",
     actor=None,
 ) -> Image:
     """Register a local disk file in place after checking its format and checksum."""
     name = name.strip()
     if not name:
         raise InvalidImage("An image needs a name.")
+    ready_line = _check_ready_line(ready_line)
     source = Path(path).resolve()
     expected = _normalise_checksum(expected_sha256)
     size, virtual_size = inspect_disk(source, fmt)
@@ -124,6 +134,10 @@ def import_image(
         raise ChecksumMismatch(f"{source.name} has SHA-256 {sha256}, not the expected {expected}.")
     existing = _existing_same(name, sha256)
     if existing is not None:
+        if ready_line and existing.ready_line != ready_line:
+            # The same bytes imported by an older Quetzal, which did not know how the guest says "ready".
+            Image.objects.filter(pk=existing.pk).update(ready_line=ready_line)
+            existing.ready_line = ready_line
         return existing
     with transaction.atomic():
         image = Image.objects.create(
@@ -137,6 +151,7 @@ def import_image(
             initrd_path=initrd_path,
             cmdline=cmdline,
             description=description,
+            ready_line=ready_line,
         )
         events.image_imported(actor=actor, image=image, path=str(source), sha256=sha256)
     return image

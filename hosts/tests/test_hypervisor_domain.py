@@ -84,6 +84,8 @@ def full_spec(**overrides: Any) -> DomainSpec:
         "description": "Marketing pool\nfloor 2",
         "cpu_mode": "host-passthrough",
         "guest_agent": True,
+        "clipboard_channel": True,
+        "sound": True,
     }
     fields.update(overrides)
     return make_spec(**fields)
@@ -287,7 +289,7 @@ def test_it_renders_network_and_bridge_interfaces() -> None:
 
 def test_it_adds_a_guest_agent_channel_and_a_balloon_with_stats() -> None:
     root = parse(full_spec())
-    assert root.find("devices/channel/target").get("name") == "org.qemu.guest_agent.0"
+    assert root.find("devices/channel[@type='unix']/target").get("name") == "org.qemu.guest_agent.0"
     assert root.find("devices/memballoon/stats").get("period") == "10"
     assert parse(make_spec()).find("devices/channel") is None
 
@@ -373,6 +375,35 @@ def test_it_normalises_uuids_and_keeps_specs_immutable() -> None:
 def test_it_renders_the_same_xml_for_equal_specs() -> None:
     assert full_spec().to_xml() == full_spec().to_xml()
     assert make_spec(vcpus=2).to_xml() != make_spec(vcpus=4).to_xml()
+
+
+def test_it_adds_the_qemu_vdagent_clipboard_channel_only_when_asked(tmp_path: Path) -> None:
+    spec = make_spec(clipboard_channel=True)
+    channel = parse(spec).find("devices/channel[@type='qemu-vdagent']")
+    assert channel.find("source/clipboard").get("copypaste") == "yes"
+    assert channel.find("source/mouse").get("mode") == "client"
+    assert channel.find("target").attrib == {"type": "virtio", "name": "com.redhat.spice.0"}
+    assert parse(make_spec()).find("devices/channel[@type='qemu-vdagent']") is None
+    assert_valid_domain_xml(spec.to_xml(), tmp_path)
+
+
+def test_it_routes_sound_to_the_vnc_display_through_one_silent_backend(tmp_path: Path) -> None:
+    root = parse(make_spec(sound=True))
+    audio = root.find("devices/audio")
+    assert audio.attrib == {"id": "1", "type": "none"}
+    assert root.find("devices/sound").get("model") == "ich6"
+    assert root.find("devices/sound/audio").get("id") == "1"
+    assert root.find("devices/graphics/audio").get("id") == "1"
+    no_sound = parse(make_spec())
+    assert no_sound.find("devices/sound") is None and no_sound.find("devices/graphics/audio") is None
+    assert_valid_domain_xml(make_spec(sound=True).to_xml(), tmp_path)
+
+
+def test_it_refuses_sound_or_clipboard_without_a_display() -> None:
+    with pytest.raises(ValueError, match="sound"):
+        make_spec(sound=True, graphics=None)
+    with pytest.raises(ValueError, match="clipboard"):
+        make_spec(clipboard_channel=True, graphics=None)
 
 
 SECRET_UUID = "0d9f3c1e-5b7a-4c2d-9e8f-112233445566"

@@ -177,3 +177,49 @@ def test_it_runs_a_domain_through_its_lifecycle_under_tcg(
     finally:
         hv.undefine(spec.name)
     assert spec.name not in {d.name for d in hv.list_domains()}
+
+
+def _has_clipboard_channel(hv: LibvirtHypervisor, name: str) -> bool:
+    xml = hv.connection.get().lookupByName(name).XMLDesc(0)
+    return parse_xml(xml).find("devices/channel[@type='qemu-vdagent']") is not None
+
+
+def test_it_saves_snapshots_and_restores_a_desktop_with_clipboard_and_sound(
+    hv: LibvirtHypervisor, pool: str, qemu_img: str, tmp_path: Path
+) -> None:
+    # Given: a graphical desktop's devices (the qemu-vdagent clipboard channel, HDA sound to VNC), no OS
+    disk = hv.volume_upload(pool, "desktop.qcow2", str(make_qcow2(qemu_img, tmp_path / "d.qcow2")))
+    spec = DomainSpec(
+        name=f"qtest-gui-{uuid.uuid4().hex[:8]}",
+        uuid=str(uuid.uuid4()),
+        desktop_id=987655,
+        tenant_slug="acme",
+        vcpus=1,
+        memory_mib=128,
+        virt_type="qemu",
+        disks=(DiskSpec(disk),),
+        graphics=GraphicsSpec(listen_address="127.0.0.1"),
+        clipboard_channel=True,
+        sound=True,
+    )
+    hv.define(spec)
+    try:
+        hv.start(spec.name)
+        assert _has_clipboard_channel(hv, spec.name)
+        # When: it hibernates (QEMU 7.2 refuses to save memory with that channel plugged)
+        hv.managed_save(spec.name)
+        # Then: it is saved, and once restored it has its clipboard channel again
+        assert hv.has_managed_save(spec.name)
+        hv.start(spec.name)
+        assert hv.state(spec.name) is DomainState.RUNNING and not hv.has_managed_save(spec.name)
+        assert _has_clipboard_channel(hv, spec.name)
+        # And a snapshot of the running desktop (its memory too) keeps the channel; so does reverting to it
+        hv.snapshot_create(spec.name, "running")
+        assert _has_clipboard_channel(hv, spec.name)
+        hv.snapshot_revert(spec.name, "running")
+        assert hv.state(spec.name) is DomainState.RUNNING and _has_clipboard_channel(hv, spec.name)
+        # And its definition never lost the channel
+        inactive = hv.connection.get().lookupByName(spec.name).XMLDesc(2)  # VIR_DOMAIN_XML_INACTIVE
+        assert parse_xml(inactive).find("devices/channel[@type='qemu-vdagent']") is not None
+    finally:
+        hv.undefine(spec.name)

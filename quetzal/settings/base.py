@@ -217,6 +217,12 @@ CELERY_BEAT_SCHEDULE = {
     "desktops-refill-pools": {"task": "desktops.tasks.refill_pools", "schedule": 20.0},
     "desktops-refill-disk-spares": {"task": "desktops.tasks.refill_disk_spares", "schedule": 60.0},
     "desktops-enforce-idle": {"task": "desktops.tasks.enforce_idle", "schedule": 60.0},
+    # Booting desktops: is the guest ready for input yet? Cheap when none boots (one indexed query).
+    "desktops-watch-readiness": {
+        "task": "desktops.tasks.watch_readiness",
+        "schedule": 1.0,
+        "options": {"expires": 2},
+    },
     "metrics-collect": {"task": "desktops.metrics.tasks.collect_all", "schedule": 5.0, "options": {"expires": 5}},
     "metrics-rollup": {"task": "desktops.metrics.tasks.rollup", "schedule": 60.0},
     "metrics-prune": {"task": "desktops.metrics.tasks.prune", "schedule": 600.0},

@@ -1,9 +1,8 @@
 // The console page: noVNC in the whole window through Quetzal's WebSocket proxy, with a fresh
 // one-time ticket for every connection, reconnection when the desktop restarts, clipboard,
 // special keys and an on-screen keyboard for phones.
-import RFB from "../vendor/novnc/core/rfb.js";
-import KeyTable from "../vendor/novnc/core/input/keysym.js";
-import keysyms from "../vendor/novnc/core/input/keysymdef.js";
+// noVNC as one bundled, minified module (make vendor): a single request, and one place that can fail.
+import { getKeycode, getKeysym, KeyTable, keysyms, RFB } from "../vendor/novnc.min.js";
 
 const app = document.getElementById("console-app");
 const desktopId = app.dataset.desktop;
@@ -24,9 +23,17 @@ const state = {
   retries: 0,
   ticketRetries: 0,
   timer: null,
-  scale: localStorage.getItem("quetzal.console.scale") !== "1:1",
+  // The person's Settings choice, unless they flipped Fit/1:1 on this device since.
+  scale: (localStorage.getItem("quetzal.console.scale") || (app.dataset.scaling === "actual" ? "1:1" : "fit")) !== "1:1",
   modifiers: new Set(),
+  // While the guest boots (VNC answers long before it takes input) keys wait here, then replay in order.
+  booting: false,
+  held: [],
+  readyTimer: null,
 };
+const MAX_HELD_KEYS = 2000;
+// A VNC handshake that has not finished by then is a failure to report, not "Connecting…" for ever.
+const CONNECT_TIMEOUT_MS = 20000;
 // Tests and support staff can look at the live connection from the browser console.
 window.quetzalConsole = state;
 
@@ -93,17 +100,33 @@ async function connect() {
   state.closeCode = null;
   // Registered before noVNC's own handler, so the code is known when noVNC reports the disconnect.
   socket.addEventListener("close", (event) => (state.closeCode = event.code));
-  const rfb = new RFB(screen, socket, { shared: true });
+  let rfb;
+  try {
+    rfb = new RFB(screen, socket, { shared: true });
+  } catch (error) {
+    socket.close();
+    return failed(`The console could not start: ${error.message}`);
+  }
+  later(() => {
+    if (state.rfb === rfb && app.dataset.state !== "connected" && app.dataset.state !== "booting") {
+      rfb.disconnect();
+      failed("The desktop's console did not answer in time.");
+    }
+  }, CONNECT_TIMEOUT_MS);
   rfb.background = "#111";
-  rfb.resizeSession = false;
+  rfb.resizeSession = app.dataset.scaling === "remote";
+  if (app.dataset.quality) rfb.qualityLevel = Number(app.dataset.quality);
+  if (app.dataset.compression) rfb.compressionLevel = Number(app.dataset.compression);
   rfb.focusOnClick = true;
   applyScale(rfb);
   rfb.addEventListener("connect", () => {
+    clearTimeout(state.timer);
     state.retries = 0;
     state.ticketRetries = 0;
-    setStatus("connected", "Connected");
     hideOverlay();
     rfb.focus({ preventScroll: true });
+    waitUntilReady(rfb);
+    startAudio(`${scheme}//${location.host}/ws/desktops/${desktopId}/audio/`, ticket.protocols);
   });
   rfb.addEventListener("disconnect", () => onDisconnect(rfb));
   rfb.addEventListener("clipboard", (event) => fromDesktopClipboard(event.detail.text));
@@ -115,9 +138,205 @@ async function connect() {
   state.rfb = rfb;
 }
 
+// ----------------------------------------------------------------------------------- readiness
+
+// "Ready" only when the guest says so (desktops.services.readiness); until then the screen shows, input waits.
+async function waitUntilReady(rfb) {
+  clearTimeout(state.readyTimer);
+  if (state.rfb !== rfb) return;
+  let status;
+  try {
+    status = await api("GET", `/api/v1/desktops/${desktopId}/readiness/`);
+  } catch (error) {
+    status = { ready: false, booting_s: null, interval_ms: 2000 };
+  }
+  if (state.rfb !== rfb) return;
+  if (status.ready) {
+    state.booting = false;
+    rfb.viewOnly = false;
+    setStatus("connected", "Ready");
+    replayHeldKeys(rfb);
+    return;
+  }
+  state.booting = true;
+  rfb.viewOnly = true;
+  const seconds = status.booting_s == null ? "" : ` ${Math.round(status.booting_s)} s`;
+  const waiting = state.held.length ? ` · ${keyCount()} key${keyCount() === 1 ? "" : "s"} waiting` : "";
+  setStatus("booting", `Booting…${seconds}${waiting}`);
+  state.readyTimer = setTimeout(() => waitUntilReady(rfb), status.interval_ms || 1000);
+}
+
+const keyCount = () => state.held.filter((k) => k.down).length;
+
+function holdKey(keysym, code, down) {
+  if (state.held.length < MAX_HELD_KEYS) state.held.push({ keysym, code, down });
+}
+
+function replayHeldKeys(rfb) {
+  const keys = state.held.splice(0);
+  for (const { keysym, code, down } of keys) rfb.sendKey(keysym, code, down);
+}
+
+// Every key the console sends goes through here, so nothing typed while booting is lost.
+function sendKey(keysym, code, down) {
+  if (state.booting) return holdKey(keysym, code, down);
+  state.rfb?.sendKey(keysym, code, down);
+}
+
+// noVNC drops keys in view-only mode; catch them first (capture phase) while the guest boots.
+for (const kind of ["keydown", "keyup"]) {
+  screen.addEventListener(
+    kind,
+    (event) => {
+      if (!state.booting || !state.rfb) return;
+      const keysym = getKeysym(event);
+      if (keysym) holdKey(keysym, getKeycode(event), kind === "keydown");
+      event.preventDefault();
+      event.stopPropagation();
+    },
+    true,
+  );
+}
+
+// --------------------------------------------------------------------------------------- sound
+
+// The proxy sends Opus packets (20 ms each) when this browser can decode them (WebCodecs), else raw PCM (S16LE,
+// stereo, 48 kHz); its first, text frame says which. Either way the samples are scheduled back to back on
+// WebAudio. The last second of sound (both channels mixed) is kept so the page (and its tests) can see what
+// arrives before a click allows playback.
+const SAMPLE_RATE = 48000;
+const OPUS_CONFIG = { codec: "opus", sampleRate: SAMPLE_RATE, numberOfChannels: 2 };
+const sound = {
+  socket: null,
+  context: null,
+  decoder: null,
+  codec: null,
+  nextTime: 0,
+  muted: localStorage.getItem("quetzal.console.muted") === "1",
+  frames: 0,
+  bytes: 0,
+  samples: 0,
+  recent: new Float32Array(SAMPLE_RATE),
+  recentAt: 0,
+};
+state.sound = sound;
+
+async function opusDecodable() {
+  if (!window.AudioDecoder || !window.EncodedAudioChunk) return false;
+  try {
+    return (await AudioDecoder.isConfigSupported(OPUS_CONFIG)).supported === true;
+  } catch {
+    return false;
+  }
+}
+
+async function startAudio(url, protocols) {
+  if (app.dataset.sound !== "on") return;
+  const opus = await opusDecodable();
+  stopAudio(); // after the await: a reconnect meanwhile must not leave two sockets playing
+  const socket = new WebSocket(opus ? `${url}?codec=opus` : url, protocols);
+  socket.binaryType = "arraybuffer";
+  socket.addEventListener("message", (event) => receiveSound(event.data));
+  sound.socket = socket;
+}
+
+function stopAudio() {
+  sound.socket?.close();
+  sound.socket = null;
+  if (sound.decoder && sound.decoder.state !== "closed") sound.decoder.close();
+  sound.decoder = null;
+}
+
+function audioContext() {
+  if (!sound.context && window.AudioContext) sound.context = new AudioContext({ sampleRate: SAMPLE_RATE });
+  return sound.context;
+}
+
+function receiveSound(data) {
+  if (typeof data === "string") {
+    sound.codec = JSON.parse(data).codec;
+    if (sound.codec === "opus") sound.decoder = opusDecoder();
+    return;
+  }
+  sound.frames += 1;
+  sound.bytes += data.byteLength;
+  if (sound.codec === "opus") {
+    // Every Opus packet decodes on its own; timestamps only order them (20 ms apart).
+    const timestamp = sound.frames * 20000;
+    sound.decoder?.decode(new EncodedAudioChunk({ type: "key", timestamp, data }));
+  } else {
+    const samples = new Int16Array(data);
+    const frames = samples.length >> 1;
+    const left = new Float32Array(frames);
+    const right = new Float32Array(frames);
+    for (let i = 0; i < frames; i++) {
+      left[i] = samples[2 * i] / 32768;
+      right[i] = samples[2 * i + 1] / 32768;
+    }
+    play(left, right);
+  }
+}
+
+function opusDecoder() {
+  const decoder = new AudioDecoder({
+    output: (audio) => {
+      const frames = audio.numberOfFrames;
+      const planes = [new Float32Array(frames), new Float32Array(frames)];
+      for (let channel = 0; channel < 2; channel++) {
+        audio.copyTo(planes[channel], { planeIndex: channel, format: "f32-planar" });
+      }
+      audio.close();
+      play(planes[0], planes[1]);
+    },
+    error: () => {
+      sound.decoder = null;
+    },
+  });
+  decoder.configure(OPUS_CONFIG);
+  return decoder;
+}
+
+function play(left, right) {
+  const frames = left.length;
+  sound.samples += frames;
+  for (let i = 0; i < frames; i++) {
+    // Both channels mixed: what was heard, whichever speaker played it.
+    sound.recent[sound.recentAt] = (left[i] + right[i]) / 2;
+    sound.recentAt = (sound.recentAt + 1) % sound.recent.length;
+  }
+  const context = sound.context;
+  if (sound.muted || !context || context.state !== "running" || !frames) return;
+  const chunk = context.createBuffer(2, frames, SAMPLE_RATE);
+  chunk.copyToChannel(left, 0);
+  chunk.copyToChannel(right, 1);
+  const source = context.createBufferSource();
+  source.buffer = chunk;
+  source.connect(context.destination);
+  // A little headroom absorbs network jitter; fall back to "now" after a gap instead of drifting behind.
+  const at = Math.max(context.currentTime + 0.06, sound.nextTime);
+  source.start(at);
+  sound.nextTime = at + chunk.duration;
+}
+
+// Browsers start audio only after a gesture: the first click or key in the page allows it.
+for (const kind of ["pointerdown", "keydown"]) {
+  document.addEventListener(kind, () => app.dataset.sound === "on" && audioContext()?.resume(), { capture: true });
+}
+
+function showMute() {
+  const button = app.querySelector('[data-cmd="mute"]');
+  if (!button) return;
+  button.setAttribute("aria-pressed", String(sound.muted));
+  button.title = sound.muted ? "Unmute the desktop's sound" : "Mute the desktop's sound";
+}
+showMute();
+
 function onDisconnect(rfb) {
   if (state.rfb !== rfb) return;
   state.rfb = null;
+  stopAudio();
+  state.booting = false;
+  clearTimeout(state.readyTimer);
   const code = state.closeCode;
   switch (code) {
     case CLOSE.signedOut:
@@ -154,6 +373,13 @@ function refused(code, message, status) {
   }
   setStatus("refused", "Not allowed");
   return showOverlay("Console not available", message);
+}
+
+// Something broke that retrying by itself will not fix soon: say so, and offer to try again.
+function failed(message) {
+  state.rfb = null;
+  setStatus("refused", "Failed");
+  showOverlay("Console failed", message, ["reconnect"]);
 }
 
 function retrySoon(message) {
@@ -266,11 +492,10 @@ for (let n = 1; n <= 12; n++) {
 
 // Press keys in order and release them in reverse, as fingers would.
 function chord(names) {
-  const rfb = state.rfb;
-  if (!rfb) return;
+  if (!state.rfb) return;
   const keys = names.map((name) => NAMED[name]);
-  keys.forEach(([keysym, code]) => rfb.sendKey(keysym, code, true));
-  keys.reverse().forEach(([keysym, code]) => rfb.sendKey(keysym, code, false));
+  keys.forEach(([keysym, code]) => sendKey(keysym, code, true));
+  keys.reverse().forEach(([keysym, code]) => sendKey(keysym, code, false));
 }
 
 // The sticky Ctrl/Alt of the key bar apply to the next key, then let go.
@@ -284,17 +509,16 @@ function withModifiers(names) {
 }
 
 function typeChar(ch) {
-  const rfb = state.rfb;
-  if (!rfb) return;
+  if (!state.rfb) return;
   const [code, shifted] = physicalKey(ch);
   const keysym = ch === "\n" ? KeyTable.XK_Return : ch === "\t" ? KeyTable.XK_Tab : keysyms.lookup(ch.codePointAt(0));
   const held = [...state.modifiers].map((name) => NAMED[name]);
   // A synthetic shifted character arrives without Shift unless Shift is pressed around it.
   if (shifted) held.push(NAMED.Shift);
-  held.forEach(([sym, c]) => rfb.sendKey(sym, c, true));
-  rfb.sendKey(keysym, code, true);
-  rfb.sendKey(keysym, code, false);
-  held.reverse().forEach(([sym, c]) => rfb.sendKey(sym, c, false));
+  held.forEach(([sym, c]) => sendKey(sym, c, true));
+  sendKey(keysym, code, true);
+  sendKey(keysym, code, false);
+  held.reverse().forEach(([sym, c]) => sendKey(sym, c, false));
   if (state.modifiers.size) withModifiers([]);
 }
 
@@ -400,6 +624,11 @@ document.addEventListener("click", (event) => {
           state.rfb?.clipboardPasteFrom(text);
         })
         .catch(() => {});
+    case "mute":
+      sound.muted = !sound.muted;
+      localStorage.setItem("quetzal.console.muted", sound.muted ? "1" : "0");
+      if (!sound.muted) audioContext()?.resume();
+      return showMute();
     case "reconnect":
       state.retries = 0;
       state.ticketRetries = 0;

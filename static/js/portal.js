@@ -25,6 +25,18 @@ function reachedStage(operation) {
   return index;
 }
 
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Poll the desktop's readiness until its guest is ready for input (or it stopped running).
+async function untilReady(desktopId, onBooting) {
+  for (;;) {
+    const status = await api("GET", `/api/v1/desktops/${desktopId}/readiness/`);
+    if (status.ready || status.state !== "running") return status;
+    onBooting(status);
+    await pause(status.interval_ms || 1000);
+  }
+}
+
 function showStage(panel, index, failed = false) {
   panel.querySelectorAll("[data-step]").forEach((li) => {
     const at = STAGES.indexOf(li.dataset.step);
@@ -100,6 +112,11 @@ async function launch(button) {
       });
       if (done.status === "failed") throw new Error(done.error || "The launch failed.");
     }
+    // Running is not ready: wait until the guest says it takes input (the console would hold keys until then).
+    showStage(panel, STAGES.indexOf("booting"));
+    await untilReady(result.desktop.id, (status) => {
+      label.textContent = status.booting_s == null ? "Booting…" : `Booting… ${Math.round(status.booting_s)} s`;
+    });
     showStage(panel, STAGES.length - 1);
     panel.querySelector("[data-step=ready]").className = "done";
     label.textContent = "Ready: opening your desktop…";

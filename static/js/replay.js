@@ -1,6 +1,6 @@
 // Replays a recorded console session: the recording (desktops/console/recordfile.py) is streamed
 // over HTTP, parsed as it arrives, and fed to noVNC at the recorded pace through a stand-in socket.
-import RFB from "../vendor/novnc/core/rfb.js";
+import { RFB } from "../vendor/novnc.min.js";
 
 const app = document.getElementById("replay-app");
 const screen = document.getElementById("replay-screen");

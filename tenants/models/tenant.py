@@ -41,6 +41,9 @@ POLICY_FIELDS = (
     "allow_admin_console_access",
     "recording_enabled",
     "recording_retention_days",
+    "clipboard_to_desktop",
+    "clipboard_from_desktop",
+    "audio_enabled",
     "home_disk_gib",
     "quota_home_gib",
     "allow_admin_file_access",
@@ -102,6 +105,11 @@ class Tenant(models.Model):
     recording_retention_days = models.PositiveIntegerField(
         default=30, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
     )
+    # Data-loss prevention: enforced by the console proxy, which drops the clipboard messages of a
+    # forbidden direction (hiding the buttons alone would not stop a VNC client).
+    clipboard_to_desktop = models.BooleanField(default=True, help_text="Paste from people's computers into desktops.")
+    clipboard_from_desktop = models.BooleanField(default=True, help_text="Copy from desktops to people's computers.")
+    audio_enabled = models.BooleanField(default=True, help_text="Desktop sound plays in the browser.")
 
     # Home disks: one per person, created on first use with this size.
     home_disk_gib = models.PositiveIntegerField(

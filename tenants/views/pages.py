@@ -292,6 +292,7 @@ class PoliciesView(TenantPageMixin, View):
         ),
         ("Sizes", ("resize_policy",)),
         ("Consoles", ("allow_admin_console_access", "recording_enabled", "recording_retention_days")),
+        ("Clipboard and sound", ("clipboard_to_desktop", "clipboard_from_desktop", "audio_enabled")),
         ("Home folders", ("home_disk_gib", "quota_home_gib", "allow_admin_file_access")),
         ("Automation", ("allow_automation",)),
         ("Warm pools", ("time_zone", "warm_hit_target_percent")),

@@ -171,3 +171,20 @@ def test_it_only_moves_last_activity_forward(desk):
 )
 def test_it_tells_input_from_screen_polling(data, expected):
     assert is_input(data) is expected
+
+
+def test_it_hands_the_console_page_the_persons_preferences_and_the_tenants_policy(alice, desk):
+    from desktops.services.preferences import set_console_preferences
+
+    # given a person who chose actual size and low bandwidth, in a tenant that forbids pasting into desktops
+    set_console_preferences(user=alice.member, scaling="actual", quality="low")
+    alice.tenant.clipboard_to_desktop = False
+    alice.tenant.save()
+    # when they open the console page
+    html = login_client(alice.member, alice.tenant).get(f"/desktops/{desk.pk}/console/").content.decode()
+    # then noVNC gets their choices, and the page offers no way to paste in (the proxy drops it anyway)
+    assert 'data-scaling="actual"' in html and 'data-quality="2"' in html and 'data-compression="9"' in html
+    assert 'data-clip-in="off"' in html and 'data-clip-out="on"' in html
+    assert 'data-cmd="clip-send"' not in html and 'data-cmd="clip-type"' not in html
+    # and the template has no sound device, so there is no mute button
+    assert 'data-sound="off"' in html and 'data-cmd="mute"' not in html
