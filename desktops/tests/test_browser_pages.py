@@ -730,6 +730,13 @@ def test_it_replays_a_recording_with_a_seek_bar_speeds_and_a_timeline(viewport, 
     assert page.locator('[data-testid="replay-clock"]').inner_text() == "0:02 / 0:12"
     assert page.locator("#replay-app").get_attribute("data-state") == "paused"
     assert no_sideways_scroll(page)
+    # The page itself cannot scroll (the player fills the window): every control must be inside it
+    outside = page.eval_on_selector_all(
+        "#replay-app header > *, #replay-app footer > *",
+        "(all) => all.filter((c) => { const b = c.getBoundingClientRect(); return b.left < 0 || b.right > innerWidth })"
+        "  .map((c) => c.textContent.trim())",
+    )
+    assert not outside, outside
     browser.shot(page, "replay-seeked")
     # When they pick four times the pace and play on, it runs to the end at that pace
     page.select_option('[data-testid="replay-speed"]', "4")
