@@ -142,10 +142,11 @@ function drawTimeline() {
   timeline.replaceChildren(...marks);
 }
 
+// Redrawn at most twice a second while the recording streams in: each draw walks every loaded frame.
 function queueTimeline() {
   if (timelineQueued) return;
   timelineQueued = true;
-  requestAnimationFrame(drawTimeline);
+  setTimeout(() => requestAnimationFrame(drawTimeline), 500);
 }
 
 async function load(run) {
