@@ -86,3 +86,20 @@ def no_sideways_scroll(page) -> bool:
     """
     width = page.viewport_size["width"]
     return page.evaluate("(width) => document.documentElement.scrollWidth <= width + 1", width)
+
+
+_LOOSE_TABLES = """(width) => {
+  const loose = [];
+  for (const table of document.querySelectorAll('table')) {
+    if (table.offsetParent === null || table.getBoundingClientRect().width <= width + 1) continue;
+    let box = table.parentElement;
+    while (box && !['auto', 'scroll'].includes(getComputedStyle(box).overflowX)) box = box.parentElement;
+    if (!box || box.clientWidth > width + 1) loose.push(table.id || table.className || 'table');
+  }
+  return loose;
+}"""
+
+
+def loose_wide_tables(page) -> list[str]:
+    """Tables wider than the viewport that are not inside a box of their own that scrolls sideways."""
+    return page.evaluate(_LOOSE_TABLES, page.viewport_size["width"])

@@ -1,5 +1,7 @@
 // Replays a recorded console session: the recording (desktops/console/recordfile.py) is streamed
 // over HTTP, parsed as it arrives, and fed to noVNC at the recorded pace through a stand-in socket.
+// The frames stay in memory once loaded: seeking back replays them from the start into a fresh noVNC
+// without the recorded pauses (a VNC stream has no key frames to jump to), seeking on just skips ahead.
 import { RFB } from "../vendor/novnc.min.js";
 
 const app = document.getElementById("replay-app");
@@ -7,6 +9,10 @@ const screen = document.getElementById("replay-screen");
 const statusLabel = document.getElementById("replay-status");
 const clock = document.getElementById("replay-clock");
 const speedSelect = document.getElementById("replay-speed");
+const seekBar = document.getElementById("replay-seek");
+const timeline = document.getElementById("replay-timeline");
+// Marks on the activity timeline: enough to tell bursts apart on a wide screen, few enough to stay cheap.
+const TIMELINE_BUCKETS = 160;
 
 const MAGIC = new TextEncoder().encode("QZREC01\n");
 const HEADER_SIZE = 12;
@@ -39,7 +45,9 @@ class ReplayChannel {
   close() {
     if (this.readyState === "closed") return;
     this.readyState = "closed";
-    this.onclose?.({ code: 1000, reason: "", wasClean: true });
+    // Later, as a WebSocket does: noVNC arms its disconnect timeout after asking to close, and a close
+    // reported within that call would leave the timeout armed ("Disconnection timed out.").
+    setTimeout(() => this.onclose?.({ code: 1000, reason: "", wasClean: true }), 0);
   }
 }
 
@@ -49,6 +57,7 @@ const player = {
   channel: null,
   frames: [],
   index: 0,
+  lastAt: 0,
   loaded: false,
   paused: false,
   speed: 1,
@@ -56,6 +65,8 @@ const player = {
   anchorWall: 0,
   wake: null,
   scale: true,
+  scrubbing: false,
+  seekTo,
 };
 window.quetzalReplay = player;
 
@@ -64,7 +75,14 @@ function setStatus(kind, text) {
   statusLabel.textContent = text;
 }
 
+// The length the seek bar spans: the recorded duration, or while it is unknown, what has loaded so far.
+function span() {
+  const last = player.frames.length ? player.frames[player.frames.length - 1].at : 0;
+  return Math.max(durationMs, last);
+}
+
 function position() {
+  if (player.speed === Infinity) return player.lastAt;
   if (player.paused) return player.anchorPosition;
   return player.anchorPosition + (performance.now() - player.anchorWall) * player.speed;
 }
@@ -99,6 +117,38 @@ function concat(a, b) {
   return out;
 }
 
+let timelineQueued = false;
+
+// One mark per stretch of the recording that carries screen updates, taller where more bytes arrived.
+function drawTimeline() {
+  timelineQueued = false;
+  const total = span();
+  if (!total || !player.frames.length) return;
+  const bytes = new Array(TIMELINE_BUCKETS).fill(0);
+  for (const frame of player.frames) {
+    bytes[Math.min(TIMELINE_BUCKETS - 1, Math.floor((frame.at / total) * TIMELINE_BUCKETS))] += frame.data.length;
+  }
+  const most = Math.log1p(Math.max(...bytes));
+  const marks = [];
+  bytes.forEach((count, bucket) => {
+    if (!count) return;
+    const mark = document.createElement("i");
+    mark.style.left = `${(bucket / TIMELINE_BUCKETS) * 100}%`;
+    mark.style.width = `${100 / TIMELINE_BUCKETS}%`;
+    mark.style.height = `${Math.max(20, (Math.log1p(count) / most) * 100)}%`;
+    mark.dataset.at = String(Math.round((bucket / TIMELINE_BUCKETS) * total));
+    marks.push(mark);
+  });
+  timeline.replaceChildren(...marks);
+}
+
+// Redrawn at most twice a second while the recording streams in: each draw walks every loaded frame.
+function queueTimeline() {
+  if (timelineQueued) return;
+  timelineQueued = true;
+  setTimeout(() => requestAnimationFrame(drawTimeline), 500);
+}
+
 async function load(run) {
   const response = await fetch(app.dataset.src, { credentials: "same-origin" });
   if (!response.ok) {
@@ -110,7 +160,7 @@ async function load(run) {
   let started = false;
   for (;;) {
     const { value, done } = await reader.read();
-    if (run !== player.run) return reader.cancel();
+    if (run !== player.loading) return reader.cancel();
     if (done) break;
     buffer = concat(buffer, value);
     let offset = 0;
@@ -125,14 +175,24 @@ async function load(run) {
       const at = view.getUint32(0);
       const length = view.getUint32(4);
       if (buffer.length - offset - HEADER_SIZE < length) break;
-      player.frames.push({ at, data: buffer.subarray(offset + HEADER_SIZE, offset + HEADER_SIZE + length) });
+      player.frames.push({ at, data: buffer.slice(offset + HEADER_SIZE, offset + HEADER_SIZE + length) });
       offset += HEADER_SIZE + length;
     }
     buffer = buffer.slice(offset);
+    queueTimeline();
     wakeUp();
   }
   player.loaded = true;
+  seekBar.max = String(span());
+  queueTimeline();
   wakeUp();
+}
+
+// How long until a frame is due: at once when its moment has passed (a seek ahead lands here too).
+function dueIn(frame) {
+  if (player.paused) return frame.at <= player.anchorPosition ? 0 : Infinity;
+  if (player.speed === Infinity) return 0;
+  return (frame.at - position()) / player.speed;
 }
 
 async function play(run) {
@@ -140,19 +200,19 @@ async function play(run) {
   while (run === player.run) {
     if (player.index < player.frames.length) {
       const frame = player.frames[player.index];
-      const due = player.speed === Infinity ? 0 : frame.at - position();
-      if (!player.paused && due <= 0) {
+      const due = dueIn(frame);
+      if (due <= 0) {
         player.channel.deliver(frame.data);
-        player.frames[player.index] = null;
+        player.lastAt = frame.at;
         player.index += 1;
-        // Let the page breathe during instant replays of long sessions.
+        // Let the page breathe while catching up (instant speed, a seek): long sessions are many frames.
         if (++delivered % 200 === 0) await nap(0);
         continue;
       }
-      await nap(player.paused ? 250 : Math.min(250, due / player.speed));
+      await nap(Math.min(250, due));
     } else if (player.loaded) {
       setStatus("finished", "Finished");
-      clock.textContent = `${clockText(durationMs)} / ${clockText(durationMs)}`;
+      showPosition();
       return;
     } else {
       await nap(250);
@@ -167,15 +227,13 @@ function applyScale() {
   if (player.rfb) player.rfb.scaleViewport = player.scale;
 }
 
-function start() {
+// A fresh noVNC fed from the first loaded frame: the only way back in a stream of screen updates.
+function newViewer() {
   player.run += 1;
   const run = player.run;
   player.rfb?.disconnect();
-  player.frames = [];
   player.index = 0;
-  player.loaded = false;
-  player.anchorPosition = 0;
-  player.anchorWall = performance.now();
+  player.lastAt = 0;
   const channel = new ReplayChannel();
   const rfb = new RFB(screen, channel, { shared: true });
   rfb.viewOnly = true;
@@ -184,23 +242,66 @@ function start() {
   player.rfb = rfb;
   applyScale();
   channel.open();
-  setStatus("playing", "Playing");
-  load(run).catch((error) => {
-    if (run !== player.run) return;
+  setStatus(player.paused ? "paused" : "playing", player.paused ? "Paused" : "Playing");
+  play(run);
+}
+
+function start() {
+  player.loading = (player.loading || 0) + 1;
+  const loading = player.loading;
+  player.frames = [];
+  player.loaded = false;
+  player.anchorPosition = 0;
+  player.anchorWall = performance.now();
+  timeline.replaceChildren();
+  newViewer();
+  load(loading).catch((error) => {
+    if (loading !== player.loading) return;
     player.run += 1;
     setStatus("failed", error.message);
   });
-  play(run);
+}
+
+function seekTo(ms) {
+  const target = Math.max(0, Math.min(span(), Number(ms) || 0));
+  // Instant speed plays everything at once; a seek holds the replay at the target, at the normal pace.
+  if (player.speed === Infinity) setSpeed("1");
+  // Already shown past the target (or finished): replay from the start up to it, without the recorded pauses.
+  const back = (player.index > 0 && player.lastAt > target) || app.dataset.state === "finished";
+  player.anchorPosition = target;
+  player.anchorWall = performance.now();
+  if (back) newViewer();
+  wakeUp();
+  showPosition();
 }
 
 function setSpeed(value) {
   reanchor();
-  player.speed = value === "max" ? Infinity : Number(value) || 1;
-  speedSelect.value = value;
+  player.speed = value === "max" ? Infinity : Math.min(16, Math.max(0.5, Number(value) || 1));
+  speedSelect.value = value === "max" ? "max" : String(player.speed);
   wakeUp();
 }
 
+function showPosition() {
+  const total = span();
+  let shown = app.dataset.state === "finished" ? total : Math.min(total, position());
+  if (player.scrubbing) shown = Number(seekBar.value);
+  clock.textContent = `${clockText(shown)} / ${clockText(total)}`;
+  if (!player.scrubbing) {
+    seekBar.max = String(total);
+    seekBar.value = String(Math.round(shown));
+  }
+}
+
 speedSelect.addEventListener("change", () => setSpeed(speedSelect.value));
+seekBar.addEventListener("input", () => {
+  player.scrubbing = true;
+  showPosition();
+});
+seekBar.addEventListener("change", () => {
+  player.scrubbing = false;
+  seekTo(seekBar.value);
+});
 app.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-cmd]");
   if (!button) return;
@@ -213,7 +314,8 @@ app.addEventListener("click", (event) => {
     if (app.dataset.state !== "finished") setStatus(player.paused ? "paused" : "playing", player.paused ? "Paused" : "Playing");
     wakeUp();
   } else if (button.dataset.cmd === "restart") {
-    start();
+    if (app.dataset.state === "failed") start();
+    else seekTo(0);
   } else if (button.dataset.cmd === "scale") {
     player.scale = !player.scale;
     applyScale();
@@ -221,10 +323,7 @@ app.addEventListener("click", (event) => {
 });
 
 setInterval(() => {
-  if (app.dataset.state === "playing" || app.dataset.state === "paused") {
-    const shown = player.speed === Infinity ? durationMs : Math.min(durationMs, position());
-    clock.textContent = `${clockText(shown)} / ${clockText(durationMs)}`;
-  }
+  if (app.dataset.state === "playing" || app.dataset.state === "paused") showPosition();
 }, 250);
 
 const initial = new URLSearchParams(location.search).get("speed");
