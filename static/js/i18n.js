@@ -1,0 +1,9 @@
+// Fallbacks for the translation catalogue (/jsi18n/): if it failed to load, the scripts show their English text.
+(() => {
+  window.gettext ||= (text) => text;
+  window.ngettext ||= (singular, plural, count) => (count === 1 ? singular : plural);
+  window.interpolate ||= (format, values, named) =>
+    named
+      ? format.replace(/%\(\w+\)s/g, (match) => String(values[match.slice(2, -2)]))
+      : ((rest) => format.replace(/%s/g, () => String(rest.shift())))([...values]);
+})();
