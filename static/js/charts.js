@@ -25,7 +25,7 @@ export function dayBars(element, data, { unit = "h", height = 240, colour = GREE
   if (typeof uPlot === "undefined" || !element) return null;
   if (!data.y.some((v) => v > 0)) {
     element.classList.add("chart-empty");
-    element.textContent = "No desktop ran in this period yet.";
+    element.textContent = gettext("No desktop ran in this period yet.");
     return null;
   }
   const bars = uPlot.paths.bars({ size: [0.7, 28] });

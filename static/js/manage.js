@@ -25,7 +25,7 @@ async function liveUsage(panel) {
   try {
     live = await import("./live.js");
   } catch (error) {
-    panel.querySelector("[data-live-status]").textContent = "live figures unavailable";
+    panel.querySelector("[data-live-status]").textContent = gettext("live figures unavailable");
     return;
   }
   const status = panel.querySelector("[data-live-status]");
@@ -46,7 +46,10 @@ async function liveUsage(panel) {
     }
     panel.querySelector("[data-live=cpu]").textContent = cores.toFixed(1);
     panel.querySelector("[data-live=memory]").textContent = gib(memory);
-    status.textContent = `${latest.size} desktop${latest.size === 1 ? "" : "s"} reporting`;
+    status.textContent = interpolate(
+      ngettext("%s desktop reporting", "%s desktops reporting", latest.size),
+      [latest.size],
+    );
     chart?.push([cores, memory / 1024], at);
   };
   try {
@@ -73,7 +76,7 @@ async function liveUsage(panel) {
         window.htmx.trigger(figures(), "refresh");
       }
     },
-    { onError: (error) => (status.textContent = error.detail || "live figures refused") },
+    { onError: (error) => (status.textContent = error.detail || gettext("live figures refused")) },
   );
 }
 

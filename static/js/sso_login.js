@@ -16,9 +16,13 @@ if (form) {
     const sso = route.sso && !passwordChosen;
     if (passwordBox) passwordBox.hidden = sso;
     if (password && sso) password.value = "";
-    button.textContent = sso ? `Continue with ${route.provider}` : button.dataset.label;
+    button.textContent = sso
+      ? interpolate(gettext("Continue with %s"), [route.provider])
+      : button.dataset.label;
     hint.hidden = !sso;
-    hint.textContent = sso ? `Your organisation signs in through ${route.provider}.` : "";
+    hint.textContent = sso
+      ? interpolate(gettext("Your organisation signs in through %s."), [route.provider])
+      : "";
     usePassword.hidden = !(sso && route.password_allowed);
   };
 
