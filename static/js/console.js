@@ -2,6 +2,7 @@
 // one-time ticket for every connection, reconnection when the desktop restarts, clipboard,
 // special keys and an on-screen keyboard for phones.
 // noVNC as one bundled, minified module (make vendor): a single request, and one place that can fail.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { getKeycode, getKeysym, KeyTable, keysyms, RFB } from "../vendor/novnc.min.js";
 
 const app = document.getElementById("console-app");

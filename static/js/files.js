@@ -1,5 +1,6 @@
 // The file manager: browse the home folder, upload (several files, drag and drop, chunked and resumable,
 // with progress), download (folders as zip), make folders, rename or move, delete.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { api, confirmAction } from "./ui.js";
 
 const root = document.querySelector("[data-files]");

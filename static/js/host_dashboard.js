@@ -2,6 +2,7 @@
 // host's own CPU use (libvirt's node counters: everything on the host, not only its desktops) from
 // live.js (operators topic) once readings arrive; until then, allocated vCPUs. Each row's "Host use"
 // cell shows the host's CPU, memory and disk from the same readings.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { liveLines } from "./charts.js";
 
 const title = document.getElementById("chart-title");

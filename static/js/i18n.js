@@ -1,4 +1,5 @@
-// Fallbacks for the translation catalogue (/jsi18n/): if it failed to load, the scripts show their English text.
+// Fallbacks for the translation catalogue (/jsi18n/): where it is not loaded (the Django admin's pages) or failed
+// to, the scripts show their English text. The layout loads this after the catalogue; each module imports it too.
 (() => {
   window.gettext ||= (text) => text;
   window.ngettext ||= (singular, plural, count) => (count === 1 ? singular : plural);

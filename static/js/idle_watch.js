@@ -1,6 +1,7 @@
 // Idle countdowns that stay right while the page stays open: every [data-countdown] is rewritten each
 // 15 s ("in 12 min", "in under a minute", "any moment now" once due: never "in 0 min"), and a card's
 // "Still working?" warning appears at its data-warn-at moment without a reload.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 function text(deadline) {
   const seconds = (deadline - Date.now()) / 1000;
   if (seconds <= 0) return gettext("any moment now");

@@ -36,6 +36,7 @@
 // Events sent before the socket subscribed are not replayed: when onStatus reports "open" (also
 // after a reconnection), read the current state once from the API (e.g. the operation's URL) and
 // apply the live messages on top.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 
 const SIGNED_OUT = 4401;
 const TOO_MANY_REFUSALS = 4429;

@@ -1,4 +1,5 @@
 // The tenant admin (manage) pages: confirmations, the desktop-hours chart, and live usage from live.js.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { dayBars, liveLines } from "./charts.js";
 import { confirmForms } from "./ui.js";
 

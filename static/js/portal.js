@@ -1,5 +1,6 @@
 // The member portal: launch with live progress, act on desktops (confirming what can lose data),
 // keep cards current, and draw CPU/RAM sparklines from live metrics when static/js/live.js is there.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { api, confirmAction, follow } from "./ui.js";
 
 // --- launching ---------------------------------------------------------------------------------

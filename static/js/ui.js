@@ -1,4 +1,5 @@
 // Shared by the portal and the tenant admin (manage) pages: API calls, following operations, confirmation dialogs.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 const csrf = () => document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
 
 export async function api(method, url, body) {
