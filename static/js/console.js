@@ -31,6 +31,7 @@ const state = {
   booting: false,
   held: [],
   readyTimer: null,
+  pinched: false, // zoomed in by two fingers (1:1, dragged by one finger) rather than by the 1:1 button
 };
 const MAX_HELD_KEYS = 2000;
 // A VNC handshake that has not finished by then is a failure to report, not "Connecting…" for ever.
@@ -471,8 +472,49 @@ function applyScale(rfb = state.rfb) {
   button.setAttribute("aria-pressed", String(state.scale));
   if (!rfb) return;
   rfb.scaleViewport = state.scale;
-  rfb.clipViewport = false;
+  // After a pinch: pixels 1:1 inside the screen, one finger drags the view (noVNC's clip and drag, so a tap
+  // still lands where it points). The 1:1 button alone keeps the page's own scrolling and mouse drags.
+  rfb.clipViewport = state.pinched && !state.scale;
+  rfb.dragViewport = state.pinched && !state.scale;
 }
+
+// Two fingers spreading on a touch screen zoom in to 1:1, pinching back in (or the Fit button) fits it again.
+// Two-finger touches stop here: noVNC would otherwise turn them into a zoom inside the desktop.
+const PINCH_RATIO = 1.25;
+let pinch = null; // the fingers' first distance while two are down
+const spread = (touches) =>
+  Math.hypot(touches[0].clientX - touches[1].clientX, touches[0].clientY - touches[1].clientY);
+
+function pinchTo(fit) {
+  if (state.scale === fit && state.pinched === !fit) return;
+  state.scale = fit;
+  state.pinched = !fit;
+  applyScale();
+}
+
+screen.addEventListener(
+  "touchstart",
+  (event) => {
+    if (event.touches.length !== 2) return;
+    pinch = spread(event.touches) || 1;
+    event.stopPropagation();
+  },
+  { capture: true },
+);
+screen.addEventListener(
+  "touchmove",
+  (event) => {
+    if (pinch === null || event.touches.length !== 2) return;
+    event.stopPropagation();
+    event.preventDefault();
+    const ratio = spread(event.touches) / pinch;
+    if (ratio > PINCH_RATIO) pinchTo(false);
+    else if (ratio < 1 / PINCH_RATIO) pinchTo(true);
+  },
+  { capture: true, passive: false },
+);
+screen.addEventListener("touchend", (event) => event.touches.length < 2 && (pinch = null), { capture: true });
+screen.addEventListener("touchcancel", () => (pinch = null), { capture: true });
 
 // US layout: the physical key (for QEMU's scancode path) and whether Shift is needed.
 const PUNCTUATION = {
@@ -621,6 +663,7 @@ document.addEventListener("click", (event) => {
   switch (cmd) {
     case "scale":
       state.scale = !state.scale;
+      state.pinched = false; // the button resets a pinch: Fit, or the plain 1:1 view
       localStorage.setItem("quetzal.console.scale", state.scale ? "fit" : "1:1");
       return applyScale();
     case "fullscreen":
