@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.decorators.cache import cache_page
 from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from quetzal import health, help
@@ -23,6 +25,8 @@ handler500 = "quetzal.api.errors.server_error"
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # The scripts' strings (the djangojs catalogue) in the request's language; cache_page keys on the language.
+    path("jsi18n/", cache_page(86400)(JavaScriptCatalog.as_view()), name="javascript-catalog"),
     path("help/", help.page, name="help"),
     path("help/<slug:audience>/", help.page, name="help-for"),
     path("admin/", admin.site.urls),

@@ -1,15 +1,31 @@
-"""Pages in the person's language: from the browser's Accept-Language or their choice; German is complete."""
+"""Pages in the person's language: from the browser's Accept-Language or their choice; German is complete.
+
+That covers the scripts too (the djangojs catalogue at /jsi18n/, which the layout loads before every page script)
+and the audit log's words for each event.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from pathlib import Path
 
+import pytest
 from django.test import Client
+from django.urls import reverse
 
+from desktops.tests.browser import chromium  # noqa: F401  (fixture)
+from quetzal.kek import current_kek
+from tenants.models import AuditEvent
+from tenants.sso.tests.provider import configure, oidc_provider  # noqa: F401  (fixture)
 from tests.fixtures import login_client
+from tests.processes import child_env, require_shared_services, start_asgi_server
+from tests.services import require_module
 
-CATALOGUE = Path(__file__).resolve().parents[1] / "locale" / "de" / "LC_MESSAGES" / "django.po"
+MESSAGES = Path(__file__).resolve().parents[1] / "locale" / "de" / "LC_MESSAGES"
+CATALOGUE = MESSAGES / "django.po"
+SCRIPT_CATALOGUE = MESSAGES / "djangojs.po"
 
 
 def test_it_speaks_german_to_a_german_browser(alice):
@@ -39,3 +55,62 @@ def test_it_has_every_german_message_translated():
     entries = re.findall(r'^msgid ((?:".*"\n)+)msgstr ((?:".*"\n?)+)', text, flags=re.M)
     untranslated = [mid for mid, mstr in entries[1:] if mstr.strip() == '""']
     assert len(entries) > 50 and untranslated == []
+
+
+def test_it_has_every_german_message_of_the_scripts_translated():
+    text = SCRIPT_CATALOGUE.read_text(encoding="utf-8")
+    assert "#, fuzzy" not in text
+    # Singular entries, and each form of the plural ones (msgstr[0], msgstr[1])
+    entries = re.findall(r'^msgid "(.*)"\n(?:msgid_plural ".*"\n)?((?:msgstr(?:\[\d\])? ".*"\n?)+)', text, flags=re.M)
+    untranslated = [mid for mid, forms in entries[1:] if re.search(r'^msgstr(?:\[\d\])? ""$', forms, flags=re.M)]
+    assert len(entries) > 50 and untranslated == []
+    assert SCRIPT_CATALOGUE.with_suffix(".mo").stat().st_mtime >= 0  # compiled and committed beside it
+
+
+def _script_catalogue(client, language: str) -> dict:
+    response = client.get("/jsi18n/", HTTP_ACCEPT_LANGUAGE=language)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/javascript")
+    assert "max-age" in response["Cache-Control"]  # cached: every page loads it
+    found = re.search(r"const newcatalog = (\{.*?\});\n", response.content.decode(), flags=re.S)
+    return json.loads(found.group(1)) if found else {}
+
+
+def test_the_scripts_catalogue_is_in_the_browsers_language_and_every_page_loads_it_first(alice):
+    client = login_client(alice.member, alice.tenant)
+    german = _script_catalogue(client, "de-DE,de;q=0.9")
+    assert german["Connecting\u2026"] == "Verbinde\u2026"
+    assert german["%s desktop reporting"] == ["%s Desktop meldet Werte", "%s Desktops melden Werte"]
+    # English has no catalogue: the scripts show their own text (and the cache keeps the two apart)
+    assert _script_catalogue(client, "en") == {}
+    assert _script_catalogue(client, "de")["Connecting\u2026"] == "Verbinde\u2026"
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert page.index('src="/jsi18n/"') < page.index("js/i18n.js") < page.index("<script", page.index("js/i18n.js"))
+
+
+def test_it_names_audit_events_in_german(alice):
+    AuditEvent.objects.create(tenant=alice.tenant, actor=alice.admin, action="desktop.create", target_repr="dev")
+    client = login_client(alice.admin, alice.tenant)
+    page = client.get(reverse("tenants:audit"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Desktop angelegt" in page and "Alle Arten von Ereignissen" in page
+    assert "Desktop created" in client.get(reverse("tenants:audit"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_german_browser_gets_the_scripts_text_in_german(alice, oidc_provider, chromium, tmp_path):  # noqa: F811
+    expect = require_module("playwright.sync_api", "the playwright Python package").expect
+    require_shared_services("the server process")
+    configure(alice.tenant, alice.owner, oidc_provider.issuer)
+    env = child_env(QUETZAL_KEK=base64.b64encode(current_kek().key).decode(), QUETZAL_VAR_DIR=str(tmp_path / "var"))
+    server, base = start_asgi_server(env=env, log_path=tmp_path / "server.log")
+    try:
+        errors: list[str] = []
+        page = chromium.new_context(locale="de-DE", viewport={"width": 390, "height": 844}).new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{base}/accounts/login/")
+        # sso_login.js writes the button's text when the address belongs to a provider: in German here
+        page.fill("input[name=login]", "ana@acme.test")
+        expect(page.get_by_test_id("sign-in")).to_have_text("Weiter mit Acme ID")
+        assert errors == []
+    finally:
+        server.stop(15)

@@ -1,4 +1,5 @@
 // Charts drawn with the vendored uPlot (a global from uPlot.iife.min.js): day bars and live lines.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 const GREEN = "#0b7a5e";
 export const COLOURS = ["#0b7a5e", "#3f6ad8", "#e39b0b", "#b3261e", "#6a3fb5", "#00838f"];
 const AXIS = "#4a5563";
@@ -25,7 +26,7 @@ export function dayBars(element, data, { unit = "h", height = 240, colour = GREE
   if (typeof uPlot === "undefined" || !element) return null;
   if (!data.y.some((v) => v > 0)) {
     element.classList.add("chart-empty");
-    element.textContent = "No desktop ran in this period yet.";
+    element.textContent = gettext("No desktop ran in this period yet.");
     return null;
   }
   const bars = uPlot.paths.bars({ size: [0.7, 28] });

@@ -2,6 +2,7 @@
 // one-time ticket for every connection, reconnection when the desktop restarts, clipboard,
 // special keys and an on-screen keyboard for phones.
 // noVNC as one bundled, minified module (make vendor): a single request, and one place that can fail.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { getKeycode, getKeysym, KeyTable, keysyms, RFB } from "../vendor/novnc.min.js";
 
 const app = document.getElementById("console-app");
@@ -30,6 +31,7 @@ const state = {
   booting: false,
   held: [],
   readyTimer: null,
+  pinched: false, // zoomed in by two fingers (1:1, dragged by one finger) rather than by the 1:1 button
 };
 const MAX_HELD_KEYS = 2000;
 // A VNC handshake that has not finished by then is a failure to report, not "Connecting…" for ever.
@@ -41,7 +43,7 @@ const csrf = () => document.cookie.split("; ").find((c) => c.startsWith("csrftok
 
 class ApiError extends Error {
   constructor(status, body) {
-    super(body.detail || `Request failed (${status})`);
+    super(body.detail || interpolate(gettext("Request failed (%s)"), [status]));
     this.status = status;
     this.code = body.code || "error";
   }
@@ -87,15 +89,16 @@ function later(fn, ms) {
 async function connect() {
   clearTimeout(state.timer);
   hideOverlay();
-  setStatus(state.retries ? "reconnecting" : "connecting", state.retries ? "Reconnecting…" : "Connecting…");
+  setStatus(state.retries ? "reconnecting" : "connecting", state.retries ? gettext("Reconnecting…") : gettext("Connecting…"));
   let ticket;
   try {
     ticket = await api("POST", `/api/v1/desktops/${desktopId}/console-ticket/`);
   } catch (error) {
     return refused(error.code, error.message, error.status);
   }
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(`${scheme}//${location.host}${ticket.websocket}`, ticket.protocols);
+  // The origin as "wss://host" (not a template with "}//", which xgettext reads as a comment and then misses strings).
+  const origin = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
+  const socket = new WebSocket(origin + ticket.websocket, ticket.protocols);
   socket.binaryType = "arraybuffer";
   state.closeCode = null;
   // Registered before noVNC's own handler, so the code is known when noVNC reports the disconnect.
@@ -105,12 +108,12 @@ async function connect() {
     rfb = new RFB(screen, socket, { shared: true });
   } catch (error) {
     socket.close();
-    return failed(`The console could not start: ${error.message}`);
+    return failed(interpolate(gettext("The console could not start: %s"), [error.message]));
   }
   later(() => {
     if (state.rfb === rfb && app.dataset.state !== "connected" && app.dataset.state !== "booting") {
       rfb.disconnect();
-      failed("The desktop's console did not answer in time.");
+      failed(gettext("The desktop's console did not answer in time."));
     }
   }, CONNECT_TIMEOUT_MS);
   rfb.background = "#111";
@@ -126,14 +129,17 @@ async function connect() {
     hideOverlay();
     rfb.focus({ preventScroll: true });
     waitUntilReady(rfb);
-    startAudio(`${scheme}//${location.host}/ws/desktops/${desktopId}/audio/`, ticket.protocols);
+    startAudio(`${origin}/ws/desktops/${desktopId}/audio/`, ticket.protocols);
   });
   rfb.addEventListener("disconnect", () => onDisconnect(rfb));
   rfb.addEventListener("clipboard", (event) => fromDesktopClipboard(event.detail.text));
   rfb.addEventListener("credentialsrequired", () => {
     // Quetzal's VNC servers need no password behind the proxy; asking means a misconfigured host.
     rfb.disconnect();
-    showOverlay("Console unavailable", "The desktop's console asked for a password. Contact your administrator.");
+    showOverlay(
+      gettext("Console unavailable"),
+      gettext("The desktop's console asked for a password. Contact your administrator."),
+    );
   });
   state.rfb = rfb;
 }
@@ -154,15 +160,20 @@ async function waitUntilReady(rfb) {
   if (status.ready) {
     state.booting = false;
     rfb.viewOnly = false;
-    setStatus("connected", "Ready");
+    setStatus("connected", gettext("Ready"));
     replayHeldKeys(rfb);
     return;
   }
   state.booting = true;
   rfb.viewOnly = true;
-  const seconds = status.booting_s == null ? "" : ` ${Math.round(status.booting_s)} s`;
-  const waiting = state.held.length ? ` · ${keyCount()} key${keyCount() === 1 ? "" : "s"} waiting` : "";
-  setStatus("booting", `Booting…${seconds}${waiting}`);
+  const booting =
+    status.booting_s == null
+      ? gettext("Booting…")
+      : interpolate(gettext("Booting… %s s"), [Math.round(status.booting_s)]);
+  const waiting = state.held.length
+    ? ` · ${interpolate(ngettext("%s key waiting", "%s keys waiting", keyCount()), [keyCount()])}`
+    : "";
+  setStatus("booting", `${booting}${waiting}`);
   state.readyTimer = setTimeout(() => waitUntilReady(rfb), status.interval_ms || 1000);
 }
 
@@ -327,7 +338,7 @@ function showMute() {
   const button = app.querySelector('[data-cmd="mute"]');
   if (!button) return;
   button.setAttribute("aria-pressed", String(sound.muted));
-  button.title = sound.muted ? "Unmute the desktop's sound" : "Mute the desktop's sound";
+  button.title = sound.muted ? gettext("Unmute the desktop's sound") : gettext("Mute the desktop's sound");
 }
 showMute();
 
@@ -340,16 +351,16 @@ function onDisconnect(rfb) {
   const code = state.closeCode;
   switch (code) {
     case CLOSE.signedOut:
-      return refused("not_authenticated", "Your session has ended. Sign in again to reach your desktop.", 401);
+      return refused("not_authenticated", gettext("Your session has ended. Sign in again to reach your desktop."), 401);
     case CLOSE.forbidden:
-      return refused("console_forbidden", "You may not open this console.", 403);
+      return refused("console_forbidden", gettext("You may not open this console."), 403);
     case CLOSE.notFound:
-      return refused("not_found", "This desktop does not exist any more.", 404);
+      return refused("not_found", gettext("This desktop does not exist any more."), 404);
     case CLOSE.endedElsewhere:
-      setStatus("refused", "Disconnected");
-      return showOverlay("Disconnected", "This console session was ended elsewhere.", ["reconnect"]);
+      setStatus("refused", gettext("Disconnected"));
+      return showOverlay(gettext("Disconnected"), gettext("This console session was ended elsewhere."), ["reconnect"]);
     case CLOSE.ticket:
-      return refused("ticket_invalid", "The console link expired before it was used.", 403);
+      return refused("ticket_invalid", gettext("The console link expired before it was used."), 403);
     default:
       // The desktop stopped, restarted or the network dropped: find out which, then act.
       return followDesktop();
@@ -360,33 +371,37 @@ function refused(code, message, status) {
   if (code === "desktop_not_running") return followDesktop();
   if (code === "ticket_invalid" || code.startsWith("ticket_")) {
     // A ticket lives for seconds; one fresh try covers a slow network, a second failure is reported.
-    if (state.ticketRetries++ < 1) return connect();
-    setStatus("expired", "Link expired");
-    return showOverlay("Console link expired", `${message} Reconnect to get a new one.`, ["reconnect"]);
+    if (state.ticketRetries++ === 0) return connect(); // not "++ <": xgettext reads that as XML
+    setStatus("expired", gettext("Link expired"));
+    return showOverlay(
+      gettext("Console link expired"),
+      interpolate(gettext("%s Reconnect to get a new one."), [message]),
+      ["reconnect"],
+    );
   }
   if (status === 401 || code === "not_authenticated") {
-    setStatus("refused", "Signed out");
-    return showOverlay("Signed out", message, ["login"]);
+    setStatus("refused", gettext("Signed out"));
+    return showOverlay(gettext("Signed out"), message, ["login"]);
   }
   if (status === 503 || status >= 500 || code === "console_unavailable") {
-    return retrySoon("The desktop's console is not reachable yet.");
+    return retrySoon(gettext("The desktop's console is not reachable yet."));
   }
-  setStatus("refused", "Not allowed");
-  return showOverlay("Console not available", message);
+  setStatus("refused", gettext("Not allowed"));
+  return showOverlay(gettext("Console not available"), message);
 }
 
 // Something broke that retrying by itself will not fix soon: say so, and offer to try again.
 function failed(message) {
   state.rfb = null;
-  setStatus("refused", "Failed");
-  showOverlay("Console failed", message, ["reconnect"]);
+  setStatus("refused", gettext("Failed"));
+  showOverlay(gettext("Console failed"), message, ["reconnect"]);
 }
 
 function retrySoon(message) {
   state.retries += 1;
   const delay = Math.min(10000, 500 * 2 ** Math.min(state.retries, 5));
-  setStatus("reconnecting", `Reconnecting in ${Math.round(delay / 1000)} s…`);
-  if (message) showOverlay("Reconnecting", message, ["reconnect"]);
+  setStatus("reconnecting", interpolate(gettext("Reconnecting in %s s…"), [Math.round(delay / 1000)]));
+  if (message) showOverlay(gettext("Reconnecting"), message, ["reconnect"]);
   later(connect, delay);
 }
 
@@ -395,32 +410,43 @@ async function followDesktop() {
   try {
     desktop = await api("GET", `/api/v1/desktops/${desktopId}/`);
   } catch (error) {
-    if (error.status === 404) return refused("not_found", "This desktop does not exist any more.", 404);
+    if (error.status === 404) return refused("not_found", gettext("This desktop does not exist any more."), 404);
     if (error.status === 401 || error.status === 403) return refused("not_authenticated", error.message, 401);
-    return retrySoon("Lost contact with Quetzal; trying again.");
+    return retrySoon(gettext("Lost contact with Quetzal; trying again."));
   }
   if (desktop.state === "running") {
     state.retries += 1;
-    if (state.retries > 1) setStatus("reconnecting", "Reconnecting…");
+    if (state.retries > 1) setStatus("reconnecting", gettext("Reconnecting…"));
     return later(connect, state.retries > 1 ? Math.min(10000, 400 * 2 ** Math.min(state.retries, 5)) : 300);
   }
   if (BUSY_STATES.includes(desktop.state)) {
-    setStatus("waiting", `Desktop is ${desktop.state}…`);
-    showOverlay("Please wait", `${desktop.name} is ${desktop.state}. The console comes back by itself.`);
+    setStatus("waiting", interpolate(gettext("Desktop is %s…"), [desktop.state]));
+    showOverlay(
+      gettext("Please wait"),
+      interpolate(
+        gettext("%(name)s is %(state)s. The console comes back by itself."),
+        { name: desktop.name, state: desktop.state },
+        true,
+      ),
+    );
     return later(followDesktop, 1500);
   }
-  setStatus("stopped", desktop.state === "suspended" ? "Paused" : "Stopped");
+  setStatus("stopped", desktop.state === "suspended" ? gettext("Paused") : gettext("Stopped"));
   if (desktop.state === "suspended") {
-    return showOverlay("Desktop paused", `${desktop.name} is paused.`, ["resume"]);
+    return showOverlay(gettext("Desktop paused"), interpolate(gettext("%s is paused."), [desktop.name]), ["resume"]);
   }
   const reason = desktop.status_reason ? ` (${desktop.status_reason})` : "";
   const actions = STOPPED_STATES.includes(desktop.state) ? ["start"] : [];
-  return showOverlay("Desktop is not running", `${desktop.name} is ${desktop.state}${reason}.`, actions);
+  return showOverlay(
+    gettext("Desktop is not running"),
+    interpolate(gettext("%(name)s is %(state)s%(reason)s."), { name: desktop.name, state: desktop.state, reason }, true),
+    actions,
+  );
 }
 
 async function powerOn(action) {
-  showOverlay("Starting", "Asking for your desktop…");
-  setStatus("waiting", "Starting…");
+  showOverlay(gettext("Starting"), gettext("Asking for your desktop…"));
+  setStatus("waiting", gettext("Starting…"));
   try {
     const result = await api("POST", `/api/v1/desktops/${desktopId}/${action}/`);
     let operation = result.operation;
@@ -429,12 +455,12 @@ async function powerOn(action) {
       await sleep(500);
       operation = await api("GET", operation.url);
     }
-    if (operation && operation.status === "failed") throw new Error(operation.error || "The desktop did not start.");
+    if (operation && operation.status === "failed") throw new Error(operation.error || gettext("The desktop did not start."));
     state.retries = 0;
     connect();
   } catch (error) {
-    setStatus("stopped", "Stopped");
-    showOverlay("Could not start", error.message, [action]);
+    setStatus("stopped", gettext("Stopped"));
+    showOverlay(gettext("Could not start"), error.message, [action]);
   }
 }
 
@@ -442,12 +468,53 @@ async function powerOn(action) {
 
 function applyScale(rfb = state.rfb) {
   const button = app.querySelector('[data-cmd="scale"]');
-  button.textContent = state.scale ? "Fit" : "1:1";
+  button.textContent = state.scale ? gettext("Fit") : "1:1";
   button.setAttribute("aria-pressed", String(state.scale));
   if (!rfb) return;
   rfb.scaleViewport = state.scale;
-  rfb.clipViewport = false;
+  // After a pinch: pixels 1:1 inside the screen, one finger drags the view (noVNC's clip and drag, so a tap
+  // still lands where it points). The 1:1 button alone keeps the page's own scrolling and mouse drags.
+  rfb.clipViewport = state.pinched && !state.scale;
+  rfb.dragViewport = state.pinched && !state.scale;
 }
+
+// Two fingers spreading on a touch screen zoom in to 1:1, pinching back in (or the Fit button) fits it again.
+// Two-finger touches stop here: noVNC would otherwise turn them into a zoom inside the desktop.
+const PINCH_RATIO = 1.25;
+let pinch = null; // the fingers' first distance while two are down
+const spread = (touches) =>
+  Math.hypot(touches[0].clientX - touches[1].clientX, touches[0].clientY - touches[1].clientY);
+
+function pinchTo(fit) {
+  if (state.scale === fit && state.pinched === !fit) return;
+  state.scale = fit;
+  state.pinched = !fit;
+  applyScale();
+}
+
+screen.addEventListener(
+  "touchstart",
+  (event) => {
+    if (event.touches.length !== 2) return;
+    pinch = spread(event.touches) || 1;
+    event.stopPropagation();
+  },
+  { capture: true },
+);
+screen.addEventListener(
+  "touchmove",
+  (event) => {
+    if (pinch === null || event.touches.length !== 2) return;
+    event.stopPropagation();
+    event.preventDefault();
+    const ratio = spread(event.touches) / pinch;
+    if (ratio > PINCH_RATIO) pinchTo(false);
+    else if (ratio < 1 / PINCH_RATIO) pinchTo(true);
+  },
+  { capture: true, passive: false },
+);
+screen.addEventListener("touchend", (event) => event.touches.length < 2 && (pinch = null), { capture: true });
+screen.addEventListener("touchcancel", () => (pinch = null), { capture: true });
 
 // US layout: the physical key (for QEMU's scancode path) and whether Shift is needed.
 const PUNCTUATION = {
@@ -455,7 +522,7 @@ const PUNCTUATION = {
   "[": ["BracketLeft", false], "{": ["BracketLeft", true], "]": ["BracketRight", false], "}": ["BracketRight", true],
   "\\": ["Backslash", false], "|": ["Backslash", true], ";": ["Semicolon", false], ":": ["Semicolon", true],
   "'": ["Quote", false], '"': ["Quote", true], ",": ["Comma", false], "<": ["Comma", true], ".": ["Period", false],
-  ">": ["Period", true], "/": ["Slash", false], "?": ["Slash", true], "`": ["Backquote", false], "~": ["Backquote", true],
+  ">": ["Period", true], "/": ["Slash", false], "?": ["Slash", true], "\u0060": ["Backquote", false], "~": ["Backquote", true],
   "\n": ["Enter", false], "\t": ["Tab", false],
 };
 const SHIFTED_DIGITS = ")!@#$%^&*(";
@@ -596,6 +663,7 @@ document.addEventListener("click", (event) => {
   switch (cmd) {
     case "scale":
       state.scale = !state.scale;
+      state.pinched = false; // the button resets a pinch: Fit, or the plain 1:1 view
       localStorage.setItem("quetzal.console.scale", state.scale ? "fit" : "1:1");
       return applyScale();
     case "fullscreen":

@@ -1,5 +1,6 @@
 // The file manager: browse the home folder, upload (several files, drag and drop, chunked and resumable,
 // with progress), download (folders as zip), make folders, rename or move, delete.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { api, confirmAction } from "./ui.js";
 
 const root = document.querySelector("[data-files]");
@@ -59,7 +60,7 @@ function crumbs() {
     });
     return a;
   };
-  nav.append(link("Home", ""));
+  nav.append(link(gettext("Home"), ""));
   parts.forEach((part, i) => {
     nav.append(" / ");
     nav.append(link(part, parts.slice(0, i + 1).join("/")));
@@ -96,17 +97,17 @@ function row(entry) {
   download.role = "button";
   download.className = "secondary outline";
   download.href = `${base}download/?${q({ path })}`;
-  download.textContent = entry.kind === "dir" ? "Zip" : "Download";
+  download.textContent = entry.kind === "dir" ? gettext("Zip") : gettext("Download");
   download.dataset.testid = `download-${entry.name}`;
   const rename = document.createElement("button");
   rename.type = "button";
   rename.className = "secondary outline";
-  rename.textContent = "Rename";
+  rename.textContent = gettext("Rename");
   rename.addEventListener("click", () => renameEntry(entry));
   const remove = document.createElement("button");
   remove.type = "button";
   remove.className = "secondary outline danger-text";
-  remove.textContent = "Delete";
+  remove.textContent = gettext("Delete");
   remove.dataset.testid = `delete-${entry.name}`;
   remove.addEventListener("click", () => deleteEntry(entry));
   if (entry.kind === "file" || entry.kind === "dir") actions.append(download);
@@ -126,7 +127,11 @@ async function open(path) {
     $("[data-empty]").hidden = listing.entries.length > 0;
     // The host side reads no modification times; hide the column rather than show it empty.
     root.classList.toggle("no-mtime", !listing.entries.some((e) => e.mtime));
-    $("[data-usage]").textContent = `${size(listing.used)} of ${size(listing.total)} used`;
+    $("[data-usage]").textContent = interpolate(
+      gettext("%(used)s of %(total)s used"),
+      { used: size(listing.used), total: size(listing.total) },
+      true,
+    );
     $("[data-usage-bar]").max = listing.total || 1;
     $("[data-usage-bar]").value = listing.used;
   } catch (error) {
@@ -135,7 +140,10 @@ async function open(path) {
 }
 
 async function renameEntry(entry) {
-  const name = window.prompt(`New name (or path, to move it) for ${entry.name}:`, entry.name);
+  const name = window.prompt(
+    interpolate(gettext("New name (or path, to move it) for %(name)s:"), { name: entry.name }, true),
+    entry.name,
+  );
   if (!name || name === entry.name) return;
   try {
     const dest = name.includes("/") ? name.replace(/^\/+/, "") : join(here, name);
@@ -147,8 +155,11 @@ async function renameEntry(entry) {
 }
 
 async function deleteEntry(entry) {
-  const what = entry.kind === "dir" ? `the folder ${entry.name} and everything in it` : entry.name;
-  if (!(await confirmAction(`Delete ${what}? This cannot be undone.`, "Delete"))) return;
+  const question =
+    entry.kind === "dir"
+      ? gettext("Delete the folder %(name)s and everything in it? This cannot be undone.")
+      : gettext("Delete %(name)s? This cannot be undone.");
+  if (!(await confirmAction(interpolate(question, { name: entry.name }, true), gettext("Delete")))) return;
   try {
     await api("POST", `${base}delete/`, { path: join(here, entry.name) });
     await open(here);
@@ -176,9 +187,9 @@ function putChunk(url, blob, onProgress) {
         /* not JSON */
       }
       if (xhr.status >= 200 && xhr.status < 300) resolve(data);
-      else reject(Object.assign(new Error(data.detail || `Upload failed (${xhr.status})`), { status: xhr.status }));
+      else reject(Object.assign(new Error(data.detail || interpolate(gettext("Upload failed (%s)"), [xhr.status])), { status: xhr.status }));
     };
-    xhr.onerror = () => reject(Object.assign(new Error("Network error"), { status: 0 }));
+    xhr.onerror = () => reject(Object.assign(new Error(gettext("Network error")), { status: 0 }));
     xhr.send(blob);
   });
 }
@@ -217,13 +228,13 @@ async function uploadFile(file, folder) {
         upload = await api("GET", url); // resume from what arrived
       }
     }
-    state.textContent = "saving…";
+    state.textContent = gettext("saving…");
     await api("POST", `${url}finish/`);
     bar.value = bar.max;
-    state.textContent = "done";
+    state.textContent = gettext("done");
     item.dataset.done = "1";
   } catch (error) {
-    state.textContent = "failed";
+    state.textContent = gettext("failed");
     item.dataset.failed = "1";
     showError(error);
   }
@@ -253,7 +264,7 @@ zone.addEventListener("drop", (event) => {
 });
 
 $("[data-new-folder]").addEventListener("click", async () => {
-  const name = window.prompt("Name of the new folder:");
+  const name = window.prompt(gettext("Name of the new folder:"));
   if (!name) return;
   try {
     await api("POST", `${base}folders/`, { path: join(here, name) });

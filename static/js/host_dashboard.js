@@ -2,6 +2,7 @@
 // host's own CPU use (libvirt's node counters: everything on the host, not only its desktops) from
 // live.js (operators topic) once readings arrive; until then, allocated vCPUs. Each row's "Host use"
 // cell shows the host's CPU, memory and disk from the same readings.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { liveLines } from "./charts.js";
 
 const title = document.getElementById("chart-title");
@@ -30,7 +31,17 @@ function showUse() {
     cell.innerHTML =
       bar("CPU", use.node_cpu_percent == null ? null : Math.round(use.node_cpu_percent)) +
       bar("RAM", memory) +
-      bar("Disk", disk, use.node_disk_total_bytes ? `${gib(use.node_disk_used_bytes)} of ${gib(use.node_disk_total_bytes)} GiB` : "");
+      bar(
+        gettext("Disk"),
+        disk,
+        use.node_disk_total_bytes
+          ? interpolate(
+              gettext("%(used)s of %(total)s GiB"),
+              { used: gib(use.node_disk_used_bytes), total: gib(use.node_disk_total_bytes) },
+              true,
+            )
+          : "",
+      );
   }
 }
 
@@ -69,7 +80,7 @@ async function startLive() {
     if (message.type !== "host") return;
     if (!liveMode) {
       liveMode = true;
-      title.textContent = "Host CPU in use (%), live";
+      title.textContent = gettext("Host CPU in use (%), live");
       hosts = [];
     }
     // The host's own CPU when its node counters are known; else the desktops' share of it.

@@ -36,6 +36,7 @@
 // Events sent before the socket subscribed are not replayed: when onStatus reports "open" (also
 // after a reconnection), read the current state once from the API (e.g. the operation's URL) and
 // apply the live messages on top.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 
 const SIGNED_OUT = 4401;
 const TOO_MANY_REFUSALS = 4429;
@@ -80,8 +81,8 @@ function dispatch(message) {
 
 function connect() {
   if (socket || gaveUp || listeners.size === 0) return;
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new WebSocket(`${scheme}//${location.host}/ws/live/`);
+  const origin = (location.protocol === "https:" ? "wss://" : "ws://") + location.host; // no "}//": see console.js
+  socket = new WebSocket(`${origin}/ws/live/`);
   setStatus("connecting");
   socket.addEventListener("open", () => {
     backoffMs = 1000;
@@ -162,7 +163,7 @@ export async function series(spec, range = "1h") {
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error(body.detail || `Request failed (${response.status})`);
+    const error = new Error(body.detail || interpolate(gettext("Request failed (%s)"), [response.status]));
     error.code = body.code || "error";
     error.status = response.status;
     throw error;

@@ -1,4 +1,5 @@
 // The tenant admin (manage) pages: confirmations, the desktop-hours chart, and live usage from live.js.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { dayBars, liveLines } from "./charts.js";
 import { confirmForms } from "./ui.js";
 
@@ -25,7 +26,7 @@ async function liveUsage(panel) {
   try {
     live = await import("./live.js");
   } catch (error) {
-    panel.querySelector("[data-live-status]").textContent = "live figures unavailable";
+    panel.querySelector("[data-live-status]").textContent = gettext("live figures unavailable");
     return;
   }
   const status = panel.querySelector("[data-live-status]");
@@ -46,7 +47,10 @@ async function liveUsage(panel) {
     }
     panel.querySelector("[data-live=cpu]").textContent = cores.toFixed(1);
     panel.querySelector("[data-live=memory]").textContent = gib(memory);
-    status.textContent = `${latest.size} desktop${latest.size === 1 ? "" : "s"} reporting`;
+    status.textContent = interpolate(
+      ngettext("%s desktop reporting", "%s desktops reporting", latest.size),
+      [latest.size],
+    );
     chart?.push([cores, memory / 1024], at);
   };
   try {
@@ -73,7 +77,7 @@ async function liveUsage(panel) {
         window.htmx.trigger(figures(), "refresh");
       }
     },
-    { onError: (error) => (status.textContent = error.detail || "live figures refused") },
+    { onError: (error) => (status.textContent = error.detail || gettext("live figures refused")) },
   );
 }
 

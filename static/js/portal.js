@@ -1,5 +1,6 @@
 // The member portal: launch with live progress, act on desktops (confirming what can lose data),
 // keep cards current, and draw CPU/RAM sparklines from live metrics when static/js/live.js is there.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 import { api, confirmAction, follow } from "./ui.js";
 
 // --- launching ---------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ async function launch(button) {
   problem.hidden = true;
   panel.hidden = false;
   showStage(panel, 0);
-  label.textContent = "Asking for a desktop…";
+  label.textContent = gettext("Asking for a desktop…");
   try {
     const result = await api("POST", "/api/desktop/start", {
       template: Number(button.dataset.template),
@@ -108,18 +109,20 @@ async function launch(button) {
         const index = reachedStage(operation);
         showStage(panel, index);
         label.textContent =
-          operation.status === "queued" ? "Waiting for a worker…" : `${operation.step || operation.status}…`;
+          operation.status === "queued" ? gettext("Waiting for a worker…") : `${operation.step || operation.status}…`;
       });
-      if (done.status === "failed") throw new Error(done.error || "The launch failed.");
+      if (done.status === "failed") throw new Error(done.error || gettext("The launch failed."));
     }
     // Running is not ready: wait until the guest says it takes input (the console would hold keys until then).
     showStage(panel, STAGES.indexOf("booting"));
     await untilReady(result.desktop.id, (status) => {
-      label.textContent = status.booting_s == null ? "Booting…" : `Booting… ${Math.round(status.booting_s)} s`;
+      label.textContent = status.booting_s == null
+          ? gettext("Booting…")
+          : interpolate(gettext("Booting… %s s"), [Math.round(status.booting_s)]);
     });
     showStage(panel, STAGES.length - 1);
     panel.querySelector("[data-step=ready]").className = "done";
-    label.textContent = "Ready: opening your desktop…";
+    label.textContent = gettext("Ready: opening your desktop…");
     window.location.href = `/desktops/${result.desktop.id}/console/`;
   } catch (error) {
     showStage(panel, -1);
@@ -157,7 +160,7 @@ async function followCard(card, operation) {
       const step = card.querySelector(".op-step");
       if (step) step.textContent = text;
     });
-    if (done?.status === "failed") flash(card, done.error || `${done.kind} failed`);
+    if (done?.status === "failed") flash(card, done.error || interpolate(gettext("%s failed"), [done.kind]));
   } catch (error) {
     flash(card, error.message);
   }
@@ -338,23 +341,23 @@ async function resize(form) {
   const body = chosenSize(form, { resize: true });
   problem.hidden = true;
   if (!Object.keys(body).length) {
-    problem.textContent = "Pick another size or change a number first.";
+    problem.textContent = gettext("Pick another size or change a number first.");
     problem.hidden = false;
     return;
   }
   button.disabled = true;
   button.setAttribute("aria-busy", "true");
-  status.textContent = "Asking for the resize…";
+  status.textContent = gettext("Asking for the resize…");
   try {
     const result = await api("POST", `/api/v1/desktops/${id}/resize/`, body);
     if (result.operation) {
       const done = await follow(result.operation, (operation) => {
         const step = operation.step || operation.status;
-        status.textContent = operation.status === "queued" ? "Waiting for a worker…" : `${step}…`;
+        status.textContent = operation.status === "queued" ? gettext("Waiting for a worker…") : `${step}…`;
       });
-      if (done.status === "failed") throw new Error(done.error || "The resize failed.");
+      if (done.status === "failed") throw new Error(done.error || gettext("The resize failed."));
     }
-    status.textContent = "Resized.";
+    status.textContent = gettext("Resized.");
     window.location.reload();
   } catch (error) {
     status.textContent = "";

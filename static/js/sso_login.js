@@ -1,6 +1,7 @@
 // Email first on the sign-in page: once an address is typed, ask which provider its domain routes to; for a
 // single sign-on address hide the password and say where "Continue" goes. The server routes the same way
 // without this script (an empty password with such an address starts single sign-on).
+import "./i18n.js"; // gettext() even where no catalogue loaded
 const form = document.querySelector("[data-sso-route]");
 if (form) {
   const email = form.querySelector("input[name=login]");
@@ -16,9 +17,13 @@ if (form) {
     const sso = route.sso && !passwordChosen;
     if (passwordBox) passwordBox.hidden = sso;
     if (password && sso) password.value = "";
-    button.textContent = sso ? `Continue with ${route.provider}` : button.dataset.label;
+    button.textContent = sso
+      ? interpolate(gettext("Continue with %s"), [route.provider])
+      : button.dataset.label;
     hint.hidden = !sso;
-    hint.textContent = sso ? `Your organisation signs in through ${route.provider}.` : "";
+    hint.textContent = sso
+      ? interpolate(gettext("Your organisation signs in through %s."), [route.provider])
+      : "";
     usePassword.hidden = !(sso && route.password_allowed);
   };
 

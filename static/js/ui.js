@@ -1,4 +1,5 @@
 // Shared by the portal and the tenant admin (manage) pages: API calls, following operations, confirmation dialogs.
+import "./i18n.js"; // gettext() even where no catalogue loaded
 const csrf = () => document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
 
 export async function api(method, url, body) {
@@ -9,7 +10,7 @@ export async function api(method, url, body) {
     credentials: "same-origin",
   });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.detail || `Request failed (${response.status})`);
+  if (!response.ok) throw new Error(data.detail || interpolate(gettext("Request failed (%s)"), [response.status]));
   return data;
 }
 
@@ -33,7 +34,7 @@ export async function follow(operation, onChange) {
 }
 
 // A modal question; resolves true when the person confirms (falls back to window.confirm).
-export function confirmAction(text, okLabel = "Continue") {
+export function confirmAction(text, okLabel = gettext("Continue")) {
   const dialog = document.getElementById("confirm-dialog");
   if (!dialog) return Promise.resolve(window.confirm(text));
   dialog.querySelector("#confirm-text").textContent = text;
@@ -67,7 +68,7 @@ export function confirmForms(root = document) {
     if (!form || form.dataset.confirmed === "yes") return;
     event.preventDefault();
     const button = event.submitter || form.querySelector("[type=submit]");
-    if (await confirmAction(form.dataset.confirm, button?.textContent.trim() || "Continue")) {
+    if (await confirmAction(form.dataset.confirm, button?.textContent.trim() || gettext("Continue"))) {
       form.dataset.confirmed = "yes";
       form.submit(); // no submit event this time; the action is carried by hidden inputs
 

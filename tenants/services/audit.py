@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
 from tenants import addresses
 
 
@@ -11,15 +14,15 @@ def client_ip(request) -> str | None:
 
 
 # The audit page's "kind of event" filter: a label and the action prefixes it covers.
-CATEGORIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "": ("Every kind of event", ()),
-    "console": ("Console sessions", ("console.",)),
-    "desktop": ("Desktops", ("desktop.",)),
-    "files": ("Home folders and files", ("home.", "files.")),
-    "people": ("Members and invitations", ("member.", "invitation.")),
-    "policy": ("Policies", ("tenant.",)),
-    "network": ("Network and firewall", ("firewall.", "network.")),
-    "setup": ("Pools and templates", ("pool.", "template.")),
-    "security": ("Sign-in, single sign-on, 2FA and tokens", ("2fa.", "token.", "login.", "user.", "sso.")),
-    "billing": ("Billing", ("billing.",)),
+CATEGORIES: dict[str, tuple[str | Promise, tuple[str, ...]]] = {
+    "": (_("Every kind of event"), ()),
+    "console": (_("Console sessions"), ("console.",)),
+    "desktop": (_("Desktops"), ("desktop.",)),
+    "files": (_("Home folders and files"), ("home.", "files.")),
+    "people": (_("Members and invitations"), ("member.", "invitation.")),
+    "policy": (_("Policies"), ("tenant.",)),
+    "network": (_("Network and firewall"), ("firewall.", "network.")),
+    "setup": (_("Pools and templates"), ("pool.", "template.")),
+    "security": (_("Sign-in, single sign-on, 2FA and tokens"), ("2fa.", "token.", "login.", "user.", "sso.")),
+    "billing": (_("Billing"), ("billing.",)),
 }

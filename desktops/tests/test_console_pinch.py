@@ -1,0 +1,61 @@
+"""Pinch-zoom on the console's remote screen, in Debian's Chromium at phone size with real touch input (CDP's
+Input.dispatchTouchEvent, as a finger would): two fingers spreading show the desktop 1:1 with one-finger drag,
+pinching in fits it again, and the Fit button resets a pinch.
+
+No VM answers here: the gesture is the page's, and the connection's overlay is put aside so the fingers land on
+the screen (it covers the screen only while there is no desktop to show).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from desktops.tests.browser import chromium  # noqa: F401  (fixture)
+from desktops.tests.test_browser_pages import PHONE, base, processes, world  # noqa: F401  (fixtures)
+from tests.factories import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+Y = 420
+
+
+def _fingers(cdp, start: tuple[int, int], end: tuple[int, int]) -> None:
+    """Two fingers on one line at Y, from x positions `start` to `end` in five moves, then lifted."""
+    points = lambda xs: [{"x": x, "y": Y, "id": n} for n, x in enumerate(xs)]  # noqa: E731
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points(start)})
+    for step in range(1, 6):
+        xs = [round(a + (b - a) * step / 5) for a, b in zip(start, end, strict=True)]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": points(xs)})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_it_zooms_the_remote_screen_with_two_fingers_and_resets(alice, world, chromium, base):  # noqa: F811
+    context = chromium.new_context(**PHONE)
+    page = context.new_page()
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", alice.member.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.locator("form button[type=submit]").first.click()
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/desktops/{world['mine'].pk}/console/")
+    page.evaluate("document.getElementById('qc-overlay').style.display = 'none'")
+    assert page.evaluate(f"document.elementFromPoint(195, {Y}).closest('#qc-screen') !== null")
+    state = "({scale: window.quetzalConsole.scale, pinched: window.quetzalConsole.pinched})"
+    scale = page.locator('[data-cmd="scale"]')
+    assert page.evaluate(state) == {"scale": True, "pinched": False} and scale.inner_text() == "Fit"
+    cdp = context.new_cdp_session(page)
+    # Spreading two fingers: 1:1, dragged by one finger
+    _fingers(cdp, (170, 220), (60, 330))
+    assert page.evaluate(state) == {"scale": False, "pinched": True} and scale.inner_text() == "1:1"
+    # Pinching in: fitted again
+    _fingers(cdp, (60, 330), (170, 220))
+    assert page.evaluate(state) == {"scale": True, "pinched": False} and scale.inner_text() == "Fit"
+    # Fingers that hardly move change nothing
+    _fingers(cdp, (150, 240), (145, 245))
+    assert page.evaluate(state) == {"scale": True, "pinched": False}
+    # And the Fit button undoes a pinch
+    _fingers(cdp, (170, 220), (60, 330))
+    page.evaluate("document.getElementById('qc-overlay').style.display = ''")
+    scale.click()
+    assert page.evaluate(state) == {"scale": True, "pinched": False} and scale.inner_text() == "Fit"
+    context.close()
