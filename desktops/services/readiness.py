@@ -221,10 +221,11 @@ def record_launch(*, desktop: Desktop, kind: str, at: datetime | None = None) ->
     """A person clicked Launch and got this desktop; when it is (or becomes) ready the timing completes."""
     at = at or timezone.now()
     ready = desktop.state == DesktopState.RUNNING and desktop.ready_at is not None
+    # By id: a claim has the desktop without its tenant loaded, and must not read the tenant again for this row.
     return LaunchTiming.objects.create(
-        tenant=desktop.tenant,
+        tenant_id=desktop.tenant_id,
         desktop=desktop,
-        template=desktop.template,
+        template_id=desktop.template_id,
         kind=kind,
         requested_at=at,
         ready_at=at if ready else None,
