@@ -35,7 +35,8 @@ from hosts.demo_image import (
     _run,
     default_image_dir,
     find_busybox,
-    find_kernel,
+    kernel_and_version,
+    kernel_with_modules,
 )
 
 # Bump whenever the guest files, the trimming or the layout change (the packages are hashed as they are).
@@ -369,10 +370,7 @@ def recipe_hash(recipe_: dict[str, object]) -> str:
 
 def current_recipe(kernel: Path | None = None, busybox: Path | None = None) -> dict[str, object]:
     """The recipe this machine would build now (host kernel and busybox included)."""
-    if kernel is None:
-        kernel, version = find_kernel()
-    else:
-        version = kernel.name.removeprefix("vmlinuz-")
+    kernel, version = kernel_and_version(kernel)
     return recipe(kernel=kernel, kernel_version=version, busybox=busybox or find_busybox())
 
 
@@ -508,13 +506,7 @@ def build_graphical_image(
     """Build (or reuse, when the recipe is unchanged) the graphical demo image in dest_dir."""
     dest_dir = Path(dest_dir)
     say = progress or (lambda _msg: None)
-    if kernel is None:
-        kernel, version = find_kernel()
-    else:
-        version = kernel.name.removeprefix("vmlinuz-")
-    modules_dir = Path("/lib/modules") / version
-    if not (modules_dir / "modules.dep").exists():
-        raise DemoImageError(f"no modules for kernel {version} in {modules_dir}")
+    kernel, version, modules_dir = kernel_with_modules(kernel)
     busybox = busybox or find_busybox()
     wanted = recipe(kernel=kernel, kernel_version=version, busybox=busybox)
     digest = recipe_hash(wanted)

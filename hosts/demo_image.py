@@ -659,16 +659,26 @@ def _image(dest_dir: Path, manifest: dict[str, object]) -> DemoImage:
     )
 
 
-def build_demo_image(dest_dir: Path, *, kernel: Path | None = None, busybox: Path | None = None) -> DemoImage:
-    """Build (or reuse) the demo image in dest_dir from installed Debian packages only."""
-    dest_dir = Path(dest_dir)
+def kernel_and_version(kernel: Path | None = None) -> tuple[Path, str]:
+    """The kernel to boot (the host's newest when none is given) and its version."""
     if kernel is None:
-        kernel, version = find_kernel()
-    else:
-        version = kernel.name.removeprefix("vmlinuz-")
+        return find_kernel()
+    return kernel, kernel.name.removeprefix("vmlinuz-")
+
+
+def kernel_with_modules(kernel: Path | None = None) -> tuple[Path, str, Path]:
+    """The kernel to boot, its version and its installed modules (which the images copy from)."""
+    kernel, version = kernel_and_version(kernel)
     modules_dir = Path("/lib/modules") / version
     if not (modules_dir / "modules.dep").exists():
         raise DemoImageError(f"no modules for kernel {version} in {modules_dir}")
+    return kernel, version, modules_dir
+
+
+def build_demo_image(dest_dir: Path, *, kernel: Path | None = None, busybox: Path | None = None) -> DemoImage:
+    """Build (or reuse) the demo image in dest_dir from installed Debian packages only."""
+    dest_dir = Path(dest_dir)
+    kernel, version, modules_dir = kernel_with_modules(kernel)
     busybox = busybox or find_busybox()
     resize2fs = find_resize2fs()
     qemu_ga = find_qemu_ga()

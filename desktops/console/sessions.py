@@ -59,6 +59,22 @@ class ConsoleGrant:
     policy: ConsolePolicy = field(default_factory=ConsolePolicy)
 
 
+def _require_signed_in(user, session_key: str | None, message: str) -> None:
+    if user is None or not user.is_authenticated or not session_key:
+        raise NotSignedIn(message)
+
+
+def _tenant_desktop(tenant, desktop_id: int, *related: str) -> Desktop | None:
+    """The tenant's living desktop with this id (None for another tenant's: they are told "not found")."""
+    return (
+        Desktop.objects.for_tenant(tenant)
+        .alive()
+        .select_related("tenant", "host", *related)
+        .filter(pk=desktop_id)
+        .first()
+    )
+
+
 def open_session(
     *,
     token: str,
@@ -70,16 +86,9 @@ def open_session(
     user_agent: str = "",
 ) -> ConsoleGrant:
     """Check the ticket, the person and the desktop, then record the session; nothing is opened on refusal."""
-    if user is None or not user.is_authenticated or not session_key:
-        raise NotSignedIn("Sign in again to open the console.")
+    _require_signed_in(user, session_key, "Sign in again to open the console.")
     tenant = membership.tenant if membership is not None else None
-    desktop = (
-        Desktop.objects.for_tenant(tenant)
-        .alive()
-        .select_related("tenant", "host", "user")
-        .filter(pk=desktop_id)
-        .first()
-    )
+    desktop = _tenant_desktop(tenant, desktop_id, "user")
     try:
         if desktop is None:
             raise DesktopNotFound("No such desktop.")
@@ -144,16 +153,8 @@ class AudioGrant:
 
 def open_audio(*, token: str, desktop_id: int, user, membership, session_key: str | None) -> AudioGrant:
     """The sound channel of the person's open console on this desktop, if the tenant and template allow sound."""
-    if user is None or not user.is_authenticated or not session_key:
-        raise NotSignedIn("Sign in again to hear the desktop.")
-    tenant = membership.tenant if membership is not None else None
-    desktop = (
-        Desktop.objects.for_tenant(tenant)
-        .alive()
-        .select_related("tenant", "host", "template")
-        .filter(pk=desktop_id)
-        .first()
-    )
+    _require_signed_in(user, session_key, "Sign in again to hear the desktop.")
+    desktop = _tenant_desktop(membership.tenant if membership is not None else None, desktop_id, "template")
     if desktop is None:
         raise DesktopNotFound("No such desktop.")
     tickets.redeem_audio(token=token, desktop_id=desktop.pk, user=user, session_key=session_key)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from tests.factories import PASSWORD
 from tests.services import require, require_module
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,3 +37,13 @@ def chromium(monkeypatch):
         # Database connections opened while Playwright drove the test belong to its context: close
         # them here, or the test database cannot be dropped at the end of the run.
         connections.close_all()
+
+
+def sign_in(page, base: str, email: str, password: str = PASSWORD):
+    """Sign in through the real login page (the test users have no second factor) and land on the portal."""
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", password)
+    page.locator("form button[type=submit]").first.click()
+    page.wait_for_url(f"{base}/")
+    return page

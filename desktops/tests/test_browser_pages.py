@@ -28,6 +28,7 @@ from desktops.console.recordfile import RecordingWriter
 from desktops.metrics import collection, live
 from desktops.metrics.models import DesktopSample, HostSample
 from desktops.models import Desktop, Operation
+from desktops.tests.browser import sign_in
 from desktops.tests.conftest import make_test_host
 from desktops.tests.factories import DesktopFactory
 from desktops.tests.page_audit import axe_violations, loose_wide_tables, menu_problems, no_sideways_scroll
@@ -148,13 +149,7 @@ class Browser:
             self.errors.append(f"{page.url}: console error: {message.text}")
 
     def sign_in(self, email: str):
-        page = self.page()
-        page.goto(f"{self.base}/accounts/login/")
-        page.fill("input[name=login]", email)
-        page.fill("input[name=password]", PASSWORD)
-        page.locator("form button[type=submit]").first.click()
-        page.wait_for_url(f"{self.base}/")
-        return page
+        return sign_in(self.page(), self.base, email)
 
     def shot(self, page, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -411,12 +406,7 @@ def test_it_fits_the_console_controls_on_a_phone(alice, world, chromium, base):
     mine = world["mine"]
     Desktop.objects.filter(pk=mine.pk).update(name="Ubuntu for the quarterly report")
     context = chromium.new_context(**PHONE)
-    page = context.new_page()
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", alice.member.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.locator("form button[type=submit]").first.click()
-    page.wait_for_url(f"{base}/")
+    page = sign_in(context.new_page(), base, alice.member.email)
     page.goto(f"{base}/desktops/{mine.pk}/console/")
     page.evaluate("document.getElementById('console-app').dataset.keybar = 'on'")
     # The key bar: every key on screen, Enter and Backspace big enough for a thumb

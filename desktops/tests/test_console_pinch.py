@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from desktops.tests.browser import chromium  # noqa: F401  (fixture)
+from desktops.tests.browser import chromium, sign_in  # noqa: F401  (fixture)
 from desktops.tests.test_browser_pages import PHONE, base, processes, world  # noqa: F401  (fixtures)
-from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,12 +30,7 @@ def _fingers(cdp, start: tuple[int, int], end: tuple[int, int]) -> None:
 
 def test_it_zooms_the_remote_screen_with_two_fingers_and_resets(alice, world, chromium, base):  # noqa: F811
     context = chromium.new_context(**PHONE)
-    page = context.new_page()
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", alice.member.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.locator("form button[type=submit]").first.click()
-    page.wait_for_url(f"{base}/")
+    page = sign_in(context.new_page(), base, alice.member.email)
     page.goto(f"{base}/desktops/{world['mine'].pk}/console/")
     page.evaluate("document.getElementById('qc-overlay').style.display = 'none'")
     assert page.evaluate(f"document.elementFromPoint(195, {Y}).closest('#qc-screen') !== null")

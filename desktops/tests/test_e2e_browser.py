@@ -24,9 +24,9 @@ from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
 from desktops.services import spec
 from desktops.services.requests import request_action
+from desktops.tests.browser import sign_in
 from desktops.tests.qemu_world import demo_template, qemu_host, start_worker  # noqa: F401
 from hosts import demo_image
-from tests.factories import PASSWORD
 from tests.processes import ROOT, child_env, require_shared_services, start_asgi_server
 from tests.waiting import wait_until
 
@@ -60,12 +60,7 @@ def asgi_server(transactional_db, tmp_path) -> Iterator[str]:
 def _sign_in(context, base: str, email: str):
     page = context.new_page()
     _OPEN_PAGES.append(page)
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.locator("form button[type=submit]").first.click()
-    page.wait_for_url(f"{base}/")
-    return page
+    return sign_in(page, base, email)
 
 
 # The newest page, kept so a failure leaves a screenshot and the HTML behind.

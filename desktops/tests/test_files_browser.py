@@ -11,10 +11,10 @@ import os
 
 import pytest
 
+from desktops.tests.browser import sign_in
 from desktops.tests.factories import HomeDiskFactory, fsck_clean
 from desktops.tests.test_browser_pages import ARTIFACTS, VIEWPORTS, Processes, processes  # noqa: F401 (fixture)
 from hosts.tests.factories import HostFactory
-from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -24,11 +24,7 @@ def _sign_in(chromium, base: str, email: str, viewport: str):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", PASSWORD)
-    page.locator("form button[type=submit]").first.click()
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, email)
     return context, page, errors
 
 
