@@ -8,7 +8,14 @@ from rest_framework.permissions import BasePermission
 from tenants import readonly
 from tenants.choices import ADMIN_ROLES
 from tenants.models import ApiToken
-from tenants.twofactor import enrolment_required
+from tenants.twofactor import enrolment_required, is_operator
+
+
+def refuse_automation_only_token(request, view) -> None:
+    """An automation token reaches only the views that scope it further (desktops.api.automation)."""
+    automation_only = isinstance(request.auth, ApiToken) and request.auth.is_automation_only
+    if automation_only and not getattr(view, "automation_tokens", False):
+        raise exceptions.PermissionDenied("This token is limited to automation.", code="token_scope")
 
 
 class IsTenantMember(BasePermission):
@@ -27,10 +34,7 @@ class IsTenantMember(BasePermission):
             )
         if getattr(request, "membership", None) is None:
             return False
-        # An automation token reaches only the views that scope it further (desktops.api.automation).
-        automation_only = isinstance(request.auth, ApiToken) and request.auth.is_automation_only
-        if automation_only and not getattr(view, "automation_tokens", False):
-            raise exceptions.PermissionDenied("This token is limited to automation.", code="token_scope")
+        refuse_automation_only_token(request, view)
         if request.method not in readonly.SAFE_METHODS:
             refused = readonly.refusal(request.tenant)
             # A viewset may name actions that stay open (e.g. revoking a token): they end access, not grant it.
@@ -48,3 +52,18 @@ class IsTenantAdmin(IsTenantMember):
 
     def has_permission(self, request, view) -> bool:
         return super().has_permission(request, view) and request.membership.role in ADMIN_ROLES
+
+
+class IsOperator(BasePermission):
+    """The caller acts with operator powers (tenants.twofactor.operator_powers); anyone else sees no such thing.
+
+    Operators need no tenant membership, so this does not build on IsTenantMember; it keeps its token rule.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        refuse_automation_only_token(request, view)
+        if not is_operator(request):
+            raise exceptions.NotFound()
+        return True

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from desktops.api.views import VisibleDesktopsMixin
@@ -14,9 +12,9 @@ from desktops.metrics.filters import RangeParameters
 from desktops.models import Desktop
 from hosts.models import Host
 from quetzal.api.filters import parse_query
+from quetzal.api.permissions import IsOperator
 from quetzal.api.serializers import ResponseSerializer
 from quetzal.api.viewsets import TenantScopedViewSet
-from tenants.twofactor import is_operator
 
 RANGE_PARAMETER = OpenApiParameter(
     "range",
@@ -98,12 +96,10 @@ class HostMetricsViewSet(viewsets.GenericViewSet):
 
     queryset = Host.objects.all()
     serializer_class = HostSeriesSerializer
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsOperator]
 
     @extend_schema(parameters=[RANGE_PARAMETER], responses=HostSeriesSerializer)
     def retrieve(self, request, pk=None):
-        if not is_operator(request):
-            raise Http404
         host = self.get_object()
         range_key = parse_query(request, RangeParameters)["range"]
         series = queries.host_series(host=host, range_key=range_key)

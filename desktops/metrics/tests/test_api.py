@@ -6,11 +6,16 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from desktops.metrics.choices import Resolution
 from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
 from desktops.models import Desktop
 from desktops.tests.factories import DesktopFactory
+from tenants.choices import Role
+from tenants.models import Membership
+from tenants.models.token import TokenScope
+from tenants.services.tokens import create_token
 from tests.factories import UserFactory
 from tests.fixtures import api_client
 
@@ -114,3 +119,18 @@ def test_it_shows_hosts_to_operators_only(alice, host, now):
     # A tenant's owner is no operator: the host does not exist for them
     response = api_client(alice.owner, alice.tenant).get(f"/api/v1/metrics/hosts/{host.pk}/")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+def test_it_keeps_an_operators_automation_token_off_the_host_figures(alice, host):
+    # An operator's token limited to automation drives desktops, not the operator's pages
+    staff = UserFactory(is_staff=True)
+    membership = Membership.objects.create(user=staff, tenant=alice.tenant, role=Role.MEMBER)
+    _token, raw = create_token(membership=membership, name="bot", scope=TokenScope.AUTOMATION_READ)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    response = client.get(f"/api/v1/metrics/hosts/{host.pk}/")
+    assert response.status_code == 403 and response.json()["code"] == "token_scope"
+    # While the same operator's full token reads them
+    _token, full = create_token(membership=membership, name="ops")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {full}")
+    assert client.get(f"/api/v1/metrics/hosts/{host.pk}/").json()["id"] == host.pk
