@@ -61,6 +61,10 @@ class DesktopTemplateAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        (
+            "Virtual PC (empty follows the OS family: Windows gets UEFI with Secure Boot and a TPM 2.0)",
+            {"fields": ["firmware", "tpm", "virtio_drivers", "clipboard_channel", "sound"]},
+        ),
         ("Who may launch it, at what price", {"fields": ["visibility", "tenant", "price_per_hour"]}),
         (
             "First boot (cloud-init)",

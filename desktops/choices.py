@@ -10,6 +10,15 @@ class OsFamily(models.TextChoices):
     WINDOWS = "windows", "Windows"
 
 
+class FirmwareChoice(models.TextChoices):
+    """A template's firmware; OS_DEFAULT follows its OS family (Windows: UEFI with Secure Boot; Linux: BIOS)."""
+
+    OS_DEFAULT = "", "The OS family's default"
+    BIOS = "bios", "BIOS"
+    UEFI = "uefi", "UEFI"
+    UEFI_SECURE = "uefi-secure", "UEFI with Secure Boot"
+
+
 class GpuKind(models.TextChoices):
     NONE = "none", "No GPU"
     PASSTHROUGH = "passthrough", "Whole GPU (PCI passthrough)"

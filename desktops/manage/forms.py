@@ -56,6 +56,7 @@ class TemplateForm(ModelForm):
             "cloud_init_password": forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
             "cloud_init_ssh_key": forms.Textarea(attrs={"rows": 2}),
             "cloud_init_packages": forms.Textarea(attrs={"rows": 3}),
+            "tpm": forms.Select(choices=[("", "The OS family's default"), ("True", "On"), ("False", "Off")]),
         }
         labels = {
             "os_family": "Operating system",
@@ -69,6 +70,8 @@ class TemplateForm(ModelForm):
             "cloud_init_ssh_key": "SSH public key",
             "cloud_init_packages": "Packages to install",
             "enabled": "Offered to people",
+            "tpm": "TPM 2.0",
+            "virtio_drivers": "Windows has the virtio drivers",
         }
 
     def __init__(self, *args, **kwargs) -> None:

@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from desktops.choices import GpuKind, OsFamily, Visibility
+from desktops.choices import FirmwareChoice, GpuKind, OsFamily, Visibility
 from tenants.querysets import TenantQuerySet
 
 # Hard bounds on every size anyone may ask for, whatever a template says (libvirt's own limits are far above).
@@ -86,6 +86,15 @@ class DesktopTemplate(models.Model):
     # A graphical guest with spice-vdagent gets QEMU's clipboard channel; sound goes out over VNC.
     clipboard_channel = models.BooleanField(default=False, help_text="The guest runs spice-vdagent.")
     sound = models.BooleanField(default=False, help_text="An HDA sound card streamed to the browser.")
+    # The guest's platform (desktops.services.guest_platform): each empty/None follows the OS family's default.
+    firmware = models.CharField(max_length=16, choices=FirmwareChoice.choices, blank=True, default="")
+    tpm = models.BooleanField(
+        null=True, blank=True, help_text="An emulated TPM 2.0 (empty: Windows gets one, Linux does not)."
+    )
+    virtio_drivers = models.BooleanField(
+        default=False,
+        help_text="Windows has the virtio drivers: virtio disk and network instead of SATA and e1000e.",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

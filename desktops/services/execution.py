@@ -16,6 +16,7 @@ from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import SeedConfig, build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
 from desktops.services import disk_keys, homes, network, progress, readiness, resize, sizes, spec
+from desktops.services.guest_platform import guest_platform
 from desktops.state import begin_action, finish_action, transition
 from hosts import scheduling
 from hosts.hypervisor import (
@@ -354,6 +355,8 @@ def do_resize(operation: Operation) -> None:
             raise
     if wanted.disk_gib > current.disk_gib:
         progress.step(operation, "growing disk")
+        # The running guest learns the new size through its system disk's device (sda on SATA, vda on virtio).
+        target = guest_platform(desktop.template, virt_type=host.effective_virt_type).disk_target
         try:
             if desktop.disk_encrypted:
                 key = disk_keys.disk_key_of(desktop)
@@ -362,10 +365,15 @@ def do_resize(operation: Operation) -> None:
                     _disk_path(hv, host, desktop),
                     disk_keys.passphrase_of(key),
                     wanted.disk_gib * GIB,
+                    target_dev=target,
                 )
             else:
                 hv.disk_grow(
-                    desktop.domain_name, host.storage_pool, spec.disk_volume_name(desktop), wanted.disk_gib * GIB
+                    desktop.domain_name,
+                    host.storage_pool,
+                    spec.disk_volume_name(desktop),
+                    wanted.disk_gib * GIB,
+                    target_dev=target,
                 )
         except Exception:
             if compute:  # the disk could not grow: undo the vCPU/RAM part too, so the desktop is as it was

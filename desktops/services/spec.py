@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.conf import settings
 
 from desktops.choices import OsFamily
 from desktops.cloudinit import SeedConfig
 from desktops.models import Desktop
+from desktops.services.guest_platform import guest_platform
 from hosts.hypervisor import DiskSpec, DomainSpec, GraphicsSpec, HostdevSpec, InterfaceSpec
 
 
@@ -78,18 +81,21 @@ def domain_spec(
     interface: InterfaceSpec | None = None,
     disk_secret_uuid: str | None = None,
 ) -> DomainSpec:
-    """The VM for this desktop on this host: virtio disk (LUKS when keyed), seed CD-ROM, VNC on the management IP."""
+    """The VM for this desktop on this host: its disk (LUKS when keyed), seed CD-ROM, VNC on the management IP,
+    on the virtual PC its OS needs (desktops.services.guest_platform)."""
+    guest = guest_platform(desktop.template, virt_type=host.effective_virt_type)
     disks = [
         DiskSpec(
             path=disk_path,
-            target_dev="vda",
-            bus="virtio",
+            target_dev=guest.disk_target,
+            bus=guest.disk_bus,
             driver_type="qcow2",
             encryption_secret_uuid=disk_secret_uuid,
         )
     ]
     if seed_path:
-        disks.append(DiskSpec.cloud_init_seed(seed_path))
+        # The seed CD-ROM is on SATA too: after the system disk when that is SATA.
+        disks.append(DiskSpec.cloud_init_seed(seed_path, target_dev="sdb" if guest.disk_bus == "sata" else "sda"))
     kernel = getattr(image_copy, "kernel_path", "") or None
     return DomainSpec(
         name=desktop.domain_name,
@@ -101,8 +107,8 @@ def domain_spec(
         virt_type=host.effective_virt_type,
         disks=tuple(disks),
         # The NIC on the tenant's own network (desktops.services.network.attach); none without one.
-        interfaces=(interface,) if interface is not None else (),
-        graphics=GraphicsSpec(listen_address=host.console_address or "127.0.0.1"),
+        interfaces=(replace(interface, model=guest.nic_model),) if interface is not None else (),
+        graphics=GraphicsSpec(listen_address=host.console_address or "127.0.0.1", video_model=guest.video_model),
         serial_log_path=serial_log_path(desktop),
         kernel=kernel,
         initrd=(getattr(image_copy, "initrd_path", "") or None) if kernel else None,
@@ -113,4 +119,7 @@ def domain_spec(
         sound=desktop.template.sound,
         # The file manager reaches a running Linux desktop's home through qemu-guest-agent.
         guest_agent=desktop.template.os_family == "linux",
+        platform=guest.platform,
+        machine=guest.machine,
+        clock_offset=guest.clock_offset,
     )

@@ -32,6 +32,10 @@ TENANT_FIELDS = (
     "max_disk_gib",
     "gpu_kind",
     "gpu_mdev_type",
+    # The virtual PC (desktops.services.guest_platform): empty follows the OS family.
+    "firmware",
+    "tpm",
+    "virtio_drivers",
     "cloud_init_user",
     "cloud_init_password",
     "cloud_init_ssh_key",

@@ -44,8 +44,10 @@ from hosts.hypervisor.errors import (
     VolumeNotFound,
 )
 from hosts.hypervisor.network import DhcpHost, FilterParameterRef, FilterRule, NetworkSpec, NwFilterSpec
+from hosts.hypervisor.platform import FIRMWARES, Firmware, PlatformSpec
 
 __all__ = [
+    "FIRMWARES",
     "AgentUnavailable",
     "AlreadyExists",
     "ConsoleAddress",
@@ -60,6 +62,7 @@ __all__ = [
     "FilterNotFound",
     "FilterParameterRef",
     "FilterRule",
+    "Firmware",
     "GraphicsSpec",
     "HostInfo",
     "HostUnavailable",
@@ -78,6 +81,7 @@ __all__ = [
     "NwFilterSpec",
     "OperationFailed",
     "PciDevice",
+    "PlatformSpec",
     "PoolNotFound",
     "Screenshot",
     "SecretSpec",

@@ -9,6 +9,8 @@ from typing import Literal
 
 from lxml import etree
 
+from hosts.hypervisor.platform import PlatformSpec
+
 __all__ = [
     "DESKTOP_XMLNS",
     "DESKTOP_XMLNS_PREFIX",
@@ -360,6 +362,8 @@ class DomainSpec:
     clipboard_channel: bool = False
     # An HDA sound card whose output goes to the VNC audio stream (needs graphics).
     sound: bool = False
+    # Firmware, TPM, Hyper-V and timers (hosts.hypervisor.platform): a plain BIOS PC unless the guest needs more.
+    platform: PlatformSpec = field(default_factory=PlatformSpec)
 
     def __post_init__(self) -> None:
         _require(bool(self.name) and "/" not in self.name, "domain name must be non-empty, no /")
@@ -391,6 +395,9 @@ class DomainSpec:
             _no_control_chars(self.description.replace("\n", " ").replace("\r", " "), "description")
         _require(not self.sound or self.graphics is not None, "sound is streamed over VNC: it needs graphics")
         _require(not self.clipboard_channel or self.graphics is not None, "the clipboard channel needs graphics")
+        # QEMU refuses Hyper-V enlightenments under software emulation; Secure Boot's SMM needs the q35 machine.
+        _require(not self.platform.hyperv or self.virt_type == "kvm", "Hyper-V enlightenments need KVM")
+        _require(not self.platform.secure_boot or "q35" in (self.machine or ""), "Secure Boot needs the q35 machine")
         targets = [d.target_dev for d in self.disks]
         _require(len(targets) == len(set(targets)), "disk target_dev values must be unique")
         # Tuples keep the spec hashable and really immutable even if a caller passed a list.
@@ -420,9 +427,11 @@ class DomainSpec:
         features = _sub(dom, "features")
         _sub(features, "acpi")
         _sub(features, "apic")
+        features.extend(self.platform.feature_children())
         if self.cpu_mode is not None:
             _sub(dom, "cpu", mode=self.cpu_mode)
-        _sub(dom, "clock", offset=self.clock_offset)
+        clock = _sub(dom, "clock", offset=self.clock_offset)
+        clock.extend(self.platform.clock_children())
         _sub(dom, "on_poweroff", "destroy")
         _sub(dom, "on_reboot", "restart")
         _sub(dom, "on_crash", "destroy")
@@ -435,11 +444,12 @@ class DomainSpec:
 
     def _os_element(self) -> etree._Element:
         """The <os> element: direct kernel boot when a kernel is set, else boot from disk."""
-        os_el = etree.Element("os")
+        os_el = etree.Element("os", self.platform.os_attributes())
         type_attrs = {"arch": self.arch}
         if self.machine:
             type_attrs["machine"] = self.machine
         _sub(os_el, "type", "hvm", **type_attrs)
+        os_el.extend(self.platform.os_children())
         if self.kernel is not None:
             _sub(os_el, "kernel", self.kernel)
             if self.initrd is not None:
@@ -488,6 +498,7 @@ class DomainSpec:
         if self.sound:
             sound = _sub(devices, "sound", model="ich6")
             _sub(sound, "audio", id=str(SOUND_AUDIO_ID))
+        devices.extend(self.platform.device_children())
         for hostdev in self.hostdevs:
             devices.append(hostdev.to_element())
         for mdev in self.mdevs:
