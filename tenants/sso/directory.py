@@ -22,7 +22,6 @@ from tenants.sso.discovery import ProviderUnreachable
 CONNECT_TIMEOUT_S = 5
 RECEIVE_TIMEOUT_S = 10
 MAX_GROUPS = 500
-INVALID_CREDENTIALS = 49
 USER_PLACEHOLDERS = ("{email}", "{username}")
 GROUP_PLACEHOLDERS = ("{dn}", "{username}")
 _PLACEHOLDER = re.compile(r"\{[^}]*\}")
@@ -87,11 +86,12 @@ def dn_problem(dn: str) -> str | None:
 def filter_problem(text: str, placeholders: tuple[str, ...]) -> str | None:
     """Why a search filter cannot be used, or None: one of the placeholders, no other, valid LDAP syntax."""
     used = set(_PLACEHOLDER.findall(text))
-    if not used & set(placeholders):
-        return f"Put {' or '.join(placeholders)} where the person's name goes, e.g. (mail={{email}})."
     unknown = sorted(used - set(placeholders))
     if unknown:
         return f"Unknown placeholder {', '.join(unknown)}: use {' or '.join(placeholders)}."
+    if not used:
+        example = "(mail={email})" if "{email}" in placeholders else "(member={dn})"
+        return f"Put {' or '.join(placeholders)} where the person's name goes, e.g. {example}."
     sample = _PLACEHOLDER.sub("x", text)
     try:
         parse_filter(sample, None, False, False, None, False)
@@ -234,12 +234,8 @@ def authenticate(settings: DirectorySettings, email: str, password: str) -> Pers
 def _password_accepted(server: Server, dn: str, password: str) -> bool:
     person = _open(server, dn, password)
     try:
-        if person.bind():
-            return True
-        if person.result.get("result") == INVALID_CREDENTIALS:
-            return False
-        # Locked, expired or refused for another reason: no entry for them either way.
-        return False
+        # invalidCredentials, or locked, expired, refused for another reason: not let in, alike.
+        return bool(person.bind())
     except LDAPException as error:
         raise DirectoryUnavailable(f"The server stopped answering: {type(error).__name__}.") from error
     finally:
