@@ -2,6 +2,7 @@
 
 A slapd.conf with the mdb backend, loaded with slapadd before it starts: dc=acme,dc=test with a service account,
 ou=people (ana, ben and mallory, whose mail is in another domain) and ou=groups (groupOfNames qz-admins, qz-users).
+Ana's seeAlso names her group by DN as Active Directory's memberOf would (slapadd fills no memberOf overlay).
 Missing slapd skips locally and fails under CI=true (tests/services.py).
 """
 
@@ -79,6 +80,7 @@ cn: Ana Acme
 sn: Acme
 mail: ana@acme.test
 userPassword: {ana}
+seeAlso: cn=qz-admins,ou=groups,{base}
 
 dn: uid=ben,ou=people,{base}
 objectClass: inetOrgPerson

@@ -203,3 +203,15 @@ def test_it_uses_only_the_directory_of_the_tenant_that_routed_the_domain(alice, 
     assert nothing.status_code == 302 and "_auth_user_id" not in nothing.wsgi_request.session
     # allauth's OpenID Connect URLs know nothing of a directory provider
     assert Client().post(f"/accounts/oidc/{mine.provider_id}/login/").status_code == 404
+
+
+def test_it_reads_groups_from_an_attribute_of_the_entry_when_no_group_search_is_set(alice, slapd):
+    # Given groups are read from an attribute holding group DNs (memberOf in Active Directory; seeAlso here)
+    configure_ldap(alice.tenant, alice.owner, slapd.uri, ldap_group_base="", ldap_group_attribute="seeAlso")
+    # Then Ana's qz-admins DN maps by its cn
+    assert _password(Client(), "ana@acme.test", PASSWORDS["ana"]).status_code == 302
+    assert Membership.objects.get(user__email="ana@acme.test").role == Role.ADMIN
+    # And Ben, whose entry lists no group, is in no mapped group, though the group search would find him
+    refused = _password(Client(), "ben@acme.test", PASSWORDS["ben"])
+    assert refused.status_code == 403 and 'data-code="sso_no_group"' in refused.content.decode()
+    assert not User.objects.filter(email="ben@acme.test").exists()
