@@ -272,7 +272,10 @@ class LoginForm(CleanTextFormMixin, AllauthLoginForm):
         email = str(self.cleaned_data.get("login") or "")
         password = self.cleaned_data.get("password")
         provider = services.provider_for_email(email) if "@" in email else None
-        if provider is not None and not password:
+        # A directory password typed here (before the script hid the box) is not a Quetzal one: the person goes on
+        # to the directory's password page and types it there (it is never carried in the URL).
+        directory_password = provider is not None and provider.is_ldap and not provider.allow_password
+        if provider is not None and (not password or directory_password):
             self.provider = provider
             return self.cleaned_data
         if provider is not None and not provider.allow_password:

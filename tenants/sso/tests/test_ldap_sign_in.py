@@ -64,9 +64,14 @@ def test_it_signs_a_new_person_in_with_their_directory_password_and_the_mapped_r
     joined = AuditEvent.objects.get(tenant=alice.tenant, action="sso.member.join")
     assert joined.data["role"] == "admin" and "qz-admins" in joined.data["groups"]
     assert AuditEvent.objects.get(tenant=alice.tenant, action="login.sso").data["provider_id"] == idp.pk
-    # And Ben, in qz-users, becomes a member
+    # And Ben, in qz-users, who typed his directory password on the first page, is sent on without it
     ben = Client()
-    assert _password(ben, "ben@acme.test", PASSWORDS["ben"]).status_code == 302
+    first = ben.post("/accounts/login/", {"login": "ben@acme.test", "password": PASSWORDS["ben"]})
+    assert first.status_code == 302 and urlsplit(first["Location"]).path == PAGE
+    assert PASSWORDS["ben"] not in first["Location"] and "_auth_user_id" not in ben.session
+    # where his password makes him a member, and an outside `next` is not followed
+    landed = _password(ben, "ben@acme.test", PASSWORDS["ben"], next_url="https://evil.test/")
+    assert landed.status_code == 302 and landed["Location"] == "/"
     assert Membership.objects.get(user__email="ben@acme.test", tenant=alice.tenant).role == Role.MEMBER
 
 
