@@ -6,6 +6,7 @@ checked by binding as them; their groups come from a group search or from an att
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
 from dataclasses import dataclass
@@ -134,10 +135,17 @@ def _open(server: Server, user: str, password: str) -> Connection:
     try:
         connection.open()
     except LDAPException as error:
+        # The admin reads why (a refused port, a certificate that does not verify); the person only whom to ask.
         raise DirectoryUnavailable(
-            f"Could not reach {server.host}:{server.port}: {type(error).__name__}.", code="ldap_unreachable"
+            f"Could not reach {server.host}:{server.port}: {type(error).__name__}: {error}"[:400],
+            code="ldap_unreachable",
         ) from error
     return connection
+
+
+def _close(connection: Connection) -> None:
+    with contextlib.suppress(LDAPException):  # the server went away: there is nothing left to close
+        connection.unbind()
 
 
 def _service(settings: DirectorySettings) -> Connection:
@@ -146,11 +154,11 @@ def _service(settings: DirectorySettings) -> Connection:
     try:
         bound = connection.bind()
     except LDAPException as error:
-        connection.unbind()
+        _close(connection)
         raise DirectoryUnavailable(f"The server stopped answering: {type(error).__name__}.") from error
     if not bound:
         why = connection.result.get("description", "refused")
-        connection.unbind()
+        _close(connection)
         raise DirectoryUnavailable(f"The server refused the bind DN or its password ({why}).", code="ldap_bind_refused")
     return connection
 
@@ -228,7 +236,7 @@ def authenticate(settings: DirectorySettings, email: str, password: str) -> Pers
         directory_email = next(iter(_values(entry, settings.email_attribute)), "") or email
         return Person(dn=entry["dn"], email=directory_email, groups=_groups(connection, settings, entry, username))
     finally:
-        connection.unbind()
+        _close(connection)
 
 
 def _password_accepted(server: Server, dn: str, password: str) -> bool:
@@ -239,7 +247,7 @@ def _password_accepted(server: Server, dn: str, password: str) -> bool:
     except LDAPException as error:
         raise DirectoryUnavailable(f"The server stopped answering: {type(error).__name__}.") from error
     finally:
-        person.unbind()
+        _close(person)
 
 
 def check(settings: DirectorySettings) -> str:
@@ -250,6 +258,6 @@ def check(settings: DirectorySettings) -> str:
         if settings.group_base:
             _search(connection, settings.group_base, "(objectClass=*)", [], scope=BASE)
     finally:
-        connection.unbind()
+        _close(connection)
     bases = settings.user_base + (f" and {settings.group_base}" if settings.group_base else "")
     return f"Connected: {settings.uri} answers, the bind DN signs in, {bases} found."

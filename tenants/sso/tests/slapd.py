@@ -3,11 +3,14 @@
 A slapd.conf with the mdb backend, loaded with slapadd before it starts: dc=acme,dc=test with a service account,
 ou=people (ana, ben and mallory, whose mail is in another domain) and ou=groups (groupOfNames qz-admins, qz-users).
 Ana's seeAlso names her group by DN as Active Directory's memberOf would (slapadd fills no memberOf overlay).
+It listens on ldap:// and on ldaps:// with a self-signed certificate.
 Missing slapd skips locally and fails under CI=true (tests/services.py).
 """
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection, Server
 
 from quetzal.server import free_port
@@ -38,6 +45,8 @@ modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {dir}/slapd.pid
 argsfile {dir}/slapd.args
+TLSCertificateFile {dir}/server.pem
+TLSCertificateKeyFile {dir}/server.key
 database mdb
 maxsize 16777216
 suffix "{base}"
@@ -114,6 +123,8 @@ member: uid=mallory,ou=people,{base}
 @dataclass
 class Slapd:
     uri: str
+    # The same server over TLS, with a self-signed certificate no system CA vouches for.
+    ldaps_uri: str
 
     def person_dn(self, uid: str) -> str:
         return f"uid={uid},ou=people,{BASE}"
@@ -132,10 +143,33 @@ class Slapd:
         self._modify(self.person_dn(uid), {"userPassword": [(MODIFY_REPLACE, [password])]})
 
 
-def _start(directory: Path) -> tuple[subprocess.Popen, str]:
+def _self_signed(directory: Path) -> None:
+    """A certificate for 127.0.0.1 signed by itself (so a client that checks certificates refuses it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "server.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "server.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def _start(directory: Path) -> tuple[subprocess.Popen, str, str]:
     slapd = require_tool("slapd", "slapd")
     slapadd = require_tool("slapadd", "slapd")
     (directory / "db").mkdir()
+    _self_signed(directory)
     includes = "\n".join(f"include /etc/ldap/schema/{name}.schema" for name in SCHEMAS)
     config = directory / "slapd.conf"
     config.write_text(
@@ -144,25 +178,26 @@ def _start(directory: Path) -> tuple[subprocess.Popen, str]:
     data = directory / "entries.ldif"
     data.write_text(ENTRIES.format(base=BASE, service_dn=SERVICE_DN, service_password=SERVICE_PASSWORD, **PASSWORDS))
     subprocess.run([slapadd, "-f", str(config), "-l", str(data)], check=True, capture_output=True, timeout=30)
-    port = free_port()
-    uri = f"ldap://127.0.0.1:{port}"
+    port, tls_port = free_port(), free_port()
+    uri, ldaps_uri = f"ldap://127.0.0.1:{port}", f"ldaps://127.0.0.1:{tls_port}"
     log = (directory / "slapd.log").open("wb")
     # -d keeps slapd in the foreground (a child this fixture can stop); level 0 logs only errors.
-    process = subprocess.Popen([slapd, "-f", str(config), "-h", f"{uri}/", "-d", "0"], stdout=log, stderr=log)
+    command = [slapd, "-f", str(config), "-h", f"{uri}/ {ldaps_uri}/", "-d", "0"]
+    process = subprocess.Popen(command, stdout=log, stderr=log)
     deadline = time.monotonic() + 15
-    while not port_open("127.0.0.1", port):
+    while not (port_open("127.0.0.1", port) and port_open("127.0.0.1", tls_port)):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise AssertionError(f"slapd did not start: {(directory / 'slapd.log').read_text()[-2000:]}")
         time.sleep(0.05)
-    return process, uri
+    return process, uri, ldaps_uri
 
 
 @pytest.fixture
 def slapd(tmp_path: Path) -> Iterator[Slapd]:
-    process, uri = _start(tmp_path)
+    process, uri, ldaps_uri = _start(tmp_path)
     try:
-        yield Slapd(uri=uri)
+        yield Slapd(uri=uri, ldaps_uri=ldaps_uri)
     finally:
         process.terminate()
         try:

@@ -117,6 +117,10 @@ def test_it_tests_the_directory_connection_and_says_what_is_wrong(alice, bob, sl
     answer = admin.post(f"/manage/sign-in/{closed.pk}/test/", follow=True).content.decode()
     assert "Connection failed (ldap_unreachable): Could not reach 127.0.0.1:" in answer
     assert 'data-testid="last-error"' in answer
+    # Over ldaps:// the server's certificate must verify: slapd's self-signed one does not
+    tls = configure_ldap(alice.tenant, alice.owner, slapd.ldaps_uri, domains=("e.test",))
+    answer = admin.post(f"/manage/sign-in/{tls.pk}/test/", follow=True).content.decode()
+    assert "Connection failed (ldap_unreachable)" in answer and "certificate verify failed" in answer.lower()
     # Another tenant's directory is not alice's to test, see or change
     theirs = configure_ldap(bob.tenant, bob.owner, slapd.uri, domains=("bob.test",))
     assert admin.post(f"/manage/sign-in/{theirs.pk}/test/").status_code == 404
