@@ -190,6 +190,9 @@ def test_it_uses_only_the_directory_of_the_tenant_that_routed_the_domain(alice, 
     theirs.refresh_from_db()
     assert theirs.last_error and not mine.last_error
     assert not User.objects.filter(email="ana@bob.test").exists()
+    # The typed name is escaped into the filter: "*" matches no uid (unescaped, (uid=*) would match everyone)
+    wildcard = _password(Client(), "*@acme.test", PASSWORDS["ana"])
+    assert wildcard.status_code == 400 and MISMATCH in wildcard.content.decode()
     # An entry of alice's directory whose mail is in bob's domain is not let in anywhere
     refused = _password(Client(), "mallory@acme.test", PASSWORDS["mallory"])
     assert refused.status_code == 403 and 'data-code="sso_wrong_domain"' in refused.content.decode()
