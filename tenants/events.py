@@ -284,7 +284,8 @@ def sso_provider_saved(
     # Never the secret: whether one is set is enough to read the log by.
     data = {
         **_provider(provider),
-        "issuer": provider.issuer_url,
+        "kind": provider.kind,
+        "issuer": provider.ldap_uri if provider.is_ldap else provider.issuer_url,
         "domains": list(domains),
         "group_roles": provider.role_names(),
         "allow_password": provider.allow_password,

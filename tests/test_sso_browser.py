@@ -1,5 +1,6 @@
 """Single sign-on in Debian's Chromium, at desktop and phone sizes: the email-first sign-in page routes an address
-to its tenant's provider (a real one, oidc-provider-mock) and back, signed in; the admin console's page fits.
+to its tenant's provider (a real one, oidc-provider-mock) and back, signed in, or to the directory password page of
+its tenant's LDAP server (a real slapd); the admin console's page fits.
 
 Quetzal runs under its production ASGI server in a subprocess on the test database; the provider runs in this
 process. Screenshots go to test-artifacts/pages/.
@@ -18,6 +19,7 @@ from desktops.tests.page_audit import axe_violations, no_sideways_scroll
 from quetzal.kek import current_kek
 from tenants.models import Membership
 from tenants.sso.tests.provider import configure, oidc_provider  # noqa: F401  (fixture)
+from tenants.sso.tests.slapd import PASSWORDS, configure_ldap, slapd  # noqa: F401  (fixture)
 from tests.factories import PASSWORD
 from tests.processes import ROOT, child_env, require_shared_services, start_asgi_server
 from tests.services import require_module
@@ -90,4 +92,35 @@ def test_it_sends_an_address_to_its_provider_and_back_signed_in(viewport, alice,
     expect(other.get_by_test_id("providers")).to_contain_text("Acme ID")
     assert no_sideways_scroll(other) and not axe_violations(other)
     other.screenshot(path=str(ARTIFACTS / f"sso-manage-{viewport}.png"), full_page=True)
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+def test_it_takes_a_directory_address_to_its_password_page_and_in(viewport, alice, slapd, chromium, base):  # noqa: F811
+    expect = require_module("playwright.sync_api", "the playwright Python package").expect
+    configure_ldap(alice.tenant, alice.owner, slapd.uri)
+    errors: list[str] = []
+    page = _page(chromium, viewport, errors)
+    # When Ana types her work address on the sign-in page, the button says where she is going
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", "ana@acme.test")
+    expect(page.get_by_test_id("sign-in")).to_have_text("Continue with Acme Directory")
+    page.get_by_test_id("sign-in").click()
+    # Then Quetzal's own page asks for her directory password, fitting the screen
+    page.wait_for_url(re.compile(re.escape(base) + r"/accounts/sso/password/\?.*"))
+    expect(page.get_by_test_id("ldap-hint")).to_contain_text("Alice signs in with your Acme Directory password")
+    expect(page.locator("input[name=login]")).to_have_value("ana@acme.test")
+    assert no_sideways_scroll(page) and not axe_violations(page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"ldap-password-{viewport}.png"), full_page=True)
+    # A wrong password is refused on the same page, which still fits
+    page.fill("input[name=password]", "not-her-password")
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_test_id("form-error")).to_contain_text("are not correct")
+    assert no_sideways_scroll(page)
+    # And her password signs her in to alice's portal as the member her groups make her
+    page.fill("input[name=password]", PASSWORDS["ana"])
+    page.get_by_test_id("sign-in").click()
+    page.wait_for_url(f"{base}/")
+    assert Membership.objects.get(user__email="ana@acme.test").tenant == alice.tenant
     assert not errors, errors

@@ -120,6 +120,7 @@ PAGES: dict[str, Page] = {
     "sso:provider-test": Page("admin", make=_provider, methods=("post",)),
     "sso:provider-delete": Page("admin", make=_provider, methods=("post",)),
     "sso:route": Page("public"),
+    "sso:ldap-login": Page("public", methods=("get", "post")),
     # Pages of the signed-in person, whatever their tenant.
     "tenants:tokens": Page("member", methods=("get", "post")),
     "tenants:leave": Page("member", methods=("post",)),

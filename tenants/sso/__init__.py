@@ -1,1 +1,2 @@
-"""Single sign-on per tenant: each tenant's OpenID Connect providers, routed by email domain, on django-allauth."""
+"""Single sign-on per tenant, routed by email domain: each tenant's OpenID Connect providers (on django-allauth) and
+LDAP / Active Directory servers (a directory password checked on our own page, through ldap3)."""

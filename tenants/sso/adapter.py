@@ -13,6 +13,7 @@ from quetzal.kek import UnwrapError
 from tenants.models import User
 from tenants.services.audit import client_ip
 from tenants.sso import pages, services
+from tenants.sso.choices import ProviderKind
 from tenants.sso.discovery import normalised_issuer
 from tenants.sso.models import IdentityProvider
 
@@ -53,10 +54,11 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def list_apps(self, request, provider=None, client_id=None) -> list[SocialApp]:
         # Only the tenants' providers: there are no SocialApp rows and no providers in settings.
         if provider in (None, OIDC):
-            rows = list(IdentityProvider.objects.filter(enabled=True))
+            rows = list(IdentityProvider.objects.filter(enabled=True, kind=ProviderKind.OIDC))
         else:
             row = services.provider_by_id(str(provider))
-            rows = [row] if row is not None and row.enabled else []
+            # A directory (LDAP) provider is no allauth app: it signs in on our own password page.
+            rows = [row] if row is not None and row.enabled and not row.is_ldap else []
         apps = []
         for row in rows:
             if client_id is not None and row.client_identifier != client_id:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from django.db import models
 
 
+class ProviderKind(models.TextChoices):
+    """How a provider signs people in: a redirect to OpenID Connect, or their directory password checked by LDAP."""
+
+    OIDC = "oidc", "OpenID Connect"
+    LDAP = "ldap", "LDAP / Active Directory"
+
+
 class MfaPolicy(models.TextChoices):
     """How the second factor works for people who sign in through a provider."""
 

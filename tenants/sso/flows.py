@@ -1,4 +1,5 @@
-"""Sending a person to their tenant's provider, and guarding allauth's own provider views against a broken one."""
+"""Sending a person to their tenant's provider (or its LDAP password page), signing them in with a directory
+password, and guarding allauth's own provider views against a broken provider."""
 
 from __future__ import annotations
 
@@ -10,12 +11,20 @@ from allauth.socialaccount.adapter import get_adapter
 from allauth.socialaccount.models import SocialApp
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.openid_connect import views as oidc_views
+from django.contrib.auth import authenticate
+from django.contrib.auth import login as django_login
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from quetzal.kek import UnwrapError
+from tenants.resolution import SESSION_KEY as TENANT_SESSION_KEY
 from tenants.sso import pages, services
+from tenants.sso.directory import DirectoryUnavailable
 from tenants.sso.discovery import ProviderUnreachable, discover
 from tenants.sso.models import IdentityProvider
+from tenants.twofactor import SSO_SESSION_KEY
 
 log = logging.getLogger(__name__)
 # What a misconfigured or unreachable provider raises inside allauth before allauth catches anything.
@@ -48,13 +57,19 @@ def start(request: HttpRequest, provider: IdentityProvider, next_url: str | None
         return _failed(request, provider, error)
 
 
+def password_page(email: str, next_url: str | None) -> HttpResponse:
+    """A directory's people type their password on our own page (the address carried along)."""
+    query = urlencode({"login": email, **({"next": next_url} if next_url else {})})
+    return redirect(f"{reverse('sso:ldap-login')}?{query}")
+
+
 def _guarded(view):
     """allauth's provider view, answering the 'ask' page instead of a server error when the provider is broken."""
 
     @functools.wraps(view)
     def guarded(request: HttpRequest, provider_id: str) -> HttpResponse:
         provider = services.provider_by_id(provider_id)
-        if provider is None or not provider.enabled:
+        if provider is None or not provider.enabled or provider.is_ldap:
             raise Http404("No such sign-in provider.")
         try:
             discover(provider.issuer_url)  # first, so a broken provider is told in words, not as an exception
@@ -67,3 +82,34 @@ def _guarded(view):
 
 login = _guarded(oidc_views.login)
 callback = _guarded(oidc_views.callback)
+
+
+def safe_next(request: HttpRequest, next_url: str | None) -> str:
+    allowed = next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return next_url if allowed and next_url else "/"
+
+
+def password_sign_in(
+    request: HttpRequest, provider: IdentityProvider, email: str, password: str, next_url: str | None
+) -> HttpResponse | None:
+    """Sign in with the directory password: the response to send, or None for a wrong password (or a locked-out
+    account: axes' middleware answers its page then). Through authenticate(), so the lockout counts it."""
+    try:
+        user = authenticate(request, ldap_provider=provider.pk, login=email, password=password)
+    except (DirectoryUnavailable, UnwrapError) as error:
+        return _failed(request, provider, error)
+    except services.SignInRefused as refusal:
+        return pages.refused(request, provider, refusal)
+    if user is None:
+        return None
+    django_login(request, user)
+    # No MFA claim comes from a directory: the tenant's 2FA policy applies, or Quetzal's code always when told.
+    request.session[SSO_SESSION_KEY] = {
+        "provider": provider.pk,
+        "provider_mfa": False,
+        "require_totp": services.requires_totp(provider),
+    }
+    request.session[TENANT_SESSION_KEY] = provider.tenant_id
+    return redirect(safe_next(request, next_url))

@@ -1,4 +1,5 @@
-"""The provider form of the admin console, and the sign-in form that routes an address to its provider."""
+"""The provider forms of the admin console (OpenID Connect, LDAP), and the sign-in forms: the one that routes an
+address to its provider, and a directory's password page."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from allauth.account.forms import LoginForm as AllauthLoginForm
 from django import forms
 from django.core.exceptions import ValidationError
 
-from quetzal.forms import CleanTextFormMixin, ModelForm
+from quetzal.forms import CleanTextFormMixin, Form, ModelForm
 from tenants.choices import Role
-from tenants.sso import flows, services
+from tenants.sso import directory, flows, services
+from tenants.sso.choices import MfaPolicy, ProviderKind
 from tenants.sso.models import DOMAIN_RE, IdentityProvider
 
 MAX_DOMAINS = 50
@@ -18,17 +20,9 @@ MAX_GROUP_ROLES = 100
 _DOMAIN = re.compile(DOMAIN_RE)
 
 
-class ProviderForm(ModelForm):
-    """An OpenID Connect provider: where it is, the client, which domains it signs in, and roles from groups."""
+class _ProviderForm(ModelForm):
+    """What every kind of provider has: which domains it signs in, roles from groups, the second factor."""
 
-    client_secret = forms.CharField(
-        required=False,
-        max_length=1000,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Stored encrypted. Leave empty to keep the current secret.",
-    )
-    clear_secret = forms.BooleanField(required=False, label="Remove the stored secret (a public client)")
     email_domains = forms.CharField(
         label="Email domains",
         max_length=5000,
@@ -43,33 +37,14 @@ class ProviderForm(ModelForm):
         help_text="One per line, group = owner, admin or member. Empty: everyone the provider signs in is a member; "
         "otherwise a person in no listed group is refused, and loses their membership at their next sign-in.",
     )
-
-    # The page shows the fields in these groups, in this order.
-    groups = (
-        ("Provider", ("name", "issuer_url", "client_identifier", "client_secret", "clear_secret", "scopes")),
-        (
-            "Who signs in here, and as what",
-            ("email_domains", "group_roles_text", "groups_claim", "allow_password", "mfa_policy", "enabled"),
-        ),
-    )
+    kind = ProviderKind.OIDC
     wide = ("email_domains", "group_roles_text")
-
-    class Meta:
-        model = IdentityProvider
-        fields = [
-            "name",
-            "issuer_url",
-            "client_identifier",
-            "scopes",
-            "groups_claim",
-            "allow_password",
-            "mfa_policy",
-            "enabled",
-        ]
-        widgets = {"issuer_url": forms.URLInput(attrs={"placeholder": "https://login.example.com/realms/acme"})}
+    required: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        for name in self.required:
+            self.fields[name].required = True
         provider = self.instance
         if provider.pk and not self.is_bound:
             self.initial["email_domains"] = "\n".join(provider.domains.values_list("domain", flat=True))
@@ -102,22 +77,186 @@ class ProviderForm(ModelForm):
             raise ValidationError(f"At most {MAX_GROUP_ROLES} groups.", code="too_many")
         return mapping
 
-    def clean_scopes(self) -> str:
-        scopes = self.cleaned_data["scopes"].split()
-        if "openid" not in scopes:
-            raise ValidationError("The scopes must include openid.", code="invalid")
-        return " ".join(dict.fromkeys(scopes))
-
     def values(self) -> dict:
         values = {field: self.cleaned_data[field] for field in self.Meta.fields}
         values["group_roles"] = self.cleaned_data["group_roles_text"]
         return values
 
     def secret(self) -> str | None:
+        raise NotImplementedError
+
+
+class ProviderForm(_ProviderForm):
+    """An OpenID Connect provider: where it is, the client, which domains it signs in, and roles from groups."""
+
+    client_secret = forms.CharField(
+        required=False,
+        max_length=1000,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted. Leave empty to keep the current secret.",
+    )
+    clear_secret = forms.BooleanField(required=False, label="Remove the stored secret (a public client)")
+
+    # The page shows the fields in these groups, in this order.
+    groups = (
+        ("Provider", ("name", "issuer_url", "client_identifier", "client_secret", "clear_secret", "scopes")),
+        (
+            "Who signs in here, and as what",
+            ("email_domains", "group_roles_text", "groups_claim", "allow_password", "mfa_policy", "enabled"),
+        ),
+    )
+    required = ("issuer_url", "client_identifier")
+
+    class Meta:
+        model = IdentityProvider
+        fields = [
+            "name",
+            "issuer_url",
+            "client_identifier",
+            "scopes",
+            "groups_claim",
+            "allow_password",
+            "mfa_policy",
+            "enabled",
+        ]
+        widgets = {"issuer_url": forms.URLInput(attrs={"placeholder": "https://login.example.com/realms/acme"})}
+
+    def clean_scopes(self) -> str:
+        scopes = self.cleaned_data["scopes"].split()
+        if "openid" not in scopes:
+            raise ValidationError("The scopes must include openid.", code="invalid")
+        return " ".join(dict.fromkeys(scopes))
+
+    def secret(self) -> str | None:
         """The new secret, "" to remove it, or None to keep the stored one."""
         if self.cleaned_data.get("clear_secret"):
             return ""
         return self.cleaned_data.get("client_secret") or None
+
+
+def _checked(value: str, problem: str | None) -> str:
+    if problem:
+        raise ValidationError(problem, code="invalid")
+    return value
+
+
+class LdapProviderForm(_ProviderForm):
+    """An LDAP / Active Directory server: where it is, the service account, how people and their groups are found."""
+
+    bind_password = forms.CharField(
+        required=False,
+        max_length=1000,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="The bind DN's password, stored encrypted. Leave empty to keep the current one.",
+    )
+    groups = (
+        ("Directory", ("name", "ldap_uri", "ldap_bind_dn", "bind_password")),
+        ("People", ("ldap_user_base", "ldap_user_filter", "ldap_email_attribute")),
+        ("Groups", ("ldap_group_attribute", "ldap_group_base", "ldap_group_filter")),
+        (
+            "Who signs in here, and as what",
+            ("email_domains", "group_roles_text", "allow_password", "mfa_policy", "enabled"),
+        ),
+    )
+    kind = ProviderKind.LDAP
+    required = ("ldap_uri", "ldap_bind_dn", "ldap_user_base", "ldap_user_filter", "ldap_email_attribute")
+
+    class Meta:
+        model = IdentityProvider
+        fields = [
+            "name",
+            "ldap_uri",
+            "ldap_bind_dn",
+            "ldap_user_base",
+            "ldap_user_filter",
+            "ldap_email_attribute",
+            "ldap_group_attribute",
+            "ldap_group_base",
+            "ldap_group_filter",
+            "allow_password",
+            "mfa_policy",
+            "enabled",
+        ]
+        widgets = {
+            "ldap_uri": forms.TextInput(attrs={"placeholder": "ldaps://ldap.example.com"}),
+            "ldap_bind_dn": forms.TextInput(attrs={"placeholder": "cn=quetzal,ou=services,dc=example,dc=com"}),
+            "ldap_user_base": forms.TextInput(attrs={"placeholder": "ou=people,dc=example,dc=com"}),
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A directory has no MFA claim: "trust the provider" means the tenant's own 2FA policy here.
+        self.fields["mfa_policy"].choices = [
+            (MfaPolicy.TRUST_PROVIDER, "The organisation's 2FA setting, as for a password"),
+            (MfaPolicy.REQUIRE_TOTP, "Always require Quetzal's authenticator code as well"),
+        ]
+
+    def clean_ldap_uri(self) -> str:
+        uri = self.cleaned_data["ldap_uri"].strip()
+        return _checked(uri, directory.uri_problem(uri))
+
+    def clean_ldap_bind_dn(self) -> str:
+        dn = self.cleaned_data["ldap_bind_dn"].strip()
+        return _checked(dn, directory.dn_problem(dn))
+
+    def clean_ldap_user_base(self) -> str:
+        dn = self.cleaned_data["ldap_user_base"].strip()
+        return _checked(dn, directory.dn_problem(dn))
+
+    def clean_ldap_group_base(self) -> str:
+        dn = self.cleaned_data["ldap_group_base"].strip()
+        return _checked(dn, directory.dn_problem(dn) if dn else None)
+
+    def clean_ldap_user_filter(self) -> str:
+        text = self.cleaned_data["ldap_user_filter"].strip()
+        return _checked(text, directory.filter_problem(text, directory.USER_PLACEHOLDERS))
+
+    def clean_ldap_group_filter(self) -> str:
+        text = self.cleaned_data["ldap_group_filter"].strip() or "(member={dn})"
+        return _checked(text, directory.filter_problem(text, directory.GROUP_PLACEHOLDERS))
+
+    def clean_ldap_email_attribute(self) -> str:
+        name = self.cleaned_data["ldap_email_attribute"].strip()
+        return _checked(name, directory.attribute_problem(name))
+
+    def clean_ldap_group_attribute(self) -> str:
+        name = self.cleaned_data["ldap_group_attribute"].strip()
+        return _checked(name, directory.attribute_problem(name) if name else None)
+
+    def clean(self):
+        cleaned = super().clean()
+        has_groups = cleaned.get("ldap_group_base") or cleaned.get("ldap_group_attribute")
+        if cleaned.get("group_roles_text") and not has_groups and "ldap_group_attribute" not in self.errors:
+            self.add_error(
+                "ldap_group_attribute", "Groups are mapped to roles: set a group attribute or a group search base."
+            )
+        if not self.instance.has_secret and not cleaned.get("bind_password") and "bind_password" not in self.errors:
+            self.add_error("bind_password", "Enter the bind DN's password.")
+        return cleaned
+
+    def secret(self) -> str | None:
+        """The new bind password, or None to keep the stored one."""
+        return self.cleaned_data.get("bind_password") or None
+
+
+def provider_form(kind: str | None):
+    """The form class of a kind of provider (OpenID Connect unless told otherwise)."""
+    return LdapProviderForm if kind == ProviderKind.LDAP else ProviderForm
+
+
+class LdapPasswordForm(Form):
+    """The directory password of someone whose address routes to an LDAP provider."""
+
+    login = forms.EmailField(label="Email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password = forms.CharField(
+        label="Password",
+        max_length=1000,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
+    next = forms.CharField(required=False, max_length=2000, widget=forms.HiddenInput)
 
 
 class LoginForm(CleanTextFormMixin, AllauthLoginForm):
@@ -133,7 +272,10 @@ class LoginForm(CleanTextFormMixin, AllauthLoginForm):
         email = str(self.cleaned_data.get("login") or "")
         password = self.cleaned_data.get("password")
         provider = services.provider_for_email(email) if "@" in email else None
-        if provider is not None and not password:
+        # A directory password typed here (before the script hid the box) is not a Quetzal one: the person goes on
+        # to the directory's password page and types it there (it is never carried in the URL).
+        directory_password = provider is not None and provider.is_ldap and not provider.allow_password
+        if provider is not None and (not password or directory_password):
             self.provider = provider
             return self.cleaned_data
         if provider is not None and not provider.allow_password:
@@ -147,6 +289,8 @@ class LoginForm(CleanTextFormMixin, AllauthLoginForm):
         return super().clean()
 
     def login(self, request, redirect_url=None):
+        if self.provider is not None and self.provider.is_ldap:
+            return flows.password_page(str(self.cleaned_data.get("login") or ""), redirect_url)
         if self.provider is not None:
             return flows.start(request, self.provider, redirect_url)
         return super().login(request, redirect_url=redirect_url)

@@ -2,26 +2,65 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
 from tenants.choices import Role
 from tenants.querysets import TenantOwned, TenantQuerySet
-from tenants.sso.choices import MfaPolicy
+from tenants.sso.choices import MfaPolicy, ProviderKind
 
 # A DNS name, lower case, at least one dot: what follows the @ of an address.
 DOMAIN_RE = r"^(?=.{3,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
 
 class IdentityProvider(TenantOwned):
-    """One OpenID Connect provider of one tenant (its client secret kept sealed under the KEK)."""
+    """One provider of one tenant: OpenID Connect or an LDAP directory (its one secret kept sealed under the KEK).
 
+    The sealed secret is the OIDC client secret, or the LDAP service account's bind password: one column, so the
+    KEK rotation re-seals both kinds alike.
+    """
+
+    kind = models.CharField(max_length=8, choices=ProviderKind.choices, default=ProviderKind.OIDC, editable=False)
     name = models.CharField(max_length=80, help_text="Shown on the sign-in button, e.g. Acme Entra ID.")
     issuer_url = models.URLField(
-        "Issuer URL", max_length=500, help_text="The issuer; discovery is read from its .well-known."
+        "Issuer URL", max_length=500, blank=True, help_text="The issuer; discovery is read from its .well-known."
     )
-    client_identifier = models.CharField("Client ID", max_length=255)
+    client_identifier = models.CharField("Client ID", max_length=255, blank=True)
+    # LDAP: where the directory is, the service account that searches it, and how people and groups are found.
+    ldap_uri = models.CharField(
+        "Server URI", max_length=255, blank=True, help_text="ldap://host[:port] or ldaps://host[:port]."
+    )
+    ldap_bind_dn = models.CharField(
+        "Bind DN", max_length=500, blank=True, help_text="The service account that searches for people."
+    )
+    ldap_user_base = models.CharField("User search base", max_length=500, blank=True)
+    ldap_user_filter = models.CharField(
+        "User filter",
+        max_length=500,
+        default="(mail={email})",
+        help_text="{email} is the address typed, {username} the part before the @.",
+    )
+    ldap_email_attribute = models.CharField(
+        "Email attribute", max_length=64, default="mail", help_text="mail, or userPrincipalName in Active Directory."
+    )
+    ldap_group_attribute = models.CharField(
+        "Group attribute",
+        max_length=64,
+        blank=True,
+        default="memberOf",
+        help_text="The person's attribute that lists their groups (used when no group search base is set).",
+    )
+    ldap_group_base = models.CharField(
+        "Group search base", max_length=500, blank=True, help_text="Set it to search groups instead of the attribute."
+    )
+    ldap_group_filter = models.CharField(
+        "Group filter",
+        max_length=500,
+        default="(member={dn})",
+        help_text="{dn} is the person's DN, {username} their user name.",
+    )
     client_secret_sealed = models.BinaryField(editable=False, default=b"")
     client_secret_kek_id = models.CharField(max_length=16, editable=False, default="")
     scopes = models.CharField(max_length=255, default="openid email profile")
@@ -58,6 +97,10 @@ class IdentityProvider(TenantOwned):
         return f"idp{self.pk}"
 
     @property
+    def is_ldap(self) -> bool:
+        return self.kind == ProviderKind.LDAP
+
+    @property
     def has_secret(self) -> bool:
         return bool(self.client_secret_kek_id)
 
@@ -81,3 +124,25 @@ class EmailDomain(TenantOwned):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class DirectoryAccount(TenantOwned):
+    """A person's entry in a tenant's LDAP directory, linked to their account (what allauth's SocialAccount is for
+    OpenID Connect): the entry signs in as this account again, even after its membership lapsed."""
+
+    provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="directory_accounts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The entry's DN lower-cased (DNs compare without case); bounded like the DN fields of the provider.
+    dn = models.CharField(max_length=1000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "dn"], name="sso_directory_account_one_per_entry"),
+            models.UniqueConstraint(fields=["provider", "user"], name="sso_directory_account_one_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return self.dn

@@ -17,7 +17,7 @@ from tenants import events, signals
 from tenants.choices import Role
 from tenants.models import Membership, Tenant, User
 from tenants.receivers import ROLE_RANK
-from tenants.sso.choices import MFA_METHODS, MfaPolicy
+from tenants.sso.choices import MFA_METHODS, MfaPolicy, ProviderKind
 from tenants.sso.discovery import Discovery, ProviderUnreachable, discover
 from tenants.sso.models import EmailDomain, IdentityProvider
 
@@ -32,6 +32,14 @@ PROVIDER_FIELDS = (
     "allow_password",
     "mfa_policy",
     "enabled",
+    "ldap_uri",
+    "ldap_bind_dn",
+    "ldap_user_base",
+    "ldap_user_filter",
+    "ldap_email_attribute",
+    "ldap_group_attribute",
+    "ldap_group_base",
+    "ldap_group_filter",
 )
 MAX_ERROR_CHARS = 500
 
@@ -51,7 +59,7 @@ def _secret_context(provider: IdentityProvider) -> str:
 
 
 def client_secret(provider: IdentityProvider) -> str:
-    """The provider's client secret, unsealed (empty when none was set: public clients)."""
+    """The provider's secret, unsealed: the OIDC client secret (empty for public clients) or the LDAP bind password."""
     if not provider.has_secret:
         return ""
     context = _secret_context(provider)
@@ -76,13 +84,16 @@ def save_provider(
     provider: IdentityProvider | None = None,
     ip: str | None = None,
 ) -> IdentityProvider:
-    """Create or change a provider of the tenant; a None secret keeps the stored one, "" removes it."""
+    """Create or change a provider of the tenant; a None secret keeps the stored one, "" removes it.
+
+    `values["kind"]` (OpenID Connect unless given) counts only when creating: a provider never changes kind.
+    """
     if provider is not None and provider.tenant_id != tenant.pk:
         raise ServiceError("No such provider in your organisation.", code="not_found", status=404)
     domains = sorted({d.strip().lower() for d in domains if d.strip()})
     with transaction.atomic():
         if provider is None:
-            provider = IdentityProvider(tenant=tenant)
+            provider = IdentityProvider(tenant=tenant, kind=values.get("kind", ProviderKind.OIDC))
         else:
             provider = IdentityProvider.objects.select_for_update().get(pk=provider.pk)
         for field in PROVIDER_FIELDS:
@@ -138,6 +149,17 @@ def record_error(provider: IdentityProvider, message: str) -> None:
     IdentityProvider.objects.filter(pk=provider.pk).update(
         last_error=message[:MAX_ERROR_CHARS], last_error_at=timezone.now()
     )
+
+
+def test_provider(provider: IdentityProvider) -> str:
+    """The admin's connection test of either kind: what answered, as a sentence; raises ProviderUnreachable."""
+    if provider.is_ldap:
+        # Function-local: tenants.sso.ldap builds on this module (admit, apply), so it cannot be imported above.
+        from tenants.sso import ldap
+
+        return ldap.test_connection(provider)
+    found = test_connection(provider)
+    return f"Connected: {found.issuer} answers, its keys are there, it knows the client."
 
 
 def test_connection(provider: IdentityProvider) -> Discovery:

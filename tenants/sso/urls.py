@@ -13,4 +13,5 @@ urlpatterns = [
     path("manage/sign-in/<int:pk>/test/", views.ProviderTestView.as_view(), name="provider-test"),
     path("manage/sign-in/<int:pk>/delete/", views.ProviderDeleteView.as_view(), name="provider-delete"),
     path("accounts/sso/route/", views.route, name="route"),
+    path("accounts/sso/password/", views.LdapSignInView.as_view(), name="ldap-login"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account.adapter import get_adapter as get_account_adapter
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,11 +10,13 @@ from django.views import View
 from django.views.decorators.http import require_GET
 
 from quetzal.errors import ServiceError
+from quetzal.kek import UnwrapError
 from tenants.mixins import TenantPageMixin
 from tenants.services.audit import client_ip
-from tenants.sso import services
+from tenants.sso import flows, services
+from tenants.sso.choices import ProviderKind
 from tenants.sso.discovery import ProviderUnreachable
-from tenants.sso.forms import ProviderForm
+from tenants.sso.forms import LdapPasswordForm, LdapProviderForm, ProviderForm, provider_form
 from tenants.sso.models import IdentityProvider
 
 MAX_EMAIL_CHARS = 254
@@ -25,13 +28,15 @@ class ProviderPage(TenantPageMixin):
     def provider(self, pk: int) -> IdentityProvider:
         return get_object_or_404(self.scoped(IdentityProvider.objects.all()), pk=pk)
 
-    def save(self, request: HttpRequest, form: ProviderForm, provider: IdentityProvider | None, template: str):
+    def save(
+        self, request: HttpRequest, form, provider: IdentityProvider | None, template: str, extra: dict | None = None
+    ):
         if form.is_valid():
             try:
                 saved = services.save_provider(
                     tenant=request.tenant,
                     actor=request.user,
-                    values=form.values(),
+                    values={**form.values(), "kind": form.kind},
                     domains=form.cleaned_data["email_domains"],
                     client_secret=form.secret(),
                     provider=provider,
@@ -42,11 +47,11 @@ class ProviderPage(TenantPageMixin):
             else:
                 messages.success(request, f"{saved.name} saved. Test the connection before people use it.")
                 return redirect("sso:provider", pk=saved.pk)
-        return render(request, template, self.context(request, form, provider), status=400)
+        return render(request, template, {**self.context(request, form, provider), **(extra or {})}, status=400)
 
-    def context(self, request: HttpRequest, form: ProviderForm, provider: IdentityProvider | None) -> dict:
+    def context(self, request: HttpRequest, form, provider: IdentityProvider | None) -> dict:
         callback = None
-        if provider is not None:
+        if provider is not None and not provider.is_ldap:
             callback = request.build_absolute_uri(f"/accounts/oidc/{provider.provider_id}/login/callback/")
         return {"form": form, "provider": provider, "callback_url": callback}
 
@@ -56,17 +61,25 @@ class ProvidersView(ProviderPage, View):
 
     template = "sso/providers.html"
 
-    def page(self, request: HttpRequest, form: ProviderForm, status: int = 200) -> HttpResponse:
+    def forms(self, posted=None) -> dict:
+        """The two "new provider" forms; the posted one (with its errors) in its place."""
+        forms = {"form": ProviderForm(), "ldap_form": LdapProviderForm()}
+        if posted is not None:
+            forms["ldap_form" if posted.kind == ProviderKind.LDAP else "form"] = posted
+        return forms
+
+    def page(self, request: HttpRequest, posted=None, status: int = 200) -> HttpResponse:
         providers = self.scoped(IdentityProvider.objects.prefetch_related("domains"))
-        return render(request, self.template, {"providers": providers, "form": form}, status=status)
+        return render(request, self.template, {"providers": providers, **self.forms(posted)}, status=status)
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return self.page(request, ProviderForm())
+        return self.page(request)
 
     def post(self, request: HttpRequest) -> HttpResponse:
-        form = ProviderForm(request.POST)
+        form = provider_form(request.POST.get("kind"))(request.POST)
         if form.is_valid():
-            return self.save(request, form, None, self.template)
+            providers = self.scoped(IdentityProvider.objects.prefetch_related("domains"))
+            return self.save(request, form, None, self.template, {"providers": providers, **self.forms(form)})
         return self.page(request, form, status=400)
 
 
@@ -75,26 +88,30 @@ class ProviderEditView(ProviderPage, View):
 
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         provider = self.provider(pk)
-        return render(request, self.template, self.context(request, ProviderForm(instance=provider), provider))
+        form = provider_form(provider.kind)(instance=provider)
+        return render(request, self.template, self.context(request, form, provider))
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         provider = self.provider(pk)
-        form = ProviderForm(request.POST, instance=IdentityProvider.objects.get(pk=provider.pk))
+        form = provider_form(provider.kind)(request.POST, instance=IdentityProvider.objects.get(pk=provider.pk))
         return self.save(request, form, provider, self.template)
 
 
 class ProviderTestView(ProviderPage, View):
-    """Read the provider's discovery and keys and try the client: the result as a message on its page."""
+    """Try the provider (OIDC: discovery, keys, client; LDAP: server, service bind, bases): a message on its page."""
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         provider = self.provider(pk)
         try:
-            found = services.test_connection(provider)
+            answer = services.test_provider(provider)
         except ProviderUnreachable as error:
             services.record_error(provider, error.detail)
             messages.error(request, f"Connection failed ({error.code}): {error.detail}")
+        except UnwrapError as error:
+            services.record_error(provider, f"The stored secret does not open under this KEK: {error}")
+            messages.error(request, "Connection failed (sso_secret): the stored secret does not open; enter it again.")
         else:
-            messages.success(request, f"Connected: {found.issuer} answers, its keys are there, it knows the client.")
+            messages.success(request, answer)
         return redirect("sso:provider", pk=provider.pk)
 
 
@@ -117,3 +134,35 @@ def route(request: HttpRequest) -> JsonResponse:
     if provider is None:
         return JsonResponse({"sso": False})
     return JsonResponse({"sso": True, "provider": provider.name, "password_allowed": provider.allow_password})
+
+
+class LdapSignInView(View):
+    """The password page of an address whose domain routes to an LDAP directory: the address picks the provider
+    (never a provider id from the request), so one tenant's directory never hears another's people."""
+
+    template = "sso/ldap_login.html"
+
+    def directory_of(self, email: str) -> IdentityProvider | None:
+        provider = services.provider_for_email(email[:MAX_EMAIL_CHARS]) if "@" in email else None
+        return provider if provider is not None and provider.is_ldap else None
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        email = request.GET.get("login", "").strip()
+        provider = self.directory_of(email)
+        if provider is None:
+            return redirect("account_login")
+        form = LdapPasswordForm(initial={"login": email, "next": request.GET.get("next", "")[:2000]})
+        return render(request, self.template, {"form": form, "provider": provider})
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = LdapPasswordForm(request.POST)
+        provider = self.directory_of(str(request.POST.get("login", "")).strip())
+        if provider is None:
+            return redirect("account_login")
+        if form.is_valid():
+            data = form.cleaned_data
+            answer = flows.password_sign_in(request, provider, data["login"], data["password"], data["next"])
+            if answer is not None:
+                return answer
+            form.add_error(None, get_account_adapter().error_messages["email_password_mismatch"])
+        return render(request, self.template, {"form": form, "provider": provider}, status=400)

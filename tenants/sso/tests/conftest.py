@@ -1,3 +1,4 @@
 from __future__ import annotations
 
 from tenants.sso.tests.provider import oidc_provider  # noqa: F401  (fixture)
+from tenants.sso.tests.slapd import slapd  # noqa: F401  (fixture)
