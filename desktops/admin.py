@@ -62,6 +62,7 @@ class DesktopTemplateAdmin(admin.ModelAdmin):
             },
         ),
         ("Who may launch it, at what price", {"fields": ["visibility", "tenant", "price_per_hour"]}),
+        ("Automation", {"fields": ["automation_exec_enabled"]}),
         (
             "First boot (cloud-init)",
             {

@@ -69,6 +69,7 @@ class TemplateForm(ModelForm):
             "cloud_init_ssh_key": "SSH public key",
             "cloud_init_packages": "Packages to install",
             "enabled": "Offered to people",
+            "automation_exec_enabled": "Scripts may run commands in its desktops (guest agent)",
         }
 
     def __init__(self, *args, **kwargs) -> None:

@@ -86,6 +86,11 @@ class DesktopTemplate(models.Model):
     # A graphical guest with spice-vdagent gets QEMU's clipboard channel; sound goes out over VNC.
     clipboard_channel = models.BooleanField(default=False, help_text="The guest runs spice-vdagent.")
     sound = models.BooleanField(default=False, help_text="An HDA sound card streamed to the browser.")
+    # Commands run as the guest agent's user (root on Linux): off unless an admin says this template's guests may.
+    automation_exec_enabled = models.BooleanField(
+        default=False,
+        help_text="Scripts with an exec token may run commands in its desktops through the guest agent.",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
