@@ -29,6 +29,7 @@ from hosts.hypervisor.domain import (
     parse_desktop_metadata,
 )
 from hosts.hypervisor.errors import (
+    AgentCommandFailed,
     AgentUnavailable,
     AlreadyExists,
     DomainNotFound,
@@ -46,6 +47,7 @@ from hosts.hypervisor.errors import (
 from hosts.hypervisor.network import DhcpHost, FilterParameterRef, FilterRule, NetworkSpec, NwFilterSpec
 
 __all__ = [
+    "AgentCommandFailed",
     "AgentUnavailable",
     "AlreadyExists",
     "ConsoleAddress",

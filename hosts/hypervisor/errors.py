@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     import libvirt
 
 __all__ = [
+    "AgentCommandFailed",
+    "AgentUnavailable",
     "AlreadyExists",
     "DomainNotFound",
     "FilterNotFound",
@@ -104,6 +106,12 @@ class OperationFailed(HypervisorError):
     """libvirt refused or failed the operation for another reason."""
 
     code = "operation_failed"
+
+
+class AgentCommandFailed(OperationFailed):
+    """The guest agent answered, refusing the command (e.g. guest-exec of a program the guest does not have)."""
+
+    code = "agent_command_failed"
 
 
 class AlreadyExists(OperationFailed):
