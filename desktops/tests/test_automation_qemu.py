@@ -7,6 +7,7 @@ One boot (CPU is scarce here); operations run in-process, the VM is real.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,11 @@ def test_it_deletes_a_disposable_desktop_from_the_host_when_it_expires(alice, de
 
 
 def test_it_runs_commands_in_the_guest_through_its_agent(alice, demo_template, qemu_host, work):
+    from asgiref.sync import async_to_sync
+    from mcp import Client
+
+    from desktops.mcp_server import build_server
+    from desktops.services.automation_tokens import create_automation_token
     from hosts.hypervisor import get_hypervisor
     from tenants.events import AuditAction
     from tenants.models import AuditEvent
@@ -179,9 +185,23 @@ def test_it_runs_commands_in_the_guest_through_its_agent(alice, demo_template, q
         missing = client.post(url, {"argv": ["/no/such/program"]}, format="json")
         assert missing.status_code == 400 and missing.json()["code"] == "exec_not_started", missing.json()
 
+        # And an AI agent's MCP client runs commands the same way, with an exec token for this desktop
+        _token, raw = create_automation_token(
+            membership=alice.membership(alice.member), name="agent", access="exec", desktops=[desktop]
+        )
+
+        async def mcp_exec():
+            async with Client(build_server(raw)) as mcp:
+                return await mcp.call_tool("exec", {"desktop_id": desktop.pk, "argv": ["/bin/echo", "via", "mcp"]})
+
+        answer = async_to_sync(mcp_exec)()
+        assert not answer.is_error, answer.content
+        said = json.loads(answer.content[0].text)
+        assert (said["stdout"], said["exit_code"]) == ("via mcp\n", 0), said
+
         # And every run is audited with its program and argument count, never its output
         audited = AuditEvent.objects.filter(action=AuditAction.DESKTOP_EXEC, target_id=str(desktop.pk)).order_by("pk")
-        assert audited.count() == 6
+        assert audited.count() == 7 and audited.last().data["token_prefix"] == _token.prefix
         assert audited.first().data == {"program": "/bin/sh", "args": 2, "exit_code": 3, "timed_out": False}
         assert not any("hello" in str(event.data) or "piped" in str(event.data) for event in audited)
     finally:
