@@ -150,7 +150,7 @@ def _allow_exec(token: ApiToken | None) -> Callable[[Desktop], None]:
     return refuse
 
 
-def _agent_error(error: AgentUnavailable) -> ServiceError:
+def _agent_error(error: HypervisorError) -> ServiceError:
     return ServiceError(
         f"The desktop's guest agent does not answer (is qemu-guest-agent running in it?): {error.message}",
         code="guest_agent_unavailable",
@@ -185,13 +185,13 @@ class _Agent:
         def call() -> Any:
             try:
                 return self._hv.agent_command(self._domain, command, AGENT_TIMEOUT_S)
-            except (AgentUnavailable, AgentCommandFailed) as error:
+            except AgentUnavailable as error:  # AgentCommandFailed too
                 raise _AgentSaid(error) from None  # past _hypervisor_call, which words the host's failures
 
         try:
             return _hypervisor_call(call)
         except _AgentSaid as said:
-            if isinstance(said.error, AgentUnavailable):
+            if not isinstance(said.error, AgentCommandFailed):
                 # A desynchronised channel answers garbage until a guest-sync: leave it usable for the next call.
                 self.sync()
                 raise _agent_error(said.error) from None

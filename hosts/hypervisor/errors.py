@@ -102,16 +102,20 @@ class AgentUnavailable(HypervisorError):
     code = "agent_unavailable"
 
 
+class AgentCommandFailed(AgentUnavailable):
+    """The guest agent answered, refusing the command (e.g. guest-exec of a program the guest does not have).
+
+    Still an AgentUnavailable, so callers that resync and retry on any agent failure (hosts.homefs.agent) go on
+    doing so; exec tells it apart, as the caller's mistake rather than a missing agent.
+    """
+
+    code = "agent_command_failed"
+
+
 class OperationFailed(HypervisorError):
     """libvirt refused or failed the operation for another reason."""
 
     code = "operation_failed"
-
-
-class AgentCommandFailed(OperationFailed):
-    """The guest agent answered, refusing the command (e.g. guest-exec of a program the guest does not have)."""
-
-    code = "agent_command_failed"
 
 
 class AlreadyExists(OperationFailed):
