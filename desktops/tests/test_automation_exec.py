@@ -202,3 +202,18 @@ def test_it_sets_the_template_switch_from_the_admin_console(alice, image, host):
     own.refresh_from_db()
     assert own.automation_exec_enabled is True
     assert AuditEvent.objects.get(action="template.update").data["changed"] == ["automation_exec_enabled"]
+
+
+def test_it_shows_the_switch_to_operators_and_in_the_template_api(alice, template):
+    import uuid
+
+    from tenants.models import User
+
+    operator = User.objects.create_superuser(email=f"op-{uuid.uuid4().hex[:6]}@example.test", password="x" * 12)
+    page = login_client(operator).get(f"/admin/desktops/desktoptemplate/{template.pk}/change/")
+    assert page.status_code == 200 and 'name="automation_exec_enabled"' in page.content.decode()
+    # And a script can tell from the template whether its desktops take commands
+    api = api_client(alice.member, alice.tenant)
+    assert api.get(f"/api/v1/templates/{template.pk}/").json()["automation_exec_enabled"] is False
+    DesktopTemplate.objects.filter(pk=template.pk).update(automation_exec_enabled=True)
+    assert api.get(f"/api/v1/templates/{template.pk}/").json()["automation_exec_enabled"] is True
