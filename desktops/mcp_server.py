@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from desktops.models import Desktop, DesktopTemplate
-from desktops.services import automation, disposable
+from desktops.services import automation, automation_exec, disposable
 from desktops.services.automation_tokens import require_access, scope_desktops, token_templates
 from desktops.services.requests import request_stop
 from desktops.services.templates import launchable
@@ -96,8 +96,8 @@ def build_server(raw_token: str) -> MCPServer:
         name="quetzal",
         instructions=(
             "Cloud desktops you can see and drive: launch one from a template, look at its screen, click, type, "
-            "press keys, scroll, wait for the screen to change, and stop it. Coordinates are screen pixels of "
-            "the last look."
+            "press keys, scroll, wait for the screen to change, run commands where the template allows, and stop "
+            "it. Coordinates are screen pixels of the last look."
         ),
     )
 
@@ -194,6 +194,17 @@ def build_server(raw_token: str) -> MCPServer:
         return automation.wait_for_screen(
             desktop=desktop, actor=token.user, token=token, until=until, timeout_ms=timeout
         )
+
+    @server.tool(name="exec")
+    @_guarded
+    def run_command(desktop_id: int, argv: list[str], stdin: str = "", timeout_s: int = 30) -> dict:
+        """Run a program in the desktop through its guest agent, where its template allows it (no shell: argv[0] is
+        the program, e.g. ["/bin/sh", "-c", "ls /"]); answers exit_code, stdout, stderr and timed_out."""
+        desktop, token = caller.desktop(desktop_id)
+        result = automation_exec.run(
+            desktop=desktop, argv=argv, stdin=stdin.encode(), timeout_s=timeout_s, actor=token.user, token=token
+        )
+        return result.as_dict()
 
     @server.tool()
     @_guarded

@@ -111,6 +111,7 @@ class AuditAction(models.TextChoices):
     DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", _("Idle desktops stopped")
     DESKTOP_KEYS_ERASE = "desktop.keys_erase", _("Disk keys destroyed (crypto-erase)")
     DESKTOP_INPUT = "desktop.input", _("Automation input sent")
+    DESKTOP_EXEC = "desktop.exec", _("Automation command run")
     KEYS_ROTATE = "keys.rotate", _("Key-encryption key rotated")
     TEMPLATE_CREATE = "template.create", _("Template created")
     TEMPLATE_UPDATE = "template.update", _("Template changed")
@@ -438,6 +439,25 @@ def desktop_input(
         data["token"] = token.pk
         data["token_prefix"] = token.prefix
     return _record(AuditAction.DESKTOP_INPUT, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
+
+
+def desktop_exec(
+    *,
+    actor: Actor,
+    desktop: Desktop,
+    program: str,
+    args: int,
+    exit_code: int | None,
+    timed_out: bool,
+    token: ApiToken | None = None,
+    ip: str | None = None,
+) -> AuditEvent:
+    """Automation ran a command in the guest: the program and how many arguments, never its input or output."""
+    data: dict[str, Any] = {"program": program, "args": args, "exit_code": exit_code, "timed_out": timed_out}
+    if token is not None:
+        data["token"] = token.pk
+        data["token_prefix"] = token.prefix
+    return _record(AuditAction.DESKTOP_EXEC, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
 
 
 def desktop_claimed(*, actor: Actor, tenant: Tenant, desktop: Desktop, pool: Pool, ip: str | None = None) -> AuditEvent:

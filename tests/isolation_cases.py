@@ -245,6 +245,9 @@ CASES: dict[str, Case] = {
     "api:desktop-automation-input": Case(
         make=_desktop, reader=None, methods=("post",), detail=True, body={"actions": [{"type": "text", "text": "x"}]}
     ),
+    "api:desktop-automation-exec": Case(
+        make=_desktop, reader=None, methods=("post",), detail=True, body={"argv": ["/bin/true"]}
+    ),
     "api:disposable-desktop-list": Case(
         make=_disposable,
         methods=("get", "post", "delete"),

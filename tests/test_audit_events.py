@@ -54,7 +54,7 @@ STORED_ACTIONS = {
     "desktop.hibernate", "desktop.restore", "desktop.snapshot", "desktop.revert", "desktop.delete_snapshot",
     "desktop.delete", "desktop.rebuild", "desktop.migrate", "desktop.resize", "desktop.claim", "desktop.keep_running",
     "desktop.bulk_snapshot",
-    "desktop.bulk_stop_idle", "desktop.keys_erase", "desktop.input", "keys.rotate",
+    "desktop.bulk_stop_idle", "desktop.keys_erase", "desktop.input", "desktop.exec", "keys.rotate",
     "template.create", "template.update", "pool.save", "pool.delete", "pool.scaling",
     "template.size.create", "template.size.update", "template.size.delete",
     "console.open", "console.close", "console.refused",

@@ -1,6 +1,8 @@
-"""Automation API: a running desktop's screenshot, input batches and screen-change waits (thin views)."""
+"""Automation API: a running desktop's screenshot, input batches, screen-change waits and commands (thin views)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from django import forms
 from django.http import HttpResponse
@@ -13,6 +15,7 @@ from desktops.api.serializers import template_reference
 from desktops.api.views import VisibleDesktopsMixin
 from desktops.models import Desktop
 from desktops.services import automation as auto
+from desktops.services import automation_exec
 from desktops.services.automation_tokens import ACCESS_SCOPES, MAX_TARGETS, create_automation_token, scope_desktops
 from hosts.hypervisor.input import KEY_NAMES, PointerButton
 from quetzal.api.fields import TenantScopedPrimaryKeyRelatedField
@@ -100,6 +103,73 @@ class ScreenChangeSerializer(Serializer):
     waited_ms = serializers.IntegerField(read_only=True)
 
 
+class ExecSerializer(Serializer):
+    argv = serializers.ListField(
+        child=serializers.CharField(
+            max_length=automation_exec.MAX_ARG_CHARS,
+            allow_blank=True,
+            trim_whitespace=False,
+            style={"base_template": "textarea.html"},
+        ),
+        min_length=1,
+        max_length=automation_exec.MAX_ARGS,
+        help_text="The program (a path, or a name looked up in the agent's PATH) and its arguments; no shell. "
+        f"At most {automation_exec.MAX_ARGV_CHARS} characters in all.",
+    )
+    stdin = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=automation_exec.MAX_STDIN_BYTES,
+        style={"base_template": "textarea.html"},
+        help_text=f"Text for the command's standard input (UTF-8, at most {automation_exec.MAX_STDIN_BYTES} bytes).",
+    )
+    stdin_b64 = serializers.RegexField(
+        r"^[A-Za-z0-9+/]*={0,2}\Z",
+        required=False,
+        allow_blank=True,
+        max_length=(automation_exec.MAX_STDIN_BYTES + 2) // 3 * 4,
+        help_text="Or the input as base64, for bytes that are not text.",
+    )
+    timeout_s = serializers.IntegerField(
+        required=False,
+        min_value=automation_exec.TIMEOUT_BOUNDS[0],
+        max_value=automation_exec.TIMEOUT_BOUNDS[1],
+        help_text=f"Kill it (and what it started) after this long; default {automation_exec.DEFAULT_TIMEOUT_S}.",
+    )
+    encoding = serializers.ChoiceField(
+        required=False, choices=["utf-8", "base64"], help_text="How stdout and stderr are answered (default utf-8)."
+    )
+
+    def to_internal_value(self, data):
+        # A list's items are not guarded like top-level fields: 1 would pass as "1".
+        argv = data.get("argv") if isinstance(data, Mapping) else None
+        if isinstance(argv, list) and not all(isinstance(arg, str) for arg in argv):
+            raise serializers.ValidationError({"argv": ["Every item is a string."]}, code="invalid")
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        if "stdin" in attrs and "stdin_b64" in attrs:
+            raise serializers.ValidationError({"stdin_b64": "Give stdin or stdin_b64, not both."})
+        return attrs
+
+
+class ExecResultSerializer(Serializer):
+    exit_code = serializers.IntegerField(read_only=True, allow_null=True, help_text="None when it was killed.")
+    signal = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The signal that ended it, if one did."
+    )
+    stdout = serializers.CharField(read_only=True)
+    stderr = serializers.CharField(read_only=True)
+    stdout_truncated = serializers.BooleanField(
+        read_only=True, help_text=f"Only the first {automation_exec.MAX_OUTPUT_BYTES} bytes are kept."
+    )
+    stderr_truncated = serializers.BooleanField(read_only=True)
+    timed_out = serializers.BooleanField(read_only=True, help_text="It ran past timeout_s and was killed.")
+    elapsed_ms = serializers.IntegerField(read_only=True)
+    encoding = serializers.CharField(read_only=True)
+
+
 class ScreenshotQuery(Form):
     max_width = StrictIntegerField(required=False, min_value=auto.SCALE_BOUNDS[0], max_value=auto.SCALE_BOUNDS[1])
     max_height = StrictIntegerField(required=False, min_value=auto.SCALE_BOUNDS[0], max_value=auto.SCALE_BOUNDS[1])
@@ -129,8 +199,8 @@ class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
     owner_field = "user"
     # Automation tokens work here, narrowed to the desktops they name (quetzal.api.permissions).
     automation_tokens = True
-    # Not running (409), the host did not answer (502), a batch cut short (504).
-    extra_error_statuses = ("404", "409", "502", "504")
+    # Not running (409), the host did not answer (502), a batch cut short (504), no guest agent answering (503).
+    extra_error_statuses = ("404", "409", "502", "503", "504")
 
     def get_queryset(self):
         return scope_desktops(self.visible(super().get_queryset().alive()), _token(self.request))
@@ -207,10 +277,40 @@ class DesktopAutomationViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
         )
         return Response(result)
 
+    @extend_schema(
+        request=ExecSerializer,
+        responses={200: ExecResultSerializer},
+        description="Run a command in the running desktop through its guest agent, where its template allows it "
+        "(403 exec_not_enabled otherwise); needs a session, a full token or an exec token. 503 when no guest "
+        "agent answers. Audited with the program and the number of arguments, never the input or output.",
+    )
+    @action(detail=True, methods=["post"], url_path="exec", url_name="exec")
+    def run_command(self, request, pk=None):
+        body = ExecSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if "stdin_b64" in data:
+            stdin = automation_exec.decode_stdin_b64(data["stdin_b64"])
+        else:
+            stdin = data.get("stdin", "").encode()
+        result = automation_exec.run(
+            desktop=self.get_object(),
+            argv=data["argv"],
+            stdin=stdin,
+            timeout_s=data.get("timeout_s", automation_exec.DEFAULT_TIMEOUT_S),
+            actor=request.user,
+            token=_token(request),
+            ip=client_ip(request),
+        )
+        return Response(result.as_dict(encoding=data.get("encoding", "utf-8")))
+
 
 class AutomationTokenSerializer(Serializer):
     name = serializers.CharField(max_length=100)
-    access = serializers.ChoiceField(choices=sorted(ACCESS_SCOPES), help_text="read: screenshots only; input: also.")
+    access = serializers.ChoiceField(
+        choices=sorted(ACCESS_SCOPES),
+        help_text="read: screenshots only; input: also keys and pointer; exec: also commands (where templates allow).",
+    )
     desktops = serializers.ListField(
         child=TenantScopedPrimaryKeyRelatedField(
             queryset=Desktop.objects.alive(),

@@ -109,6 +109,7 @@ class TemplateSerializer(ModelSerializer):
             "sizes",
             "bounds",
             "visibility",
+            "automation_exec_enabled",
         ]
 
     @extend_schema_field(SizeOptionSerializer(many=True))

@@ -72,6 +72,7 @@ class TemplateForm(ModelForm):
             "enabled": "Offered to people",
             "tpm": "TPM 2.0",
             "virtio_drivers": "Windows has the virtio drivers",
+            "automation_exec_enabled": "Scripts may run commands in its desktops (guest agent)",
         }
 
     def __init__(self, *args, **kwargs) -> None:

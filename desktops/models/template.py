@@ -95,6 +95,11 @@ class DesktopTemplate(models.Model):
         default=False,
         help_text="Windows has the virtio drivers: virtio disk and network instead of SATA and e1000e.",
     )
+    # Commands run as the guest agent's user (root on Linux): off unless an admin says this template's guests may.
+    automation_exec_enabled = models.BooleanField(
+        default=False,
+        help_text="Scripts with an exec token may run commands in its desktops through the guest agent.",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -76,12 +76,24 @@ class DesktopNotRunning(Conflict):
     code = "desktop_not_running"
 
 
-def _target(desktop: Desktop, *, actor: User | None, token: ApiToken | None = None, write: bool = False) -> Desktop:
-    """The desktop as it is now, when automation may drive it and it runs on a host (403 or 409 otherwise)."""
-    current = Desktop.objects.select_related("host", "tenant").filter(pk=desktop.pk).first()
+def _target(
+    desktop: Desktop,
+    *,
+    actor: User | None,
+    token: ApiToken | None = None,
+    write: bool = False,
+    refuse: Callable[[Desktop], None] | None = None,
+) -> Desktop:
+    """The desktop as it is now, when automation may drive it and it runs on a host (403 or 409 otherwise).
+
+    `refuse` adds a caller's own checks (e.g. exec's), after the policy and before the running state.
+    """
+    current = Desktop.objects.select_related("host", "tenant", "template").filter(pk=desktop.pk).first()
     if current is None:  # deleted since the view found it
         raise NotFound("No such desktop.")
     require_access(tenant=current.tenant, token=token, write=write, desktop=current, actor=actor)
+    if refuse is not None:
+        refuse(current)
     if current.state != DesktopState.RUNNING or current.host is None:
         raise DesktopNotRunning(
             f"{current.name} is {current.get_state_display().lower()}; automation needs it running."

@@ -1,4 +1,5 @@
-"""Automation API tokens: limited to screenshots (read) or input too, on named desktops or a template's desktops.
+"""Automation API tokens: screenshots only (read), input too, or commands too (exec), on named desktops or a
+template's desktops.
 
 A token made here works only on the automation views (quetzal.api.permissions refuses it elsewhere), and those
 views narrow their desktops with `scope_desktops`: a desktop outside the token's targets is a 404, as another
@@ -19,7 +20,13 @@ from tenants.models import ApiToken, Membership, Tenant, User
 from tenants.models.token import TokenScope
 from tenants.services.tokens import create_token
 
-ACCESS_SCOPES = {"read": TokenScope.AUTOMATION_READ, "input": TokenScope.AUTOMATION_INPUT}
+ACCESS_SCOPES = {
+    "read": TokenScope.AUTOMATION_READ,
+    "input": TokenScope.AUTOMATION_INPUT,
+    "exec": TokenScope.AUTOMATION_EXEC,
+}
+# Running commands in the guest is more than typing into it: only these tokens (and a session) may.
+EXEC_SCOPES = frozenset({TokenScope.FULL, TokenScope.AUTOMATION_EXEC})
 MAX_TARGETS = 100
 
 
@@ -88,3 +95,12 @@ def require_access(
         )
     if write and token is not None and token.scope == TokenScope.AUTOMATION_READ:
         raise Forbidden("This token may only look at the screen, not send input.", code="token_read_only")
+
+
+def require_exec_scope(token: ApiToken | None) -> None:
+    """Refuse a read or input token a command (403): exec is its own, stronger access level."""
+    if token is None or token.scope in EXEC_SCOPES:
+        return
+    if token.scope == TokenScope.AUTOMATION_READ:
+        raise Forbidden("This token may only look at the screen, not run commands.", code="token_read_only")
+    raise Forbidden("This token may send input but not run commands: make one with exec access.", code="token_no_exec")

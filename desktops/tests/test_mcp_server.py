@@ -8,7 +8,7 @@ import io
 import json
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from mcp import Client
 from PIL import Image
 
@@ -87,3 +87,52 @@ def test_it_refuses_a_revoked_token(alice, host, template):
 
     result = async_to_sync(scenario)()
     assert result.is_error and "invalid_token: " in result.content[0].text
+
+
+def test_it_runs_commands_only_with_an_exec_token_where_the_template_allows(alice, host, template, work):
+    alice.tenant.max_running_per_user = 0
+    alice.tenant.save()
+    membership = alice.membership(alice.member)
+    _typist, typist_raw = create_automation_token(membership=membership, name="t", access="input", templates=[template])
+    _runner, runner_raw = create_automation_token(membership=membership, name="r", access="exec", templates=[template])
+    hello = ["/bin/sh", "-c", "echo hello"]
+
+    async def scenario() -> dict:
+        seen: dict = {}
+        async with Client(build_server(runner_raw)) as client:
+            seen["tools"] = {tool.name for tool in (await client.list_tools()).tools}
+            launched = _data(await client.call_tool("launch", {"template_id": template.pk, "ttl_minutes": 5}))
+            seen["id"] = launched["id"]
+
+            async def run(name: str, **args) -> None:
+                result = await client.call_tool("exec", {"desktop_id": launched["id"], **args})
+                seen[name] = (result.is_error, result.content[0].text)
+
+            await run("disabled", argv=hello)
+            await sync_to_async(_enable_exec)(template)
+            await run("bad", argv=[])
+            await run("long", argv=hello, timeout_s=121)
+            await run("no_agent", argv=hello)
+        async with Client(build_server(typist_raw)) as client:
+            result = await client.call_tool("exec", {"desktop_id": seen["id"], "argv": hello})
+            seen["typist"] = (result.is_error, result.content[0].text)
+        return seen
+
+    seen = async_to_sync(scenario)()
+    assert "exec" in seen["tools"]
+    # The template's switch, the bounds and the guest agent answer as they do in the API, with their codes
+    assert seen["disabled"][0] and _says(seen["disabled"][1], "exec_not_enabled: "), seen["disabled"]
+    assert seen["bad"][0] and _says(seen["bad"][1], "invalid_exec: "), seen["bad"]
+    assert seen["long"][0] and _says(seen["long"][1], "invalid_exec: "), seen["long"]
+    assert seen["no_agent"][0] and _says(seen["no_agent"][1], "guest_agent_unavailable: "), seen["no_agent"]
+    # And an input token may not run commands at all
+    assert seen["typist"][0] and _says(seen["typist"][1], "token_no_exec: "), seen["typist"]
+    assert not AuditEvent.objects.filter(action=AuditAction.DESKTOP_EXEC).exists()
+
+
+def _enable_exec(template) -> None:
+    type(template).objects.filter(pk=template.pk).update(automation_exec_enabled=True)
+
+
+def _says(text: str, prefix: str) -> bool:
+    return f" {prefix}" in f" {text}"

@@ -29,6 +29,7 @@ from hosts.hypervisor.domain import (
     parse_desktop_metadata,
 )
 from hosts.hypervisor.errors import (
+    AgentCommandFailed,
     AgentUnavailable,
     AlreadyExists,
     DomainNotFound,
@@ -48,6 +49,7 @@ from hosts.hypervisor.platform import FIRMWARES, Firmware, PlatformSpec
 
 __all__ = [
     "FIRMWARES",
+    "AgentCommandFailed",
     "AgentUnavailable",
     "AlreadyExists",
     "ConsoleAddress",

@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     import libvirt
 
 __all__ = [
+    "AgentCommandFailed",
+    "AgentUnavailable",
     "AlreadyExists",
     "DomainNotFound",
     "FilterNotFound",
@@ -98,6 +100,16 @@ class AgentUnavailable(HypervisorError):
     """The guest agent does not answer (not configured, not running in the guest, or desynchronised)."""
 
     code = "agent_unavailable"
+
+
+class AgentCommandFailed(AgentUnavailable):
+    """The guest agent answered, refusing the command (e.g. guest-exec of a program the guest does not have).
+
+    Still an AgentUnavailable, so callers that resync and retry on any agent failure (hosts.homefs.agent) go on
+    doing so; exec tells it apart, as the caller's mistake rather than a missing agent.
+    """
+
+    code = "agent_command_failed"
 
 
 class OperationFailed(HypervisorError):

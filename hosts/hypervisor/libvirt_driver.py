@@ -44,6 +44,7 @@ from hosts.hypervisor.domain import (
     parse_xml,
 )
 from hosts.hypervisor.errors import (
+    AgentCommandFailed,
     AgentUnavailable,
     DomainNotFound,
     InvalidDomainState,
@@ -737,7 +738,11 @@ class LibvirtHypervisor:
                 raw = libvirt_qemu.qemuAgentCommand(dom, payload, timeout_s, 0)
             except libvirt.libvirtError as exc:
                 message = str(exc.get_error_message() or exc)
-                if "agent" in message.lower() or "json" in message.lower():
+                lowered = message.lower()
+                # A desynchronised channel also comes back as the agent's error, a JSON parse error: unavailable.
+                if "unable to execute qemu agent command" in lowered and "json" not in lowered:
+                    raise AgentCommandFailed(message, libvirt_code=exc.get_error_code()) from exc
+                if "agent" in lowered or "json" in lowered:
                     raise AgentUnavailable(message, libvirt_code=exc.get_error_code()) from exc
                 raise
             return json.loads(raw).get("return")

@@ -15,6 +15,7 @@ class TokenScope(models.TextChoices):
     FULL = "full", "Everything its person may do"
     AUTOMATION_READ = "automation_read", "Automation: screenshots and screen waits only"
     AUTOMATION_INPUT = "automation_input", "Automation: screenshots and input"
+    AUTOMATION_EXEC = "automation_exec", "Automation: screenshots, input and commands in the guest"
 
 
 class ApiToken(models.Model):
