@@ -43,6 +43,7 @@ ALLOWED_WORDS = {
     "HTTP": "a protocol's name",
     "UTC": "a time zone's name",
     "ID": "the same abbreviation in German",
+    "en": "a language code (the html element's lang before a language is active)",
 }
 TRANSLATE_TAGS = ("translate", "trans")
 BLOCK_TRANSLATE_TAGS = {"blocktranslate": "endblocktranslate", "blocktrans": "endblocktrans"}
