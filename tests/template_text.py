@@ -17,7 +17,8 @@ from django.template.base import DebugLexer, Token, TokenType
 # Attributes whose values the browser shows or reads aloud (data-confirm: ui.js puts it in the dialog;
 # data-label: the phone layout shows it beside each table cell; data-shape: portal.js shows the chosen size).
 VISIBLE_ATTRIBUTES = frozenset(
-    {"title", "aria-label", "aria-description", "placeholder", "alt", "label", "data-confirm", "data-label", "data-shape"}
+    {"title", "aria-label", "aria-description", "placeholder", "alt", "label"}
+    | {"data-confirm", "data-label", "data-shape"}
 )
 # Filters whose literal argument can end up on the page as text ({{ x|default:"none" }}): they need _("...").
 TEXT_FILTERS = ("default", "default_if_none", "yesno")
