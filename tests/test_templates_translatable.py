@@ -36,6 +36,7 @@ def test_it_finds_no_untranslated_text_in_any_template():
         ('<input aria-label="Person" placeholder="Someone">', [("aria-label", "Person"), ("placeholder", "Someone")]),
         ('<img alt="Logo of {{ name }}" src="x.png">', [("alt", "Logo of")]),
         ('<form data-confirm="Delete {{ d.name }}?">', [("data-confirm", "Delete ?")]),
+        ('<input type="radio" data-shape="{{ n }} GiB disk">', [("data-shape", "GiB disk")]),
         ('<td>{{ e.actor.email|default:"system" }}</td>', [("filter", '"system"')]),
         # Text split by a variable or a tag is still found, each piece where it is
         ("<p>Up {{ since }} ago</p>", [("text", "Up ago")]),
