@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class OsFamily(models.TextChoices):
@@ -20,9 +21,9 @@ class FirmwareChoice(models.TextChoices):
 
 
 class GpuKind(models.TextChoices):
-    NONE = "none", "No GPU"
-    PASSTHROUGH = "passthrough", "Whole GPU (PCI passthrough)"
-    MDEV = "mdev", "Shared GPU (mediated device)"
+    NONE = "none", _("No GPU")
+    PASSTHROUGH = "passthrough", _("Whole GPU (PCI passthrough)")
+    MDEV = "mdev", _("Shared GPU (mediated device)")
 
 
 class Visibility(models.TextChoices):
@@ -31,8 +32,8 @@ class Visibility(models.TextChoices):
 
 
 class LaunchKind(models.TextChoices):
-    WARM = "warm", "Warm (pooled, already running)"
-    COLD = "cold", "Cold (booted for this launch)"
+    WARM = "warm", _("Warm (pooled, already running)")
+    COLD = "cold", _("Cold (booted for this launch)")
 
 
 class ReadySignal(models.TextChoices):
@@ -45,17 +46,17 @@ class ReadySignal(models.TextChoices):
 
 
 class DesktopState(models.TextChoices):
-    REQUESTED = "requested", "Requested"
-    PROVISIONING = "provisioning", "Provisioning"
-    STOPPED = "stopped", "Stopped"
-    STARTING = "starting", "Starting"
-    RUNNING = "running", "Running"
-    STOPPING = "stopping", "Stopping"
-    SUSPENDED = "suspended", "Suspended"
-    HIBERNATED = "hibernated", "Hibernated"
-    DELETING = "deleting", "Deleting"
-    DELETED = "deleted", "Deleted"
-    ERROR = "error", "Error"
+    REQUESTED = "requested", _("Requested")
+    PROVISIONING = "provisioning", _("Provisioning")
+    STOPPED = "stopped", _("Stopped")
+    STARTING = "starting", _("Starting")
+    RUNNING = "running", _("Running")
+    STOPPING = "stopping", _("Stopping")
+    SUSPENDED = "suspended", _("Suspended")
+    HIBERNATED = "hibernated", _("Hibernated")
+    DELETING = "deleting", _("Deleting")
+    DELETED = "deleted", _("Deleted")
+    ERROR = "error", _("Error")
 
 
 # Named groups of desktop states, kept beside the choices (as NetBox keeps its *_STATE_CHOICES groups) so no
@@ -79,35 +80,35 @@ SETTLED_STATES = (DesktopState.STOPPED, DesktopState.RUNNING, DesktopState.SUSPE
 
 
 class DesktopKind(models.TextChoices):
-    PERSONAL = "personal", "Personal"
-    POOLED = "pooled", "Pooled"
+    PERSONAL = "personal", _("Personal")
+    POOLED = "pooled", _("Pooled")
 
 
 class OperationKind(models.TextChoices):
-    CREATE = "create", "Create"
-    START = "start", "Start"
-    STOP = "stop", "Stop"
-    REBOOT = "reboot", "Reboot"
-    SUSPEND = "suspend", "Suspend"
-    RESUME = "resume", "Resume"
-    HIBERNATE = "hibernate", "Hibernate"
-    RESTORE = "restore", "Restore"
-    SNAPSHOT = "snapshot", "Snapshot"
-    REVERT = "revert", "Revert"
-    DELETE_SNAPSHOT = "delete_snapshot", "Delete snapshot"
-    DELETE = "delete", "Delete"
-    REBUILD = "rebuild", "Rebuild"
-    MIGRATE = "migrate", "Move to another host"
-    RESIZE = "resize", "Resize"
+    CREATE = "create", _("Create")
+    START = "start", _("Start")
+    STOP = "stop", _("Stop")
+    REBOOT = "reboot", _("Reboot")
+    SUSPEND = "suspend", _("Suspend")
+    RESUME = "resume", _("Resume")
+    HIBERNATE = "hibernate", _("Hibernate")
+    RESTORE = "restore", _("Restore")
+    SNAPSHOT = "snapshot", _("Snapshot")
+    REVERT = "revert", _("Revert")
+    DELETE_SNAPSHOT = "delete_snapshot", _("Delete snapshot")
+    DELETE = "delete", _("Delete")
+    REBUILD = "rebuild", _("Rebuild")
+    MIGRATE = "migrate", _("Move to another host")
+    RESIZE = "resize", _("Resize")
     # Hot-plug the person's home disk into a warm pooled desktop they just claimed.
-    ATTACH_HOME = "attach_home", "Attach home folder"
+    ATTACH_HOME = "attach_home", _("Attach home folder")
 
 
 class OperationStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 # An operation is queued or being carried out: at most one per desktop (a database constraint).

@@ -7,8 +7,13 @@ and the audit log's words for each event.
 from __future__ import annotations
 
 import base64
+import gettext
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,11 +24,13 @@ from desktops.tests.browser import chromium  # noqa: F401  (fixture)
 from quetzal.kek import current_kek
 from tenants.models import AuditEvent
 from tenants.sso.tests.provider import configure, oidc_provider  # noqa: F401  (fixture)
+from tests.catalogue import Entry, read_po
 from tests.fixtures import login_client
 from tests.processes import child_env, require_shared_services, start_asgi_server
 from tests.services import require_module
 
-MESSAGES = Path(__file__).resolve().parents[1] / "locale" / "de" / "LC_MESSAGES"
+ROOT = Path(__file__).resolve().parents[1]
+MESSAGES = ROOT / "locale" / "de" / "LC_MESSAGES"
 CATALOGUE = MESSAGES / "django.po"
 SCRIPT_CATALOGUE = MESSAGES / "djangojs.po"
 
@@ -65,6 +72,64 @@ def test_it_has_every_german_message_of_the_scripts_translated():
     untranslated = [mid for mid, forms in entries[1:] if re.search(r'^msgstr(?:\[\d\])? ""$', forms, flags=re.M)]
     assert len(entries) > 50 and untranslated == []
     assert SCRIPT_CATALOGUE.with_suffix(".mo").stat().st_mtime >= 0  # compiled and committed beside it
+
+
+# What makemessages must not read: installed packages, front-end libraries, run-time files.
+NOT_SOURCE = {".git", ".venv", "node_modules", "var", "vendor", "__pycache__", "staticfiles", "test-artifacts"}
+
+
+def _source_copy(into: Path) -> Path:
+    """The files makemessages reads (Python, templates, scripts) and the catalogues, copied out of the tree."""
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in NOT_SOURCE and not d.startswith(".")]
+        for name in files:
+            if name.endswith((".py", ".html", ".txt", ".js", ".po")):
+                source = Path(folder) / name
+                target = into / source.relative_to(ROOT)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
+    return into
+
+
+def _makemessages(tree: Path, domain: str) -> list[Entry]:
+    command = [sys.executable, "manage.py", "makemessages", "-l", "de", "-d", domain, "--no-obsolete"]
+    command += [f"--ignore={pattern}" for pattern in ("static/vendor*", "node_modules", ".venv")]
+    result = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return read_po(tree / "locale" / "de" / "LC_MESSAGES" / f"{domain}.po")
+
+
+@pytest.mark.parametrize("domain", ["django", "djangojs"])
+def test_makemessages_finds_nothing_new_and_nothing_untranslated(domain, tmp_path):
+    # Regenerated from the code as it is now (in a copy, so the committed catalogue stays as it is)
+    fresh = _makemessages(_source_copy(tmp_path / "tree"), domain)
+    assert len(fresh) > 50
+    assert [e.msgid for e in fresh if e.fuzzy] == []
+    assert [e.msgid for e in fresh if e.untranslated] == []
+    # And the committed catalogue is that one: no string missing from it, none left over
+    committed = read_po(MESSAGES / f"{domain}.po")
+    assert sorted(e.key for e in fresh if e.key not in {c.key for c in committed}) == []
+    assert sorted(c.key for c in committed if c.key not in {e.key for e in fresh}) == []
+
+
+@pytest.mark.parametrize("domain", ["django", "djangojs"])
+def test_the_committed_mo_is_compiled_from_the_po(domain):
+    with open(MESSAGES / f"{domain}.mo", "rb") as compiled:
+        mo = gettext.GNUTranslations(compiled)
+    stale = []
+    for entry in read_po(MESSAGES / f"{domain}.po"):
+        if entry.plural:
+            got = tuple(
+                mo.npgettext(entry.context, entry.msgid, entry.plural, n)
+                if entry.context
+                else mo.ngettext(entry.msgid, entry.plural, n)
+                for n in (1, 2)
+            )
+        else:
+            got = (mo.pgettext(entry.context, entry.msgid) if entry.context else mo.gettext(entry.msgid),)
+        if got != entry.translations:
+            stale.append(entry.msgid)
+    assert stale == [], "compilemessages -l de, then commit the .mo"
 
 
 def _script_catalogue(client, language: str) -> dict:

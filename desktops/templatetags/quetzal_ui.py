@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 from desktops.choices import TRANSITIONAL_STATES, DesktopState
 from desktops.console import reasons
@@ -44,6 +45,20 @@ def gib_number(value: int | None) -> str:
     if value is None:
         return ""
     return f"{int(value) / 1024:.3f}".rstrip("0").rstrip(".")
+
+
+# What the idle policy does, as a verb the page can say ("stop at 14:00"); the codes are IdleAction's values.
+_IDLE_VERBS = {
+    "stop": pgettext_lazy("idle action", "stop"),
+    "hibernate": pgettext_lazy("idle action", "hibernate"),
+    "recycle": pgettext_lazy("idle action", "recycle"),
+}
+
+
+@register.filter
+def idle_verb_text(code: str) -> str:
+    """The idle action code as a verb in the page's language: 'hibernate' → 'hibernate' / 'in den Ruhezustand'."""
+    return str(_IDLE_VERBS.get(code, code))
 
 
 @register.filter
