@@ -76,7 +76,7 @@ class DesktopNotRunning(Conflict):
     code = "desktop_not_running"
 
 
-def _target(
+def drivable_desktop(
     desktop: Desktop,
     *,
     actor: User | None,
@@ -101,13 +101,13 @@ def _target(
     return current
 
 
-def _host_uri(desktop: Desktop) -> str:
-    """The URI of the host a desktop _target() returned runs on (it has one)."""
-    assert desktop.host is not None, "_target() refuses a desktop without a host"
+def host_uri_of(desktop: Desktop) -> str:
+    """The URI of the host a desktop drivable_desktop() returned runs on (it has one)."""
+    assert desktop.host is not None, "drivable_desktop() refuses a desktop without a host"
     return desktop.host.uri
 
 
-def _hypervisor_call(call: Callable[[], Any]) -> Any:
+def hypervisor_call(call: Callable[[], Any]) -> Any:
     """Run one hypervisor call, answering its failures with stable codes (never a 500)."""
     try:
         return call()
@@ -137,7 +137,7 @@ def _image(data: bytes):
 
 def _look(desktop: Desktop):
     """The running desktop's screen as an RGB image."""
-    shot = _hypervisor_call(lambda: get_hypervisor(_host_uri(desktop)).screenshot(desktop.domain_name))
+    shot = hypervisor_call(lambda: get_hypervisor(host_uri_of(desktop)).screenshot(desktop.domain_name))
     return _image(shot.data)
 
 
@@ -160,7 +160,7 @@ def screenshot(
     max_height: int | None = None,
 ) -> Screen:
     """The current screen as PNG, shrunk (keeping its aspect) to fit max_width x max_height when given."""
-    desktop = _target(desktop, actor=actor, token=token)
+    desktop = drivable_desktop(desktop, actor=actor, token=token)
     image = _look(desktop)
     width, height = image.size
     digest = _digest(image)
@@ -259,8 +259,8 @@ def send_input(
     ip: str | None = None,
 ) -> dict[str, Any]:
     """Carry out a batch of keyboard, pointer and wait actions in order; audited as one event."""
-    desktop = _target(desktop, actor=actor, token=token, write=True)
-    hv = get_hypervisor(_host_uri(desktop))
+    desktop = drivable_desktop(desktop, actor=actor, token=token, write=True)
+    hv = get_hypervisor(host_uri_of(desktop))
     size: list[tuple[int, int]] = []
 
     def screen_size() -> tuple[int, int]:
@@ -276,11 +276,11 @@ def send_input(
         if time.monotonic() - started > MAX_BATCH_S:
             raise ServiceError("The batch took too long and was cut short.", code="input_timeout", status=504)
         if kind == "keys":
-            _hypervisor_call(functools.partial(hv.send_keys, desktop.domain_name, step, KEY_HOLD_MS))
+            hypervisor_call(functools.partial(hv.send_keys, desktop.domain_name, step, KEY_HOLD_MS))
             keys += 1
         elif kind == "pointer":
             pointer, width, height = step
-            _hypervisor_call(functools.partial(hv.send_pointer, desktop.domain_name, pointer, width, height))
+            hypervisor_call(functools.partial(hv.send_pointer, desktop.domain_name, pointer, width, height))
         else:
             time.sleep(step)
     now = timezone.now()
@@ -347,7 +347,7 @@ def wait_for_screen(
     A change counts when more than ignore_pixels pixels differ. A timeout is an answer, not an error:
     {"changed": false} or {"still": false}.
     """
-    desktop = _target(desktop, actor=actor, token=token)
+    desktop = drivable_desktop(desktop, actor=actor, token=token)
     started = time.monotonic()
     deadline = started + min(timeout_ms, MAX_CHANGE_WAIT_MS) / 1000
     current = _look(desktop)

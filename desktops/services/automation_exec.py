@@ -20,7 +20,7 @@ from typing import Any
 from django.utils import timezone
 
 from desktops.models import Desktop
-from desktops.services.automation import _host_uri, _hypervisor_call, _target
+from desktops.services.automation import drivable_desktop, host_uri_of, hypervisor_call
 from desktops.services.automation_tokens import require_exec_scope
 from hosts.hypervisor import AgentCommandFailed, AgentUnavailable, HypervisorError, get_hypervisor
 from quetzal.errors import FieldErrors, Forbidden, ServiceError
@@ -175,7 +175,7 @@ class _Agent:
     """One desktop's guest agent: each command's answer, its failures as stable refusals."""
 
     def __init__(self, desktop: Desktop) -> None:
-        self._hv = get_hypervisor(_host_uri(desktop))
+        self._hv = get_hypervisor(host_uri_of(desktop))
         self._domain = desktop.domain_name
 
     def __call__(self, execute: str, **arguments: Any) -> Any:
@@ -186,10 +186,10 @@ class _Agent:
             try:
                 return self._hv.agent_command(self._domain, command, AGENT_TIMEOUT_S)
             except AgentUnavailable as error:  # AgentCommandFailed too
-                raise _AgentSaid(error) from None  # past _hypervisor_call, which words the host's failures
+                raise _AgentSaid(error) from None  # past hypervisor_call, which words the host's failures
 
         try:
-            return _hypervisor_call(call)
+            return hypervisor_call(call)
         except _AgentSaid as said:
             if not isinstance(said.error, AgentCommandFailed):
                 # A desynchronised channel answers garbage until a guest-sync: leave it usable for the next call.
@@ -274,7 +274,7 @@ def run(
     whatever output it wrote until then.
     """
     validate(argv=argv, stdin=stdin, timeout_s=timeout_s)
-    desktop = _target(desktop, actor=actor, token=token, write=True, refuse=_allow_exec(token))
+    desktop = drivable_desktop(desktop, actor=actor, token=token, write=True, refuse=_allow_exec(token))
     agent = _Agent(desktop)
     started = time.monotonic()
     pid = _start(agent, argv, stdin)
