@@ -149,7 +149,7 @@ def quetzal_world(workdir: Path, vnc_port: int) -> QuetzalWorld:
     node.write_text(NODE_XML.format(name=desktop.domain_name, uuid=desktop.domain_uuid, port=vnc_port))
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[BACKEND_SESSION_KEY] = "tenants.sso.backends.PasswordBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session[TENANT_KEY] = tenant.pk
     session.create()

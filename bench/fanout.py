@@ -68,7 +68,7 @@ def seed(tmp: Path) -> dict:
     def session(user, tenant=None) -> str:
         store = SessionStore()
         store["_auth_user_id"] = str(user.pk)
-        store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        store["_auth_user_backend"] = "tenants.sso.backends.PasswordBackend"
         store["_auth_user_hash"] = user.get_session_auth_hash()
         if tenant is not None:
             store[SESSION_KEY] = tenant.pk

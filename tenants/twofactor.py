@@ -58,6 +58,11 @@ def session_verified(user, session) -> bool:
     return device is not None and device.user_id == user.pk and device.confirmed
 
 
+def is_operator_account(user) -> bool:
+    """Whether the account is an operator's (staff), powers or not: what keeps a tenant's rules off it."""
+    return bool(user is not None and user.is_authenticated and user.is_staff)
+
+
 def operator_powers(user, *, verified: bool) -> bool:
     """The one test of operator powers: staff, and past a second factor when ADMIN_REQUIRE_2FA is on."""
     if user is None or not user.is_authenticated or not user.is_staff:

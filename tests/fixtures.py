@@ -78,7 +78,7 @@ def charlie(db) -> TenantWorld:
 def login_client(user: User, tenant: Tenant | None = None, client_class=Client):
     """A client signed in as `user`, working in `tenant`."""
     client = client_class()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.force_login(user, backend="tenants.sso.backends.PasswordBackend")
     if tenant is not None:
         session = client.session
         session[SESSION_KEY] = tenant.pk

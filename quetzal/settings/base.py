@@ -127,8 +127,9 @@ AUTH_USER_MODEL = "tenants.User"
 AUTHENTICATION_BACKENDS = [
     # Axes first so a locked-out account is refused before the password is checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    # Django's and allauth's password backends, refusing the passwords of provider-only domains (tenants/sso/).
+    "tenants.sso.backends.PasswordBackend",
+    "tenants.sso.backends.AllauthPasswordBackend",
     # A tenant's LDAP directory checks the password (only for credentials naming its provider: tenants/sso/).
     "tenants.sso.backends.DirectoryBackend",
 ]
@@ -264,7 +265,7 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_ADAPTER = "tenants.adapters.AccountAdapter"
 # Email first: an address whose domain a tenant routed to its provider goes there (tenants/sso/).
-ACCOUNT_FORMS = {"login": "tenants.sso.forms.LoginForm"}
+ACCOUNT_FORMS = {"login": "tenants.sso.forms.LoginForm", "reset_password": "tenants.sso.forms.ResetPasswordForm"}
 # Single sign-on: the tenants' OpenID Connect providers are built per request from their rows (secrets sealed
 # under the KEK), never SocialApp rows. A provider's first sign-in makes the account (just in time); an address
 # is only ever linked to an account by tenants.sso.adapter's own rule, never by allauth's email matching.

@@ -16,9 +16,10 @@ from django.contrib.auth import login as django_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 
 from quetzal.kek import UnwrapError
+from tenants.redirects import safe_next
 from tenants.resolution import SESSION_KEY as TENANT_SESSION_KEY
 from tenants.sso import pages, services
 from tenants.sso.directory import DirectoryUnavailable
@@ -84,18 +85,12 @@ login = _guarded(oidc_views.login)
 callback = _guarded(oidc_views.callback)
 
 
-def safe_next(request: HttpRequest, next_url: str | None) -> str:
-    allowed = next_url and url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    )
-    return next_url if allowed and next_url else "/"
-
-
 def password_sign_in(
-    request: HttpRequest, provider: IdentityProvider, email: str, password: str, next_url: str | None
+    request: HttpRequest, provider: IdentityProvider, email: str, password: str
 ) -> HttpResponse | None:
     """Sign in with the directory password: the response to send, or None for a wrong password (or a locked-out
-    account: axes' middleware answers its page then). Through authenticate(), so the lockout counts it."""
+    account: axes' middleware answers its page then). Through authenticate(), so the lockout counts it; then on to
+    the form's `next` when it stays on this site."""
     try:
         user = authenticate(request, ldap_provider=provider.pk, login=email, password=password)
     except (DirectoryUnavailable, UnwrapError) as error:
@@ -112,4 +107,4 @@ def password_sign_in(
         "require_totp": services.requires_totp(provider),
     }
     request.session[TENANT_SESSION_KEY] = provider.tenant_id
-    return redirect(safe_next(request, next_url))
+    return redirect(safe_next(request))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from allauth.account.forms import LoginForm as AllauthLoginForm
+from allauth.account.forms import ResetPasswordForm as AllauthResetPasswordForm
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -14,6 +15,7 @@ from tenants.choices import Role
 from tenants.sso import directory, flows, services
 from tenants.sso.choices import MfaPolicy, ProviderKind
 from tenants.sso.models import DOMAIN_RE, IdentityProvider
+from tenants.twofactor import is_operator_account
 
 MAX_DOMAINS = 50
 MAX_GROUP_ROLES = 100
@@ -294,3 +296,20 @@ class LoginForm(CleanTextFormMixin, AllauthLoginForm):
         if self.provider is not None:
             return flows.start(request, self.provider, redirect_url)
         return super().login(request, redirect_url=redirect_url)
+
+
+class ResetPasswordForm(AllauthResetPasswordForm):
+    """No reset e-mail for an address whose tenant signs it in through its provider only: that password is the
+    provider's (and a Quetzal one would not sign in anyway, tenants.sso.backends)."""
+
+    def clean_email(self):
+        email = super().clean_email()
+        provider = services.password_refused(email)
+        # Operators keep their password (tenants.sso.backends): so they keep its reset.
+        if provider is not None and not any(is_operator_account(user) for user in self.users):
+            raise ValidationError(
+                f"{provider.tenant.name} signs you in through {provider.name}: change your password there, "
+                "or ask your administrator.",
+                code="sso_required",
+            )
+        return email

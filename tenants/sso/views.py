@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from quetzal.errors import ServiceError
 from quetzal.kek import UnwrapError
 from tenants.mixins import TenantPageMixin
+from tenants.redirects import safe_next
 from tenants.services.audit import client_ip
 from tenants.sso import flows, services
 from tenants.sso.choices import ProviderKind
@@ -151,7 +152,7 @@ class LdapSignInView(View):
         provider = self.directory_of(email)
         if provider is None:
             return redirect("account_login")
-        form = LdapPasswordForm(initial={"login": email, "next": request.GET.get("next", "")[:2000]})
+        form = LdapPasswordForm(initial={"login": email, "next": safe_next(request)[:2000]})
         return render(request, self.template, {"form": form, "provider": provider})
 
     def post(self, request: HttpRequest) -> HttpResponse:
@@ -161,7 +162,7 @@ class LdapSignInView(View):
             return redirect("account_login")
         if form.is_valid():
             data = form.cleaned_data
-            answer = flows.password_sign_in(request, provider, data["login"], data["password"], data["next"])
+            answer = flows.password_sign_in(request, provider, data["login"], data["password"])
             if answer is not None:
                 return answer
             form.add_error(None, get_account_adapter().error_messages["email_password_mismatch"])

@@ -207,7 +207,7 @@ class InvitationAcceptView(View):
                 )
                 from django.contrib.auth import login
 
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, membership.user, backend="tenants.sso.backends.PasswordBackend")
         except ServiceError as error:
             return render(request, "tenants/invitation_error.html", {"error": error}, status=error.status)
         switch_tenant(request, membership.tenant.slug)
