@@ -24,6 +24,7 @@ from desktops.signals import host_reconciling
 from desktops.state import transition
 from hosts.hypervisor import DomainInfo, DomainNotFound, DomainState, HostUnavailable, get_hypervisor
 from hosts.models import Host
+from hosts.services.installation import is_ours
 from tenants import events
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class ReconcileReport:
     stopped_domains: list[str] = field(default_factory=list)
     orphans_destroyed: list[str] = field(default_factory=list)
     orphans_pending: list[str] = field(default_factory=list)
+    foreign_domains: list[str] = field(default_factory=list)
 
 
 def fail_stuck_operations(now: datetime, host_id: int | None = None) -> list[int]:
@@ -180,5 +182,8 @@ def reconcile_host(host_id: int, *, now: datetime | None = None) -> ReconcileRep
     orphans = [
         d for d in domains if d.desktop_id is not None and (d.desktop_id not in known or d.name not in claimed_names)
     ]
+    # Another installation's desktops on a shared host are not ours to destroy (hosts.services.installation).
+    report.foreign_domains = sorted(d.name for d in orphans if not is_ours(d.installation))
+    orphans = [d for d in orphans if is_ours(d.installation)]
     _handle_orphans(host, hv, orphans, now, report)
     return report

@@ -11,6 +11,7 @@ from desktops.cloudinit import SeedConfig
 from desktops.models import Desktop
 from desktops.services.guest_platform import guest_platform
 from hosts.hypervisor import DiskSpec, DomainSpec, GraphicsSpec, HostdevSpec, InterfaceSpec
+from hosts.services.installation import installation_id
 
 
 def disk_volume_name(desktop: Desktop) -> str:
@@ -120,6 +121,7 @@ def domain_spec(
         # The file manager reaches a running Linux desktop's home through qemu-guest-agent.
         guest_agent=desktop.template.os_family == "linux",
         platform=guest.platform,
+        installation=installation_id(),
         machine=guest.machine,
         clock_offset=guest.clock_offset,
     )

@@ -13,6 +13,7 @@ from desktops.services.reconcile import reconcile_host
 from desktops.tests.factories import DesktopFactory, OperationFactory
 from hosts.hypervisor import DiskSpec, DomainSpec, get_hypervisor
 from hosts.models import Allocation
+from hosts.services.installation import installation_id
 from tests.fixtures import api_client
 
 
@@ -137,3 +138,48 @@ def test_it_skips_desktops_with_an_operation_in_flight(alice, host, template, wo
     OperationFactory(desktop=desktop, kind="start", status=OperationStatus.QUEUED)
     report = reconcile_host(host.pk)
     assert report.stopped_domains == [] and report.repaired == {}
+
+
+def _stray_domain(hv, name: str, uuid: str, installation: str | None) -> None:
+    """A domain with our metadata naming a desktop this database does not have."""
+    hv.define(
+        DomainSpec(
+            name=name,
+            uuid=uuid,
+            desktop_id=99998,
+            tenant_slug="alice",
+            vcpus=1,
+            memory_mib=256,
+            virt_type="qemu",
+            installation=installation,
+        )
+    )
+
+
+def test_it_leaves_another_installations_desktops_alone(alice, host, template, settings):
+    # Given a host shared with another Quetzal installation (a staging beside production, a test run beside
+    # `make run`): its desktop and one of our own that this database lost both show up as unknown domains
+    settings.ORPHAN_GRACE_S = 0
+    hv = get_hypervisor(host.uri)
+    _stray_domain(hv, "qz-99998-0ther0000", "0e1c7c62-0c4e-4a53-9a8e-6a3f1d2b9c02", "staging-eu")
+    _stray_domain(hv, "qz-99998-0ur000000", "1e1c7c62-0c4e-4a53-9a8e-6a3f1d2b9c03", installation_id())
+    # When reconcile runs past the grace period
+    report = reconcile_host(host.pk, now=timezone.now() + timedelta(seconds=1))
+    # Then our orphan goes and the other installation's desktop stays, reported as foreign
+    assert report.orphans_destroyed == ["qz-99998-0ur000000"]
+    assert report.foreign_domains == ["qz-99998-0ther0000"]
+    assert [d.name for d in hv.list_domains()] == ["qz-99998-0ther0000"]
+    assert hv.list_domains()[0].installation == "staging-eu"
+
+
+def test_it_stamps_every_desktop_it_makes_with_its_installation(alice, host, template, work):
+    desktop = _running(alice, template, work)
+    [domain] = [d for d in get_hypervisor(host.uri).list_domains() if d.desktop_id == desktop.pk]
+    assert domain.installation == installation_id()
+    # A database of another name is another installation, unless the setting names it
+    assert installation_id().startswith("db-")
+
+
+def test_the_setting_names_the_installation_when_databases_share_a_name(settings):
+    settings.QUETZAL_INSTALLATION_ID = "prod-eu-1"
+    assert installation_id() == "prod-eu-1"

@@ -108,6 +108,8 @@ class DomainInfo:
     desktop_id: int
     state: DomainState
     tenant_slug: str | None = None
+    # The installation that made it (DesktopMetadata.installation); None for domains made before that was kept.
+    installation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ DiskDriverType = Literal["qcow2", "raw"]
 DiskDevice = Literal["disk", "cdrom"]
 
 _TARGET_DEV_RE = re.compile(r"^(vd|sd|hd|xvd)[a-z]{1,3}$")
+_INSTALLATION_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _PCI_ADDR_RE = re.compile(
     r"^(?:(?P<domain>[0-9a-f]{4}):)?(?P<bus>[0-9a-f]{2}):(?P<slot>[0-9a-f]{2})\.(?P<function>[0-7])$"
@@ -364,6 +365,8 @@ class DomainSpec:
     sound: bool = False
     # Firmware, TPM, Hyper-V and timers (hosts.hypervisor.platform): a plain BIOS PC unless the guest needs more.
     platform: PlatformSpec = field(default_factory=PlatformSpec)
+    # The installation that owns the domain (DesktopMetadata); None: one made before installations were named.
+    installation: str | None = None
 
     def __post_init__(self) -> None:
         _require(bool(self.name) and "/" not in self.name, "domain name must be non-empty, no /")
@@ -374,6 +377,7 @@ class DomainSpec:
             "desktop_id must be a positive int",
         )
         _require(bool(_SLUG_RE.fullmatch(self.tenant_slug)), "bad tenant_slug")
+        _require(self.installation is None or bool(_INSTALLATION_RE.fullmatch(self.installation)), "bad installation")
         _require(self.vcpus >= 1, "vcpus must be >= 1")
         _require(self.memory_mib >= 1, "memory_mib must be >= 1")
         _require(self.virt_type in ("kvm", "qemu"), "virt_type must be kvm or qemu")
@@ -407,7 +411,7 @@ class DomainSpec:
     @property
     def metadata(self) -> DesktopMetadata:
         """What this spec stores in the domain's <metadata>."""
-        return DesktopMetadata(desktop_id=self.desktop_id, tenant_slug=self.tenant_slug)
+        return DesktopMetadata(desktop_id=self.desktop_id, tenant_slug=self.tenant_slug, installation=self.installation)
 
     def to_element(self) -> etree._Element:
         """The <domain> element."""
@@ -514,16 +518,23 @@ class DomainSpec:
 
 @dataclass(frozen=True)
 class DesktopMetadata:
-    """The Quetzal facts stored inside a domain's <metadata>."""
+    """The Quetzal facts stored inside a domain's <metadata>.
+
+    `installation` names the Quetzal installation that made the domain: several (a staging and a production, a
+    test run beside `make run`) may share a host, and one must never take another's domains for its orphans.
+    """
 
     desktop_id: int
     tenant_slug: str | None = None
+    installation: str | None = None
 
     def to_element(self) -> etree._Element:
         """The <quetzal:desktop> element."""
         attrs = {"id": str(self.desktop_id)}
         if self.tenant_slug is not None:
             attrs["tenant"] = self.tenant_slug
+        if self.installation is not None:
+            attrs["installation"] = self.installation
         return etree.Element(f"{{{DESKTOP_XMLNS}}}desktop", attrs, nsmap={DESKTOP_XMLNS_PREFIX: DESKTOP_XMLNS})
 
 
@@ -543,7 +554,13 @@ def parse_metadata(xml: str | bytes) -> DesktopMetadata | None:
     raw_id = root.get("id", "")
     if not _ID_RE.fullmatch(raw_id) or int(raw_id) <= 0:
         return None
-    return DesktopMetadata(desktop_id=int(raw_id), tenant_slug=root.get("tenant"))
+    installation = root.get("installation")
+    return DesktopMetadata(
+        desktop_id=int(raw_id),
+        tenant_slug=root.get("tenant"),
+        # An unreadable name is still someone else's: kept as it is, bounded.
+        installation=installation[:64] if installation is not None else None,
+    )
 
 
 def parse_desktop_metadata(xml: str | bytes) -> int | None:

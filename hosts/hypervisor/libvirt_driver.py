@@ -323,6 +323,7 @@ class LibvirtHypervisor:
                     desktop_id=meta.desktop_id,
                     state=domain_state(int(str(record.get("state.state", 0)))),
                     tenant_slug=meta.tenant_slug,
+                    installation=meta.installation,
                 )
                 for dom, meta, record in self._ours(records)
             ]
@@ -342,6 +343,7 @@ class LibvirtHypervisor:
                 desktop_id=spec.desktop_id,
                 state=_state(dom),
                 tenant_slug=spec.tenant_slug,
+                installation=spec.installation,
             )
 
         return self._run(fn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -415,6 +416,10 @@ OPERATION_STUCK_AFTER_S = env_int("OPERATION_STUCK_AFTER_S", 900, minimum=30)
 OPERATION_QUEUED_TIMEOUT_S = env_int("OPERATION_QUEUED_TIMEOUT_S", 3600, minimum=60)
 # An unclaimed Quetzal domain is destroyed after this grace period.
 ORPHAN_GRACE_S = env_int("ORPHAN_GRACE_S", 600, minimum=0)
+# The name this installation stamps on its domains (hosts.services.installation); empty: from its database's name.
+QUETZAL_INSTALLATION_ID = env_str("QUETZAL_INSTALLATION_ID", "")
+if QUETZAL_INSTALLATION_ID and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", QUETZAL_INSTALLATION_ID):
+    raise ImproperlyConfigured("QUETZAL_INSTALLATION_ID: letters, digits, - and _ only, at most 64")
 
 LOG_LEVEL = env_choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper()
 # Every periodic task announces itself at INFO in Celery; an operator reads INFO for what happened
