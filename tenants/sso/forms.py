@@ -298,7 +298,7 @@ class LoginForm(CleanTextFormMixin, AllauthLoginForm):
         return super().login(request, redirect_url=redirect_url)
 
 
-class ResetPasswordForm(AllauthResetPasswordForm):
+class ResetPasswordForm(CleanTextFormMixin, AllauthResetPasswordForm):
     """No reset e-mail for an address whose tenant signs it in through its provider only: that password is the
     provider's (and a Quetzal one would not sign in anyway, tenants.sso.backends)."""
 
