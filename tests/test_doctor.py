@@ -53,3 +53,15 @@ def test_it_passes_tls_settings_of_production(settings):
     settings.SECURE_HSTS_SECONDS = 31536000
     output, _ = _doctor("--skip-hosts")
     assert "ok   tls:" in output and "host " not in output
+
+
+@pytest.mark.qemu
+def test_it_says_whether_a_real_host_can_run_windows_11_templates(settings):
+    from desktops.tests.qemu_world import QEMU_URI, libvirtd_answers
+
+    require(libvirtd_answers(), f"libvirtd at {QEMU_URI} (run scripts/start-libvirtd)")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    HostFactory(uri=QEMU_URI, name="local", virt_type="qemu")
+    output, _ = _doctor()
+    # ovmf and swtpm are among the platform's packages (scripts/system-packages)
+    assert "ok   host local: Windows 11-ready: UEFI with Secure Boot and a TPM 2.0" in output

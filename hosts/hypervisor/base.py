@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from hosts.hypervisor.domain import DiskSpec, DomainSpec, InterfaceSpec
     from hosts.hypervisor.input import PointerEvent
     from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
+    from hosts.hypervisor.platform import PlatformSupport
 
 __all__ = [
     "ConsoleAddress",
@@ -289,6 +290,10 @@ class Hypervisor(Protocol):
 
     def send_pointer(self, name: str, steps: Sequence[PointerEvent], width: int, height: int) -> None:
         """Pointer moves and button presses at pixel coordinates of a width x height screen, step by step."""
+        ...
+
+    def platform_support(self, virt_type: str = "kvm") -> PlatformSupport:
+        """What the host offers guests of Windows 11's kind: UEFI, Secure Boot, an emulated TPM."""
         ...
 
     def agent_ping(self, name: str, timeout_s: int = 1) -> bool:

@@ -68,6 +68,7 @@ from hosts.hypervisor.parsing import (
     retarget_vnc_listen,
     stats_from_record,
 )
+from hosts.hypervisor.platform import PlatformSupport, parse_platform_support
 
 __all__ = ["LibvirtHypervisor", "detect_virt_type", "forget_hypervisors", "get_hypervisor"]
 
@@ -198,6 +199,12 @@ class LibvirtHypervisor:
         return self._run(lambda conn: fn(conn.lookupByName(name)), retry=retry)
 
     # Host
+
+    def platform_support(self, virt_type: str = "kvm") -> PlatformSupport:
+        """Whether this host's QEMU offers UEFI with Secure Boot and an emulated TPM (NotSupported: cannot tell)."""
+        return self._run(
+            lambda conn: parse_platform_support(conn.getDomainCapabilities(None, "x86_64", "q35", virt_type, 0))
+        )
 
     def host_info(self) -> HostInfo:
         """Host facts: CPUs, memory, virt types, passthrough GPUs and vGPU types."""

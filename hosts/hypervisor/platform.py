@@ -92,3 +92,36 @@ class PlatformSpec:
         tpm = etree.Element("tpm", model="tpm-crb")
         etree.SubElement(tpm, "backend", type="emulator", version="2.0")
         return [tpm]
+
+
+@dataclass(frozen=True)
+class PlatformSupport:
+    """What a host's QEMU offers guests (libvirt's domain capabilities): what Windows 11 needs of a PC."""
+
+    uefi: bool
+    secure_boot: bool
+    tpm: bool
+
+    @property
+    def windows_ready(self) -> bool:
+        return self.uefi and self.secure_boot and self.tpm
+
+    def missing(self) -> list[str]:
+        """What a Windows 11 guest would miss here, each with the Debian package that brings it."""
+        gaps = []
+        if not (self.uefi and self.secure_boot):
+            gaps.append("UEFI firmware with Secure Boot (install ovmf)")
+        if not self.tpm:
+            gaps.append("a TPM 2.0 emulator (install swtpm)")
+        return gaps
+
+
+def parse_platform_support(xml: str) -> PlatformSupport:
+    """Read firmware and TPM support from libvirt's <domainCapabilities> document."""
+    root = etree.fromstring(xml.encode(), parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    firmware = {v.text for v in root.findall("os/enum[@name='firmware']/value")}
+    loaders = root.find("os/loader[@supported='yes']")
+    secure = loaders is not None and "yes" in {v.text for v in loaders.findall("enum[@name='secure']/value")}
+    tpm = root.find("devices/tpm[@supported='yes']")
+    emulated = tpm is not None and "emulator" in {v.text for v in tpm.findall("enum[@name='backendModel']/value")}
+    return PlatformSupport(uefi="efi" in firmware, secure_boot=secure, tpm=emulated)

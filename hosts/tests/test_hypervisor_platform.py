@@ -8,6 +8,7 @@ import pytest
 from lxml import etree
 
 from hosts.hypervisor import DiskSpec, PlatformSpec
+from hosts.hypervisor.platform import parse_platform_support
 from hosts.tests.test_hypervisor_domain import assert_valid_domain_xml, make_spec, parse
 
 WINDOWS = PlatformSpec(firmware="uefi-secure", tpm=True, hyperv=True, windows_timers=True)
@@ -80,3 +81,38 @@ def test_it_puts_the_tpm_among_the_devices_once() -> None:
     devices = parse(make_spec(platform=PlatformSpec(tpm=True))).find("devices")
     assert [el.tag for el in devices].count("tpm") == 1
     assert etree.tostring(devices).count(b"<tpm ") == 1
+
+
+def _capabilities(firmware: str, secure: str, tpm_backends: str) -> str:
+    """libvirt's <domainCapabilities>, cut to what matters here (shaped as libvirt 9 prints it)."""
+    return f"""<domainCapabilities><os supported='yes'>
+      <enum name='firmware'>{firmware}</enum>
+      <loader supported='yes'><value>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</value>
+        <enum name='secure'>{secure}</enum></loader></os>
+      <devices><tpm supported='yes'><enum name='model'><value>tpm-crb</value></enum>
+        <enum name='backendModel'>{tpm_backends}</enum></tpm></devices></domainCapabilities>"""
+
+
+@pytest.mark.parametrize(
+    ("xml", "ready", "missing"),
+    [
+        (
+            _capabilities("<value>efi</value>", "<value>yes</value><value>no</value>", "<value>emulator</value>"),
+            True,
+            [],
+        ),
+        (
+            _capabilities("", "<value>no</value>", "<value>emulator</value>"),
+            False,
+            ["UEFI firmware with Secure Boot (install ovmf)"],
+        ),
+        (
+            _capabilities("<value>efi</value>", "<value>yes</value>", "<value>passthrough</value>"),
+            False,
+            ["a TPM 2.0 emulator (install swtpm)"],
+        ),
+    ],
+)
+def test_it_reads_what_windows_11_needs_from_the_hosts_capabilities(xml, ready, missing):
+    support = parse_platform_support(xml)
+    assert support.windows_ready is ready and support.missing() == missing

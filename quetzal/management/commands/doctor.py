@@ -75,11 +75,27 @@ def check_hosts() -> list[Result]:
         try:
             info = hypervisor.host_info()
             results.append(Result(OK, f"host {host.name}", f"answers: libvirt {info.libvirt_version}, {host.state}"))
+            results += _windows_support(host, hypervisor)
         except HypervisorError as exc:
             results.append(Result(FAIL, f"host {host.name}", f"{host.uri} does not answer: {exc}"))
         finally:
             hypervisor.close()
     return results
+
+
+def _windows_support(host, hypervisor) -> list[Result]:
+    """Whether the host can run Windows 11 templates (UEFI with Secure Boot, a TPM 2.0): a warning when not."""
+    from hosts.hypervisor import NotSupported
+
+    try:
+        support = hypervisor.platform_support(host.effective_virt_type)
+    except NotSupported:
+        return []  # libvirt's test driver: no QEMU to ask
+    if support.windows_ready:
+        return [Result(OK, f"host {host.name}", "Windows 11-ready: UEFI with Secure Boot and a TPM 2.0")]
+    return [
+        Result(WARN, f"host {host.name}", f"cannot run Windows 11 templates: no {' and no '.join(support.missing())}")
+    ]
 
 
 def check_tls() -> list[Result]:
