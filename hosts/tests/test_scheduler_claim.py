@@ -219,3 +219,19 @@ def test_it_keeps_counters_when_a_stale_copy_of_the_host_is_saved():
     fresh = Host.objects.get(pk=stale.pk)
     assert fresh.cpu_ratio == 2.0
     assert (fresh.allocated_vcpus, fresh.allocated_memory_mib) == (2, 4096)
+
+
+@pytest.mark.parametrize(
+    ("profile", "types"), [("passthrough", {}), ("mdev:nvidia-63", {"nvidia-63": {"max_instances": 2}})]
+)
+def test_it_takes_a_gpu_on_the_host_it_places_on(profile, types):
+    # Given two hosts with a free GPU each; the first one's GPU has the lower id, but the second host is emptier
+    busy, roomy = HostFactory(name="busy"), HostFactory(name="roomy")
+    on_busy = HostDeviceFactory(host=busy, mdev_types=types)
+    on_roomy = HostDeviceFactory(host=roomy, mdev_types=types)
+    Host.objects.filter(pk=busy.pk).update(allocated_vcpus=8, allocated_memory_mib=32768)
+    # When a desktop wanting a GPU is placed, then it lands on the emptier host with that host's GPU
+    placed = scheduling.place(request(1, vcpus=1, memory_mib=1024, gpu_profile=profile))
+    assert placed == Placement(host_id=roomy.pk, gpu_device_id=on_roomy.pk)
+    on_busy.refresh_from_db()
+    assert (on_busy.assigned_desktop_id, on_busy.mdev_instances_used) == (None, 0)
