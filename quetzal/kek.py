@@ -12,6 +12,7 @@ import base64
 import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,12 +73,21 @@ def _embedded_dev_kek(path: Path) -> bytes:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     text = base64.b64encode(os.urandom(32)).decode() + "\n"
+    # Written whole and synced under a temporary name (mode 0600), then linked into place: a process
+    # starting at the same moment (make run's web and worker) never reads a half-written, empty key,
+    # and a crash never leaves one behind. os.link refuses an existing name, so one key wins.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return parse_kek(path.read_text(), source=str(path))  # another process made it first
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return parse_kek(path.read_text(), source=str(path))  # another process made it first
+    finally:
+        os.unlink(temporary)
     log.warning(
         "No QUETZAL_KEK or QUETZAL_KEK_FILE set: generated an embedded development key-encryption key at %s. "
         "Production settings refuse to start without one.",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import multiprocessing
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -155,6 +159,53 @@ def test_it_makes_the_development_kek_where_told_whether_or_not_its_directory_ex
     # A var/ that exists already (other files in it) gets its own key file next to them
     settings.QUETZAL_KEK_DEV_FILE = tmp_path / "checkout" / "var" / "other-kek"
     assert kek.current_kek().kek_id != first.kek_id
+
+
+def _first_kek(path: Path, start, answers) -> None:
+    """A process starting up (make run's web or worker): the embedded KEK, or what went wrong."""
+    start.wait(timeout=30)  # all of them at once
+    try:
+        answers.put(kek._embedded_dev_kek(path))
+    except Exception as error:  # the test names it
+        answers.put(repr(error))
+
+
+def test_processes_starting_at_once_share_one_development_kek(tmp_path):
+    # Several processes at once on a fresh checkout, a few times over (each a fresh var/): while one
+    # writes the key the others find the name taken or the file there, never a half-written key
+    # (this process is one of them too)
+    context = multiprocessing.get_context("fork")
+    for round_ in range(5):
+        path = tmp_path / f"checkout-{round_}" / "var" / "kek"
+        start, answers = context.Barrier(9), context.Queue()
+        processes = [context.Process(target=_first_kek, args=(path, start, answers)) for _ in range(8)]
+        for process in processes:
+            process.start()
+        _first_kek(path, start, answers)
+        keys = [answers.get(timeout=30) for _ in range(9)]
+        for process in processes:
+            process.join(timeout=30)
+        # Then every one of them has the same key, the one in the file, and no temporary file is left
+        assert keys == [keys[0]] * 9, keys
+        assert keys[0] == base64.b64decode(path.read_text())
+        assert sorted(p.name for p in path.parent.iterdir()) == ["kek"]
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_it_makes_the_development_kek_when_the_system_temporary_directory_is_another_filesystem(monkeypatch, tmp_path):
+    # Given a system temporary directory on tmpfs and var/ on the disk (a common layout)
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem of its own")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm))
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+    try:
+        # When the key is first made, then it is made (its temporary file lies next to it, not across devices)
+        key = kek._embedded_dev_kek(tmp_path / "var" / "kek")
+        assert key == base64.b64decode((tmp_path / "var" / "kek").read_text())
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        shutil.rmtree(elsewhere)
 
 
 def test_it_names_a_damaged_development_kek_file(settings, tmp_path):

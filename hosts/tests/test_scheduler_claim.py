@@ -68,6 +68,11 @@ def test_it_releases_what_the_desktop_held_once():
     host.refresh_from_db()
     assert (host.allocated_vcpus, host.allocated_memory_mib) == (2, 4096)
     assert list(Allocation.objects.values_list("desktop_id", flat=True)) == [2]
+    # and once the other goes too, the host holds nothing, even with counters drifted below what it held
+    Host.objects.filter(pk=host.pk).update(allocated_vcpus=1, allocated_memory_mib=1024)
+    scheduling.release(2)
+    host.refresh_from_db()
+    assert (host.allocated_vcpus, host.allocated_memory_mib) == (0, 0)
 
 
 def test_it_rechecks_capacity_in_the_claim_itself():
@@ -107,6 +112,20 @@ def test_it_places_in_a_handful_of_queries():
     with CaptureQueriesContext(connection) as queries:
         scheduling.place(request(image_id=image.pk))
     assert len(queries) <= 6, [q["sql"] for q in queries]
+
+
+def test_the_step_by_step_claim_takes_the_best_host_in_one_pass(settings):
+    settings.SCHEDULER_CLAIM = "steps"
+    # given an empty host and a busier one
+    best = HostFactory()
+    HostFactory(allocated_vcpus=8, allocated_memory_mib=16384)
+    # when placing, then the best host is locked and claimed in one transaction: no second pass
+    # over the ranked hosts (the fallback for when every fitting host is being claimed)
+    with CaptureQueriesContext(connection) as queries:
+        placed = scheduling.place(request())
+    assert placed.host_id == best.pk
+    sqls = [q["sql"] for q in queries]
+    assert [sql.split()[0] for sql in sqls] == ["SAVEPOINT", "UPDATE", "INSERT", "RELEASE"], sqls
 
 
 def test_it_shares_a_vgpu_type_until_the_device_is_full_and_frees_it_on_release():
@@ -219,3 +238,19 @@ def test_it_keeps_counters_when_a_stale_copy_of_the_host_is_saved():
     fresh = Host.objects.get(pk=stale.pk)
     assert fresh.cpu_ratio == 2.0
     assert (fresh.allocated_vcpus, fresh.allocated_memory_mib) == (2, 4096)
+
+
+@pytest.mark.parametrize(
+    ("profile", "types"), [("passthrough", {}), ("mdev:nvidia-63", {"nvidia-63": {"max_instances": 2}})]
+)
+def test_it_takes_a_gpu_on_the_host_it_places_on(profile, types):
+    # Given two hosts with a free GPU each; the first one's GPU has the lower id, but the second host is emptier
+    busy, roomy = HostFactory(name="busy"), HostFactory(name="roomy")
+    on_busy = HostDeviceFactory(host=busy, mdev_types=types)
+    on_roomy = HostDeviceFactory(host=roomy, mdev_types=types)
+    Host.objects.filter(pk=busy.pk).update(allocated_vcpus=8, allocated_memory_mib=32768)
+    # When a desktop wanting a GPU is placed, then it lands on the emptier host with that host's GPU
+    placed = scheduling.place(request(1, vcpus=1, memory_mib=1024, gpu_profile=profile))
+    assert placed == Placement(host_id=roomy.pk, gpu_device_id=on_roomy.pk)
+    on_busy.refresh_from_db()
+    assert (on_busy.assigned_desktop_id, on_busy.mdev_instances_used) == (None, 0)

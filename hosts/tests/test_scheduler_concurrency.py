@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 
 import pytest
-from django.db import connection, connections
-from django.db.models import Count, Sum
+from django.db import connection, connections, transaction
+from django.db.models import Count, F, Sum
 
 from hosts import scheduling
 from hosts.errors import NoCapacity
@@ -107,3 +108,115 @@ def test_it_never_pushes_a_host_past_its_ratios_under_concurrent_placements():
     assert set(Allocation.objects.values_list("desktop_id", flat=True)) == (placed - released) | {SHARED_DESKTOP}
     shared_hosts = {h for kind, _, h in outcomes if kind == "shared"}
     assert len(shared_hosts) == 1 and kinds["shared"] == WORKERS
+
+
+# ------------------------------------------------------------- a claim meeting a host another claim holds
+
+
+class _Holder(threading.Thread):
+    """Another worker's claim in flight: it holds a host's row lock until told, then counts `then` on it."""
+
+    def __init__(self, host_pk: int, *, then: tuple[int, int]) -> None:
+        super().__init__()
+        self.host_pk, self.then = host_pk, then
+        self.locked, self.release = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        try:
+            with transaction.atomic():
+                Host.objects.select_for_update().get(pk=self.host_pk)
+                self.locked.set()
+                self.release.wait(timeout=30)
+                vcpus, memory_mib = self.then
+                Host.objects.filter(pk=self.host_pk).update(
+                    allocated_vcpus=F("allocated_vcpus") + vcpus,
+                    allocated_memory_mib=F("allocated_memory_mib") + memory_mib,
+                )
+        finally:
+            connections.close_all()
+
+
+def _in_thread(call) -> tuple[threading.Thread, list]:
+    """Run call in its own thread (its own connection); the list gets its result or the exception."""
+    outcome: list = []
+
+    def target() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # the assertions below name it
+            outcome.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, outcome
+
+
+def _wait_until_someone_waits_for_a_lock(timeout: float = 10.0) -> bool:
+    """Whether another session of this database came to wait for a row lock within timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("claim", ["statement", "steps"])
+def test_a_placement_waits_for_a_host_another_claim_holds_instead_of_calling_it_full(settings, claim):
+    require(connection.vendor == "postgresql", "PostgreSQL")
+    settings.SCHEDULER_CLAIM = claim
+    # Given the only host, locked by another worker's claim in flight (which leaves room for one more)
+    host = HostFactory(cpus=4, cpu_ratio=1.0, memory_mib=8192, reserved_memory_mib=0)
+    holder = _Holder(host.pk, then=(2, 4096))
+    holder.start()
+    assert holder.locked.wait(timeout=10)
+    # When a desktop is placed meanwhile: SKIP LOCKED finds no free host, so it waits for that one's lock
+    placer, outcome = _in_thread(lambda: scheduling.place(PlacementRequest(desktop_id=1, vcpus=2, memory_mib=4096)))
+    waited = _wait_until_someone_waits_for_a_lock()
+    holder.release.set()
+    holder.join(timeout=30)
+    placer.join(timeout=30)
+    # Then once the other claim commits it is placed there, not refused as "full", and both count
+    assert waited, outcome
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert outcome[0].host_id == host.pk
+    host.refresh_from_db()
+    assert (host.allocated_vcpus, host.allocated_memory_mib) == (4, 8192)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_move_whose_best_host_fills_up_meanwhile_goes_to_the_next_one():
+    require(connection.vendor == "postgresql", "PostgreSQL")
+    # Given a desktop on host a, and two other hosts: b, the roomiest, ranked first, and c
+    a = HostFactory(name="a", cpus=8, cpu_ratio=1.0, memory_mib=16384, reserved_memory_mib=0)
+    scheduling.place(PlacementRequest(desktop_id=1, vcpus=2, memory_mib=4096))
+    b = HostFactory(name="b", cpus=16, cpu_ratio=1.0, memory_mib=32768, reserved_memory_mib=0)
+    c = HostFactory(name="c", cpus=8, cpu_ratio=1.0, memory_mib=16384, reserved_memory_mib=0)
+    assert scheduling.rank(PlacementRequest(desktop_id=1, vcpus=2, memory_mib=4096, exclude_host_ids={a.pk})) == [
+        b.pk,
+        c.pk,
+    ]
+    # and another worker's claim in flight on b that will take all of it
+    holder = _Holder(b.pk, then=(16, 32768))
+    holder.start()
+    assert holder.locked.wait(timeout=10)
+    # When the desktop is relocated meanwhile (it ranks b first and waits for b's lock)
+    mover, outcome = _in_thread(lambda: scheduling.relocate(PlacementRequest(desktop_id=1, vcpus=2, memory_mib=4096)))
+    waited = _wait_until_someone_waits_for_a_lock()
+    holder.release.set()
+    holder.join(timeout=30)
+    mover.join(timeout=30)
+    # Then, b being full now, the claim moves to c: b is not pushed past its room, a is empty
+    assert waited, outcome
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert outcome[0].host_id == c.pk
+    assert Allocation.objects.get(desktop_id=1).host_id == c.pk
+    counters = {h.name: (h.allocated_vcpus, h.allocated_memory_mib) for h in Host.objects.all()}
+    assert counters == {"a": (0, 0), "b": (16, 32768), "c": (2, 4096)}

@@ -150,8 +150,9 @@ def test_it_moves_a_desktop_to_another_host_at_the_size_it_holds_and_refuses_gpu
     here, there = _host(name="here"), _host(name="there", cpus=32)
     Host.objects.filter(pk=there.pk).update(allocated_vcpus=8, allocated_memory_mib=8192)
     assert scheduling.place(request(1)).host_id == here.pk
-    # When it is moved, asked with another size: it goes elsewhere, holding what it holds
-    assert scheduling.relocate(request(1, vcpus=8, memory_mib=1024)).host_id == there.pk
+    # When it is moved, asked with a size that would not fit there (24 vCPUs and 8 GiB are free):
+    # it goes there all the same, holding what it holds
+    assert scheduling.relocate(request(1, vcpus=30, memory_mib=12288)).host_id == there.pk
     there.refresh_from_db()
     assert (there.allocated_vcpus, there.allocated_memory_mib) == (10, 12288)
     # And a desktop never placed, or one wanting or holding a GPU, is refused saying why
@@ -179,9 +180,14 @@ def test_it_keeps_a_shared_gpus_type_until_its_last_vgpu_goes():
 def test_it_moves_only_to_a_named_host_that_passes_every_filter():
     from hosts.errors import NoCapacity
 
-    here, drained = _host(name="here"), _host(name="drained")
-    scheduling.place(request(1))
+    image = ImageFactory()
+    here, drained, bare = _host(name="here"), _host(name="drained"), _host(name="bare")
+    ImageCopyFactory(image=image, host=here)
+    ImageCopyFactory(image=image, host=drained)
+    scheduling.place(request(1, image_id=image.pk))
     Host.objects.filter(pk=drained.pk).update(drain=True)
-    with pytest.raises(NoCapacity):
-        scheduling.relocate(request(1), target_host_id=drained.pk)
+    # A drained host, one without the desktop's image, and the host it is on already are all refused
+    for target in (drained, bare, here):
+        with pytest.raises(NoCapacity):
+            scheduling.relocate(request(1, image_id=image.pk), target_host_id=target.pk)
     assert Allocation.objects.get(desktop_id=1).host_id == here.pk

@@ -70,8 +70,9 @@ def test_it_names_the_rule_when_it_excludes_every_host(case, fields, message):
 
 def test_it_says_when_no_host_is_registered():
     # given no hosts; when placing; then the reason is plain
-    with pytest.raises(NoCapacity, match="no host is registered"):
+    with pytest.raises(NoCapacity, match=r"^no host is registered$") as refused:
         scheduling.place(request())
+    assert refused.value.reason == "no_host"
 
 
 def test_it_keeps_vcpus_under_the_cpu_ratio():
