@@ -291,6 +291,8 @@ def test_it_adds_a_guest_agent_channel_and_a_balloon_with_stats() -> None:
     root = parse(full_spec())
     assert root.find("devices/channel[@type='unix']/target").get("name") == "org.qemu.guest_agent.0"
     assert root.find("devices/memballoon/stats").get("period") == "10"
+    # Freed guest pages go back to the host (denser idle desktops)
+    assert root.find("devices/memballoon").get("freePageReporting") == "on"
     assert parse(make_spec()).find("devices/channel") is None
 
 
