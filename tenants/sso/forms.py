@@ -169,14 +169,7 @@ class LdapProviderForm(_ProviderForm):
         model = IdentityProvider
         fields = [
             "name",
-            "ldap_uri",
-            "ldap_bind_dn",
-            "ldap_user_base",
-            "ldap_user_filter",
-            "ldap_email_attribute",
-            "ldap_group_attribute",
-            "ldap_group_base",
-            "ldap_group_filter",
+            *services.LDAP_FIELDS,
             "allow_password",
             "mfa_policy",
             "enabled",

@@ -21,6 +21,17 @@ from tenants.sso.choices import MFA_METHODS, MfaPolicy, ProviderKind
 from tenants.sso.discovery import Discovery, ProviderUnreachable, discover
 from tenants.sso.models import EmailDomain, IdentityProvider
 
+# Where an LDAP directory is and how people and their groups are found in it (the LDAP form shows these).
+LDAP_FIELDS = (
+    "ldap_uri",
+    "ldap_bind_dn",
+    "ldap_user_base",
+    "ldap_user_filter",
+    "ldap_email_attribute",
+    "ldap_group_attribute",
+    "ldap_group_base",
+    "ldap_group_filter",
+)
 # What a tenant admin edits (the form and this service share the list); secret and domains go apart.
 PROVIDER_FIELDS = (
     "name",
@@ -32,14 +43,7 @@ PROVIDER_FIELDS = (
     "allow_password",
     "mfa_policy",
     "enabled",
-    "ldap_uri",
-    "ldap_bind_dn",
-    "ldap_user_base",
-    "ldap_user_filter",
-    "ldap_email_attribute",
-    "ldap_group_attribute",
-    "ldap_group_base",
-    "ldap_group_filter",
+    *LDAP_FIELDS,
 )
 MAX_ERROR_CHARS = 500
 
