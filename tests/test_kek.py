@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from quetzal import kek
 from quetzal.env import env_kek
+from tests.services import optional
 
 GOOD = base64.b64encode(bytes(range(32))).decode()
 
@@ -195,8 +196,10 @@ def test_processes_starting_at_once_share_one_development_kek(tmp_path):
 def test_it_makes_the_development_kek_when_the_system_temporary_directory_is_another_filesystem(monkeypatch, tmp_path):
     # Given a system temporary directory on tmpfs and var/ on the disk (a common layout)
     shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        pytest.skip("needs /dev/shm on a filesystem of its own")
+    optional(
+        shm.is_dir() and os.stat(shm).st_dev != os.stat(tmp_path).st_dev,
+        "/dev/shm on a filesystem of its own (the layout under test)",
+    )
     elsewhere = Path(tempfile.mkdtemp(dir=shm))
     monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
     try:
