@@ -32,23 +32,33 @@ def test_it_zooms_the_remote_screen_with_two_fingers_and_resets(alice, world, ch
     context = chromium.new_context(**PHONE)
     page = sign_in(context.new_page(), base, alice.member.email)
     page.goto(f"{base}/desktops/{world['mine'].pk}/console/")
+    # Fingers on a settled page (styles and fonts in), as a person's would be
+    page.wait_for_load_state("load")
+    page.evaluate("document.fonts.ready")
     page.evaluate("document.getElementById('qc-overlay').style.display = 'none'")
     assert page.evaluate(f"document.elementFromPoint(195, {Y}).closest('#qc-screen') !== null")
     state = "({scale: window.quetzalConsole.scale, pinched: window.quetzalConsole.pinched})"
     scale = page.locator('[data-cmd="scale"]')
     assert page.evaluate(state) == {"scale": True, "pinched": False} and scale.inner_text() == "Fit"
     cdp = context.new_cdp_session(page)
+    # Touch events reach the page's handlers after CDP has sent them: wait for what they do. (On a loaded CI the
+    # browser once took the fingers for its own pan/zoom and cancelled them: the screen now says touch-action: none.)
+    zoomed = "window.quetzalConsole.pinched === true && window.quetzalConsole.scale === false"
+    fitted = "window.quetzalConsole.pinched === false && window.quetzalConsole.scale === true"
     # Spreading two fingers: 1:1, dragged by one finger
     _fingers(cdp, (170, 220), (60, 330))
+    page.wait_for_function(zoomed, timeout=10_000)
     assert page.evaluate(state) == {"scale": False, "pinched": True} and scale.inner_text() == "1:1"
     # Pinching in: fitted again
     _fingers(cdp, (60, 330), (170, 220))
+    page.wait_for_function(fitted, timeout=10_000)
     assert page.evaluate(state) == {"scale": True, "pinched": False} and scale.inner_text() == "Fit"
     # Fingers that hardly move change nothing
     _fingers(cdp, (150, 240), (145, 245))
     assert page.evaluate(state) == {"scale": True, "pinched": False}
     # And the Fit button undoes a pinch
     _fingers(cdp, (170, 220), (60, 330))
+    page.wait_for_function(zoomed, timeout=10_000)
     page.evaluate("document.getElementById('qc-overlay').style.display = ''")
     scale.click()
     assert page.evaluate(state) == {"scale": True, "pinched": False} and scale.inner_text() == "Fit"
