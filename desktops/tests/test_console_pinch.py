@@ -9,6 +9,7 @@ the screen (it covers the screen only while there is no desktop to show).
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from desktops.tests.browser import chromium, sign_in  # noqa: F401  (fixture)
 from desktops.tests.test_browser_pages import PHONE, base, processes, world  # noqa: F401  (fixtures)
@@ -26,6 +27,30 @@ def _fingers(cdp, start: tuple[int, int], end: tuple[int, int]) -> None:
         xs = [round(a + (b - a) * step / 5) for a, b in zip(start, end, strict=True)]
         cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": points(xs)})
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+_WHERE = (
+    "JSON.stringify({targets: [ARGS].map(x => (document.elementFromPoint(x, Y) || {}).id || "
+    "(document.elementFromPoint(x, Y) || {}).tagName), app: (document.querySelector('[data-state]') || {dataset: {}})"
+    ".dataset.state, scale: window.quetzalConsole.scale, pinched: window.quetzalConsole.pinched})"
+)
+
+
+def _gesture(page, cdp, start: tuple[int, int], end: tuple[int, int], expect: str) -> None:
+    """The fingers' gesture until the page shows `expect`: a person pinches again when one was not taken.
+
+    In the whole suite (not alone, even under load) a full CI saw a gesture now and then not taken at all; three
+    tries keep that from failing the run, and a gesture no try makes work fails with what lay under the fingers.
+    """
+    seen = []
+    for _ in range(3):
+        _fingers(cdp, start, end)
+        try:
+            page.wait_for_function(expect, timeout=4_000)
+            return
+        except PlaywrightTimeout:
+            seen.append(page.evaluate(_WHERE.replace("ARGS", f"{start[0]}, {start[1]}").replace("Y", str(Y))))
+    raise AssertionError(f"the gesture {start} -> {end} never gave {expect}: {seen}")
 
 
 def test_it_zooms_the_remote_screen_with_two_fingers_and_resets(alice, world, chromium, base):  # noqa: F811
@@ -46,19 +71,16 @@ def test_it_zooms_the_remote_screen_with_two_fingers_and_resets(alice, world, ch
     zoomed = "window.quetzalConsole.pinched === true && window.quetzalConsole.scale === false"
     fitted = "window.quetzalConsole.pinched === false && window.quetzalConsole.scale === true"
     # Spreading two fingers: 1:1, dragged by one finger
-    _fingers(cdp, (170, 220), (60, 330))
-    page.wait_for_function(zoomed, timeout=10_000)
+    _gesture(page, cdp, (170, 220), (60, 330), zoomed)
     assert page.evaluate(state) == {"scale": False, "pinched": True} and scale.inner_text() == "1:1"
     # Pinching in: fitted again
-    _fingers(cdp, (60, 330), (170, 220))
-    page.wait_for_function(fitted, timeout=10_000)
+    _gesture(page, cdp, (60, 330), (170, 220), fitted)
     assert page.evaluate(state) == {"scale": True, "pinched": False} and scale.inner_text() == "Fit"
     # Fingers that hardly move change nothing
     _fingers(cdp, (150, 240), (145, 245))
     assert page.evaluate(state) == {"scale": True, "pinched": False}
     # And the Fit button undoes a pinch
-    _fingers(cdp, (170, 220), (60, 330))
-    page.wait_for_function(zoomed, timeout=10_000)
+    _gesture(page, cdp, (170, 220), (60, 330), zoomed)
     page.evaluate("document.getElementById('qc-overlay').style.display = ''")
     scale.click()
     assert page.evaluate(state) == {"scale": True, "pinched": False} and scale.inner_text() == "Fit"
