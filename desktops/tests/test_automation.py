@@ -21,14 +21,19 @@ from tests.factories import MembershipFactory, UserFactory
 from tests.fixtures import api_client, login_client
 
 
-@pytest.fixture
-def running(alice, host, template, work):
+def start_running(alice, template, work):
+    """Alice's member's API client and a desktop of the template it started, running."""
     client = api_client(alice.member, alice.tenant)
     with work():
         response = client.post("/api/desktop/start", {"template": template.pk}, format="json")
     desktop = Desktop.objects.get(pk=response.json()["desktop"]["id"])
     assert desktop.state == "running"
     return client, desktop
+
+
+@pytest.fixture
+def running(alice, host, template, work):
+    return start_running(alice, template, work)
 
 
 def _png(response) -> Image.Image:

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from desktops.models import Desktop, DesktopTemplate
 from desktops.services import automation_exec
 from desktops.tests.factories import DesktopTemplateFactory
+from desktops.tests.test_automation import start_running
 from tenants.choices import Role
 from tenants.events import AuditAction
 from tenants.models import AuditEvent
@@ -27,12 +28,7 @@ def _url(desktop: Desktop) -> str:
 @pytest.fixture
 def running(alice, host, template, work):
     DesktopTemplate.objects.filter(pk=template.pk).update(automation_exec_enabled=True)
-    client = api_client(alice.member, alice.tenant)
-    with work():
-        response = client.post("/api/desktop/start", {"template": template.pk}, format="json")
-    desktop = Desktop.objects.get(pk=response.json()["desktop"]["id"])
-    assert desktop.state == "running"
-    return client, desktop
+    return start_running(alice, template, work)
 
 
 def _token(client, desktop: Desktop, access: str) -> APIClient:
