@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import shutil
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from hosts.tests.factories import HostFactory
 from hosts.tests.libvirt_hosts import DEAD_URI, DEFAULT_URI
-from tests.services import port_open, require
+from tests.services import port_open, require, require_tool
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +74,7 @@ def test_it_says_whether_the_file_manager_can_open_home_disks_here(monkeypatch, 
     assert "ok   home files: plain and encrypted home disks open" in output
     # when the tools for encrypted homes are not on the PATH (a directory holding only the ext4 tools)
     for tool in ("debugfs", "mkfs.ext4", "e2fsck"):
-        (tmp_path / tool).symlink_to(shutil.which(tool))
+        (tmp_path / tool).symlink_to(require_tool(tool, "e2fsprogs"))
     monkeypatch.setenv("PATH", str(tmp_path))
     output, _ = _doctor("--skip-hosts")
     # then it warns that encrypted homes cannot open, naming the package
