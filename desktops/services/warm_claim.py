@@ -135,7 +135,7 @@ def _statement(*, locked: Tenant, user: User, template: DesktopTemplate, now: da
         )
         SELECT {answer},
             (SELECT json_agg(json_build_object('id', l.id, 'tenant_id', l.tenant_id, 'desktop_id', l.desktop_id,
-                                               'value', l.value))
+                                               'value', l.value) ORDER BY l.id)
              FROM desktops_desktoplabel AS l WHERE l.desktop_id = claimed.id),
             (SELECT json_agg(json_build_object('id', s.id, 'desktop_id', s.desktop_id, 'name', s.name,
                                                'created_at', s.created_at, 'running', s.running)
