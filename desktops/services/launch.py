@@ -21,8 +21,8 @@ _RESUME_WITH = (OperationKind.START, OperationKind.RESUME)
 class LaunchResult:
     desktop: Desktop
     operation: Operation | None
-    # A warm claim's one statement read all the answer shows (desktops.services.warm_claim): the desktop
-    # carries it, and this is its network address. The API answers from it without reading again.
+    # Set when the warm claim's one statement (desktops.services.warm_claim) read all the answer shows: the
+    # desktop carries its host, labels and snapshots, this its network address; the API reads nothing again.
     claimed: warm_claim.Claimed | None = None
 
     @property
