@@ -24,6 +24,7 @@ from django.utils.dateparse import parse_datetime
 
 from desktops.choices import DesktopState, LaunchKind
 from desktops.models import Desktop, DesktopLabel, DesktopSnapshot, DesktopTemplate, Operation, Pool
+from desktops.services import network as desktop_network
 from desktops.services import pools, quotas
 from hosts.models import Host, NetworkLease, TenantNetwork
 from tenants.models import Tenant, User
@@ -70,8 +71,7 @@ def claim(*, locked: Tenant, user: User, template: DesktopTemplate, ip: str | No
     address = None
     if lease.pk is not None:
         lease.network = network
-        address = {"network": network.name, "subnet": network.subnet, "gateway": network.gateway}
-        address |= {"ip": lease.ip, "mac": lease.mac}
+        address = desktop_network.lease_address(lease)
     operation = pools.handed_out(locked=locked, user=user, desktop=desktop, pool=pool, ip=ip, boots=False)
     return Claimed(desktop, operation, address)
 
