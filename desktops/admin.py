@@ -66,7 +66,7 @@ class DesktopTemplateAdmin(admin.ModelAdmin):
             {"fields": ["firmware", "tpm", "virtio_drivers", "clipboard_channel", "sound"]},
         ),
         ("Who may launch it, at what price", {"fields": ["visibility", "tenant", "price_per_hour"]}),
-        ("Automation", {"fields": ["automation_exec_enabled"]}),
+        ("Automation", {"fields": ["automation_exec_enabled", "keyboard_layout"]}),
         (
             "First boot (cloud-init)",
             {

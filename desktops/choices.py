@@ -11,6 +11,19 @@ class OsFamily(models.TextChoices):
     WINDOWS = "windows", "Windows"
 
 
+class KeyboardLayout(models.TextChoices):
+    """The keyboard layout a template's guest reads keys with: the automation API types text for it
+    (hosts.hypervisor.layouts has a table for each)."""
+
+    US = "us", _("English (US)")
+    GB = "gb", _("English (UK)")
+    DE = "de", _("German")
+    FR = "fr", _("French")
+    ES = "es", _("Spanish")
+    IT = "it", _("Italian")
+    CH = "ch", _("Swiss German")
+
+
 class FirmwareChoice(models.TextChoices):
     """A template's firmware; OS_DEFAULT follows its OS family (Windows: UEFI with Secure Boot; Linux: BIOS)."""
 

@@ -110,6 +110,7 @@ class TemplateSerializer(ModelSerializer):
             "bounds",
             "visibility",
             "automation_exec_enabled",
+            "keyboard_layout",
         ]
 
     @extend_schema_field(SizeOptionSerializer(many=True))

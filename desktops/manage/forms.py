@@ -73,6 +73,7 @@ class TemplateForm(ModelForm):
             "tpm": "TPM 2.0",
             "virtio_drivers": "Windows has the virtio drivers",
             "automation_exec_enabled": "Scripts may run commands in its desktops (guest agent)",
+            "keyboard_layout": "The guest's keyboard layout",
         }
 
     def __init__(self, *args, **kwargs) -> None:

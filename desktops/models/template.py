@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-from desktops.choices import FirmwareChoice, GpuKind, OsFamily, Visibility
+from desktops.choices import FirmwareChoice, GpuKind, KeyboardLayout, OsFamily, Visibility
 from tenants.querysets import TenantQuerySet
 
 # Hard bounds on every size anyone may ask for, whatever a template says (libvirt's own limits are far above).
@@ -94,6 +94,12 @@ class DesktopTemplate(models.Model):
     virtio_drivers = models.BooleanField(
         default=False,
         help_text="Windows has the virtio drivers: virtio disk and network instead of SATA and e1000e.",
+    )
+    keyboard_layout = models.CharField(
+        max_length=8,
+        choices=KeyboardLayout.choices,
+        default=KeyboardLayout.US,
+        help_text="The layout its guest reads keys with: text typed through the automation API is typed for it.",
     )
     # Commands run as the guest agent's user (root on Linux): off unless an admin says this template's guests may.
     automation_exec_enabled = models.BooleanField(

@@ -31,6 +31,7 @@ from hosts.hypervisor import (
     get_hypervisor,
 )
 from hosts.hypervisor.input import (
+    DEFAULT_LAYOUT,
     PointerButton,
     PointerEvent,
     UnknownKey,
@@ -216,10 +217,10 @@ def _pointer_steps(action: Mapping[str, Any], width: int, height: int) -> list[P
     raise ServiceError(f"Unknown action {kind!r}.", code="invalid_action")
 
 
-def _chords(action: Mapping[str, Any]) -> list[tuple[int, ...]]:
+def _chords(action: Mapping[str, Any], layout: str) -> list[tuple[int, ...]]:
     try:
         if action["type"] == "text":
-            return text_chords(action["text"])
+            return text_chords(action["text"], layout)
         return [chord_codes(action["keys"])] * int(action.get("repeat") or 1)
     except UnsupportedCharacter as error:
         raise ServiceError(str(error), code="unsupported_character") from None
@@ -227,7 +228,9 @@ def _chords(action: Mapping[str, Any]) -> list[tuple[int, ...]]:
         raise ServiceError(str(error), code="unknown_key") from None
 
 
-def _plan(actions: Sequence[Mapping[str, Any]], screen_size: Callable[[], tuple[int, int]]) -> list[tuple[str, Any]]:
+def _plan(
+    actions: Sequence[Mapping[str, Any]], screen_size: Callable[[], tuple[int, int]], layout: str = DEFAULT_LAYOUT
+) -> list[tuple[str, Any]]:
     """Every action checked and turned into hypervisor steps before the first is sent (all or nothing refused)."""
     if not actions or len(actions) > MAX_ACTIONS:
         raise ServiceError(f"Send 1 to {MAX_ACTIONS} actions.", code="invalid_actions")
@@ -236,7 +239,7 @@ def _plan(actions: Sequence[Mapping[str, Any]], screen_size: Callable[[], tuple[
     for action in actions:
         kind = action.get("type")
         if kind in ("text", "key"):
-            steps.extend(("keys", chord) for chord in _chords(action))
+            steps.extend(("keys", chord) for chord in _chords(action, layout))
         elif kind == "wait":
             waited += action["ms"]
             steps.append(("wait", action["ms"] / 1000))
@@ -269,7 +272,7 @@ def send_input(
             size.append(_look(desktop).size)
         return size[0]
 
-    steps = _plan(actions, screen_size)
+    steps = _plan(actions, screen_size, desktop.template.keyboard_layout)
     started = time.monotonic()
     keys = 0
     for kind, step in steps:

@@ -40,6 +40,7 @@ TENANT_FIELDS = (
     "cloud_init_password",
     "cloud_init_ssh_key",
     "cloud_init_packages",
+    "keyboard_layout",
     "automation_exec_enabled",
     "enabled",
 )

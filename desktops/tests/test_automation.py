@@ -261,3 +261,16 @@ def test_it_lets_an_admin_drive_a_members_desktop_only_where_admins_may_open_con
     alice.tenant.allow_admin_console_access = True
     alice.tenant.save()
     assert admin.get(f"/api/v1/desktops/{desktop.pk}/screenshot/").status_code == 200
+
+
+def test_it_types_for_the_keyboard_layout_of_the_desktops_template(running):
+    client, desktop = running
+    # Given a template whose guests read a German keyboard
+    desktop.template.keyboard_layout = "de"
+    desktop.template.save(update_fields=["keyboard_layout"])
+    # When a script types French and German words
+    body = {"actions": [{"type": "text", "text": "café für Zoë"}]}
+    response = client.post(f"/api/v1/desktops/{desktop.pk}/input/", body, format="json")
+    # Then they are accepted, each accent a dead key and its letter (é, ë) and ü a key of its own
+    assert response.status_code == 200, response.json()
+    assert response.json()["keys"] == len("café für Zoë") + 2

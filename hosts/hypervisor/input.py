@@ -1,7 +1,10 @@
-"""Typed guest input: Linux key codes for a US keyboard, and pointer events as QEMU's input-send-event takes them.
+"""Typed guest input: Linux key codes for the guest's keyboard layout, and pointer events as QEMU's
+input-send-event takes them.
 
-No I/O here: the libvirt driver sends what these build. Text becomes key presses with Shift held where the US
-layout needs it (a VNC-typed `>` arrives without Shift, so the chord is explicit here).
+No I/O here: the libvirt driver sends what these build. A guest reads key codes through its own layout, so text
+becomes the chords that layout needs (hosts.hypervisor.layouts, generated from xkb-data): Shift or AltGr held where
+it needs them, a dead key followed by space for `^` on a German keyboard (a VNC-typed `>` arrives without Shift, so
+every chord is explicit here).
 """
 
 from __future__ import annotations
@@ -9,8 +12,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from hosts.hypervisor.layouts import LAYOUTS
+
 __all__ = [
     "ABS_MAX",
+    "DEFAULT_LAYOUT",
     "KEY_NAMES",
     "MAX_CHORD_KEYS",
     "PointerButton",
@@ -50,26 +56,18 @@ KEY_NAMES: dict[str, int] = {
     "meta": 125, "super": 125, "win": 125, "leftmeta": 125, "rightmeta": 126, "menu": 127,
 }  # fmt: skip
 
-_SHIFT = KEY_NAMES["shift"]
-# Characters of the US layout: (key code, with Shift).
-_UNSHIFTED = {
-    **_LETTERS, **_DIGITS,
-    " ": 57, "\n": 28, "\t": 15, "-": 12, "=": 13, "[": 26, "]": 27, ";": 39, "'": 40, "`": 41,
-    "\\": 43, ",": 51, ".": 52, "/": 53,
-}  # fmt: skip
-_SHIFTED = {
-    **{c.upper(): code for c, code in _LETTERS.items()},
-    "!": 2, "@": 3, "#": 4, "$": 5, "%": 6, "^": 7, "&": 8, "*": 9, "(": 10, ")": 11, "_": 12, "+": 13,
-    "{": 26, "}": 27, ":": 39, '"': 40, "~": 41, "|": 43, "<": 51, ">": 52, "?": 53,
-}  # fmt: skip
+DEFAULT_LAYOUT = "us"
+# What every layout types with the same key, whatever the tables say: the line and tab keys.
+_CONTROL_CHARACTERS = {"\n": ((KEY_NAMES["enter"],),), "\t": ((KEY_NAMES["tab"],),)}
 
 
 class UnsupportedCharacter(ValueError):
-    """A character the US keyboard layout cannot type."""
+    """A character the guest's keyboard layout cannot type."""
 
-    def __init__(self, char: str) -> None:
-        super().__init__(f"{char!r} cannot be typed on a US keyboard layout.")
+    def __init__(self, char: str, layout: str = DEFAULT_LAYOUT) -> None:
+        super().__init__(f"{char!r} cannot be typed on the {layout!r} keyboard layout.")
         self.char = char
+        self.layout = layout
 
 
 class UnknownKey(ValueError):
@@ -80,16 +78,15 @@ class UnknownKey(ValueError):
         self.name = name
 
 
-def text_chords(text: str) -> list[tuple[int, ...]]:
-    """One chord (key codes pressed together, then released) per character of text."""
+def text_chords(text: str, layout: str = DEFAULT_LAYOUT) -> list[tuple[int, ...]]:
+    """The chords (key codes pressed together, then released) that type text on a guest with this layout."""
+    table = LAYOUTS[layout]
     chords: list[tuple[int, ...]] = []
     for char in text.replace("\r\n", "\n"):
-        if char in _UNSHIFTED:
-            chords.append((_UNSHIFTED[char],))
-        elif char in _SHIFTED:
-            chords.append((_SHIFT, _SHIFTED[char]))
-        else:
-            raise UnsupportedCharacter(char)
+        typed = _CONTROL_CHARACTERS.get(char) or table.get(char)
+        if typed is None:
+            raise UnsupportedCharacter(char, layout)
+        chords.extend(typed)
     return chords
 
 
