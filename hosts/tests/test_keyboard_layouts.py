@@ -16,7 +16,7 @@ from tests.services import require
 # What people type into desktops in each language: letters of the layout, shell punctuation and dead-key accents.
 SAMPLES = {
     "us": "ls -la ~/src | grep '^[a-z]+' > \"out.txt\" && echo $HOME; {x}\\ @#%*`",
-    "gb": "£5 for Zoë's café: ~/notes | grep \"ë\" @home #1",
+    "gb": '£5 for Zoë\'s café: ~/notes | grep "ë" @home #1',
     "de": "Grüße aus Köln: Straße, größer ä|ö|ü ~/é@€ {a}[b]\\c ^2 `cmd` y/z",
     "fr": "Où est le café ? À côté de la gare : ça coûte 5 € ! {x}[y]@#~ ê",
     "es": "¿Dónde está el niño? ¡Aquí! Peña, año 2026 - @#~ ü ç",
