@@ -58,6 +58,8 @@ class TenantAdmin(admin.ModelAdmin):
                     "clipboard_from_desktop",
                     "audio_enabled",
                     "recording_retention_days",
+                    "max_consoles_per_person",
+                    "max_consoles_per_tenant",
                 ],
                 "classes": ["collapse"],
             },

@@ -108,6 +108,8 @@ class PoliciesForm(ModelForm):
             "allow_admin_console_access": "Admins may open members' consoles",
             "recording_enabled": "Record console sessions",
             "recording_retention_days": "Keep recordings (days)",
+            "max_consoles_per_person": "Consoles open at once per person",
+            "max_consoles_per_tenant": "Consoles open at once in the organisation",
             "clipboard_to_desktop": "Clipboard: paste into desktops",
             "clipboard_from_desktop": "Clipboard: copy out of desktops",
             "audio_enabled": "Desktop sound in the browser",

@@ -59,6 +59,14 @@ class ConsoleUnavailable(ConsoleError):
     close_code = 4503
 
 
+class TooManyConsoles(ConsoleError):
+    """The person, or the whole organisation, has as many consoles open as the tenant allows at once."""
+
+    code = "too_many_consoles"
+    status = 429
+    close_code = 4429
+
+
 class RecordingMissing(ConsoleError):
     code = "recording_missing"
     status = 404

@@ -25,6 +25,8 @@ _REASONS = {
     "ticket_missing": _("The console link had expired; a reload opens a new one."),
     "not_found": _("The desktop no longer exists."),
     "console_forbidden": _("This person may not open this desktop's console."),
+    "too_many_consoles": _("Refused: the person had as many consoles open as the organisation allows."),
+    "tenant_consoles_full": _("Refused: the organisation had as many consoles open as it allows."),
     "admin_console_disabled": _("The organisation does not let admins open members' consoles."),
     "not_authenticated": _("The person was not signed in."),
     "session_required": _("The person was not signed in."),

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from desktops.console import activity, recordings, tickets
+from desktops.console import activity, fair_share, recordings, tickets
 from desktops.console.errors import (
     ConsoleError,
     ConsoleForbidden,
@@ -25,7 +25,7 @@ from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import RecordingStats
 from desktops.console.rfb import ConsolePolicy
 from desktops.models import Desktop
-from desktops.services import disk_keys
+from desktops.services import disk_keys, quotas
 from tenants import events
 from tenants.models import Membership
 
@@ -105,7 +105,33 @@ def open_session(
             )
         raise
     now = timezone.now()
+    try:
+        session, recording = _record_session(desktop, user, admin_access, ip, user_agent, now)
+    except ConsoleError as error:
+        # After the rollback, so the refusal stays on record
+        events.console_refused(
+            actor=user, tenant=desktop.tenant, desktop=desktop, desktop_id=desktop_id, code=error.code, ip=ip
+        )
+        raise
+    return ConsoleGrant(
+        session_id=session.pk,
+        desktop_id=desktop.pk,
+        tenant_id=desktop.tenant_id,
+        host_uri=desktop.host.uri,
+        host_address=desktop.host.console_address,
+        domain_name=desktop.domain_name,
+        recording_id=recording.pk if recording else None,
+        recording_path=recordings.file_path(recording) if recording else None,
+        recording_key=disk_keys.tenant_recording_key(desktop.tenant) if recording else None,
+        policy=policy_of(desktop.tenant),
+    )
+
+
+def _record_session(desktop: Desktop, user, admin_access: bool, ip: str | None, user_agent: str, now: datetime):
+    """The session row, its recording and its audit event; refused (TooManyConsoles) past the tenant's fair share."""
     with transaction.atomic():
+        # Under the tenant's lock: two tabs opening at once cannot both take the last place.
+        fair_share.ensure_room(tenant=quotas.lock(desktop.tenant), user=user, now=now)
         session = ConsoleSession.objects.create(
             tenant_id=desktop.tenant_id,
             desktop=desktop,
@@ -126,18 +152,7 @@ def open_session(
             recorded=recording is not None,
             ip=ip,
         )
-    return ConsoleGrant(
-        session_id=session.pk,
-        desktop_id=desktop.pk,
-        tenant_id=desktop.tenant_id,
-        host_uri=desktop.host.uri,
-        host_address=desktop.host.console_address,
-        domain_name=desktop.domain_name,
-        recording_id=recording.pk if recording else None,
-        recording_path=recordings.file_path(recording) if recording else None,
-        recording_key=disk_keys.tenant_recording_key(desktop.tenant) if recording else None,
-        policy=policy_of(desktop.tenant),
-    )
+    return session, recording
 
 
 @dataclass(frozen=True)
@@ -268,12 +283,16 @@ def end_session(
     return True
 
 
+def stale_cutoff(now: datetime) -> datetime:
+    """Sessions last heard of before this have lost their proxy (a killed web process)."""
+    return now - timedelta(seconds=heartbeat_s() * STALE_AFTER_HEARTBEATS)
+
+
 def end_stale_sessions(*, now: datetime | None = None) -> int:
     """End sessions whose proxy stopped reporting (a killed web process), so idle shutdown can proceed."""
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=heartbeat_s() * STALE_AFTER_HEARTBEATS)
     ended = 0
-    for session in ConsoleSession.objects.filter(ended_at__isnull=True, last_seen_at__lt=cutoff):
+    for session in ConsoleSession.objects.filter(ended_at__isnull=True, last_seen_at__lt=stale_cutoff(now)):
         if end_session(
             session_id=session.pk,
             reason="proxy_lost",

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from desktops.choices import DesktopState
+from desktops.console import fair_share
 from desktops.console.errors import (
     ConsoleForbidden,
     DesktopNotFound,
@@ -87,8 +88,10 @@ def issue(*, desktop: Desktop, user, membership, session_key: str | None, ip: st
         raise SessionRequired("Open the console from a signed-in browser session.")
     is_admin_access = admin_access(desktop=desktop, user=user, membership=membership)
     ensure_running(desktop)
-    token = secrets.token_urlsafe(32)
     now = timezone.now()
+    # Said before the page connects, so it can tell the person why; the socket's own check is the binding one.
+    fair_share.ensure_room(tenant=desktop.tenant, user=user, now=now)
+    token = secrets.token_urlsafe(32)
     lifetime = ttl_s()
     ticket = ConsoleTicket.objects.create(
         tenant_id=desktop.tenant_id,

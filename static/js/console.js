@@ -14,7 +14,7 @@ const clipText = document.getElementById("qc-clip-text");
 const osk = document.getElementById("qc-osk");
 
 // Close codes the proxy uses (desktops/console/errors.py).
-const CLOSE = { signedOut: 4401, forbidden: 4403, notFound: 4404, endedElsewhere: 4408, notRunning: 4409, ticket: 4410, unavailable: 4503 };
+const CLOSE = { signedOut: 4401, forbidden: 4403, notFound: 4404, endedElsewhere: 4408, notRunning: 4409, ticket: 4410, tooMany: 4429, unavailable: 4503 };
 const BUSY_STATES = ["requested", "provisioning", "starting", "stopping", "deleting"];
 const STOPPED_STATES = ["stopped", "hibernated", "error"];
 
@@ -361,6 +361,12 @@ function onDisconnect(rfb) {
       return showOverlay(gettext("Disconnected"), gettext("This console session was ended elsewhere."), ["reconnect"]);
     case CLOSE.ticket:
       return refused("ticket_invalid", gettext("The console link expired before it was used."), 403);
+    case CLOSE.tooMany:
+      return refused(
+        "too_many_consoles",
+        gettext("You have as many consoles open as your organisation allows at once. Close one in another tab or device, then reconnect."),
+        429,
+      );
     default:
       // The desktop stopped, restarted or the network dropped: find out which, then act.
       return followDesktop();
@@ -378,6 +384,10 @@ function refused(code, message, status) {
       interpolate(gettext("%s Reconnect to get a new one."), [message]),
       ["reconnect"],
     );
+  }
+  if (status === 429 || code === "too_many_consoles" || code === "tenant_consoles_full") {
+    setStatus("refused", gettext("Too many consoles"));
+    return showOverlay(gettext("Too many consoles open"), message, ["reconnect"]);
   }
   if (status === 401 || code === "not_authenticated") {
     setStatus("refused", gettext("Signed out"));

@@ -41,6 +41,8 @@ POLICY_FIELDS = (
     "allow_admin_console_access",
     "recording_enabled",
     "recording_retention_days",
+    "max_consoles_per_person",
+    "max_consoles_per_tenant",
     "clipboard_to_desktop",
     "clipboard_from_desktop",
     "audio_enabled",
@@ -51,6 +53,10 @@ POLICY_FIELDS = (
     "time_zone",
     "warm_hit_target_percent",
 )
+
+# Bounds of the console fair-share policy.
+MAX_CONSOLES_PER_PERSON = 50
+MAX_CONSOLES_PER_TENANT = 1_000_000
 
 # Bounds of the home-disk policy: a home disk is a sparse file, but its size is a promise of space.
 HOME_DISK_GIB_MAX = 2048
@@ -104,6 +110,17 @@ class Tenant(models.Model):
     recording_enabled = models.BooleanField(default=False, help_text="Record console sessions.")
     recording_retention_days = models.PositiveIntegerField(
         default=30, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
+    )
+    # Fair share (desktops.console.fair_share): open consoles at once; sessions whose proxy went silent do not count.
+    max_consoles_per_person = models.PositiveIntegerField(
+        default=3,
+        validators=[MaxValueValidator(MAX_CONSOLES_PER_PERSON)],
+        help_text="Consoles one person may have open at once (tabs and devices); 0 means unlimited.",
+    )
+    max_consoles_per_tenant = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_CONSOLES_PER_TENANT)],
+        help_text="Consoles open at once in the whole organisation; 0 means unlimited.",
     )
     # Data-loss prevention: enforced by the console proxy, which drops the clipboard messages of a
     # forbidden direction (hiding the buttons alone would not stop a VNC client).

@@ -291,7 +291,16 @@ class PoliciesView(TenantPageMixin, View):
             ("max_running_per_user", "quota_desktops", "quota_vcpus", "quota_ram_mib", "quota_disk_gib"),
         ),
         ("Sizes", ("resize_policy",)),
-        ("Consoles", ("allow_admin_console_access", "recording_enabled", "recording_retention_days")),
+        (
+            "Consoles",
+            (
+                "allow_admin_console_access",
+                "recording_enabled",
+                "recording_retention_days",
+                "max_consoles_per_person",
+                "max_consoles_per_tenant",
+            ),
+        ),
         ("Clipboard and sound", ("clipboard_to_desktop", "clipboard_from_desktop", "audio_enabled")),
         ("Home folders", ("home_disk_gib", "quota_home_gib", "allow_admin_file_access")),
         ("Automation", ("allow_automation",)),
