@@ -37,11 +37,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-# The path MCP clients are pointed at (quetzal/asgi.py routes it here, with or without the slash).
-MCP_PATH = "/mcp/"
-# The largest tool call is a command's argv and stdin (48 KiB) or a text to type (2000 characters), even with
-# every character JSON-escaped six-fold: a quarter MiB bounds a request well above that and far below the SDK's 4.
-MAX_BODY_BYTES = 256 * 1024
+# The largest tool call is a command's argv and stdin (48 KiB) or a text to type (2000 characters): even with every
+# character JSON-escaped six-fold (\u0000) that is under 300 KiB, so half a MiB refuses only what no tool takes.
+MAX_BODY_BYTES = 512 * 1024
 # JSON-RPC's "invalid request": the SDK answers its own HTTP-level refusals with it too.
 INVALID_REQUEST = -32600
 

@@ -24,6 +24,7 @@ from mcp.shared.exceptions import MCPError
 from PIL import Image
 
 from desktops.mcp_http import MAX_BODY_BYTES
+from desktops.services import automation_exec
 from desktops.services.automation_tokens import create_automation_token
 from desktops.tests.factories import DesktopTemplateFactory
 from desktops.tests.test_automation import start_running
@@ -109,7 +110,6 @@ def test_it_lists_tools_and_drives_a_desktop_round_trip_over_http(server_url, al
     _member, desktop = start_running(alice, template, work)
     membership = alice.membership(alice.member)
     token, raw = create_automation_token(membership=membership, name="agent", access="input", desktops=[desktop])
-    DesktopTemplateFactory(name="Not for the agent", image=template.image, vcpus=1, memory_mib=512, disk_gib=10)
 
     async def scenario() -> dict:
         seen: dict = {}
@@ -252,6 +252,13 @@ def test_it_bounds_the_request_body(server_url, alice, template):
     huge = json.dumps({**call, "params": {"name": "type", "arguments": {"text": "x" * MAX_BODY_BYTES}}}).encode()
     response = _post(server_url, {"Authorization": f"Bearer {raw}"}, body=huge)
     assert response.status_code == 413 and _error(response)["data"]["code"] == "request_too_large"
+    # While the largest call a tool takes (a command's whole stdin, every byte escaped) passes the door to the tool
+    stdin = "\x01" * automation_exec.MAX_STDIN_BYTES
+    largest = {"name": "exec", "arguments": {"desktop_id": 0, "argv": ["/bin/cat"], "stdin": stdin}}
+    body = json.dumps({**call, "params": largest}).encode()
+    assert len(body) > 6 * automation_exec.MAX_STDIN_BYTES
+    served = _post(server_url, {"Authorization": f"Bearer {raw}"}, body=body)
+    assert served.status_code == 200 and "not_found: No such desktop." in served.text, served.text[:300]
     # Not JSON at all is the SDK's parse error, not a crash
     garbage = _post(server_url, {"Authorization": f"Bearer {raw}"}, body=b"{not json")
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == -32700
