@@ -2,8 +2,9 @@
 uvicorn serving quetzal.asgi on PostgreSQL: the token at the door, its scope and the tenant's policy per tool,
 Host/Origin checks against DNS rebinding, the body bound, and the audit of what it drives.
 
-The server runs in a thread of the test process, not a child process: libvirt's test driver keeps a desktop's
-domain only in the process that started it, and the desktop these tools look at and type into runs here.
+The server runs in a thread of the test process: libvirt's test driver keeps a desktop's domain only in the process
+that started it, and the desktop these tools look at and type into runs here. One test runs the production server
+command in a process of its own, for the route as `make run` composes it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from quetzal.server import free_port
 from tenants.events import AuditAction
 from tenants.models import AuditEvent
 from tenants.services.tokens import create_token, revoke_token
-from tests.processes import require_shared_services
+from tests.processes import child_env, require_shared_services, start_asgi_server
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,7 +47,10 @@ def server_url() -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+        # As quetzal.server's command line serves it: the client address is the TCP peer's, never a header's
+        uvicorn.Config(
+            application, host="127.0.0.1", port=port, lifespan="off", proxy_headers=False, log_level="warning"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -278,3 +282,25 @@ def test_it_answers_other_methods_and_malformed_requests_without_a_server_error(
     assert _post(server_url, {**bearer, "Content-Type": "text/plain"}).status_code == 400
     unslashed = _post(server_url.rstrip("/"), bearer)
     assert unslashed.status_code == 200 and "tools" in unslashed.text, unslashed.text
+
+
+def test_it_serves_the_tools_under_the_production_server_command(alice, template, tmp_path):
+    require_shared_services("the web server")
+    _token, raw = create_automation_token(
+        membership=alice.membership(alice.member), name="agent", access="read", templates=[template]
+    )
+    server, base = start_asgi_server(env=child_env(), log_path=tmp_path / "server.log")
+
+    async def scenario() -> tuple[set, object]:
+        async with _client(f"{base}/mcp/", raw) as client:
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+            return tools, _data(await client.call_tool("list_templates", {}))
+
+    try:
+        tools, templates = async_to_sync(scenario)()
+        refused = _post(f"{base}/mcp/", {})
+    finally:
+        server.stop()
+    assert {"look", "type", "launch"} <= tools, server.log_tail()
+    assert templates == [{"id": template.pk, "name": template.name, "os": template.os_family}]
+    assert refused.status_code == 401 and _error(refused)["data"]["code"] == "token_required"
