@@ -2,7 +2,8 @@
 
 It acts with one API token, as the API would: the token's tenant, its person's rights, and (for an automation
 token) only the desktops and templates it names; every call goes through the same services as the API, so the
-same scoping, policies, bounds and audit events apply. `manage.py mcp_server` serves it on stdio.
+same scoping, policies, bounds and audit events apply. `manage.py mcp_server` serves it on stdio;
+desktops.mcp_http serves it over streamable HTTP at /mcp/, one server per request for the request's token.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from desktops.models import Desktop, DesktopTemplate
 from desktops.services import automation, automation_exec, disposable
-from desktops.services.automation_tokens import require_access, scope_desktops, token_templates
+from desktops.services.automation_tokens import (
+    require_access,
+    require_automation_allowed,
+    scope_desktops,
+    token_templates,
+)
 from desktops.services.requests import request_stop
 from desktops.services.templates import launchable
 from quetzal.errors import NotFound, ServiceError
+from tenants import readonly
 from tenants.models import ApiToken, Membership
 from tenants.models.token import TokenScope
 from tenants.services.tokens import authenticate_token
@@ -53,16 +60,26 @@ def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 class Caller:
-    """Who the server acts as: the token, its person and their membership, re-read on every call."""
+    """Who the server acts as: the token, its person and their membership, re-read on every call.
 
-    def __init__(self, raw_token: str) -> None:
+    Every tool is automation, so the tenant's policy against it refuses them all, listing included (as the
+    HTTP transport refuses such a token at its door); `ip` is the HTTP caller's address, for the audit log.
+    """
+
+    def __init__(self, raw_token: str, ip: str | None = None) -> None:
         self.raw_token = raw_token
+        self.ip = ip
 
     def token(self) -> ApiToken:
-        token = authenticate_token(self.raw_token)
+        token = authenticate_token(self.raw_token, ip=self.ip)
         if token is None:
             raise ServiceError("Invalid, expired or revoked token.", code="invalid_token", status=401)
+        require_automation_allowed(token.tenant)
         return token
+
+    def writable(self, token: ApiToken) -> None:
+        """Refuse a change in a suspended or pending tenant, as the API refuses its POSTs there."""
+        readonly.ensure_writable(token.tenant)
 
     def membership(self, token: ApiToken) -> Membership:
         membership = Membership.objects.select_related("tenant").filter(user=token.user, tenant=token.tenant).first()
@@ -86,12 +103,13 @@ class Caller:
 
 def _input(caller: Caller, desktop_id: int, actions: list[dict]) -> dict:
     desktop, token = caller.desktop(desktop_id)
-    return automation.send_input(desktop=desktop, actions=actions, actor=token.user, token=token)
+    caller.writable(token)
+    return automation.send_input(desktop=desktop, actions=actions, actor=token.user, token=token, ip=caller.ip)
 
 
-def build_server(raw_token: str) -> MCPServer:
-    """The server with its tools, acting as the token's holder."""
-    caller = Caller(raw_token)
+def build_server(raw_token: str, *, ip: str | None = None) -> MCPServer:
+    """The server with its tools, acting as the token's holder (calling from `ip`, over HTTP)."""
+    caller = Caller(raw_token, ip)
     server = MCPServer(
         name="quetzal",
         instructions=(
@@ -127,6 +145,7 @@ def build_server(raw_token: str) -> MCPServer:
         """Start a disposable desktop from a template and wait until it runs; it is deleted after ttl_minutes."""
         token = caller.token()
         membership = caller.membership(token)
+        caller.writable(token)
         templates = launchable(DesktopTemplate.objects.all(), token.tenant)
         if token.is_automation_only:
             require_access(tenant=token.tenant, token=token, write=True)
@@ -142,6 +161,7 @@ def build_server(raw_token: str) -> MCPServer:
             ttl_minutes=ttl_minutes,
             labels=[label],
             actor=token.user,
+            ip=caller.ip,
         )
         [desktop] = disposable.wait_ready([desktop], timeout_s=300)
         return {"id": desktop.pk, "name": desktop.name, "state": desktop.state}
@@ -201,8 +221,15 @@ def build_server(raw_token: str) -> MCPServer:
         """Run a program in the desktop through its guest agent, where its template allows it (no shell: argv[0] is
         the program, e.g. ["/bin/sh", "-c", "ls /"]); answers exit_code, stdout, stderr and timed_out."""
         desktop, token = caller.desktop(desktop_id)
+        caller.writable(token)
         result = automation_exec.run(
-            desktop=desktop, argv=argv, stdin=stdin.encode(), timeout_s=timeout_s, actor=token.user, token=token
+            desktop=desktop,
+            argv=argv,
+            stdin=stdin.encode(),
+            timeout_s=timeout_s,
+            actor=token.user,
+            token=token,
+            ip=caller.ip,
         )
         return result.as_dict()
 
@@ -213,12 +240,12 @@ def build_server(raw_token: str) -> MCPServer:
         desktop, token = caller.desktop(desktop_id)
         if token.scope == TokenScope.AUTOMATION_READ:
             raise ServiceError("This token may only look.", code="token_read_only", status=403)
+        caller.writable(token)
         if desktop.expires_at is not None:
-            [operation] = disposable.tear_down(desktops=Desktop.objects.filter(pk=desktop.pk), actor=token.user) or [
-                None
-            ]
+            torn = disposable.tear_down(desktops=Desktop.objects.filter(pk=desktop.pk), actor=token.user, ip=caller.ip)
+            [operation] = torn or [None]
         else:
-            operation = request_stop(desktop=desktop, actor=token.user)
+            operation = request_stop(desktop=desktop, actor=token.user, ip=caller.ip)
         return {"id": desktop.pk, "operation": operation.pk if operation else None}
 
     return server

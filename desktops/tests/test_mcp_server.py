@@ -136,3 +136,52 @@ def _enable_exec(template) -> None:
 
 def _says(text: str, prefix: str) -> bool:
     return f" {prefix}" in f" {text}"
+
+
+def test_it_refuses_every_tool_where_the_tenant_forbids_automation(alice, host, template):
+    _token, raw = create_automation_token(
+        membership=alice.membership(alice.member), name="agent", access="input", templates=[template]
+    )
+    alice.tenant.allow_automation = False
+    alice.tenant.save(update_fields=["allow_automation"])
+
+    async def scenario() -> list:
+        async with Client(build_server(raw)) as client:
+            return [
+                await client.call_tool("list_templates", {}),
+                await client.call_tool("list_desktops", {}),
+                await client.call_tool("launch", {"template_id": template.pk}),
+            ]
+
+    # Listing is automation too: the policy refuses it as the HTTP transport's door does
+    for result in async_to_sync(scenario)():
+        assert result.is_error and _says(result.content[0].text, "automation_forbidden: "), result.content
+    assert not Desktop.objects.exists()
+
+
+def test_it_changes_nothing_in_a_suspended_tenant(alice, host, template, work):
+    from desktops.tests.test_automation import start_running
+    from tenants.choices import TenantStatus
+    from tenants.services.tenants import set_status
+
+    _client, desktop = start_running(alice, template, work)
+    _token, raw = create_automation_token(
+        membership=alice.membership(alice.member), name="agent", access="input", templates=[template]
+    )
+    set_status(tenant=alice.tenant, status=TenantStatus.SUSPENDED, reason="test")
+
+    async def scenario() -> dict:
+        async with Client(build_server(raw)) as client:
+            return {
+                "listed": await client.call_tool("list_desktops", {}),
+                "type": await client.call_tool("type", {"desktop_id": desktop.pk, "text": "x"}),
+                "key": await client.call_tool("key", {"desktop_id": desktop.pk, "keys": "enter"}),
+                "stop": await client.call_tool("stop", {"desktop_id": desktop.pk}),
+            }
+
+    seen = async_to_sync(scenario)()
+    # Looking stays open, as the API's GETs do; input and stopping are refused as the API refuses its POSTs there
+    assert [d["id"] for d in _data(seen["listed"])] == [desktop.pk]
+    for name in ("type", "key", "stop"):
+        assert seen[name].is_error and _says(seen[name].content[0].text, "tenant_suspended: "), seen[name].content
+    assert not AuditEvent.objects.filter(action=AuditAction.DESKTOP_INPUT).exists()
