@@ -7,8 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from desktops.metrics import partitions, queries
+from desktops.metrics import partitions, queries, tasks
 from desktops.metrics.models import DesktopSample, HostSample
 from desktops.metrics.rollups import prune, rollup
 from desktops.models import Desktop
@@ -159,3 +160,16 @@ def test_it_reads_only_the_days_a_chart_or_rollup_asks_for(desk):
         tables = scanned(sql)
         assert tables, sql
         assert {t.rsplit("_", 1)[1] for t in tables} == {"p20260302"}, (sql, tables)
+
+
+def test_it_makes_the_coming_days_on_the_prune_beat(db):
+    # Given the partition of the day after tomorrow is missing
+    today = timezone.now().astimezone(UTC).date()
+    later = today + timedelta(days=partitions.DAYS_AHEAD)
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS "{partitions.partition_name(DESKTOPS, later)}"')
+    assert later not in days(DESKTOPS)
+    # When the prune beat runs
+    tasks.prune.apply()
+    # Then it is there again, and today's too
+    assert {today, later} <= set(days(DESKTOPS))
