@@ -66,10 +66,19 @@ def partitions(table: str) -> list[Partition]:
         names = [row[0] for row in cursor.fetchall()]
     days = []
     for name in names:
-        match = _DAY_NAME.search(name)
-        if match and name == partition_name(table, datetime.strptime(match[1], "%Y%m%d").date()):
-            days.append(Partition(table=table, name=name, day=datetime.strptime(match[1], "%Y%m%d").date()))
+        day = _day_of(name)
+        # Only the names this module gives: another table hung under the parent is not a day to drop.
+        if day is not None and name == partition_name(table, day):
+            days.append(Partition(table=table, name=name, day=day))
     return sorted(days, key=lambda p: p.day)
+
+
+def _day_of(name: str) -> date | None:
+    match = _DAY_NAME.search(name)
+    try:
+        return datetime.strptime(match[1], "%Y%m%d").date() if match else None
+    except ValueError:
+        return None
 
 
 def _stray_days(cursor, table: str, today: date) -> list[date]:
