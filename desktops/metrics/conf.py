@@ -19,7 +19,7 @@ def interval_s() -> float:
 
 
 def raw_retention_h() -> float:
-    """Hours raw samples are kept."""
+    """Hours raw samples are kept at least (they go a whole UTC day at a time: see rollups.raw_cutoff)."""
     return _positive("METRICS_RAW_RETENTION_H", 24)
 
 

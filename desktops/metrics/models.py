@@ -1,5 +1,9 @@
 """Time series of desktops and hosts: raw samples and their per-minute and per-hour rollups.
 
+On PostgreSQL the two raw sample tables are partitioned by UTC day (desktops/metrics/partitions.py and the
+partition_samples_by_day migration): their SQL primary key is (id, at), as partitioning requires, while Django
+keeps `id` as the model's. Queries on them should bound `at` on both sides, so the planner reads only those days.
+
 The tables were made when these models lived in the desktops app. They keep their names (db_table): the
 move needed no DDL, and the code before and after it can run against the same database during a deploy.
 """

@@ -10,7 +10,7 @@ from django.db.models import Avg, Count, Max, Min, Model, QuerySet, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
-from desktops.metrics import conf
+from desktops.metrics import conf, partitions
 from desktops.metrics.choices import Resolution
 from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
 from hosts.models import Host
@@ -63,10 +63,13 @@ class RollupResult:
 
 @dataclass(frozen=True)
 class PruneResult:
+    # Raw rows deleted one by one (SQLite, and strays in PostgreSQL's default partitions); whole days go as
+    # dropped partitions, whose rows are not counted (counting a day would read it just to throw it away).
     desktop_samples: int
     desktop_rollups: int
     host_samples: int
     host_rollups: int
+    dropped_partitions: tuple[str, ...] = ()
 
 
 def floor(at: datetime, resolution: str) -> datetime:
@@ -275,20 +278,33 @@ def _delete_before(queryset: QuerySet, field: str, cutoff: datetime) -> int:
         ids = list(queryset.filter(**{f"{field}__lt": cutoff}).order_by().values_list("pk", flat=True)[:PRUNE_BATCH])
         if not ids:
             return deleted
-        deleted += queryset.model.objects.filter(pk__in=ids).delete()[0]
+        # The time bound again, so on partitioned tables the delete looks only where the rows can be.
+        deleted += queryset.model.objects.filter(pk__in=ids, **{f"{field}__lt": cutoff}).delete()[0]
+
+
+def raw_cutoff(now: datetime) -> datetime:
+    """Raw samples before this go: the start of the UTC day the retention reaches into.
+
+    Raw samples go a whole UTC day at a time (PostgreSQL drops the day's partition), so each is kept at least
+    METRICS_RAW_RETENTION_H and at most a day longer; SQLite deletes on the same boundary, so both keep the same.
+    """
+    reach = (now - timedelta(hours=conf.raw_retention_h())).astimezone(UTC)
+    return partitions.day_start(reach.date())
 
 
 def prune(*, now: datetime | None = None) -> PruneResult:
     """Drop raw samples, minute and hour rollups past their retention."""
     now = now or timezone.now()
-    raw_cutoff = now - timedelta(hours=conf.raw_retention_h())
+    samples_cutoff = raw_cutoff(now)
     minute_cutoff = now - timedelta(days=conf.minute_retention_d())
     hour_cutoff = now - timedelta(days=conf.hour_retention_d())
+    dropped = partitions.drop_before(samples_cutoff)
     desktop_samples = host_samples = 0
+    # What is left before the cutoff: every row on SQLite, on PostgreSQL only the default partitions' strays.
     # Per host, so each delete walks the (host, at) index instead of the whole table.
     for host_id in Host.objects.values_list("pk", flat=True):
-        desktop_samples += _delete_before(DesktopSample.objects.filter(host_id=host_id), "at", raw_cutoff)
-        host_samples += _delete_before(HostSample.objects.filter(host_id=host_id), "at", raw_cutoff)
+        desktop_samples += _delete_before(DesktopSample.objects.filter(host_id=host_id), "at", samples_cutoff)
+        host_samples += _delete_before(HostSample.objects.filter(host_id=host_id), "at", samples_cutoff)
     desktop_rollups = _delete_before(
         DesktopRollup.objects.filter(resolution=Resolution.MINUTE), "bucket", minute_cutoff
     ) + _delete_before(DesktopRollup.objects.filter(resolution=Resolution.HOUR), "bucket", hour_cutoff)
@@ -300,4 +316,5 @@ def prune(*, now: datetime | None = None) -> PruneResult:
         desktop_rollups=desktop_rollups,
         host_samples=host_samples,
         host_rollups=host_rollups,
+        dropped_partitions=tuple(dropped),
     )

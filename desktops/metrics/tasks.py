@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from desktops.metrics import collection, conf, rollups
+from desktops.metrics import collection, conf, partitions, rollups
 from hosts.hypervisor import HypervisorError
 
 log = logging.getLogger(__name__)
@@ -42,5 +42,8 @@ def rollup() -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def prune() -> None:
-    """Beat (every 10 minutes): drop what is past each resolution's retention."""
+    """Beat (every 10 minutes): drop what is past each resolution's retention, then make the coming days' partitions."""
     rollups.prune()
+    # After the prune, so a partition that cannot be made now (a lock timeout) never holds retention up; inserts
+    # meanwhile land in the default partition and move into their day on the next run.
+    partitions.ensure()

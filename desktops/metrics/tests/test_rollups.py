@@ -129,21 +129,26 @@ def test_it_catches_up_after_the_rollup_did_not_run_for_a_while(desk):
 def test_it_prunes_each_resolution_past_its_retention(desk, settings):
     fill(desk, T0, 120)
     rollup(now=T0 + timedelta(hours=2))
-    # When a day and an hour have passed since the first sample: raw samples older than 24 h go
+    # When a day and an hour have passed since the first sample: raw samples go a whole UTC day at a time, and
+    # the day of 2 March is not yet wholly past the 24 h, so they all stay
     result = prune(now=T0 + timedelta(hours=25))
-    assert (result.desktop_samples, result.host_samples) == (720, 720)
-    assert DesktopSample.objects.earliest("at").at == T0 + timedelta(hours=1)
-    assert HostSample.objects.earliest("at").at == T0 + timedelta(hours=1)
+    assert DesktopSample.objects.count() == 1440 and HostSample.objects.count() == 1440
     assert result.desktop_rollups == 0 and DesktopRollup.objects.count() == 122
+    # When 4 March begins, 24 h reach back to 3 March: the whole of 2 March goes
+    prune(now=datetime(2026, 3, 4, tzinfo=UTC))
+    assert not DesktopSample.objects.exists() and not HostSample.objects.exists()
+    assert DesktopRollup.objects.count() == 122
     # When eight days have passed: minutes go, hours stay
     result = prune(now=T0 + timedelta(days=8))
     assert result.desktop_rollups == 120 and result.host_rollups == 120
     assert set(DesktopRollup.objects.values_list("resolution", flat=True)) == {Resolution.HOUR}
-    assert not DesktopSample.objects.exists()
     # When 91 days have passed: the hours go too
     prune(now=T0 + timedelta(days=91))
     assert not DesktopRollup.objects.exists() and not HostRollup.objects.exists()
-    # And the retention is a setting
+    # And the retention is a setting: at 01:00 on 3 March, 24 h keep 2 March, 1 h does not
     fill(desk, T0, 2)
+    prune(now=datetime(2026, 3, 3, 1, tzinfo=UTC))
+    assert DesktopSample.objects.count() == 24
     settings.METRICS_RAW_RETENTION_H = 1
-    assert prune(now=T0 + timedelta(minutes=61)).desktop_samples == 12
+    prune(now=datetime(2026, 3, 3, 1, tzinfo=UTC))
+    assert not DesktopSample.objects.exists() and not HostSample.objects.exists()
