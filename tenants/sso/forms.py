@@ -297,9 +297,9 @@ class ResetPasswordForm(CleanTextFormMixin, AllauthResetPasswordForm):
 
     def clean_email(self):
         email = super().clean_email()
-        provider = services.password_refused(email)
-        # Operators keep their password (tenants.sso.backends): so they keep its reset.
-        if provider is not None and not any(is_operator_account(user) for user in self.users):
+        # An operator keeps the reset wherever they keep the password (an unverified domain: tenants.sso.backends).
+        provider = services.password_refused(email, operator=any(is_operator_account(user) for user in self.users))
+        if provider is not None:
             raise ValidationError(
                 f"{provider.tenant.name} signs you in through {provider.name}: change your password there, "
                 "or ask your administrator.",
