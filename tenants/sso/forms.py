@@ -14,10 +14,12 @@ from quetzal.forms import CleanTextFormMixin, Form, ModelForm
 from tenants.choices import Role
 from tenants.sso import directory, flows, services
 from tenants.sso.choices import MfaPolicy, ProviderKind
-from tenants.sso.models import DOMAIN_RE, IdentityProvider
+from tenants.sso.models import CHALLENGE_LABEL, DOMAIN_RE, IdentityProvider
 from tenants.twofactor import is_operator_account
 
 MAX_DOMAINS = 50
+# A DNS name's most characters (in text, without the final dot): the challenge name must fit.
+MAX_DNS_NAME = 253
 MAX_GROUP_ROLES = 100
 _DOMAIN = re.compile(DOMAIN_RE)
 
@@ -59,6 +61,9 @@ class _ProviderForm(ModelForm):
         bad = [d for d in domains if not _DOMAIN.fullmatch(d)]
         if bad:
             raise ValidationError(f"Not a domain: {', '.join(bad[:5])}.", code="invalid_domain")
+        long = [d for d in domains if len(f"{CHALLENGE_LABEL}.{d}") > MAX_DNS_NAME]
+        if long:
+            raise ValidationError(f"Too long to verify in DNS: {', '.join(long[:3])}.", code="too_long")
         if not domains:
             raise ValidationError("Route at least one domain.", code="required")
         if len(domains) > MAX_DOMAINS:

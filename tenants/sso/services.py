@@ -242,7 +242,7 @@ def password_refused(email: str, *, operator: bool = False) -> IdentityProvider 
     nobody proved is the tenant's, and a tenant's word alone must not lock the platform's operators out. On a
     verified provider-only domain the domain's owner decides for everyone, operators included: break-glass is an
     operator account outside every routed domain (as Entra's emergency accounts are cloud-only, never federated),
-    and `manage.py changepassword` or turning the provider off from the shell, neither of which signs in.
+    and a shell on the server, where the provider can be turned off or allow passwords again.
     """
     route = _route(email)
     if route is None or route.provider.allow_password:

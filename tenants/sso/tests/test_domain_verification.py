@@ -222,3 +222,18 @@ def test_a_provider_signs_in_no_address_of_a_domain_its_tenant_did_not_verify(al
     assert refused.value.code == "sso_wrong_domain"
     provider.domains.update(status=DomainStatus.VERIFIED)
     assert services.admit(provider=provider, claims=claims, user=None).email == "pat@acme.test"
+
+
+def test_a_domain_too_long_for_its_challenge_name_gets_a_sentence_not_a_500(alice, dns):
+    # 250 characters is a valid domain, but _quetzal-challenge. in front makes a name DNS cannot carry (255 max)
+    long_domain = ".".join(["a" * 60] * 4) + ".test"
+    assert len(long_domain) > 240
+    domain = configure(alice.tenant, alice.admin, "https://id.acme.test", domains=(long_domain,), verified=False)
+    answer = _verify(login_client(alice.admin, alice.tenant), domain.domains.get())
+    assert answer.status_code == 200 and "The DNS lookup failed:" in answer.content.decode()
+    assert domain.domains.get().status == DomainStatus.PENDING
+    # And the page does not let an admin add such a domain at all
+    form = {"name": "Long", "issuer_url": "https://id.long.test", "client_identifier": "c", "scopes": "openid"}
+    form |= {"email_domains": long_domain, "groups_claim": "groups", "mfa_policy": "trust_provider", "kind": "oidc"}
+    refused = login_client(alice.admin, alice.tenant).post(PAGE, form)
+    assert refused.status_code == 400 and "Too long to verify in DNS" in refused.content.decode()
