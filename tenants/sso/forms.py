@@ -31,7 +31,8 @@ class _ProviderForm(ModelForm):
         label="Email domains",
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line, e.g. acme.com: people of these addresses sign in here.",
+        help_text="One per line, e.g. acme.com: people of these addresses sign in here once you have verified the "
+        "domain (its DNS record is under Email domains).",
     )
     group_roles_text = forms.CharField(
         required=False,
