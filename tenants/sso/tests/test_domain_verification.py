@@ -237,3 +237,15 @@ def test_a_domain_too_long_for_its_challenge_name_gets_a_sentence_not_a_500(alic
     form |= {"email_domains": long_domain, "groups_claim": "groups", "mfa_policy": "trust_provider", "kind": "oidc"}
     refused = login_client(alice.admin, alice.tenant).post(PAGE, form)
     assert refused.status_code == 400 and "Too long to verify in DNS" in refused.content.decode()
+
+
+def test_the_domains_panel_and_the_dns_answers_speak_german(alice, dns):
+    configure(alice.tenant, alice.admin, "https://id.acme.test", verified=False)
+    admin = login_client(alice.admin, alice.tenant)
+    german = {"HTTP_ACCEPT_LANGUAGE": "de-DE,de;q=0.9"}
+    page = admin.get(PAGE, **german).content.decode()
+    assert "E-Mail-Domains" in page and "Ausstehend" in page and "Veröffentlichen Sie diesen Eintrag" in page
+    assert "Publish this record" not in page and "%(" not in page
+    domain = EmailDomain.objects.get()
+    answer = admin.post(f"/manage/sign-in/domains/{domain.pk}/verify/", follow=True, **german).content.decode()
+    assert f"Den DNS-Namen {CHALLENGE} gibt es nicht (NXDOMAIN)." in answer and "Fehlgeschlagen" in answer
