@@ -47,11 +47,26 @@ venv: $(VENV)/.installed
 run: system libvirt-binding
 	$(PY) manage.py run_platform
 
+# The suite runs in two parts: the tests on the database, Redis and libvirt's test driver spread over one worker
+# per core (pytest-xdist; tests.settings gives each worker its own Redis database), then the ones that drive real
+# QEMU guests, Chromium, namespaced hosts or Celery workers one at a time (they share qemu:///system and the
+# machine's bridges). Both always run; either failing fails the target. PYTEST_ARGS (paths, -k …) runs just that,
+# in one plain pytest.
+HEAVY := qemu or browser or multihost or fuzz or worker
+TEST_WORKERS ?= auto
+
 test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy $(TYPED)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@status=0; \
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --maxprocesses 4 --ds tests.settings -m "not ($(HEAVY))" || status=1; \
+	$(VENV)/bin/pytest -m "$(HEAVY)" || status=1; \
+	exit $$status
+else
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+endif
 
 bench: venv
 	@set -e; for b in bench/*.py; do [ "$$b" = bench/benchdb.py ] && continue; echo "== $$b"; $(PY) $$b; done

@@ -131,6 +131,7 @@ class HostAdmin(admin.ModelAdmin):
         "vcpu_bar",
         "memory_bar",
         "effective_virt_type",
+        "windows_ready",
         "enabled",
         "maintenance",
         "drain",
@@ -156,6 +157,9 @@ class HostAdmin(admin.ModelAdmin):
         "detected_virt_type",
         "libvirt_version",
         "hypervisor_version",
+        "offers_uefi",
+        "offers_secure_boot",
+        "offers_tpm",
     ]
     health = ["state", "last_heartbeat_at", "last_error", "last_error_at", "allocated_vcpus", "allocated_memory_mib"]
     fieldsets = [
@@ -241,6 +245,10 @@ class HostAdmin(admin.ModelAdmin):
     @admin.display(description="Virt")
     def effective_virt_type(self, host: Host) -> str:
         return host.effective_virt_type
+
+    @admin.display(description="Windows 11-ready", boolean=True)
+    def windows_ready(self, host: Host) -> bool | None:
+        return host.windows_ready
 
     def _flag(self, request, queryset, setter, on: bool, label: str) -> None:
         changed = sum(setter(host=host, on=on, actor=request.user) for host in queryset)

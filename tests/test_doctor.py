@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from hosts.tests.factories import HostFactory
 from hosts.tests.libvirt_hosts import DEAD_URI, DEFAULT_URI
-from tests.services import port_open, require
+from tests.services import port_open, require, require_tool
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +65,25 @@ def test_it_says_whether_a_real_host_can_run_windows_11_templates(settings):
     output, _ = _doctor()
     # ovmf and swtpm are among the platform's packages (scripts/system-packages)
     assert "ok   host local: Windows 11-ready: UEFI with Secure Boot and a TPM 2.0" in output
+
+
+def test_it_says_whether_the_file_manager_can_open_home_disks_here(monkeypatch, tmp_path):
+    # given this machine's own tools (e2fsprogs, qemu-storage-daemon, /dev/fuse: what .ci/run installs)
+    output, _ = _doctor("--skip-hosts")
+    # then the doctor says both kinds of home open
+    assert "ok   home files: plain and encrypted home disks open" in output
+    # when the tools for encrypted homes are not on the PATH (a directory holding only the ext4 tools)
+    for tool in ("debugfs", "mkfs.ext4", "e2fsck"):
+        (tmp_path / tool).symlink_to(require_tool(tool, "e2fsprogs"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    output, _ = _doctor("--skip-hosts")
+    # then it warns that encrypted homes cannot open, naming the package
+    assert "warn home files: plain homes open, encrypted ones cannot: no qemu-storage-daemon" in output
+    assert "apt-get install qemu-system-common" in output
+    # when not even the ext4 tools are there
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    output, _ = _doctor("--skip-hosts")
+    # then it names each of them
+    assert "warn home files: the file manager cannot open home disks here: no debugfs (apt-get install e2fsprogs)" in (
+        output
+    )

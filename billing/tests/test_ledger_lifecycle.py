@@ -245,3 +245,50 @@ def test_it_records_nothing_with_billing_off(alice, host, template, work, settin
     desktop = _launch(alice, template, work)
     _act(alice, desktop, "stop", work)
     assert not UsageInterval.objects.exists()
+
+
+def test_a_disposable_run_is_billed_to_the_second_until_it_expires(alice, host, template, work):
+    from decimal import Decimal
+
+    from billing.periods import month_period
+    from billing.services import usage
+    from desktops.tasks import reconcile_all
+
+    alice.tenant.max_running_per_user = 0
+    alice.tenant.save()
+    client = api_client(alice.member, alice.tenant)
+    # Given a run of two disposable desktops with a 5-minute life, running (one interval each, open)
+    with work():
+        made = client.post(
+            "/api/v1/disposable-desktops/",
+            {"template": template.pk, "count": 2, "ttl_minutes": 5, "labels": ["ci-42"]},
+            format="json",
+        )
+    assert made.status_code == 202, made.content
+    desktops = [Desktop.objects.get(pk=d["id"]) for d in made.json()["desktops"]]
+    for desktop in desktops:
+        [interval] = _intervals(desktop)
+        assert interval.is_open and interval.person_email == alice.member.email
+    # And they have run for 301 and 299 seconds when their time is up
+    now = to_second(timezone.now())
+    for desktop, ran in zip(desktops, (301, 299), strict=True):
+        UsageInterval.objects.filter(desktop=desktop).update(started_at=now - timedelta(seconds=ran))
+    Desktop.objects.filter(pk__in=[d.pk for d in desktops]).update(expires_at=now - timedelta(seconds=1))
+    # When the beat's reconcile round deletes them
+    with work():
+        reconcile_all.delay()
+    # Then each interval closed at its deletion, billed for the seconds it ran at the template's hourly price
+    billed = 0
+    for desktop, ran in zip(desktops, (301, 299), strict=True):
+        desktop.refresh_from_db()
+        assert desktop.state == DesktopState.DELETED
+        [interval] = _intervals(desktop)
+        assert interval.ended_by == EndedBy.DELETING
+        assert ran <= interval.seconds <= ran + 60  # the deletion comes a few seconds after "now"
+        assert interval.seconds == int((interval.ended_at - interval.started_at).total_seconds())
+        assert interval.amount == (interval.price_per_hour * interval.seconds / Decimal(3600)).quantize(interval.amount)
+        billed += interval.seconds
+        _assert_consistent(desktop)
+    # And the tenant's usage for the month counts exactly those seconds, nothing still running
+    summary = usage.summarize(tenant=alice.tenant, period=month_period(now))
+    assert summary.total.seconds == billed and summary.running == 0

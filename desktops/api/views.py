@@ -28,8 +28,13 @@ DESKTOP_READ = Desktop.objects.select_related("template", "user", "host", "tenan
 def accepted(desktop: Desktop, operation: Operation | None) -> Response:
     """202 with the desktop and the operation to follow (or 200 when nothing had to happen)."""
     desktop = DESKTOP_READ.get(pk=desktop.pk)  # as the action left it, read once with what the answer shows
+    return answer(desktop, operation)
+
+
+def answer(desktop: Desktop, operation: Operation | None, *, addresses: dict | None = None) -> Response:
+    """accepted() for a desktop that carries what the answer shows already; `addresses` as DesktopSerializer's."""
     body = {
-        "desktop": s.DesktopSerializer(desktop).data,
+        "desktop": s.DesktopSerializer(desktop, context={"addresses": addresses}).data,
         "operation": s.OperationSerializer(operation).data if operation else None,
     }
     return Response(body, status=status.HTTP_202_ACCEPTED if operation else status.HTTP_200_OK)
@@ -254,6 +259,9 @@ class PlanViewSet(TenantScopedViewSet):
         result = launch.launch(
             tenant=request.tenant, user=request.user, template=template, size=size, ip=client_ip(request)
         )
+        if result.claimed is not None:
+            # The claim's statement read what the answer shows, as it left it: nothing to read again.
+            return answer(result.desktop, result.operation, addresses={result.desktop.pk: result.claimed.address})
         return accepted(result.desktop, result.operation)
 
     @extend_schema(responses=s.PlanStatusSerializer)

@@ -16,7 +16,7 @@ from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import SeedConfig, build_seed_iso
 from desktops.models import Desktop, DesktopSnapshot, Operation
 from desktops.services import disk_keys, homes, network, progress, readiness, resize, sizes, spec
-from desktops.services.guest_platform import guest_platform
+from desktops.services.guest_platform import guest_platform, placement_needs
 from desktops.state import begin_action, finish_action, transition
 from hosts import scheduling
 from hosts.hypervisor import (
@@ -114,6 +114,7 @@ def _provision(operation: Operation, desktop: Desktop) -> None:
             image_id=template.image_id,
             gpu_profile=template.gpu_profile,
             prefer_host_id=homes.home_host_id(desktop),
+            **placement_needs(template),
         )
     )
     Desktop.objects.filter(pk=desktop.pk).update(host_id=placement.host_id)
@@ -559,6 +560,7 @@ def _migration_target(operation: Operation, desktop: Desktop) -> Host:
             memory_mib=desktop.memory_mib,
             image_id=desktop.template.image_id,
             exclude_host_ids=cannot_encrypt,
+            **placement_needs(desktop.template),
         ),
         target_host_id=wanted,
     )

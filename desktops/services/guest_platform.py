@@ -10,7 +10,7 @@ The template's firmware and TPM fields override the family's choice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict
 
 from desktops.choices import OsFamily
 from hosts.hypervisor import Firmware, PlatformSpec
@@ -35,11 +35,28 @@ class GuestPlatform:
         return "sda" if self.disk_bus == "sata" else "vda"
 
 
+def firmware_and_tpm(template) -> tuple[Firmware, bool]:
+    """The guest's firmware and whether it has a TPM: what its host must offer (the scheduler's platform filter)."""
+    windows = template.os_family == OsFamily.WINDOWS
+    firmware: Firmware = template.firmware or ("uefi-secure" if windows else "bios")
+    return firmware, windows if template.tpm is None else template.tpm
+
+
+class PlacementNeeds(TypedDict):
+    firmware: str
+    tpm: bool
+
+
+def placement_needs(template) -> PlacementNeeds:
+    """The PlacementRequest fields that keep this template's desktops on hosts that can boot them."""
+    firmware, tpm = firmware_and_tpm(template)
+    return {"firmware": firmware, "tpm": tpm}
+
+
 def guest_platform(template, *, virt_type: str) -> GuestPlatform:
     """The platform a desktop of this template gets on a host of this virt type (kvm or qemu)."""
     windows = template.os_family == OsFamily.WINDOWS
-    firmware: Firmware = template.firmware or ("uefi-secure" if windows else "bios")
-    tpm = windows if template.tpm is None else template.tpm
+    firmware, tpm = firmware_and_tpm(template)
     virtio = not windows or template.virtio_drivers
     return GuestPlatform(
         platform=PlatformSpec(

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from desktops.choices import DesktopState, LaunchKind, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
-from desktops.services import pools, quotas, readiness, sizes
+from desktops.services import pools, quotas, readiness, sizes, warm_claim
 from desktops.services.requests import request_action, request_create
 from desktops.state import can_request
 from quetzal.errors import Conflict
@@ -21,6 +21,9 @@ _RESUME_WITH = (OperationKind.START, OperationKind.RESUME)
 class LaunchResult:
     desktop: Desktop
     operation: Operation | None
+    # Set when the warm claim's one statement (desktops.services.warm_claim) read all the answer shows: the
+    # desktop carries its host, labels and snapshots, this its network address; the API reads nothing again.
+    claimed: warm_claim.Claimed | None = None
 
     @property
     def ready(self) -> bool:
@@ -37,15 +40,16 @@ def launch(
     asking for another one is refused (resize it instead). Pools hand out only the template's default size.
     """
     default = sizes.default_size(template)
-    existing = _latest(tenant=tenant, user=user, template=template)
-    if existing is not None:
-        _ensure_same_size(existing, size)
-    if existing is not None and (result := _as_it_is(existing)) is not None:
-        return result  # nothing to write: no lock needed
     with transaction.atomic():
         # Launches of the tenant take turns from here, so the look for the person's desktop and the claim or
         # create that follows are one step: a second launch finds the desktop the first one made.
         locked = quotas.lock(tenant)
+        if size is None or size == default:
+            # The storm's common case in one statement (it claims only for a person with no desktop of the
+            # template yet); anything else it leaves to the steps below, which decide as before.
+            claimed = warm_claim.claim(locked=locked, user=user, template=template, ip=ip)
+            if claimed is not None:
+                return LaunchResult(claimed.desktop, claimed.operation, claimed)
         existing = _latest(tenant=tenant, user=user, template=template)
         if existing is not None:
             _ensure_same_size(existing, size)
@@ -58,10 +62,10 @@ def launch(
                 readiness.record_launch(desktop=existing, kind=LaunchKind.COLD)
                 return LaunchResult(existing, operation)
         if size is None or size == default:
-            claimed = pools.claim_locked(locked=locked, user=user, template=template, ip=ip)
-            if claimed is not None:
-                readiness.record_launch(desktop=claimed[0], kind=LaunchKind.WARM)
-                return LaunchResult(*claimed)
+            claimed_step_by_step = pools.claim_locked(locked=locked, user=user, template=template, ip=ip)
+            if claimed_step_by_step is not None:
+                readiness.record_launch(desktop=claimed_step_by_step[0], kind=LaunchKind.WARM)
+                return LaunchResult(*claimed_step_by_step)
         desktop, operation = request_create(tenant=tenant, user=user, template=template, actor=user, size=size, ip=ip)
         readiness.record_launch(desktop=desktop, kind=LaunchKind.COLD)
         return LaunchResult(desktop, operation)

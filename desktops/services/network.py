@@ -44,7 +44,8 @@ def _egress(rule: FirewallRule) -> networks.EgressRule:
     )
 
 
-def _address(lease: NetworkLease) -> dict[str, str]:
+def lease_address(lease: NetworkLease) -> dict[str, str]:
+    """address() of a lease read with its network."""
     net = lease.network
     return {"network": net.name, "subnet": net.subnet, "gateway": net.gateway, "ip": lease.ip, "mac": lease.mac}
 
@@ -52,13 +53,13 @@ def _address(lease: NetworkLease) -> dict[str, str]:
 def address(desktop: Desktop) -> dict[str, str] | None:
     """Which tenant network the desktop is on and its address there, for the API and the pages."""
     lease = networks.lease_of(desktop.pk)
-    return _address(lease) if lease is not None else None
+    return lease_address(lease) if lease is not None else None
 
 
 def addresses(desktop_ids: Iterable[int]) -> dict[int, dict[str, str]]:
     """address() of many desktops in one query."""
     leases = NetworkLease.objects.select_related("network").filter(desktop_id__in=list(desktop_ids))
-    return {lease.desktop_id: _address(lease) for lease in leases}
+    return {lease.desktop_id: lease_address(lease) for lease in leases}
 
 
 def filter_spec(desktop: Desktop, lease: NetworkLease) -> NwFilterSpec:

@@ -69,18 +69,26 @@ def claim_locked(
         desktop.user, desktop.assigned_at = user, now
         if desktop.template_id == template.pk:
             desktop.template = template  # what wants_home() reads, without loading it again
-        events.desktop_claimed(actor=user, tenant=tenant, desktop=desktop, pool=pool, ip=ip)
-        operation = None
-        if boots:
-            # The start plugs the home in as it boots.
-            operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
-        elif homes.wants_home(desktop):
-            # Already running, so the claim stays instant: a worker hot-plugs the person's home meanwhile
-            # and the guest mounts it when it appears (by its serial). Not the launch's operation to wait on.
-            _new_operation(desktop=desktop, kind=OperationKind.ATTACH_HOME, actor=user)
-        dispatch.refill_pools()
-        return desktop, operation
+        return desktop, handed_out(locked=tenant, user=user, desktop=desktop, pool=pool, ip=ip, boots=boots)
     return None
+
+
+def handed_out(*, locked, user, desktop: Desktop, pool: Pool, ip: str | None, boots: bool) -> Operation | None:
+    """What follows a claim in its transaction: the audit event, the start or the home, the pool's refill.
+
+    The operation returned is the one the launch waits on (the start of a hibernated desktop), else None.
+    """
+    events.desktop_claimed(actor=user, tenant=locked, desktop=desktop, pool=pool, ip=ip)
+    operation = None
+    if boots:
+        # The start plugs the home in as it boots.
+        operation = _new_operation(desktop=desktop, kind=OperationKind.START, actor=user)
+    elif homes.wants_home(desktop):
+        # Already running, so the claim stays instant: a worker hot-plugs the person's home meanwhile
+        # and the guest mounts it when it appears (by its serial). Not the launch's operation to wait on.
+        _new_operation(desktop=desktop, kind=OperationKind.ATTACH_HOME, actor=user)
+    dispatch.refill_pools()
+    return operation
 
 
 def shortfall(pool: Pool, *, wanted: int | None = None) -> int:

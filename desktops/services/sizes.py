@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from desktops.models import Desktop, DesktopTemplate, TemplateSize
 from desktops.models.template import MAX_DISK_GIB, MAX_MEMORY_MIB, MAX_VCPUS, MIN_MEMORY_MIB
+from desktops.services.guest_platform import placement_needs
 from hosts import scheduling
 from quetzal.errors import Conflict, Forbidden, ServiceError
 from tenants.choices import ResizePolicy
@@ -205,6 +206,7 @@ def ensure_host_room(*, template: DesktopTemplate, size: Size) -> None:
         memory_mib=size.memory_mib,
         image_id=template.image_id,
         gpu_profile=template.gpu_profile,
+        **placement_needs(template),
     )
     if not scheduling.rank(request, limit=1):
         raise Conflict(

@@ -65,6 +65,8 @@ def test_it_boots_a_windows_ready_desktop_with_secure_boot_enforced_and_its_own_
     # No OS answers the power button at the firmware's boot menu: the stop is forced after this long
     settings.DESKTOP_STOP_TIMEOUT_S = 3
     hv = get_hypervisor(qemu_host.uri)
+    # The host learnt from its QEMU's domain capabilities that it can boot such a guest (the scheduler asks)
+    assert (qemu_host.offers_uefi, qemu_host.offers_secure_boot, qemu_host.offers_tpm) == (True, True, True)
     desktop, operation = request_create(tenant=alice.tenant, user=alice.member, template=windows_template)
     try:
         # When the worker creates and starts it

@@ -98,6 +98,8 @@ class HostInfo:
     hypervisor_version: str
     gpus: tuple[PciDevice, ...] = ()
     mdev_types: tuple[MdevType, ...] = ()
+    # What its QEMU offers Windows 11 guests (UEFI, Secure Boot, a TPM); None where the driver cannot tell.
+    platform: PlatformSupport | None = None
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,11 @@ def detect_virt_type(host_info: HostInfo) -> Literal["kvm", "qemu"]:
     """KVM when the host advertises it, else TCG; callers still allow a per-host override."""
     # libvirt lists kvm whenever /dev/kvm opens, even inside a VM whose nested virtualisation
     # hangs guests at boot, so this is only a default that an operator can override.
-    return "kvm" if "kvm" in host_info.virt_types else "qemu"
+    return virt_type_of(host_info.virt_types)
+
+
+def virt_type_of(virt_types: Sequence[str]) -> Literal["kvm", "qemu"]:
+    return "kvm" if "kvm" in virt_types else "qemu"
 
 
 @runtime_checkable

@@ -32,6 +32,7 @@ from hosts.hypervisor.base import (
     Screenshot,
     SnapshotInfo,
     detect_virt_type,
+    virt_type_of,
 )
 from hosts.hypervisor.domain import (
     DESKTOP_XMLNS,
@@ -213,21 +214,33 @@ class LibvirtHypervisor:
             model, node_memory_mib, cpus, *_ = conn.getInfo()
             memory_mib, free_memory_mib = self._memory_mib(conn, node_memory_mib)
             gpus, mdev_types = self._display_devices(conn)
+            virt_types = parse_virt_types(conn.getCapabilities())
             return HostInfo(
                 hostname=conn.getHostname(),
                 arch=model,
                 cpus=cpus,
                 memory_mib=memory_mib,
                 free_memory_mib=free_memory_mib,
-                virt_types=parse_virt_types(conn.getCapabilities()),
+                virt_types=virt_types,
                 libvirt_version=format_version(conn.getLibVersion()),
                 hypervisor_type=conn.getType().lower(),
                 hypervisor_version=format_version(conn.getVersion()),
                 gpus=gpus,
                 mdev_types=mdev_types,
+                platform=self._platform(conn, virt_type_of(virt_types)),
             )
 
         return self._run(fn)
+
+    @staticmethod
+    def _platform(conn: libvirt.virConnect, virt_type: str) -> PlatformSupport | None:
+        """What the host's QEMU offers guests, for the scheduler; None from a driver with no domain capabilities."""
+        try:
+            return parse_platform_support(conn.getDomainCapabilities(None, "x86_64", "q35", virt_type, 0))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                raise
+            return None
 
     @staticmethod
     def _memory_mib(conn: libvirt.virConnect, node_memory_mib: int) -> tuple[int, int]:

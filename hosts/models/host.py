@@ -50,6 +50,10 @@ class Host(models.Model):
     detected_virt_type = models.CharField(max_length=8, choices=VirtType.choices, blank=True)
     libvirt_version = models.CharField(max_length=32, blank=True)
     hypervisor_version = models.CharField(max_length=32, blank=True)
+    # What its QEMU offers guests, for Windows 11 templates; None where libvirt cannot say (its test driver).
+    offers_uefi = models.BooleanField(null=True, blank=True, help_text="UEFI firmware (OVMF) for guests.")
+    offers_secure_boot = models.BooleanField(null=True, blank=True, help_text="UEFI firmware with Secure Boot.")
+    offers_tpm = models.BooleanField(null=True, blank=True, help_text="An emulated TPM 2.0 (swtpm).")
 
     # Set by the operator.
     enabled = models.BooleanField(default=True)
@@ -106,6 +110,12 @@ class Host(models.Model):
     def effective_virt_type(self) -> str:
         """The virtualisation type desktops on this host use: the override, else the detected one."""
         return self.virt_type or self.detected_virt_type or VirtType.QEMU
+
+    @property
+    def windows_ready(self) -> bool | None:
+        """Whether its QEMU offers what Windows 11 asks of a PC (UEFI with Secure Boot, a TPM); None: it cannot say."""
+        offers = (self.offers_uefi, self.offers_secure_boot, self.offers_tpm)
+        return None if None in offers else all(offers)
 
     @property
     def vcpu_capacity(self) -> int:

@@ -124,6 +124,33 @@ class VirtTypeFilter(HostFilter):
         return f"no usable host runs {request.virt_type} guests"
 
 
+PLATFORM_LABELS = {
+    "offers_uefi": "UEFI firmware",
+    "offers_secure_boot": "Secure Boot",
+    "offers_tpm": "a TPM 2.0",
+}
+
+
+class PlatformFilter(HostFilter):
+    """Hosts whose QEMU offers the guest's firmware and TPM; a host that could not say (None) does not pass."""
+
+    name = "platform"
+    reason = "no_platform"
+
+    def applies(self, request: PlacementRequest) -> bool:
+        return bool(request.platform_needs)
+
+    def sql(self, request: PlacementRequest, now: datetime) -> Fragment:
+        return " AND ".join(f"{host(field)} IS TRUE" for field in request.platform_needs), []
+
+    def message(self, request: PlacementRequest, survivors: QuerySet[Host]) -> str:
+        wanted = " and ".join(PLATFORM_LABELS[field] for field in request.platform_needs)
+        return (
+            f"no usable host offers {wanted} for this template's guests "
+            "(install ovmf and swtpm on the hosts; manage.py doctor checks each one)"
+        )
+
+
 class ImageFilter(HostFilter):
     """Only hosts holding a ready copy: a desktop must not wait for a multi-GB transfer at launch."""
 
@@ -249,6 +276,7 @@ FILTERS: tuple[HostFilter, ...] = (
     AvailabilityFilter(),
     HealthFilter(),
     VirtTypeFilter(),
+    PlatformFilter(),
     ImageFilter(),
     GpuPresentFilter(),
     SizeFilter(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hosts.choices import GpuProfileKind
+from hosts.hypervisor.platform import FIRMWARES
 from quetzal.errors import ServiceError
 
 
@@ -46,6 +47,9 @@ class PlacementRequest:
     exclude_host_ids: frozenset[int] = frozenset()
     # Where the person's home disk lives: ranked first when it passes the filters (no volume move needed).
     prefer_host_id: int | None = None
+    # The guest's firmware and TPM (desktops.services.guest_platform): Windows 11 needs UEFI Secure Boot and a TPM.
+    firmware: str = "bios"  # bios | uefi | uefi-secure
+    tpm: bool = False
     gpu: GpuNeed = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +57,20 @@ class PlacementRequest:
             raise ServiceError("A desktop needs at least 1 vCPU and 1 MiB of RAM.", code="invalid_request")
         # Parsed once, so a bad profile fails here and the filters read it without parsing.
         object.__setattr__(self, "gpu", parse_gpu_profile(self.gpu_profile))
+        if self.firmware not in FIRMWARES:
+            raise ServiceError(
+                f"Unknown firmware {self.firmware!r}: use {', '.join(FIRMWARES)}.", code="invalid_request"
+            )
+
+    @property
+    def platform_needs(self) -> list[str]:
+        """The host features this guest's virtual PC needs, as Host fields."""
+        needs = ["offers_uefi"] if self.firmware != "bios" else []
+        if self.firmware == "uefi-secure":
+            needs.append("offers_secure_boot")
+        if self.tpm:
+            needs.append("offers_tpm")
+        return needs
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ def host_facts(info: HostInfo) -> dict[str, Any]:
         "detected_virt_type": detect_virt_type(info),
         "libvirt_version": info.libvirt_version[:32],
         "hypervisor_version": info.hypervisor_version[:32],
+        "offers_uefi": info.platform.uefi if info.platform else None,
+        "offers_secure_boot": info.platform.secure_boot if info.platform else None,
+        "offers_tpm": info.platform.tpm if info.platform else None,
     }
 
 

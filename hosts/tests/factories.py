@@ -23,6 +23,10 @@ class HostFactory(factory.django.DjangoModelFactory):
     memory_mib = 64 * 1024
     virt_types = factory.LazyFunction(lambda: ["kvm", "qemu"])
     detected_virt_type = VirtType.KVM
+    # A current host (ovmf and swtpm installed): it can boot Windows 11 guests.
+    offers_uefi = True
+    offers_secure_boot = True
+    offers_tpm = True
     console_address = "127.0.0.1"
     state = HostState.UP
     last_heartbeat_at = factory.LazyFunction(timezone.now)

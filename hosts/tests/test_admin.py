@@ -166,3 +166,20 @@ def test_it_queues_a_heartbeat_from_the_list(operator, sent_tasks, django_captur
         operator.post("/admin/hosts/host/", {"action": "heartbeat_now", "_selected_action": [host.pk]})
     # then a heartbeat is queued for it
     assert sent_tasks == [(dispatch.HEARTBEAT_HOST, (host.pk,))]
+
+
+def test_it_shows_which_hosts_can_boot_windows_11_guests(operator):
+    # given a current host, one without swtpm and one whose driver cannot say
+    HostFactory(name="ready-01")
+    HostFactory(name="no-tpm-01", offers_tpm=False)
+    HostFactory(name="unknown-01", offers_uefi=None, offers_secure_boot=None, offers_tpm=None)
+    # when the operator opens the host list
+    html = operator.get("/admin/hosts/host/").content.decode()
+    # then each row says yes, no or unknown under "Windows 11-ready"
+    assert "Windows 11-ready" in html
+    rows = {name: html[html.index(name) : html.index("</tr>", html.index(name))] for name in HOSTS_BY_READINESS}
+    for name, icon in HOSTS_BY_READINESS.items():
+        assert f"icon-{icon}.svg" in rows[name], name
+
+
+HOSTS_BY_READINESS = {"ready-01": "yes", "no-tpm-01": "no", "unknown-01": "unknown"}

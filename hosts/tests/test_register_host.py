@@ -33,6 +33,8 @@ def test_it_learns_the_host_from_libvirt():
     assert host.console_address == "127.0.0.1"
     # the test driver offers no kvm, so TCG is what desktops would use
     assert host.detected_virt_type == VirtType.QEMU and host.effective_virt_type == "qemu"
+    # and it has no domain capabilities to ask, so whether it can boot Windows 11 guests stays unknown
+    assert (host.offers_uefi, host.offers_secure_boot, host.offers_tpm) == (None, None, None)
     assert AuditEvent.objects.filter(action="host.register", target_id=str(host.pk)).exists()
 
 

@@ -13,6 +13,7 @@ from hosts.errors import NoCapacity
 from hosts.models import Host
 from hosts.scheduling import PlacementRequest
 from hosts.tests.factories import HostDeviceFactory, HostFactory, ImageCopyFactory, ImageFactory
+from quetzal.errors import ServiceError
 
 pytestmark = pytest.mark.django_db
 
@@ -223,3 +224,59 @@ def test_it_refuses_a_malformed_request():
         request(vcpus=0)
     with pytest.raises(Exception, match="Unknown GPU profile"):
         request(gpu_profile="mdev:")
+
+
+# The guest's virtual PC: Windows 11 needs UEFI with Secure Boot and a TPM 2.0 from the host's QEMU.
+
+PLATFORM_GAPS = [
+    ("no_ovmf", {"offers_uefi": False, "offers_secure_boot": False}, "UEFI firmware and Secure Boot and a TPM 2.0"),
+    ("no_secure_boot", {"offers_secure_boot": False}, "UEFI firmware and Secure Boot and a TPM 2.0"),
+    ("no_swtpm", {"offers_tpm": False}, "UEFI firmware and Secure Boot and a TPM 2.0"),
+    ("could_not_tell", {"offers_uefi": None, "offers_secure_boot": None, "offers_tpm": None}, "Secure Boot"),
+]
+
+
+@pytest.mark.parametrize(("case", "fields", "named"), PLATFORM_GAPS, ids=[c[0] for c in PLATFORM_GAPS])
+def test_a_windows_guest_goes_only_where_its_virtual_pc_can_boot(case, fields, named):
+    # given an empty host lacking part of Windows 11's PC and a half-full host offering all of it
+    lacking = HostFactory(**fields)
+    ready = busy_host()
+    windows = {"firmware": "uefi-secure", "tpm": True}
+    # when a Windows guest is placed, then only the ready host qualifies
+    assert scheduling.rank(request(**windows)) == [ready.pk]
+    assert scheduling.place(request(**windows)).host_id == ready.pk
+    # and with only the lacking host left, the refusal names what is missing and how to get it
+    Host.objects.filter(pk=ready.pk).update(maintenance=True)
+    with pytest.raises(NoCapacity) as caught:
+        scheduling.place(request(2, **windows))
+    assert caught.value.reason == "no_platform"
+    assert named in caught.value.detail and "install ovmf and swtpm" in caught.value.detail
+    lacking.refresh_from_db()
+    assert (lacking.allocated_vcpus, lacking.allocated_memory_mib) == (0, 0)
+
+
+def test_a_bios_guest_still_goes_to_a_host_that_could_not_tell_its_firmware():
+    # given only a host whose driver could not say what firmware it offers (libvirt's test driver)
+    host = HostFactory(offers_uefi=None, offers_secure_boot=None, offers_tpm=None)
+    # when a plain BIOS guest is placed, then it lands there: only UEFI or a TPM asks the question
+    assert scheduling.place(request()).host_id == host.pk
+
+
+@pytest.mark.parametrize(
+    ("firmware", "tpm", "fields"),
+    [
+        ("uefi", False, {"offers_secure_boot": False, "offers_tpm": False}),
+        ("bios", True, {"offers_uefi": False, "offers_secure_boot": False}),
+    ],
+)
+def test_it_asks_a_host_only_for_what_the_guest_uses(firmware, tpm, fields):
+    # given a host offering just what this guest uses
+    host = HostFactory(**fields)
+    # when placed, then it fits there
+    assert scheduling.place(request(firmware=firmware, tpm=tpm)).host_id == host.pk
+
+
+def test_it_refuses_a_firmware_it_does_not_know():
+    with pytest.raises(ServiceError, match="Unknown firmware 'coreboot'") as caught:
+        request(firmware="coreboot")
+    assert caught.value.code == "invalid_request"

@@ -102,6 +102,7 @@ def test_it_gives_each_rule_a_name_and_a_reason_code():
         ("availability", "no_host"),
         ("health", "hosts_down"),
         ("virt_type", "virt_type"),
+        ("platform", "no_platform"),
         ("image", "no_image"),
         ("gpu_present", "no_gpu"),
         ("size", "too_big"),

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tenants.models import ApiToken
+from tenants.models import ApiToken, AuditEvent
+from tenants.services.tokens import LAST_USED_EVERY_S, authenticate_token, create_token
 from tests.fixtures import api_client
 
 
@@ -55,3 +61,33 @@ def test_it_stops_working_when_the_person_leaves(alice):
 def test_it_refuses_a_made_up_token(db):
     response = _bearer("qz_made-up").get("/api/v1/tenant/current/")
     assert response.status_code == 401 and response.json()["code"] == "invalid_token"
+
+
+def test_it_writes_a_tokens_last_use_at_most_once_a_minute(alice):
+    # Given a token never used
+    token, raw = create_token(membership=alice.membership(alice.member), name="script")
+    first = timezone.now()
+    # When it is used, then again within the minute
+    assert authenticate_token(raw, now=first) is not None
+    with CaptureQueriesContext(connection) as again:
+        assert authenticate_token(raw, now=first + timedelta(seconds=LAST_USED_EVERY_S - 1)) is not None
+    # Then the second use read the token and wrote nothing: its last use and the audit are the first one's
+    assert [q["sql"].split()[0] for q in again.captured_queries] == ["SELECT"]
+    token.refresh_from_db()
+    assert token.last_used_at == first and AuditEvent.objects.filter(action="token.use").count() == 1
+    # And once the minute is over, the next use is written and audited again
+    later = first + timedelta(seconds=LAST_USED_EVERY_S + 1)
+    assert authenticate_token(raw, now=later) is not None
+    token.refresh_from_db()
+    assert token.last_used_at == later and AuditEvent.objects.filter(action="token.use").count() == 2
+
+
+def test_it_does_not_write_the_last_use_of_a_token_used_a_moment_ago_through_the_api(alice):
+    # Given a token used a moment ago
+    token, raw = create_token(membership=alice.membership(alice.member), name="script")
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    # When a script calls the API with it
+    with CaptureQueriesContext(connection) as captured:
+        assert _bearer(raw).get("/api/v1/tenant/current/").status_code == 200
+    # Then no statement of the request touched the token's row
+    assert not [q["sql"] for q in captured.captured_queries if q["sql"].startswith('UPDATE "tenants_apitoken"')]

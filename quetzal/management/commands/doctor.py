@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +100,28 @@ def _windows_support(host, hypervisor) -> list[Result]:
     ]
 
 
+# What the file manager runs here to reach home disks (hosts.homefs): the tool and the Debian package it comes in.
+HOME_TOOLS = (("debugfs", "e2fsprogs"), ("mkfs.ext4", "e2fsprogs"), ("e2fsck", "e2fsprogs"))
+ENCRYPTED_HOME_TOOLS = (("qemu-storage-daemon", "qemu-system-common"),)
+FUSE_DEVICE = "/dev/fuse"
+
+
+def check_home_tools() -> list[Result]:
+    """Whether this machine can open home disks for the file manager: ext4 tools, and for encrypted homes
+    qemu-storage-daemon with a FUSE device to export the decrypted view on."""
+    missing = [f"{tool} (apt-get install {package})" for tool, package in HOME_TOOLS if not shutil.which(tool)]
+    if missing:
+        return [Result(WARN, "home files", f"the file manager cannot open home disks here: no {', no '.join(missing)}")]
+    encrypted = [
+        f"{tool} (apt-get install {package})" for tool, package in ENCRYPTED_HOME_TOOLS if not shutil.which(tool)
+    ]
+    if not os.access(FUSE_DEVICE, os.R_OK | os.W_OK):
+        encrypted.append(f"a usable {FUSE_DEVICE} (load the fuse module; in a container, pass the device)")
+    if encrypted:
+        return [Result(WARN, "home files", f"plain homes open, encrypted ones cannot: no {', no '.join(encrypted)}")]
+    return [Result(OK, "home files", "plain and encrypted home disks open for the file manager")]
+
+
 def check_tls() -> list[Result]:
     results = []
     if not getattr(settings, "SESSION_COOKIE_SECURE", False):
@@ -145,7 +169,14 @@ class Command(BaseCommand):
         parser.add_argument("--skip-hosts", action="store_true", help="do not contact the libvirt hosts")
 
     def handle(self, *args, **options) -> None:
-        checks: list[Callable[[], list[Result]]] = [check_database, check_redis, check_kek, check_tls, check_deploy]
+        checks: list[Callable[[], list[Result]]] = [
+            check_database,
+            check_redis,
+            check_kek,
+            check_home_tools,
+            check_tls,
+            check_deploy,
+        ]
         if not options["skip_hosts"]:
             checks.insert(3, check_hosts)
         if options["url"]:
