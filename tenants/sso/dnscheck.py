@@ -1,24 +1,48 @@
-"""Reading a domain's TXT records for its ownership proof, with dnspython: one short lookup, every failure a
-sentence (never an exception the page turns into a 500).
+"""Reading a domain's TXT records for its ownership proof, with dnspython: one short lookup, every failure a code
+with its details (never an exception the page turns into a 500).
 
 The nameserver is SSO_DNS_NAMESERVER (host or host:port) or, unset, the system resolver. The answer is read with no
 cache of ours, so a record removed later is seen as gone at the next check (up to the record's TTL at a caching
-resolver in between).
+resolver in between). A problem is kept as its code and details and put into words when shown, so each reader gets
+their language (the periodic check runs in none).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.name
 import dns.rdatatype
 import dns.resolver
 from django.conf import settings
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 # Bounded: a domain could publish thousands of TXT strings; we read this many.
 MAX_VALUES = 50
+MAX_DETAIL = 200
+
+MESSAGES = {
+    "nxdomain": _("There is no DNS name %(name)s (NXDOMAIN)."),
+    "no_txt": _("%(name)s has no TXT record."),
+    "wrong_value": _("%(name)s has TXT records, but not %(value)s (found %(found)s)."),
+    "timeout": _("The DNS server did not answer within %(seconds)s s; try again later."),
+    "servfail": _("No DNS server could answer for %(name)s (%(detail)s)."),
+    "dns_error": _("The DNS lookup failed: %(detail)s"),
+    "verified_elsewhere": _("Another organisation has verified %(domain)s."),
+}
+
+
+def describe(code: str, params: Mapping[str, object]) -> str:
+    """A stored problem in the reader's language ("" for none; an unknown code or bad details: the code itself)."""
+    if not code:
+        return ""
+    try:
+        return gettext(str(MESSAGES[code])) % dict(params)
+    except (KeyError, TypeError, ValueError):
+        return code
 
 
 @dataclass(frozen=True)
@@ -26,9 +50,13 @@ class TxtAnswer:
     """The TXT values found at a name, or why none could be read; `definite`: the DNS said so (not a timeout)."""
 
     values: tuple[str, ...] = ()
-    problem: str = ""
     code: str = ""
+    params: dict[str, str] = field(default_factory=dict)
     definite: bool = True
+
+    @property
+    def problem(self) -> str:
+        return describe(self.code, self.params)
 
 
 def resolver() -> dns.resolver.Resolver:
@@ -53,21 +81,18 @@ def txt_values(name: str) -> TxtAnswer:
     try:
         answer = resolver().resolve(dns.name.from_text(name), dns.rdatatype.TXT, search=False)
     except dns.resolver.NXDOMAIN:
-        return TxtAnswer(problem=_("There is no DNS name %(name)s (NXDOMAIN).") % {"name": name}, code="nxdomain")
+        return TxtAnswer(code="nxdomain", params={"name": name})
     except dns.resolver.NoAnswer:
-        return TxtAnswer(problem=_("%(name)s has no TXT record.") % {"name": name}, code="no_txt")
+        return TxtAnswer(code="no_txt", params={"name": name})
     except dns.resolver.LifetimeTimeout:
-        seconds = settings.SSO_DNS_TIMEOUT_SECONDS
-        message = _("The DNS server did not answer within %(seconds)s s; try again later.") % {"seconds": seconds}
-        return TxtAnswer(problem=message, code="timeout", definite=False)
+        seconds = str(settings.SSO_DNS_TIMEOUT_SECONDS)
+        return TxtAnswer(code="timeout", params={"seconds": seconds}, definite=False)
     except dns.resolver.NoNameservers as error:
-        message = _("No DNS server could answer for %(name)s (%(detail)s).") % {"name": name, "detail": _short(error)}
-        return TxtAnswer(problem=message, code="servfail", definite=False)
+        return TxtAnswer(code="servfail", params={"name": name, "detail": _short(error)}, definite=False)
     except (dns.exception.DNSException, OSError) as error:
-        message = _("The DNS lookup failed: %(detail)s") % {"detail": _short(error)}
-        return TxtAnswer(problem=message, code="dns_error", definite=False)
+        return TxtAnswer(code="dns_error", params={"detail": _short(error)}, definite=False)
     return TxtAnswer(values=tuple(_text(rdata) for rdata in list(answer)[:MAX_VALUES]))
 
 
 def _short(error: BaseException) -> str:
-    return (str(error) or type(error).__name__)[:200]
+    return (str(error) or type(error).__name__)[:MAX_DETAIL]

@@ -27,23 +27,22 @@ RECHECK_AFTER = timedelta(hours=6)
 RECHECK_BATCH = 200
 
 
-class DomainTaken(ServiceError):
-    code = "sso_domain_taken"
-    status = 409
+# What a check writes besides its times.
+CHECK_FIELDS = ("status", "last_error_code", "last_error_params")
 
 
 def _outcome(domain: EmailDomain) -> dnscheck.TxtAnswer:
     """The record's answer for this claim: values found but none ours is a definite failure too."""
     answer = dnscheck.txt_values(domain.record_name)
-    if answer.problem or domain.record_value in answer.values:
+    if answer.code or domain.record_value in answer.values:
         return answer
     found = ", ".join(f'"{value[:80]}"' for value in answer.values[:3])
-    problem = _("%(name)s has TXT records, but not %(value)s (found %(found)s).") % {
-        "name": domain.record_name,
-        "value": f'"{domain.record_value}"',
-        "found": found,
-    }
-    return dnscheck.TxtAnswer(values=answer.values, problem=problem, code="wrong_value")
+    params = {"name": domain.record_name, "value": f'"{domain.record_value}"', "found": found}
+    return dnscheck.TxtAnswer(values=answer.values, code="wrong_value", params=params)
+
+
+def _fail(row: EmailDomain, code: str, params: dict[str, str]) -> None:
+    row.status, row.last_error_code, row.last_error_params = DomainStatus.FAILED, code, params
 
 
 def check(*, domain: EmailDomain, actor: User | None = None, ip: str | None = None) -> EmailDomain:
@@ -59,15 +58,16 @@ def check(*, domain: EmailDomain, actor: User | None = None, ip: str | None = No
             raise ServiceError(_("This domain was removed meanwhile."), code="not_found", status=404)
         before = row.status
         row.last_checked_at = now
-        row.last_error = answer.problem[:300]
-        if not answer.problem:
+        row.last_error_code, row.last_error_params = answer.code, answer.params
+        if not answer.code:
             _verify(row, now=now, actor=actor, ip=ip)
         elif answer.definite:
             row.status = DomainStatus.FAILED
-        row.save(update_fields=["status", "verified_at", "last_checked_at", "last_error", "grandfathered"])
+        row.save(update_fields=[*CHECK_FIELDS, "verified_at", "last_checked_at", "grandfathered"])
         if row.status == DomainStatus.FAILED and (actor is not None or before != row.status):
-            code = answer.code or "sso_domain_taken"
-            events.sso_domain_check_failed(actor=actor, domain=row, code=code, problem=row.last_error, ip=ip)
+            events.sso_domain_check_failed(
+                actor=actor, domain=row, code=row.last_error_code, problem=row.last_error, ip=ip
+            )
     return row
 
 
@@ -75,25 +75,24 @@ def _verify(row: EmailDomain, *, now, actor: User | None, ip: str | None) -> Non
     """The record is there: the domain is this tenant's, unless another tenant verified it first."""
     if row.status == DomainStatus.VERIFIED:
         return
-    holder = EmailDomain.objects.filter(domain=row.domain, status=DomainStatus.VERIFIED).exclude(pk=row.pk)
-    if holder.exists():
-        row.status = DomainStatus.FAILED
-        row.last_error = _("Another organisation has verified %(domain)s.") % {"domain": row.domain}
+    taken = {"domain": row.domain}
+    if EmailDomain.objects.filter(domain=row.domain, status=DomainStatus.VERIFIED).exclude(pk=row.pk).exists():
+        _fail(row, "verified_elsewhere", taken)
         return
     row.status, row.verified_at, row.grandfathered = DomainStatus.VERIFIED, now, False
     try:
         with transaction.atomic():
             row.save(update_fields=["status", "verified_at", "grandfathered"])
     except IntegrityError:  # verified by another tenant in the meantime (sso_domain_verified_once)
-        row.status, row.verified_at = DomainStatus.FAILED, None
-        row.last_error = _("Another organisation has verified %(domain)s.") % {"domain": row.domain}
+        row.verified_at = None
+        _fail(row, "verified_elsewhere", taken)
         return
     events.sso_domain_verified(actor=actor, domain=row, ip=ip)
     # The other tenants' claims end: nothing of theirs routes this domain any more (grandfathered ones included).
     for other in EmailDomain.objects.select_for_update().filter(domain=row.domain).exclude(pk=row.pk):
-        other.status, other.grandfathered = DomainStatus.FAILED, False
-        other.last_error = _("Another organisation has verified %(domain)s.") % {"domain": row.domain}
-        other.save(update_fields=["status", "grandfathered", "last_error"])
+        _fail(other, "verified_elsewhere", taken)
+        other.grandfathered = False
+        other.save(update_fields=[*CHECK_FIELDS, "grandfathered"])
         events.sso_domain_check_failed(actor=None, domain=other, code="verified_elsewhere", problem=other.last_error)
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from tenants.choices import Role
 from tenants.querysets import TenantOwned, TenantQuerySet
 from tenants.sso.choices import DomainStatus, MfaPolicy, ProviderKind
+from tenants.sso.dnscheck import describe
 
 # A DNS name, lower case, at least one dot: what follows the @ of an address.
 DOMAIN_RE = r"^(?=.{3,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
@@ -144,7 +145,9 @@ class EmailDomain(TenantOwned):
     grandfathered = models.BooleanField(default=False, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.CharField(max_length=300, blank=True, default="", editable=False)
+    # The last check's problem as a code of tenants.sso.dnscheck.MESSAGES and its details, worded when shown.
+    last_error_code = models.CharField(max_length=24, blank=True, default="", editable=False)
+    last_error_params = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = EmailDomainQuerySet.as_manager()
@@ -164,6 +167,12 @@ class EmailDomain(TenantOwned):
     @property
     def routes(self) -> bool:
         return self.status == DomainStatus.VERIFIED or self.grandfathered
+
+    @property
+    def last_error(self) -> str:
+        """The last check's problem in the reader's language ("" when it found none)."""
+        params = self.last_error_params if isinstance(self.last_error_params, dict) else {}
+        return describe(self.last_error_code, params)
 
     @property
     def record_name(self) -> str:

@@ -44,8 +44,13 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='emaildomain',
-            name='last_error',
-            field=models.CharField(blank=True, default='', editable=False, max_length=300),
+            name='last_error_code',
+            field=models.CharField(blank=True, default='', editable=False, max_length=24),
+        ),
+        migrations.AddField(
+            model_name='emaildomain',
+            name='last_error_params',
+            field=models.JSONField(blank=True, default=dict, editable=False),
         ),
         migrations.AddField(
             model_name='emaildomain',

@@ -249,3 +249,6 @@ def test_the_domains_panel_and_the_dns_answers_speak_german(alice, dns):
     domain = EmailDomain.objects.get()
     answer = admin.post(f"/manage/sign-in/domains/{domain.pk}/verify/", follow=True, **german).content.decode()
     assert f"Den DNS-Namen {CHALLENGE} gibt es nicht (NXDOMAIN)." in answer and "Fehlgeschlagen" in answer
+    # The problem is kept as a code, so whoever reads it later reads it in their language
+    english = admin.get(PAGE, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f"There is no DNS name {CHALLENGE} (NXDOMAIN)." in english and "Den DNS-Namen" not in english
