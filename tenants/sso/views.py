@@ -167,6 +167,12 @@ class DomainVerifyView(DomainPage, View):
                 _("%(domain)s is verified: its sign-ins go to %(provider)s.")
                 % {"domain": checked.domain, "provider": checked.provider.name},
             )
+        elif checked.status == DomainStatus.VERIFIED:  # the DNS did not answer: a verification stands until it says
+            messages.warning(
+                request,
+                _("%(domain)s stays verified; this check could not finish: %(problem)s")
+                % {"domain": checked.domain, "problem": checked.last_error},
+            )
         else:
             messages.error(
                 request,

@@ -98,6 +98,8 @@ def test_a_dns_server_that_fails_changes_nothing_but_the_error_shown(alice, dns,
     checked = domains.check(domain=domain, actor=alice.admin)
     assert checked.last_error == "The DNS server did not answer within 1 s; try again later."
     assert checked.status == DomainStatus.VERIFIED and _routes("pat@acme.test")
+    said = _verify(login_client(alice.admin, alice.tenant), domain).content.decode()
+    assert "acme.test stays verified; this check could not finish: The DNS server did not answer" in said
     # A server that refuses the question (dnsmasq knows no zone outside .test and has no upstream)
     settings.SSO_DNS_NAMESERVER = dns.nameserver
     outside = configure(alice.tenant, alice.admin, "https://id.acme.example", domains=("acme.example",), verified=False)
