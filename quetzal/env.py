@@ -79,6 +79,30 @@ def env_network(name: str, default: str) -> str:
         raise ImproperlyConfigured(f"{name} must be an IPv4 network such as 10.200.0.0/16, got {value!r}: {error}")
 
 
+def env_nameserver(name: str) -> tuple[str, int] | None:
+    """Return a DNS server written as an IP address with an optional port (1.2.3.4, 1.2.3.4:5353, [::1]:53), or None
+    when unset (the system resolver)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    host, port = value, "53"
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            host = ""  # not an address: refused below
+        port = rest.removeprefix(":") or "53"
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    try:
+        address = ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an IP address with an optional :port, got {value!r}") from None
+    if not 0 < number < 65536:
+        raise ImproperlyConfigured(f"{name}'s port must be 1-65535, got {number}")
+    return str(address), number
+
+
 def env_networks(name: str, default: list[str]) -> list[str]:
     """Return a comma-separated list of IPv4 networks in CIDR form."""
     items = env_list(name, default)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from desktops.console.models import ConsoleSession, Recording
     from desktops.models import Desktop, DesktopTemplate, FirewallRule, HomeDisk, Pool, TemplateSize
     from hosts.models import Host, Image
-    from tenants.sso.models import IdentityProvider
+    from tenants.sso.models import EmailDomain, IdentityProvider
 
     # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
     Actor: TypeAlias = User | AnonymousUser | None
@@ -64,6 +64,9 @@ class AuditAction(models.TextChoices):
     SSO_MEMBER_JOIN = "sso.member.join", _("Joined through single sign-on")
     SSO_MEMBER_ROLE = "sso.member.role", _("Role changed to follow the directory groups")
     SSO_MEMBER_REMOVE = "sso.member.remove", _("Removed: in no mapped group of the provider")
+    SSO_DOMAIN_VERIFIED = "sso.domain.verified", _("Email domain verified")
+    SSO_DOMAIN_CHECK_FAILED = "sso.domain.check_failed", _("Email domain verification failed")
+    SSO_DOMAIN_REMOVE = "sso.domain.remove", _("Email domain removed")
     # Sign-in and the person's own settings
     TWO_FACTOR_ENROL = "2fa.enrol", _("Two-factor authentication enrolled")
     TWO_FACTOR_VERIFY = "2fa.verify", _("Second factor verified")
@@ -302,6 +305,30 @@ def sso_provider_saved(
 def sso_provider_deleted(*, actor: Actor, provider: IdentityProvider, ip: str | None = None) -> AuditEvent:
     action = AuditAction.SSO_PROVIDER_DELETE
     return _record(action, actor=actor, tenant=provider.tenant, target=provider, ip=ip, data=_provider(provider))
+
+
+def _domain(domain: EmailDomain) -> dict[str, Any]:
+    return {**_provider(domain.provider), "domain": domain.domain, "record": domain.record_name}
+
+
+def sso_domain_verified(*, actor: Actor, domain: EmailDomain, ip: str | None = None) -> AuditEvent:
+    """The domain's TXT record proved the tenant owns it; actor None: the periodic re-check found it."""
+    action = AuditAction.SSO_DOMAIN_VERIFIED
+    return _record(action, actor=actor, tenant=domain.tenant, target=domain, ip=ip, data=_domain(domain))
+
+
+def sso_domain_check_failed(
+    *, actor: Actor, domain: EmailDomain, code: str, problem: str, ip: str | None = None
+) -> AuditEvent:
+    """A check found no proof (code: nxdomain, no_txt, wrong_value, timeout, ..., verified_elsewhere)."""
+    data = {**_domain(domain), "code": code, "problem": problem, "status": domain.status}
+    action = AuditAction.SSO_DOMAIN_CHECK_FAILED
+    return _record(action, actor=actor, tenant=domain.tenant, target=domain, ip=ip, data=data)
+
+
+def sso_domain_removed(*, actor: Actor, domain: EmailDomain, ip: str | None = None) -> AuditEvent:
+    data = {**_domain(domain), "status": domain.status}
+    return _record(AuditAction.SSO_DOMAIN_REMOVE, actor=actor, tenant=domain.tenant, target=domain, ip=ip, data=data)
 
 
 def sso_signed_in(*, provider: IdentityProvider, user: User, mfa: bool, ip: str | None = None) -> AuditEvent:

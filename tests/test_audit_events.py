@@ -44,6 +44,7 @@ STORED_ACTIONS = {
     "invitation.create", "invitation.accept", "invitation.revoke", "token.create", "token.revoke", "token.use",
     "login.success", "login.failed", "login.logout", "login.sso", "login.sso_refused",
     "sso.provider.save", "sso.provider.delete", "sso.member.join", "sso.member.role", "sso.member.remove",
+    "sso.domain.verified", "sso.domain.check_failed", "sso.domain.remove",
     "2fa.enrol", "2fa.verify", "2fa.recovery_code", "2fa.failed", "2fa.remove", "2fa.recovery_codes",
     "user.preferences",
     "host.register", "host.update", "host.up", "host.down", "host.orphan_destroyed",

@@ -16,6 +16,7 @@ from quetzal.env import (
     env_int,
     env_kek,
     env_list,
+    env_nameserver,
     env_network,
     env_networks,
     env_redis,
@@ -235,6 +236,8 @@ CELERY_BEAT_SCHEDULE = {
     "billing-report-usage": {"task": "billing.tasks.report_usage", "schedule": 60.0},
     "billing-enforce-grace": {"task": "billing.tasks.enforce_grace", "schedule": 900.0},
     "billing-sync-invoices": {"task": "billing.tasks.sync_invoices", "schedule": 21600.0},
+    # Each domain is read at most every tenants.sso.domains.RECHECK_AFTER; the run picks the ones due.
+    "sso-recheck-domains": {"task": "tenants.sso.tasks.recheck_domains", "schedule": 900.0},
 }
 
 # django-allauth: email is the login; verification by email.
@@ -277,6 +280,10 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
 SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # the provider speaks for its tenant's domains, and only those
 SOCIALACCOUNT_STORE_TOKENS = False
 SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+# Domain verification (tenants/sso/domains.py) reads TXT records from this DNS server, or the system resolver when
+# unset; a lookup gives up after the timeout and the admin reads why.
+SSO_DNS_NAMESERVER = env_nameserver("SSO_DNS_NAMESERVER")
+SSO_DNS_TIMEOUT_SECONDS = env_int("SSO_DNS_TIMEOUT_SECONDS", 3, minimum=1, maximum=30)
 # Failed logins are throttled and locked out by django-axes (one configurable number).
 ACCOUNT_RATE_LIMITS = {"login_failed": False}
 LOGIN_REDIRECT_URL = "/"

@@ -11,6 +11,21 @@ document.querySelector(".manage-nav [aria-current=page]")?.scrollIntoView({ bloc
 // A form sent back with errors: bring its first error into view (on a phone it is often far below the top).
 document.querySelector("form .errorlist, form .field-error")?.scrollIntoView({ block: "center" });
 
+// A copy button copies the read-only field beside it (the DNS record to publish); where the page may not use the
+// clipboard (plain http), the text is selected for the person to copy.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  const field = button?.parentElement.querySelector("input[readonly]");
+  if (!field) return;
+  field.select();
+  try {
+    await navigator.clipboard.writeText(field.value);
+    button.textContent = gettext("Copied");
+  } catch (error) {
+    button.textContent = gettext("Selected: copy it");
+  }
+});
+
 const hours = document.getElementById("hours-chart-data");
 if (hours) dayBars(document.getElementById("hours-chart"), JSON.parse(hours.textContent));
 

@@ -23,7 +23,7 @@ OIDC = "openid_connect"
 
 def as_app(provider: IdentityProvider) -> SocialApp:
     """The allauth app of a provider, in memory only: the secret is unsealed for this request and never stored."""
-    domains = list(provider.domains.values_list("domain", flat=True))
+    domains = list(provider.domains.routed().values_list("domain", flat=True))
     return SocialApp(
         provider=OIDC,
         provider_id=provider.provider_id,
@@ -33,7 +33,7 @@ def as_app(provider: IdentityProvider) -> SocialApp:
         settings={
             "server_url": normalised_issuer(provider.issuer_url),
             "scope": provider.scopes.split(),
-            # The tenant's provider speaks for the tenant's domains (admit() refuses any other address).
+            # The provider speaks for the domains its tenant routes (verified), and admit() refuses any other address.
             "verified_email": domains,
             "fetch_userinfo": True,
             "oauth_pkce_enabled": True,

@@ -41,13 +41,13 @@ class DirectoryBackend(ModelBackend):
 class RefusesPasswordsOfSsoDomains:
     """A password backend's mixin: no user of a provider-only domain (allow_password off) signs in with a password.
 
-    Operators (staff) keep their password: a tenant routes a domain before anyone has verified it is the
-    tenant's, and that must not lock the platform's operators out of the admin.
+    Operators (staff) lose theirs only on a domain the tenant verified it owns (services.password_refused): an
+    unverified (grandfathered) route is a tenant's word alone, and that must not lock the platform's operators out.
     """
 
     def authenticate(self, request, *args, **kwargs):
         user = super().authenticate(request, *args, **kwargs)  # type: ignore[misc]
-        if user is not None and not is_operator_account(user) and services.password_refused(user.email) is not None:
+        if user is not None and services.password_refused(user.email, operator=is_operator_account(user)) is not None:
             return None
         return user
 

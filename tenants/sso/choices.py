@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ProviderKind(models.TextChoices):
@@ -21,3 +22,11 @@ class MfaPolicy(models.TextChoices):
 
 # RFC 8176 authentication-method references that mean a second factor was used (Entra ID and Okta send "mfa").
 MFA_METHODS = frozenset({"mfa", "otp", "hwk", "sms", "fpt", "face", "iris", "retina"})
+
+
+class DomainStatus(models.TextChoices):
+    """Where a routed domain's proof of ownership stands (its DNS TXT record, tenants.sso.domains)."""
+
+    PENDING = "pending", _("Pending")
+    VERIFIED = "verified", _("Verified")
+    FAILED = "failed", _("Failed")

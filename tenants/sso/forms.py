@@ -14,10 +14,12 @@ from quetzal.forms import CleanTextFormMixin, Form, ModelForm
 from tenants.choices import Role
 from tenants.sso import directory, flows, services
 from tenants.sso.choices import MfaPolicy, ProviderKind
-from tenants.sso.models import DOMAIN_RE, IdentityProvider
+from tenants.sso.models import CHALLENGE_LABEL, DOMAIN_RE, IdentityProvider
 from tenants.twofactor import is_operator_account
 
 MAX_DOMAINS = 50
+# A DNS name's most characters (in text, without the final dot): the challenge name must fit.
+MAX_DNS_NAME = 253
 MAX_GROUP_ROLES = 100
 _DOMAIN = re.compile(DOMAIN_RE)
 
@@ -29,7 +31,8 @@ class _ProviderForm(ModelForm):
         label="Email domains",
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line, e.g. acme.com: people of these addresses sign in here.",
+        help_text="One per line, e.g. acme.com: people of these addresses sign in here once you have verified the "
+        "domain (its DNS record is under Email domains).",
     )
     group_roles_text = forms.CharField(
         required=False,
@@ -59,6 +62,9 @@ class _ProviderForm(ModelForm):
         bad = [d for d in domains if not _DOMAIN.fullmatch(d)]
         if bad:
             raise ValidationError(f"Not a domain: {', '.join(bad[:5])}.", code="invalid_domain")
+        long = [d for d in domains if len(f"{CHALLENGE_LABEL}.{d}") > MAX_DNS_NAME]
+        if long:
+            raise ValidationError(f"Too long to verify in DNS: {', '.join(long[:3])}.", code="too_long")
         if not domains:
             raise ValidationError("Route at least one domain.", code="required")
         if len(domains) > MAX_DOMAINS:
@@ -297,9 +303,9 @@ class ResetPasswordForm(CleanTextFormMixin, AllauthResetPasswordForm):
 
     def clean_email(self):
         email = super().clean_email()
-        provider = services.password_refused(email)
-        # Operators keep their password (tenants.sso.backends): so they keep its reset.
-        if provider is not None and not any(is_operator_account(user) for user in self.users):
+        # An operator keeps the reset wherever they keep the password (an unverified domain: tenants.sso.backends).
+        provider = services.password_refused(email, operator=any(is_operator_account(user) for user in self.users))
+        if provider is not None:
             raise ValidationError(
                 f"{provider.tenant.name} signs you in through {provider.name}: change your password there, "
                 "or ask your administrator.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -9,10 +11,18 @@ from django.utils import timezone
 
 from tenants.choices import Role
 from tenants.querysets import TenantOwned, TenantQuerySet
-from tenants.sso.choices import MfaPolicy, ProviderKind
+from tenants.sso.choices import DomainStatus, MfaPolicy, ProviderKind
+from tenants.sso.dnscheck import describe
 
 # A DNS name, lower case, at least one dot: what follows the @ of an address.
 DOMAIN_RE = r"^(?=.{3,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+# The TXT record that proves a tenant owns a domain: <label>.<domain> TXT "<prefix><token>".
+CHALLENGE_LABEL = "_quetzal-challenge"
+RECORD_PREFIX = "quetzal-verify="
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
 
 
 class IdentityProvider(TenantOwned):
@@ -111,19 +121,66 @@ class IdentityProvider(TenantOwned):
         return {str(g): r for g, r in self.group_roles.items() if r in Role.values}
 
 
+class EmailDomainQuerySet(TenantQuerySet):
+    def routed(self) -> EmailDomainQuerySet:
+        """The domains that send sign-ins to their provider: verified ones, and those routed before verification
+        existed (grandfathered) until someone verifies the domain."""
+        return self.filter(models.Q(status=DomainStatus.VERIFIED) | models.Q(grandfathered=True))
+
+
 class EmailDomain(TenantOwned):
-    """An email domain routed to a provider: a domain belongs to one provider across all tenants."""
+    """An email domain a tenant routes to one of its providers, once the tenant proved it owns it.
+
+    The proof is a DNS TXT record with the row's token (tenants.sso.domains). Several tenants may claim a domain
+    while none has verified it; a verified domain is one tenant's alone (the partial unique constraint), and then
+    nobody else can add it.
+    """
 
     provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="domains")
-    domain = models.CharField(max_length=253, unique=True, validators=[RegexValidator(DOMAIN_RE)])
+    domain = models.CharField(max_length=253, db_index=True, validators=[RegexValidator(DOMAIN_RE)])
+    # Random per claim: a record published for one tenant's claim never proves another's, nor a later re-claim.
+    token = models.CharField(max_length=64, default=new_token, editable=False)
+    status = models.CharField(max_length=8, choices=DomainStatus.choices, default=DomainStatus.PENDING)
+    # Routed before verification existed (migration 0003): keeps routing until verified here or elsewhere.
+    grandfathered = models.BooleanField(default=False, editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last check's problem as a code of tenants.sso.dnscheck.MESSAGES and its details, worded when shown.
+    last_error_code = models.CharField(max_length=24, blank=True, default="", editable=False)
+    last_error_params = models.JSONField(default=dict, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    objects = TenantQuerySet.as_manager()
+    objects = EmailDomainQuerySet.as_manager()
 
     class Meta:
         ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "domain"], name="sso_domain_once_per_tenant"),
+            models.UniqueConstraint(
+                fields=["domain"], condition=models.Q(status="verified"), name="sso_domain_verified_once"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.domain
+
+    @property
+    def routes(self) -> bool:
+        return self.status == DomainStatus.VERIFIED or self.grandfathered
+
+    @property
+    def last_error(self) -> str:
+        """The last check's problem in the reader's language ("" when it found none)."""
+        params = self.last_error_params if isinstance(self.last_error_params, dict) else {}
+        return describe(self.last_error_code, params)
+
+    @property
+    def record_name(self) -> str:
+        return f"{CHALLENGE_LABEL}.{self.domain}"
+
+    @property
+    def record_value(self) -> str:
+        return f"{RECORD_PREFIX}{self.token}"
 
 
 class DirectoryAccount(TenantOwned):

@@ -9,6 +9,7 @@ from typing import Any
 import requests
 from allauth.socialaccount.adapter import get_adapter
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from quetzal import kek
@@ -17,7 +18,7 @@ from tenants import events, signals
 from tenants.choices import Role
 from tenants.models import Membership, Tenant, User
 from tenants.receivers import ROLE_RANK
-from tenants.sso.choices import MFA_METHODS, MfaPolicy, ProviderKind
+from tenants.sso.choices import MFA_METHODS, DomainStatus, MfaPolicy, ProviderKind
 from tenants.sso.discovery import Discovery, ProviderUnreachable, discover
 from tenants.sso.models import EmailDomain, IdentityProvider
 
@@ -72,10 +73,11 @@ def client_secret(provider: IdentityProvider) -> str:
 
 
 def _claimed_elsewhere(domains: Sequence[str], provider: IdentityProvider) -> list[str]:
-    # Deliberately across tenants: a domain routes to one provider in the whole installation.
-    return sorted(
-        EmailDomain.objects.filter(domain__in=domains).exclude(provider=provider).values_list("domain", flat=True)
-    )
+    """The domains this provider may not take: verified by another tenant (deliberately across tenants: a verified
+    domain is one tenant's), or routed to another provider of the same tenant."""
+    others = EmailDomain.objects.filter(domain__in=domains).exclude(provider=provider)
+    taken = others.filter(Q(status=DomainStatus.VERIFIED) | Q(tenant=provider.tenant))
+    return sorted(set(taken.values_list("domain", flat=True)))
 
 
 def save_provider(
@@ -121,7 +123,7 @@ def save_provider(
                 for domain in domains:
                     if domain not in existing:
                         EmailDomain.objects.create(tenant=tenant, provider=provider, domain=domain)
-        except IntegrityError:  # another provider claimed one in the meantime
+        except IntegrityError:  # another provider of the tenant took one in the meantime
             raise Conflict("One of these domains was just routed to another provider.", code="sso_domain_taken")
         events.sso_provider_saved(actor=actor, provider=provider, domains=domains, ip=ip)
     return provider
@@ -209,12 +211,20 @@ def domain_of(email: str) -> str:
     return email.rpartition("@")[2].strip().lower()
 
 
-def provider_for_email(email: str) -> IdentityProvider | None:
-    """The enabled provider the address's domain routes to, in whichever tenant routed it (before any sign-in)."""
+def _route(email: str) -> EmailDomain | None:
+    """The routed domain of the address (verified, or grandfathered) whose provider is enabled, in whichever tenant
+    routed it (before any sign-in)."""
     domain = domain_of(email)
     if not domain:
         return None
-    route = EmailDomain.objects.filter(domain=domain, provider__enabled=True).select_related("provider").first()
+    routes = EmailDomain.objects.routed().filter(domain=domain, provider__enabled=True)
+    # A verified route wins over a grandfathered one (verifying ends the others' claims; this is belt and braces).
+    return routes.select_related("provider", "provider__tenant").order_by("-verified_at").first()
+
+
+def provider_for_email(email: str) -> IdentityProvider | None:
+    """The enabled provider the address's domain routes to; a domain nobody verified routes nowhere."""
+    route = _route(email)
     return route.provider if route else None
 
 
@@ -225,10 +235,21 @@ def provider_by_id(provider_id: str) -> IdentityProvider | None:
     return IdentityProvider.objects.filter(pk=int(provider_id[3:])).select_related("tenant").first()
 
 
-def password_refused(email: str) -> IdentityProvider | None:
-    """The provider that keeps this address from signing in with a password, if its tenant said so."""
-    provider = provider_for_email(email)
-    return provider if provider is not None and not provider.allow_password else None
+def password_refused(email: str, *, operator: bool = False) -> IdentityProvider | None:
+    """The provider that keeps this address from signing in with a password, if its tenant said so.
+
+    An operator's (staff) password is refused only on a domain its tenant verified: a grandfathered domain is one
+    nobody proved is the tenant's, and a tenant's word alone must not lock the platform's operators out. On a
+    verified provider-only domain the domain's owner decides for everyone, operators included: break-glass is an
+    operator account outside every routed domain (as Entra's emergency accounts are cloud-only, never federated),
+    and a shell on the server, where the provider can be turned off or allow passwords again.
+    """
+    route = _route(email)
+    if route is None or route.provider.allow_password:
+        return None
+    if operator and route.status != DomainStatus.VERIFIED:
+        return None
+    return route.provider
 
 
 # ------------------------------------------------------------------------ admitting
@@ -285,7 +306,7 @@ def admit(*, provider: IdentityProvider, claims: Mapping[str, Any], user: User |
         raise SignInRefused(f"Single sign-on for {tenant.name} is turned off.", code="sso_disabled")
     if not email or "@" not in email:
         raise SignInRefused(f"{provider.name} did not tell Quetzal your email address.", code="sso_no_email")
-    if not provider.domains.filter(domain=domain_of(email)).exists():
+    if not provider.domains.routed().filter(domain=domain_of(email)).exists():
         raise SignInRefused(
             f"{provider.name} signs in addresses of {tenant.name}'s domains only, not {email}.", code="sso_wrong_domain"
         )

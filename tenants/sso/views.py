@@ -6,6 +6,8 @@ from allauth.account.adapter import get_adapter as get_account_adapter
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.http import require_GET
 
@@ -14,11 +16,12 @@ from quetzal.kek import UnwrapError
 from tenants.mixins import TenantPageMixin
 from tenants.redirects import safe_next
 from tenants.services.audit import client_ip
+from tenants.sso import domains as domain_services
 from tenants.sso import flows, services
-from tenants.sso.choices import ProviderKind
+from tenants.sso.choices import DomainStatus, ProviderKind
 from tenants.sso.discovery import ProviderUnreachable
 from tenants.sso.forms import LdapPasswordForm, LdapProviderForm, ProviderForm, provider_form
-from tenants.sso.models import IdentityProvider
+from tenants.sso.models import EmailDomain, IdentityProvider
 
 MAX_EMAIL_CHARS = 254
 
@@ -46,7 +49,14 @@ class ProviderPage(TenantPageMixin):
             except ServiceError as error:
                 form.add_error("email_domains" if error.code == "sso_domain_taken" else None, error.detail)
             else:
-                messages.success(request, f"{saved.name} saved. Test the connection before people use it.")
+                messages.success(
+                    request,
+                    _(
+                        "%(name)s saved. Publish each new domain's DNS record and verify it, and test the connection, "
+                        "before people use it."
+                    )
+                    % {"name": saved.name},
+                )
                 return redirect("sso:provider", pk=saved.pk)
         return render(request, template, {**self.context(request, form, provider), **(extra or {})}, status=400)
 
@@ -54,7 +64,11 @@ class ProviderPage(TenantPageMixin):
         callback = None
         if provider is not None and not provider.is_ldap:
             callback = request.build_absolute_uri(f"/accounts/oidc/{provider.provider_id}/login/callback/")
-        return {"form": form, "provider": provider, "callback_url": callback}
+        domains = provider.domains.select_related("provider") if provider is not None else self.domains()
+        return {"form": form, "provider": provider, "callback_url": callback, "domains": domains}
+
+    def domains(self):
+        return self.scoped(EmailDomain.objects.select_related("provider"))
 
 
 class ProvidersView(ProviderPage, View):
@@ -71,7 +85,8 @@ class ProvidersView(ProviderPage, View):
 
     def page(self, request: HttpRequest, posted=None, status: int = 200) -> HttpResponse:
         providers = self.scoped(IdentityProvider.objects.prefetch_related("domains"))
-        return render(request, self.template, {"providers": providers, **self.forms(posted)}, status=status)
+        context = {"providers": providers, "domains": self.domains(), **self.forms(posted)}
+        return render(request, self.template, context, status=status)
 
     def get(self, request: HttpRequest) -> HttpResponse:
         return self.page(request)
@@ -80,7 +95,8 @@ class ProvidersView(ProviderPage, View):
         form = provider_form(request.POST.get("kind"))(request.POST)
         if form.is_valid():
             providers = self.scoped(IdentityProvider.objects.prefetch_related("domains"))
-            return self.save(request, form, None, self.template, {"providers": providers, **self.forms(form)})
+            extra = {"providers": providers, "domains": self.domains(), **self.forms(form)}
+            return self.save(request, form, None, self.template, extra)
         return self.page(request, form, status=400)
 
 
@@ -122,6 +138,58 @@ class ProviderDeleteView(ProviderPage, View):
         services.delete_provider(provider=provider, actor=request.user, ip=client_ip(request))
         messages.success(request, f"{provider.name} removed: its people sign in with a password again.")
         return redirect("sso:providers")
+
+
+class DomainPage(ProviderPage):
+    def domain(self, pk: int) -> EmailDomain:
+        return get_object_or_404(self.scoped(EmailDomain.objects.select_related("provider")), pk=pk)
+
+    def back(self, request: HttpRequest, domain: EmailDomain) -> HttpResponse:
+        # Back to where the button was: the provider's page or the single sign-on page.
+        if request.POST.get("from") == "provider":
+            return redirect("sso:provider", pk=domain.provider_id)
+        return redirect(f"{reverse('sso:providers')}#domains")
+
+
+class DomainVerifyView(DomainPage, View):
+    """Look the domain's TXT record up now: verified, or the DNS's answer as a sentence (never a 500)."""
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        domain = self.domain(pk)
+        try:
+            checked = domain_services.check(domain=domain, actor=request.user, ip=client_ip(request))
+        except ServiceError as error:
+            messages.error(request, error.detail)
+            return redirect("sso:providers")
+        if checked.status == DomainStatus.VERIFIED and not checked.last_error:
+            messages.success(
+                request,
+                _("%(domain)s is verified: its sign-ins go to %(provider)s.")
+                % {"domain": checked.domain, "provider": checked.provider.name},
+            )
+        elif checked.status == DomainStatus.VERIFIED:  # the DNS did not answer: a verification stands until it says
+            messages.warning(
+                request,
+                _("%(domain)s stays verified; this check could not finish: %(problem)s")
+                % {"domain": checked.domain, "problem": checked.last_error},
+            )
+        else:
+            messages.error(
+                request,
+                _("%(domain)s is not verified: %(problem)s")
+                % {"domain": checked.domain, "problem": checked.last_error},
+            )
+        return self.back(request, checked)
+
+
+class DomainRemoveView(DomainPage, View):
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        domain = self.domain(pk)
+        domain_services.remove(domain=domain, actor=request.user, ip=client_ip(request))
+        messages.success(
+            request, _("%(domain)s removed: its people sign in with a password again.") % {"domain": domain.domain}
+        )
+        return self.back(request, domain)
 
 
 @require_GET

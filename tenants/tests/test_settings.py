@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from quetzal.env import env_bool, env_database, env_int, env_redis
+from quetzal.env import env_bool, env_database, env_int, env_nameserver, env_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,3 +116,19 @@ def test_it_refuses_an_account_limit_below_the_address_limit():
     result = _manage("check", LOGIN_FAILURE_LIMIT="10", LOGIN_ACCOUNT_FAILURE_LIMIT="5")
     assert result.returncode != 0
     assert "LOGIN_ACCOUNT_FAILURE_LIMIT" in result.stderr
+
+
+def test_it_reads_the_dns_server_of_domain_verification(monkeypatch):
+    monkeypatch.delenv("SSO_DNS_NAMESERVER", raising=False)
+    assert env_nameserver("SSO_DNS_NAMESERVER") is None  # the system resolver
+    for value, expected in [
+        ("127.0.0.1", ("127.0.0.1", 53)),
+        ("10.1.2.3:5353", ("10.1.2.3", 5353)),
+        ("[::1]:15353", ("::1", 15353)),
+    ]:
+        monkeypatch.setenv("SSO_DNS_NAMESERVER", value)
+        assert env_nameserver("SSO_DNS_NAMESERVER") == expected
+    for bad in ("dns.example", "127.0.0.1:0", "127.0.0.1:x", "[::1"):
+        monkeypatch.setenv("SSO_DNS_NAMESERVER", bad)
+        with pytest.raises(ImproperlyConfigured, match="SSO_DNS_NAMESERVER"):
+            env_nameserver("SSO_DNS_NAMESERVER")

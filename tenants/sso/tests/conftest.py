@@ -1,4 +1,5 @@
 from __future__ import annotations
 
+from tenants.sso.tests.dnsmasq import dns, dnsmasq_server, silent_dns  # noqa: F401  (fixtures)
 from tenants.sso.tests.provider import oidc_provider  # noqa: F401  (fixture)
 from tenants.sso.tests.slapd import slapd  # noqa: F401  (fixture)

@@ -17,6 +17,7 @@ import requests
 from tenants.models import Tenant, User
 from tenants.sso import services
 from tenants.sso.models import IdentityProvider
+from tenants.sso.tests.dnsmasq import mark_verified
 from tests.services import require_module
 
 
@@ -51,9 +52,11 @@ def configure(
     *,
     domains: tuple[str, ...] = ("acme.test",),
     group_roles: dict[str, str] | None = None,
+    verified: bool = True,
     **values,
 ) -> IdentityProvider:
-    """A provider of the tenant, configured through the service the admin console uses."""
+    """A provider of the tenant, configured through the service the admin console uses;
+    its domains verified unless `verified` is False."""
     fields = {
         "name": "Acme ID",
         "issuer_url": issuer,
@@ -61,9 +64,10 @@ def configure(
         "group_roles": group_roles if group_roles is not None else {"qz-admins": "admin", "qz-users": "member"},
         **values,
     }
-    return services.save_provider(
+    provider = services.save_provider(
         tenant=tenant, actor=actor, values=fields, domains=list(domains), client_secret="s3cret-of-acme"
     )
+    return mark_verified(provider) if verified else provider
 
 
 def query(url: str) -> dict[str, str]:

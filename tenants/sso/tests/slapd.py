@@ -29,6 +29,7 @@ from tenants.models import Tenant, User
 from tenants.sso import services
 from tenants.sso.choices import ProviderKind
 from tenants.sso.models import IdentityProvider
+from tenants.sso.tests.dnsmasq import mark_verified
 from tests.services import port_open, require_tool
 
 BASE = "dc=acme,dc=test"
@@ -214,10 +215,12 @@ def configure_ldap(
     *,
     domains: tuple[str, ...] = ("acme.test",),
     group_roles: dict[str, str] | None = None,
+    verified: bool = True,
     bind_password: str = SERVICE_PASSWORD,
     **values,
 ) -> IdentityProvider:
-    """An LDAP provider of the tenant, configured through the service the admin console uses."""
+    """An LDAP provider of the tenant, configured through the service the admin console uses;
+    its domains verified unless `verified` is False."""
     fields = {
         "kind": ProviderKind.LDAP,
         "name": "Acme Directory",
@@ -232,6 +235,7 @@ def configure_ldap(
         "group_roles": group_roles if group_roles is not None else {"qz-admins": "admin", "qz-users": "member"},
         **values,
     }
-    return services.save_provider(
+    provider = services.save_provider(
         tenant=tenant, actor=actor, values=fields, domains=list(domains), client_secret=bind_password
     )
+    return mark_verified(provider) if verified else provider

@@ -11,6 +11,7 @@ from django.test import Client, RequestFactory
 from django.utils.module_loading import import_string
 
 from tenants.sso.backends import DirectoryBackend, RefusesPasswordsOfSsoDomains
+from tenants.sso.choices import DomainStatus
 from tenants.sso.tests.provider import configure
 from tests.factories import PASSWORD
 
@@ -50,12 +51,50 @@ def test_a_correct_password_of_a_provider_only_domain_signs_nobody_in(alice, pat
     assert authenticate(request, email=alice.admin.email, password=PASSWORD) == alice.admin
 
 
-def test_an_operator_of_a_routed_domain_keeps_the_password(alice, pat, oidc_provider):
-    # A tenant routes a domain before anyone verified it is theirs: it must not lock the operators out
+def _grandfathered(provider):
+    """Given: the provider's domains were routed before verification existed (what migration 0003 makes of them)."""
+    provider.domains.update(status=DomainStatus.PENDING, grandfathered=True, verified_at=None)
+    return provider
+
+
+def test_an_operator_keeps_the_password_and_its_reset_on_a_domain_nobody_verified(alice, pat, oidc_provider):
+    # Given pat is an operator, and alice's tenant routes acme.test since before verification existed (it routes,
+    # so pat's colleagues sign in through the provider, but nobody proved acme.test is alice's)
+    pat.is_staff = True
+    pat.save()
+    _grandfathered(configure(alice.tenant, alice.owner, oidc_provider.issuer, verified=False))
+    request = RequestFactory().post("/admin/login/")
+    # Then the tenant's word does not take the operator's password away, nor its reset
+    assert authenticate(request, username="pat@acme.test", password=PASSWORD) == pat
+    assert Client().post("/accounts/password/reset/", {"email": "pat@acme.test"}).status_code == 302
+    assert [m.to for m in mail.outbox] == [["pat@acme.test"]]
+    # While a non-operator of the same grandfathered domain has no Quetzal password (existing tenants work as before)
+    pat.is_staff = False
+    pat.save()
+    assert authenticate(request, username="pat@acme.test", password=PASSWORD) is None
+
+
+def test_an_operator_of_a_verified_provider_only_domain_signs_in_through_the_provider_too(alice, pat, oidc_provider):
+    # Given alice's tenant proved in DNS that acme.test is hers, and routes it with password sign-in off
     pat.is_staff = True
     pat.save()
     configure(alice.tenant, alice.owner, oidc_provider.issuer)
-    assert authenticate(RequestFactory().post("/admin/login/"), username="pat@acme.test", password=PASSWORD) == pat
+    # Then the domain's owner decides for the operator too: no password sign-in, no reset mail
+    assert authenticate(RequestFactory().post("/admin/login/"), username="pat@acme.test", password=PASSWORD) is None
+    refused = Client().post("/accounts/password/reset/", {"email": "pat@acme.test"})
+    assert "change your password there" in refused.content.decode() and mail.outbox == []
+    # And an operator outside every routed domain (the break-glass account) keeps theirs
+    alice.admin.is_staff = True
+    alice.admin.save()
+    assert authenticate(RequestFactory().post("/admin/login/"), username=alice.admin.email, password=PASSWORD)
+
+
+def test_an_unverified_domain_takes_no_password_away(alice, pat, oidc_provider):
+    # Given alice's tenant added acme.test but has not verified it
+    configure(alice.tenant, alice.owner, oidc_provider.issuer, verified=False)
+    # Then pat still signs in with the password, and may reset it
+    assert authenticate(RequestFactory().post("/accounts/login/"), email="pat@acme.test", password=PASSWORD) == pat
+    assert Client().post("/accounts/password/reset/", {"email": "pat@acme.test"}).status_code == 302
 
 
 def test_it_sends_no_reset_mail_to_a_provider_only_address(alice, pat, oidc_provider):
