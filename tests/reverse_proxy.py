@@ -83,8 +83,12 @@ def start_nginx(nginx: str, prefix: Path, site_text: str, https_port: int) -> Ch
     test = subprocess.run([nginx, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True)
     assert test.returncode == 0, test.stderr
     proxy = Child.start([nginx, "-p", str(prefix), "-c", str(conf)], env=dict(os.environ), log_path=prefix / "out.log")
-    wait_until(lambda: port_open("127.0.0.1", https_port) or proxy.process.poll() is not None, 30)
-    assert proxy.process.poll() is None, proxy.log_tail() + (prefix / "error.log").read_text(errors="replace")
+    try:
+        wait_until(lambda: port_open("127.0.0.1", https_port) or proxy.process.poll() is not None, 30)
+        assert proxy.process.poll() is None, proxy.log_tail() + (prefix / "error.log").read_text(errors="replace")
+    except BaseException:
+        proxy.stop()  # no nginx outlives a test that could not start it
+        raise
     return proxy
 
 
@@ -136,6 +140,7 @@ def production_env(var: Path, public_origin: str) -> dict[str, str]:
         "METRICS_TOKEN": secrets.token_urlsafe(24),
     }
     assert set(operator) <= set(template), f"not in the env template: {set(operator) - set(template)}"
+    assert template["DJANGO_SETTINGS_MODULE"] == "quetzal.settings.production"
     return {**shared, **template, **operator}
 
 
@@ -182,6 +187,7 @@ def start_deployment(nginx: str, tmp: Path) -> Deployment:
     children: list[Child] = []
     deployment = Deployment(https, f"http://{PUBLIC_NAME}:{http_port}", ca, env, upstream_port, cert, key, children)
     try:
+        # The unit's ExecStart with its EnvironmentFile: the production settings module, on PostgreSQL
         web = Child.start(web_unit_command(upstream_port, env["WEB_WORKERS"]), env=env, log_path=tmp / "web.log")
         children.append(web)
         wait_until(lambda: port_open("127.0.0.1", upstream_port) or web.process.poll() is not None, 60)
