@@ -44,10 +44,13 @@ def _fresh_cache():
         client.delete(*keys)
 
 
+# Hashing cost is not what these tests prove; MD5 keeps real logins fast.
+FAST_PASSWORD_HASHER = "django.contrib.auth.hashers.MD5PasswordHasher"
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
-    # Hashing cost is not what these tests prove; MD5 keeps real logins fast.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = [FAST_PASSWORD_HASHER]
 
 
 def make_world(slug: str) -> TenantWorld:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -133,20 +136,74 @@ def check_tls() -> list[Result]:
     return results or [Result(OK, "tls", "secure cookies, HSTS and the proxy's scheme header are configured")]
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect is itself the finding (a proxy that drops X-Forwarded-Proto makes every page redirect to itself).
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def check_url(url: str) -> list[Result]:
-    """What the portal answers through its reverse proxy: reachable over HTTPS, with HSTS."""
+    """What the portal answers through its reverse proxy: HTTPS with HSTS, the scheme passed on, WebSockets."""
+    base = url.rstrip("/")
+    opener = urllib.request.build_opener(_NoRedirects())
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=5) as response:
-            hsts = response.headers.get("Strict-Transport-Security")
-            status = response.status
+        with opener.open(f"{base}/healthz", timeout=5) as response:
+            status, headers, body = response.status, response.headers, response.read(4096)
+    except urllib.error.HTTPError as exc:  # what a refused redirect or an error status arrives as
+        status, headers, body = exc.code, exc.headers, b""
     except OSError as exc:
         return [Result(FAIL, "url", f"{url} does not answer: {exc}")]
-    results = [Result(OK if status == 200 else FAIL, "url", f"{url}/healthz answered {status}")]
-    if url.startswith("https://") and not hsts:
+    target = urlsplit(headers.get("Location") or "")
+    if status in (301, 302, 307, 308) and target.scheme == "https" and target.path == "/healthz":
+        return [Result(FAIL, "url", f"{base}/healthz redirects to itself: {_NO_PROTO}")]
+    if status != 200:
+        return [Result(FAIL, "url", f"{base}/healthz answered {status}")]
+    results = [Result(OK, "url", f"{base}/healthz answered 200")]
+    if not base.startswith("https://"):
+        return [*results, Result(WARN, "url", "not served over https")]
+    if not headers.get("Strict-Transport-Security"):
         results.append(Result(WARN, "url", "no Strict-Transport-Security header"))
-    if not url.startswith("https://"):
-        results.append(Result(WARN, "url", "not served over https"))
-    return results
+    try:
+        secure = json.loads(body).get("https")
+    except (ValueError, AttributeError):
+        secure = None
+    if secure is False:
+        results.append(Result(FAIL, "url", f"Django saw {base}/healthz as plain HTTP: {_NO_PROTO}"))
+    elif secure:
+        results.append(Result(OK, "url", "the proxy tells Django the request came over HTTPS"))
+    return results + check_websocket(base)
+
+
+_NO_PROTO = (
+    "the proxy does not pass X-Forwarded-Proto (nginx: proxy_set_header X-Forwarded-Proto $scheme) "
+    "or SECURE_PROXY_SSL_HEADER is not true"
+)
+# The live socket: any visitor may open it (signed out, it is accepted and closed with 4401), so it shows
+# whether the proxy forwards the upgrade without anyone's session.
+WEBSOCKET_PATH = "/ws/live/"
+
+
+def check_websocket(base: str) -> list[Result]:
+    """Whether a WebSocket handshake with the portal's own Origin gets through the proxy."""
+    from websockets.exceptions import InvalidHandshake, InvalidStatus
+    from websockets.sync.client import connect
+
+    origin = urlsplit(base)
+    socket_url = f"{'wss' if origin.scheme == 'https' else 'ws'}://{origin.netloc}{WEBSOCKET_PATH}"
+    try:
+        with connect(socket_url, origin=f"{origin.scheme}://{origin.netloc}", open_timeout=5, close_timeout=2):
+            pass
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        why = (
+            f"the portal refused the socket's Origin {origin.scheme}://{origin.netloc}: add it to CSRF_TRUSTED_ORIGINS"
+            if status == 403
+            else "the proxy does not forward the upgrade (nginx: proxy_http_version 1.1, Upgrade and Connection)"
+        )
+        return [Result(FAIL, "websocket", f"{socket_url} answered {status}: {why}")]
+    except (InvalidHandshake, OSError, TimeoutError) as exc:
+        return [Result(FAIL, "websocket", f"{socket_url} failed: {type(exc).__name__}: {exc}")]
+    return [Result(OK, "websocket", f"{socket_url} upgrades through the proxy")]
 
 
 def check_deploy() -> list[Result]:
