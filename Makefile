@@ -61,7 +61,7 @@ test: venv
 	$(VENV)/bin/mypy $(TYPED)
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@status=0; \
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --maxprocesses 4 --ds tests.settings -m "not ($(HEAVY))" || status=1; \
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup --ds tests.settings -m "not ($(HEAVY))" || status=1; \
 	$(VENV)/bin/pytest -m "$(HEAVY)" || status=1; \
 	exit $$status
 else

@@ -26,7 +26,8 @@ from tests.processes import ROOT, require_shared_services
 from tests.reverse_proxy import DEPLOY, PUBLIC_NAME, Deployment, nginx_site, start_deployment, start_nginx
 from tests.services import require_tool
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# One stack (nginx + the production server) for the module, so its tests stay on one parallel worker.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("reverse_proxy")]
 
 
 @pytest.fixture(scope="module")
