@@ -6,6 +6,7 @@ from allauth.account.adapter import get_adapter as get_account_adapter
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views import View
 from django.views.decorators.http import require_GET
 
@@ -46,7 +47,9 @@ class ProviderPage(TenantPageMixin):
             except ServiceError as error:
                 form.add_error("email_domains" if error.code == "sso_domain_taken" else None, error.detail)
             else:
-                messages.success(request, f"{saved.name} saved. Test the connection before people use it.")
+                messages.success(
+                    request, gettext("%(name)s saved. Test the connection before people use it.") % {"name": saved.name}
+                )
                 return redirect("sso:provider", pk=saved.pk)
         return render(request, template, {**self.context(request, form, provider), **(extra or {})}, status=400)
 
@@ -107,10 +110,15 @@ class ProviderTestView(ProviderPage, View):
             answer = services.test_provider(provider)
         except ProviderUnreachable as error:
             services.record_error(provider, error.detail)
-            messages.error(request, f"Connection failed ({error.code}): {error.detail}")
+            messages.error(
+                request,
+                gettext("Connection failed (%(code)s): %(detail)s") % {"code": error.code, "detail": error.detail},
+            )
         except UnwrapError as error:
             services.record_error(provider, f"The stored secret does not open under this KEK: {error}")
-            messages.error(request, "Connection failed (sso_secret): the stored secret does not open; enter it again.")
+            messages.error(
+                request, gettext("Connection failed (sso_secret): the stored secret does not open; enter it again.")
+            )
         else:
             messages.success(request, answer)
         return redirect("sso:provider", pk=provider.pk)
@@ -120,7 +128,9 @@ class ProviderDeleteView(ProviderPage, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         provider = self.provider(pk)
         services.delete_provider(provider=provider, actor=request.user, ip=client_ip(request))
-        messages.success(request, f"{provider.name} removed: its people sign in with a password again.")
+        messages.success(
+            request, gettext("%(name)s removed: its people sign in with a password again.") % {"name": provider.name}
+        )
         return redirect("sso:providers")
 
 
