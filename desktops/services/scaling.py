@@ -18,6 +18,13 @@ from django.utils.translation import gettext_lazy as _
 RAMP_UP, PEAK, RAMP_DOWN, OFF_PEAK = "ramp_up", "peak", "ramp_down", "off_peak"
 PHASES = (RAMP_UP, PEAK, RAMP_DOWN, OFF_PEAK)
 PHASE_LABELS = {RAMP_UP: _("Ramp-up"), PEAK: _("Peak"), RAMP_DOWN: _("Ramp-down"), OFF_PEAK: _("Off-peak")}
+# One sentence per phase: a phase's name inside a sentence changes its form in other languages.
+LATER_THAN = {
+    RAMP_UP: _("Must be later than the ramp-up start."),
+    PEAK: _("Must be later than the peak start."),
+    RAMP_DOWN: _("Must be later than the ramp-down start."),
+    OFF_PEAK: _("Must be later than the off-peak start."),
+}
 # Phases in which surplus warm desktops may be released: the day's demand is behind us.
 RELEASING_PHASES = frozenset({RAMP_DOWN, OFF_PEAK})
 WEEKDAYS = (1, 2, 3, 4, 5, 6, 7)  # ISO: Monday is 1
@@ -149,9 +156,7 @@ def phase_order_errors(starts: dict[str, time | None]) -> dict[str, str]:
         if start is None:
             continue
         if previous is not None and start <= previous[1]:
-            errors[f"{name}_start"] = gettext("Must be later than the start of %(phase)s.") % {
-                "phase": PHASE_LABELS[previous[0]]
-            }
+            errors[f"{name}_start"] = str(LATER_THAN[previous[0]])
         previous = (name, start)
     return errors
 
