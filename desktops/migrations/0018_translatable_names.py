@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('desktops', '0017_template_automation_exec'),
-        ('hosts', '0006_translatable_names'),
+        ('hosts', '0006_host_guest_platform'),
         ('tenants', '0013_translatable_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
