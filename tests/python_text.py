@@ -36,6 +36,16 @@ def our_app_configs() -> list:
     return found
 
 
+def our_models() -> list[type[models.Model]]:
+    return [model for config in our_app_configs() for model in config.get_models()]
+
+
+def untranslated_model(model: type[models.Model]) -> list[str]:
+    """A model's names (the admin's headings, "No such desktop template in your organisation.") as plain str."""
+    names = {"verbose_name": model._meta.verbose_name, "verbose_name_plural": model._meta.verbose_name_plural}
+    return [f"{key} {value!r}" for key, value in names.items() if not isinstance(value, Promise)]
+
+
 def our_model_fields() -> Iterator[tuple[str, models.Field]]:
     """(Model.field, field) for every field a model of ours declares (Django's own id and reverse relations aside)."""
     for config in our_app_configs():

@@ -18,7 +18,9 @@ from tests.python_text import (
     our_app_configs,
     our_form_classes,
     our_model_fields,
+    our_models,
     untranslated_form_field,
+    untranslated_model,
     untranslated_model_field,
 )
 
@@ -33,6 +35,13 @@ def test_every_model_field_has_a_translatable_name_help_text_and_choices():
     assert {"tenants.Tenant.idle_action", "desktops.ScalingPlan.peak_unit", "billing.Invoice.status"} <= set(fields)
     found = [f"{name}: {what}" for name, field in fields.items() for what in untranslated_model_field(field)]
     assert found == [], "Wrap these in gettext_lazy (and translate them in locale/de):\n" + "\n".join(found)
+
+
+def test_every_model_has_translatable_names():
+    models_found = our_models()
+    assert len(models_found) > 30
+    found = [f"{model._meta.label}: {what}" for model in models_found for what in untranslated_model(model)]
+    assert found == [], "Give these a Meta verbose_name and verbose_name_plural in gettext_lazy:\n" + "\n".join(found)
 
 
 def test_every_form_has_translatable_labels_help_texts_and_choices():

@@ -23,6 +23,8 @@ class StripeCatalog(models.Model):
     created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("stripe catalog")
+        verbose_name_plural = _("stripe catalogs")
         constraints = [models.UniqueConstraint(fields=["event_name", "currency"], name="billing_catalog_unique")]
 
     def __str__(self) -> str:
@@ -61,6 +63,8 @@ class BillingAccount(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("billing account")
+        verbose_name_plural = _("billing accounts")
         ordering = ["tenant__name"]
 
     def __str__(self) -> str:
@@ -114,6 +118,8 @@ class Invoice(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
         ordering = ["-issued_at", "-id"]
 
     def __str__(self) -> str:
@@ -138,6 +144,8 @@ class WebhookEvent(models.Model):
     outcome = models.CharField(verbose_name=_("outcome"), max_length=300, blank=True)
 
     class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
         ordering = ["-received_at", "-id"]
 
     def __str__(self) -> str:

@@ -98,6 +98,8 @@ class UsageInterval(models.Model):
     objects = UsageIntervalQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("usage interval")
+        verbose_name_plural = _("usage intervals")
         ordering = ["-started_at", "-id"]
         constraints = [
             # At most one open interval per desktop: opening twice is refused by the database itself.
@@ -149,6 +151,8 @@ class PriceChange(models.Model):
     note = models.CharField(verbose_name=_("note"), max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("price change")
+        verbose_name_plural = _("price changes")
         ordering = ["template", "-effective_at", "-id"]
         indexes = [models.Index(fields=["template", "effective_at"])]
 

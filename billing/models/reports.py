@@ -49,6 +49,8 @@ class UsageReport(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("usage report")
+        verbose_name_plural = _("usage reports")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["sent_at", "lease_until"])]
 

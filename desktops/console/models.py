@@ -38,6 +38,8 @@ class ConsoleTicket(TenantOwned):
     audio_used_at = models.DateTimeField(verbose_name=_("audio used at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("console ticket")
+        verbose_name_plural = _("console tickets")
         db_table = "desktops_consoleticket"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["expires_at"])]
@@ -71,6 +73,8 @@ class ConsoleSession(TenantOwned):
     bytes_from_desktop = models.PositiveBigIntegerField(verbose_name=_("bytes from desktop"), default=0)
 
     class Meta:
+        verbose_name = _("console session")
+        verbose_name_plural = _("console sessions")
         db_table = "desktops_consolesession"
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["tenant", "-started_at"]), models.Index(fields=["ended_at", "last_seen_at"])]
@@ -109,6 +113,8 @@ class Recording(TenantOwned):
     duration_ms = models.PositiveBigIntegerField(verbose_name=_("duration ms"), default=0)
 
     class Meta:
+        verbose_name = _("recording")
+        verbose_name_plural = _("recordings")
         db_table = "desktops_recording"
         ordering = ["-started_at", "-id"]
 

@@ -29,6 +29,8 @@ class AutomationTarget(TenantOwned):
     )
 
     class Meta:
+        verbose_name = _("automation target")
+        verbose_name_plural = _("automation targets")
         constraints = [
             models.CheckConstraint(
                 condition=Q(desktop__isnull=False, template__isnull=True)

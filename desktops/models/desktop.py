@@ -112,6 +112,8 @@ class Desktop(TenantOwned):
     objects: ClassVar[DesktopManager] = DesktopManager()
 
     class Meta:
+        verbose_name = _("desktop")
+        verbose_name_plural = _("desktops")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["tenant", "state"]), models.Index(fields=["host", "state"])]
         constraints = [
@@ -139,6 +141,8 @@ class DesktopSnapshot(models.Model):
     running = models.BooleanField(verbose_name=_("running"), default=False)
 
     class Meta:
+        verbose_name = _("desktop snapshot")
+        verbose_name_plural = _("desktop snapshots")
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["desktop", "name"], name="snapshot_unique_name")]
 
@@ -154,6 +158,8 @@ class DesktopLabel(TenantOwned):
     value = models.CharField(verbose_name=_("value"), max_length=63)
 
     class Meta:
+        verbose_name = _("desktop label")
+        verbose_name_plural = _("desktop labels")
         indexes = [models.Index(fields=["tenant", "value"])]
         constraints = [models.UniqueConstraint(fields=["desktop", "value"], name="desktop_label_unique")]
 

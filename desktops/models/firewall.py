@@ -74,6 +74,8 @@ class FirewallRule(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("firewall rule")
+        verbose_name_plural = _("firewall rules")
         ordering = ["position", "id"]
         constraints = [
             models.CheckConstraint(

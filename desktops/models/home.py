@@ -61,6 +61,8 @@ class HomeDisk(TenantOwned):
     objects: ClassVar = HomeDiskManager()
 
     class Meta:
+        verbose_name = _("home disk")
+        verbose_name_plural = _("home disks")
         ordering = ["tenant", "user"]
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="home_disk_one_per_person")]
 
@@ -94,6 +96,8 @@ class HomeUpload(TenantOwned):
     objects: ClassVar = HomeDiskManager()
 
     class Meta:
+        verbose_name = _("home upload")
+        verbose_name_plural = _("home uploads")
         ordering = ["created_at"]
 
     def __str__(self) -> str:

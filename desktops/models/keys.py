@@ -68,6 +68,8 @@ class DataKey(models.Model):
     rewrapped_at = models.DateTimeField(verbose_name=_("rewrapped at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("data key")
+        verbose_name_plural = _("data keys")
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant"], condition=Q(purpose=KeyPurpose.RECORDING), name="datakey_one_recording_key"

@@ -27,5 +27,9 @@ class NewMemberDesktop(TenantOwned):
     last_error = models.CharField(verbose_name=_("last error"), max_length=500, blank=True, default="", editable=False)
     last_error_at = models.DateTimeField(verbose_name=_("last error at"), null=True, blank=True, editable=False)
 
+    class Meta:
+        verbose_name = _("new member desktop")
+        verbose_name_plural = _("new member desktops")
+
     def __str__(self) -> str:
         return f"New members of {self.tenant}: {self.template}"

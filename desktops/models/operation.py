@@ -61,6 +61,8 @@ class Operation(TenantOwned):
     objects: ClassVar[OperationManager] = OperationManager()
 
     class Meta:
+        verbose_name = _("desktop operation")
+        verbose_name_plural = _("desktop operations")
         ordering = ["-queued_at", "-id"]
         constraints = [
             # The database itself refuses a second operation in flight on one desktop.

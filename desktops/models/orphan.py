@@ -16,6 +16,8 @@ class OrphanSighting(models.Model):
     first_seen_at = models.DateTimeField(verbose_name=_("first seen at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("orphan sighting")
+        verbose_name_plural = _("orphan sightings")
         constraints = [models.UniqueConstraint(fields=["host", "domain_name"], name="orphan_unique_host_domain")]
 
     def __str__(self) -> str:

@@ -43,6 +43,8 @@ class Pool(TenantOwned):
     enabled = models.BooleanField(verbose_name=_("enabled"), default=True)
 
     class Meta:
+        verbose_name = _("pool")
+        verbose_name_plural = _("pools")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "template"], name="pool_unique_tenant_template"),

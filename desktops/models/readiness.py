@@ -34,6 +34,8 @@ class LaunchTiming(TenantOwned):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("launch timing")
+        verbose_name_plural = _("launch timings")
         ordering = ["-requested_at"]
         indexes = [models.Index(fields=["tenant", "template", "kind", "requested_at"])]
 

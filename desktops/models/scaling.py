@@ -93,6 +93,10 @@ class ScalingPlan(models.Model):
 
     objects = TenantQuerySet.as_manager()
 
+    class Meta:
+        verbose_name = _("scaling plan")
+        verbose_name_plural = _("scaling plans")
+
     def __str__(self) -> str:
         return f"Plan of {self.pool_id}"
 
@@ -124,6 +128,8 @@ class ScalingException(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("scaling exception")
+        verbose_name_plural = _("scaling exceptions")
         ordering = ["kind", "first_day", "weekday", "start_time", "id"]
 
     def __str__(self) -> str:

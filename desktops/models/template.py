@@ -171,6 +171,8 @@ class DesktopTemplate(models.Model):
     objects = TemplateQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("desktop template")
+        verbose_name_plural = _("desktop templates")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
@@ -236,6 +238,8 @@ class TemplateSize(models.Model):
     objects = TemplateSizeQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("template size")
+        verbose_name_plural = _("template sizes")
         ordering = ["vcpus", "memory_mib", "disk_gib", "name"]
         constraints = [
             models.UniqueConstraint(fields=["template", "name"], name="template_size_unique_name"),

@@ -25,6 +25,8 @@ class Allocation(models.Model):
     created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("allocation")
+        verbose_name_plural = _("allocations")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:

@@ -31,6 +31,8 @@ class HostDevice(models.Model):
     mdev_capacity = models.PositiveIntegerField(verbose_name=_("mdev capacity"), default=0)
 
     class Meta:
+        verbose_name = _("host device")
+        verbose_name_plural = _("host devices")
         ordering = ["host", "pci_address"]
         constraints = [
             models.UniqueConstraint(fields=["host", "pci_address"], name="hostdevice_unique_address"),

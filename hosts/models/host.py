@@ -118,6 +118,8 @@ class Host(models.Model):
     created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("host")
+        verbose_name_plural = _("hosts")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=models.Q(cpu_ratio__gt=0), name="host_cpu_ratio_positive"),

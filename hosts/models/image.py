@@ -35,6 +35,8 @@ class Image(models.Model):
     created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("image")
+        verbose_name_plural = _("images")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=~models.Q(file="") | ~models.Q(source_path=""), name="image_has_a_file"),
@@ -76,6 +78,7 @@ class ImageCopy(models.Model):
     created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("image copy")
         ordering = ["image", "host"]
         constraints = [models.UniqueConstraint(fields=["image", "host"], name="imagecopy_one_per_host")]
         verbose_name_plural = _("image copies")

@@ -35,6 +35,8 @@ class TenantNetwork(models.Model):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("tenant network")
+        verbose_name_plural = _("tenant networks")
         ordering = ["host_id", "subnet_index"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "host"], name="tenant_network_one_per_host"),
@@ -77,6 +79,8 @@ class NetworkLease(models.Model):
     created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("network lease")
+        verbose_name_plural = _("network leases")
         ordering = ["network_id", "id"]
         constraints = [
             models.UniqueConstraint(fields=["network", "ip"], name="lease_unique_ip"),

@@ -99,6 +99,8 @@ class IdentityProvider(TenantOwned):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("identity provider")
+        verbose_name_plural = _("identity providers")
         ordering = ["name", "pk"]
 
     def __str__(self) -> str:
@@ -137,6 +139,8 @@ class EmailDomain(TenantOwned):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("email domain")
+        verbose_name_plural = _("email domains")
         ordering = ["domain"]
 
     def __str__(self) -> str:
@@ -160,6 +164,8 @@ class DirectoryAccount(TenantOwned):
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("directory account")
+        verbose_name_plural = _("directory accounts")
         constraints = [
             models.UniqueConstraint(fields=["provider", "dn"], name="sso_directory_account_one_per_entry"),
             models.UniqueConstraint(fields=["provider", "user"], name="sso_directory_account_one_per_user"),
