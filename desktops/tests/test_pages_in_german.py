@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import translation
 from django.utils.text import capfirst
 
-from desktops.models import DesktopTemplate, Pool
+from desktops.models import DesktopTemplate, Pool, TemplateSize
 from desktops.tests.page_world import populate
 from tests.fixtures import login_client
 
@@ -144,6 +144,21 @@ def test_the_admin_console_forms_show_no_english_label_in_german(alice, world, p
     # Whatever reads the same in both languages was not translated; data (the pool's and template's names) aside
     data = {*DesktopTemplate.objects.values_list("name", flat=True), *Pool.objects.values_list("name", flat=True)}
     data |= {alice.member.email, alice.admin.email, alice.owner.email}
+    allowed = _same_in_german() | LANGUAGE_NAMES
+    same = sorted(text for text in english & german if text not in allowed and not any(d in text for d in data))
+    assert same == [], f"English left on the German {page} page: {same}"
+
+
+@pytest.mark.parametrize("page", ["portal:home", "portal:settings", "portal:desktop", "portal:files"])
+def test_the_portal_shows_no_english_label_in_german(alice, world, page):
+    url = reverse(page, args=[world["mine"].pk]) if page == "portal:desktop" else reverse(page)
+    member = login_client(alice.member, alice.tenant)
+    english, german = _read(member, url, "en"), _read(member, url, "de-DE,de;q=0.9")
+    data = {
+        *DesktopTemplate.objects.values_list("name", flat=True),
+        *TemplateSize.objects.values_list("name", flat=True),
+    }
+    data |= {world["mine"].name, alice.member.email}  # names people gave things are data
     allowed = _same_in_german() | LANGUAGE_NAMES
     same = sorted(text for text in english & german if text not in allowed and not any(d in text for d in data))
     assert same == [], f"English left on the German {page} page: {same}"
