@@ -9,6 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from billing.models import BillingAccount, Invoice, PriceChange, StripeCatalog, UsageInterval, UsageReport, WebhookEvent
 from billing.services import accounts, invoices, prices, usage
@@ -132,7 +134,9 @@ class StripeCatalogAdmin(ReadOnlyAdmin):
 class PriceChangeForm(ModelForm):
     """Empty `effective_at` means now; a time in the past is refused (never retroactive)."""
 
-    effective_at = forms.DateTimeField(required=False, help_text="Leave empty for now. Never in the past.")
+    effective_at = forms.DateTimeField(
+        required=False, help_text=_("Leave empty for now. Never in the past."), label=_("Effective at")
+    )
 
     class Meta:
         model = PriceChange
@@ -141,7 +145,7 @@ class PriceChangeForm(ModelForm):
     def clean_effective_at(self):
         value = self.cleaned_data.get("effective_at")
         if value is not None and value < timezone.now() - timedelta(seconds=1):
-            raise forms.ValidationError("A price change applies from its time on: choose now or a later time.")
+            raise forms.ValidationError(gettext("A price change applies from its time on: choose now or a later time."))
         return value
 
 

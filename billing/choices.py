@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class EndedBy(models.TextChoices):
     """Why a usage interval ended: the desktop state it moved to, or what closed it."""
 
-    STOPPING = "stopping", "Stopping"
-    STOPPED = "stopped", "Stopped"
-    SUSPENDED = "suspended", "Paused"
-    HIBERNATED = "hibernated", "Hibernated"
-    ERROR = "error", "Error"
-    DELETING = "deleting", "Deleting"
-    DELETED = "deleted", "Deleted"
-    HOST_DOWN = "host_down", "Host down"
-    REPAIR = "repair", "Closed by reconcile"
-    SPLIT = "split", "Split (hour or price change)"
-    RESIZE = "resize", "Resized (new size, new price)"
-    OTHER = "other", "Other"
+    STOPPING = "stopping", _("Stopping")
+    STOPPED = "stopped", _("Stopped")
+    SUSPENDED = "suspended", _("Paused")
+    HIBERNATED = "hibernated", _("Hibernated")
+    ERROR = "error", _("Error")
+    DELETING = "deleting", _("Deleting")
+    DELETED = "deleted", _("Deleted")
+    HOST_DOWN = "host_down", _("Host down")
+    REPAIR = "repair", _("Closed by reconcile")
+    SPLIT = "split", _("Split (hour or price change)")
+    RESIZE = "resize", _("Resized (new size, new price)")
+    OTHER = "other", _("Other")
 
 
 class InvoiceStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    OPEN = "open", "Open"
-    PAID = "paid", "Paid"
-    VOID = "void", "Void"
-    UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+    DRAFT = "draft", _("Draft")
+    OPEN = "open", _("Open")
+    PAID = "paid", _("Paid")
+    VOID = "void", _("Void")
+    UNCOLLECTIBLE = "uncollectible", _("Uncollectible")
 
 
 # An invoice never moves back from these (Stripe's own state machine), whatever order events arrive in.

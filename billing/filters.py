@@ -6,6 +6,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 
 from billing.models import UsageInterval
@@ -36,7 +37,7 @@ class PeriodFilter(django_filters.Filter):
 class UsageIntervalFilterSet(FilterSet):
     """/api/v1/billing/usage/?period=YYYY-MM."""
 
-    period = PeriodFilter(method="in_period", help_text="A month, YYYY-MM (UTC).")
+    period = PeriodFilter(method="in_period", help_text=_("A month, YYYY-MM (UTC)."))
 
     class Meta:
         model = UsageInterval
@@ -49,4 +50,4 @@ class UsageIntervalFilterSet(FilterSet):
 class PeriodForm(Form):
     """The usage pages' ?period=."""
 
-    period = PeriodField(required=False)
+    period = PeriodField(required=False, label=_("Period"))

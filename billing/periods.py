@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.utils.translation import gettext
+
 from quetzal.errors import ServiceError
 
 HOUR = timedelta(hours=1)
@@ -80,6 +82,6 @@ def parse_period(label: str) -> Period:
     """'YYYY-MM' → that month's period; refuses anything else."""
     label = (label or "").strip()
     if not re.fullmatch(PERIOD_PATTERN, label):
-        raise ServiceError("A period is written YYYY-MM, e.g. 2025-01.", code="invalid_period")
+        raise ServiceError(gettext("A period is written YYYY-MM, e.g. 2025-01."), code="invalid_period")
     year, month = label.split("-")
     return month_period(datetime(int(year), int(month), 1, tzinfo=UTC))

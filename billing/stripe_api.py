@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
+from django.utils.translation import gettext
 from stripe.params import CustomerCreateParams
 
 from billing import conf
@@ -35,10 +36,10 @@ class MeterEventResult:
 
 def _client() -> stripe.StripeClient:
     if not conf.billing_enabled():
-        raise BillingDisabled("Billing is not enabled on this installation.")
+        raise BillingDisabled(gettext("Billing is not enabled on this installation."))
     key = conf.stripe_secret_key()
     if not key:
-        raise StripeUnavailable("STRIPE_SECRET_KEY is not set.", code="stripe_not_configured")
+        raise StripeUnavailable(gettext("STRIPE_SECRET_KEY is not set."), code="stripe_not_configured")
     base = conf.stripe_api_base()
     # No SDK-level retries: callers retry with backoff, and every POST carries its own idempotency key.
     return stripe.StripeClient(
@@ -55,11 +56,18 @@ def _calling(what: str) -> Iterator[None]:
     try:
         yield
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
-        raise StripeUnavailable(f"Stripe could not be reached ({what}): {error.user_message or error}")
+        raise StripeUnavailable(
+            gettext("Stripe could not be reached (%(what)s): %(value)s")
+            % {"what": what, "value": error.user_message or error}
+        )
     except stripe.StripeError as error:
         if error.http_status is None or error.http_status >= 500:
-            raise StripeUnavailable(f"Stripe failed ({what}): {error.user_message or error}")
-        raise StripeRejected(f"Stripe refused {what}: {error.user_message or error}")
+            raise StripeUnavailable(
+                gettext("Stripe failed (%(what)s): %(value)s") % {"what": what, "value": error.user_message or error}
+            )
+        raise StripeRejected(
+            gettext("Stripe refused %(what)s: %(value)s") % {"what": what, "value": error.user_message or error}
+        )
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -278,16 +286,16 @@ def create_portal_session(*, customer_id: str, return_url: str) -> dict[str, Any
 def verify_webhook(payload: bytes, signature: str) -> dict[str, Any]:
     """The event in `payload` if its Stripe-Signature verifies over these exact bytes."""
     if not conf.billing_enabled():
-        raise BillingDisabled("Billing is not enabled on this installation.")
+        raise BillingDisabled(gettext("Billing is not enabled on this installation."))
     secret = conf.stripe_webhook_secret()
     if not secret:
-        raise BadSignature("STRIPE_WEBHOOK_SECRET is not set; no webhook can be verified.")
+        raise BadSignature(gettext("STRIPE_WEBHOOK_SECRET is not set; no webhook can be verified."))
     try:
         text = payload.decode("utf-8")
         stripe.WebhookSignature.verify_header(text, signature or "", secret, stripe.Webhook.DEFAULT_TOLERANCE)
         event = json.loads(text)
     except (UnicodeDecodeError, ValueError, stripe.SignatureVerificationError) as error:
-        raise BadSignature(f"The webhook signature does not verify: {error}")
+        raise BadSignature(gettext("The webhook signature does not verify: %(error)s") % {"error": error})
     if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-        raise BadSignature("The webhook body is not a Stripe event.")
+        raise BadSignature(gettext("The webhook body is not a Stripe event."))
     return event

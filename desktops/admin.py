@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils.html import format_html
+from django.utils.translation import gettext
 
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool, TemplateSize
@@ -111,7 +112,7 @@ def _bulk(kind: str, label: str):
                 done += 1
             except ServiceError as error:
                 messages.warning(request, f"{desktop}: {error.detail}")
-        messages.success(request, f"Queued {kind} for {done} desktop(s).")
+        messages.success(request, gettext("Queued %(kind)s for %(done)s desktop(s).") % {"kind": kind, "done": done})
 
     run.__name__ = f"bulk_{kind}"
     return run

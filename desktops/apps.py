@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class DesktopsConfig(AppConfig):
     name = "desktops"
-    verbose_name = "Desktops"
+    verbose_name = _("Desktops")
 
     def ready(self) -> None:
         # desktops.tasks registers the tasks in every process, not only in workers, so dispatch's signatures by

@@ -7,8 +7,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class OsFamily(models.TextChoices):
-    LINUX = "linux", "Linux"
-    WINDOWS = "windows", "Windows"
+    LINUX = "linux", _("Linux")
+    WINDOWS = "windows", _("Windows")
 
 
 class KeyboardLayout(models.TextChoices):
@@ -27,10 +27,10 @@ class KeyboardLayout(models.TextChoices):
 class FirmwareChoice(models.TextChoices):
     """A template's firmware; OS_DEFAULT follows its OS family (Windows: UEFI with Secure Boot; Linux: BIOS)."""
 
-    OS_DEFAULT = "", "The OS family's default"
-    BIOS = "bios", "BIOS"
-    UEFI = "uefi", "UEFI"
-    UEFI_SECURE = "uefi-secure", "UEFI with Secure Boot"
+    OS_DEFAULT = "", _("The OS family's default")
+    BIOS = "bios", _("BIOS")
+    UEFI = "uefi", _("UEFI")
+    UEFI_SECURE = "uefi-secure", _("UEFI with Secure Boot")
 
 
 class GpuKind(models.TextChoices):
@@ -40,8 +40,8 @@ class GpuKind(models.TextChoices):
 
 
 class Visibility(models.TextChoices):
-    PUBLIC = "public", "All tenants"
-    TENANT = "tenant", "One tenant"
+    PUBLIC = "public", _("All tenants")
+    TENANT = "tenant", _("One tenant")
 
 
 class LaunchKind(models.TextChoices):
@@ -50,12 +50,12 @@ class LaunchKind(models.TextChoices):
 
 
 class ReadySignal(models.TextChoices):
-    SERIAL = "serial", "The guest's serial readiness line"
-    AGENT = "agent", "The guest agent answered"
-    SCREEN = "screen", "The screen settled"
-    RESUMED = "resumed", "Resumed from memory"
-    TIMEOUT = "timeout", "No signal before the time limit"
-    SIMULATED = "simulated", "A simulated VM (libvirt's test driver): no guest to wait for"
+    SERIAL = "serial", _("The guest's serial readiness line")
+    AGENT = "agent", _("The guest agent answered")
+    SCREEN = "screen", _("The screen settled")
+    RESUMED = "resumed", _("Resumed from memory")
+    TIMEOUT = "timeout", _("No signal before the time limit")
+    SIMULATED = "simulated", _("A simulated VM (libvirt's test driver): no guest to wait for")
 
 
 class DesktopState(models.TextChoices):
@@ -131,24 +131,24 @@ FINISHED_STATUSES = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
 
 
 class HomeDiskState(models.TextChoices):
-    CREATING = "creating", "Being created"
-    READY = "ready", "Ready"
-    ERROR = "error", "Error"
+    CREATING = "creating", _("Being created")
+    READY = "ready", _("Ready")
+    ERROR = "error", _("Error")
 
 
 class FirewallAction(models.TextChoices):
-    ALLOW = "allow", "Allow"
-    DENY = "deny", "Deny"
+    ALLOW = "allow", _("Allow")
+    DENY = "deny", _("Deny")
 
 
 class FirewallProtocol(models.TextChoices):
-    ANY = "any", "Any"
-    TCP = "tcp", "TCP"
-    UDP = "udp", "UDP"
-    ICMP = "icmp", "ICMP"
+    ANY = "any", _("Any")
+    TCP = "tcp", _("TCP")
+    UDP = "udp", _("UDP")
+    ICMP = "icmp", _("ICMP")
 
 
 class KeyPurpose(models.TextChoices):
-    DISK = "disk", "Desktop disk (LUKS passphrase)"
-    RECORDING = "recording", "Console recordings of a tenant"
-    HOME = "home", "A person's home disk (LUKS passphrase)"
+    DISK = "disk", _("Desktop disk (LUKS passphrase)")
+    RECORDING = "recording", _("Console recordings of a tenant")
+    HOME = "home", _("A person's home disk (LUKS passphrase)")

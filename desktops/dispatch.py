@@ -12,6 +12,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 
 from quetzal.errors import ServiceError
 
@@ -91,7 +92,9 @@ def files_call(home_id: int, op: str, args: dict[str, Any], *, host_name: str) -
             # The client's own socket timeout can end the wait first: the same "no answer in time", not a 500.
             got = None
         if got is None:
-            raise ServiceError("The host keeping your files did not answer in time.", code="files_timeout", status=504)
+            raise ServiceError(
+                gettext("The host keeping your files did not answer in time."), code="files_timeout", status=504
+            )
         answer = json.loads(got[1])
     if not answer.get("ok"):
         raise ServiceError(answer["detail"], code=answer["code"], status=answer["status"])

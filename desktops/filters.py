@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from desktops.choices import DesktopState
 from desktops.models import Desktop, Operation
@@ -15,7 +16,7 @@ IDLE = "idle"
 class OperationFilterSet(FilterSet):
     """/api/v1/operations/?desktop=<id>."""
 
-    desktop = IdFilter(field_name="desktop_id", help_text="Only this desktop's operations.")
+    desktop = IdFilter(field_name="desktop_id", help_text=_("Only this desktop's operations."))
 
     class Meta:
         model = Operation
@@ -26,7 +27,7 @@ class AdminDesktopFilterSet(FilterSet):
     """The admin console's desktop list: by state (or idle: running with no console open), person, template."""
 
     state = django_filters.ChoiceFilter(
-        choices=[(IDLE, "Idle"), *((s.value, s.label) for s in DesktopState if s != DesktopState.DELETED)],
+        choices=[(IDLE, _("Idle")), *((s.value, s.label) for s in DesktopState if s != DesktopState.DELETED)],
         method="by_state",
     )
     person = IdFilter(field_name="user_id")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db import close_old_connections, connections
+from django.utils.translation import gettext
 from mcp.server.mcpserver import Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -73,7 +74,7 @@ class Caller:
     def token(self) -> ApiToken:
         token = authenticate_token(self.raw_token, ip=self.ip)
         if token is None:
-            raise ServiceError("Invalid, expired or revoked token.", code="invalid_token", status=401)
+            raise ServiceError(gettext("Invalid, expired or revoked token."), code="invalid_token", status=401)
         require_automation_allowed(token.tenant)
         return token
 
@@ -84,7 +85,7 @@ class Caller:
     def membership(self, token: ApiToken) -> Membership:
         membership = Membership.objects.select_related("tenant").filter(user=token.user, tenant=token.tenant).first()
         if membership is None:
-            raise ServiceError("The token's person is no longer a member.", code="no_tenant", status=403)
+            raise ServiceError(gettext("The token's person is no longer a member."), code="no_tenant", status=403)
         return membership
 
     def desktops(self, token: ApiToken, membership: Membership):
@@ -97,7 +98,7 @@ class Caller:
         token = self.token()
         desktop = self.desktops(token, self.membership(token)).filter(pk=desktop_id).first()
         if desktop is None:
-            raise NotFound("No such desktop.")
+            raise NotFound(gettext("No such desktop."))
         return desktop, token
 
 
@@ -152,7 +153,7 @@ def build_server(raw_token: str, *, ip: str | None = None) -> MCPServer:
             templates = templates.filter(pk__in=token_templates(token).values("template_id"))
         template = templates.filter(pk=template_id).first()
         if template is None:
-            raise NotFound("No such template for this token.", code="template_unavailable")
+            raise NotFound(gettext("No such template for this token."), code="template_unavailable")
         [(desktop, _operation)] = disposable.create(
             tenant=membership.tenant,
             user=token.user,
@@ -187,7 +188,11 @@ def build_server(raw_token: str, *, ip: str | None = None) -> MCPServer:
     def type_text(desktop_id: int, text: str) -> dict:
         """Type text on the desktop's keyboard (US layout; a line feed presses Enter)."""
         if len(text) > automation.MAX_TEXT_CHARS:
-            raise ServiceError(f"Type at most {automation.MAX_TEXT_CHARS} characters at once.", code="text_too_long")
+            raise ServiceError(
+                gettext("Type at most %(MAX_TEXT_CHARS)s characters at once.")
+                % {"MAX_TEXT_CHARS": automation.MAX_TEXT_CHARS},
+                code="text_too_long",
+            )
         return _input(caller, desktop_id, [{"type": "text", "text": text}])
 
     @server.tool()
@@ -208,7 +213,7 @@ def build_server(raw_token: str, *, ip: str | None = None) -> MCPServer:
     def wait(desktop_id: int, until: str = "change", timeout_ms: int = 5000) -> dict:
         """Wait until the screen changes ("change") or keeps still for half a second ("still")."""
         if until not in ("change", "still"):
-            raise ServiceError("until is 'change' or 'still'.", code="invalid_until")
+            raise ServiceError(gettext("until is 'change' or 'still'."), code="invalid_until")
         desktop, token = caller.desktop(desktop_id)
         timeout = max(0, min(timeout_ms, automation.MAX_CHANGE_WAIT_MS))
         return automation.wait_for_screen(
@@ -239,7 +244,7 @@ def build_server(raw_token: str, *, ip: str | None = None) -> MCPServer:
         """Stop the desktop; a disposable one is deleted."""
         desktop, token = caller.desktop(desktop_id)
         if token.scope == TokenScope.AUTOMATION_READ:
-            raise ServiceError("This token may only look.", code="token_read_only", status=403)
+            raise ServiceError(gettext("This token may only look."), code="token_read_only", status=403)
         caller.writable(token)
         if desktop.expires_at is not None:
             torn = disposable.tear_down(desktops=Desktop.objects.filter(pk=desktop.pk), actor=token.user, ip=caller.ip)

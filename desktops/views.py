@@ -8,6 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views import View
 
 from desktops.choices import DesktopState, OperationKind
@@ -144,7 +145,7 @@ class SettingsView(TenantPageMixin, View):
         except ServiceError as error:
             form.add_error(None, error.detail)
             return render(request, "desktops/settings.html", self.context(form), status=error.status)
-        messages.success(request, "Console preferences saved; they apply the next time you open a console.")
+        messages.success(request, gettext("Console preferences saved; they apply the next time you open a console."))
         return redirect("portal:settings")
 
 

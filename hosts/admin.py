@@ -9,6 +9,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from hosts import dispatch
 from hosts.choices import HostState
@@ -98,7 +100,7 @@ class HostAddForm(ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["name"].required = False
-        self.fields["name"].help_text = "Empty: the host's own name."
+        self.fields["name"].help_text = gettext("Empty: the host's own name.")
         self.fields["console_address"].help_text += " Empty: the host named in the URI."
 
     def _post_clean(self) -> None:
@@ -252,7 +254,9 @@ class HostAdmin(admin.ModelAdmin):
 
     def _flag(self, request, queryset, setter, on: bool, label: str) -> None:
         changed = sum(setter(host=host, on=on, actor=request.user) for host in queryset)
-        messages.success(request, f"{label}: {changed} host(s) changed.")
+        messages.success(
+            request, gettext("%(label)s: %(changed)s host(s) changed.") % {"label": label, "changed": changed}
+        )
 
     @admin.action(description="Put in maintenance (no new desktops)")
     def maintenance_on(self, request, queryset) -> None:
@@ -275,7 +279,7 @@ class HostAdmin(admin.ModelAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         for host_id in ids:
             dispatch.on_commit(dispatch.HEARTBEAT_HOST, host_id)
-        messages.success(request, f"Heartbeat queued for {len(ids)} host(s).")
+        messages.success(request, gettext("Heartbeat queued for %(len)s host(s).") % {"len": len(ids)})
 
     @admin.action(description="Report what still runs on these hosts")
     def residents_report(self, request, queryset) -> None:
@@ -283,22 +287,29 @@ class HostAdmin(admin.ModelAdmin):
             report = host_services.residents(host=host)
             lines = "; ".join(report.lines()) or "nothing"
             note = f" (host did not answer: {report.unreachable})" if report.unreachable else ""
-            messages.info(request, f"{host.name} ({report.mode}): {len(report.desktops)} desktop(s): {lines}{note}")
+            messages.info(
+                request,
+                gettext("%(name)s (%(mode)s): %(len)s desktop(s): %(lines)s%(note)s")
+                % {"name": host.name, "mode": report.mode, "len": len(report.desktops), "lines": lines, "note": note},
+            )
 
     @admin.action(description="Copy every image to these hosts")
     def copy_all_images(self, request, queryset) -> None:
         hosts = list(queryset)
         for image in Image.objects.all():
             image_services.request_copies(image=image, hosts=hosts, actor=request.user)
-        messages.success(request, f"Copies queued to {len(hosts)} host(s).")
+        messages.success(request, gettext("Copies queued to %(len)s host(s).") % {"len": len(hosts)})
 
 
 class ImageAddForm(ModelForm):
     """Upload a disk; it is checksummed while stored, and a wrong checksum keeps nothing."""
 
-    upload = forms.FileField(help_text="A qcow2 or raw disk image.")
+    upload = forms.FileField(help_text=_("A qcow2 or raw disk image."), label=_("Upload"))
     expected_sha256 = forms.CharField(
-        required=False, max_length=71, help_text="Optional: refuse the upload unless its SHA-256 is this."
+        required=False,
+        max_length=71,
+        help_text=_("Optional: refuse the upload unless its SHA-256 is this."),
+        label=_("Expected SHA-256"),
     )
 
     class Meta:
@@ -394,7 +405,11 @@ class ImageAdmin(admin.ModelAdmin):
         hosts = list(Host.objects.filter(enabled=True))
         for image in queryset:
             image_services.request_copies(image=image, hosts=hosts, actor=request.user)
-        messages.success(request, f"Queued copies of {queryset.count()} image(s) to {len(hosts)} host(s).")
+        messages.success(
+            request,
+            gettext("Queued copies of %(count)s image(s) to %(len)s host(s).")
+            % {"count": queryset.count(), "len": len(hosts)},
+        )
 
 
 @admin.register(Allocation)

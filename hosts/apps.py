@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class HostsConfig(AppConfig):
     name = "hosts"
-    verbose_name = "Hosts and images"
+    verbose_name = _("Hosts and images")
 
     def ready(self) -> None:
         from hosts import conf

@@ -16,6 +16,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.translation import gettext
 
 from quetzal.text import multi_line, single_line
 from tenants.querysets import Scope, is_tenant_owned, scoped_to
@@ -133,6 +135,14 @@ class StrictDateField(forms.DateField):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
 
 
+def _not_in_tenant(model: type) -> str:
+    return gettext("No such %(object)s in your organisation.") % {"object": model._meta.verbose_name}
+
+
+# Lazy: the fields are made when their form class is defined, the message is read in the request's language.
+not_in_tenant = lazy(_not_in_tenant, str)
+
+
 class TenantScopedModelChoiceField(forms.ModelChoiceField):
     """A choice of one row among those the form's tenant may use (the model's `for_tenant()`, or `scope`).
 
@@ -146,7 +156,7 @@ class TenantScopedModelChoiceField(forms.ModelChoiceField):
         self.unscoped = queryset
         self.scope = scope
         error_messages = {
-            "invalid_choice": f"No such {queryset.model._meta.verbose_name} in your organisation.",
+            "invalid_choice": not_in_tenant(queryset.model),
             **(kwargs.pop("error_messages", None) or {}),
         }
         super().__init__(queryset.none(), error_messages=error_messages, **kwargs)

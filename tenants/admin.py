@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import Count, Q
 from django.utils.html import format_html
+from django.utils.translation import gettext
 
 from tenants.choices import TenantStatus
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant, User
@@ -99,21 +100,24 @@ class TenantAdmin(admin.ModelAdmin):
     def approve(self, request, queryset):
         approved = [t.name for t in queryset if tenant_services.approve(tenant=t, actor=request.user)]
         if approved:
-            messages.success(request, f"Approved {', '.join(approved)}; their quotas are as set on each tenant.")
+            messages.success(
+                request,
+                gettext("Approved %(join)s; their quotas are as set on each tenant.") % {"join": ", ".join(approved)},
+            )
         else:
-            messages.warning(request, "None of the selected tenants was pending approval.")
+            messages.warning(request, gettext("None of the selected tenants was pending approval."))
 
     @admin.action(description="Suspend selected tenants")
     def suspend(self, request, queryset):
         for tenant in queryset:
             tenant_services.set_status(tenant=tenant, status=TenantStatus.SUSPENDED, actor=request.user, reason="admin")
-        messages.success(request, f"Suspended {queryset.count()} tenant(s).")
+        messages.success(request, gettext("Suspended %(count)s tenant(s).") % {"count": queryset.count()})
 
     @admin.action(description="Reactivate selected tenants")
     def reactivate(self, request, queryset):
         for tenant in queryset:
             tenant_services.set_status(tenant=tenant, status=TenantStatus.ACTIVE, actor=request.user, reason="admin")
-        messages.success(request, f"Reactivated {queryset.count()} tenant(s).")
+        messages.success(request, gettext("Reactivated %(count)s tenant(s).") % {"count": queryset.count()})
 
 
 @admin.register(User)

@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 import django_filters
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from quetzal.filters import DateTimeFilter, DayFilter, FilterSet, TextFilter
 from tenants.models import AuditEvent
@@ -16,9 +17,9 @@ from tenants.services.audit import CATEGORIES
 class AuditEventFilterSet(FilterSet):
     """/api/v1/audit-events/?action=<prefix>&actor=<email>&since=<date-time>."""
 
-    action = TextFilter(lookup_expr="startswith", help_text="Actions starting with this, e.g. `member.`.")
-    actor = TextFilter(field_name="actor__email", lookup_expr="iexact", help_text="The person's email address.")
-    since = DateTimeFilter(field_name="created_at", lookup_expr="gte", help_text="Events at or after this moment.")
+    action = TextFilter(lookup_expr="startswith", help_text=_("Actions starting with this, e.g. `member.`."))
+    actor = TextFilter(field_name="actor__email", lookup_expr="iexact", help_text=_("The person's email address."))
+    since = DateTimeFilter(field_name="created_at", lookup_expr="gte", help_text=_("Events at or after this moment."))
 
     class Meta:
         model = AuditEvent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.password_validation import validate_password
+from django.utils.translation import gettext_lazy as _
 
 from quetzal.forms import Form, ModelForm, TenantScopedForm, TenantScopedModelChoiceField
 from tenants.choices import Role
@@ -12,13 +13,18 @@ from tenants.models.tenant import POLICY_FIELDS
 
 
 class TenantCreateForm(Form):
-    name = forms.CharField(max_length=100, label="Organisation name")
-    slug = forms.SlugField(max_length=50, required=False, help_text="Short address; made from the name if empty.")
+    name = forms.CharField(max_length=100, label=_("Organisation name"))
+    slug = forms.SlugField(
+        max_length=50,
+        required=False,
+        help_text=_("Short address; made from the name if empty."),
+        label=_("Short address"),
+    )
 
 
 class InviteForm(Form):
-    email = forms.EmailField()
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+    email = forms.EmailField(label=_("Email"))
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, label=_("Role"))
 
 
 class MemberForm(TenantScopedForm):
@@ -34,13 +40,13 @@ class MemberForm(TenantScopedForm):
 class RemoveMemberForm(MemberForm):
     """Removes one person of the active tenant, and (when ticked) their desktops in it."""
 
-    delete_desktops = forms.BooleanField(required=False, label="Delete their desktops too")
+    delete_desktops = forms.BooleanField(required=False, label=_("Delete their desktops too"))
 
 
 class RoleForm(MemberForm):
     """Gives one person of the active tenant another role."""
 
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(choices=Role.choices, label=_("Role"))
 
 
 class InvitationForm(TenantScopedForm):
@@ -62,14 +68,14 @@ class TokenRevokeForm(TenantScopedForm):
 class CodeForm(Form):
     code = forms.CharField(
         max_length=16,
-        label="Code",
+        label=_("Code"),
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
     )
 
 
 class NewAccountForm(Form):
-    full_name = forms.CharField(max_length=150, required=False)
-    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    full_name = forms.CharField(max_length=150, required=False, label=_("Full name"))
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), label=_("Password"))
 
     def __init__(self, *args, email: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -84,7 +90,7 @@ class NewAccountForm(Form):
 
 
 class TokenForm(Form):
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=100, label=_("Name"))
 
 
 class PoliciesForm(ModelForm):
@@ -92,29 +98,29 @@ class PoliciesForm(ModelForm):
         model = Tenant
         fields = list(POLICY_FIELDS)
         labels = {
-            "name": "Organisation name",
-            "require_2fa": "Require two-factor authentication",
-            "inactivity_logout_minutes": "Sign out after idle minutes in the portal",
-            "idle_timeout_minutes": "Idle timeout (minutes)",
-            "idle_cpu_threshold_percent": "…and guest CPU below (%; 0 ignores CPU)",
-            "idle_action": "When a desktop is idle",
-            "max_session_hours": "Maximum session (hours)",
-            "quota_desktops": "Desktops",
-            "quota_vcpus": "Running vCPUs",
-            "quota_ram_mib": "Running RAM (MiB)",
-            "max_running_per_user": "Running desktops per person",
-            "quota_disk_gib": "Desktop disks (GiB)",
-            "resize_policy": "Who may choose sizes and resize",
-            "allow_admin_console_access": "Admins may open members' consoles",
-            "recording_enabled": "Record console sessions",
-            "recording_retention_days": "Keep recordings (days)",
-            "max_consoles_per_person": "Consoles open at once per person",
-            "max_consoles_per_tenant": "Consoles open at once in the organisation",
-            "clipboard_to_desktop": "Clipboard: paste into desktops",
-            "clipboard_from_desktop": "Clipboard: copy out of desktops",
-            "audio_enabled": "Desktop sound in the browser",
-            "home_disk_gib": "Home disk per person (GiB)",
-            "quota_home_gib": "All home disks together (GiB)",
-            "allow_admin_file_access": "Admins may open members' home folders",
-            "allow_automation": "Allow automation (screenshots and input through the API)",
+            "name": _("Organisation name"),
+            "require_2fa": _("Require two-factor authentication"),
+            "inactivity_logout_minutes": _("Sign out after idle minutes in the portal"),
+            "idle_timeout_minutes": _("Idle timeout (minutes)"),
+            "idle_cpu_threshold_percent": _("…and guest CPU below (%; 0 ignores CPU)"),
+            "idle_action": _("When a desktop is idle"),
+            "max_session_hours": _("Maximum session (hours)"),
+            "quota_desktops": _("Desktops"),
+            "quota_vcpus": _("Running vCPUs"),
+            "quota_ram_mib": _("Running RAM (MiB)"),
+            "max_running_per_user": _("Running desktops per person"),
+            "quota_disk_gib": _("Desktop disks (GiB)"),
+            "resize_policy": _("Who may choose sizes and resize"),
+            "allow_admin_console_access": _("Admins may open members' consoles"),
+            "recording_enabled": _("Record console sessions"),
+            "recording_retention_days": _("Keep recordings (days)"),
+            "max_consoles_per_person": _("Consoles open at once per person"),
+            "max_consoles_per_tenant": _("Consoles open at once in the organisation"),
+            "clipboard_to_desktop": _("Clipboard: paste into desktops"),
+            "clipboard_from_desktop": _("Clipboard: copy out of desktops"),
+            "audio_enabled": _("Desktop sound in the browser"),
+            "home_disk_gib": _("Home disk per person (GiB)"),
+            "quota_home_gib": _("All home disks together (GiB)"),
+            "allow_admin_file_access": _("Admins may open members' home folders"),
+            "allow_automation": _("Allow automation (screenshots and input through the API)"),
         }

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 
 from tenants import readonly
 from tenants.resolution import resolve_page_tenant
@@ -48,7 +49,11 @@ class InactivityLogoutMiddleware:
                     return JsonResponse(
                         {"code": "session_expired", "detail": "Signed out after inactivity."}, status=401
                     )
-                messages.info(request, f"You were signed out after {tenant.inactivity_logout_minutes} idle minutes.")
+                messages.info(
+                    request,
+                    gettext("You were signed out after %(inactivity_logout_minutes)s idle minutes.")
+                    % {"inactivity_logout_minutes": tenant.inactivity_logout_minutes},
+                )
                 return redirect_to_login(request.get_full_path())
             # Writing on every request would save the session each time; a minute's precision is enough.
             if last_seen is None or now - last_seen > 30:
@@ -89,7 +94,7 @@ class TwoFactorMiddleware:
                 return None  # the API refuses with its own code (otp_enrolment_required)
             return redirect("tenants:2fa_setup")
         if operator_enrolment_required(request) and match is not None and "admin" in match.namespaces:
-            messages.info(request, "Operators use two-factor authentication: set up an authenticator first.")
+            messages.info(request, gettext("Operators use two-factor authentication: set up an authenticator first."))
             return redirect("tenants:2fa_setup")
         return None
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Self
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class TenantQuerySet(models.QuerySet):
@@ -23,7 +24,7 @@ class TenantQuerySet(models.QuerySet):
 class TenantOwned(models.Model):
     """Abstract base for models that belong to exactly one tenant."""
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("tenants.Tenant", verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="+")
 
     objects = TenantQuerySet.as_manager()
 

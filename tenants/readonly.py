@@ -6,6 +6,8 @@ per route, so a mutating route added later is refused without anyone remembering
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
+
 from quetzal.errors import Forbidden
 from tenants.choices import TenantStatus
 
@@ -44,9 +46,14 @@ def refusal(tenant) -> ReadOnly | None:
         return None
     if tenant.status == TenantStatus.PENDING:
         return ReadOnly(
-            "tenant_pending", f"{tenant.name} is waiting for the operator's approval: nothing can be changed yet."
+            "tenant_pending",
+            gettext("%(name)s is waiting for the operator's approval: nothing can be changed yet.")
+            % {"name": tenant.name},
         )
-    return ReadOnly("tenant_suspended", f"{tenant.name} is suspended: nothing can be changed until it is reactivated.")
+    return ReadOnly(
+        "tenant_suspended",
+        gettext("%(name)s is suspended: nothing can be changed until it is reactivated.") % {"name": tenant.name},
+    )
 
 
 def ensure_writable(tenant) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from rest_framework import mixins
 
 from billing import conf
@@ -23,7 +24,7 @@ class BillingViewSet(TenantScopedViewSet):
         method = request.method.lower()
         served = method in self.http_method_names and hasattr(self, method)  # else 405 follows
         if served and not conf.billing_enabled():
-            raise BillingDisabled("Billing is not enabled on this installation.")
+            raise BillingDisabled(gettext("Billing is not enabled on this installation."))
 
 
 class UsageIntervalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BillingViewSet):

@@ -6,6 +6,7 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tenants.querysets import TenantQuerySet
 
@@ -17,27 +18,39 @@ class UsageReport(models.Model):
     retry or a second worker can never count usage twice.
     """
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
-    account = models.ForeignKey("billing.BillingAccount", on_delete=models.PROTECT, related_name="reports")
-    day = models.DateField(help_text="The UTC day all its rows started in.")
-    seconds = models.PositiveBigIntegerField()
-    amount = models.DecimalField(max_digits=16, decimal_places=6)
-    value = models.PositiveBigIntegerField(help_text="What the meter receives: the amount in millionths.")
-    event_timestamp = models.DateTimeField(help_text="The meter event's timestamp: the last second of usage.")
-    created_at = models.DateTimeField(default=timezone.now)
-    claimed_by = models.CharField(max_length=64, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    duplicate = models.BooleanField(default=False, help_text="Stripe already had it: an earlier attempt got through.")
-    stripe_answer = models.JSONField(default=dict, blank=True)
+    uuid = models.UUIDField(verbose_name=_("uuid"), default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", verbose_name=_("tenant"), on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(
+        "billing.BillingAccount", verbose_name=_("account"), on_delete=models.PROTECT, related_name="reports"
+    )
+    day = models.DateField(verbose_name=_("day"), help_text=_("The UTC day all its rows started in."))
+    seconds = models.PositiveBigIntegerField(verbose_name=_("seconds"))
+    amount = models.DecimalField(verbose_name=_("amount"), max_digits=16, decimal_places=6)
+    value = models.PositiveBigIntegerField(
+        verbose_name=_("value"), help_text=_("What the meter receives: the amount in millionths.")
+    )
+    event_timestamp = models.DateTimeField(
+        verbose_name=_("event timestamp"), help_text=_("The meter event's timestamp: the last second of usage.")
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
+    claimed_by = models.CharField(verbose_name=_("claimed by"), max_length=64, blank=True)
+    lease_until = models.DateTimeField(verbose_name=_("lease until"), null=True, blank=True)
+    attempts = models.PositiveIntegerField(verbose_name=_("attempts"), default=0)
+    last_attempt_at = models.DateTimeField(verbose_name=_("last attempt at"), null=True, blank=True)
+    last_error = models.TextField(verbose_name=_("last error"), blank=True)
+    sent_at = models.DateTimeField(verbose_name=_("sent at"), null=True, blank=True)
+    duplicate = models.BooleanField(
+        verbose_name=_("duplicate"),
+        default=False,
+        help_text=_("Stripe already had it: an earlier attempt got through."),
+    )
+    stripe_answer = models.JSONField(verbose_name=_("stripe answer"), default=dict, blank=True)
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("usage report")
+        verbose_name_plural = _("usage reports")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["sent_at", "lease_until"])]
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Min
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing import conf, stripe_api
 from billing.errors import BillingDisabled
@@ -24,7 +25,7 @@ PRODUCT_NAME = "Quetzal desktop usage"
 
 def _require_enabled() -> None:
     if not conf.billing_enabled():
-        raise BillingDisabled("Billing is not enabled on this installation.")
+        raise BillingDisabled(gettext("Billing is not enabled on this installation."))
 
 
 def unit_amount_decimal(currency: str) -> str:
@@ -118,7 +119,8 @@ def _payable_account(tenant: Tenant) -> BillingAccount:
     account = ensure_account(tenant=tenant)
     if account.exempt:
         raise ServiceError(
-            f"{tenant.name} is not charged for usage; no payment method is needed.", code="billing_exempt"
+            gettext("%(name)s is not charged for usage; no payment method is needed.") % {"name": tenant.name},
+            code="billing_exempt",
         )
     return account
 

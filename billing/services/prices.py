@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.models import PriceChange
 from billing.periods import to_second
@@ -46,9 +47,11 @@ def _decimal_price(value) -> Decimal:
     try:
         price = Decimal(str(value))
     except (InvalidOperation, ValueError):
-        raise ServiceError("A price per hour is a number, e.g. 0.25.", code="invalid_price")
+        raise ServiceError(gettext("A price per hour is a number, e.g. 0.25."), code="invalid_price")
     if price < 0 or price != price.quantize(Decimal("0.0001")) or price >= Decimal("1000000"):
-        raise ServiceError("A price per hour is zero or more, with at most four decimals.", code="invalid_price")
+        raise ServiceError(
+            gettext("A price per hour is zero or more, with at most four decimals."), code="invalid_price"
+        )
     return price
 
 
@@ -77,7 +80,8 @@ def change_price(
     effective = to_second(effective_at) if effective_at is not None else now
     if effective < now:
         raise ServiceError(
-            "A price change applies from its time on: choose now or a later time.", code="retroactive_price_change"
+            gettext("A price change applies from its time on: choose now or a later time."),
+            code="retroactive_price_change",
         )
     price = _decimal_price(price_per_hour)
     with transaction.atomic():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -88,7 +89,7 @@ class DisposableDesktopViewSet(VisibleDesktopsMixin, TenantScopedViewSet):
         if token is not None and token.is_automation_only:
             require_access(tenant=request.tenant, token=token, write=True)
             if not token_templates(token).filter(template=values["template"]).exists():
-                raise NotFound("No such template for this token.", code="template_unavailable")
+                raise NotFound(gettext("No such template for this token."), code="template_unavailable")
         made = disposable.create(
             tenant=request.tenant,
             user=request.user,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.validators import RegexValidator
 from django.http import StreamingHttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -95,7 +96,7 @@ class FilesViewSet(TenantScopedMixin, viewsets.ViewSet):
         if owner_id is not None and owner_id != self.request.user.pk:
             membership = self.request.tenant.memberships.filter(user_id=owner_id).select_related("user").first()
             if membership is None:
-                raise NotFound("No such home folder.")
+                raise NotFound(gettext("No such home folder."))
             owner = membership.user
         home = files.open_home(
             tenant=self.request.tenant, actor=self.request.user, owner=owner, ip=client_ip(self.request)
@@ -133,7 +134,7 @@ class FilesViewSet(TenantScopedMixin, viewsets.ViewSet):
         body = PathSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         if not body.validated_data["path"]:
-            raise ServiceError("The home folder itself cannot be deleted.", code="invalid_path")
+            raise ServiceError(gettext("The home folder itself cannot be deleted."), code="invalid_path")
         files.delete(home=home, path=body.validated_data["path"], actor=request.user, ip=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -186,10 +187,14 @@ def _content_length(request) -> int:
     try:
         length = int(request.META.get("CONTENT_LENGTH") or "")
     except ValueError:
-        raise ServiceError("Send the chunk with a Content-Length.", code="length_required", status=411) from None
+        raise ServiceError(
+            gettext("Send the chunk with a Content-Length."), code="length_required", status=411
+        ) from None
     if length < 0 or length > files.MAX_CHUNK_BYTES:
         raise ServiceError(
-            f"A chunk is at most {files.MAX_CHUNK_BYTES // (1024 * 1024)} MiB.", code="chunk_too_large", status=413
+            gettext("A chunk is at most %(value)s MiB.") % {"value": files.MAX_CHUNK_BYTES // (1024 * 1024)},
+            code="chunk_too_large",
+            status=413,
         )
     return length
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.core.validators import RegexValidator
 from django.urls import reverse
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -266,7 +267,7 @@ class ResizeSerializer(SizeFields):
 
     def validate(self, attrs):
         if not any(attrs.get(key) not in (None, "") for key in self.SIZE_KEYS):
-            raise serializers.ValidationError("Give a size, or vcpus, memory_mib or disk_gib.")
+            raise serializers.ValidationError(gettext("Give a size, or vcpus, memory_mib or disk_gib."))
         return attrs
 
 
@@ -286,7 +287,7 @@ class LaunchSerializer(SizeFields):
 
     def validate(self, attrs):
         if not attrs.get("os_type") and not attrs.get("template"):
-            raise serializers.ValidationError("Give a template id or an os_type (linux or windows).")
+            raise serializers.ValidationError(gettext("Give a template id or an os_type (linux or windows)."))
         return attrs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -254,7 +255,9 @@ class PlanViewSet(TenantScopedViewSet):
             .first()
         )
         if template is None:
-            raise ServiceError("No matching template is available to you.", code="template_unavailable", status=404)
+            raise ServiceError(
+                gettext("No matching template is available to you."), code="template_unavailable", status=404
+            )
         size = sizes.resolve(template, **body.size_arguments()) if body.asks_size() else None
         result = launch.launch(
             tenant=request.tenant, user=request.user, template=template, size=size, ip=client_ip(request)

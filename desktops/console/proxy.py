@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
+from django.utils.translation import gettext
 
 from desktops.console.errors import ConsoleUnavailable, DesktopNotRunning
 from desktops.console.flow import OutboundGate, Send
@@ -36,11 +37,13 @@ def _vnc_address_sync(host_uri: str, host_address: str, domain_name: str) -> tup
     try:
         address = get_hypervisor(host_uri).console_address(domain_name)
     except (InvalidDomainState, DomainNotFound):
-        raise DesktopNotRunning("The desktop's VM is not running.") from None
+        raise DesktopNotRunning(gettext("The desktop's VM is not running.")) from None
     except HostUnavailable as error:
-        raise ConsoleUnavailable(f"The desktop's host does not answer: {error}") from None
+        raise ConsoleUnavailable(gettext("The desktop's host does not answer: %(error)s") % {"error": error}) from None
     except HypervisorError as error:
-        raise ConsoleUnavailable(f"The desktop's console is not available: {error}") from None
+        raise ConsoleUnavailable(
+            gettext("The desktop's console is not available: %(error)s") % {"error": error}
+        ) from None
     return host_address or address.host, address.port
 
 
@@ -158,7 +161,7 @@ async def connect(host: str, port: int) -> VncConnection:
             loop.create_connection(VncConnection, host, port), timeout=CONNECT_TIMEOUT_S
         )
     except (OSError, TimeoutError) as error:
-        raise ConsoleUnavailable(f"Cannot reach the desktop's console: {error}") from None
+        raise ConsoleUnavailable(gettext("Cannot reach the desktop's console: %(error)s") % {"error": error}) from None
     return connection
 
 

@@ -11,6 +11,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.console.errors import RecordingMissing
 from desktops.console.models import ConsoleSession, Recording
@@ -33,7 +34,7 @@ def file_path(recording: Recording) -> Path:
     base = root().resolve()
     path = (base / recording.path).resolve()
     if not path.is_relative_to(base):
-        raise RecordingMissing("This recording's file is not where recordings are kept.")
+        raise RecordingMissing(gettext("This recording's file is not where recordings are kept."))
     return path
 
 
@@ -78,9 +79,11 @@ def open_for_replay(*, recording: Recording, actor, ip: str | None = None) -> Bi
     try:
         handle = PlainReader(file_path(recording), key=disk_keys.tenant_recording_key(recording.tenant))
     except FileNotFoundError:
-        raise RecordingMissing("This recording's file is gone (deleted or never written).") from None
+        raise RecordingMissing(gettext("This recording's file is gone (deleted or never written).")) from None
     except RecordingFormatError:
-        raise RecordingMissing("This recording's file cannot be read (its key was erased or it is damaged).") from None
+        raise RecordingMissing(
+            gettext("This recording's file cannot be read (its key was erased or it is damaged).")
+        ) from None
     events.recording_replayed(actor=actor, recording=recording, ip=ip)
     return handle
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.console import activity, fair_share, recordings, tickets
 from desktops.console.errors import (
@@ -91,13 +92,13 @@ def open_session(
     desktop = _tenant_desktop(tenant, desktop_id, "user")
     try:
         if desktop is None:
-            raise DesktopNotFound("No such desktop.")
+            raise DesktopNotFound(gettext("No such desktop."))
         tickets.redeem(token=token, desktop_id=desktop.pk, user=user, session_key=session_key)
         # Checked again at connect time: the policy or the desktop may have changed since the ticket.
         admin_access = tickets.admin_access(desktop=desktop, user=user, membership=membership)
         tickets.ensure_running(desktop)
         if desktop.host is None:
-            raise ConsoleUnavailable(f"{desktop.name} has no host.")
+            raise ConsoleUnavailable(gettext("%(name)s has no host.") % {"name": desktop.name})
     except ConsoleError as error:
         if tenant is not None:
             events.console_refused(
@@ -171,20 +172,20 @@ def open_audio(*, token: str, desktop_id: int, user, membership, session_key: st
     _require_signed_in(user, session_key, "Sign in again to hear the desktop.")
     desktop = _tenant_desktop(membership.tenant if membership is not None else None, desktop_id, "template")
     if desktop is None:
-        raise DesktopNotFound("No such desktop.")
+        raise DesktopNotFound(gettext("No such desktop."))
     tickets.redeem_audio(token=token, desktop_id=desktop.pk, user=user, session_key=session_key)
     tickets.admin_access(desktop=desktop, user=user, membership=membership)
     tickets.ensure_running(desktop)
     if not desktop.tenant.audio_enabled:
-        raise ConsoleForbidden("Your organisation has switched desktop sound off.", code="audio_disabled")
+        raise ConsoleForbidden(gettext("Your organisation has switched desktop sound off."), code="audio_disabled")
     if not desktop.template.sound or desktop.host is None:
-        raise ConsoleUnavailable(f"{desktop.name} has no sound.", code="audio_unavailable")
+        raise ConsoleUnavailable(gettext("%(name)s has no sound.") % {"name": desktop.name}, code="audio_unavailable")
     # Sound belongs to a console the person has open right now (the one that used this ticket).
     session = (
         ConsoleSession.objects.filter(desktop=desktop, user=user, ended_at__isnull=True).order_by("-started_at").first()
     )
     if session is None:
-        raise TicketInvalid("Open the console first; its sound comes with it.", code="ticket_audio")
+        raise TicketInvalid(gettext("Open the console first; its sound comes with it."), code="ticket_audio")
     return AudioGrant(
         session_id=session.pk,
         desktop_id=desktop.pk,

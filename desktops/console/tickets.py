@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopState
 from desktops.console import fair_share
@@ -50,15 +51,15 @@ def digest(value: str) -> str:
 def admin_access(*, desktop: Desktop, user, membership) -> bool:
     """Whether user may open this console (False: their own; True: as a tenant admin); raises when not."""
     if membership is None or membership.tenant_id != desktop.tenant_id:
-        raise DesktopNotFound("No such desktop.")
+        raise DesktopNotFound(gettext("No such desktop."))
     if desktop.user_id == user.pk:
         return False
     if not membership.is_admin:
         # Members do not see each other's desktops at all, so this is "not found", not "forbidden".
-        raise DesktopNotFound("No such desktop.")
+        raise DesktopNotFound(gettext("No such desktop."))
     if not desktop.tenant.allow_admin_console_access:
         raise ConsoleForbidden(
-            "Your organisation does not allow admins to open members' consoles.", code="admin_console_disabled"
+            gettext("Your organisation does not allow admins to open members' consoles."), code="admin_console_disabled"
         )
     return True
 
@@ -66,7 +67,9 @@ def admin_access(*, desktop: Desktop, user, membership) -> bool:
 def ensure_running(desktop: Desktop) -> None:
     """Refuse a console for a desktop that is not running, naming its state."""
     if desktop.state != DesktopState.RUNNING:
-        raise DesktopNotRunning(f"{desktop.name} is {desktop.get_state_display().lower()}.")
+        raise DesktopNotRunning(
+            gettext("%(name)s is %(lower)s.") % {"name": desktop.name, "lower": desktop.get_state_display().lower()}
+        )
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class IssuedTicket:
 def issue(*, desktop: Desktop, user, membership, session_key: str | None, ip: str | None = None) -> IssuedTicket:
     """A ticket for this person, desktop and browser session, if they may open the console now."""
     if not session_key:
-        raise SessionRequired("Open the console from a signed-in browser session.")
+        raise SessionRequired(gettext("Open the console from a signed-in browser session."))
     is_admin_access = admin_access(desktop=desktop, user=user, membership=membership)
     ensure_running(desktop)
     now = timezone.now()
@@ -118,7 +121,7 @@ def token_from_protocols(protocols: list[str] | tuple[str, ...]) -> str:
 def redeem(*, token: str, desktop_id: int, user, session_key: str | None) -> ConsoleTicket:
     """Use a ticket exactly once; a ticket presented by the wrong person or browser is burnt too."""
     if not token:
-        raise TicketInvalid("No console ticket was presented; reload the page.", code="ticket_missing")
+        raise TicketInvalid(gettext("No console ticket was presented; reload the page."), code="ticket_missing")
     token_hash = digest(token)
     now = timezone.now()
     with transaction.atomic():
@@ -150,7 +153,7 @@ def redeem(*, token: str, desktop_id: int, user, session_key: str | None) -> Con
 def redeem_audio(*, token: str, desktop_id: int, user, session_key: str | None) -> ConsoleTicket:
     """Use the console's own ticket once more, for its sound channel: only after the console used it."""
     if not token:
-        raise TicketInvalid("No console ticket was presented; reload the page.", code="ticket_missing")
+        raise TicketInvalid(gettext("No console ticket was presented; reload the page."), code="ticket_missing")
     now = timezone.now()
     won = ConsoleTicket.objects.filter(
         token_hash=digest(token),
@@ -162,7 +165,7 @@ def redeem_audio(*, token: str, desktop_id: int, user, session_key: str | None) 
         expires_at__gt=now,
     ).update(audio_used_at=now)
     if not won:
-        raise TicketInvalid("This sound link is not valid; reconnect the console.", code="ticket_audio")
+        raise TicketInvalid(gettext("This sound link is not valid; reconnect the console."), code="ticket_audio")
     return ConsoleTicket.objects.get(token_hash=digest(token))
 
 

@@ -7,6 +7,8 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views import View
 
 from desktops.manage.views import AdminPage
@@ -24,8 +26,11 @@ class FirewallRuleForm(ModelForm):
     class Meta:
         model = FirewallRule
         fields = ["action", "cidr", "protocol", "port_start", "port_end", "position", "description"]
-        labels = {"cidr": "Destination (CIDR)", "port_start": "First port", "port_end": "Last port"}
-        help_texts = {"position": "Lower comes first; empty puts it last.", "port_end": "Empty: just the first port."}
+        labels = {"cidr": _("Destination (CIDR)"), "port_start": _("First port"), "port_end": _("Last port")}
+        help_texts = {
+            "position": _("Lower comes first; empty puts it last."),
+            "port_end": _("Empty: just the first port."),
+        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -41,9 +46,9 @@ class RuleRemoveForm(TenantScopedForm):
 
 
 class NetworkPolicyForm(Form):
-    egress_policy = forms.ChoiceField(choices=EgressPolicy.choices, label="Outbound traffic no rule matches")
+    egress_policy = forms.ChoiceField(choices=EgressPolicy.choices, label=_("Outbound traffic no rule matches"))
     allow_intra_tenant_traffic = forms.BooleanField(
-        required=False, label="Let this organisation's desktops reach each other"
+        required=False, label=_("Let this organisation's desktops reach each other")
     )
 
 
@@ -110,10 +115,10 @@ class FirewallView(AdminPage, View):
             remove = RuleRemoveForm(request.POST, tenant=request.tenant)
             remove.fields["rule"].queryset = self.rules(template, desktop)
             if not remove.is_valid():
-                messages.error(request, "No such rule in this list.")
+                messages.error(request, gettext("No such rule in this list."))
                 return self.render_page(request, template, desktop, status=400)
             firewall.delete_rule(rule=remove.cleaned_data["rule"], actor=request.user, ip=client_ip(request))
-            messages.success(request, "Rule removed; running desktops follow at once.")
+            messages.success(request, gettext("Rule removed; running desktops follow at once."))
             return redirect(here)
         if op == "policy" and self.scope == "tenant":
             policy_form = NetworkPolicyForm(request.POST)
@@ -122,7 +127,7 @@ class FirewallView(AdminPage, View):
             firewall.set_network_policy(
                 tenant=request.tenant, actor=request.user, ip=client_ip(request), **policy_form.cleaned_data
             )
-            messages.success(request, "Network policy saved; running desktops follow at once.")
+            messages.success(request, gettext("Network policy saved; running desktops follow at once."))
             return redirect(here)
         form = FirewallRuleForm(request.POST)
         if form.is_valid():
@@ -143,6 +148,6 @@ class FirewallView(AdminPage, View):
             except ServiceError as error:
                 form.add_error(None, error.detail)
             else:
-                messages.success(request, "Rule added; running desktops follow at once.")
+                messages.success(request, gettext("Rule added; running desktops follow at once."))
                 return redirect(here)
         return self.render_page(request, template, desktop, form=form, status=400)

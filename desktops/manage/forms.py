@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from desktops.models import DesktopTemplate, Pool, ScalingException, ScalingPlan, TemplateSize
 from desktops.services import autoscale, scaling
@@ -16,21 +18,21 @@ from tenants.choices import ResizePolicy
 class PoolForm(TenantScopedModelForm):
     """A pool of one template the tenant may launch (the template field is scoped to `tenant=`)."""
 
-    template = TenantScopedModelChoiceField(DesktopTemplate.objects.all(), scope=launchable)
+    template = TenantScopedModelChoiceField(DesktopTemplate.objects.all(), scope=launchable, label=_("Template"))
 
     class Meta(TenantScopedModelForm.Meta):
         model = Pool
         fields = ["template", "name", "min_ready", "max_size", "warm_state", "idle_action", "enabled"]
         help_texts = {
-            "min_ready": "Desktops kept warm and unassigned, ready to hand out.",
-            "max_size": "Most desktops the pool may hold, handed out or not.",
-            "idle_action": "What happens to a handed-out desktop when its person leaves it idle.",
+            "min_ready": _("Desktops kept warm and unassigned, ready to hand out."),
+            "max_size": _("Most desktops the pool may hold, handed out or not."),
+            "idle_action": _("What happens to a handed-out desktop when its person leaves it idle."),
         }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["name"].required = False
-        self.fields["name"].help_text = "Empty: the template's name."
+        self.fields["name"].help_text = gettext("Empty: the template's name.")
         if self.instance.pk:
             # A pool is one template's; another template is another pool. A disabled field never reads the
             # request, so it shows the pool's own template even when that one is no longer offered.
@@ -41,7 +43,7 @@ class PoolForm(TenantScopedModelForm):
         data = super().clean()
         low, high = data.get("min_ready"), data.get("max_size")
         if low is not None and high is not None and low > high:
-            self.add_error("min_ready", "Must not be more than the maximum size.")
+            self.add_error("min_ready", gettext("Must not be more than the maximum size."))
         return data
 
 
@@ -56,31 +58,31 @@ class TemplateForm(ModelForm):
             "cloud_init_password": forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
             "cloud_init_ssh_key": forms.Textarea(attrs={"rows": 2}),
             "cloud_init_packages": forms.Textarea(attrs={"rows": 3}),
-            "tpm": forms.Select(choices=[("", "The OS family's default"), ("True", "On"), ("False", "Off")]),
+            "tpm": forms.Select(choices=[("", _("The OS family's default")), ("True", _("On")), ("False", _("Off"))]),
         }
         labels = {
-            "os_family": "Operating system",
-            "memory_mib": "Memory (MiB)",
-            "disk_gib": "Disk (GiB)",
-            "vcpus": "vCPUs",
-            "gpu_kind": "GPU",
-            "gpu_mdev_type": "vGPU type",
-            "cloud_init_user": "User name",
-            "cloud_init_password": "Password",
-            "cloud_init_ssh_key": "SSH public key",
-            "cloud_init_packages": "Packages to install",
-            "enabled": "Offered to people",
-            "tpm": "TPM 2.0",
-            "virtio_drivers": "Windows has the virtio drivers",
-            "automation_exec_enabled": "Scripts may run commands in its desktops (guest agent)",
-            "keyboard_layout": "The guest's keyboard layout",
+            "os_family": _("Operating system"),
+            "memory_mib": _("Memory (MiB)"),
+            "disk_gib": _("Disk (GiB)"),
+            "vcpus": _("vCPUs"),
+            "gpu_kind": _("GPU"),
+            "gpu_mdev_type": _("vGPU type"),
+            "cloud_init_user": _("User name"),
+            "cloud_init_password": _("Password"),
+            "cloud_init_ssh_key": _("SSH public key"),
+            "cloud_init_packages": _("Packages to install"),
+            "enabled": _("Offered to people"),
+            "tpm": _("TPM 2.0"),
+            "virtio_drivers": _("Windows has the virtio drivers"),
+            "automation_exec_enabled": _("Scripts may run commands in its desktops (guest agent)"),
+            "keyboard_layout": _("The guest's keyboard layout"),
         }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["image"].queryset = Image.objects.filter(copies__state=CopyState.READY).distinct()
         if self.instance.pk:
-            self.fields["cloud_init_password"].help_text = "Empty: keep the current password."
+            self.fields["cloud_init_password"].help_text = gettext("Empty: keep the current password.")
 
     def service_values(self) -> dict:
         """The cleaned fields for the service; an empty password on edit keeps the stored one."""
@@ -97,11 +99,11 @@ class SizeRangesForm(ModelForm):
         model = DesktopTemplate
         fields = list(RANGE_FIELDS)
         labels = {
-            "min_vcpus": "Fewest vCPUs",
-            "max_vcpus": "Most vCPUs",
-            "min_memory_mib": "Least RAM (MiB)",
-            "max_memory_mib": "Most RAM (MiB)",
-            "max_disk_gib": "Largest disk (GiB)",
+            "min_vcpus": _("Fewest vCPUs"),
+            "max_vcpus": _("Most vCPUs"),
+            "min_memory_mib": _("Least RAM (MiB)"),
+            "max_memory_mib": _("Most RAM (MiB)"),
+            "max_disk_gib": _("Largest disk (GiB)"),
         }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -116,7 +118,9 @@ class SizeRangesForm(ModelForm):
         }
         for name, default in defaults.items():
             self.fields[name].widget.attrs["placeholder"] = str(default)
-        self.fields["max_disk_gib"].help_text = f"Disks start at the default {template.disk_gib} GiB and only grow."
+        self.fields["max_disk_gib"].help_text = gettext(
+            "Disks start at the default %(disk_gib)s GiB and only grow."
+        ) % {"disk_gib": template.disk_gib}
 
     def clean(self) -> dict:
         data = super().clean()
@@ -127,14 +131,25 @@ class SizeRangesForm(ModelForm):
         ):
             low, high = data.get(low_name), data.get(high_name)
             if low is not None and high is not None and low > high:
-                self.add_error(low_name, "Must not be more than the most.")
+                self.add_error(low_name, gettext("Must not be more than the most."))
             elif low is not None and low > default:
-                self.add_error(low_name, f"Must not be more than the default size's {default} {unit}.")
+                self.add_error(
+                    low_name,
+                    gettext("Must not be more than the default size's %(default)s %(unit)s.")
+                    % {"default": default, "unit": unit},
+                )
             elif high is not None and high < default:
-                self.add_error(high_name, f"Must not be less than the default size's {default} {unit}.")
+                self.add_error(
+                    high_name,
+                    gettext("Must not be less than the default size's %(default)s %(unit)s.")
+                    % {"default": default, "unit": unit},
+                )
         top = data.get("max_disk_gib")
         if top is not None and top < template.disk_gib:
-            self.add_error("max_disk_gib", f"Must not be less than the default disk, {template.disk_gib} GiB.")
+            self.add_error(
+                "max_disk_gib",
+                gettext("Must not be less than the default disk, %(disk_gib)s GiB.") % {"disk_gib": template.disk_gib},
+            )
         return data
 
 
@@ -144,8 +159,8 @@ class TemplateSizeForm(TenantScopedModelForm):
     class Meta(TenantScopedModelForm.Meta):
         model = TemplateSize
         fields = list(SIZE_FIELDS)
-        labels = {"vcpus": "vCPUs", "memory_mib": "Memory (MiB)", "disk_gib": "Disk (GiB)"}
-        help_texts = {"name": "What people see, e.g. Large."}
+        labels = {"vcpus": _("vCPUs"), "memory_mib": _("Memory (MiB)"), "disk_gib": _("Disk (GiB)")}
+        help_texts = {"name": _("What people see, e.g. Large.")}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -153,7 +168,7 @@ class TemplateSizeForm(TenantScopedModelForm):
         if self.template is None:
             return
         disk = self.fields["disk_gib"]
-        disk.help_text = f"At least the template's {self.template.disk_gib} GiB."
+        disk.help_text = gettext("At least the template's %(disk_gib)s GiB.") % {"disk_gib": self.template.disk_gib}
         disk.widget.attrs["min"] = str(self.template.disk_gib)
         if not self.instance.pk:
             template = self.template
@@ -162,13 +177,15 @@ class TemplateSizeForm(TenantScopedModelForm):
     def clean_disk_gib(self) -> int | None:
         value = self.cleaned_data.get("disk_gib")
         if self.template is not None and value is not None and value < self.template.disk_gib:
-            raise forms.ValidationError(f"Must be at least the template's {self.template.disk_gib} GiB.")
+            raise forms.ValidationError(
+                gettext("Must be at least the template's %(disk_gib)s GiB.") % {"disk_gib": self.template.disk_gib}
+            )
         return value
 
 
 class ResizePolicyForm(Form):
     resize_policy = forms.ChoiceField(
-        choices=ResizePolicy.choices, label="Who may pick a size and resize", widget=forms.RadioSelect
+        choices=ResizePolicy.choices, label=_("Who may pick a size and resize"), widget=forms.RadioSelect
     )
 
 
@@ -179,10 +196,11 @@ class NewMemberDesktopForm(TenantScopedForm):
         DesktopTemplate.objects.all(),
         scope=launchable,
         required=False,
-        empty_label="No desktop (off)",
-        help_text="Who joins (an invitation, a first single sign-on) finds a stopped desktop of it, made for them.",
+        empty_label=_("No desktop (off)"),
+        help_text=_("Who joins (an invitation, a first single sign-on) finds a stopped desktop of it, made for them."),
+        label=_("Template"),
     )
-    enabled = forms.BooleanField(required=False, initial=True, label="On")
+    enabled = forms.BooleanField(required=False, initial=True, label=_("On"))
 
 
 class ScalingPlanForm(ModelForm):
@@ -191,8 +209,8 @@ class ScalingPlanForm(ModelForm):
     days = forms.MultipleChoiceField(
         choices=[(str(day), label) for day, label in scaling.WEEKDAY_LABELS.items()],
         widget=forms.CheckboxSelectMultiple,
-        label="Plan days",
-        help_text="Other days are off-peak all day.",
+        label=_("Plan days"),
+        help_text=_("Other days are off-peak all day."),
     )
 
     class Meta:
@@ -202,13 +220,13 @@ class ScalingPlanForm(ModelForm):
             f"{phase}_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M") for phase in scaling.PHASES
         }
         labels = {
-            **{f"{phase}_start": "Starts" for phase in scaling.PHASES},
-            **{f"{phase}_minimum": "Warm at least" for phase in scaling.PHASES},
-            **{f"{phase}_unit": "Counted in" for phase in scaling.PHASES},
-            "enabled": "Follow this plan (off: keep Min ready)",
-            "release_idle": "Release idle warm desktops at ramp-down",
-            "prediction_enabled": "Predict demand from the claim history",
-            "lead_minutes": "Refill lead time (minutes)",
+            **{f"{phase}_start": _("Starts") for phase in scaling.PHASES},
+            **{f"{phase}_minimum": _("Warm at least") for phase in scaling.PHASES},
+            **{f"{phase}_unit": _("Counted in") for phase in scaling.PHASES},
+            "enabled": _("Follow this plan (off: keep Min ready)"),
+            "release_idle": _("Release idle warm desktops at ramp-down"),
+            "prediction_enabled": _("Predict demand from the claim history"),
+            "lead_minutes": _("Refill lead time (minutes)"),
         }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -232,5 +250,5 @@ class ScalingExceptionForm(ModelForm):
             "end_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "weekday": forms.Select(choices=[("", "—"), *scaling.WEEKDAY_LABELS.items()]),
         }
-        labels = {"first_day": "From (closure)", "last_day": "To (closure; empty: one day)", "unit": "as"}
-        help_texts = {"minimum": "Warm desktops held meanwhile (a slot only ever raises the plan's)."}
+        labels = {"first_day": _("From (closure)"), "last_day": _("To (closure; empty: one day)"), "unit": _("as")}
+        help_texts = {"minimum": _("Warm desktops held meanwhile (a slot only ever raises the plan's).")}

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views import View
 
 from desktops.manage.forms import ScalingExceptionForm, ScalingPlanForm
@@ -33,6 +34,17 @@ def _add_errors(form, error: ServiceError) -> None:
         form.add_error(None, error.detail)
 
 
+def bar_title(p: forecast.DayPoint) -> str:
+    """A bar's tooltip: its time, phase, warm target, plan and (when prediction is on) the prediction."""
+    values = {"at": f"{p.at:%H:%M}", "phase": scaling.PHASE_LABELS[p.phase], "target": p.target, "plan": p.planned}
+    if p.predicted is None:
+        return gettext("%(at)s %(phase)s: %(target)s warm (plan %(plan)s)") % values
+    return gettext("%(at)s %(phase)s: %(target)s warm (plan %(plan)s, predicted %(predicted)s)") % {
+        **values,
+        "predicted": p.predicted,
+    }
+
+
 def day_chart(points: list[forecast.DayPoint], top: int) -> dict:
     """Bars per quarter hour (the target, coloured by phase) and the plan's minimum as a line."""
     step = CHART_WIDTH / max(1, len(points))
@@ -44,8 +56,7 @@ def day_chart(points: list[forecast.DayPoint], top: int) -> dict:
             "h": round(p.target * scale, 2),
             "w": round(step, 2),
             "colour": PHASE_COLOURS[p.phase],
-            "title": f"{p.at:%H:%M} {scaling.PHASE_LABELS[p.phase]}: {p.target} warm (plan {p.planned}"
-            + (f", predicted {p.predicted})" if p.predicted is not None else ")"),
+            "title": bar_title(p),
         }
         for i, p in enumerate(points)
     ]
@@ -123,7 +134,9 @@ class PoolScalingView(AdminPage, View):
             except ServiceError as error:
                 _add_errors(form, error)
             else:
-                messages.success(request, f"Scaling plan of {pool.name} saved; refill follows it now.")
+                messages.success(
+                    request, gettext("Scaling plan of %(name)s saved; refill follows it now.") % {"name": pool.name}
+                )
                 return redirect("manage:pool-scaling", pk=pool.pk)
         # The instance the form validated into is not saved: show the stored plan's charts.
         form.instance = autoscale.plan_row(pool) or ScalingPlan(pool=pool, tenant_id=pool.tenant_id)
@@ -146,7 +159,7 @@ class ScalingExceptionAddView(PoolScalingView):
             except ServiceError as error:
                 _add_errors(exception_form, error)
             else:
-                messages.success(request, "Calendar exception added.")
+                messages.success(request, gettext("Calendar exception added."))
                 return redirect("manage:pool-scaling", pk=pool.pk)
         row = autoscale.plan_row(pool) or ScalingPlan(pool=pool, tenant_id=pool.tenant_id)
         form = ScalingPlanForm(instance=row)
@@ -160,5 +173,5 @@ class ScalingExceptionDeleteView(AdminPage, View):
         exception = get_object_or_404(self.scoped(ScalingException.objects.select_related("pool")), pk=pk)
         pool_pk = exception.pool_id
         autoscale.delete_exception(exception=exception, actor=request.user)
-        messages.success(request, "Calendar exception removed.")
+        messages.success(request, gettext("Calendar exception removed."))
         return redirect("manage:pool-scaling", pk=pool_pk)

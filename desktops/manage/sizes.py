@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views import View
 
 from desktops.manage.forms import ResizePolicyForm, SizeRangesForm, TemplateSizeForm
@@ -69,7 +70,11 @@ class TemplateSizesView(AdminPage, View):
             except ServiceError as error:
                 form.add_error(None, error.detail)
                 return self.render_page(request, template, size_form=form, status=error.status)
-            messages.success(request, f"Size {saved.name} added; people see it when they launch {template.name}.")
+            messages.success(
+                request,
+                gettext("Size %(name)s added; people see it when they launch %(name2)s.")
+                % {"name": saved.name, "name2": template.name},
+            )
             return redirect("manage:template-sizes", pk=template.pk)
         return self.render_page(request, template, size_form=form, status=400)
 
@@ -84,7 +89,7 @@ class TemplateSizesView(AdminPage, View):
             except ServiceError as error:
                 form.add_error(None, error.detail)
                 return self.render_page(request, template, ranges_form=form, status=error.status)
-            messages.success(request, "Ranges saved; they apply to the next launch and resize.")
+            messages.success(request, gettext("Ranges saved; they apply to the next launch and resize."))
             return redirect("manage:template-sizes", pk=template.pk)
         return self.render_page(request, template, ranges_form=form, status=400)
 
@@ -97,7 +102,7 @@ class TemplateSizesView(AdminPage, View):
             tenants.update_policies(
                 tenant=request.tenant, changes={"resize_policy": wanted}, actor=request.user, ip=client_ip(request)
             )
-        messages.success(request, "Saved: it applies to every template of your organisation.")
+        messages.success(request, gettext("Saved: it applies to every template of your organisation."))
         return redirect("manage:template-sizes", pk=template.pk)
 
 
@@ -136,7 +141,10 @@ class TemplateSizeView(AdminPage, View):
         except ServiceError as error:
             form.add_error(None, error.detail)
             return self.render_form(request, form, size, status=error.status)
-        messages.success(request, f"Size {saved.name} saved; desktops already launched keep the size they have.")
+        messages.success(
+            request,
+            gettext("Size %(name)s saved; desktops already launched keep the size they have.") % {"name": saved.name},
+        )
         return redirect("manage:template-sizes", pk=size.template_id)
 
 
@@ -147,5 +155,7 @@ class TemplateSizeDeleteView(AdminPage, View):
         size = get_object_or_404(self.scoped(TemplateSize.objects.select_related("template")), pk=pk)
         name, template_id = size.name, size.template_id
         templates.delete_size(tenant=request.tenant, actor=request.user, size=size, ip=client_ip(request))
-        messages.success(request, f"Size {name} removed; desktops already at it keep their size.")
+        messages.success(
+            request, gettext("Size %(name)s removed; desktops already at it keep their size.") % {"name": name}
+        )
         return redirect("manage:template-sizes", pk=template_id)

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views import View
 
 from desktops.choices import DesktopKind, DesktopState, Visibility
@@ -89,13 +90,17 @@ class BulkActionView(AdminPage, View):
         action = request.POST.get("action")
         runs = {"snapshot_all": (bulk.snapshot_all, "Snapshot"), "stop_idle": (bulk.stop_all_idle, "Stop")}
         if action not in runs:
-            messages.error(request, "Unknown bulk action.")
+            messages.error(request, gettext("Unknown bulk action."))
             return redirect("manage:desktops")
         run, verb = runs[action]
         result = run(tenant=request.tenant, actor=request.user, ip=client_ip(request))
         messages.success(request, result.summary(verb))
         for desktop, reason in result.skipped[:5]:
-            messages.info(request, f"{desktop.name} ({desktop.user or 'pool'}): skipped, {reason}.")
+            messages.info(
+                request,
+                gettext("%(name)s (%(value)s): skipped, %(reason)s.")
+                % {"name": desktop.name, "value": desktop.user or "pool", "reason": reason},
+            )
         return redirect(safe_next(request, "manage:desktops"))
 
 
@@ -130,7 +135,9 @@ def save_pool_form(
         except ServiceError as error:
             form.add_error(None, error.detail)
         else:
-            messages.success(request, f"Pool {saved.name} saved; it refills in the background.")
+            messages.success(
+                request, gettext("Pool %(name)s saved; it refills in the background.") % {"name": saved.name}
+            )
             return redirect("manage:pools")
     return render(request, template_name, view.context(form), status=400)
 
@@ -162,7 +169,9 @@ class PoolDeleteView(AdminPage, View):
         pool = get_object_or_404(self.scoped(Pool.objects.all()), pk=pk)
         name = pool.name
         pools.delete_pool(pool=pool, actor=request.user)
-        messages.success(request, f"Pool {name} removed; its unassigned desktops are being deleted.")
+        messages.success(
+            request, gettext("Pool %(name)s removed; its unassigned desktops are being deleted.") % {"name": name}
+        )
         return redirect("manage:pools")
 
 
@@ -209,5 +218,5 @@ class TemplateEditView(AdminPage, View):
         except ServiceError as error:
             form.add_error(None, error.detail)
             return self.render_form(request, form, status=error.status)
-        messages.success(request, f"Template {saved.name} saved.")
+        messages.success(request, gettext("Template %(name)s saved.") % {"name": saved.name})
         return redirect("manage:templates")

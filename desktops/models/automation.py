@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from tenants.querysets import TenantOwned
 
@@ -11,14 +12,25 @@ from tenants.querysets import TenantOwned
 class AutomationTarget(TenantOwned):
     """One desktop, or one template (its desktops, and disposable ones made from it), an automation token may use."""
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
-    token = models.ForeignKey("tenants.ApiToken", on_delete=models.CASCADE, related_name="automation_targets")
-    desktop = models.ForeignKey("desktops.Desktop", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey("tenants.Tenant", verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="+")
+    token = models.ForeignKey(
+        "tenants.ApiToken", verbose_name=_("token"), on_delete=models.CASCADE, related_name="automation_targets"
+    )
+    desktop = models.ForeignKey(
+        "desktops.Desktop", verbose_name=_("desktop"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     template = models.ForeignKey(
-        "desktops.DesktopTemplate", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        "desktops.DesktopTemplate",
+        verbose_name=_("template"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
 
     class Meta:
+        verbose_name = _("automation target")
+        verbose_name_plural = _("automation targets")
         constraints = [
             models.CheckConstraint(
                 condition=Q(desktop__isnull=False, template__isnull=True)

@@ -8,6 +8,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from desktops.choices import HomeDiskState
 from tenants.querysets import TenantOwned, TenantQuerySet
@@ -26,25 +27,42 @@ class HomeDisk(TenantOwned):
     the guarded updates in desktops.services.homes, never `save()`.
     """
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="home_disks")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="home_disks")
-    host = models.ForeignKey("hosts.Host", on_delete=models.PROTECT, related_name="home_disks")
-    state = models.CharField(max_length=16, choices=HomeDiskState.choices, default=HomeDiskState.CREATING)
-    status_reason = models.CharField(max_length=300, blank=True)
-    volume_name = models.CharField(max_length=200)
-    volume_path = models.CharField(max_length=500, blank=True)
-    size_gib = models.PositiveIntegerField()
-    encrypted = models.BooleanField(default=False, help_text="A LUKS qcow2 (key in DataKey), not a raw image.")
-    attached_to = models.OneToOneField(
-        "desktops.Desktop", null=True, blank=True, on_delete=models.SET_NULL, related_name="home_disk"
+    tenant = models.ForeignKey(
+        "tenants.Tenant", verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="home_disks"
     )
-    attached_at = models.DateTimeField(null=True, blank=True)
-    used_bytes = models.BigIntegerField(default=0, help_text="Space used when last looked at.")
-    created_at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="home_disks"
+    )
+    host = models.ForeignKey("hosts.Host", verbose_name=_("host"), on_delete=models.PROTECT, related_name="home_disks")
+    state = models.CharField(
+        verbose_name=_("state"), max_length=16, choices=HomeDiskState.choices, default=HomeDiskState.CREATING
+    )
+    status_reason = models.CharField(verbose_name=_("status reason"), max_length=300, blank=True)
+    volume_name = models.CharField(verbose_name=_("volume name"), max_length=200)
+    volume_path = models.CharField(verbose_name=_("volume path"), max_length=500, blank=True)
+    size_gib = models.PositiveIntegerField(verbose_name=_("size gib"))
+    encrypted = models.BooleanField(
+        verbose_name=_("encrypted"), default=False, help_text=_("A LUKS qcow2 (key in DataKey), not a raw image.")
+    )
+    attached_to = models.OneToOneField(
+        "desktops.Desktop",
+        verbose_name=_("attached to"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="home_disk",
+    )
+    attached_at = models.DateTimeField(verbose_name=_("attached at"), null=True, blank=True)
+    used_bytes = models.BigIntegerField(
+        verbose_name=_("used bytes"), default=0, help_text=_("Space used when last looked at.")
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
 
     objects: ClassVar = HomeDiskManager()
 
     class Meta:
+        verbose_name = _("home disk")
+        verbose_name_plural = _("home disks")
         ordering = ["tenant", "user"]
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="home_disk_one_per_person")]
 
@@ -64,18 +82,22 @@ class HomeDisk(TenantOwned):
 class HomeUpload(TenantOwned):
     """A chunked, resumable upload into a home: bytes gather in the spool until all `size` have arrived."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
-    home = models.ForeignKey(HomeDisk, on_delete=models.CASCADE, related_name="uploads")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    path = models.CharField(max_length=1100)
-    size = models.BigIntegerField()
-    received = models.BigIntegerField(default=0)
-    created_at = models.DateTimeField(default=timezone.now)
+    id = models.UUIDField(verbose_name=_("id"), primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="+")
+    home = models.ForeignKey(HomeDisk, verbose_name=_("home"), on_delete=models.CASCADE, related_name="uploads")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="+"
+    )
+    path = models.CharField(verbose_name=_("path"), max_length=1100)
+    size = models.BigIntegerField(verbose_name=_("size"))
+    received = models.BigIntegerField(verbose_name=_("received"), default=0)
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
 
     objects: ClassVar = HomeDiskManager()
 
     class Meta:
+        verbose_name = _("home upload")
+        verbose_name_plural = _("home uploads")
         ordering = ["created_at"]
 
     def __str__(self) -> str:

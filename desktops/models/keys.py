@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from desktops.choices import KeyPurpose
 
@@ -19,29 +20,56 @@ class DataKey(models.Model):
     next desktop placed there.
     """
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="Also the libvirt secret's.")
-    purpose = models.CharField(max_length=16, choices=KeyPurpose.choices)
+    uuid = models.UUIDField(
+        verbose_name=_("uuid"),
+        default=uuid.uuid4,
+        unique=True,
+        editable=False,
+        help_text=_("Also the libvirt secret's."),
+    )
+    purpose = models.CharField(verbose_name=_("purpose"), max_length=16, choices=KeyPurpose.choices)
     tenant = models.ForeignKey(
-        "tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="data_keys"
+        "tenants.Tenant",
+        verbose_name=_("tenant"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="data_keys",
     )
     desktop = models.OneToOneField(
-        "desktops.Desktop", null=True, blank=True, on_delete=models.CASCADE, related_name="disk_key"
+        "desktops.Desktop",
+        verbose_name=_("desktop"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="disk_key",
     )
     # A home disk's key lives as long as the home (one person's files in one tenant), whatever desktops come and go.
     home = models.OneToOneField(
-        "desktops.HomeDisk", null=True, blank=True, on_delete=models.CASCADE, related_name="disk_key"
+        "desktops.HomeDisk",
+        verbose_name=_("home"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="disk_key",
     )
-    host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    spare_path = models.CharField(max_length=500, blank=True)
+    host = models.ForeignKey(
+        "hosts.Host", verbose_name=_("host"), null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    spare_path = models.CharField(verbose_name=_("spare path"), max_length=500, blank=True)
     # What the spare overlay is already made for: a claim takes only a spare of its base and size.
-    spare_backing_path = models.CharField(max_length=500, blank=True)
-    spare_capacity_bytes = models.BigIntegerField(null=True, blank=True)
-    wrapped = models.BinaryField()
-    kek_id = models.CharField(max_length=16, help_text="Which key-encryption key wrapped this key.")
-    created_at = models.DateTimeField(default=timezone.now)
-    rewrapped_at = models.DateTimeField(null=True, blank=True)
+    spare_backing_path = models.CharField(verbose_name=_("spare backing path"), max_length=500, blank=True)
+    spare_capacity_bytes = models.BigIntegerField(verbose_name=_("spare capacity bytes"), null=True, blank=True)
+    wrapped = models.BinaryField(verbose_name=_("wrapped"))
+    kek_id = models.CharField(
+        verbose_name=_("kek id"), max_length=16, help_text=_("Which key-encryption key wrapped this key.")
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
+    rewrapped_at = models.DateTimeField(verbose_name=_("rewrapped at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("data key")
+        verbose_name_plural = _("data keys")
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant"], condition=Q(purpose=KeyPurpose.RECORDING), name="datakey_one_recording_key"

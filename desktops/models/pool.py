@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.validators import MaxValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from desktops.choices import DesktopState
 from tenants.choices import IdleAction
@@ -17,19 +18,33 @@ class Pool(TenantOwned):
     """Keep `min_ready` desktops of a template warm for a tenant, never more than `max_size` in all."""
 
     class WarmState(models.TextChoices):
-        RUNNING = "running", "Running (instant)"
-        HIBERNATED = "hibernated", "Hibernated (seconds, no CPU used)"
+        RUNNING = "running", _("Running (instant)")
+        HIBERNATED = "hibernated", _("Hibernated (seconds, no CPU used)")
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="pools")
-    template = models.ForeignKey("desktops.DesktopTemplate", on_delete=models.PROTECT, related_name="pools")
-    name = models.CharField(max_length=100)
-    min_ready = models.PositiveIntegerField(default=1, validators=[MaxValueValidator(MAX_POOL_SIZE)])
-    max_size = models.PositiveIntegerField(default=10, validators=[MaxValueValidator(MAX_POOL_SIZE)])
-    warm_state = models.CharField(max_length=16, choices=WarmState.choices, default=WarmState.RUNNING)
-    idle_action = models.CharField(max_length=16, choices=IdleAction.choices, default=IdleAction.RECYCLE)
-    enabled = models.BooleanField(default=True)
+    tenant = models.ForeignKey(
+        "tenants.Tenant", verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="pools"
+    )
+    template = models.ForeignKey(
+        "desktops.DesktopTemplate", verbose_name=_("template"), on_delete=models.PROTECT, related_name="pools"
+    )
+    name = models.CharField(verbose_name=_("name"), max_length=100)
+    min_ready = models.PositiveIntegerField(
+        verbose_name=_("min ready"), default=1, validators=[MaxValueValidator(MAX_POOL_SIZE)]
+    )
+    max_size = models.PositiveIntegerField(
+        verbose_name=_("max size"), default=10, validators=[MaxValueValidator(MAX_POOL_SIZE)]
+    )
+    warm_state = models.CharField(
+        verbose_name=_("warm state"), max_length=16, choices=WarmState.choices, default=WarmState.RUNNING
+    )
+    idle_action = models.CharField(
+        verbose_name=_("idle action"), max_length=16, choices=IdleAction.choices, default=IdleAction.RECYCLE
+    )
+    enabled = models.BooleanField(verbose_name=_("enabled"), default=True)
 
     class Meta:
+        verbose_name = _("pool")
+        verbose_name_plural = _("pools")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "template"], name="pool_unique_tenant_template"),

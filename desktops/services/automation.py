@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopState
 from desktops.models import Desktop
@@ -91,13 +92,14 @@ def drivable_desktop(
     """
     current = Desktop.objects.select_related("host", "tenant", "template").filter(pk=desktop.pk).first()
     if current is None:  # deleted since the view found it
-        raise NotFound("No such desktop.")
+        raise NotFound(gettext("No such desktop."))
     require_access(tenant=current.tenant, token=token, write=write, desktop=current, actor=actor)
     if refuse is not None:
         refuse(current)
     if current.state != DesktopState.RUNNING or current.host is None:
         raise DesktopNotRunning(
-            f"{current.name} is {current.get_state_display().lower()}; automation needs it running."
+            gettext("%(name)s is %(lower)s; automation needs it running.")
+            % {"name": current.name, "lower": current.get_state_display().lower()}
         )
     return current
 
@@ -113,15 +115,19 @@ def hypervisor_call(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except (InvalidDomainState, DomainNotFound):
-        raise DesktopNotRunning("The desktop's VM is not running on its host.") from None
+        raise DesktopNotRunning(gettext("The desktop's VM is not running on its host.")) from None
     except HostUnavailable:
         raise
     except NotSupported as error:
         raise ServiceError(
-            f"This desktop's host cannot do that: {error.message}", code="automation_not_supported", status=409
+            gettext("This desktop's host cannot do that: %(message)s") % {"message": error.message},
+            code="automation_not_supported",
+            status=409,
         ) from None
     except HypervisorError as error:
-        raise ServiceError(f"The host refused: {error.message}", code="hypervisor_error", status=502) from None
+        raise ServiceError(
+            gettext("The host refused: %(message)s") % {"message": error.message}, code="hypervisor_error", status=502
+        ) from None
 
 
 def _image(data: bytes):
@@ -132,7 +138,11 @@ def _image(data: bytes):
         image = Image.open(io.BytesIO(data))
         image.load()
     except (UnidentifiedImageError, OSError) as error:
-        raise ServiceError(f"The host sent no readable image: {error}", code="hypervisor_error", status=502) from None
+        raise ServiceError(
+            gettext("The host sent no readable image: %(error)s") % {"error": error},
+            code="hypervisor_error",
+            status=502,
+        ) from None
     return image.convert("RGB")
 
 
@@ -187,7 +197,12 @@ def is_driven(desktop: Desktop) -> bool:
 def _point(action: Mapping[str, Any], width: int, height: int, x: str = "x", y: str = "y") -> tuple[int, int]:
     px, py = action[x], action[y]
     if not (0 <= px < width and 0 <= py < height):
-        raise ServiceError(f"({px}, {py}) is off the {width}x{height} screen.", code="point_off_screen", status=400)
+        raise ServiceError(
+            gettext("(%(px)s, %(py)s) is off the %(width)sx%(height)s screen.")
+            % {"px": px, "py": py, "width": width, "height": height},
+            code="point_off_screen",
+            status=400,
+        )
     return px, py
 
 
@@ -233,7 +248,9 @@ def _plan(
 ) -> list[tuple[str, Any]]:
     """Every action checked and turned into hypervisor steps before the first is sent (all or nothing refused)."""
     if not actions or len(actions) > MAX_ACTIONS:
-        raise ServiceError(f"Send 1 to {MAX_ACTIONS} actions.", code="invalid_actions")
+        raise ServiceError(
+            gettext("Send 1 to %(MAX_ACTIONS)s actions.") % {"MAX_ACTIONS": MAX_ACTIONS}, code="invalid_actions"
+        )
     steps: list[tuple[str, Any]] = []
     waited = 0
     for action in actions:
@@ -249,7 +266,9 @@ def _plan(
         else:
             raise ServiceError(f"Unknown action {kind!r}.", code="invalid_action")
     if waited / 1000 > MAX_BATCH_S / 2:
-        raise ServiceError(f"A batch waits at most {MAX_BATCH_S / 2:.0f} s in all.", code="invalid_actions")
+        raise ServiceError(
+            gettext("A batch waits at most %(value).0f s in all.") % {"value": MAX_BATCH_S / 2}, code="invalid_actions"
+        )
     return steps
 
 
@@ -277,7 +296,7 @@ def send_input(
     keys = 0
     for kind, step in steps:
         if time.monotonic() - started > MAX_BATCH_S:
-            raise ServiceError("The batch took too long and was cut short.", code="input_timeout", status=504)
+            raise ServiceError(gettext("The batch took too long and was cut short."), code="input_timeout", status=504)
         if kind == "keys":
             hypervisor_call(functools.partial(hv.send_keys, desktop.domain_name, step, KEY_HOLD_MS))
             keys += 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.models import Desktop
 from desktops.services.automation import drivable_desktop, host_uri_of, hypervisor_call
@@ -108,24 +109,31 @@ def validate(*, argv: object, stdin: object = b"", timeout_s: object = DEFAULT_T
     """Refuse a command outside the bounds before anything reaches the guest (400, errors by field)."""
     errors: dict[str, str] = {}
     if not isinstance(argv, list | tuple) or not all(isinstance(arg, str) for arg in argv):
-        errors["argv"] = "A list of strings: the program, then its arguments."
+        errors["argv"] = gettext("A list of strings: the program, then its arguments.")
     elif not 1 <= len(argv) <= MAX_ARGS:
-        errors["argv"] = f"Give the program and at most {MAX_ARGS - 1} arguments."
+        errors["argv"] = gettext("Give the program and at most %(value)s arguments.") % {"value": MAX_ARGS - 1}
     elif not argv[0].strip():
-        errors["argv"] = "The program (the first item) is empty."
+        errors["argv"] = gettext("The program (the first item) is empty.")
     elif any(len(arg) > MAX_ARG_CHARS for arg in argv):
-        errors["argv"] = f"Each argument is at most {MAX_ARG_CHARS} characters."
+        errors["argv"] = gettext("Each argument is at most %(MAX_ARG_CHARS)s characters.") % {
+            "MAX_ARG_CHARS": MAX_ARG_CHARS
+        }
     elif sum(len(arg) for arg in argv) > MAX_ARGV_CHARS:
-        errors["argv"] = f"All arguments together are at most {MAX_ARGV_CHARS} characters."
+        errors["argv"] = gettext("All arguments together are at most %(MAX_ARGV_CHARS)s characters.") % {
+            "MAX_ARGV_CHARS": MAX_ARGV_CHARS
+        }
     elif any("\x00" in arg for arg in argv):
-        errors["argv"] = "An argument cannot hold a NUL character."
+        errors["argv"] = gettext("An argument cannot hold a NUL character.")
     if not isinstance(stdin, bytes):
-        errors["stdin"] = "Input is bytes."
+        errors["stdin"] = gettext("Input is bytes.")
     elif len(stdin) > MAX_STDIN_BYTES:
-        errors["stdin"] = f"Input is at most {MAX_STDIN_BYTES} bytes."
+        errors["stdin"] = gettext("Input is at most %(MAX_STDIN_BYTES)s bytes.") % {"MAX_STDIN_BYTES": MAX_STDIN_BYTES}
     low, high = TIMEOUT_BOUNDS
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, int) or not low <= timeout_s <= high:
-        errors["timeout_s"] = f"A whole number of seconds from {low} to {high}."
+        errors["timeout_s"] = gettext("A whole number of seconds from %(low)s to %(high)s.") % {
+            "low": low,
+            "high": high,
+        }
     if errors:
         raise FieldErrors(errors, code="invalid_exec")
 
@@ -135,7 +143,7 @@ def decode_stdin_b64(value: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise FieldErrors({"stdin_b64": "Not valid base64."}, code="invalid_exec") from None
+        raise FieldErrors({"stdin_b64": gettext("Not valid base64.")}, code="invalid_exec") from None
 
 
 def _allow_exec(token: ApiToken | None) -> Callable[[Desktop], None]:
@@ -143,7 +151,8 @@ def _allow_exec(token: ApiToken | None) -> Callable[[Desktop], None]:
         require_exec_scope(token)
         if not desktop.template.automation_exec_enabled:
             raise Forbidden(
-                f"The template {desktop.template.name} does not let scripts run commands in its desktops.",
+                gettext("The template %(name)s does not let scripts run commands in its desktops.")
+                % {"name": desktop.template.name},
                 code="exec_not_enabled",
             )
 
@@ -152,7 +161,8 @@ def _allow_exec(token: ApiToken | None) -> Callable[[Desktop], None]:
 
 def _agent_error(error: HypervisorError) -> ServiceError:
     return ServiceError(
-        f"The desktop's guest agent does not answer (is qemu-guest-agent running in it?): {error.message}",
+        gettext("The desktop's guest agent does not answer (is qemu-guest-agent running in it?): %(message)s")
+        % {"message": error.message},
         code="guest_agent_unavailable",
         status=503,
     )
@@ -212,11 +222,15 @@ def _start(agent: _Agent, argv: Sequence[str], stdin: bytes) -> int:
         started = agent("guest-exec", **arguments)
     except AgentCommandFailed as error:
         raise ServiceError(
-            f"The guest could not start {argv[0][:MAX_PROGRAM_CHARS]}: {_agent_said(error)}", code="exec_not_started"
+            gettext("The guest could not start %(value)s: %(agent_said)s")
+            % {"value": argv[0][:MAX_PROGRAM_CHARS], "agent_said": _agent_said(error)},
+            code="exec_not_started",
         ) from None
     pid = started.get("pid") if isinstance(started, dict) else None
     if not isinstance(pid, int):
-        raise ServiceError("The desktop's guest agent cannot run commands.", code="guest_agent_unavailable", status=503)
+        raise ServiceError(
+            gettext("The desktop's guest agent cannot run commands."), code="guest_agent_unavailable", status=503
+        )
     return pid
 
 
@@ -225,7 +239,9 @@ def _status(agent: _Agent, pid: int) -> dict[str, Any]:
         status = agent("guest-exec-status", pid=pid)
     except AgentCommandFailed as error:
         raise ServiceError(
-            f"The guest agent lost the command: {_agent_said(error)}", code="hypervisor_error", status=502
+            gettext("The guest agent lost the command: %(agent_said)s") % {"agent_said": _agent_said(error)},
+            code="hypervisor_error",
+            status=502,
         ) from None
     return status if isinstance(status, dict) else {}
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext
 
 from desktops.models import AutomationTarget, Desktop, DesktopTemplate
 from quetzal.errors import Forbidden, ServiceError
@@ -42,9 +43,14 @@ def create_automation_token(
 ) -> tuple[ApiToken, str]:
     """A token for automation only, on these desktops and the desktops of these templates; the secret once."""
     if not desktops and not templates:
-        raise ServiceError("Name the desktops or templates the token may drive.", code="token_targets_required")
+        raise ServiceError(
+            gettext("Name the desktops or templates the token may drive."), code="token_targets_required"
+        )
     if len(desktops) + len(templates) > MAX_TARGETS:
-        raise ServiceError(f"A token names at most {MAX_TARGETS} desktops and templates.", code="token_targets")
+        raise ServiceError(
+            gettext("A token names at most %(MAX_TARGETS)s desktops and templates.") % {"MAX_TARGETS": MAX_TARGETS},
+            code="token_targets",
+        )
     require_automation_allowed(membership.tenant)
     with transaction.atomic():
         token, raw = create_token(
@@ -76,7 +82,9 @@ def token_templates(token: ApiToken) -> QuerySet:
 
 def require_automation_allowed(tenant: Tenant) -> None:
     if not tenant.allow_automation:
-        raise Forbidden("Your organisation does not allow automation of desktops.", code="automation_forbidden")
+        raise Forbidden(
+            gettext("Your organisation does not allow automation of desktops."), code="automation_forbidden"
+        )
 
 
 def require_access(
@@ -91,10 +99,10 @@ def require_access(
     someone_elses = owner_id is not None and actor is not None and owner_id != actor.pk
     if someone_elses and not tenant.allow_admin_console_access:
         raise Forbidden(
-            "Your organisation does not allow admins to open members' desktops.", code="admin_console_disabled"
+            gettext("Your organisation does not allow admins to open members' desktops."), code="admin_console_disabled"
         )
     if write and token is not None and token.scope == TokenScope.AUTOMATION_READ:
-        raise Forbidden("This token may only look at the screen, not send input.", code="token_read_only")
+        raise Forbidden(gettext("This token may only look at the screen, not send input."), code="token_read_only")
 
 
 def require_exec_scope(token: ApiToken | None) -> None:
@@ -102,5 +110,7 @@ def require_exec_scope(token: ApiToken | None) -> None:
     if token is None or token.scope in EXEC_SCOPES:
         return
     if token.scope == TokenScope.AUTOMATION_READ:
-        raise Forbidden("This token may only look at the screen, not run commands.", code="token_read_only")
-    raise Forbidden("This token may send input but not run commands: make one with exec access.", code="token_no_exec")
+        raise Forbidden(gettext("This token may only look at the screen, not run commands."), code="token_read_only")
+    raise Forbidden(
+        gettext("This token may send input but not run commands: make one with exec access."), code="token_no_exec"
+    )

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops import dispatch
 from desktops.choices import DesktopState, OperationKind
@@ -227,7 +228,9 @@ def save_plan(*, pool: Pool, actor, values: dict) -> ScalingPlan:
     """Create or change the pool's plan; bad times and minimums are field errors (code `invalid_plan`)."""
     unknown = set(values) - set(PLAN_FIELDS)
     if unknown:
-        raise ServiceError(f"Unknown plan fields: {', '.join(sorted(unknown))}.", code="invalid_plan")
+        raise ServiceError(
+            gettext("Unknown plan fields: %(join)s.") % {"join": ", ".join(sorted(unknown))}, code="invalid_plan"
+        )
     with transaction.atomic():
         row = ScalingPlan.objects.select_for_update().filter(pool=pool).first() or ScalingPlan(
             pool=pool, tenant_id=pool.tenant_id
@@ -254,7 +257,9 @@ def add_exception(*, pool: Pool, actor, values: dict) -> ScalingException:
         existing = list(ScalingException.objects.filter(pool=pool))
         if len(existing) >= MAX_EXCEPTIONS_PER_POOL:
             raise ServiceError(
-                f"A pool holds at most {MAX_EXCEPTIONS_PER_POOL} calendar exceptions.", code="too_many_exceptions"
+                gettext("A pool holds at most %(MAX_EXCEPTIONS_PER_POOL)s calendar exceptions.")
+                % {"MAX_EXCEPTIONS_PER_POOL": MAX_EXCEPTIONS_PER_POOL},
+                code="too_many_exceptions",
             )
         errors = _check_exception(values, existing, pool)
         if errors:
@@ -283,7 +288,7 @@ def _check_exception(values: dict, existing: list[ScalingException], pool: Pool)
     )
     if kind == ScalingException.Kind.CLOSURE:
         if values.get("first_day") is None:
-            return {"first_day": "A closure needs its first day.", **minimum}
+            return {"first_day": gettext("A closure needs its first day."), **minimum}
         # Overlaps are about the days only: the minimum of the closure being checked is not read.
         closure = scaling.Closure(values["first_day"], values.get("last_day") or values["first_day"], _UNREAD)
         other_closures = [_closure(e) for e in existing if e.kind == ScalingException.Kind.CLOSURE]
@@ -299,12 +304,12 @@ def _check_exception(values: dict, existing: list[ScalingException], pool: Pool)
         slot = scaling.Slot(values["weekday"], values["start_time"], values["end_time"], _UNREAD)
         other_slots = [_slot(e) for e in existing if e.kind == ScalingException.Kind.SLOT]
         return {**scaling.slot_errors(slot, other_slots), **minimum}
-    return {"kind": "Either closure or slot."}
+    return {"kind": gettext("Either closure or slot.")}
 
 
 def delete_exception(*, exception: ScalingException, actor) -> None:
     if exception.pool.tenant_id != exception.tenant_id:
-        raise NotFound("No such calendar exception.")
+        raise NotFound(gettext("No such calendar exception."))
     with transaction.atomic():
         events.pool_scaling_changed(actor=actor, pool=exception.pool, change="delete", data={"kind": exception.kind})
         exception.delete()

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops import dispatch
 from desktops.choices import KeyPurpose
@@ -127,7 +128,7 @@ def disk_key_of(desktop: Desktop) -> DataKey:
     """The encrypted desktop's disk key; KeyErased once it was destroyed."""
     row = DataKey.objects.filter(desktop=desktop).first()
     if row is None:
-        raise KeyErased("This desktop's disk key was destroyed; its disk can no longer be opened.")
+        raise KeyErased(gettext("This desktop's disk key was destroyed; its disk can no longer be opened."))
     return row
 
 
@@ -142,7 +143,7 @@ def secrets_for(desktop: Desktop) -> dict[str, bytes]:
     if row is not None:
         secrets[str(row.uuid)] = passphrase_of(row)
     elif desktop.disk_encrypted:
-        raise KeyErased("This desktop's disk key was destroyed; its disk can no longer be opened.")
+        raise KeyErased(gettext("This desktop's disk key was destroyed; its disk can no longer be opened."))
     home_key = DataKey.objects.filter(purpose=KeyPurpose.HOME, home__attached_to=desktop).first()
     if home_key is not None:
         secrets[str(home_key.uuid)] = passphrase_of(home_key)
@@ -198,7 +199,7 @@ def home_key_of(home: HomeDisk) -> DataKey:
     """The encrypted home's key; KeyErased once it was destroyed."""
     row = DataKey.objects.filter(home=home).first()
     if row is None:
-        raise KeyErased("This home disk's key was destroyed; its files can no longer be read.")
+        raise KeyErased(gettext("This home disk's key was destroyed; its files can no longer be read."))
     return row
 
 

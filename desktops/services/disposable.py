@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, DesktopLabel, DesktopTemplate, Operation
@@ -48,13 +49,21 @@ def create(
 ) -> list[tuple[Desktop, Operation]]:
     """`count` running desktops of `template` for `user`, each deleted `ttl_minutes` after now."""
     if not 1 <= count <= MAX_COUNT:
-        raise ServiceError(f"Make 1 to {MAX_COUNT} disposable desktops at a time.", code="invalid_count")
+        raise ServiceError(
+            gettext("Make 1 to %(MAX_COUNT)s disposable desktops at a time.") % {"MAX_COUNT": MAX_COUNT},
+            code="invalid_count",
+        )
     if not 1 <= ttl_minutes <= MAX_TTL_MINUTES:
-        raise ServiceError(f"ttl_minutes is 1 to {MAX_TTL_MINUTES}.", code="invalid_ttl")
+        raise ServiceError(
+            gettext("ttl_minutes is 1 to %(MAX_TTL_MINUTES)s.") % {"MAX_TTL_MINUTES": MAX_TTL_MINUTES},
+            code="invalid_ttl",
+        )
     labels = list(dict.fromkeys(labels))
     if len(labels) > MAX_LABELS or any(not re.fullmatch(LABEL_PATTERN, label) for label in labels):
         raise ServiceError(
-            f"Up to {MAX_LABELS} labels of lower-case letters, digits, '.', '_' and '-'.", code="invalid_label"
+            gettext("Up to %(MAX_LABELS)s labels of lower-case letters, digits, '.', '_' and '-'.")
+            % {"MAX_LABELS": MAX_LABELS},
+            code="invalid_label",
         )
     expires_at = timezone.now() + timedelta(minutes=ttl_minutes)
     made: list[tuple[Desktop, Operation]] = []

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import SeedConfig, build_seed_iso
@@ -77,7 +78,7 @@ def _fail(operation: Operation, *, code: str, message: str) -> None:
 
 def _host(desktop: Desktop) -> Host:
     if desktop.host_id is None:
-        raise StepFailed("The desktop has not been placed on a host.", code="not_placed")
+        raise StepFailed(gettext("The desktop has not been placed on a host."), code="not_placed")
     return Host.objects.get(pk=desktop.host_id)
 
 
@@ -88,7 +89,10 @@ def _hv(desktop: Desktop):
 def _begin(desktop: Desktop, kind: str, verb: str) -> None:
     """Move the desktop into the state `kind` passes through (lifecycle table), or refuse the step."""
     if not begin_action(desktop, kind):
-        raise StepFailed(f"Cannot {verb} a desktop that is {desktop.state}.", code="invalid_state")
+        raise StepFailed(
+            gettext("Cannot %(verb)s a desktop that is %(state)s.") % {"verb": verb, "state": desktop.state},
+            code="invalid_state",
+        )
 
 
 def _domain_exists(hv, name: str) -> bool:
@@ -239,7 +243,9 @@ def do_start(operation: Operation) -> None:
         return
     hv = _hv(desktop)
     if not _domain_exists(hv, desktop.domain_name):
-        raise StepFailed("The desktop's VM is missing on its host; rebuild or delete it.", code="domain_missing")
+        raise StepFailed(
+            gettext("The desktop's VM is missing on its host; rebuild or delete it."), code="domain_missing"
+        )
     _boot(operation, desktop, operation.kind)
 
 
@@ -344,10 +350,15 @@ def do_resize(operation: Operation) -> None:
     if compute:
         # The VM reads its vCPUs and RAM at boot: change them only while it is off.
         if desktop.state != DesktopState.STOPPED or hv.state(desktop.domain_name).is_active:
-            raise StepFailed("vCPUs and RAM change only while the desktop is stopped.", code="resize_needs_stop")
+            raise StepFailed(
+                gettext("vCPUs and RAM change only while the desktop is stopped."), code="resize_needs_stop"
+            )
         progress.step(operation, "claiming host room")
         if not resize.claim_host_room(desktop, wanted):
-            raise StepFailed(f"{host.name} no longer has room for {wanted.label}.", code="no_host_capacity")
+            raise StepFailed(
+                gettext("%(name)s no longer has room for %(label)s.") % {"name": host.name, "label": wanted.label},
+                code="no_host_capacity",
+            )
         progress.step(operation, "redefining")
         try:
             _redefine(hv, host, desktop, wanted)
@@ -496,7 +507,10 @@ def do_migrate(operation: Operation) -> None:
     """Move a running desktop to another host without stopping it (disk copied during the move)."""
     desktop = operation.desktop
     if desktop.state != DesktopState.RUNNING:
-        raise StepFailed(f"Only a running desktop can be moved; this one is {desktop.state}.", code="invalid_state")
+        raise StepFailed(
+            gettext("Only a running desktop can be moved; this one is %(state)s.") % {"state": desktop.state},
+            code="invalid_state",
+        )
     source = _host(desktop)
     progress.step(operation, "choosing a host")
     target = _migration_target(operation, desktop)
@@ -507,7 +521,8 @@ def do_migrate(operation: Operation) -> None:
         disk_path = _migration_disk(target, desktop)
         if disk_path != _disk_path(source_hv, source, desktop):
             raise StepFailed(
-                f"{source.name} and {target.name} keep disks at different paths; give their pools the same path.",
+                gettext("%(name)s and %(name2)s keep disks at different paths; give their pools the same path.")
+                % {"name": source.name, "name2": target.name},
                 code="not_movable",
             )
         _upload_seed(target_hv, target, desktop, spec.seed_volume_name(desktop))
@@ -550,7 +565,7 @@ def _migration_target(operation: Operation, desktop: Desktop) -> Host:
     wanted = operation.params.get("host_id")
     if wanted in cannot_encrypt:
         raise StepFailed(
-            "This desktop's disk is encrypted and that host cannot hold encrypted disks; pick another host.",
+            gettext("This desktop's disk is encrypted and that host cannot hold encrypted disks; pick another host."),
             code="not_movable",
         )
     placement = scheduling.relocate(

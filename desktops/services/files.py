@@ -20,6 +20,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Sum
+from django.utils.translation import gettext
 
 from desktops import dispatch
 from desktops.choices import DesktopState, HomeDiskState
@@ -48,7 +49,7 @@ def spool_dir() -> Path:
 
 def _spool(name: str) -> Path:
     if not _SPOOL_NAME.fullmatch(name):
-        raise ServiceError("Bad transfer name.", code="invalid_request")
+        raise ServiceError(gettext("Bad transfer name."), code="invalid_request")
     return spool_dir() / name
 
 
@@ -68,10 +69,10 @@ def open_home(*, tenant: Tenant, actor: User, owner: User | None = None, ip: str
         return homes.home_for_files(tenant=tenant, user=actor)
     membership = tenant.memberships.filter(user=actor).first()
     if membership is None or not membership.is_admin or not tenant.allow_admin_file_access:
-        raise NotFound("No such home folder.")
+        raise NotFound(gettext("No such home folder."))
     home = homes.home_of(tenant=tenant, user=owner)
     if home is None:
-        raise NotFound("That person has no home folder yet.")
+        raise NotFound(gettext("That person has no home folder yet."))
     events.home_opened_by_admin(actor=actor, home=home, ip=ip)
     return home
 
@@ -84,8 +85,8 @@ def route(home: HomeDisk) -> tuple[str, Desktop | None]:
     if desktop.state == DesktopState.RUNNING:
         return "guest", desktop
     raise Conflict(
-        f"Your home folder is on {desktop.name}, which is {desktop.get_state_display().lower()}; "
-        "try again once it is running or stopped.",
+        gettext("Your home folder is on %(name)s, which is %(lower)s; try again once it is running or stopped.")
+        % {"name": desktop.name, "lower": desktop.get_state_display().lower()},
         code="home_busy",
     )
 
@@ -105,7 +106,7 @@ def listing(*, home: HomeDisk, path: str) -> dict:
 def make_folder(*, home: HomeDisk, path: str) -> None:
     target = _path(path)
     if target.is_root:
-        raise ServiceError("Name the new folder.", code="invalid_path")
+        raise ServiceError(gettext("Name the new folder."), code="invalid_path")
     _call(home, "mkdir", path=str(target))
 
 
@@ -124,12 +125,14 @@ def begin_upload(*, home: HomeDisk, path: str, size: int, actor: User) -> HomeUp
     """Reserve an upload of `size` bytes to `path`; chunks follow with `receive_chunk`."""
     target = _path(path)
     if target.is_root:
-        raise ServiceError("Name the file.", code="invalid_path")
+        raise ServiceError(gettext("Name the file."), code="invalid_path")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ServiceError("The size must be a whole number of bytes.", code="invalid_request")
+        raise ServiceError(gettext("The size must be a whole number of bytes."), code="invalid_request")
     if size > home.size_bytes:
         raise LimitExceeded(
-            f"That file is larger than your whole home folder ({home.size_gib} GiB).", code="quota_home_full"
+            gettext("That file is larger than your whole home folder (%(size_gib)s GiB).")
+            % {"size_gib": home.size_gib},
+            code="quota_home_full",
         )
     upload = HomeUpload.objects.create(tenant=home.tenant, home=home, user=actor, path=str(target), size=size)
     _spool(upload.spool_name).touch(mode=0o600)
@@ -139,7 +142,7 @@ def begin_upload(*, home: HomeDisk, path: str, size: int, actor: User) -> HomeUp
 def upload_of(*, home: HomeDisk, upload_id: str) -> HomeUpload:
     upload = HomeUpload.objects.filter(home=home, pk=upload_id).first() if _is_uuid(upload_id) else None
     if upload is None:
-        raise NotFound("No such upload (finished, cancelled or never begun).")
+        raise NotFound(gettext("No such upload (finished, cancelled or never begun)."))
     return upload
 
 
@@ -150,13 +153,18 @@ def _is_uuid(value: str) -> bool:
 def receive_chunk(*, upload: HomeUpload, offset: int, stream: IO[bytes], length: int) -> HomeUpload:
     """Append one chunk at `offset` (which must be what has arrived so far: resumable, never overlapping)."""
     if length > MAX_CHUNK_BYTES:
-        raise ServiceError(f"A chunk is at most {MAX_CHUNK_BYTES // (1024 * 1024)} MiB.", code="chunk_too_large")
+        raise ServiceError(
+            gettext("A chunk is at most %(value)s MiB.") % {"value": MAX_CHUNK_BYTES // (1024 * 1024)},
+            code="chunk_too_large",
+        )
     with transaction.atomic():
         locked = HomeUpload.objects.select_for_update().get(pk=upload.pk)
         if offset != locked.received:
-            raise Conflict(f"Expected the chunk at byte {locked.received}.", code="wrong_offset")
+            raise Conflict(
+                gettext("Expected the chunk at byte %(received)s.") % {"received": locked.received}, code="wrong_offset"
+            )
         if locked.received + length > locked.size:
-            raise ServiceError("More bytes than the upload announced.", code="upload_too_long")
+            raise ServiceError(gettext("More bytes than the upload announced."), code="upload_too_long")
         spool = _spool(locked.spool_name)
         with spool.open("r+b") as out:
             out.truncate(locked.received)  # a chunk cut off midway left bytes past the last good offset
@@ -169,7 +177,7 @@ def receive_chunk(*, upload: HomeUpload, offset: int, stream: IO[bytes], length:
                 out.write(piece)
                 remaining -= len(piece)
         if remaining:
-            raise ServiceError("The chunk ended early; send it again.", code="chunk_incomplete")
+            raise ServiceError(gettext("The chunk ended early; send it again."), code="chunk_incomplete")
         locked.received += length
         locked.save(update_fields=["received"])
     return locked
@@ -178,7 +186,10 @@ def receive_chunk(*, upload: HomeUpload, offset: int, stream: IO[bytes], length:
 def finish_upload(*, upload: HomeUpload, actor: User, ip: str | None = None) -> dict:
     """Write the complete upload into the home under its final name, then forget the spooled bytes."""
     if upload.received != upload.size:
-        raise Conflict(f"{upload.size - upload.received} bytes are still missing.", code="upload_incomplete")
+        raise Conflict(
+            gettext("%(value)s bytes are still missing.") % {"value": upload.size - upload.received},
+            code="upload_incomplete",
+        )
     home = upload.home
     try:
         result = _call(home, "put", path=upload.path, spool=upload.spool_name)
@@ -229,7 +240,7 @@ def perform(*, home_id: int, op: str, args: dict) -> Any:
     """Carry out one file operation on this worker (of the home's host). Raises ServiceError to refuse."""
     home = HomeDisk.objects.select_related("host", "tenant").filter(pk=home_id).first()
     if home is None:
-        raise NotFound("No such home folder.")
+        raise NotFound(gettext("No such home folder."))
     if home.state != HomeDiskState.READY:
         home = homes.create_home_volume(home)  # first use from the file manager, before any desktop
     try:

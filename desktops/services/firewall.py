@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext
 
 from desktops import dispatch
 from desktops.models import Desktop, DesktopTemplate, FirewallRule
@@ -65,11 +66,11 @@ def _validated(rule: FirewallRule) -> None:
 def _check_scope(tenant: Tenant, template: DesktopTemplate | None, desktop: Desktop | None) -> None:
     """Services re-check what they are given (rule 8): the scope must be the tenant's own."""
     if template is not None and desktop is not None:
-        raise ServiceError("A rule belongs to a template or to a desktop, not both.", code="invalid_scope")
+        raise ServiceError(gettext("A rule belongs to a template or to a desktop, not both."), code="invalid_scope")
     if desktop is not None and not Desktop.objects.for_tenant(tenant).alive().filter(pk=desktop.pk).exists():
-        raise NotFound("No such desktop in your organisation.")
+        raise NotFound(gettext("No such desktop in your organisation."))
     if template is not None and not DesktopTemplate.objects.launchable_by(tenant).filter(pk=template.pk).exists():
-        raise NotFound("No such template in your organisation.")
+        raise NotFound(gettext("No such template in your organisation."))
 
 
 def create_rule(
@@ -84,14 +85,20 @@ def create_rule(
     """Add a rule to the tenant's default list, a template's or a desktop's; positions default to the end."""
     unknown = set(values) - set(RULE_FIELDS)
     if unknown:
-        raise ServiceError(f"Unknown rule field: {', '.join(sorted(unknown))}.", code="invalid_field")
+        raise ServiceError(
+            gettext("Unknown rule field: %(join)s.") % {"join": ", ".join(sorted(unknown))}, code="invalid_field"
+        )
     _check_scope(tenant, template, desktop)
     with transaction.atomic():
         # The tenant's lock keeps the per-scope limit exact under concurrent requests.
         quotas.lock(tenant)
         existing = _scope_rules(tenant, template=template, desktop=desktop)
         if existing.count() >= MAX_RULES_PER_SCOPE:
-            raise LimitExceeded(f"At most {MAX_RULES_PER_SCOPE} rules per list.", code="too_many_rules")
+            raise LimitExceeded(
+                gettext("At most %(MAX_RULES_PER_SCOPE)s rules per list.")
+                % {"MAX_RULES_PER_SCOPE": MAX_RULES_PER_SCOPE},
+                code="too_many_rules",
+            )
         rule = FirewallRule(tenant=tenant, template=template, desktop=desktop, **values)
         if "position" not in values:
             rule.position = (existing.aggregate(m=Max("position"))["m"] or 0) + 10
@@ -108,7 +115,9 @@ def update_rule(*, rule: FirewallRule, actor, values: dict[str, Any], ip: str | 
     """Change a rule's match, action or position."""
     unknown = set(values) - set(RULE_FIELDS)
     if unknown:
-        raise ServiceError(f"Unknown rule field: {', '.join(sorted(unknown))}.", code="invalid_field")
+        raise ServiceError(
+            gettext("Unknown rule field: %(join)s.") % {"join": ", ".join(sorted(unknown))}, code="invalid_field"
+        )
     with transaction.atomic():
         rule = FirewallRule.objects.select_for_update().get(pk=rule.pk)
         before = _snapshot(rule)

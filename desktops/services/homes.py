@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopState, HomeDiskState, OsFamily
 from desktops.models import Desktop, HomeDisk
@@ -66,7 +67,7 @@ def home_of(*, tenant: Tenant, user: User) -> HomeDisk | None:
 def _default_host() -> Host:
     host = Host.objects.filter(enabled=True).order_by("pk").first()
     if host is None:
-        raise ServiceError("No host is available to keep your files yet.", code="no_host", status=409)
+        raise ServiceError(gettext("No host is available to keep your files yet."), code="no_host", status=409)
     return host
 
 
@@ -102,7 +103,8 @@ def ensure_home(*, tenant: Tenant, user: User, host: Host | None = None, actor=N
         size = locked.home_disk_gib
         if locked.quota_home_gib and used_gib(locked) + size > locked.quota_home_gib:
             raise LimitExceeded(
-                f"Your organisation's {locked.quota_home_gib} GiB for home folders is used up; ask an admin.",
+                gettext("Your organisation's %(quota_home_gib)s GiB for home folders is used up; ask an admin.")
+                % {"quota_home_gib": locked.quota_home_gib},
                 code="quota_home",
             )
         home = HomeDisk.objects.create(
@@ -139,7 +141,9 @@ def create_home_volume(home: HomeDisk) -> HomeDisk:
     except (HypervisorError, HomeFsError) as error:
         reason = getattr(error, "detail", str(error))
         HomeDisk.objects.filter(pk=home.pk).update(state=HomeDiskState.ERROR, status_reason=reason[:300])
-        raise ServiceError(f"Your home disk could not be created: {reason}", code="home_create_failed") from error
+        raise ServiceError(
+            gettext("Your home disk could not be created: %(reason)s") % {"reason": reason}, code="home_create_failed"
+        ) from error
     HomeDisk.objects.filter(pk=home.pk).update(state=HomeDiskState.READY, volume_path=path, status_reason="")
     home.refresh_from_db()
     return home
@@ -297,7 +301,9 @@ def detach(desktop: Desktop, *, unplug: bool) -> bool:
         try:
             if not get_hypervisor(host.uri).detach_disk(desktop.domain_name, home.serial):
                 # The guest did not let go: keep the claim rather than let the host write under it.
-                raise ServiceError("The desktop did not release the home folder.", code="home_busy", status=409)
+                raise ServiceError(
+                    gettext("The desktop did not release the home folder."), code="home_busy", status=409
+                )
         except NotSupported:
             pass
     return release(desktop=desktop)
@@ -306,7 +312,7 @@ def detach(desktop: Desktop, *, unplug: bool) -> bool:
 def home_for_files(*, tenant: Tenant, user: User) -> HomeDisk:
     """The home the file manager opens (created on first visit); NotFound for someone outside the tenant."""
     if not tenant.memberships.filter(user=user).exists():
-        raise NotFound("No such person in your organisation.")
+        raise NotFound(gettext("No such person in your organisation."))
     return ensure_home(tenant=tenant, user=user)
 
 
@@ -336,20 +342,24 @@ def prepare_move(desktop: Desktop, *, source: Host, target: Host) -> HomeMove | 
         # The target needs a LUKS file of its own and the key as a secret during the move: built with the
         # encrypted move of the desktop's own disk, not here.
         raise ServiceError(
-            "Desktops with an encrypted home folder cannot be moved to another host yet.", code="not_movable"
+            gettext("Desktops with an encrypted home folder cannot be moved to another host yet."), code="not_movable"
         )
     hv = get_hypervisor(target.uri)
     if hv.volume_exists(target.storage_pool, home.volume_name):
         raise ServiceError(
-            f"{target.name} already has a file named {home.volume_name} (left by a move that failed?); "
-            "remove it there or choose another host.",
+            gettext(
+                "%(name)s already has a file named %(volume_name)s (left by a move that failed?); "
+                "remove it there or choose another host."
+            )
+            % {"name": target.name, "volume_name": home.volume_name},
             code="not_movable",
         )
     path = hv.volume_create(target.storage_pool, home.volume_name, home.size_bytes, fmt="raw")
     if path != home.volume_path:
         hv.volume_delete(target.storage_pool, home.volume_name)
         raise ServiceError(
-            f"{source.name} and {target.name} keep disks at different paths; give their pools the same path.",
+            gettext("%(name)s and %(name2)s keep disks at different paths; give their pools the same path.")
+            % {"name": source.name, "name2": target.name},
             code="not_movable",
         )
     return HomeMove(home_id=home.pk, volume_name=home.volume_name, path=path)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.metrics.models import DesktopSample
@@ -62,7 +63,7 @@ def keep_running(*, desktop: Desktop, actor, ip: str | None = None, now: datetim
     """The person says they are still working: count it as input now; returns the new idle deadline."""
     now = now or timezone.now()
     if desktop.state != DesktopState.RUNNING:
-        raise ServiceError("Only a running desktop can be kept running.", code="not_running", status=409)
+        raise ServiceError(gettext("Only a running desktop can be kept running."), code="not_running", status=409)
     with transaction.atomic():
         # Forward only, like input from the console: a late click never moves the deadline back.
         moved = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopState, LaunchKind, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation
@@ -78,7 +79,8 @@ def _ensure_same_size(desktop: Desktop, size: sizes.Size | None) -> None:
     current = sizes.of_desktop(desktop)
     if (current.vcpus, current.memory_mib, current.disk_gib) != (size.vcpus, size.memory_mib, size.disk_gib):
         raise Conflict(
-            f"You already have {desktop.name} at {current.label}; resize it rather than launch another size.",
+            gettext("You already have %(name)s at %(label)s; resize it rather than launch another size.")
+            % {"name": desktop.name, "label": current.label},
             code="size_differs",
         )
 

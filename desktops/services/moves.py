@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, Operation
@@ -20,11 +21,15 @@ def request_move(*, desktop: Desktop, actor, host: Host | None = None) -> Operat
         desktop.refresh_from_db()
         if desktop.state != DesktopState.RUNNING:
             raise Conflict(
-                f"Only a running desktop can be moved; {desktop.name} is {desktop.get_state_display().lower()}.",
+                gettext("Only a running desktop can be moved; %(name)s is %(lower)s.")
+                % {"name": desktop.name, "lower": desktop.get_state_display().lower()},
                 code="invalid_state",
             )
         if host is not None and host.pk == desktop.host_id:
-            raise ServiceError(f"{desktop.name} is on {host.name} already.", code="same_host")
+            raise ServiceError(
+                gettext("%(name)s is on %(name2)s already.") % {"name": desktop.name, "name2": host.name},
+                code="same_host",
+            )
         params = {"host_id": host.pk} if host is not None else {}
         operation = _new_operation(desktop=desktop, kind=OperationKind.MIGRATE, actor=actor, params=params)
         events.desktop_action(kind=OperationKind.MIGRATE, actor=actor, desktop=desktop, params=params, ip=None)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
@@ -115,7 +116,9 @@ def held_back(pool: Pool) -> ServiceError | None:
         return None
     tenant, template = pool.tenant, pool.template
     if not tenant.is_active:
-        return Forbidden(f"{tenant.name} is suspended: the pool is not refilled.", code="tenant_suspended")
+        return Forbidden(
+            gettext("%(name)s is suspended: the pool is not refilled.") % {"name": tenant.name}, code="tenant_suspended"
+        )
     return quotas.create_refusal(tenant, disk_gib=template.disk_gib) or quotas.run_refusal(
         tenant, user=None, vcpus=template.vcpus, memory_mib=template.memory_mib
     )
@@ -177,14 +180,14 @@ def refill_all() -> int:
 def _ensure_launchable(tenant, template: DesktopTemplate) -> None:
     """A pool builds desktops from its template for its tenant: only a template that tenant may launch."""
     if not launchable(DesktopTemplate.objects.all(), tenant).filter(pk=template.pk).exists():
-        raise ServiceError("No such template for your organisation.", code="template_unavailable", status=404)
+        raise ServiceError(gettext("No such template for your organisation."), code="template_unavailable", status=404)
 
 
 def save_pool(*, tenant, actor, values: dict, pool: Pool | None = None) -> Pool:
     """Create or change a pool; the next refill applies the new sizes."""
     # Callers resolve ids through the tenant scope already; re-checked here so no path can skip it.
     if pool is not None and pool.tenant_id != tenant.pk:
-        raise NotFound("No such pool in your organisation.")
+        raise NotFound(gettext("No such pool in your organisation."))
     if "template" in values or pool is None:
         _ensure_launchable(tenant, values["template"])
     with transaction.atomic():

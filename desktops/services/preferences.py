@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from django.db import models, transaction
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from quetzal.errors import ServiceError
 from tenants import events
@@ -12,15 +14,15 @@ from tenants.models import User
 
 
 class Scaling(models.TextChoices):
-    FIT = "fit", "Fit the desktop to the window"
-    ACTUAL = "actual", "Actual size (scroll when larger)"
-    REMOTE = "remote", "Resize the desktop to the window"
+    FIT = "fit", _("Fit the desktop to the window")
+    ACTUAL = "actual", _("Actual size (scroll when larger)")
+    REMOTE = "remote", _("Resize the desktop to the window")
 
 
 class Quality(models.TextChoices):
-    BEST = "best", "Best picture (fast networks)"
-    BALANCED = "balanced", "Balanced"
-    LOW = "low", "Low bandwidth (mobile data)"
+    BEST = "best", _("Best picture (fast networks)")
+    BALANCED = "balanced", _("Balanced")
+    LOW = "low", _("Low bandwidth (mobile data)")
 
 
 # noVNC's qualityLevel and compressionLevel (0-9) for each choice.
@@ -60,7 +62,7 @@ def console_preferences(user: User) -> ConsolePreferences:
 def set_console_preferences(*, user: User, scaling: str, quality: str, ip: str | None = None) -> ConsolePreferences:
     """Store new console preferences; other keys of User.preferences are left alone."""
     if scaling not in Scaling.values or quality not in Quality.values:
-        raise ServiceError("Choose a scaling and a quality from the lists.", code="invalid_preferences")
+        raise ServiceError(gettext("Choose a scaling and a quality from the lists."), code="invalid_preferences")
     chosen = ConsolePreferences(scaling=scaling, quality=quality)
     with transaction.atomic():
         # Locked so two tabs saving different keys of preferences do not lose one another's change.

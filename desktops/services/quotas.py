@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Sum
+from django.utils.translation import gettext
 
 from desktops.choices import ACTIVE_STATES, IN_FLIGHT_STATUSES, OperationKind
 from desktops.models import Desktop, Operation
@@ -52,7 +53,8 @@ def ensure_tenant_active(tenant: Tenant) -> None:
     """A suspended tenant cannot start anything."""
     if not tenant.is_active:
         raise Forbidden(
-            f"{tenant.name} is suspended: desktops cannot be started until it is reactivated.",
+            gettext("%(name)s is suspended: desktops cannot be started until it is reactivated.")
+            % {"name": tenant.name},
             code="tenant_suspended",
         )
 
@@ -61,7 +63,9 @@ def create_refusal(tenant: Tenant, *, disk_gib: int = 0) -> LimitExceeded | None
     """Why one more desktop (with a disk of `disk_gib`) would break the desktop-count or disk quota, or None."""
     if tenant.quota_desktops and counted_desktops(tenant).count() >= tenant.quota_desktops:
         return LimitExceeded(
-            f"Your organisation's limit of {tenant.quota_desktops} desktops is reached.", code="quota_desktops"
+            gettext("Your organisation's limit of %(quota_desktops)s desktops is reached.")
+            % {"quota_desktops": tenant.quota_desktops},
+            code="quota_desktops",
         )
     return disk_refusal(tenant, more_gib=disk_gib)
 
@@ -73,8 +77,11 @@ def disk_refusal(tenant: Tenant, *, more_gib: int) -> LimitExceeded | None:
     held = counted_desktops(tenant).aggregate(gib=Sum("disk_gib"))["gib"] or 0
     if held + more_gib > tenant.quota_disk_gib:
         return LimitExceeded(
-            f"Your organisation's limit of {tenant.quota_disk_gib} GiB of desktop disks would be exceeded "
-            f"({held} GiB held, {more_gib} GiB more asked).",
+            gettext(
+                "Your organisation's limit of %(quota_disk_gib)s GiB of desktop disks would be exceeded "
+                "(%(held)s GiB held, %(more_gib)s GiB more asked)."
+            )
+            % {"quota_disk_gib": tenant.quota_disk_gib, "held": held, "more_gib": more_gib},
             code="quota_disk",
         )
     return None
@@ -93,19 +100,24 @@ def run_refusal(
         running = running.exclude(pk=exclude_desktop_id)
     limit = tenant.max_running_per_user if user is not None else 0
     if limit and running.filter(user=user).count() >= limit:
-        return LimitExceeded(f"You may run {limit} desktop(s) at once; stop one first.", code="limit_running_per_user")
+        return LimitExceeded(
+            gettext("You may run %(limit)s desktop(s) at once; stop one first.") % {"limit": limit},
+            code="limit_running_per_user",
+        )
     checks_vcpus = bool(tenant.quota_vcpus and vcpus)
     checks_memory = bool(tenant.quota_ram_mib and memory_mib)
     if checks_vcpus or checks_memory:
         used = running.aggregate(vcpus=Sum("vcpus"), memory=Sum("memory_mib"))
         if checks_vcpus and (used["vcpus"] or 0) + vcpus > tenant.quota_vcpus:
             return LimitExceeded(
-                f"Your organisation's limit of {tenant.quota_vcpus} running vCPUs would be exceeded.",
+                gettext("Your organisation's limit of %(quota_vcpus)s running vCPUs would be exceeded.")
+                % {"quota_vcpus": tenant.quota_vcpus},
                 code="quota_vcpus",
             )
         if checks_memory and (used["memory"] or 0) + memory_mib > tenant.quota_ram_mib:
             return LimitExceeded(
-                f"Your organisation's limit of {tenant.quota_ram_mib} MiB of running RAM would be exceeded.",
+                gettext("Your organisation's limit of %(quota_ram_mib)s MiB of running RAM would be exceeded.")
+                % {"quota_ram_mib": tenant.quota_ram_mib},
                 code="quota_ram",
             )
     return None
@@ -140,11 +152,13 @@ def ensure_size_fits_quotas(*, tenant: Tenant, vcpus: int, memory_mib: int) -> N
     """Refuse a size the tenant could never run, whatever else stops: larger than its running quotas."""
     if tenant.quota_vcpus and vcpus > tenant.quota_vcpus:
         raise LimitExceeded(
-            f"{vcpus} vCPUs is more than your organisation's running quota of {tenant.quota_vcpus}.",
+            gettext("%(vcpus)s vCPUs is more than your organisation's running quota of %(quota_vcpus)s.")
+            % {"vcpus": vcpus, "quota_vcpus": tenant.quota_vcpus},
             code="quota_vcpus",
         )
     if tenant.quota_ram_mib and memory_mib > tenant.quota_ram_mib:
         raise LimitExceeded(
-            f"{memory_mib} MiB is more than your organisation's running RAM quota of {tenant.quota_ram_mib} MiB.",
+            gettext("%(memory_mib)s MiB is more than your organisation's running RAM quota of %(quota_ram_mib)s MiB.")
+            % {"memory_mib": memory_mib, "quota_ram_mib": tenant.quota_ram_mib},
             code="quota_ram",
         )

@@ -7,6 +7,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
@@ -41,7 +42,11 @@ def _new_operation(*, desktop: Desktop, kind: str, actor, params: dict | None = 
     except IntegrityError:
         running = Operation.objects.in_flight().filter(desktop=desktop).first()
         what = f"a {running.kind} operation" if running else "another operation"
-        raise Conflict(f"{desktop.name} is busy with {what}; try again when it finishes.", code="operation_in_progress")
+        raise Conflict(
+            gettext("%(name)s is busy with %(what)s; try again when it finishes.")
+            % {"name": desktop.name, "what": what},
+            code="operation_in_progress",
+        )
     enqueue(operation)
     return operation
 
@@ -73,7 +78,7 @@ def request_create(
         quotas.ensure_tenant_active(tenant)
         if not DesktopTemplate.objects.launchable_by(tenant).filter(pk=template.pk).exists():
             raise ServiceError(
-                "This template is not available to your organisation.", code="template_unavailable", status=404
+                gettext("This template is not available to your organisation."), code="template_unavailable", status=404
             )
         if custom:
             quotas.ensure_size_fits_quotas(tenant=tenant, vcpus=size.vcpus, memory_mib=size.memory_mib)
@@ -103,7 +108,7 @@ def request_action(
 ) -> Operation:
     """Queue a lifecycle action on an existing desktop after checking state and limits."""
     if kind not in ACTIONS or not ACTIONS[kind].requestable:
-        raise ServiceError(f"Unknown action '{kind}'.", code="invalid_action")
+        raise ServiceError(gettext("Unknown action '%(kind)s'.") % {"kind": kind}, code="invalid_action")
     with transaction.atomic():
         if kind in (OperationKind.START, OperationKind.RESUME, OperationKind.REVERT):
             # Taken before the state is read, so the state, the limits and the new operation are one step.
@@ -111,7 +116,12 @@ def request_action(
         desktop.refresh_from_db()
         if not can_request(kind, desktop.state):
             raise Conflict(
-                f"Cannot {kind.replace('_', ' ')} {desktop.name} while it is {desktop.get_state_display().lower()}.",
+                gettext("Cannot %(replace)s %(name)s while it is %(lower)s.")
+                % {
+                    "replace": OperationKind(kind).label.lower(),
+                    "name": desktop.name,
+                    "lower": desktop.get_state_display().lower(),
+                },
                 code="invalid_state",
             )
         params = dict(params or {})
@@ -120,7 +130,8 @@ def request_action(
         if kind in (OperationKind.SNAPSHOT, OperationKind.REVERT) and _home_plugged_in(desktop):
             # A snapshot of the running VM would take the home along, and a revert roll the person's files back.
             raise Conflict(
-                f"{desktop.name} has your home folder plugged in: stop it first, then snapshot or revert it.",
+                gettext("%(name)s has your home folder plugged in: stop it first, then snapshot or revert it.")
+                % {"name": desktop.name},
                 code="home_plugged_in",
             )
         if kind == OperationKind.REVERT and _revert_boots(desktop, params["snapshot"]):
@@ -142,7 +153,7 @@ def request_action(
 def recycle(*, desktop: Desktop, actor=None, reason: str = "Returned to the pool", ip: str | None = None) -> Operation:
     """A used pooled desktop is destroyed so the next person gets a clean one; refill replaces it."""
     if desktop.kind != DesktopKind.POOLED:
-        raise ServiceError("Only pooled desktops are recycled.", code="not_pooled")
+        raise ServiceError(gettext("Only pooled desktops are recycled."), code="not_pooled")
     return request_action(desktop=desktop, kind=OperationKind.DELETE, actor=actor, params={"reason": reason}, ip=ip)
 
 
@@ -170,10 +181,14 @@ def _snapshot_name(kind: str, desktop: Desktop, name: str) -> str:
     if kind == OperationKind.SNAPSHOT and not name:
         name = timezone.now().strftime("snap-%Y%m%d-%H%M%S")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
-        raise ServiceError("Snapshot names use letters, digits, '.', '_' and '-' (up to 64).", code="invalid_snapshot")
+        raise ServiceError(
+            gettext("Snapshot names use letters, digits, '.', '_' and '-' (up to 64)."), code="invalid_snapshot"
+        )
     exists = desktop.snapshots.filter(name=name).exists()
     if kind == OperationKind.SNAPSHOT and exists:
-        raise Conflict(f"A snapshot named {name} already exists.", code="snapshot_exists")
+        raise Conflict(gettext("A snapshot named %(name)s already exists.") % {"name": name}, code="snapshot_exists")
     if kind != OperationKind.SNAPSHOT and not exists:
-        raise ServiceError(f"No snapshot named {name}.", code="snapshot_not_found", status=404)
+        raise ServiceError(
+            gettext("No snapshot named %(name)s.") % {"name": name}, code="snapshot_not_found", status=404
+        )
     return name

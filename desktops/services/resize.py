@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, Operation
@@ -42,7 +43,7 @@ def request_resize(
     """Queue a resize of the desktop to the size asked for (what is left out stays as it is)."""
     if desktop.kind != DesktopKind.PERSONAL:
         raise ServiceError(
-            "Pooled desktops keep their template's size; resize a personal desktop.", code="not_personal"
+            gettext("Pooled desktops keep their template's size; resize a personal desktop."), code="not_personal"
         )
     with transaction.atomic():
         # Taken before the desktop is read: the state, the quotas and the new operation are one step.
@@ -52,7 +53,8 @@ def request_resize(
         desktop.refresh_from_db()
         if desktop.state not in ACTIONS[OperationKind.RESIZE].sources:
             raise Conflict(
-                f"Cannot resize {desktop.name} while it is {desktop.get_state_display().lower()}.",
+                gettext("Cannot resize %(name)s while it is %(lower)s.")
+                % {"name": desktop.name, "lower": desktop.get_state_display().lower()},
                 code="invalid_state",
             )
         current = sizes.of_desktop(desktop)
@@ -72,17 +74,22 @@ def request_resize(
 def _check_change(desktop: Desktop, current: sizes.Size, wanted: sizes.Size) -> None:
     if wanted.disk_gib < current.disk_gib:
         raise ServiceError(
-            f"Disks only grow: {desktop.name} has {current.disk_gib} GiB, and a smaller disk would cut off its files.",
+            gettext("Disks only grow: %(name)s has %(disk_gib)s GiB, and a smaller disk would cut off its files.")
+            % {"name": desktop.name, "disk_gib": current.disk_gib},
             code="disk_shrink",
         )
     compute_changes = (wanted.vcpus, wanted.memory_mib) != (current.vcpus, current.memory_mib)
     if compute_changes and desktop.state != DesktopState.STOPPED:
         raise Conflict(
-            f"Stop {desktop.name} first: vCPUs and RAM change while it is stopped (the disk can grow while it runs).",
+            gettext("Stop %(name)s first: vCPUs and RAM change while it is stopped (the disk can grow while it runs).")
+            % {"name": desktop.name},
             code="resize_needs_stop",
         )
     if (wanted.vcpus, wanted.memory_mib, wanted.disk_gib) == (current.vcpus, current.memory_mib, current.disk_gib):
-        raise ServiceError(f"{desktop.name} already has {current.label}.", code="size_unchanged")
+        raise ServiceError(
+            gettext("%(name)s already has %(label)s.") % {"name": desktop.name, "label": current.label},
+            code="size_unchanged",
+        )
 
 
 def _ensure_room_on_host(desktop: Desktop, current: sizes.Size, wanted: sizes.Size) -> None:
@@ -95,8 +102,17 @@ def _ensure_room_on_host(desktop: Desktop, current: sizes.Size, wanted: sizes.Si
         return
     if more_vcpus > host.free_vcpus or more_memory > host.free_capacity_mib:
         raise Conflict(
-            f"{host.name} has room for {host.free_vcpus} more vCPUs and {host.free_capacity_mib} MiB more RAM; "
-            f"this resize needs {max(more_vcpus, 0)} and {max(more_memory, 0)}.",
+            gettext(
+                "%(name)s has room for %(free_vcpus)s more vCPUs and %(free_capacity_mib)s MiB more RAM; "
+                "this resize needs %(max)s and %(max2)s."
+            )
+            % {
+                "name": host.name,
+                "free_vcpus": host.free_vcpus,
+                "free_capacity_mib": host.free_capacity_mib,
+                "max": max(more_vcpus, 0),
+                "max2": max(more_memory, 0),
+            },
             code="no_host_capacity",
         )
 

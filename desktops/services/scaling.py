@@ -12,13 +12,23 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
 RAMP_UP, PEAK, RAMP_DOWN, OFF_PEAK = "ramp_up", "peak", "ramp_down", "off_peak"
 PHASES = (RAMP_UP, PEAK, RAMP_DOWN, OFF_PEAK)
-PHASE_LABELS = {RAMP_UP: "Ramp-up", PEAK: "Peak", RAMP_DOWN: "Ramp-down", OFF_PEAK: "Off-peak"}
+PHASE_LABELS = {RAMP_UP: _("Ramp-up"), PEAK: _("Peak"), RAMP_DOWN: _("Ramp-down"), OFF_PEAK: _("Off-peak")}
+# One sentence per phase: a phase's name inside a sentence changes its form in other languages.
+LATER_THAN = {
+    RAMP_UP: _("Must be later than the ramp-up start."),
+    PEAK: _("Must be later than the peak start."),
+    RAMP_DOWN: _("Must be later than the ramp-down start."),
+    OFF_PEAK: _("Must be later than the off-peak start."),
+}
 # Phases in which surplus warm desktops may be released: the day's demand is behind us.
 RELEASING_PHASES = frozenset({RAMP_DOWN, OFF_PEAK})
 WEEKDAYS = (1, 2, 3, 4, 5, 6, 7)  # ISO: Monday is 1
-WEEKDAY_LABELS = {1: "Mon", 2: "Tue", 3: "Wed", 4: "Thu", 5: "Fri", 6: "Sat", 7: "Sun"}
+WEEKDAY_LABELS = {1: _("Mon"), 2: _("Tue"), 3: _("Wed"), 4: _("Thu"), 5: _("Fri"), 6: _("Sat"), 7: _("Sun")}
 
 
 @dataclass(frozen=True)
@@ -146,7 +156,7 @@ def phase_order_errors(starts: dict[str, time | None]) -> dict[str, str]:
         if start is None:
             continue
         if previous is not None and start <= previous[1]:
-            errors[f"{name}_start"] = f"Must be later than the {PHASE_LABELS[previous[0]].lower()} start."
+            errors[f"{name}_start"] = str(LATER_THAN[previous[0]])
         previous = (name, start)
     return errors
 
@@ -155,32 +165,40 @@ def minimum_errors(value: int | None, percent: bool, *, field: str, max_size: in
     if value is None:
         return {}
     if percent and value > 100:
-        return {field: "A percentage is at most 100."}
+        return {field: gettext("A percentage is at most 100.")}
     if not percent and max_size is not None and value > max_size:
-        return {field: f"Must not be more than the pool's maximum size ({max_size})."}
+        return {
+            field: gettext("Must not be more than the pool's maximum size (%(max_size)s).") % {"max_size": max_size}
+        }
     return {}
 
 
 def slot_errors(slot: Slot, others: Iterable[Slot]) -> dict[str, str]:
     """A slot ends after it starts, and does not overlap another slot of the same weekday."""
     if slot.end <= slot.start:
-        return {"end_time": "Must be later than the start."}
+        return {"end_time": gettext("Must be later than the start.")}
     for other in others:
         if other.weekday == slot.weekday and slot.start < other.end and other.start < slot.end:
             day = WEEKDAY_LABELS[slot.weekday]
-            return {"start_time": f"Overlaps the {day} slot {other.start:%H:%M} to {other.end:%H:%M}."}
+            return {
+                "start_time": gettext("Overlaps the %(day)s slot %(start)s to %(end)s.")
+                % {"day": day, "start": f"{other.start:%H:%M}", "end": f"{other.end:%H:%M}"}
+            }
     return {}
 
 
 def closure_errors(closure: Closure, others: Iterable[Closure]) -> dict[str, str]:
     """A closure's last day is not before its first, and closures do not overlap."""
     if closure.last_day < closure.first_day:
-        return {"last_day": "Must not be before the first day."}
+        return {"last_day": gettext("Must not be before the first day.")}
     if closure.last_day - closure.first_day > timedelta(days=366):
-        return {"last_day": "A closure spans at most a year."}
+        return {"last_day": gettext("A closure spans at most a year.")}
     for other in others:
         if closure.first_day <= other.last_day and other.first_day <= closure.last_day:
-            return {"first_day": f"Overlaps the closure {other.first_day} to {other.last_day}."}
+            return {
+                "first_day": gettext("Overlaps the closure %(first_day)s to %(last_day)s.")
+                % {"first_day": other.first_day, "last_day": other.last_day}
+            }
     return {}
 
 
@@ -191,7 +209,7 @@ def chart_points(series: Sequence[tuple[time, int]], *, width: int, height: int,
     step = width / len(series)
     scale = height / max(1, top)
     points: list[str] = []
-    for i, (_, value) in enumerate(series):
+    for i, (_at, value) in enumerate(series):
         y = height - value * scale
         points.append(f"{i * step:.1f},{y:.1f}")
         points.append(f"{(i + 1) * step:.1f},{y:.1f}")

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
+from django.utils.translation import gettext
+
 from desktops.models import Desktop, DesktopTemplate, TemplateSize
 from desktops.models.template import MAX_DISK_GIB, MAX_MEMORY_MIB, MAX_VCPUS, MIN_MEMORY_MIB
 from desktops.services.guest_platform import placement_needs
@@ -99,7 +101,11 @@ def _check(what: str, value: int, low: int, high: int, unit: str, code: str) -> 
         # Memory in the words people pick it in (the launcher asks GiB): 3 GiB, 1536 MiB.
         say = _gib if unit == "MiB" else lambda amount: f"{amount} {unit}"
         span = say(low) if low == high else f"{say(low)} to {say(high)}"
-        raise ServiceError(f"{say(value)} is outside what this template allows for {what}: {span}.", code=code)
+        raise ServiceError(
+            gettext("%(say)s is outside what this template allows for %(what)s: %(span)s.")
+            % {"say": say(value), "what": what, "span": span},
+            code=code,
+        )
 
 
 def _hard_bounds(vcpus: int, memory_mib: int, disk_gib: int) -> None:
@@ -122,7 +128,9 @@ def resolve(
     base = base or default_size(template)
     if size:
         if any(value is not None for value in (vcpus, memory_mib, disk_gib)):
-            raise ServiceError("Give a named size or vcpus/memory_mib/disk_gib, not both.", code="size_conflict")
+            raise ServiceError(
+                gettext("Give a named size or vcpus/memory_mib/disk_gib, not both."), code="size_conflict"
+            )
         named = template.sizes.filter(name=size).first()
         if named is None:
             offered = ", ".join(s.name for s in named_sizes(template)) or "none"
@@ -195,7 +203,10 @@ def may_choose(*, tenant: Tenant, actor) -> bool:
 
 def ensure_may_choose(*, tenant: Tenant, actor, what: str) -> None:
     if not may_choose(tenant=tenant, actor=actor):
-        raise Forbidden(f"In {tenant.name} only admins may {what}; ask one of them.", code="resize_admins_only")
+        raise Forbidden(
+            gettext("In %(name)s only admins may %(what)s; ask one of them.") % {"name": tenant.name, "what": what},
+            code="resize_admins_only",
+        )
 
 
 def ensure_host_room(*, template: DesktopTemplate, size: Size) -> None:
@@ -210,6 +221,7 @@ def ensure_host_room(*, template: DesktopTemplate, size: Size) -> None:
     )
     if not scheduling.rank(request, limit=1):
         raise Conflict(
-            f"No host has room for {size.vcpus} vCPU and {_gib(size.memory_mib)} RAM right now; choose a smaller size.",
+            gettext("No host has room for %(vcpus)s vCPU and %(gib)s RAM right now; choose a smaller size.")
+            % {"vcpus": size.vcpus, "gib": _gib(size.memory_mib)},
             code="no_host_capacity",
         )

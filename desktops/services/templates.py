@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from desktops.choices import Visibility
 from desktops.models import DesktopTemplate, TemplateSize
@@ -64,12 +65,14 @@ def _check_quotas(tenant: Tenant, template: DesktopTemplate) -> None:
     """A template bigger than the tenant may ever run would only produce refusals at launch."""
     if tenant.quota_vcpus and template.vcpus > tenant.quota_vcpus:
         raise LimitExceeded(
-            f"{template.vcpus} vCPUs is more than your organisation's quota of {tenant.quota_vcpus}.",
+            gettext("%(vcpus)s vCPUs is more than your organisation's quota of %(quota_vcpus)s.")
+            % {"vcpus": template.vcpus, "quota_vcpus": tenant.quota_vcpus},
             code="quota_vcpus",
         )
     if tenant.quota_ram_mib and template.memory_mib > tenant.quota_ram_mib:
         raise LimitExceeded(
-            f"{template.memory_mib} MiB is more than your organisation's RAM quota of {tenant.quota_ram_mib} MiB.",
+            gettext("%(memory_mib)s MiB is more than your organisation's RAM quota of %(quota_ram_mib)s MiB.")
+            % {"memory_mib": template.memory_mib, "quota_ram_mib": tenant.quota_ram_mib},
             code="quota_ram",
         )
 
@@ -82,18 +85,27 @@ def _check_ranges(template: DesktopTemplate) -> None:
     ):
         if low is not None and high is not None and low > high:
             raise ServiceError(
-                f"The smallest {what} ({low} {unit}) is more than the largest ({high} {unit}).", code="range_invalid"
+                gettext("The smallest %(what)s (%(low)s %(unit)s) is more than the largest (%(high)s %(unit)s).")
+                % {"what": what, "low": low, "unit": unit, "high": high},
+                code="range_invalid",
             )
         if (low is not None and default < low) or (high is not None and default > high):
             span = f"at most {high}" if low is None else f"at least {low}" if high is None else f"{low} to {high}"
             raise ServiceError(
-                f"The default size's {what} ({default} {unit}) must lie within the range people may pick ({span}).",
+                gettext(
+                    "The default size's %(what)s (%(default)s %(unit)s) must lie within the range people may pick "
+                    "(%(span)s)."
+                )
+                % {"what": what, "default": default, "unit": unit, "span": span},
                 code="range_excludes_default",
             )
     if template.max_disk_gib is not None and template.max_disk_gib < template.disk_gib:
         raise ServiceError(
-            f"The largest disk ({template.max_disk_gib} GiB) is smaller than the default disk "
-            f"({template.disk_gib} GiB); disks only grow from the default.",
+            gettext(
+                "The largest disk (%(max_disk_gib)s GiB) is smaller than the default disk "
+                "(%(disk_gib)s GiB); disks only grow from the default."
+            )
+            % {"max_disk_gib": template.max_disk_gib, "disk_gib": template.disk_gib},
             code="range_excludes_default",
         )
 
@@ -108,9 +120,11 @@ def save_private_template(
     """Create or change one of the tenant's own templates, recording what changed."""
     unknown = set(values) - set(TENANT_FIELDS)
     if unknown:
-        raise ServiceError(f"Unknown template field: {', '.join(sorted(unknown))}.", code="invalid_field")
+        raise ServiceError(
+            gettext("Unknown template field: %(join)s.") % {"join": ", ".join(sorted(unknown))}, code="invalid_field"
+        )
     if template is not None and not DesktopTemplate.objects.for_tenant(tenant).filter(pk=template.pk).exists():
-        raise NotFound("No such template in your organisation.")
+        raise NotFound(gettext("No such template in your organisation."))
     creating = template is None
     with transaction.atomic():
         if template is None:
@@ -149,7 +163,7 @@ def _own_template(tenant: Tenant, template: DesktopTemplate) -> DesktopTemplate:
     """The tenant's own template, locked: adds to one template are counted and named one at a time."""
     found = DesktopTemplate.objects.for_tenant(tenant).select_for_update().filter(pk=template.pk).first()
     if found is None:
-        raise NotFound("No such template in your organisation.")
+        raise NotFound(gettext("No such template in your organisation."))
     return found
 
 
@@ -168,8 +182,11 @@ def _check_size(tenant: Tenant, template: DesktopTemplate, size: TemplateSize) -
         raise ServiceError("; ".join(error.messages), code="invalid_size") from None
     if size.disk_gib < template.disk_gib:
         raise ServiceError(
-            f"A size's disk must be at least the template's {template.disk_gib} GiB: "
-            "desktops are cloned at the template's disk and disks never shrink.",
+            gettext(
+                "A size's disk must be at least the template's %(disk_gib)s GiB: "
+                "desktops are cloned at the template's disk and disks never shrink."
+            )
+            % {"disk_gib": template.disk_gib},
             code="disk_below_default",
         )
     # A size bigger than the organisation may ever run would only produce refusals at launch.
@@ -188,13 +205,16 @@ def save_size(
     """Add a named size to one of the tenant's templates, or change one (`size`), recording what changed."""
     unknown = set(values) - set(SIZE_FIELDS)
     if unknown:
-        raise ServiceError(f"Unknown size field: {', '.join(sorted(unknown))}.", code="invalid_field")
+        raise ServiceError(
+            gettext("Unknown size field: %(join)s.") % {"join": ", ".join(sorted(unknown))}, code="invalid_field"
+        )
     with transaction.atomic():
         template = _own_template(tenant, template)
         if size is None:
             if template.sizes.count() >= MAX_SIZES_PER_TEMPLATE:
                 raise LimitExceeded(
-                    f"{template.name} has {MAX_SIZES_PER_TEMPLATE} sizes already; change or remove one.",
+                    gettext("%(name)s has %(MAX_SIZES_PER_TEMPLATE)s sizes already; change or remove one.")
+                    % {"name": template.name, "MAX_SIZES_PER_TEMPLATE": MAX_SIZES_PER_TEMPLATE},
                     code="too_many_sizes",
                 )
             size, before = TemplateSize(template=template), None
@@ -206,7 +226,7 @@ def save_size(
                 .first()
             )
             if size is None:
-                raise NotFound("No such size in your organisation.")
+                raise NotFound(gettext("No such size in your organisation."))
             before = _shape(size)
         for key, value in values.items():
             setattr(size, key, value.strip() if isinstance(value, str) else value)
@@ -237,7 +257,7 @@ def delete_size(*, tenant: Tenant, actor, size: TemplateSize, ip: str | None = N
             TemplateSize.objects.for_tenant(tenant).select_for_update().filter(pk=size.pk, template=template).first()
         )
         if found is None:
-            raise NotFound("No such size in your organisation.")
+            raise NotFound(gettext("No such size in your organisation."))
         events.template_size_changed(
             actor=actor, tenant=tenant, size=found, change="delete", before=_shape(found), ip=ip
         )

@@ -21,6 +21,25 @@ def test_it_refuses_a_suspended_tenant(alice, host, template):
     assert not Desktop.objects.exists()
 
 
+def test_it_keeps_the_code_and_answers_the_message_in_the_callers_language(alice, bob, host, template):
+    alice.tenant.status = TenantStatus.SUSPENDED
+    alice.tenant.save()
+    client = api_client(alice.member, alice.tenant)
+    german = client.post("/api/desktop/start", {"template": template.pk}, format="json", HTTP_ACCEPT_LANGUAGE="de")
+    english = client.post("/api/desktop/start", {"template": template.pk}, format="json", HTTP_ACCEPT_LANGUAGE="en")
+    assert german.status_code == english.status_code == 403
+    assert german.json()["code"] == english.json()["code"] == "tenant_suspended"  # the code is for programs
+    said = german.json()["detail"]
+    assert (
+        said == f"{alice.tenant.name} ist gesperrt: nichts kann geändert werden, bis die Organisation reaktiviert ist."
+    )
+    assert english.json()["detail"].startswith(f"{alice.tenant.name} is suspended")
+    # And the API's own answers too (an unknown address under /api/)
+    missing = client.get("/api/v1/no-such-thing/", HTTP_ACCEPT_LANGUAGE="de")
+    assert missing.status_code == 404 and missing.json() == {"code": "not_found", "detail": "Nicht gefunden."}
+    assert not Desktop.objects.exists()
+
+
 def test_it_names_the_quota_that_is_full(alice, host, template, work):
     alice.tenant.quota_vcpus = 3
     alice.tenant.max_running_per_user = 5

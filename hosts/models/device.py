@@ -4,32 +4,35 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class HostDevice(models.Model):
     """One PCI display device of a host; assignment changes only through the scheduler's claims."""
 
-    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="devices")
-    pci_address = models.CharField(max_length=16, help_text='e.g. "0000:3b:00.0"')
-    nodedev_name = models.CharField(max_length=64, blank=True)
-    vendor_id = models.PositiveIntegerField(default=0)
-    product_id = models.PositiveIntegerField(default=0)
-    vendor_name = models.CharField(max_length=200, blank=True)
-    product_name = models.CharField(max_length=200, blank=True)
-    driver = models.CharField(max_length=64, blank=True)
+    host = models.ForeignKey("hosts.Host", verbose_name=_("host"), on_delete=models.CASCADE, related_name="devices")
+    pci_address = models.CharField(verbose_name=_("pci address"), max_length=16, help_text=_('e.g. "0000:3b:00.0"'))
+    nodedev_name = models.CharField(verbose_name=_("nodedev name"), max_length=64, blank=True)
+    vendor_id = models.PositiveIntegerField(verbose_name=_("vendor id"), default=0)
+    product_id = models.PositiveIntegerField(verbose_name=_("product id"), default=0)
+    vendor_name = models.CharField(verbose_name=_("vendor name"), max_length=200, blank=True)
+    product_name = models.CharField(verbose_name=_("product name"), max_length=200, blank=True)
+    driver = models.CharField(verbose_name=_("driver"), max_length=64, blank=True)
     # {type_id: {"name": ..., "max_instances": n}}; the figure the kernel gave while we held none.
-    mdev_types = models.JSONField(default=dict, blank=True)
+    mdev_types = models.JSONField(verbose_name=_("mdev types"), default=dict, blank=True)
     # False once a heartbeat no longer sees the device (unplugged, host reconfigured).
-    present = models.BooleanField(default=True)
+    present = models.BooleanField(verbose_name=_("present"), default=True)
 
     # Whole-device passthrough: the desktop holding it.
-    assigned_desktop_id = models.BigIntegerField(null=True, blank=True)
+    assigned_desktop_id = models.BigIntegerField(verbose_name=_("assigned desktop id"), null=True, blank=True)
     # Mediated devices: one type at a time per GPU (NVIDIA's rule, and the safe one elsewhere).
-    mdev_type_in_use = models.CharField(max_length=100, blank=True)
-    mdev_instances_used = models.PositiveIntegerField(default=0)
-    mdev_capacity = models.PositiveIntegerField(default=0)
+    mdev_type_in_use = models.CharField(verbose_name=_("mdev type in use"), max_length=100, blank=True)
+    mdev_instances_used = models.PositiveIntegerField(verbose_name=_("mdev instances used"), default=0)
+    mdev_capacity = models.PositiveIntegerField(verbose_name=_("mdev capacity"), default=0)
 
     class Meta:
+        verbose_name = _("host device")
+        verbose_name_plural = _("host devices")
         ordering = ["host", "pci_address"]
         constraints = [
             models.UniqueConstraint(fields=["host", "pci_address"], name="hostdevice_unique_address"),

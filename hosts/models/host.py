@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from hosts.choices import HostState, VirtType
 
@@ -37,54 +38,88 @@ def default_console_address(uri: str) -> str:
 class Host(models.Model):
     """A libvirt host. Counters change only through hosts.scheduling.placement's conditional updates."""
 
-    name = models.CharField(max_length=100, unique=True)
-    uri = models.CharField(max_length=500, unique=True, help_text="libvirt URI, e.g. qemu+ssh://root@host/system")
+    name = models.CharField(verbose_name=_("name"), max_length=100, unique=True)
+    uri = models.CharField(
+        verbose_name=_("uri"), max_length=500, unique=True, help_text=_("libvirt URI, e.g. qemu+ssh://root@host/system")
+    )
 
     # Learned from libvirt at registration and on every heartbeat.
-    hostname = models.CharField(max_length=255, blank=True)
-    arch = models.CharField(max_length=32, blank=True)
-    cpus = models.PositiveIntegerField(default=0)
-    memory_mib = models.PositiveBigIntegerField(default=0)
-    free_memory_mib = models.PositiveBigIntegerField(default=0)
-    virt_types = models.JSONField(default=list, blank=True, help_text="Virtualisation types libvirt offers.")
-    detected_virt_type = models.CharField(max_length=8, choices=VirtType.choices, blank=True)
-    libvirt_version = models.CharField(max_length=32, blank=True)
-    hypervisor_version = models.CharField(max_length=32, blank=True)
+    hostname = models.CharField(verbose_name=_("hostname"), max_length=255, blank=True)
+    arch = models.CharField(verbose_name=_("arch"), max_length=32, blank=True)
+    cpus = models.PositiveIntegerField(verbose_name=_("cpus"), default=0)
+    memory_mib = models.PositiveBigIntegerField(verbose_name=_("memory mib"), default=0)
+    free_memory_mib = models.PositiveBigIntegerField(verbose_name=_("free memory mib"), default=0)
+    virt_types = models.JSONField(
+        verbose_name=_("virt types"), default=list, blank=True, help_text=_("Virtualisation types libvirt offers.")
+    )
+    detected_virt_type = models.CharField(
+        verbose_name=_("detected virt type"), max_length=8, choices=VirtType.choices, blank=True
+    )
+    libvirt_version = models.CharField(verbose_name=_("libvirt version"), max_length=32, blank=True)
+    hypervisor_version = models.CharField(verbose_name=_("hypervisor version"), max_length=32, blank=True)
     # What its QEMU offers guests, for Windows 11 templates; None where libvirt cannot say (its test driver).
-    offers_uefi = models.BooleanField(null=True, blank=True, help_text="UEFI firmware (OVMF) for guests.")
-    offers_secure_boot = models.BooleanField(null=True, blank=True, help_text="UEFI firmware with Secure Boot.")
-    offers_tpm = models.BooleanField(null=True, blank=True, help_text="An emulated TPM 2.0 (swtpm).")
+    offers_uefi = models.BooleanField(
+        verbose_name=_("offers UEFI"), null=True, blank=True, help_text=_("UEFI firmware (OVMF) for guests.")
+    )
+    offers_secure_boot = models.BooleanField(
+        verbose_name=_("offers Secure Boot"), null=True, blank=True, help_text=_("UEFI firmware with Secure Boot.")
+    )
+    offers_tpm = models.BooleanField(
+        verbose_name=_("offers a TPM"), null=True, blank=True, help_text=_("An emulated TPM 2.0 (swtpm).")
+    )
 
     # Set by the operator.
-    enabled = models.BooleanField(default=True)
-    maintenance = models.BooleanField(default=False, help_text="No new desktops; running ones may be moved away.")
-    drain = models.BooleanField(default=False, help_text="No new desktops; running ones stay until they end.")
-    cpu_ratio = models.FloatField(default=4.0, validators=[MinValueValidator(0.1), MaxValueValidator(64)])
-    ram_ratio = models.FloatField(default=1.0, validators=[MinValueValidator(0.1), MaxValueValidator(8)])
+    enabled = models.BooleanField(verbose_name=_("enabled"), default=True)
+    maintenance = models.BooleanField(
+        verbose_name=_("maintenance"), default=False, help_text=_("No new desktops; running ones may be moved away.")
+    )
+    drain = models.BooleanField(
+        verbose_name=_("drain"), default=False, help_text=_("No new desktops; running ones stay until they end.")
+    )
+    cpu_ratio = models.FloatField(
+        verbose_name=_("cpu ratio"), default=4.0, validators=[MinValueValidator(0.1), MaxValueValidator(64)]
+    )
+    ram_ratio = models.FloatField(
+        verbose_name=_("ram ratio"), default=1.0, validators=[MinValueValidator(0.1), MaxValueValidator(8)]
+    )
     reserved_memory_mib = models.PositiveIntegerField(
-        default=1024, validators=[MaxValueValidator(1024**3)], help_text="RAM kept for the host itself."
+        verbose_name=_("reserved memory mib"),
+        default=1024,
+        validators=[MaxValueValidator(1024**3)],
+        help_text=_("RAM kept for the host itself."),
     )
     console_address = models.CharField(
-        max_length=255, blank=True, help_text="Address the console proxy uses to reach this host's VNC servers."
+        verbose_name=_("console address"),
+        max_length=255,
+        blank=True,
+        help_text=_("Address the console proxy uses to reach this host's VNC servers."),
     )
     virt_type = models.CharField(
-        max_length=8, choices=VirtType.choices, blank=True, help_text="Override; empty uses the detected type."
+        verbose_name=_("virt type"),
+        max_length=8,
+        choices=VirtType.choices,
+        blank=True,
+        help_text=_("Override; empty uses the detected type."),
     )
-    storage_pool = models.CharField(max_length=100, default="default")
+    storage_pool = models.CharField(verbose_name=_("storage pool"), max_length=100, default="default")
 
     # Health.
-    state = models.CharField(max_length=16, choices=HostState.choices, default=HostState.UNKNOWN, db_index=True)
-    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(
+        verbose_name=_("state"), max_length=16, choices=HostState.choices, default=HostState.UNKNOWN, db_index=True
+    )
+    last_heartbeat_at = models.DateTimeField(verbose_name=_("last heartbeat at"), null=True, blank=True)
+    last_error = models.TextField(verbose_name=_("last error"), blank=True)
+    last_error_at = models.DateTimeField(verbose_name=_("last error at"), null=True, blank=True)
 
     # What placed desktops hold; the scheduler's claim is the only writer.
-    allocated_vcpus = models.PositiveIntegerField(default=0)
-    allocated_memory_mib = models.PositiveBigIntegerField(default=0)
+    allocated_vcpus = models.PositiveIntegerField(verbose_name=_("allocated vcpus"), default=0)
+    allocated_memory_mib = models.PositiveBigIntegerField(verbose_name=_("allocated memory mib"), default=0)
 
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("host")
+        verbose_name_plural = _("hosts")
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(condition=models.Q(cpu_ratio__gt=0), name="host_cpu_ratio_positive"),

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from hosts import conf
 from hosts.choices import GpuProfileKind
@@ -52,9 +53,9 @@ def relocate(request: PlacementRequest, *, target_host_id: int | None = None) ->
     """
     allocation = Allocation.objects.filter(desktop_id=request.desktop_id).first()
     if allocation is None:
-        raise ServiceError("The desktop is not placed on a host.", code="not_placed")
+        raise ServiceError(gettext("The desktop is not placed on a host."), code="not_placed")
     if allocation.gpu_device_id is not None or request.gpu.kind != GpuProfileKind.NONE:
-        raise ServiceError("Desktops holding a GPU cannot be moved while running.", code="not_movable")
+        raise ServiceError(gettext("Desktops holding a GPU cannot be moved while running."), code="not_movable")
     request = dataclasses.replace(
         request,
         vcpus=allocation.vcpus,

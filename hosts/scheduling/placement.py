@@ -15,6 +15,7 @@ from django.db.models import BooleanField, Case, CharField, F, PositiveIntegerFi
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from hosts import conf
 from hosts.choices import GpuProfileKind, SchedulerStrategy
@@ -209,7 +210,7 @@ def _diagnose(request: PlacementRequest, now: datetime) -> NoCapacity:
     """Apply the filters one by one and name the first that leaves no host."""
     hosts = Host.objects.all()
     if not hosts.exists():
-        return NoCapacity("no host is registered", reason="no_host")
+        return NoCapacity(gettext("no host is registered"), reason="no_host")
     for host_filter in FILTERS:
         if not host_filter.applies(request):
             continue
@@ -218,7 +219,7 @@ def _diagnose(request: PlacementRequest, now: datetime) -> NoCapacity:
             return NoCapacity(host_filter.message(request, hosts), reason=host_filter.reason)
         hosts = narrowed
     # Every filter passes now: concurrent placements took the room and then released it.
-    return NoCapacity("hosts were full while placing; try again", reason="full")
+    return NoCapacity(gettext("hosts were full while placing; try again"), reason="full")
 
 
 def place(request: PlacementRequest) -> Placement:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext
+
 from hosts.choices import GpuProfileKind
 from hosts.hypervisor.platform import FIRMWARES
 from quetzal.errors import ServiceError
@@ -54,7 +56,7 @@ class PlacementRequest:
 
     def __post_init__(self) -> None:
         if self.vcpus < 1 or self.memory_mib < 1:
-            raise ServiceError("A desktop needs at least 1 vCPU and 1 MiB of RAM.", code="invalid_request")
+            raise ServiceError(gettext("A desktop needs at least 1 vCPU and 1 MiB of RAM."), code="invalid_request")
         # Parsed once, so a bad profile fails here and the filters read it without parsing.
         object.__setattr__(self, "gpu", parse_gpu_profile(self.gpu_profile))
         if self.firmware not in FIRMWARES:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from django.utils.translation import gettext
+
 from hosts import conf, pki
 from hosts.hypervisor import HostInfo, Hypervisor, HypervisorError, PoolNotFound, detect_virt_type, open_hypervisor
 from hosts.models import Host
@@ -217,7 +219,7 @@ def enrol_host(
     """Check the host over its transport and register it; refuse, naming what is missing, if not ready."""
     uri = uri.strip()
     if not uri:
-        raise ServiceError("A host needs a libvirt URI, e.g. qemu+tls://host/system.", code="invalid_uri")
+        raise ServiceError(gettext("A host needs a libvirt URI, e.g. qemu+tls://host/system."), code="invalid_uri")
     final = connection_uri(uri, pki_root=pki_root)
     check = check_host(
         final,
@@ -226,6 +228,9 @@ def enrol_host(
     )
     if not check.ready:
         missing = "; ".join(f"{f.item}: {f.detail}" for f in check.missing if f.blocking)
-        raise HostNotReady(f"{uri} cannot take desktops yet. Missing: {missing}", check=check)
+        raise HostNotReady(
+            gettext("%(uri)s cannot take desktops yet. Missing: %(missing)s") % {"uri": uri, "missing": missing},
+            check=check,
+        )
     host = register_host(final, name=name, actor=actor, **operator_settings)
     return host, check

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from hosts import conf, scheduling
 from hosts.choices import HostState
@@ -32,7 +33,7 @@ def heartbeat(*, host_id: int) -> Host:
     """Ask the host for its facts; up on an answer, the error recorded (and down once stale) if not."""
     host = Host.objects.filter(pk=host_id).first()
     if host is None:
-        raise NotFound(f"Host {host_id} does not exist.")
+        raise NotFound(gettext("Host %(host_id)s does not exist.") % {"host_id": host_id})
     now = timezone.now()
     try:
         info = get_hypervisor(host.uri).host_info()

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from hosts import dispatch
 from hosts.choices import HostState
@@ -56,17 +57,19 @@ def register_host(uri: str, *, name: str | None = None, actor=None, **operator_s
     """Connect to a libvirt URI, learn the host and save it; nothing is saved if it cannot be reached."""
     uri = uri.strip()
     if not uri:
-        raise ServiceError("A host needs a libvirt URI, e.g. qemu+ssh://root@host/system.", code="invalid_uri")
+        raise ServiceError(gettext("A host needs a libvirt URI, e.g. qemu+ssh://root@host/system."), code="invalid_uri")
     unknown = set(operator_settings) - set(OPERATOR_FIELDS)
     if unknown:
-        raise ServiceError(f"Unknown host setting: {', '.join(sorted(unknown))}.", code="unknown_setting")
+        raise ServiceError(
+            gettext("Unknown host setting: %(join)s.") % {"join": ", ".join(sorted(unknown))}, code="unknown_setting"
+        )
     if Host.objects.filter(uri=uri).exists():
-        raise HostExists(f"A host with URI {uri} is already registered.")
+        raise HostExists(gettext("A host with URI %(uri)s is already registered.") % {"uri": uri})
     hypervisor = get_hypervisor(uri)
     try:
         info = hypervisor.host_info()
     except HypervisorError as exc:
-        raise HostUnavailable(f"Cannot reach libvirt at {uri}: {exc}") from exc
+        raise HostUnavailable(gettext("Cannot reach libvirt at %(uri)s: %(exc)s") % {"uri": uri, "exc": exc}) from exc
     settings = {key: value for key, value in operator_settings.items() if value is not None}
     host = Host(
         uri=uri,
@@ -120,7 +123,9 @@ def update_host(*, host: Host, changes: dict[str, Any], actor=None) -> Host:
     """Change operator settings only; counters and learned facts are never written from a stale copy."""
     unknown = set(changes) - set(OPERATOR_FIELDS)
     if unknown:
-        raise ServiceError(f"Not an operator setting: {', '.join(sorted(unknown))}.", code="unknown_setting")
+        raise ServiceError(
+            gettext("Not an operator setting: %(join)s.") % {"join": ", ".join(sorted(unknown))}, code="unknown_setting"
+        )
     with transaction.atomic():
         current = Host.objects.select_for_update().get(pk=host.pk)
         before = {key: getattr(current, key) for key in changes}

@@ -16,6 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from hosts import conf, dispatch
 from hosts.checksums import CHUNK, sha256_chunks, sha256_file
@@ -43,7 +44,7 @@ def _normalise_checksum(value: str | None) -> str | None:
         return None
     value = value.strip().lower().removeprefix("sha256:")
     if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-        raise InvalidImage("The expected checksum must be 64 hexadecimal digits (SHA-256).")
+        raise InvalidImage(gettext("The expected checksum must be 64 hexadecimal digits (SHA-256)."))
     return value
 
 
@@ -52,31 +53,33 @@ def inspect_disk(path: Path, fmt: str) -> tuple[int, int]:
     if fmt not in ImageFormat.values:
         raise InvalidImage(f"Unknown image format {fmt!r}: use qcow2 or raw.")
     if not path.is_file():
-        raise InvalidImage(f"{path} is not a file.")
+        raise InvalidImage(gettext("%(path)s is not a file.") % {"path": path})
     size = path.stat().st_size
     if size == 0:
-        raise InvalidImage(f"{path} is empty.")
+        raise InvalidImage(gettext("%(path)s is empty.") % {"path": path})
     with path.open("rb") as handle:
         header = handle.read(32)
     is_qcow2 = header[:4] == QCOW2_MAGIC
     if fmt == ImageFormat.RAW:
         if is_qcow2:
             # Booting a qcow2 file as raw would show the guest the container, not the disk.
-            raise InvalidImage(f"{path.name} is a qcow2 file; import it as qcow2.")
+            raise InvalidImage(gettext("%(name)s is a qcow2 file; import it as qcow2.") % {"name": path.name})
         return size, size
     if not is_qcow2 or len(header) < 32:
-        raise InvalidImage(f"{path.name} is not a qcow2 file.")
+        raise InvalidImage(gettext("%(name)s is not a qcow2 file.") % {"name": path.name})
     backing_offset, _backing_len = struct.unpack(">QI", header[8:20])
     if backing_offset:
         # A base image must stand alone: a backing file path would not exist on the hosts.
-        raise InvalidImage(f"{path.name} has a backing file; flatten it (qemu-img convert) first.")
+        raise InvalidImage(
+            gettext("%(name)s has a backing file; flatten it (qemu-img convert) first.") % {"name": path.name}
+        )
     (virtual_size,) = struct.unpack(">Q", header[24:32])
     return size, virtual_size
 
 
 def _check_boot_files(kernel: str | os.PathLike | None, initrd: str | os.PathLike | None) -> tuple[str, str]:
     if initrd and not kernel:
-        raise InvalidImage("An initrd needs a kernel.")
+        raise InvalidImage(gettext("An initrd needs a kernel."))
     paths = []
     for label, value in (("kernel", kernel), ("initrd", initrd)):
         if not value:
@@ -84,7 +87,7 @@ def _check_boot_files(kernel: str | os.PathLike | None, initrd: str | os.PathLik
             continue
         path = Path(value).resolve()
         if not path.is_file():
-            raise InvalidImage(f"The {label} {path} is not a file.")
+            raise InvalidImage(gettext("The %(label)s %(path)s is not a file.") % {"label": label, "path": path})
         paths.append(str(path))
     return paths[0], paths[1]
 
@@ -103,7 +106,7 @@ def _check_ready_line(line: str) -> str:
     """A readiness line is one short printable token the guest writes at the start of a serial line."""
     line = line.strip()
     if len(line) > 64 or not all(ch.isprintable() and not ch.isspace() for ch in line):
-        raise InvalidImage("A readiness line is at most 64 printable characters without spaces.")
+        raise InvalidImage(gettext("A readiness line is at most 64 printable characters without spaces."))
     return line
 
 
@@ -123,7 +126,7 @@ def import_image(
     """Register a local disk file in place after checking its format and checksum."""
     name = name.strip()
     if not name:
-        raise InvalidImage("An image needs a name.")
+        raise InvalidImage(gettext("An image needs a name."))
     ready_line = _check_ready_line(ready_line)
     source = Path(path).resolve()
     expected = _normalise_checksum(expected_sha256)
@@ -131,7 +134,10 @@ def import_image(
     kernel_path, initrd_path = _check_boot_files(kernel, initrd)
     sha256 = sha256_file(source)
     if expected is not None and sha256 != expected:
-        raise ChecksumMismatch(f"{source.name} has SHA-256 {sha256}, not the expected {expected}.")
+        raise ChecksumMismatch(
+            gettext("%(name)s has SHA-256 %(sha256)s, not the expected %(expected)s.")
+            % {"name": source.name, "sha256": sha256, "expected": expected}
+        )
     existing = _existing_same(name, sha256)
     if existing is not None:
         if ready_line and existing.ready_line != ready_line:
@@ -172,7 +178,7 @@ def import_uploaded_image(
     """Store an uploaded disk under MEDIA_ROOT/images/, checksumming while writing; nothing kept on error."""
     name = name.strip()
     if not name:
-        raise InvalidImage("An image needs a name.")
+        raise InvalidImage(gettext("An image needs a name."))
     expected = _normalise_checksum(expected_sha256)
     kernel_path, initrd_path = _check_boot_files(kernel, initrd)
     directory = Path(default_storage.path(UPLOAD_DIR))
@@ -189,7 +195,10 @@ def import_uploaded_image(
 
             sha256, _ = sha256_chunks(written())
         if expected is not None and sha256 != expected:
-            raise ChecksumMismatch(f"The upload has SHA-256 {sha256}, not the expected {expected}.")
+            raise ChecksumMismatch(
+                gettext("The upload has SHA-256 %(sha256)s, not the expected %(expected)s.")
+                % {"sha256": sha256, "expected": expected}
+            )
         size, virtual_size = inspect_disk(tmp, fmt)
         existing = _existing_same(name, sha256)
         if existing is not None:
@@ -260,7 +269,10 @@ def copy_image_to_host(*, image: Image, host: Host, actor=None) -> ImageCopy:
     if not won:
         if copy.state == CopyState.READY:
             return copy
-        raise Conflict(f"{image} is already being copied to {host}.", code="copy_in_progress")
+        raise Conflict(
+            gettext("%(image)s is already being copied to %(host)s.") % {"image": image, "host": host},
+            code="copy_in_progress",
+        )
     # Only the worker that started this attempt may finish it (a stale one may have been taken over).
     mine = ImageCopy.objects.filter(pk=copy.pk, state=CopyState.COPYING, started_at=started)
     disk_name, kernel_name, initrd_name = volume_names(image)
@@ -274,7 +286,7 @@ def copy_image_to_host(*, image: Image, host: Host, actor=None) -> ImageCopy:
     try:
         for volume, source, fmt in jobs:
             if not source.is_file():
-                raise InvalidImage(f"{source} is missing on this machine.")
+                raise InvalidImage(gettext("%(source)s is missing on this machine.") % {"source": source})
             # Leftovers of an interrupted attempt; no desktop can use a copy that never got ready.
             hypervisor.volume_delete(host.storage_pool, volume)
             paths[volume] = hypervisor.volume_upload(host.storage_pool, volume, str(source), fmt)
@@ -289,8 +301,14 @@ def copy_image_to_host(*, image: Image, host: Host, actor=None) -> ImageCopy:
         if isinstance(exc, InvalidImage):
             raise
         if isinstance(exc, HostUnavailable):
-            raise HostUnavailable(f"{host} did not answer while copying {image}: {message}") from exc
-        raise ImageCopyFailed(f"Copying {image} to {host} failed: {message}") from exc
+            raise HostUnavailable(
+                gettext("%(host)s did not answer while copying %(image)s: %(message)s")
+                % {"host": host, "image": image, "message": message}
+            ) from exc
+        raise ImageCopyFailed(
+            gettext("Copying %(image)s to %(host)s failed: %(message)s")
+            % {"image": image, "host": host, "message": message}
+        ) from exc
     with transaction.atomic():
         finished = mine.update(
             state=CopyState.READY,
@@ -321,7 +339,7 @@ class DiskPlan:
 def _ready_copy(host: Host, image: Image) -> ImageCopy:
     copy = ImageCopy.objects.filter(image=image, host=host, state=CopyState.READY).first()
     if copy is None:
-        raise ImageNotReady(f"{image} is not copied to {host} yet.")
+        raise ImageNotReady(gettext("%(image)s is not copied to %(host)s yet.") % {"image": image, "host": host})
     return copy
 
 

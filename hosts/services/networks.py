@@ -11,6 +11,7 @@ from typing import Literal, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from hosts.hypervisor import (
     DhcpHost,
@@ -133,7 +134,8 @@ def _new_network(tenant, host: Host) -> TenantNetwork:
             subnet_index=index,
         )
     raise NetworkRangeFull(
-        f"Every subnet of {settings.TENANT_NETWORK_RANGE} is in use on host {host.name}; widen the range."
+        gettext("Every subnet of %(TENANT_NETWORK_RANGE)s is in use on host %(name)s; widen the range.")
+        % {"TENANT_NETWORK_RANGE": settings.TENANT_NETWORK_RANGE, "name": host.name}
     )
 
 
@@ -163,7 +165,10 @@ def _free_ip(network: TenantNetwork, used: set[str], wanted: str | None = None) 
             return wanted
     ip = next((str(a) for a in network.network.hosts() if str(a) != gateway and str(a) not in used), None)
     if ip is None:
-        raise NetworkRangeFull(f"No address is free in {network.subnet}; use a larger QUETZAL_TENANT_SUBNET_PREFIX.")
+        raise NetworkRangeFull(
+            gettext("No address is free in %(subnet)s; use a larger QUETZAL_TENANT_SUBNET_PREFIX.")
+            % {"subnet": network.subnet}
+        )
     return ip
 
 
@@ -271,7 +276,10 @@ def reserve_move(*, tenant, host: Host, desktop_id: int) -> NetworkLease | None:
         lease = NetworkLease.objects.select_for_update().select_related("network").get(desktop_id=desktop_id)
         others = [(mac, ip) for pk, mac, ip in _held(network) if pk != lease.pk]
         if lease.mac in {mac for mac, _ in others}:
-            raise MacTaken(f"Another desktop on {host.name} has this desktop's MAC {lease.mac}; stop it to move it.")
+            raise MacTaken(
+                gettext("Another desktop on %(name)s has this desktop's MAC %(mac)s; stop it to move it.")
+                % {"name": host.name, "mac": lease.mac}
+            )
         ip = _free_ip(network, {ip for _, ip in others}, wanted=lease.ip)
         NetworkLease.objects.filter(pk=lease.pk).update(moving_to=network, moving_ip=ip)
         return NetworkLease(network=network, desktop_id=desktop_id, mac=lease.mac, ip=ip)
@@ -363,7 +371,7 @@ def desktop_filter_spec(
         rules.append(rule.to_filter_rule(base + offset))
     last = base + len(egress)
     if last > 990:
-        raise ServiceError("Too many firewall rules for one desktop.", code="too_many_rules")
+        raise ServiceError(gettext("Too many firewall rules for one desktop."), code="too_many_rules")
     rules.append(FilterRule("accept" if allow_all_outbound else "drop", "out", 995, "all"))
     rules.append(FilterRule("drop", "inout", 1000, "all"))
     return NwFilterSpec(

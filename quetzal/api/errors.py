@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -31,7 +32,8 @@ class InvalidQueryParameters(exceptions.APIException):
         self.errors = {name: [str(message) for message in messages] for name, messages in errors.items()}
         name, messages = next(iter(self.errors.items()))
         self.code = f"invalid_{name}"
-        super().__init__(detail=f"Invalid query parameter '{name}': {messages[0]}", code=self.code)
+        detail = gettext("Invalid query parameter '%(name)s': %(message)s") % {"name": name, "message": messages[0]}
+        super().__init__(detail=detail, code=self.code)
 
 
 def _first_code(codes: Any) -> str:
@@ -55,7 +57,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status)
     if isinstance(exc, RequestDataTooBig):
         # Django's own check, when the body was read before DRF's parser (quetzal/api/parsers.py) saw it.
-        detail = "The request body is larger than this API accepts."
+        detail = gettext("The request body is larger than this API accepts.")
         return Response(
             {"code": "request_too_large", "detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
         )
@@ -64,7 +66,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, Http404):
-        return Response({"code": "not_found", "detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+        return Response({"code": "not_found", "detail": gettext("Not found.")}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
@@ -72,13 +74,13 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return None
     if isinstance(exc, exceptions.ValidationError):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        response.data = {"code": "invalid", "detail": "The request has invalid fields.", "errors": errors}
+        response.data = {"code": "invalid", "detail": gettext("The request has invalid fields."), "errors": errors}
         return response
     if isinstance(exc, exceptions.APIException):
         detail = exc.detail
         code = _first_code(exc.get_codes())
         if isinstance(detail, dict | list):
-            response.data = {"code": code, "detail": "The request was refused.", "errors": detail}
+            response.data = {"code": code, "detail": gettext("The request was refused."), "errors": detail}
         else:
             response.data = {"code": code, "detail": str(detail)}
     return response
@@ -98,19 +100,19 @@ def _json(code: str, detail: str, status_code: int) -> JsonResponse:
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
-        return _json("bad_request", "The request could not be understood.", 400)
+        return _json("bad_request", gettext("The request could not be understood."), 400)
     return render_error(request, 400)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
-        return _json("permission_denied", "You do not have permission to perform this action.", 403)
+        return _json("permission_denied", gettext("You do not have permission to perform this action."), 403)
     return render_error(request, 403)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
-        return _json("not_found", "Not found.", 404)
+        return _json("not_found", gettext("Not found."), 404)
     return render_error(request, 404)
 
 
@@ -120,14 +122,16 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if isinstance(sys.exc_info()[1], OperationalError):
         return database_busy(request)
     if _is_api(request):
-        return _json("server_error", "Something went wrong on our side; it has been logged.", 500)
+        return _json("server_error", gettext("Something went wrong on our side; it has been logged."), 500)
     return render_error(request, 500, with_context=False)
 
 
 def database_busy(request: HttpRequest) -> HttpResponse:
     """503 with Retry-After: JSON under /api/, the busy page elsewhere (rendered without the database)."""
     if _is_api(request):
-        response = _json("service_busy", "The service is busy; retry after the Retry-After header's seconds.", 503)
+        response = _json(
+            "service_busy", gettext("The service is busy; retry after the Retry-After header's seconds."), 503
+        )
     else:
         response = render_error(request, 503, with_context=False)
     response["Retry-After"] = str(BUSY_RETRY_AFTER_S)

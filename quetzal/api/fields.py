@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from quetzal.api.serializers import ModelSerializer
@@ -55,7 +56,9 @@ class TenantScopedPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
             if error.get_codes() != ["does_not_exist"]:
                 raise
             # Raised past the serializer's error collection on purpose: another tenant's row is a 404.
-            detail = self.not_found_detail or f"No such {self.queryset.model._meta.verbose_name} in your organisation."
+            detail = self.not_found_detail or gettext("No such %(object)s in your organisation.") % {
+                "object": self.queryset.model._meta.verbose_name
+            }
             raise NotFound(detail, code=self.not_found_code) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from quetzal.api.serializers import ModelSerializer, Serializer
@@ -59,7 +60,7 @@ class ApiTokenSerializer(ModelSerializer):
     def validate_expires_at(self, value):
         # A token born expired is a mistake in the caller's clock or script, never what they meant.
         if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("The expiry must be in the future.", code="token_expiry_past")
+            raise serializers.ValidationError(gettext("The expiry must be in the future."), code="token_expiry_past")
         return value
 
 

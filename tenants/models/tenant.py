@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from tenants.choices import ADMIN_ROLES, EgressPolicy, IdleAction, ResizePolicy, Role, TenantStatus
 from tenants.querysets import TenantQuerySet
@@ -65,7 +67,7 @@ QUOTA_HOME_GIB_MAX = 1024 * 1024
 
 def validate_time_zone(value: str) -> None:
     if value not in available_timezones():
-        raise ValidationError("Not a known time zone (e.g. Europe/Paris).", code="invalid_time_zone")
+        raise ValidationError(gettext("Not a known time zone (e.g. Europe/Paris)."), code="invalid_time_zone")
 
 
 def time_zone_choices() -> list[tuple[str, str]]:
@@ -75,124 +77,173 @@ def time_zone_choices() -> list[tuple[str, str]]:
 class Tenant(models.Model):
     """An organisation: its people, desktops, policies and quotas."""
 
-    name = models.CharField(max_length=100)
-    slug = models.SlugField(max_length=50, unique=True)
-    status = models.CharField(max_length=16, choices=TenantStatus.choices, default=TenantStatus.ACTIVE)
-    created_at = models.DateTimeField(default=timezone.now)
+    name = models.CharField(verbose_name=_("name"), max_length=100)
+    slug = models.SlugField(verbose_name=_("slug"), max_length=50, unique=True)
+    status = models.CharField(
+        verbose_name=_("status"), max_length=16, choices=TenantStatus.choices, default=TenantStatus.ACTIVE
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
 
     # Policies.
-    require_2fa = models.BooleanField(default=False, help_text="Members must enrol a TOTP device.")
+    require_2fa = models.BooleanField(
+        verbose_name=_("require 2fa"), default=False, help_text=_("Members must enrol a TOTP device.")
+    )
     idle_timeout_minutes = models.PositiveIntegerField(
+        verbose_name=_("idle timeout minutes"),
         default=60,
         validators=[MaxValueValidator(MAX_MINUTES)],
-        help_text="Minutes without a console before the idle action; 0 disables it.",
+        help_text=_("Minutes without a console before the idle action; 0 disables it."),
     )
-    idle_action = models.CharField(max_length=16, choices=IdleAction.choices, default=IdleAction.STOP)
+    idle_action = models.CharField(
+        verbose_name=_("idle action"), max_length=16, choices=IdleAction.choices, default=IdleAction.STOP
+    )
     inactivity_logout_minutes = models.PositiveIntegerField(
+        verbose_name=_("inactivity logout minutes"),
         default=0,
         validators=[MaxValueValidator(MAX_MINUTES)],
-        help_text="Sign people out after this many idle minutes in the portal; 0 disables it.",
+        help_text=_("Sign people out after this many idle minutes in the portal; 0 disables it."),
     )
 
     idle_cpu_threshold_percent = models.PositiveIntegerField(
+        verbose_name=_("idle cpu threshold percent"),
         default=0,
         validators=[MaxValueValidator(100)],
-        help_text="Also require guest CPU below this % over the idle timeout before it counts as idle; 0 ignores CPU.",
+        help_text=_(
+            "Also require guest CPU below this percentage over the idle timeout before it counts as idle; "
+            "0 ignores CPU."
+        ),
     )
     max_session_hours = models.PositiveIntegerField(
+        verbose_name=_("max session hours"),
         default=0,
         validators=[MaxValueValidator(MAX_SESSION_HOURS)],
-        help_text="Stop a desktop after this many hours running; 0 disables it.",
+        help_text=_("Stop a desktop after this many hours running; 0 disables it."),
     )
     allow_admin_console_access = models.BooleanField(
-        default=False, help_text="Tenant admins may open members' consoles (audited)."
+        verbose_name=_("allow admin console access"),
+        default=False,
+        help_text=_("Tenant admins may open members' consoles (audited)."),
     )
-    recording_enabled = models.BooleanField(default=False, help_text="Record console sessions.")
+    recording_enabled = models.BooleanField(
+        verbose_name=_("recording enabled"), default=False, help_text=_("Record console sessions.")
+    )
     recording_retention_days = models.PositiveIntegerField(
-        default=30, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
+        verbose_name=_("recording retention days"), default=30, validators=[MaxValueValidator(MAX_RETENTION_DAYS)]
     )
     # Fair share (desktops.console.fair_share): open consoles at once; sessions whose proxy went silent do not count.
     max_consoles_per_person = models.PositiveIntegerField(
+        verbose_name=_("consoles open at once per person"),
         default=3,
         validators=[MaxValueValidator(MAX_CONSOLES_PER_PERSON)],
-        help_text="Consoles one person may have open at once (tabs and devices); 0 means unlimited.",
+        help_text=_("Consoles one person may have open at once (tabs and devices); 0 means unlimited."),
     )
     max_consoles_per_tenant = models.PositiveIntegerField(
+        verbose_name=_("consoles open at once in the organisation"),
         default=0,
         validators=[MaxValueValidator(MAX_CONSOLES_PER_TENANT)],
-        help_text="Consoles open at once in the whole organisation; 0 means unlimited.",
+        help_text=_("Consoles open at once in the whole organisation; 0 means unlimited."),
     )
     # Data-loss prevention: enforced by the console proxy, which drops the clipboard messages of a
     # forbidden direction (hiding the buttons alone would not stop a VNC client).
-    clipboard_to_desktop = models.BooleanField(default=True, help_text="Paste from people's computers into desktops.")
-    clipboard_from_desktop = models.BooleanField(default=True, help_text="Copy from desktops to people's computers.")
-    audio_enabled = models.BooleanField(default=True, help_text="Desktop sound plays in the browser.")
+    clipboard_to_desktop = models.BooleanField(
+        verbose_name=_("clipboard to desktop"),
+        default=True,
+        help_text=_("Paste from people's computers into desktops."),
+    )
+    clipboard_from_desktop = models.BooleanField(
+        verbose_name=_("clipboard from desktop"), default=True, help_text=_("Copy from desktops to people's computers.")
+    )
+    audio_enabled = models.BooleanField(
+        verbose_name=_("audio enabled"), default=True, help_text=_("Desktop sound plays in the browser.")
+    )
 
     # Home disks: one per person, created on first use with this size.
     home_disk_gib = models.PositiveIntegerField(
+        verbose_name=_("home disk gib"),
         default=10,
         validators=[MinValueValidator(1), MaxValueValidator(HOME_DISK_GIB_MAX)],
-        help_text="Size of each person's home disk (GiB).",
+        help_text=_("Size of each person's home disk (GiB)."),
     )
     quota_home_gib = models.PositiveIntegerField(
+        verbose_name=_("quota home gib"),
         default=0,
         validators=[MaxValueValidator(QUOTA_HOME_GIB_MAX)],
-        help_text="All home disks of the organisation together (GiB); 0 means no limit.",
+        help_text=_("All home disks of the organisation together (GiB); 0 means no limit."),
     )
     allow_admin_file_access = models.BooleanField(
-        default=False, help_text="Tenant admins may open members' home folders (audited)."
+        verbose_name=_("allow admin file access"),
+        default=False,
+        help_text=_("Tenant admins may open members' home folders (audited)."),
     )
     allow_automation = models.BooleanField(
-        default=True, help_text="Scripts and agents may take screenshots of desktops and send them input (audited)."
+        verbose_name=_("allow automation"),
+        default=True,
+        help_text=_("Scripts and agents may take screenshots of desktops and send them input (audited)."),
     )
 
     # Network policy (desktops.services.firewall changes these and re-applies every desktop's filter).
     egress_policy = models.CharField(
+        verbose_name=_("egress policy"),
         max_length=16,
         choices=EgressPolicy.choices,
         default=EgressPolicy.ALLOW_ALL,
-        help_text="Outbound traffic no firewall rule matches.",
+        help_text=_("Outbound traffic no firewall rule matches."),
     )
     allow_intra_tenant_traffic = models.BooleanField(
-        default=False, help_text="Let this organisation's desktops reach each other on their host's network."
+        verbose_name=_("allow intra tenant traffic"),
+        default=False,
+        help_text=_("Let this organisation's desktops reach each other on their host's network."),
     )
 
     # Autoscaling: plans run on the organisation's wall clock; predictions aim for this share of warm claims.
     time_zone = models.CharField(
+        verbose_name=_("time zone"),
         max_length=64,
         default="UTC",
         choices=time_zone_choices,
         validators=[validate_time_zone],
-        help_text="Scaling plans and calendars run on this clock.",
+        help_text=_("Scaling plans and calendars run on this clock."),
     )
     warm_hit_target_percent = models.PositiveSmallIntegerField(
+        verbose_name=_("warm hit target percent"),
         default=95,
         validators=[MinValueValidator(50), MaxValueValidator(99)],
-        help_text="Predicted pools hold enough warm desktops for this % of claims to find one.",
+        help_text=_("Predicted pools hold enough warm desktops for this percentage of claims to find one."),
     )
 
     # Quotas; 0 means unlimited.
-    quota_desktops = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_QUOTA_DESKTOPS)])
-    quota_vcpus = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_QUOTA_VCPUS)])
-    quota_ram_mib = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_QUOTA_RAM_MIB)])
+    quota_desktops = models.PositiveIntegerField(
+        verbose_name=_("quota desktops"), default=0, validators=[MaxValueValidator(MAX_QUOTA_DESKTOPS)]
+    )
+    quota_vcpus = models.PositiveIntegerField(
+        verbose_name=_("quota vcpus"), default=0, validators=[MaxValueValidator(MAX_QUOTA_VCPUS)]
+    )
+    quota_ram_mib = models.PositiveIntegerField(
+        verbose_name=_("quota ram mib"), default=0, validators=[MaxValueValidator(MAX_QUOTA_RAM_MIB)]
+    )
     max_running_per_user = models.PositiveIntegerField(
+        verbose_name=_("max running per user"),
         default=2,
         validators=[MaxValueValidator(MAX_RUNNING_PER_USER)],
-        help_text="Desktops one person may have running at once; 0 means unlimited.",
+        help_text=_("Desktops one person may have running at once; 0 means unlimited."),
     )
     quota_disk_gib = models.PositiveIntegerField(
+        verbose_name=_("quota disk gib"),
         default=0,
         validators=[MaxValueValidator(10_000_000)],
-        help_text="GiB of desktop disks the organisation may hold in all; 0 means unlimited.",
+        help_text=_("GiB of desktop disks the organisation may hold in all; 0 means unlimited."),
     )
     resize_policy = models.CharField(
+        verbose_name=_("resize policy"),
         max_length=16,
         choices=ResizePolicy.choices,
         default=ResizePolicy.MEMBERS,
-        help_text="Who may choose a size other than a template's default, and resize desktops.",
+        help_text=_("Who may choose a size other than a template's default, and resize desktops."),
     )
 
     class Meta:
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -211,14 +262,18 @@ class MembershipQuerySet(TenantQuerySet):
 class Membership(models.Model):
     """A person's role in one tenant."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
-    created_at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(verbose_name=_("role"), max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
 
     objects = MembershipQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         ordering = ["tenant__name", "user__email"]
         constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant")]
 
@@ -233,22 +288,31 @@ class Membership(models.Model):
 class Invitation(models.Model):
     """An emailed invitation to join a tenant with a role; accepted once, before it expires."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
-    email = models.EmailField()
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
-    accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    tenant = models.ForeignKey(Tenant, verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(verbose_name=_("email"))
+    role = models.CharField(verbose_name=_("role"), max_length=16, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(verbose_name=_("token hash"), max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("invited by"), null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
+    expires_at = models.DateTimeField(verbose_name=_("expires at"))
+    accepted_at = models.DateTimeField(verbose_name=_("accepted at"), null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("accepted by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoked_at = models.DateTimeField(verbose_name=_("revoked at"), null=True, blank=True)
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

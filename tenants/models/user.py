@@ -8,6 +8,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class UserManager(BaseUserManager["User"]):
@@ -39,12 +40,14 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in with an email address; may belong to several tenants."""
 
-    email = models.EmailField(unique=True)
-    full_name = models.CharField(max_length=150, blank=True)
-    is_staff = models.BooleanField(default=False, help_text="Operators: may use the Django admin.")
-    is_active = models.BooleanField(default=True)
-    date_joined = models.DateTimeField(default=timezone.now)
-    preferences = models.JSONField(default=dict, blank=True)
+    email = models.EmailField(verbose_name=_("email"), unique=True)
+    full_name = models.CharField(verbose_name=_("full name"), max_length=150, blank=True)
+    is_staff = models.BooleanField(
+        verbose_name=_("is staff"), default=False, help_text=_("Operators: may use the Django admin.")
+    )
+    is_active = models.BooleanField(verbose_name=_("is active"), default=True)
+    date_joined = models.DateTimeField(verbose_name=_("date joined"), default=timezone.now)
+    preferences = models.JSONField(verbose_name=_("preferences"), default=dict, blank=True)
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -53,6 +56,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         ordering = ["email"]
 
     def __str__(self) -> str:

@@ -12,6 +12,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from quetzal.errors import Conflict, Forbidden, NotFound, ServiceError
 from tenants import events, readonly, signals
@@ -35,11 +36,11 @@ def invite(
     """Create an invitation and email its link; returns it with the one-time secret."""
     email = email.strip().lower()
     if role not in Role.values:
-        raise ServiceError(f"Unknown role '{role}'.", code="invalid_role")
+        raise ServiceError(gettext("Unknown role '%(role)s'.") % {"role": role}, code="invalid_role")
     if role == Role.OWNER and actor_membership.role != Role.OWNER:
-        raise Forbidden("Only an owner can invite another owner.", code="owner_required")
+        raise Forbidden(gettext("Only an owner can invite another owner."), code="owner_required")
     if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
-        raise Conflict(f"{email} is already a member.", code="already_member")
+        raise Conflict(gettext("%(email)s is already a member.") % {"email": email}, code="already_member")
     raw = secrets.token_urlsafe(32)
     with transaction.atomic():
         invitation = Invitation.objects.create(
@@ -66,11 +67,13 @@ def find_pending(raw: str) -> Invitation:
     """The invitation for this secret, or a clear reason why it can't be used."""
     invitation = Invitation.objects.select_related("tenant").filter(token_hash=_hash(raw)).first()
     if invitation is None or invitation.revoked_at is not None:
-        raise NotFound("This invitation does not exist or was withdrawn.", code="invitation_invalid")
+        raise NotFound(gettext("This invitation does not exist or was withdrawn."), code="invitation_invalid")
     if invitation.accepted_at is not None:
-        raise Conflict("This invitation has already been used.", code="invitation_used")
+        raise Conflict(gettext("This invitation has already been used."), code="invitation_used")
     if invitation.expires_at <= timezone.now():
-        raise ServiceError("This invitation has expired; ask for a new one.", code="invitation_expired", status=410)
+        raise ServiceError(
+            gettext("This invitation has expired; ask for a new one."), code="invitation_expired", status=410
+        )
     return invitation
 
 
@@ -81,7 +84,8 @@ def accept(*, raw: str, user: User, ip: str | None = None) -> Membership:
         readonly.ensure_writable(invitation.tenant)
         if user.email.lower() != invitation.email.lower():
             raise Forbidden(
-                f"This invitation was sent to {invitation.email}; sign in with that address.",
+                gettext("This invitation was sent to %(email)s; sign in with that address.")
+                % {"email": invitation.email},
                 code="invitation_email_mismatch",
             )
         # The conditional update is the guard: of two concurrent accepts only one wins.
@@ -89,12 +93,12 @@ def accept(*, raw: str, user: User, ip: str | None = None) -> Membership:
             accepted_at=timezone.now(), accepted_by=user
         )
         if not won:
-            raise Conflict("This invitation has already been used.", code="invitation_used")
+            raise Conflict(gettext("This invitation has already been used."), code="invitation_used")
         try:
             with transaction.atomic():
                 membership = Membership.objects.create(tenant=invitation.tenant, user=user, role=invitation.role)
         except IntegrityError:
-            raise Conflict("You are already a member of this organisation.", code="already_member") from None
+            raise Conflict(gettext("You are already a member of this organisation."), code="already_member") from None
         events.invitation_accepted(actor=user, invitation=invitation, membership=membership, ip=ip)
         signals.announce_join(membership.pk, via="invitation")
     return membership
@@ -105,7 +109,7 @@ def accept_as_new_user(*, raw: str, password: str, full_name: str = "", ip: str 
     with transaction.atomic():
         invitation = find_pending(raw)
         if User.objects.filter(email__iexact=invitation.email).exists():
-            raise Conflict("An account with this email exists; sign in to accept.", code="account_exists")
+            raise Conflict(gettext("An account with this email exists; sign in to accept."), code="account_exists")
         user = User.objects.create_user(email=invitation.email, password=password, full_name=full_name)
         EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
         return accept(raw=raw, user=user, ip=ip)
@@ -118,5 +122,5 @@ def revoke(*, invitation: Invitation, actor, ip: str | None = None) -> None:
             revoked_at=timezone.now()
         )
         if not won:
-            raise Conflict("This invitation is no longer pending.", code="invitation_not_pending")
+            raise Conflict(gettext("This invitation is no longer pending."), code="invitation_not_pending")
         events.invitation_revoked(actor=actor, invitation=invitation, ip=ip)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from quetzal.errors import Conflict, Forbidden, NotFound, ServiceError
 from tenants import events, signals
@@ -21,7 +22,7 @@ def _lock_owners(tenant_id: int) -> list[int]:
 def _ensure_same_tenant(membership: Membership, actor_membership: Membership) -> None:
     """Callers resolve the membership in the actor's tenant; re-checked so no path can act on another's."""
     if membership.tenant_id != actor_membership.tenant_id:
-        raise NotFound("No such person in your organisation.")
+        raise NotFound(gettext("No such person in your organisation."))
 
 
 def change_role(
@@ -30,15 +31,17 @@ def change_role(
     """Give a member another role; only owners grant or take away ownership."""
     _ensure_same_tenant(membership, actor_membership)
     if role not in Role.values:
-        raise ServiceError(f"Unknown role '{role}'.", code="invalid_role")
+        raise ServiceError(gettext("Unknown role '%(role)s'.") % {"role": role}, code="invalid_role")
     touches_owner = role == Role.OWNER or membership.role == Role.OWNER
     if touches_owner and actor_membership.role != Role.OWNER:
-        raise Forbidden("Only an owner can grant or remove ownership.", code="owner_required")
+        raise Forbidden(gettext("Only an owner can grant or remove ownership."), code="owner_required")
     with transaction.atomic():
         owners = _lock_owners(membership.tenant_id)
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
         if membership.role == Role.OWNER and role != Role.OWNER and owners == [membership.pk]:
-            raise Conflict("A tenant needs at least one owner; make someone else owner first.", code="last_owner")
+            raise Conflict(
+                gettext("A tenant needs at least one owner; make someone else owner first."), code="last_owner"
+            )
         old = membership.role
         Membership.objects.filter(pk=membership.pk).update(role=role)
         membership.role = role
@@ -59,13 +62,13 @@ def remove_member(
     _ensure_same_tenant(membership, actor_membership)
     leaving_self = membership.user_id == actor_membership.user_id
     if not leaving_self and not actor_membership.is_admin:
-        raise Forbidden("Only tenant admins can remove people.", code="admin_required")
+        raise Forbidden(gettext("Only tenant admins can remove people."), code="admin_required")
     if membership.role == Role.OWNER and not leaving_self and actor_membership.role != Role.OWNER:
-        raise Forbidden("Only an owner can remove an owner.", code="owner_required")
+        raise Forbidden(gettext("Only an owner can remove an owner."), code="owner_required")
     with transaction.atomic():
         owners = _lock_owners(membership.tenant_id)
         if membership.role == Role.OWNER and owners == [membership.pk]:
-            raise Conflict("The last owner cannot leave; make someone else owner first.", code="last_owner")
+            raise Conflict(gettext("The last owner cannot leave; make someone else owner first."), code="last_owner")
         events.member_removed(actor=actor_membership.user, membership=membership, leaving=leaving_self, ip=ip)
         membership.delete()  # its post_delete receiver ends the person's sockets in this tenant
         signals.announce_leave(

@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from quetzal.errors import Conflict, ServiceError
 from tenants import events
@@ -23,7 +24,7 @@ def create_tenant(*, name: str, owner, slug: str | None = None, pending: bool = 
     """
     slug = slugify(slug or name)[:50]
     if not slug:
-        raise ServiceError("The organisation needs a name made of letters or digits.", code="invalid_name")
+        raise ServiceError(gettext("The organisation needs a name made of letters or digits."), code="invalid_name")
     status = TenantStatus.PENDING if pending else TenantStatus.ACTIVE
     quotas = dict(settings.SIGNUP_QUOTAS) if pending else {}
     try:
@@ -32,7 +33,9 @@ def create_tenant(*, name: str, owner, slug: str | None = None, pending: bool = 
             Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
             events.tenant_created(actor=owner, tenant=tenant, ip=ip)
     except IntegrityError:
-        raise Conflict(f"The address '{slug}' is taken; choose another.", code="slug_taken") from None
+        raise Conflict(
+            gettext("The address '%(slug)s' is taken; choose another.") % {"slug": slug}, code="slug_taken"
+        ) from None
     return tenant
 
 
@@ -40,7 +43,9 @@ def update_policies(*, tenant: Tenant, changes: dict[str, Any], actor, ip: str |
     """Change a tenant's policies and quotas, recording old and new values."""
     unknown = set(changes) - set(POLICY_FIELDS)
     if unknown:
-        raise ServiceError(f"Unknown policy: {', '.join(sorted(unknown))}.", code="unknown_policy")
+        raise ServiceError(
+            gettext("Unknown policy: %(join)s.") % {"join": ", ".join(sorted(unknown))}, code="unknown_policy"
+        )
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         before = {field: getattr(tenant, field) for field in changes}

@@ -9,6 +9,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from quetzal.errors import Conflict, ServiceError
 from tenants import events
@@ -32,7 +33,7 @@ def create_token(
 ) -> tuple[ApiToken, str]:
     """Create a token acting as this person in this tenant; the raw secret is returned once."""
     if expires_at is not None and expires_at <= timezone.now():
-        raise ServiceError("A token's expiry must be in the future.", code="token_expiry_past")
+        raise ServiceError(gettext("A token's expiry must be in the future."), code="token_expiry_past")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(
@@ -53,7 +54,7 @@ def revoke_token(*, token: ApiToken, actor, ip: str | None = None) -> None:
     with transaction.atomic():
         won = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if not won:
-            raise Conflict("This token is already revoked.", code="token_revoked")
+            raise Conflict(gettext("This token is already revoked."), code="token_revoked")
         events.token_revoked(actor=actor, token=token, ip=ip)
 
 

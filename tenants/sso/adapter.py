@@ -8,6 +8,7 @@ from typing import Any
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialApp, SocialLogin
+from django.utils.translation import gettext
 
 from quetzal.kek import UnwrapError
 from tenants.models import User
@@ -85,14 +86,18 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 # A provider account is linked by signing in through it (admit and may_link decide), never by
                 # "connect" from another signed-in account, whose address the provider did not vouch for.
                 raise services.SignInRefused(
-                    f"Sign in through {provider.name} from the sign-in page instead.", code="sso_connect"
+                    gettext("Sign in through %(name)s from the sign-in page instead.") % {"name": provider.name},
+                    code="sso_connect",
                 )
             services.admit(provider=provider, claims=claims, user=user)
             if not sociallogin.is_existing and user is not None:
                 if not services.may_link(provider=provider, user=user):
                     raise services.SignInRefused(
-                        f"An account for {email} already exists outside {provider.tenant.name}: "
-                        "ask an admin to invite it, then sign in again.",
+                        gettext(
+                            "An account for %(email)s already exists outside %(name)s: "
+                            "ask an admin to invite it, then sign in again."
+                        )
+                        % {"email": email, "name": provider.tenant.name},
                         code="sso_account_exists",
                     )
                 sociallogin.connect(request, user)

@@ -9,15 +9,15 @@ from django.utils.translation import gettext_lazy as _
 class ProviderKind(models.TextChoices):
     """How a provider signs people in: a redirect to OpenID Connect, or their directory password checked by LDAP."""
 
-    OIDC = "oidc", "OpenID Connect"
-    LDAP = "ldap", "LDAP / Active Directory"
+    OIDC = "oidc", _("OpenID Connect")
+    LDAP = "ldap", _("LDAP / Active Directory")
 
 
 class MfaPolicy(models.TextChoices):
     """How the second factor works for people who sign in through a provider."""
 
-    TRUST_PROVIDER = "trust_provider", "Trust the provider's MFA (its amr claim); else Quetzal's code as usual"
-    REQUIRE_TOTP = "require_totp", "Always require Quetzal's authenticator code as well"
+    TRUST_PROVIDER = "trust_provider", _("Trust the provider's MFA (its amr claim); else Quetzal's code as usual")
+    REQUIRE_TOTP = "require_totp", _("Always require Quetzal's authenticator code as well")
 
 
 # RFC 8176 authentication-method references that mean a second factor was used (Entra ID and Okta send "mfa").

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import requests
 from allauth.socialaccount.adapter import get_adapter
+from django.utils.translation import gettext
 
 from quetzal.errors import ServiceError
 
@@ -46,15 +47,20 @@ def discover(issuer_url: str) -> Discovery:
         with get_adapter().get_requests_session() as session:
             response = session.get(url)
     except requests.RequestException as error:
-        raise ProviderUnreachable(f"Could not reach {url}: {type(error).__name__}.") from error
+        raise ProviderUnreachable(
+            gettext("Could not reach %(url)s: %(name)s.") % {"url": url, "name": type(error).__name__}
+        ) from error
     if response.status_code != 200:
-        raise ProviderUnreachable(f"{url} answered HTTP {response.status_code}, not the discovery document.")
+        raise ProviderUnreachable(
+            gettext("%(url)s answered HTTP %(status_code)s, not the discovery document.")
+            % {"url": url, "status_code": response.status_code}
+        )
     try:
         document = response.json()
     except ValueError:
         document = None
     if not isinstance(document, dict):
-        raise ProviderUnreachable(f"{url} did not answer a JSON discovery document.")
+        raise ProviderUnreachable(gettext("%(url)s did not answer a JSON discovery document.") % {"url": url})
     issuer = document.get("issuer")
     if not isinstance(issuer, str) or normalised_issuer(issuer) != normalised_issuer(issuer_url):
         raise ProviderUnreachable(
@@ -63,7 +69,7 @@ def discover(issuer_url: str) -> Discovery:
         )
     missing = [name for name in REQUIRED_ENDPOINTS if not isinstance(document.get(name), str)]
     if missing:
-        raise ProviderUnreachable(f"The discovery document has no {', '.join(missing)}.")
+        raise ProviderUnreachable(gettext("The discovery document has no %(join)s.") % {"join": ", ".join(missing)})
     scopes = document.get("scopes_supported")
     return Discovery(
         issuer=issuer,

@@ -9,6 +9,8 @@ from allauth.account.forms import LoginForm as AllauthLoginForm
 from allauth.account.forms import ResetPasswordForm as AllauthResetPasswordForm
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from quetzal.forms import CleanTextFormMixin, Form, ModelForm
 from tenants.choices import Role
@@ -28,19 +30,23 @@ class _ProviderForm(ModelForm):
     """What every kind of provider has: which domains it signs in, roles from groups, the second factor."""
 
     email_domains = forms.CharField(
-        label="Email domains",
+        label=_("Email domains"),
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line, e.g. acme.com: people of these addresses sign in here once you have verified the "
-        "domain (its DNS record is under Email domains).",
+        help_text=_(
+            "One per line, e.g. acme.com: people of these addresses sign in here once you have verified the "
+            "domain (its DNS record is under Email domains)."
+        ),
     )
     group_roles_text = forms.CharField(
         required=False,
         max_length=10000,
-        label="Groups and roles",
+        label=_("Groups and roles"),
         widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="One per line, group = owner, admin or member. Empty: everyone the provider signs in is a member; "
-        "otherwise a person in no listed group is refused, and loses their membership at their next sign-in.",
+        help_text=_(
+            "One per line, group = owner, admin or member. Empty: everyone the provider signs in is a member; "
+            "otherwise a person in no listed group is refused, and loses their membership at their next sign-in."
+        ),
     )
     kind = ProviderKind.OIDC
     wide = ("email_domains", "group_roles_text")
@@ -61,14 +67,20 @@ class _ProviderForm(ModelForm):
         )
         bad = [d for d in domains if not _DOMAIN.fullmatch(d)]
         if bad:
-            raise ValidationError(f"Not a domain: {', '.join(bad[:5])}.", code="invalid_domain")
+            raise ValidationError(
+                gettext("Not a domain: %(join)s.") % {"join": ", ".join(bad[:5])}, code="invalid_domain"
+            )
         long = [d for d in domains if len(f"{CHALLENGE_LABEL}.{d}") > MAX_DNS_NAME]
         if long:
-            raise ValidationError(f"Too long to verify in DNS: {', '.join(long[:3])}.", code="too_long")
+            raise ValidationError(
+                gettext("Too long to verify in DNS: %(join)s.") % {"join": ", ".join(long[:3])}, code="too_long"
+            )
         if not domains:
-            raise ValidationError("Route at least one domain.", code="required")
+            raise ValidationError(gettext("Route at least one domain."), code="required")
         if len(domains) > MAX_DOMAINS:
-            raise ValidationError(f"At most {MAX_DOMAINS} domains.", code="too_many")
+            raise ValidationError(
+                gettext("At most %(MAX_DOMAINS)s domains.") % {"MAX_DOMAINS": MAX_DOMAINS}, code="too_many"
+            )
         return domains
 
     def clean_group_roles_text(self) -> dict[str, str]:
@@ -79,10 +91,15 @@ class _ProviderForm(ModelForm):
             group, equals, role = line.rpartition("=")
             group, role = group.strip(), role.strip().lower()
             if not equals or not group or role not in Role.values:
-                raise ValidationError(f"Line {number}: write it as group = owner, admin or member.", code="invalid")
+                raise ValidationError(
+                    gettext("Line %(number)s: write it as group = owner, admin or member.") % {"number": number},
+                    code="invalid",
+                )
             mapping[group[:200]] = role
         if len(mapping) > MAX_GROUP_ROLES:
-            raise ValidationError(f"At most {MAX_GROUP_ROLES} groups.", code="too_many")
+            raise ValidationError(
+                gettext("At most %(MAX_GROUP_ROLES)s groups.") % {"MAX_GROUP_ROLES": MAX_GROUP_ROLES}, code="too_many"
+            )
         return mapping
 
     def values(self) -> dict:
@@ -102,9 +119,10 @@ class ProviderForm(_ProviderForm):
         max_length=1000,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Stored encrypted. Leave empty to keep the current secret.",
+        help_text=_("Stored encrypted. Leave empty to keep the current secret."),
+        label=_("Client secret"),
     )
-    clear_secret = forms.BooleanField(required=False, label="Remove the stored secret (a public client)")
+    clear_secret = forms.BooleanField(required=False, label=_("Remove the stored secret (a public client)"))
 
     # The page shows the fields in these groups, in this order.
     groups = (
@@ -133,7 +151,7 @@ class ProviderForm(_ProviderForm):
     def clean_scopes(self) -> str:
         scopes = self.cleaned_data["scopes"].split()
         if "openid" not in scopes:
-            raise ValidationError("The scopes must include openid.", code="invalid")
+            raise ValidationError(gettext("The scopes must include openid."), code="invalid")
         return " ".join(dict.fromkeys(scopes))
 
     def secret(self) -> str | None:
@@ -157,7 +175,8 @@ class LdapProviderForm(_ProviderForm):
         max_length=1000,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="The bind DN's password, stored encrypted. Leave empty to keep the current one.",
+        help_text=_("The bind DN's password, stored encrypted. Leave empty to keep the current one."),
+        label=_("Bind password"),
     )
     groups = (
         ("Directory", ("name", "ldap_uri", "ldap_bind_dn", "bind_password")),
@@ -231,10 +250,11 @@ class LdapProviderForm(_ProviderForm):
         has_groups = cleaned.get("ldap_group_base") or cleaned.get("ldap_group_attribute")
         if cleaned.get("group_roles_text") and not has_groups and "ldap_group_attribute" not in self.errors:
             self.add_error(
-                "ldap_group_attribute", "Groups are mapped to roles: set a group attribute or a group search base."
+                "ldap_group_attribute",
+                gettext("Groups are mapped to roles: set a group attribute or a group search base."),
             )
         if not self.instance.has_secret and not cleaned.get("bind_password") and "bind_password" not in self.errors:
-            self.add_error("bind_password", "Enter the bind DN's password.")
+            self.add_error("bind_password", gettext("Enter the bind DN's password."))
         return cleaned
 
     def secret(self) -> str | None:
@@ -250,9 +270,9 @@ def provider_form(kind: str | None):
 class LdapPasswordForm(Form):
     """The directory password of someone whose address routes to an LDAP provider."""
 
-    login = forms.EmailField(label="Email", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    login = forms.EmailField(label=_("Email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     password = forms.CharField(
-        label="Password",
+        label=_("Password"),
         max_length=1000,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
@@ -281,11 +301,12 @@ class LoginForm(CleanTextFormMixin, AllauthLoginForm):
             return self.cleaned_data
         if provider is not None and not provider.allow_password:
             raise ValidationError(
-                f"{provider.tenant.name} signs in through {provider.name}: leave the password empty and continue.",
+                gettext("%(name)s signs in through %(name2)s: leave the password empty and continue.")
+                % {"name": provider.tenant.name, "name2": provider.name},
                 code="sso_required",
             )
         if not password:
-            self.add_error("password", ValidationError("Enter your password.", code="required"))
+            self.add_error("password", ValidationError(gettext("Enter your password."), code="required"))
             return self.cleaned_data
         return super().clean()
 
@@ -307,8 +328,10 @@ class ResetPasswordForm(CleanTextFormMixin, AllauthResetPasswordForm):
         provider = services.password_refused(email, operator=any(is_operator_account(user) for user in self.users))
         if provider is not None:
             raise ValidationError(
-                f"{provider.tenant.name} signs you in through {provider.name}: change your password there, "
-                "or ask your administrator.",
+                gettext(
+                    "%(name)s signs you in through %(name2)s: change your password there, or ask your administrator."
+                )
+                % {"name": provider.tenant.name, "name2": provider.name},
                 code="sso_required",
             )
         return email

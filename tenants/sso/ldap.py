@@ -4,6 +4,7 @@ OpenID Connect sign-ins are (the same admission, group -> role mapping, membersh
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from tenants.models import User
 from tenants.sso import directory, services
@@ -52,8 +53,11 @@ def provision(*, provider: IdentityProvider, person: directory.Person, ip: str |
         admission = services.admit(provider=provider, claims=claims, user=user)
         if link is None and user is not None and not services.may_link(provider=provider, user=user):
             raise services.SignInRefused(
-                f"An account for {person.email} already exists outside {provider.tenant.name}: "
-                "ask an admin to invite it, then sign in again.",
+                gettext(
+                    "An account for %(email)s already exists outside %(name)s: "
+                    "ask an admin to invite it, then sign in again."
+                )
+                % {"email": person.email, "name": provider.tenant.name},
                 code="sso_account_exists",
             )
     except services.SignInRefused as refusal:

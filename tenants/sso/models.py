@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tenants.choices import Role
 from tenants.querysets import TenantOwned, TenantQuerySet
@@ -32,70 +33,84 @@ class IdentityProvider(TenantOwned):
     KEK rotation re-seals both kinds alike.
     """
 
-    kind = models.CharField(max_length=8, choices=ProviderKind.choices, default=ProviderKind.OIDC, editable=False)
-    name = models.CharField(max_length=80, help_text="Shown on the sign-in button, e.g. Acme Entra ID.")
-    issuer_url = models.URLField(
-        "Issuer URL", max_length=500, blank=True, help_text="The issuer; discovery is read from its .well-known."
+    kind = models.CharField(
+        verbose_name=_("kind"), max_length=8, choices=ProviderKind.choices, default=ProviderKind.OIDC, editable=False
     )
-    client_identifier = models.CharField("Client ID", max_length=255, blank=True)
+    name = models.CharField(
+        verbose_name=_("name"), max_length=80, help_text=_("Shown on the sign-in button, e.g. Acme Entra ID.")
+    )
+    issuer_url = models.URLField(
+        _("Issuer URL"), max_length=500, blank=True, help_text=_("The issuer; discovery is read from its .well-known.")
+    )
+    client_identifier = models.CharField(_("Client ID"), max_length=255, blank=True)
     # LDAP: where the directory is, the service account that searches it, and how people and groups are found.
     ldap_uri = models.CharField(
-        "Server URI", max_length=255, blank=True, help_text="ldap://host[:port] or ldaps://host[:port]."
+        _("Server URI"), max_length=255, blank=True, help_text=_("ldap://host[:port] or ldaps://host[:port].")
     )
     ldap_bind_dn = models.CharField(
-        "Bind DN", max_length=500, blank=True, help_text="The service account that searches for people."
+        _("Bind DN"), max_length=500, blank=True, help_text=_("The service account that searches for people.")
     )
-    ldap_user_base = models.CharField("User search base", max_length=500, blank=True)
+    ldap_user_base = models.CharField(_("User search base"), max_length=500, blank=True)
     ldap_user_filter = models.CharField(
-        "User filter",
+        _("User filter"),
         max_length=500,
         default="(mail={email})",
-        help_text="{email} is the address typed, {username} the part before the @.",
+        help_text=_("{email} is the address typed, {username} the part before the @."),
     )
     ldap_email_attribute = models.CharField(
-        "Email attribute", max_length=64, default="mail", help_text="mail, or userPrincipalName in Active Directory."
+        _("Email attribute"),
+        max_length=64,
+        default="mail",
+        help_text=_("mail, or userPrincipalName in Active Directory."),
     )
     ldap_group_attribute = models.CharField(
-        "Group attribute",
+        _("Group attribute"),
         max_length=64,
         blank=True,
         default="memberOf",
-        help_text="The person's attribute that lists their groups (used when no group search base is set).",
+        help_text=_("The person's attribute that lists their groups (used when no group search base is set)."),
     )
     ldap_group_base = models.CharField(
-        "Group search base", max_length=500, blank=True, help_text="Set it to search groups instead of the attribute."
+        _("Group search base"),
+        max_length=500,
+        blank=True,
+        help_text=_("Set it to search groups instead of the attribute."),
     )
     ldap_group_filter = models.CharField(
-        "Group filter",
+        _("Group filter"),
         max_length=500,
         default="(member={dn})",
-        help_text="{dn} is the person's DN, {username} their user name.",
+        help_text=_("{dn} is the person's DN, {username} their user name."),
     )
-    client_secret_sealed = models.BinaryField(editable=False, default=b"")
-    client_secret_kek_id = models.CharField(max_length=16, editable=False, default="")
-    scopes = models.CharField(max_length=255, default="openid email profile")
+    client_secret_sealed = models.BinaryField(verbose_name=_("client secret sealed"), editable=False, default=b"")
+    client_secret_kek_id = models.CharField(
+        verbose_name=_("client secret kek id"), max_length=16, editable=False, default=""
+    )
+    scopes = models.CharField(verbose_name=_("scopes"), max_length=255, default="openid email profile")
     groups_claim = models.CharField(
-        "Groups claim", max_length=64, default="groups", help_text="The claim that lists the groups."
+        _("Groups claim"), max_length=64, default="groups", help_text=_("The claim that lists the groups.")
     )
     # {"group name": "owner" | "admin" | "member"}; empty: everyone the provider signs in is a member.
-    group_roles = models.JSONField(default=dict, blank=True)
+    group_roles = models.JSONField(verbose_name=_("group roles"), default=dict, blank=True)
     allow_password = models.BooleanField(
-        "Password sign-in still allowed",
+        _("Password sign-in still allowed"),
         default=False,
-        help_text="People of these domains may still sign in with a Quetzal password.",
+        help_text=_("People of these domains may still sign in with a Quetzal password."),
     )
     mfa_policy = models.CharField(
-        "Second factor", max_length=16, choices=MfaPolicy.choices, default=MfaPolicy.TRUST_PROVIDER
+        _("Second factor"), max_length=16, choices=MfaPolicy.choices, default=MfaPolicy.TRUST_PROVIDER
     )
-    enabled = models.BooleanField(default=True)
+    enabled = models.BooleanField(verbose_name=_("enabled"), default=True)
     # The last failure met at sign-in (the person sees "ask your admin"; the admin reads this on the page).
-    last_error = models.CharField(max_length=500, blank=True, default="", editable=False)
-    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(verbose_name=_("last error"), max_length=500, blank=True, default="", editable=False)
+    last_error_at = models.DateTimeField(verbose_name=_("last error at"), null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("identity provider")
+        verbose_name_plural = _("identity providers")
         ordering = ["name", "pk"]
 
     def __str__(self) -> str:
@@ -136,23 +151,35 @@ class EmailDomain(TenantOwned):
     nobody else can add it.
     """
 
-    provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="domains")
-    domain = models.CharField(max_length=253, db_index=True, validators=[RegexValidator(DOMAIN_RE)])
+    provider = models.ForeignKey(
+        IdentityProvider, verbose_name=_("provider"), on_delete=models.CASCADE, related_name="domains"
+    )
+    domain = models.CharField(
+        verbose_name=_("domain"), max_length=253, db_index=True, validators=[RegexValidator(DOMAIN_RE)]
+    )
     # Random per claim: a record published for one tenant's claim never proves another's, nor a later re-claim.
-    token = models.CharField(max_length=64, default=new_token, editable=False)
-    status = models.CharField(max_length=8, choices=DomainStatus.choices, default=DomainStatus.PENDING)
+    token = models.CharField(verbose_name=_("token"), max_length=64, default=new_token, editable=False)
+    status = models.CharField(
+        verbose_name=_("status"), max_length=8, choices=DomainStatus.choices, default=DomainStatus.PENDING
+    )
     # Routed before verification existed (migration 0003): keeps routing until verified here or elsewhere.
-    grandfathered = models.BooleanField(default=False, editable=False)
-    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    grandfathered = models.BooleanField(verbose_name=_("routed before verification"), default=False, editable=False)
+    verified_at = models.DateTimeField(verbose_name=_("verified at"), null=True, blank=True, editable=False)
+    last_checked_at = models.DateTimeField(verbose_name=_("last checked at"), null=True, blank=True, editable=False)
     # The last check's problem as a code of tenants.sso.dnscheck.MESSAGES and its details, worded when shown.
-    last_error_code = models.CharField(max_length=24, blank=True, default="", editable=False)
-    last_error_params = models.JSONField(default=dict, blank=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_error_code = models.CharField(
+        verbose_name=_("last error"), max_length=24, blank=True, default="", editable=False
+    )
+    last_error_params = models.JSONField(
+        verbose_name=_("last error's details"), default=dict, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now, editable=False)
 
     objects = EmailDomainQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("email domain")
+        verbose_name_plural = _("email domains")
         ordering = ["domain"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "domain"], name="sso_domain_once_per_tenant"),
@@ -187,15 +214,21 @@ class DirectoryAccount(TenantOwned):
     """A person's entry in a tenant's LDAP directory, linked to their account (what allauth's SocialAccount is for
     OpenID Connect): the entry signs in as this account again, even after its membership lapsed."""
 
-    provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="directory_accounts")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    provider = models.ForeignKey(
+        IdentityProvider, verbose_name=_("provider"), on_delete=models.CASCADE, related_name="directory_accounts"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="+"
+    )
     # The entry's DN lower-cased (DNs compare without case); bounded like the DN fields of the provider.
-    dn = models.CharField(max_length=1000)
-    created_at = models.DateTimeField(default=timezone.now)
+    dn = models.CharField(verbose_name=_("dn"), max_length=1000)
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("directory account")
+        verbose_name_plural = _("directory accounts")
         constraints = [
             models.UniqueConstraint(fields=["provider", "dn"], name="sso_directory_account_one_per_entry"),
             models.UniqueConstraint(fields=["provider", "user"], name="sso_directory_account_one_per_user"),

@@ -11,6 +11,7 @@ from allauth.socialaccount.adapter import get_adapter
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from quetzal import kek
 from quetzal.errors import Conflict, ServiceError
@@ -95,7 +96,7 @@ def save_provider(
     `values["kind"]` (OpenID Connect unless given) counts only when creating: a provider never changes kind.
     """
     if provider is not None and provider.tenant_id != tenant.pk:
-        raise ServiceError("No such provider in your organisation.", code="not_found", status=404)
+        raise ServiceError(gettext("No such provider in your organisation."), code="not_found", status=404)
     domains = sorted({d.strip().lower() for d in domains if d.strip()})
     with transaction.atomic():
         if provider is None:
@@ -115,7 +116,10 @@ def save_provider(
             provider.save(update_fields=["client_secret_sealed", "client_secret_kek_id"])
         taken = _claimed_elsewhere(domains, provider)
         if taken:
-            raise Conflict(f"Already routed to another provider: {', '.join(taken)}.", code="sso_domain_taken")
+            raise Conflict(
+                gettext("Already routed to another provider: %(join)s.") % {"join": ", ".join(taken)},
+                code="sso_domain_taken",
+            )
         provider.domains.exclude(domain__in=domains).delete()
         existing = set(provider.domains.values_list("domain", flat=True))
         try:
@@ -123,8 +127,10 @@ def save_provider(
                 for domain in domains:
                     if domain not in existing:
                         EmailDomain.objects.create(tenant=tenant, provider=provider, domain=domain)
-        except IntegrityError:  # another provider of the tenant took one in the meantime
-            raise Conflict("One of these domains was just routed to another provider.", code="sso_domain_taken")
+        except IntegrityError:  # another provider claimed one in the meantime
+            raise Conflict(
+                gettext("One of these domains was just routed to another provider."), code="sso_domain_taken"
+            )
         events.sso_provider_saved(actor=actor, provider=provider, domains=domains, ip=ip)
     return provider
 
@@ -173,9 +179,12 @@ def test_connection(provider: IdentityProvider) -> Discovery:
     found = discover(provider.issuer_url)
     missing = sorted(set(provider.scopes.split()) - set(found.scopes_supported)) if found.scopes_supported else []
     if "openid" not in provider.scopes.split():
-        raise ProviderUnreachable("The scopes must include openid.", code="sso_scopes")
+        raise ProviderUnreachable(gettext("The scopes must include openid."), code="sso_scopes")
     if missing:
-        raise ProviderUnreachable(f"The provider does not offer the scopes {', '.join(missing)}.", code="sso_scopes")
+        raise ProviderUnreachable(
+            gettext("The provider does not offer the scopes %(join)s.") % {"join": ", ".join(missing)},
+            code="sso_scopes",
+        )
     with get_adapter().get_requests_session() as session:
         try:
             keys = session.get(found.jwks_uri)
@@ -186,12 +195,17 @@ def test_connection(provider: IdentityProvider) -> Discovery:
                 auth=(provider.client_identifier, client_secret(provider)),
             )
         except requests.RequestException as error:
-            raise ProviderUnreachable(f"The provider stopped answering: {type(error).__name__}.") from error
+            raise ProviderUnreachable(
+                gettext("The provider stopped answering: %(name)s.") % {"name": type(error).__name__}
+            ) from error
     if keys.status_code != 200:
-        raise ProviderUnreachable(f"The provider's signing keys ({found.jwks_uri}) answered HTTP {keys.status_code}.")
+        raise ProviderUnreachable(
+            gettext("The provider's signing keys (%(jwks_uri)s) answered HTTP %(status_code)s.")
+            % {"jwks_uri": found.jwks_uri, "status_code": keys.status_code}
+        )
     if answer.status_code == 401 or _oauth_error(answer) == "invalid_client":
         raise ProviderUnreachable(
-            "The provider refused the client id or secret (invalid_client).", code="sso_client_refused"
+            gettext("The provider refused the client id or secret (invalid_client)."), code="sso_client_refused"
         )
     return found
 
@@ -303,20 +317,28 @@ def admit(*, provider: IdentityProvider, claims: Mapping[str, Any], user: User |
     tenant = provider.tenant
     email = str(claims.get("email") or "").strip()
     if not provider.enabled:
-        raise SignInRefused(f"Single sign-on for {tenant.name} is turned off.", code="sso_disabled")
+        raise SignInRefused(
+            gettext("Single sign-on for %(name)s is turned off.") % {"name": tenant.name}, code="sso_disabled"
+        )
     if not email or "@" not in email:
-        raise SignInRefused(f"{provider.name} did not tell Quetzal your email address.", code="sso_no_email")
+        raise SignInRefused(
+            gettext("%(name)s did not tell Quetzal your email address.") % {"name": provider.name}, code="sso_no_email"
+        )
     if not provider.domains.routed().filter(domain=domain_of(email)).exists():
         raise SignInRefused(
-            f"{provider.name} signs in addresses of {tenant.name}'s domains only, not {email}.", code="sso_wrong_domain"
+            gettext("%(name)s signs in addresses of %(name2)s's domains only, not %(email)s.")
+            % {"name": provider.name, "name2": tenant.name, "email": email},
+            code="sso_wrong_domain",
         )
     if user is not None and not user.is_active:
-        raise SignInRefused("This account is deactivated.", code="sso_inactive")
+        raise SignInRefused(gettext("This account is deactivated."), code="sso_inactive")
     groups = groups_of(provider, claims)
     role = role_for(provider, groups)
     if role is None:
         raise SignInRefused(
-            f"None of your groups at {provider.name} gives access to {tenant.name}.", code="sso_no_group"
+            gettext("None of your groups at %(name)s gives access to %(name2)s.")
+            % {"name": provider.name, "name2": tenant.name},
+            code="sso_no_group",
         )
     return Admission(provider=provider, email=email, role=role, groups=groups, mfa=provider_claimed_mfa(claims))
 

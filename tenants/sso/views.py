@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext
 from django.views import View
 from django.views.decorators.http import require_GET
 
@@ -51,7 +51,7 @@ class ProviderPage(TenantPageMixin):
             else:
                 messages.success(
                     request,
-                    _(
+                    gettext(
                         "%(name)s saved. Publish each new domain's DNS record and verify it, and test the connection, "
                         "before people use it."
                     )
@@ -123,10 +123,15 @@ class ProviderTestView(ProviderPage, View):
             answer = services.test_provider(provider)
         except ProviderUnreachable as error:
             services.record_error(provider, error.detail)
-            messages.error(request, f"Connection failed ({error.code}): {error.detail}")
+            messages.error(
+                request,
+                gettext("Connection failed (%(code)s): %(detail)s") % {"code": error.code, "detail": error.detail},
+            )
         except UnwrapError as error:
             services.record_error(provider, f"The stored secret does not open under this KEK: {error}")
-            messages.error(request, "Connection failed (sso_secret): the stored secret does not open; enter it again.")
+            messages.error(
+                request, gettext("Connection failed (sso_secret): the stored secret does not open; enter it again.")
+            )
         else:
             messages.success(request, answer)
         return redirect("sso:provider", pk=provider.pk)
@@ -136,7 +141,9 @@ class ProviderDeleteView(ProviderPage, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         provider = self.provider(pk)
         services.delete_provider(provider=provider, actor=request.user, ip=client_ip(request))
-        messages.success(request, f"{provider.name} removed: its people sign in with a password again.")
+        messages.success(
+            request, gettext("%(name)s removed: its people sign in with a password again.") % {"name": provider.name}
+        )
         return redirect("sso:providers")
 
 
@@ -164,19 +171,19 @@ class DomainVerifyView(DomainPage, View):
         if checked.status == DomainStatus.VERIFIED and not checked.last_error:
             messages.success(
                 request,
-                _("%(domain)s is verified: its sign-ins go to %(provider)s.")
+                gettext("%(domain)s is verified: its sign-ins go to %(provider)s.")
                 % {"domain": checked.domain, "provider": checked.provider.name},
             )
         elif checked.status == DomainStatus.VERIFIED:  # the DNS did not answer: a verification stands until it says
             messages.warning(
                 request,
-                _("%(domain)s stays verified; this check could not finish: %(problem)s")
+                gettext("%(domain)s stays verified; this check could not finish: %(problem)s")
                 % {"domain": checked.domain, "problem": checked.last_error},
             )
         else:
             messages.error(
                 request,
-                _("%(domain)s is not verified: %(problem)s")
+                gettext("%(domain)s is not verified: %(problem)s")
                 % {"domain": checked.domain, "problem": checked.last_error},
             )
         return self.back(request, checked)
@@ -187,7 +194,8 @@ class DomainRemoveView(DomainPage, View):
         domain = self.domain(pk)
         domain_services.remove(domain=domain, actor=request.user, ip=client_ip(request))
         messages.success(
-            request, _("%(domain)s removed: its people sign in with a password again.") % {"domain": domain.domain}
+            request,
+            gettext("%(domain)s removed: its people sign in with a password again.") % {"domain": domain.domain},
         )
         return self.back(request, domain)
 

@@ -8,10 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views import View
 from django.views.decorators.http import require_POST
 
 from quetzal.errors import ServiceError
+from tenants.choices import Role
 from tenants.events import AuditAction
 from tenants.filters import AuditPageFilterSet
 from tenants.forms import (
@@ -40,7 +43,7 @@ def tenant_switch(request: HttpRequest) -> HttpResponse:
     tenant = switch_tenant(request, request.POST.get("slug", ""))
     if tenant is None:
         raise Http404("You are not a member of that organisation.")
-    messages.success(request, f"Now working in {tenant.name}.")
+    messages.success(request, gettext("Now working in %(name)s.") % {"name": tenant.name})
     return redirect(safe_next(request, "portal:home"))
 
 
@@ -115,7 +118,10 @@ class MembersView(TenantPageMixin, View):
                     base_url=request.build_absolute_uri("/")[:-1],
                     **form.cleaned_data,
                 )
-                messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+                messages.success(
+                    request,
+                    gettext("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]},
+                )
             elif action == "role":
                 form = RoleForm(request.POST, tenant=request.tenant)
                 if not form.is_valid():
@@ -127,7 +133,11 @@ class MembersView(TenantPageMixin, View):
                     actor_membership=request.membership,
                     ip=ip,
                 )
-                messages.success(request, f"{membership.user.email} is now {form.cleaned_data['role']}.")
+                messages.success(
+                    request,
+                    gettext("%(email)s is now %(role)s.")
+                    % {"email": membership.user.email, "role": Role(form.cleaned_data["role"]).label},
+                )
             elif action == "remove":
                 form = RemoveMemberForm(request.POST, tenant=request.tenant)
                 if not form.is_valid():
@@ -137,15 +147,19 @@ class MembersView(TenantPageMixin, View):
                 members.remove_member(
                     membership=membership, actor_membership=request.membership, delete_desktops=delete_desktops, ip=ip
                 )
-                kept = "; their desktops are being deleted" if delete_desktops else "; their desktops are kept"
-                messages.success(request, f"{membership.user.email} was removed{kept}.")
+                said = (
+                    gettext("%(email)s was removed; their desktops are being deleted.")
+                    if delete_desktops
+                    else gettext("%(email)s was removed; their desktops are kept.")
+                )
+                messages.success(request, said % {"email": membership.user.email})
             elif action == "revoke":
                 form = InvitationForm(request.POST, tenant=request.tenant)
                 if not form.is_valid():
                     return self.refuse(request, form)
                 invitation = form.cleaned_data["invitation"]
                 invitations.revoke(invitation=invitation, actor=request.user, ip=ip)
-                messages.success(request, f"Invitation to {invitation.email} withdrawn.")
+                messages.success(request, gettext("Invitation to %(email)s withdrawn.") % {"email": invitation.email})
         except ServiceError as error:
             messages.error(request, error.detail)
             return render(request, "tenants/members.html", self.context(), status=error.status)
@@ -169,7 +183,7 @@ class LeaveView(TenantPageMixin, View):
         except ServiceError as error:
             messages.error(request, error.detail)
             return redirect("portal:home")
-        messages.success(request, f"You left {request.tenant.name}.")
+        messages.success(request, gettext("You left %(name)s.") % {"name": request.tenant.name})
         return redirect("portal:home")
 
 
@@ -211,7 +225,7 @@ class InvitationAcceptView(View):
         except ServiceError as error:
             return render(request, "tenants/invitation_error.html", {"error": error}, status=error.status)
         switch_tenant(request, membership.tenant.slug)
-        messages.success(request, f"Welcome to {membership.tenant.name}.")
+        messages.success(request, gettext("Welcome to %(name)s.") % {"name": membership.tenant.name})
         return redirect("portal:home")
 
 
@@ -240,7 +254,7 @@ class TokensView(TenantPageMixin, View):
             token = revoke.cleaned_data["token"]
             try:
                 tokens.revoke_token(token=token, actor=request.user, ip=ip)
-                messages.success(request, f"Token {token.name} revoked.")
+                messages.success(request, gettext("Token %(name)s revoked.") % {"name": token.name})
             except ServiceError as error:
                 messages.error(request, error.detail)
             return redirect("tenants:tokens")
@@ -280,19 +294,19 @@ class PoliciesView(TenantPageMixin, View):
 
     admin_required = True
     groups = [
-        ("Organisation", ("name",)),
-        ("Sign-in", ("require_2fa", "inactivity_logout_minutes")),
+        (_("Organisation"), ("name",)),
+        (_("Sign-in"), ("require_2fa", "inactivity_logout_minutes")),
         (
-            "Idle desktops and sessions",
+            _("Idle desktops and sessions"),
             ("idle_timeout_minutes", "idle_cpu_threshold_percent", "idle_action", "max_session_hours"),
         ),
         (
-            "Quotas (0 means no limit)",
+            _("Quotas (0 means no limit)"),
             ("max_running_per_user", "quota_desktops", "quota_vcpus", "quota_ram_mib", "quota_disk_gib"),
         ),
-        ("Sizes", ("resize_policy",)),
+        (_("Sizes"), ("resize_policy",)),
         (
-            "Consoles",
+            _("Consoles"),
             (
                 "allow_admin_console_access",
                 "recording_enabled",
@@ -301,10 +315,10 @@ class PoliciesView(TenantPageMixin, View):
                 "max_consoles_per_tenant",
             ),
         ),
-        ("Clipboard and sound", ("clipboard_to_desktop", "clipboard_from_desktop", "audio_enabled")),
-        ("Home folders", ("home_disk_gib", "quota_home_gib", "allow_admin_file_access")),
-        ("Automation", ("allow_automation",)),
-        ("Warm pools", ("time_zone", "warm_hit_target_percent")),
+        (_("Clipboard and sound"), ("clipboard_to_desktop", "clipboard_from_desktop", "audio_enabled")),
+        (_("Home folders"), ("home_disk_gib", "quota_home_gib", "allow_admin_file_access")),
+        (_("Automation"), ("allow_automation",)),
+        (_("Warm pools"), ("time_zone", "warm_hit_target_percent")),
     ]
 
     def render_form(self, request: HttpRequest, form: PoliciesForm, status: int = 200) -> HttpResponse:
@@ -323,5 +337,5 @@ class PoliciesView(TenantPageMixin, View):
             tenants.update_policies(
                 tenant=request.tenant, changes=changes, actor=request.user, ip=audit.client_ip(request)
             )
-        messages.success(request, "Policies saved.")
+        messages.success(request, gettext("Policies saved."))
         return redirect("tenants:policies")

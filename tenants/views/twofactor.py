@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -38,7 +39,7 @@ def setup(request: HttpRequest) -> HttpResponse:
         if codes is not None:
             request.session.pop(SETUP_SESSION_KEY, None)
             return render(request, "tenants/2fa_recovery_codes.html", {"codes": codes})
-        form.add_error("code", "That code is not right. Check the time on your phone and try the next code.")
+        form.add_error("code", gettext("That code is not right. Check the time on your phone and try the next code."))
     context = {
         "form": form,
         "qr": twofactor.qr_code_svg(device),
@@ -58,7 +59,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         if twofactor.verify_second_factor(request=request, code=form.cleaned_data["code"]):
             return redirect(safe_next(request))
-        form.add_error("code", "That code is not valid or was already used.")
+        form.add_error("code", gettext("That code is not valid or was already used."))
     return render(request, "tenants/2fa_verify.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -73,7 +74,7 @@ def security(request: HttpRequest) -> HttpResponse:
             return render(request, "tenants/2fa_recovery_codes.html", {"codes": codes})
         if action == "remove":
             twofactor.remove_devices(user=request.user, request=request)
-            messages.success(request, "Two-factor authentication is off.")
+            messages.success(request, gettext("Two-factor authentication is off."))
             return redirect("tenants:security")
     recovery = StaticDevice.objects.filter(user=request.user, name=twofactor.RECOVERY_DEVICE_NAME).first()
     context = {
