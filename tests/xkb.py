@@ -1,7 +1,7 @@
 """The keyboard layouts' source of truth: libxkbcommon reading Debian's xkb-data, through ctypes.
 
 hosts/hypervisor/layouts.py is generated from it (`.venv/bin/python -m tests.xkb > hosts/hypervisor/layouts.py`),
-and hosts/tests/test_keyboard_layouts.py regenerates it and compares, so the typed input the automation API sends
+and desktops/tests/test_keyboard_layouts.py regenerates it and compares, so the typed input the automation API sends
 is what a guest with that layout really reads. Only tests and that command load libxkbcommon; the platform does not.
 """
 
@@ -150,7 +150,7 @@ def render() -> str:
         '"""Characters per keyboard layout as Linux key-code chords, generated from libxkbcommon and xkb-data.',
         "",
         "Do not edit: `.venv/bin/python -m tests.xkb > hosts/hypervisor/layouts.py` writes it, and",
-        "hosts/tests/test_keyboard_layouts.py checks it still matches. A character maps to the chords that type it:",
+        "desktops/tests/test_keyboard_layouts.py checks it still matches. A character maps to the chords that type it:",
         "one (modifiers first, the key last), or a dead key followed by space or a letter.",
         '"""',
         "",

@@ -6,6 +6,7 @@ from django import forms
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from desktops.choices import KeyboardLayout
 from desktops.models import DesktopTemplate, Pool, ScalingException, ScalingPlan, TemplateSize
 from desktops.services import autoscale, scaling
 from desktops.services.templates import RANGE_FIELDS, SIZE_FIELDS, TENANT_FIELDS, launchable
@@ -83,6 +84,11 @@ class TemplateForm(ModelForm):
         self.fields["image"].queryset = Image.objects.filter(copies__state=CopyState.READY).distinct()
         if self.instance.pk:
             self.fields["cloud_init_password"].help_text = gettext("Empty: keep the current password.")
+        # Added after scripts that post this form were written: one that does not send it keeps the layout.
+        self.fields["keyboard_layout"].required = False
+
+    def clean_keyboard_layout(self) -> str:
+        return self.cleaned_data.get("keyboard_layout") or self.instance.keyboard_layout or KeyboardLayout.US
 
     def service_values(self) -> dict:
         """The cleaned fields for the service; an empty password on edit keeps the stored one."""

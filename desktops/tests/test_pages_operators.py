@@ -80,6 +80,8 @@ def test_it_audits_quota_changes_made_by_operators(operator, alice):
         "inactivity_logout_minutes": 0,
         "max_session_hours": 0,
         "recording_retention_days": 30,
+        "max_consoles_per_person": 3,
+        "max_consoles_per_tenant": 0,
         # Checked boxes, as the browser posts them (these default to on).
         "clipboard_to_desktop": "on",
         "clipboard_from_desktop": "on",

@@ -36,6 +36,10 @@ def _provider(world: TenantWorld) -> IdentityProvider:
     )
 
 
+def _domain(world: TenantWorld):
+    return _provider(world).domains.create(tenant=world.tenant, domain=f"{world.tenant.slug}.example")
+
+
 def _template(world: TenantWorld) -> DesktopTemplate:
     return DesktopTemplateFactory(name=f"{world.tenant.slug} private", visibility="tenant", tenant=world.tenant)
 
@@ -119,6 +123,8 @@ PAGES: dict[str, Page] = {
     "sso:provider": Page("admin", make=_provider, methods=("get", "post")),
     "sso:provider-test": Page("admin", make=_provider, methods=("post",)),
     "sso:provider-delete": Page("admin", make=_provider, methods=("post",)),
+    "sso:domain-verify": Page("admin", make=_domain, methods=("post",)),
+    "sso:domain-remove": Page("admin", make=_domain, methods=("post",)),
     "sso:route": Page("public"),
     "sso:ldap-login": Page("public", methods=("get", "post")),
     # Pages of the signed-in person, whatever their tenant.

@@ -1,7 +1,7 @@
 """Characters per keyboard layout as Linux key-code chords, generated from libxkbcommon and xkb-data.
 
 Do not edit: `.venv/bin/python -m tests.xkb > hosts/hypervisor/layouts.py` writes it, and
-hosts/tests/test_keyboard_layouts.py checks it still matches. A character maps to the chords that type it:
+desktops/tests/test_keyboard_layouts.py checks it still matches. A character maps to the chords that type it:
 one (modifiers first, the key last), or a dead key followed by space or a letter.
 """
 
