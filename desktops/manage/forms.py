@@ -206,6 +206,9 @@ class ScalingPlanForm(ModelForm):
             **{f"{phase}_unit": "Counted in" for phase in scaling.PHASES},
             "enabled": "Follow this plan (off: keep Min ready)",
             "release_idle": "Release idle warm desktops at ramp-down",
+            "stop_in_use": "Stop desktops people hold at ramp-down",
+            "notice_minutes": "Notice to a connected person (minutes, 0: none)",
+            "defer_minutes": '"Keep working" puts the stop off by (minutes, 0: not allowed)',
             "prediction_enabled": "Predict demand from the claim history",
             "lead_minutes": "Refill lead time (minutes)",
         }

@@ -11,7 +11,7 @@ from django.utils import timezone
 from desktops import dispatch
 from desktops.choices import DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import autoscale, homes, quotas
+from desktops.services import autoscale, homes, quotas, ramp_down
 from desktops.services.requests import _new_operation, request_action
 from desktops.services.templates import launchable
 from quetzal.errors import Forbidden, LimitExceeded, NotFound, ServiceError
@@ -132,6 +132,7 @@ def refill(pool: Pool, *, now: datetime | None = None) -> int:
     # One target per pass: the plan and the prediction do not change between two desktops of one refill.
     target = autoscale.warm_target(pool, now=now)
     autoscale.release_surplus(pool, target)
+    ramp_down.apply(pool, phase=target.phase, now=now)
     made = 0
     while True:
         with transaction.atomic():
