@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time as clock
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from django.db import connection, transaction
 
 from desktops.choices import DesktopState, OperationKind
 from desktops.console import activity
@@ -263,3 +266,87 @@ def test_the_console_listens_for_notices_only_where_the_plan_stops_held_desktops
     autoscale.save_plan(pool=pool, actor=alice.admin, values={"stop_in_use": False})
     page = client.get(f"/desktops/{held.pk}/console/").content.decode()
     assert 'data-testid="console-stop-notice"' not in page and "console_stop.js" not in page
+
+
+# --- races, on committed rows: another connection holds the row when the stale decision is carried out
+
+
+def _racing(first, then):
+    """Run `first` in a transaction of another connection, and `then` here; the other commits once `then` waits."""
+    locked, release, waited = threading.Event(), threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                first()
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def watch() -> None:
+        # Commit the other side only once this side really waits on its row lock.
+        try:
+            for _ in range(250):
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                    if cursor.fetchone()[0]:
+                        waited.set()
+                        break
+                clock.sleep(0.02)
+        finally:
+            release.set()
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(10)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = then()
+    finally:
+        holder.join(10)
+        watcher.join(10)
+    assert waited.is_set(), "this side never waited on the other's lock: no race was run"
+    return result
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_that_holds_the_row_wins_over_the_release_waiting_for_it(pool, plan, alice, template, host, work):
+    autoscale.save_plan(pool=pool, actor=alice.admin, values={"release_idle": True, "peak_minimum": 1})
+    pools.refill(pool, now=paris(9))
+    [warm] = Desktop.objects.filter(pool=pool, user__isnull=True)
+    released = _racing(
+        lambda: pools.claim(tenant=alice.tenant, user=alice.member, template=template),
+        lambda: autoscale.release_one(pool, warm.pk),
+    )
+    assert released is False
+    warm.refresh_from_db()
+    assert warm.user == alice.member and warm.state == DesktopState.RUNNING
+    assert not Operation.objects.filter(desktop=warm, kind=OperationKind.DELETE).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_person_connecting_while_the_stop_waits_is_not_stopped(held, pool, work):
+    stop = lambda: ramp_down.stop_now(held.pk, user_id=held.user_id)  # noqa: E731
+    stopped = _racing(lambda: activity.console_opened(held.pk), stop)
+    assert stopped is False
+    assert Desktop.objects.get(pk=held.pk).state == DesktopState.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferral_while_the_stop_waits_wins(held, pool, alice, work):
+    activity.console_opened(held.pk)
+    pools.refill(pool, now=paris(17))
+    notice = StopNotice.objects.get(desktop=held)
+    stopped = _racing(
+        lambda: ramp_down.defer(desktop=held, actor=alice.member),
+        lambda: ramp_down.stop_due(notice.pk, now=paris(17, 15)),
+    )
+    assert stopped is False
+    assert StopNotice.objects.get(desktop=held).due_at == paris(17, 25)
+    assert Desktop.objects.get(pk=held.pk).state == DesktopState.RUNNING
