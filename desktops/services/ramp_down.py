@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationKind
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 MAX_DEFERRALS = 3
 NOTICE_EVENT = "stop_notice"
 REASON = "Ramp-down of the pool's scaling plan"
+# A desktop used this recently (just claimed, a console just closed) is not stopped unannounced: its person
+# may be on the way to its console, or reconnecting after a blip. The next pass after it decides.
+SETTLE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,11 @@ def apply(pool: Pool, *, phase: str | None, now: datetime | None = None) -> int:
             stopped += notice.due_at <= now and stop_due(notice.pk, now=now)
         elif desktop.consoles_open and plan.notice_minutes:
             _announce(desktop, holder=holder, plan=plan, now=now)
-        else:
+        elif plan.notice_minutes == 0:
             # With no notice in the plan the stop is the plan's at once, connected or not.
-            stopped += stop_now(desktop.pk, user_id=holder, unless_connected=bool(plan.notice_minutes))
+            stopped += stop_now(desktop.pk, user_id=holder, unless_connected=False)
+        elif desktop.last_activity_at is None or desktop.last_activity_at <= now - SETTLE:
+            stopped += stop_now(desktop.pk, user_id=holder, quiet_since=now - SETTLE)
     return stopped
 
 
@@ -86,12 +92,17 @@ def _announce(desktop: Desktop, *, holder: int, plan: ScalingPlan, now: datetime
         _push(desktop, notice, plan)
 
 
-def stop_now(desktop_id: int, *, user_id: int, unless_connected: bool = True) -> bool:
-    """Stop a held desktop read as unconnected, unless its person connected or it changed hands meanwhile."""
+def stop_now(
+    desktop_id: int, *, user_id: int, unless_connected: bool = True, quiet_since: datetime | None = None
+) -> bool:
+    """Stop a held desktop read as unconnected, unless its person connected, used it since `quiet_since` or it
+    changed hands meanwhile."""
     with transaction.atomic():
         held = Desktop.objects.filter(pk=desktop_id, user_id=user_id, state=DesktopState.RUNNING)
         if unless_connected:
             held = held.filter(consoles_open=0)
+        if quiet_since is not None:
+            held = held.filter(Q(last_activity_at__isnull=True) | Q(last_activity_at__lte=quiet_since))
         desktop = held.select_for_update(of=("self",)).select_related("tenant", "pool").first()
         if desktop is None:
             return False  # connected since (the next pass gives notice), or no longer theirs

@@ -60,6 +60,8 @@ def held(pool, plan, alice, template, host, work) -> Desktop:
         pools.refill(pool, now=paris(9))
     with work():
         desktop, _ = pools.claim(tenant=alice.tenant, user=alice.member, template=template)
+    # Claimed in the morning and last used then (the plan's clock is the test's, not the wall's)
+    Desktop.objects.filter(pk=desktop.pk).update(last_activity_at=paris(9))
     desktop.refresh_from_db()
     assert desktop.state == DesktopState.RUNNING and desktop.user == alice.member
     return desktop
@@ -100,6 +102,21 @@ def test_it_stops_a_person_who_is_not_connected_at_once_without_notice(held, poo
     got = capture({"console": groups.desktop_group(held.pk)}, ramp_down_pass)
     assert [m for m in got["console"] if m["type"] == "stop_notice"] == []
     assert not StopNotice.objects.exists()
+    assert Desktop.objects.get(pk=held.pk).state == DesktopState.DELETED
+
+
+def test_it_waits_a_few_minutes_before_stopping_a_desktop_just_claimed_or_left(held, pool, work):
+    # Given a person who claimed the desktop at 17:00, during ramp-down, and has not opened its console yet
+    Desktop.objects.filter(pk=held.pk).update(last_activity_at=paris(17))
+    with work():
+        pools.refill(pool, now=paris(17, 4))
+    assert Desktop.objects.get(pk=held.pk).state == DesktopState.RUNNING
+    # And a pass that read it as quiet before that use does not stop it either
+    with work():
+        assert ramp_down.stop_now(held.pk, user_id=held.user_id, quiet_since=paris(16, 59)) is False
+    # Once it has been quiet for the settling minutes, the plan applies
+    with work():
+        pools.refill(pool, now=paris(17, 5))
     assert Desktop.objects.get(pk=held.pk).state == DesktopState.DELETED
 
 
