@@ -57,4 +57,6 @@ defer.addEventListener("click", async (event) => {
 });
 
 setInterval(() => tick(banner), 5000);
+// A slow read as well: where live pushes are switched off (METRICS_PUSH) the notice still arrives in time.
+setInterval(refresh, 60000);
 refresh();
