@@ -367,3 +367,25 @@ def test_a_deferral_while_the_stop_waits_wins(held, pool, alice, work):
     assert stopped is False
     assert StopNotice.objects.get(desktop=held).due_at == paris(17, 25)
     assert Desktop.objects.get(pk=held.pk).state == DesktopState.RUNNING
+
+
+@pytest.mark.parametrize("way", ["launch", "step_by_step"])
+def test_a_claim_after_the_release_passes_the_released_desktop_by(way, pool, plan, alice, template, host, work):
+    # Given a warm desktop whose ramp-down release is queued but not yet carried out by a worker
+    autoscale.save_plan(pool=pool, actor=alice.admin, values={"release_idle": True, "peak_minimum": 2})
+    with work():
+        pools.refill(pool, now=paris(9))
+    doomed, spare = Desktop.objects.filter(pool=pool, user__isnull=True).order_by("created_at", "id")
+    assert autoscale.release_one(pool, doomed.pk) is True
+    # When a person claims (the oldest warm desktop first): by a launch (one statement) or step by step
+    with work():
+        if way == "launch":
+            body = {"template": template.pk}
+            answer = api_client(alice.member, alice.tenant).post("/api/desktop/start", body, format="json")
+            claimed_id = answer.json()["desktop"]["id"]
+        else:
+            claimed_id = pools.claim(tenant=alice.tenant, user=alice.member, template=template)[0].pk
+    # Then they get the other one
+    assert claimed_id == spare.pk
+    doomed.refresh_from_db()
+    assert doomed.user is None
