@@ -233,6 +233,20 @@ class DesktopSerializer(ModelSerializer):
         return session_deadline(desktop) if desktop.state == DesktopState.RUNNING else None
 
 
+class StopNoticeSerializer(ResponseSerializer):
+    """A ramp-down stop announced to the desktop's connected person (all null: none announced)."""
+
+    due_at = serializers.DateTimeField(allow_null=True, help_text="When the plan stops the desktop.")
+    clock = serializers.CharField(allow_null=True, help_text="That moment on the tenant's wall clock (HH:MM).")
+    deferrable = serializers.BooleanField(help_text="Whether the person may still put it off.")
+
+    @classmethod
+    def of(cls, notice) -> dict:
+        if notice is None:
+            return {"due_at": None, "clock": None, "deferrable": False}
+        return cls({"due_at": notice.due_at, "clock": notice.clock, "deferrable": notice.deferrable}).data
+
+
 class CreateDesktopSerializer(SizeFields):
     template = template_reference()
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)

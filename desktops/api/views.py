@@ -12,7 +12,7 @@ from desktops.api import serializers as s
 from desktops.choices import STOPPABLE_STATES, OperationKind
 from desktops.filters import OperationFilterSet
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import idle, launch, pools, readiness, sizes
+from desktops.services import idle, launch, pools, ramp_down, readiness, sizes
 from desktops.services.requests import request_action, request_create, request_stop
 from desktops.services.resize import request_resize
 from desktops.services.templates import launchable
@@ -150,6 +150,21 @@ class DesktopViewSet(VisibleDesktopsMixin, mixins.ListModelMixin, mixins.Retriev
         desktop = self.get_object()
         idle.keep_running(desktop=desktop, actor=request.user, ip=client_ip(request))
         return Response(s.DesktopSerializer(desktop).data)
+
+    @extend_schema(request=None, responses={200: s.StopNoticeSerializer})
+    @action(detail=True, methods=["get"], url_path="stop-notice")
+    def stop_notice(self, request, pk=None):
+        """The ramp-down stop the pool's scaling plan announced for this desktop, if any."""
+        return Response(s.StopNoticeSerializer.of(ramp_down.notice_of(self.get_object())))
+
+    @extend_schema(request=None, responses={200: s.StopNoticeSerializer})
+    @action(detail=True, methods=["post"], url_path="defer-stop")
+    def defer_stop(self, request, pk=None):
+        """Keep working: put the announced ramp-down stop off by the plan's deferral (where the plan allows)."""
+        desktop = self.get_object()
+        ramp_down.ensure_held_by(desktop, request.user)
+        notice = ramp_down.defer(desktop=desktop, actor=request.user, ip=client_ip(request))
+        return Response(s.StopNoticeSerializer.of(notice))
 
     @extend_schema(
         request=s.ResizeSerializer,

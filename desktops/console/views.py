@@ -10,7 +10,7 @@ from desktops.console import recordings
 from desktops.console.filters import ConsoleFilterSet
 from desktops.console.models import ConsoleSession, Recording
 from desktops.models import Desktop
-from desktops.services import automation, idle
+from desktops.services import automation, idle, ramp_down
 from desktops.services.preferences import console_preferences
 from quetzal.errors import ServiceError
 from tenants.mixins import TenantPageMixin
@@ -42,6 +42,8 @@ class ConsolePageView(TenantPageMixin, View):
             "idle_policy": idle.has_idle_policy(desktop),
             "idle_verb": idle.idle_action(desktop),
             "idle_warn_seconds": int(idle.warning_window(desktop).total_seconds()),
+            # "Stopped at 18:30 for the evening": the pool's plan stops held desktops, after notice.
+            "stop_notices": ramp_down.announces(desktop),
             # "A script is driving": shown from the page's first paint, then followed by a small poller.
             "automation_allowed": request.tenant.allow_automation,
             "automation_driven": automation.is_driven(desktop),

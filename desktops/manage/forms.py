@@ -231,6 +231,9 @@ class ScalingPlanForm(ModelForm):
             **{f"{phase}_unit": _("Counted in") for phase in scaling.PHASES},
             "enabled": _("Follow this plan (off: keep Min ready)"),
             "release_idle": _("Release idle warm desktops at ramp-down"),
+            "stop_in_use": _("Stop desktops people hold at ramp-down"),
+            "notice_minutes": _("Notice to a connected person (minutes, 0: none)"),
+            "defer_minutes": _('"Keep working" puts the stop off by (minutes, 0: not allowed)'),
             "prediction_enabled": _("Predict demand from the claim history"),
             "lead_minutes": _("Refill lead time (minutes)"),
         }

@@ -8,7 +8,7 @@ from desktops.models.operation import Operation
 from desktops.models.orphan import OrphanSighting
 from desktops.models.pool import Pool
 from desktops.models.readiness import LaunchTiming
-from desktops.models.scaling import ScalingException, ScalingPlan
+from desktops.models.scaling import ScalingException, ScalingPlan, StopNotice
 from desktops.models.template import DesktopTemplate, TemplateSize
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "Pool",
     "ScalingException",
     "ScalingPlan",
+    "StopNotice",
     "TemplateSize",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -18,6 +19,8 @@ from tenants.querysets import TenantQuerySet
 # A refill that takes longer than four hours is a broken host, not a lead time to plan for.
 MAX_LEAD_MINUTES = 240
 MAX_PERCENT = 100
+# Notice before a ramp-down stop, and each deferral: at most two hours, so the evening still comes.
+MAX_NOTICE_MINUTES = 120
 DEFAULT_DAYS = "12345"
 
 
@@ -78,6 +81,23 @@ class ScalingPlan(models.Model):
         default=False,
         help_text=_("At ramp-down and off-peak, delete unassigned warm desktops beyond the planned number."),
     )
+    stop_in_use = models.BooleanField(
+        verbose_name=_("stop desktops in use"),
+        default=False,
+        help_text=_("At ramp-down and off-peak, also stop (or recycle) the pool's desktops people hold."),
+    )
+    notice_minutes = models.PositiveSmallIntegerField(
+        verbose_name=_("notice minutes"),
+        default=15,
+        validators=[MaxValueValidator(MAX_NOTICE_MINUTES)],
+        help_text=_("Minutes of notice a person connected to such a desktop gets first (0: none)."),
+    )
+    defer_minutes = models.PositiveSmallIntegerField(
+        verbose_name=_("defer minutes"),
+        default=0,
+        validators=[MaxValueValidator(MAX_NOTICE_MINUTES)],
+        help_text=_('Minutes a person\'s "Keep working" puts the stop off (0: they cannot).'),
+    )
     prediction_enabled = models.BooleanField(
         verbose_name=_("prediction enabled"),
         default=False,
@@ -134,3 +154,28 @@ class ScalingException(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.kind
+
+
+class StopNotice(models.Model):
+    """A ramp-down stop announced to the person connected to a desktop: it happens at `due_at`, not before."""
+
+    tenant = models.ForeignKey("tenants.Tenant", verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="+")
+    desktop = models.OneToOneField(
+        "desktops.Desktop", verbose_name=_("desktop"), on_delete=models.CASCADE, related_name="stop_notice"
+    )
+    # The person told: a desktop that changed hands since is not stopped on their notice.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("person"), on_delete=models.CASCADE, related_name="+"
+    )
+    due_at = models.DateTimeField(verbose_name=_("due at"))
+    deferrals = models.PositiveSmallIntegerField(verbose_name=_("deferrals"), default=0)
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("stop notice")
+        verbose_name_plural = _("stop notices")
+
+    def __str__(self) -> str:
+        return f"stop of {self.desktop_id} at {self.due_at:%H:%M}"

@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 from desktops import dispatch
 from desktops.choices import DesktopState, OperationKind
 from desktops.models import Desktop, Pool, ScalingException, ScalingPlan
-from desktops.models.scaling import MinimumUnit
+from desktops.models.scaling import MAX_NOTICE_MINUTES, MinimumUnit
 from desktops.services import prediction, quotas, scaling
 from desktops.services.requests import request_action
 from quetzal.errors import FieldErrors, NotFound, ServiceError
@@ -28,7 +28,17 @@ from tenants.events import AuditAction
 from tenants.models import AuditEvent, Membership
 
 PHASE_FIELDS = tuple(f"{phase}_{part}" for phase in scaling.PHASES for part in ("start", "minimum", "unit"))
-PLAN_FIELDS = ("enabled", "days", *PHASE_FIELDS, "release_idle", "prediction_enabled", "lead_minutes")
+PLAN_FIELDS = (
+    "enabled",
+    "days",
+    *PHASE_FIELDS,
+    "release_idle",
+    "stop_in_use",
+    "notice_minutes",
+    "defer_minutes",
+    "prediction_enabled",
+    "lead_minutes",
+)
 EXCEPTION_FIELDS = ("kind", "name", "first_day", "last_day", "weekday", "start_time", "end_time", "minimum", "unit")
 MAX_EXCEPTIONS_PER_POOL = 200
 PROFILE_CACHE_SECONDS = 15 * 60
@@ -201,15 +211,27 @@ def release_surplus(pool: Pool, target: Target) -> int:
     if not target.release_idle:
         return 0
     warm = Desktop.objects.filter(pool=pool, user__isnull=True, state=pool.warm_state).order_by("-created_at", "-id")
-    surplus = list(warm[target.warm :])
-    released = 0
-    for desktop in surplus:
+    surplus = list(warm[target.warm :].values_list("pk", flat=True))
+    return sum(release_one(pool, desktop_id) for desktop_id in surplus)
+
+
+def release_one(pool: Pool, desktop_id: int) -> bool:
+    """Delete one warm desktop read as surplus, if it is still unassigned: a claim in between wins."""
+    with transaction.atomic():
+        # Under the row lock the claim (FOR UPDATE SKIP LOCKED) passes this desktop by; one that committed
+        # first has set its user, and the filter finds nothing.
+        desktop = (
+            Desktop.objects.select_for_update()
+            .filter(pk=desktop_id, pool=pool, user__isnull=True, state=pool.warm_state)
+            .first()
+        )
+        if desktop is None:
+            return False
         try:
             request_action(desktop=desktop, kind=OperationKind.DELETE, actor=None, params={"reason": "Ramp-down"})
         except ServiceError:
-            continue  # busy or claimed meanwhile: the next pass looks again
-        released += 1
-    return released
+            return False  # busy with another operation: the next pass looks again
+    return True
 
 
 # ------------------------------------------------------------------------ the admin's edits
@@ -221,6 +243,8 @@ def _check_plan(values: dict, pool: Pool) -> dict[str, str]:
         field = f"{name}_minimum"
         percent = values.get(f"{name}_unit") == MinimumUnit.PERCENT
         errors.update(scaling.minimum_errors(values.get(field), percent, field=field, max_size=pool.max_size))
+    for field in ("notice_minutes", "defer_minutes"):
+        errors.update(scaling.minutes_errors(values.get(field), field=field, most=MAX_NOTICE_MINUTES))
     return errors
 
 

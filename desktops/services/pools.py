@@ -6,13 +6,14 @@ import contextlib
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from desktops import dispatch
-from desktops.choices import DesktopKind, DesktopState, OperationKind
+from desktops.choices import IN_FLIGHT_STATUSES, DesktopKind, DesktopState, OperationKind
 from desktops.models import Desktop, DesktopTemplate, Operation, Pool
-from desktops.services import autoscale, homes, quotas
+from desktops.services import autoscale, homes, quotas, ramp_down
 from desktops.services.requests import _new_operation, request_action
 from desktops.services.templates import launchable
 from quetzal.errors import Forbidden, LimitExceeded, NotFound, ServiceError
@@ -41,9 +42,12 @@ def claim_locked(
     quotas.ensure_tenant_active(locked)
     # SKIP LOCKED lets concurrent claimers take different rows instead of queueing on one;
     # the conditional UPDATE keeps the claim exact where the database has no row locks (SQLite).
+    # Not one with an operation queued: a ramp-down release (or a recycle) already decided its fate.
+    busy = Operation.objects.filter(desktop=OuterRef("pk"), status__in=IN_FLIGHT_STATUSES)
     candidates = (
         Desktop.objects.select_for_update(skip_locked=True)
         .filter(pool=pool, user__isnull=True, state=pool.warm_state)
+        .exclude(Exists(busy))
         .order_by("created_at", "id")
     )
     for _attempt in range(5):
@@ -135,6 +139,7 @@ def refill(pool: Pool, *, now: datetime | None = None) -> int:
     # One target per pass: the plan and the prediction do not change between two desktops of one refill.
     target = autoscale.warm_target(pool, now=now)
     autoscale.release_surplus(pool, target)
+    ramp_down.apply(pool, phase=target.phase, now=now)
     made = 0
     while True:
         with transaction.atomic():

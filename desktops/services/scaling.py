@@ -173,6 +173,15 @@ def minimum_errors(value: int | None, percent: bool, *, field: str, max_size: in
     return {}
 
 
+def minutes_errors(value: int | None, *, field: str, most: int) -> dict[str, str]:
+    """Minutes of notice or deferral: a whole number from 0 (none) to `most`."""
+    if value is None:
+        return {}
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        return {field: f"Whole minutes from 0 (none) to {most}."}
+    return {}
+
+
 def slot_errors(slot: Slot, others: Iterable[Slot]) -> dict[str, str]:
     """A slot ends after it starts, and does not overlap another slot of the same weekday."""
     if slot.end <= slot.start:

@@ -22,7 +22,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from desktops.choices import DesktopState, LaunchKind
+from desktops.choices import IN_FLIGHT_STATUSES, DesktopState, LaunchKind
 from desktops.models import Desktop, DesktopLabel, DesktopSnapshot, DesktopTemplate, Operation, Pool
 from desktops.services import network as desktop_network
 from desktops.services import pools, quotas
@@ -111,6 +111,10 @@ def _statement(*, locked: Tenant, user: User, template: DesktopTemplate, now: da
                     ORDER BY p.name LIMIT 1
                 )
                 AND c.user_id IS NULL AND c.state = %s
+                -- Not one with an operation queued: a ramp-down release (or a recycle) already decided its fate.
+                AND NOT EXISTS (
+                    SELECT 1 FROM desktops_operation AS o WHERE o.desktop_id = c.id AND o.status IN (%s, %s)
+                )
                 ORDER BY c.created_at, c.id LIMIT 1
                 FOR UPDATE SKIP LOCKED
             )
@@ -150,7 +154,7 @@ def _statement(*, locked: Tenant, user: User, template: DesktopTemplate, now: da
     running, deleted = DesktopState.RUNNING.value, DesktopState.DELETED.value
     params = [
         *(user.pk, now, now),
-        *(Pool.WarmState.RUNNING.value, locked.pk, template.pk, running),
+        *(Pool.WarmState.RUNNING.value, locked.pk, template.pk, running, *IN_FLIGHT_STATUSES),
         *(locked.pk, user.pk, template.pk, deleted),
         *guard_params,
         *(LaunchKind.WARM.value, now, now),

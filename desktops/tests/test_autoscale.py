@@ -161,6 +161,16 @@ def test_it_refuses_phases_out_of_order_as_field_errors(pool, plan, alice):
     assert ScalingPlan.objects.get(pool=pool).peak_start == time(8, 30)
 
 
+def test_it_bounds_the_ramp_down_notice_as_field_errors(pool, plan, alice):
+    # Given a service caller that skips the API's checks, minutes beyond two hours are a field error
+    for values, field in (({"notice_minutes": 121}, "notice_minutes"), ({"defer_minutes": 999}, "defer_minutes")):
+        with pytest.raises(FieldErrors) as refused:
+            autoscale.save_plan(pool=pool, actor=alice.admin, values=values)
+        assert refused.value.code == "invalid_plan"
+        assert refused.value.errors == {field: "Whole minutes from 0 (none) to 120."}
+    assert ScalingPlan.objects.get(pool=pool).notice_minutes == 15
+
+
 def test_it_refuses_overlapping_exceptions(pool, plan, alice):
     slot = {"kind": "slot", "weekday": 2, "start_time": time(14), "end_time": time(15), "minimum": 3}
     autoscale.add_exception(pool=pool, actor=alice.admin, values=slot)

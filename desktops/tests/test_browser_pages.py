@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from desktops.choices import DesktopState, OperationStatus
@@ -27,7 +28,7 @@ from desktops.console.models import ConsoleSession, Recording
 from desktops.console.recordfile import RecordingWriter
 from desktops.metrics import collection, live
 from desktops.metrics.models import DesktopSample, HostSample
-from desktops.models import Desktop, Operation
+from desktops.models import Desktop, Operation, Pool
 from desktops.tests.browser import sign_in
 from desktops.tests.conftest import make_test_host
 from desktops.tests.factories import DesktopFactory
@@ -458,6 +459,49 @@ def test_it_warns_in_the_console_before_the_idle_stop_and_keeps_it_running(viewp
     page.reload()
     page.wait_for_timeout(1_500)
     assert banner.is_hidden()
+
+
+def test_it_tells_the_connected_person_of_the_ramp_down_stop_live_and_defers_it(alice, world, browsers, base):
+    from desktops.choices import DesktopKind
+    from desktops.services import autoscale, ramp_down, scaling
+
+    # Given a pooled desktop the member holds and has open, in a pool whose plan stops held desktops after notice
+    Tenant.objects.filter(pk=alice.tenant.pk).update(time_zone="Europe/Berlin", idle_timeout_minutes=0)
+    mine, pool = world["mine"], world["pool"]
+    Desktop.objects.filter(pk=mine.pk).update(pool=pool, kind=DesktopKind.POOLED, consoles_open=1)
+    values = {"stop_in_use": True, "notice_minutes": 15, "defer_minutes": 10}
+    autoscale.save_plan(pool=pool, actor=alice.admin, values=values)
+    browser = browsers("desktop")
+    browser.expected.append("(code: 4503)")  # no VM answers behind this test host
+    page = browser.sign_in(alice.member.email)
+    page.goto(f"{base}/desktops/{mine.pk}/console/")
+    banner = page.get_by_test_id("console-stop-notice")
+    # Its live socket is open and has read that nothing is announced yet
+    page.wait_for_function("() => new Promise((r) => window.quetzalLive.onStatus((s) => s === 'open' && r(true)))")
+    page.wait_for_timeout(1_000)
+    assert banner.is_hidden()
+    # When ramp-down decides, the notice appears without a reload, on the tenant's clock
+    now = timezone.now()
+
+    def decide() -> None:
+        try:
+            ramp_down.apply(Pool.objects.get(pk=pool.pk), phase=scaling.RAMP_DOWN, now=now)
+        finally:
+            connection.close()
+
+    # Playwright keeps an event loop on this thread, and the push after the decision wants one of its own.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(decide).result()
+    banner.wait_for(state="visible", timeout=10_000)
+    due = scaling.local_moment(now + timedelta(minutes=15), "Europe/Berlin").strftime("%H:%M")
+    assert page.get_by_test_id("console-stop-clock").inner_text() == due
+    assert "save your work" in banner.inner_text().lower()
+    browser.shot(page, "console-stop-notice")
+    # Then "Keep working" puts it off by the plan's ten minutes
+    page.get_by_test_id("console-defer-stop").click()
+    later = scaling.local_moment(now + timedelta(minutes=25), "Europe/Berlin").strftime("%H:%M")
+    page.get_by_test_id("console-stop-clock").filter(has_text=later).wait_for(timeout=10_000)
+    assert Desktop.objects.get(pk=mine.pk).stop_notice.deferrals == 1
 
 
 # --- policies ----------------------------------------------------------------------------------

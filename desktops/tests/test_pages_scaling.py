@@ -33,6 +33,8 @@ def plan_form(**changes) -> dict:
         "off_peak_minimum": "0",
         "off_peak_unit": "desktops",
         "lead_minutes": "10",
+        "notice_minutes": "15",
+        "defer_minutes": "0",
     }
     values.update(changes)
     return {key: value for key, value in values.items() if value is not None}
@@ -74,6 +76,21 @@ def test_it_puts_bad_times_and_numbers_on_their_fields(alice, pool):
     response = client.post(f"/manage/pools/{pool.pk}/scaling/", plan_form(days=None))
     assert "days" in response.context["form"].errors
     assert not ScalingPlan.objects.exists()
+
+
+def test_it_edits_the_ramp_down_stop_and_bounds_its_notice(alice, pool):
+    client = login_client(alice.admin, alice.tenant)
+    html = client.get(f"/manage/pools/{pool.pk}/scaling/").content.decode()
+    assert 'name="notice_minutes"' in html and 'name="defer_minutes"' in html and 'name="stop_in_use"' in html
+    response = client.post(f"/manage/pools/{pool.pk}/scaling/", plan_form(notice_minutes="121"))
+    assert response.status_code == 400 and "notice_minutes" in response.context["form"].errors
+    response = client.post(f"/manage/pools/{pool.pk}/scaling/", plan_form(defer_minutes="-5"))
+    assert response.status_code == 400 and "defer_minutes" in response.context["form"].errors
+    assert not ScalingPlan.objects.exists()
+    form = plan_form(stop_in_use="on", notice_minutes="30", defer_minutes="10")
+    assert client.post(f"/manage/pools/{pool.pk}/scaling/", form).status_code == 302
+    plan = ScalingPlan.objects.get(pool=pool)
+    assert (plan.stop_in_use, plan.notice_minutes, plan.defer_minutes) == (True, 30, 10)
 
 
 def test_it_adds_and_removes_calendar_exceptions(alice, pool):

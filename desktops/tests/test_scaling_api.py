@@ -51,6 +51,10 @@ def test_it_answers_min_ready_until_a_plan_is_written_then_the_plan(alice, pool)
         ({"days": "189"}, "invalid", "days"),
         ({"days": "11"}, "invalid", "days"),
         ({"peak_unit": "dozens"}, "invalid", "peak_unit"),
+        ({"notice_minutes": 121}, "invalid", "notice_minutes"),
+        ({"notice_minutes": -1}, "invalid", "notice_minutes"),
+        ({"notice_minutes": "soon"}, "invalid", "notice_minutes"),
+        ({"defer_minutes": 2**40}, "invalid", "defer_minutes"),
     ],
 )
 def test_it_refuses_bad_plans_with_field_errors(alice, pool, body, code, field):
@@ -122,3 +126,13 @@ def test_it_forecasts_the_day_in_quarter_hours_and_last_week_by_hour(alice, pool
     assert first["at"] == "00:00:00" and first["phase"] == "off_peak" and first["predicted"] == 0
     peak = next(p for p in body["planned"] if p["at"] == "09:00:00")
     assert peak["planned"] in (5, 0)  # 5 on a weekday, 0 at the weekend (the test runs on any day)
+
+
+def test_it_writes_the_ramp_down_stop_and_its_notice(alice, pool):
+    client = api_client(alice.admin, alice.tenant)
+    body = {"stop_in_use": True, "notice_minutes": 30, "defer_minutes": 10}
+    response = client.patch(scaling_url(pool), body, format="json")
+    assert response.status_code == 200, response.content
+    plan = response.json()["plan"]
+    assert (plan["stop_in_use"], plan["notice_minutes"], plan["defer_minutes"]) == (True, 30, 10)
+    assert ScalingPlan.objects.get(pool=pool).notice_minutes == 30

@@ -26,6 +26,8 @@
 //       disk_read_bps, disk_write_bps, net_rx_bps, net_tx_bps, cpus, memory_mib, free_memory_mib,
 //       allocated_vcpus, vcpu_capacity, allocated_memory_mib, memory_capacity_mib }
 //   type "state", desktop and tenant topics: { desktop, state, reason, at }
+//   type "stop_notice", desktop topic: { desktop, at, clock, deferrable }  (the pool's plan stops it at `at`,
+//       `clock` on the tenant's wall clock; the console shows it, see console_stop.js)
 //   type "operation", desktop and tenant topics: { desktop, operation, kind, status, step,
 //       error_code, error }  (status: queued | running | succeeded | failed)
 //
