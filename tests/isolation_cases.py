@@ -239,6 +239,9 @@ CASES: dict[str, Case] = {
     "api:desktop-plan-status": Case(make=_desktop, reader="member"),
     "api:desktop-plan-stop": Case(make=_desktop, reader=None, methods=("post",), body=lambda d: {"desktop": d.pk}),
     "api:desktop-console-ticket": Case(make=_desktop, reader=None, methods=("post",), detail=True),
+    # Ramp-down notices: the answer names no desktop (the owner reads null here); outsiders get 404.
+    "api:desktop-stop-notice": Case(make=_desktop, reader=None, detail=True),
+    "api:desktop-defer-stop": Case(make=_desktop, reader=None, methods=("post",), detail=True),
     # Automation: the owner's reads need a running VM (test_automation.py); outsiders get 404 before any host call.
     "api:desktop-automation-screenshot": Case(make=_desktop, reader=None, detail=True),
     "api:desktop-automation-screen-changes": Case(make=_desktop, reader=None, detail=True),

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from desktops.choices import DesktopState, OperationKind
 from desktops.metrics import groups, live
@@ -176,12 +177,16 @@ def defer(*, desktop: Desktop, actor, ip: str | None = None) -> Notice:
     with transaction.atomic():
         notice = StopNotice.objects.select_for_update().filter(desktop_id=desktop.pk).first()
         if notice is None:
-            raise Conflict("No stop is announced for this desktop.", code="no_stop_notice")
+            raise Conflict(gettext("No stop is announced for this desktop."), code="no_stop_notice")
         plan = _plan_of(desktop)
         if plan is None or not plan.defer_minutes:
-            raise Conflict("Your organisation's plan does not let this stop be put off.", code="defer_not_allowed")
+            raise Conflict(
+                gettext("Your organisation's plan does not let this stop be put off."), code="defer_not_allowed"
+            )
         if notice.deferrals >= MAX_DEFERRALS:
-            raise Conflict(f"The stop was put off {MAX_DEFERRALS} times already.", code="defer_limit")
+            raise Conflict(
+                gettext("The stop was put off %(count)d times already.") % {"count": MAX_DEFERRALS}, code="defer_limit"
+            )
         notice.due_at += timedelta(minutes=plan.defer_minutes)
         notice.deferrals += 1
         notice.save(update_fields=["due_at", "deferrals"])
@@ -207,4 +212,4 @@ def _push(desktop: Desktop, notice: StopNotice, plan: ScalingPlan | None) -> Non
 def ensure_held_by(desktop: Desktop, user) -> None:
     """Only the person the desktop is assigned to puts its stop off (an admin watching does not)."""
     if desktop.user_id != getattr(user, "pk", None):
-        raise ServiceError("Only the desktop's own person can put its stop off.", code="not_yours", status=403)
+        raise ServiceError(gettext("Only the desktop's own person can put its stop off."), code="not_yours", status=403)
