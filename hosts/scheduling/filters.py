@@ -132,7 +132,11 @@ PLATFORM_LABELS = {
 
 
 class PlatformFilter(HostFilter):
-    """Hosts whose QEMU offers the guest's firmware and TPM; a host that could not say (None) does not pass."""
+    """Hosts whose QEMU offers the guest's firmware and TPM.
+
+    A host that could not say (None: libvirt's test driver, or a host not heard from since this was learnt) is
+    not refused: every real libvirt answers on its next heartbeat, and until then it places as it did before.
+    """
 
     name = "platform"
     reason = "no_platform"
@@ -141,7 +145,7 @@ class PlatformFilter(HostFilter):
         return bool(request.platform_needs)
 
     def sql(self, request: PlacementRequest, now: datetime) -> Fragment:
-        return " AND ".join(f"{host(field)} IS TRUE" for field in request.platform_needs), []
+        return " AND ".join(f"{host(field)} IS NOT FALSE" for field in request.platform_needs), []
 
     def message(self, request: PlacementRequest, survivors: QuerySet[Host]) -> str:
         wanted = " and ".join(PLATFORM_LABELS[field] for field in request.platform_needs)
