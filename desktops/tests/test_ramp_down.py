@@ -14,7 +14,7 @@ from desktops.console import activity
 from desktops.metrics import groups
 from desktops.metrics.tests.helpers import capture
 from desktops.models import Desktop, Operation, Pool, ScalingPlan, StopNotice
-from desktops.services import autoscale, pools, ramp_down
+from desktops.services import autoscale, pools, ramp_down, scaling
 from desktops.tests.factories import PoolFactory
 from tenants.events import AuditAction
 from tenants.models import AuditEvent
@@ -254,8 +254,10 @@ def test_a_notice_for_someone_else_stops_nothing_once_the_desktop_changed_hands(
 
 
 def test_a_claim_in_between_wins_over_a_surplus_release(pool, plan, alice, template, host, work):
-    # Given warm desktops the ramp-down pass read as surplus
-    autoscale.save_plan(pool=pool, actor=alice.admin, values={"release_idle": True, "peak_minimum": 3})
+    # Given warm desktops the ramp-down pass read as surplus; three warm in every phase, so the refill the claim
+    # sets off (on the wall clock, not the test's 9:00) neither releases nor adds whatever the time of day
+    minimums = {f"{phase}_minimum": 3 for phase in scaling.PHASES}
+    autoscale.save_plan(pool=pool, actor=alice.admin, values={"release_idle": True, **minimums})
     with work():
         pools.refill(pool, now=paris(9))
     surplus = list(Desktop.objects.filter(pool=pool, user__isnull=True).values_list("pk", flat=True))
