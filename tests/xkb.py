@@ -46,6 +46,7 @@ def _library() -> ctypes.CDLL:
         "xkb_compose_table_new_from_locale": ([pointer, ctypes.c_char_p, ctypes.c_int], pointer),
         "xkb_compose_state_new": ([pointer, ctypes.c_int], pointer),
         "xkb_compose_state_unref": ([pointer], None),
+        "xkb_compose_state_reset": ([pointer], None),
         "xkb_compose_state_feed": ([pointer, ctypes.c_uint32], ctypes.c_int),
         "xkb_compose_state_get_status": ([pointer], ctypes.c_int),
         "xkb_compose_state_get_utf8": ([pointer, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int),
@@ -90,8 +91,7 @@ class Xkb:
                         buffer = ctypes.create_string_buffer(16)
                         self.lib.xkb_compose_state_get_utf8(compose, buffer, 16)
                         out.append(buffer.value.decode())
-                        self.lib.xkb_compose_state_unref(compose)
-                        compose = self.lib.xkb_compose_state_new(self.compose, 0)
+                        self.lib.xkb_compose_state_reset(compose)
                         continue
                     if status != 0:  # composing (a dead key waits) or cancelled: nothing typed yet
                         continue

@@ -203,9 +203,7 @@ class LibvirtHypervisor:
 
     def platform_support(self, virt_type: str = "kvm") -> PlatformSupport:
         """Whether this host's QEMU offers UEFI with Secure Boot and an emulated TPM (NotSupported: cannot tell)."""
-        return self._run(
-            lambda conn: parse_platform_support(conn.getDomainCapabilities(None, "x86_64", "q35", virt_type, 0))
-        )
+        return self._run(lambda conn: self._domain_platform(conn, virt_type))
 
     def host_info(self) -> HostInfo:
         """Host facts: CPUs, memory, virt types, passthrough GPUs and vGPU types."""
@@ -233,10 +231,15 @@ class LibvirtHypervisor:
         return self._run(fn)
 
     @staticmethod
+    def _domain_platform(conn: libvirt.virConnect, virt_type: str) -> PlatformSupport:
+        """UEFI, Secure Boot and TPM support from libvirt's domain capabilities for a q35 guest of this virt type."""
+        return parse_platform_support(conn.getDomainCapabilities(None, "x86_64", "q35", virt_type, 0))
+
+    @staticmethod
     def _platform(conn: libvirt.virConnect, virt_type: str) -> PlatformSupport | None:
         """What the host's QEMU offers guests, for the scheduler; None from a driver with no domain capabilities."""
         try:
-            return parse_platform_support(conn.getDomainCapabilities(None, "x86_64", "q35", virt_type, 0))
+            return LibvirtHypervisor._domain_platform(conn, virt_type)
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
                 raise
