@@ -33,6 +33,11 @@ urlpatterns = [
     # allauth's OpenID Connect views, guarded so a broken tenant provider gives a page saying whom to ask, not a 500.
     path("accounts/oidc/<str:provider_id>/login/", sso_flows.login, name="openid_connect_login"),
     path("accounts/oidc/<str:provider_id>/login/callback/", sso_flows.callback, name="openid_connect_callback"),
+    # allauth's SAML views, guarded alike; the SP metadata is published while the provider exists (tenants/sso/).
+    path("accounts/saml/<str:organization_slug>/login/", sso_flows.saml_login, name="saml_login"),
+    path("accounts/saml/<str:organization_slug>/acs/", sso_flows.saml_acs, name="saml_acs"),
+    path("accounts/saml/<str:organization_slug>/acs/finish/", sso_flows.saml_finish_acs, name="saml_finish_acs"),
+    path("accounts/saml/<str:organization_slug>/metadata/", sso_flows.saml_metadata, name="saml_metadata"),
     path("accounts/", include("allauth.urls")),
     path("api/", include("quetzal.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

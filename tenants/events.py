@@ -289,7 +289,7 @@ def sso_provider_saved(
     data = {
         **_provider(provider),
         "kind": provider.kind,
-        "issuer": provider.ldap_uri if provider.is_ldap else provider.issuer_url,
+        "issuer": provider.address,
         "domains": list(domains),
         "group_roles": provider.role_names(),
         "allow_password": provider.allow_password,

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.saml",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -279,6 +280,8 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
 SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # the provider speaks for its tenant's domains, and only those
 SOCIALACCOUNT_STORE_TOKENS = False
+# allauth's SAML provider, keeping what the IdP said of the second factor (its AuthnContextClassRef) for the MFA policy.
+SOCIALACCOUNT_PROVIDERS = {"saml": {"provider_class": "tenants.sso.saml.SamlProvider"}}
 SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 # Domain verification (tenants/sso/domains.py) reads TXT records from this DNS server, or the system resolver when
 # unset; a lookup gives up after the timeout and the admin reads why.

@@ -7,10 +7,12 @@ from django.utils.translation import gettext_lazy as _
 
 
 class ProviderKind(models.TextChoices):
-    """How a provider signs people in: a redirect to OpenID Connect, or their directory password checked by LDAP."""
+    """How a provider signs people in: a redirect to OpenID Connect or to a SAML 2.0 IdP, or their directory
+    password checked by LDAP."""
 
     OIDC = "oidc", _("OpenID Connect")
     LDAP = "ldap", _("LDAP / Active Directory")
+    SAML = "saml", _("SAML 2.0")
 
 
 class MfaPolicy(models.TextChoices):
@@ -22,6 +24,17 @@ class MfaPolicy(models.TextChoices):
 
 # RFC 8176 authentication-method references that mean a second factor was used (Entra ID and Okta send "mfa").
 MFA_METHODS = frozenset({"mfa", "otp", "hwk", "sms", "fpt", "face", "iris", "retina"})
+# What a SAML IdP says for a second factor: its AuthnContextClassRef, or Entra ID's authnmethodsreferences attribute.
+SAML_MFA_CONTEXTS = frozenset(
+    {
+        "http://schemas.microsoft.com/claims/multipleauthn",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorUnregistered",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
+        "https://refeds.org/profile/mfa",
+    }
+)
 
 
 class DomainStatus(models.TextChoices):

@@ -1,5 +1,5 @@
-"""The provider forms of the admin console (OpenID Connect, LDAP), and the sign-in forms: the one that routes an
-address to its provider, and a directory's password page."""
+"""The provider forms of the admin console (OpenID Connect, SAML 2.0, LDAP), and the sign-in forms: the one that
+routes an address to its provider, and a directory's password page."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from allauth.account.forms import LoginForm as AllauthLoginForm
 from allauth.account.forms import ResetPasswordForm as AllauthResetPasswordForm
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from quetzal.forms import CleanTextFormMixin, Form, ModelForm
 from tenants.choices import Role
-from tenants.sso import directory, flows, services
+from tenants.sso import directory, flows, saml, services
 from tenants.sso.choices import MfaPolicy, ProviderKind
 from tenants.sso.models import CHALLENGE_LABEL, DOMAIN_RE, IdentityProvider
 from tenants.twofactor import is_operator_account
@@ -262,9 +263,116 @@ class LdapProviderForm(_ProviderForm):
         return self.cleaned_data.get("bind_password") or None
 
 
+class SamlProviderForm(_ProviderForm):
+    """A SAML 2.0 IdP: its metadata (URL or XML: entity id, sign-in URL and signing certificate are read from it),
+    which attributes say the address, name and groups, and who signs in here."""
+
+    groups = (
+        (_("Identity provider"), ("name", "saml_metadata_url", "saml_metadata_xml")),
+        (_("Attributes"), ("saml_email_attributes", "saml_name_attributes", "saml_groups_attributes")),
+        (
+            _("Who signs in here, and as what"),
+            ("email_domains", "group_roles_text", "allow_password", "mfa_policy", "enabled"),
+        ),
+    )
+    kind = ProviderKind.SAML
+    wide = ("saml_metadata_xml", "email_domains", "group_roles_text")
+    required = ("saml_email_attributes",)
+
+    class Meta:
+        model = IdentityProvider
+        fields = [
+            "name",
+            "saml_metadata_url",
+            "saml_metadata_xml",
+            "saml_email_attributes",
+            "saml_name_attributes",
+            "saml_groups_attributes",
+            "allow_password",
+            "mfa_policy",
+            "enabled",
+        ]
+        widgets = {
+            "saml_metadata_url": forms.URLInput(
+                attrs={
+                    "placeholder": "https://login.microsoftonline.com/…/federationmetadata/2007-06/federationmetadata.xml"
+                }
+            ),
+            "saml_metadata_xml": forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+            "saml_email_attributes": forms.TextInput(attrs={"spellcheck": "false"}),
+            "saml_name_attributes": forms.TextInput(attrs={"spellcheck": "false"}),
+            "saml_groups_attributes": forms.TextInput(attrs={"spellcheck": "false"}),
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.metadata: saml.IdpMetadata | None = None
+        xml = self.fields["saml_metadata_xml"]
+        xml.max_length = saml.MAX_METADATA_BYTES
+        xml.validators.append(MaxLengthValidator(saml.MAX_METADATA_BYTES))
+        self.fields["mfa_policy"].choices = [
+            (
+                MfaPolicy.TRUST_PROVIDER,
+                _("Trust the IdP's MFA (its authentication context); else Quetzal's code as usual"),
+            ),
+            (MfaPolicy.REQUIRE_TOTP, _("Always require Quetzal's authenticator code as well")),
+        ]
+
+    def _attributes(self, name: str) -> str:
+        wanted = saml.names(self.cleaned_data[name])
+        bad = [n for n in wanted if len(n) > 250 or any(c in n for c in "<>\"'")]
+        if bad:
+            raise ValidationError(
+                gettext("Not an attribute name: %(join)s.") % {"join": ", ".join(bad[:3])}, code="invalid"
+            )
+        return " ".join(dict.fromkeys(wanted))
+
+    def clean_saml_email_attributes(self) -> str:
+        return self._attributes("saml_email_attributes")
+
+    def clean_saml_name_attributes(self) -> str:
+        return self._attributes("saml_name_attributes")
+
+    def clean_saml_groups_attributes(self) -> str:
+        return self._attributes("saml_groups_attributes")
+
+    def clean(self):
+        cleaned = super().clean()
+        if "saml_metadata_url" in self.errors or "saml_metadata_xml" in self.errors:
+            return cleaned
+        url = cleaned.get("saml_metadata_url")
+        try:
+            # A URL wins (read now); else the pasted XML: either way the IdP's settings come from its metadata.
+            self.metadata = (
+                saml.fetch_metadata(url) if url else saml.read_metadata(cleaned.get("saml_metadata_xml") or "")
+            )
+        except saml.MetadataProblem as problem:
+            self.add_error("saml_metadata_url" if url else "saml_metadata_xml", problem.detail)
+        if cleaned.get("group_roles_text") and not cleaned.get("saml_groups_attributes"):
+            self.add_error("saml_groups_attributes", gettext("Groups are mapped to roles: name the groups attribute."))
+        return cleaned
+
+    def values(self) -> dict:
+        values = super().values()
+        if self.metadata is not None:
+            values.update(
+                saml_metadata_xml=self.metadata.xml,
+                saml_entity_id=self.metadata.entity_id,
+                saml_sso_url=self.metadata.sso_url,
+                saml_certificate=self.metadata.certificate,
+            )
+        return values
+
+    def secret(self) -> str | None:
+        return None  # a SAML IdP is trusted by its certificate: nothing secret is kept
+
+
+FORMS = {ProviderKind.LDAP: LdapProviderForm, ProviderKind.SAML: SamlProviderForm}
+
+
 def provider_form(kind: str | None):
     """The form class of a kind of provider (OpenID Connect unless told otherwise)."""
-    return LdapProviderForm if kind == ProviderKind.LDAP else ProviderForm
+    return FORMS.get(kind or "", ProviderForm)
 
 
 class LdapPasswordForm(Form):

@@ -17,6 +17,14 @@ from tenants.sso.dnscheck import describe
 
 # A DNS name, lower case, at least one dot: what follows the @ of an address.
 DOMAIN_RE = r"^(?=.{3,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+# A SAML provider's attribute names, first found wins (Entra ID's claim URIs, then Okta's and LDAP-style short names).
+SAML_EMAIL_ATTRIBUTES = (
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress email mail urn:oid:0.9.2342.19200300.100.1.3"
+)
+SAML_NAME_ATTRIBUTES = (
+    "http://schemas.microsoft.com/identity/claims/displayname displayName name urn:oid:2.16.840.1.113730.3.1.241"
+)
+SAML_GROUPS_ATTRIBUTES = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups groups memberOf"
 # The TXT record that proves a tenant owns a domain: <label>.<domain> TXT "<prefix><token>".
 CHALLENGE_LABEL = "_quetzal-challenge"
 RECORD_PREFIX = "quetzal-verify="
@@ -27,7 +35,7 @@ def new_token() -> str:
 
 
 class IdentityProvider(TenantOwned):
-    """One provider of one tenant: OpenID Connect or an LDAP directory (its one secret kept sealed under the KEK).
+    """One provider of one tenant: OpenID Connect, a SAML 2.0 IdP or an LDAP directory (a secret sealed under the KEK).
 
     The sealed secret is the OIDC client secret, or the LDAP service account's bind password: one column, so the
     KEK rotation re-seals both kinds alike.
@@ -82,6 +90,40 @@ class IdentityProvider(TenantOwned):
         default="(member={dn})",
         help_text=_("{dn} is the person's DN, {username} their user name."),
     )
+    # SAML: the IdP's metadata (read from the URL, or pasted) and what was read from it when it was saved.
+    saml_metadata_url = models.URLField(
+        _("IdP metadata URL"),
+        max_length=500,
+        blank=True,
+        help_text=_("Read when you save and when you test the connection (Entra ID: App Federation Metadata Url)."),
+    )
+    saml_metadata_xml = models.TextField(
+        _("IdP metadata XML"), blank=True, help_text=_("Or paste the metadata file here (used when no URL is given).")
+    )
+    saml_entity_id = models.CharField(verbose_name=_("IdP entity id"), max_length=1024, blank=True, editable=False)
+    saml_sso_url = models.CharField(verbose_name=_("IdP sign-in URL"), max_length=1000, blank=True, editable=False)
+    # The IdP's signing certificate (base64 DER, as in the metadata): every assertion must carry its signature.
+    saml_certificate = models.TextField(verbose_name=_("IdP signing certificate"), blank=True, editable=False)
+    saml_email_attributes = models.CharField(
+        _("Email attribute"),
+        max_length=1000,
+        default=SAML_EMAIL_ATTRIBUTES,
+        help_text=_("Attribute names, separated by spaces, the first one present wins; else an email NameID."),
+    )
+    saml_name_attributes = models.CharField(
+        _("Name attribute"),
+        max_length=1000,
+        blank=True,
+        default=SAML_NAME_ATTRIBUTES,
+        help_text=_("Attribute names, separated by spaces, the first one present wins."),
+    )
+    saml_groups_attributes = models.CharField(
+        _("Groups attribute"),
+        max_length=1000,
+        blank=True,
+        default=SAML_GROUPS_ATTRIBUTES,
+        help_text=_("Attribute names, separated by spaces: the groups of all of them count."),
+    )
     client_secret_sealed = models.BinaryField(verbose_name=_("client secret sealed"), editable=False, default=b"")
     client_secret_kek_id = models.CharField(
         verbose_name=_("client secret kek id"), max_length=16, editable=False, default=""
@@ -124,6 +166,17 @@ class IdentityProvider(TenantOwned):
     @property
     def is_ldap(self) -> bool:
         return self.kind == ProviderKind.LDAP
+
+    @property
+    def is_saml(self) -> bool:
+        return self.kind == ProviderKind.SAML
+
+    @property
+    def address(self) -> str:
+        """Where the provider is, as its admins know it: the issuer, the IdP's entity id, or the LDAP server."""
+        if self.is_ldap:
+            return self.ldap_uri
+        return self.saml_entity_id if self.is_saml else self.issuer_url
 
     @property
     def has_secret(self) -> bool:

@@ -20,7 +20,7 @@ def signed_in_through_provider(sender, request, user, sociallogin=None, **kwargs
     if provider is None:
         return
     # admit() passed in pre_social_login with these same claims; it decides the role again, here with the account.
-    admission = services.admit(provider=provider, claims=claims_of(sociallogin), user=user)
+    admission = services.admit(provider=provider, claims=claims_of(sociallogin, provider), user=user)
     membership = services.apply(admission=admission, user=user, ip=client_ip(request))
     request.session[SSO_SESSION_KEY] = {
         "provider": provider.pk,

@@ -19,6 +19,7 @@ from tenants import events, signals
 from tenants.choices import Role
 from tenants.models import Membership, Tenant, User
 from tenants.receivers import ROLE_RANK
+from tenants.sso import saml
 from tenants.sso.choices import MFA_METHODS, DomainStatus, MfaPolicy, ProviderKind
 from tenants.sso.discovery import Discovery, ProviderUnreachable, discover
 from tenants.sso.models import EmailDomain, IdentityProvider
@@ -34,6 +35,17 @@ LDAP_FIELDS = (
     "ldap_group_base",
     "ldap_group_filter",
 )
+# A SAML IdP: its metadata, what was read from it (the form reads it), and which attributes say what.
+SAML_FIELDS = (
+    "saml_metadata_url",
+    "saml_metadata_xml",
+    "saml_entity_id",
+    "saml_sso_url",
+    "saml_certificate",
+    "saml_email_attributes",
+    "saml_name_attributes",
+    "saml_groups_attributes",
+)
 # What a tenant admin edits (the form and this service share the list); secret and domains go apart.
 PROVIDER_FIELDS = (
     "name",
@@ -46,6 +58,7 @@ PROVIDER_FIELDS = (
     "mfa_policy",
     "enabled",
     *LDAP_FIELDS,
+    *SAML_FIELDS,
 )
 MAX_ERROR_CHARS = 500
 
@@ -164,12 +177,23 @@ def record_error(provider: IdentityProvider, message: str) -> None:
 
 
 def test_provider(provider: IdentityProvider) -> str:
-    """The admin's connection test of either kind: what answered, as a sentence; raises ProviderUnreachable."""
+    """The admin's connection test of any kind: what answered, as a sentence; raises ProviderUnreachable (SAML:
+    MetadataProblem)."""
     if provider.is_ldap:
         # Function-local: tenants.sso.ldap builds on this module (admit, apply), so it cannot be imported above.
         from tenants.sso import ldap
 
         return ldap.test_connection(provider)
+    if provider.is_saml:
+        answer, fresh = saml.test_connection(provider)
+        if fresh is not None:  # the IdP rolled its certificate or moved: trust what its metadata URL says now
+            IdentityProvider.objects.filter(pk=provider.pk).update(
+                saml_metadata_xml=fresh.xml,
+                saml_entity_id=fresh.entity_id,
+                saml_sso_url=fresh.sso_url,
+                saml_certificate=fresh.certificate,
+            )
+        return answer
     found = test_connection(provider)
     return f"Connected: {found.issuer} answers, its keys are there, it knows the client."
 

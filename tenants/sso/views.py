@@ -17,10 +17,10 @@ from tenants.mixins import TenantPageMixin
 from tenants.redirects import safe_next
 from tenants.services.audit import client_ip
 from tenants.sso import domains as domain_services
-from tenants.sso import flows, services
+from tenants.sso import flows, saml, services
 from tenants.sso.choices import DomainStatus, ProviderKind
 from tenants.sso.discovery import ProviderUnreachable
-from tenants.sso.forms import LdapPasswordForm, LdapProviderForm, ProviderForm, provider_form
+from tenants.sso.forms import LdapPasswordForm, LdapProviderForm, ProviderForm, SamlProviderForm, provider_form
 from tenants.sso.models import EmailDomain, IdentityProvider
 
 MAX_EMAIL_CHARS = 254
@@ -61,11 +61,21 @@ class ProviderPage(TenantPageMixin):
         return render(request, template, {**self.context(request, form, provider), **(extra or {})}, status=400)
 
     def context(self, request: HttpRequest, form, provider: IdentityProvider | None) -> dict:
-        callback = None
-        if provider is not None and not provider.is_ldap:
+        callback = service_provider = expires = None
+        if provider is not None and provider.is_saml:
+            service_provider = saml.service_provider(request, provider)
+            expires = saml.certificate_expiry(provider.saml_certificate) if provider.saml_certificate else None
+        elif provider is not None and not provider.is_ldap:
             callback = request.build_absolute_uri(f"/accounts/oidc/{provider.provider_id}/login/callback/")
         domains = provider.domains.select_related("provider") if provider is not None else self.domains()
-        return {"form": form, "provider": provider, "callback_url": callback, "domains": domains}
+        return {
+            "form": form,
+            "provider": provider,
+            "callback_url": callback,
+            "service_provider": service_provider,
+            "certificate_expires": expires,
+            "domains": domains,
+        }
 
     def domains(self):
         return self.scoped(EmailDomain.objects.select_related("provider"))
@@ -77,10 +87,11 @@ class ProvidersView(ProviderPage, View):
     template = "sso/providers.html"
 
     def forms(self, posted=None) -> dict:
-        """The two "new provider" forms; the posted one (with its errors) in its place."""
-        forms = {"form": ProviderForm(), "ldap_form": LdapProviderForm()}
+        """The "new provider" forms, one of each kind; the posted one (with its errors) in its place."""
+        forms = {"form": ProviderForm(), "saml_form": SamlProviderForm(), "ldap_form": LdapProviderForm()}
         if posted is not None:
-            forms["ldap_form" if posted.kind == ProviderKind.LDAP else "form"] = posted
+            names = {ProviderKind.LDAP: "ldap_form", ProviderKind.SAML: "saml_form"}
+            forms[names.get(posted.kind, "form")] = posted
         return forms
 
     def page(self, request: HttpRequest, posted=None, status: int = 200) -> HttpResponse:
@@ -115,13 +126,14 @@ class ProviderEditView(ProviderPage, View):
 
 
 class ProviderTestView(ProviderPage, View):
-    """Try the provider (OIDC: discovery, keys, client; LDAP: server, service bind, bases): a message on its page."""
+    """Try the provider (OIDC: discovery, keys, client; SAML: metadata, sign-in URL; LDAP: server, service bind,
+    bases): a message on its page."""
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         provider = self.provider(pk)
         try:
             answer = services.test_provider(provider)
-        except ProviderUnreachable as error:
+        except (ProviderUnreachable, saml.MetadataProblem) as error:
             services.record_error(provider, error.detail)
             messages.error(
                 request,
