@@ -132,7 +132,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         elif exception is not None:
             why = f"{type(exception).__name__}: {exception}"
         elif row.is_saml:
-            why = gettext("SAML: an answer to no sign-in started here (IdP-initiated, or its session was lost).")
+            why = "SAML: an answer to no sign-in started here (IdP-initiated, or its session was lost)."
         else:
             why = f"sign-in ended: {error}"
         log.warning("single sign-on through %s failed: %s", row.provider_id, why)

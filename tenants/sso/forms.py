@@ -127,9 +127,9 @@ class ProviderForm(_ProviderForm):
 
     # The page shows the fields in these groups, in this order.
     groups = (
-        ("Provider", ("name", "issuer_url", "client_identifier", "client_secret", "clear_secret", "scopes")),
+        (_("Provider"), ("name", "issuer_url", "client_identifier", "client_secret", "clear_secret", "scopes")),
         (
-            "Who signs in here, and as what",
+            _("Who signs in here, and as what"),
             ("email_domains", "group_roles_text", "groups_claim", "allow_password", "mfa_policy", "enabled"),
         ),
     )
@@ -180,11 +180,11 @@ class LdapProviderForm(_ProviderForm):
         label=_("Bind password"),
     )
     groups = (
-        ("Directory", ("name", "ldap_uri", "ldap_bind_dn", "bind_password")),
-        ("People", ("ldap_user_base", "ldap_user_filter", "ldap_email_attribute")),
-        ("Groups", ("ldap_group_attribute", "ldap_group_base", "ldap_group_filter")),
+        (_("Directory"), ("name", "ldap_uri", "ldap_bind_dn", "bind_password")),
+        (_("People"), ("ldap_user_base", "ldap_user_filter", "ldap_email_attribute")),
+        (_("Groups"), ("ldap_group_attribute", "ldap_group_base", "ldap_group_filter")),
         (
-            "Who signs in here, and as what",
+            _("Who signs in here, and as what"),
             ("email_domains", "group_roles_text", "allow_password", "mfa_policy", "enabled"),
         ),
     )
@@ -210,8 +210,8 @@ class LdapProviderForm(_ProviderForm):
         super().__init__(*args, **kwargs)
         # A directory has no MFA claim: "trust the provider" means the tenant's own 2FA policy here.
         self.fields["mfa_policy"].choices = [
-            (MfaPolicy.TRUST_PROVIDER, "The organisation's 2FA setting, as for a password"),
-            (MfaPolicy.REQUIRE_TOTP, "Always require Quetzal's authenticator code as well"),
+            (MfaPolicy.TRUST_PROVIDER, _("The organisation's 2FA setting, as for a password")),
+            (MfaPolicy.REQUIRE_TOTP, _("Always require Quetzal's authenticator code as well")),
         ]
 
     def clean_ldap_uri(self) -> str:

@@ -28,6 +28,7 @@ from django.utils.translation import gettext
 from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from quetzal.errors import ServiceError
 from tenants.sso.choices import SAML_MFA_CONTEXTS
@@ -86,7 +87,7 @@ def read_metadata(xml: str) -> IdpMetadata:
         raise MetadataProblem(gettext("The metadata describes no identity provider (no IDPSSODescriptor)."))
     if not sso_url.startswith(("https://", "http://")):
         raise MetadataProblem(gettext("The metadata has no sign-in URL for the HTTP-Redirect binding."))
-    signing = idp.get("x509certMulti", {}).get("signing") or ([idp["x509cert"]] if idp.get("x509cert") else [])
+    signing = _signing_certificates(xml, entity_id)
     if not signing:
         raise MetadataProblem(
             gettext("The metadata has no signing certificate: Quetzal accepts signed assertions only.")
@@ -95,6 +96,21 @@ def read_metadata(xml: str) -> IdpMetadata:
     if certificate_expiry(certificate) is None:
         raise MetadataProblem(gettext("The signing certificate in the metadata could not be read."))
     return IdpMetadata(xml=xml, entity_id=entity_id[:1024], sso_url=sso_url[:1000], certificate=certificate)
+
+
+def _signing_certificates(xml: str, entity_id: str) -> list[str]:
+    """The IdP's certificates for signing (a KeyDescriptor with no `use` is for both): python3-saml's parser hands
+    back an encryption-only certificate as its x509cert, which would never verify a signature."""
+    root = OneLogin_Saml2_XML.to_etree(xml)
+    entities = [root] if root.get("entityID") == entity_id else OneLogin_Saml2_XML.query(root, "//md:EntityDescriptor")
+    for entity in entities:
+        if entity.get("entityID") != entity_id:
+            continue
+        path = "./md:IDPSSODescriptor/md:KeyDescriptor[not(contains(@use, 'encryption'))]//ds:X509Certificate"
+        return [
+            "".join(OneLogin_Saml2_XML.element_text(node).split()) for node in OneLogin_Saml2_XML.query(entity, path)
+        ]
+    return []
 
 
 def fetch_metadata(url: str) -> IdpMetadata:
