@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 VENDOR := static/vendor
 # The code held to mypy (with django-stubs) inside `make test`.
-TYPED := tenants/services tenants/sso/services.py tenants/sso/domains.py tenants/sso/dnscheck.py tenants/sso/discovery.py tenants/sso/adapter.py tenants/sso/flows.py tenants/sso/directory.py tenants/sso/ldap.py hosts/services desktops/services billing/services hosts/hypervisor hosts/scheduling desktops/state.py
+TYPED := tenants/services tenants/sso/services.py tenants/sso/domains.py tenants/sso/dnscheck.py tenants/sso/discovery.py tenants/sso/adapter.py tenants/sso/flows.py tenants/sso/directory.py tenants/sso/ldap.py tenants/sso/saml.py hosts/services desktops/services billing/services hosts/hypervisor hosts/scheduling desktops/state.py
 
 .PHONY: run test bench lint format vendor migrate venv clean system libvirt-binding mutation
 

@@ -37,6 +37,8 @@ from desktops.tests.page_world import populate
 from hosts.choices import CopyState
 from hosts.models import Host, ImageCopy
 from tenants.models import AuditEvent, Tenant, User
+from tenants.sso.models import IdentityProvider
+from tenants.sso.tests.saml_idp import key_and_certificate
 from tests.factories import PASSWORD
 from tests.processes import ROOT, Child, child_env, require_shared_services, start_asgi_server, start_celery_worker
 
@@ -119,6 +121,16 @@ def world(alice, image, tmp_path):
     FirewallRule.objects.create(tenant=alice.tenant, action="deny", cidr="203.0.113.0/24", description="partner lab")
     FirewallRule.objects.create(
         tenant=alice.tenant, desktop=created["mine"], action="allow", cidr="0.0.0.0/0", protocol="tcp", port_start=443
+    )
+    # A SAML provider's page: what Quetzal publishes for the IdP (long URLs, copy buttons) and what it read.
+    certificate = key_and_certificate(tmp_path)[1].read_text().split("-----")[2].replace("\n", "")
+    created["saml"] = IdentityProvider.objects.create(
+        tenant=alice.tenant,
+        kind="saml",
+        name="Acme Entra ID",
+        saml_entity_id="https://sts.windows.net/6f1c0b5e-3a52-4d5c-9c57-2f0e8a4d8e11/",
+        saml_sso_url="https://login.microsoftonline.com/6f1c0b5e-3a52-4d5c-9c57-2f0e8a4d8e11/saml2",
+        saml_certificate=certificate,
     )
     return created
 
@@ -599,6 +611,7 @@ def _pages(world) -> list[tuple[str, str, str, int]]:
         ("admin", "members", "/manage/members/", 200),
         ("admin", "policies", "/manage/policies/", 200),
         ("admin", "sso", "/manage/sign-in/", 200),
+        ("admin", "sso-saml", f"/manage/sign-in/{world['saml'].pk}/", 200),
         ("admin", "new-members", "/manage/new-members/", 200),
         ("admin", "audit", "/manage/audit/", 200),
         ("admin", "console-sessions", "/console/sessions/", 200),

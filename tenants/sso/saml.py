@@ -196,7 +196,8 @@ def _first(attributes: Mapping[str, Any], wanted: list[str]) -> str:
 
 def claims(provider: IdentityProvider, extra_data: Mapping[str, Any]) -> dict[str, Any]:
     """What a (verified) assertion says of the person, in the shape admit() reads OpenID Connect's claims in."""
-    attributes = extra_data.get("attributes") if isinstance(extra_data.get("attributes"), dict) else {}
+    said_attributes = extra_data.get("attributes")
+    attributes: dict[str, Any] = said_attributes if isinstance(said_attributes, dict) else {}
     email = _first(attributes, names(provider.saml_email_attributes))
     if not email and extra_data.get("name_id_format") == OneLogin_Saml2_Constants.NAMEID_EMAIL_ADDRESS:
         email = str(extra_data.get("name_id") or "")
@@ -260,11 +261,8 @@ def test_connection(provider: IdentityProvider) -> tuple[str, IdpMetadata | None
             % {"url": sso_url, "name": type(error).__name__}
         ) from error
     stored = (provider.saml_entity_id, provider.saml_sso_url, provider.saml_certificate)
-    changed = fresh is not None and (fresh.entity_id, fresh.sso_url, fresh.certificate) != stored
-    if changed:
-        return gettext("Connected: %(entity)s answers; its metadata changed and was saved.") % {
-            "entity": fresh.entity_id
-        }, fresh
-    return gettext("Connected: %(entity)s answers, its metadata is as saved.") % {
-        "entity": provider.saml_entity_id
-    }, None
+    if fresh is not None and (fresh.entity_id, fresh.sso_url, fresh.certificate) != stored:
+        answer = gettext("Connected: %(entity)s answers; its metadata changed and was saved.")
+        return answer % {"entity": fresh.entity_id}, fresh
+    answer = gettext("Connected: %(entity)s answers, its metadata is as saved.")
+    return answer % {"entity": provider.saml_entity_id}, None

@@ -84,7 +84,10 @@ def test_it_says_what_is_wrong_with_bad_metadata_on_the_form(alice, saml_idp):
         "no signing key": ({"saml_metadata_xml": no_signing}, "The metadata has no signing certificate"),
         "404": ({"saml_metadata_url": f"{saml_idp.base}/nothing-here"}, "answered HTTP 404, not the metadata."),
         "unreachable": ({"saml_metadata_url": f"http://127.0.0.1:{free_port()}/metadata"}, "Could not reach"),
-        "bad attribute": ({"saml_metadata_url": saml_idp.metadata_url, "saml_email_attributes": 'a"b'}, "Not an attribute name"),
+        "bad attribute": (
+            {"saml_metadata_url": saml_idp.metadata_url, "saml_email_attributes": 'a"b'},
+            "Not an attribute name",
+        ),
     }
     for case, (values, message) in cases.items():
         answer = admin.post("/manage/sign-in/", _form(**values))
