@@ -116,13 +116,15 @@ class SamlIdp:
 
         return create_metadata_string(None, config=self._config(), valid=1).decode()
 
-    def sign_in(self, redirect_url: str, name: str) -> tuple[str, dict[str, str]]:
-        """Sign in at the IdP as `name`: where its auto-posting form goes, and the fields it posts."""
+    def sign_in(self, redirect_url: str, name: str, *, unsolicited: bool = False) -> tuple[str, dict[str, str]]:
+        """Sign in at the IdP as `name`: where its auto-posting form goes, and the fields it posts (`unsolicited`:
+        an answer to no request, as an IdP-initiated sign-in is)."""
         assert redirect_url.startswith(self.sso_url + "?"), redirect_url
         page = requests.get(redirect_url, timeout=10)
         assert page.status_code == 200, page.text[:500]
         key = re.search(r'name="key" value="([^"]+)"', page.text).group(1)
-        answer = requests.post(f"{self.base}/sso/login", data={"key": key, "user": name}, timeout=10)
+        posted = {"key": key, "user": name, **({"unsolicited": "1"} if unsolicited else {})}
+        answer = requests.post(f"{self.base}/sso/login", data=posted, timeout=10)
         assert answer.status_code == 200, answer.text[:2000]
         action = html.unescape(re.search(r'action="([^"]+)"', answer.text).group(1))
         fields = {
@@ -172,7 +174,7 @@ class SamlIdp:
             self._server = Server(config=self._config())
         return self._server
 
-    def _respond(self, key: str, name: str) -> str:
+    def _respond(self, key: str, name: str, unsolicited: bool) -> str:
         from saml2 import BINDING_HTTP_POST
         from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
         from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
@@ -183,7 +185,7 @@ class SamlIdp:
         destination = server.config.metadata.assertion_consumer_service(request.issuer.text, BINDING_HTTP_POST)[0]
         response = server.create_authn_response(
             identity,
-            in_response_to=request.id,
+            in_response_to=None if unsolicited else request.id,
             destination=destination["location"],
             sp_entity_id=request.issuer.text,
             name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=identity[EMAIL][0]),
@@ -218,7 +220,9 @@ class SamlIdp:
             if path == "/sso/login" and environ["REQUEST_METHOD"] == "POST":
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 posted = {k: v[0] for k, v in parse_qs(environ["wsgi.input"].read(length).decode()).items()}
-                return self._answer(start_response, "200 OK", self._respond(posted["key"], posted["user"]))
+                return self._answer(
+                    start_response, "200 OK", self._respond(posted["key"], posted["user"], "unsolicited" in posted)
+                )
         except Exception as error:  # the test reads why in the answer
             return self._answer(start_response, "500 Internal Server Error", f"{type(error).__name__}: {error}")
         return self._answer(start_response, "404 Not Found", "no such page")

@@ -199,3 +199,29 @@ def test_it_reads_the_idps_entity_id_sign_in_url_and_certificate_from_its_metada
     certificate = saml_idp.cert_file.read_text().split("-----")[2].replace("\n", "")
     assert provider.saml_entity_id == saml_idp.entity_id and provider.saml_sso_url == saml_idp.sso_url
     assert provider.saml_certificate == certificate
+
+
+def test_a_broken_saml_provider_gives_the_person_whom_to_ask_and_the_admin_why(alice, saml_idp):
+    provider = configure_saml(alice.tenant, alice.owner, saml_idp)
+    # The stored sign-in URL went bad (edited in the database, say): python3-saml refuses the settings
+    IdentityProvider.objects.filter(pk=provider.pk).update(saml_sso_url="not a url")
+    client = browser()
+    answer = client.post("/accounts/login/", {"login": "gus@acme.test", "password": ""})
+    assert answer.status_code == 502 and 'data-testid="sso-unavailable"' in answer.content.decode()
+    assert alice.owner.email in answer.content.decode()
+    provider.refresh_from_db()
+    assert provider.last_error and provider.last_error_at is not None
+
+
+def test_it_refuses_a_sign_in_the_idp_started_on_its_own(alice, saml_idp):
+    # IdP-initiated sign-in (an answer to no AuthnRequest) is refused: nothing ties it to this browser
+    provider = configure_saml(alice.tenant, alice.owner, saml_idp)
+    saml_idp.person("hal", email="hal@acme.test", groups=("qz-users",))
+    client = browser()
+    started = client.post("/accounts/login/", {"login": "hal@acme.test", "password": ""})
+    action, fields = saml_idp.sign_in(started["Location"], "hal", unsolicited=True)
+    answer = client.get(client.post(_path(action), fields)["Location"])
+    assert answer.status_code == 502 and "_auth_user_id" not in client.session
+    assert not User.objects.filter(email="hal@acme.test").exists()
+    provider.refresh_from_db()
+    assert "IdP-initiated" in provider.last_error
