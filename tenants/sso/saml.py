@@ -179,6 +179,8 @@ def as_app(provider: IdentityProvider, domains: list[str]) -> SocialApp:
                 "want_assertion_signed": True,
                 "reject_deprecated_algorithm": True,
                 "reject_idp_initiated_sso": True,
+                # An IdP may say only the NameID (an email address): the person is still known by it.
+                "want_attribute_statement": False,
                 # Only how URLs are checked: an IdP inside the organisation may be on a one-label host name.
                 "allow_single_label_domains": True,
             },

@@ -81,6 +81,7 @@ class SamlIdp:
     cert_file: Path
     xmlsec: str
     people: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    name_ids: dict[str, str] = field(default_factory=dict)
     sign_assertions: bool = True
     authn_class: str = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
     _sp_metadata: list[str] = field(default_factory=list)
@@ -99,12 +100,16 @@ class SamlIdp:
     def sso_url(self) -> str:
         return f"{self.base}/sso/redirect"
 
-    def person(self, name: str, *, email: str, groups: tuple[str, ...] = (), **attributes: list[str]) -> None:
-        """Set (or replace) what the IdP says of a person: their address, groups and any other attribute."""
-        said = {EMAIL: [email], **attributes}
+    def person(
+        self, name: str, *, email: str, groups: tuple[str, ...] = (), nameid_only: bool = False, **attributes: list[str]
+    ) -> None:
+        """Set (or replace) what the IdP says of a person: their address (the NameID, and an attribute unless
+        `nameid_only`), groups and any other attribute."""
+        said = {} if nameid_only else {EMAIL: [email], **attributes}
         if groups:
             said[GROUPS] = list(groups)
         self.people[name] = said
+        self.name_ids[name] = email
 
     def trust(self, sp_metadata_xml: str) -> None:
         """Know Quetzal's SP by its published metadata (its entity id and ACS URL come from there)."""
@@ -188,7 +193,7 @@ class SamlIdp:
             in_response_to=None if unsolicited else request.id,
             destination=destination["location"],
             sp_entity_id=request.issuer.text,
-            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=identity[EMAIL][0]),
+            name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=self.name_ids[name]),
             authn={"class_ref": self.authn_class, "authn_auth": self.entity_id},
             sign_assertion=self.sign_assertions,
             sign_response=False,

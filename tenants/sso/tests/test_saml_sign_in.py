@@ -225,3 +225,14 @@ def test_it_refuses_a_sign_in_the_idp_started_on_its_own(alice, saml_idp):
     assert not User.objects.filter(email="hal@acme.test").exists()
     provider.refresh_from_db()
     assert "IdP-initiated" in provider.last_error
+
+
+def test_it_takes_the_address_from_an_email_name_id_when_the_idp_sends_no_attributes(alice, saml_idp):
+    # Given a provider that maps no group (everyone a member), and an IdP that says only the NameID
+    configure_saml(alice.tenant, alice.owner, saml_idp, group_roles={})
+    saml_idp.person("ivy", email="ivy@acme.test", nameid_only=True)
+    client = browser()
+    assert _sign_in(client, saml_idp, "ivy@acme.test", "ivy").status_code == 302
+    ivy = User.objects.get(email="ivy@acme.test")
+    assert client.session["_auth_user_id"] == str(ivy.pk)
+    assert Membership.objects.get(user=ivy, tenant=alice.tenant).role == Role.MEMBER
