@@ -14,6 +14,7 @@ import pytest
 from allauth.socialaccount.models import SocialAccount
 from django.test import Client
 from lxml import etree
+from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from tenants.choices import Role
 from tenants.models import AuditEvent, Membership, User
@@ -181,6 +182,8 @@ def test_it_publishes_the_tenants_sp_metadata_at_a_stable_url(alice, saml_idp):
     published = browser().get(url)
     assert published.status_code == 200 and published["Content-Type"] == "application/samlmetadata+xml"
     root = etree.fromstring(published.content)
+    # Valid against the OASIS SAML 2.0 metadata schema (python3-saml ships the XSDs)
+    assert not isinstance(OneLogin_Saml2_XML.validate_xml(published.content, "saml-schema-metadata-2.0.xsd"), str)
     assert root.tag == f"{{{MD}}}EntityDescriptor" and root.get("entityID") == f"http://testserver{url}"
     sp = root.find(f"{{{MD}}}SPSSODescriptor")
     assert sp.get("WantAssertionsSigned") == "true"
