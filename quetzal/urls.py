@@ -37,6 +37,7 @@ urlpatterns = [
     path("accounts/saml/<str:organization_slug>/login/", sso_flows.saml_login, name="saml_login"),
     path("accounts/saml/<str:organization_slug>/acs/", sso_flows.saml_acs, name="saml_acs"),
     path("accounts/saml/<str:organization_slug>/acs/finish/", sso_flows.saml_finish_acs, name="saml_finish_acs"),
+    path("accounts/saml/<str:organization_slug>/sls/", sso_flows.saml_sls, name="saml_sls"),
     path("accounts/saml/<str:organization_slug>/metadata/", sso_flows.saml_metadata, name="saml_metadata"),
     path("accounts/", include("allauth.urls")),
     path("api/", include("quetzal.api.urls")),

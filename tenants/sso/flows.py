@@ -129,6 +129,7 @@ def _guarded_saml(view):
 saml_login = _guarded_saml(saml_views.login)
 saml_acs = _guarded_saml(saml_views.acs)
 saml_finish_acs = _guarded_saml(saml_views.finish_acs)
+saml_sls = _guarded_saml(saml_views.sls)
 
 
 def saml_metadata(request: HttpRequest, organization_slug: str) -> HttpResponse:

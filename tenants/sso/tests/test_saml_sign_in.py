@@ -214,6 +214,9 @@ def test_a_broken_saml_provider_gives_the_person_whom_to_ask_and_the_admin_why(a
     assert alice.owner.email in answer.content.decode()
     provider.refresh_from_db()
     assert provider.last_error and provider.last_error_at is not None
+    # allauth's other SAML URLs give the same page, never a server error
+    assert client.get(f"/accounts/saml/{provider.provider_id}/sls/").status_code == 502
+    assert client.post(f"/accounts/saml/{provider.provider_id}/login/").status_code == 502
 
 
 def test_it_refuses_a_sign_in_the_idp_started_on_its_own(alice, saml_idp):
