@@ -17,4 +17,7 @@ urlpatterns = [
     path("scim/v2/ResourceTypes/<str:name>", views.ResourceTypesView.as_view(), name="resource-type"),
     path("scim/v2/Schemas", views.SchemasView.as_view(), name="schemas"),
     path("scim/v2/Schemas/<str:urn>", views.SchemasView.as_view(), name="schema"),
+    path("scim/v2/.search", views.SearchView.as_view(), name="search"),
+    # Anything else under the base URL is a SCIM 404, not the site's page.
+    path("scim/v2/<path:rest>", views.NotFoundView.as_view(), name="not-found"),
 ]

@@ -61,6 +61,19 @@ def schemas(base: str) -> list[dict[str, Any]]:
     found = []
     for model in (User, EnterpriseUser, Group):
         payload = model.to_schema().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+        if model is User:
+            _require_emails(payload)
         payload["meta"] = {"resourceType": "Schema", "location": f"{base}Schemas/{payload['id']}"}
         found.append(payload)
     return found
+
+
+def _require_emails(schema: dict[str, Any]) -> None:
+    """A Quetzal account is an address: the published User schema says emails are required (a userName that is an
+    address is accepted in their place, as Entra ID may send only that)."""
+    for attribute in schema.get("attributes", []):
+        if attribute.get("name") == "emails":
+            attribute["required"] = True
+            for sub in attribute.get("subAttributes", []):
+                if sub.get("name") == "value":
+                    sub["required"] = True

@@ -100,7 +100,9 @@ class ScimGroup(TenantOwned):
     display_name = models.CharField(verbose_name=_("display name"), max_length=254)
     display_name_key = models.CharField(verbose_name=_("display name key"), max_length=254, editable=False)
     external_id = models.CharField(verbose_name=_("external id"), max_length=254, blank=True, default="")
-    members = models.ManyToManyField(ScimUser, verbose_name=_("members"), related_name="groups", blank=True)
+    members = models.ManyToManyField(
+        ScimUser, verbose_name=_("members"), related_name="groups", blank=True, through="ScimGroupMember"
+    )
     created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(verbose_name=_("updated at"), default=timezone.now)
 
@@ -116,3 +118,19 @@ class ScimGroup(TenantOwned):
 
     def __str__(self) -> str:
         return self.display_name
+
+
+class ScimGroupMember(models.Model):
+    """A person in a directory group, with the display name the directory gave the membership (sent back as is)."""
+
+    group = models.ForeignKey(ScimGroup, verbose_name=_("group"), on_delete=models.CASCADE, related_name="memberships")
+    person = models.ForeignKey(ScimUser, verbose_name=_("person"), on_delete=models.CASCADE, related_name="+")
+    display = models.CharField(verbose_name=_("display"), max_length=254, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("SCIM group member")
+        verbose_name_plural = _("SCIM group members")
+        constraints = [models.UniqueConstraint(fields=["group", "person"], name="scim_group_member_once")]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} in {self.group_id}"

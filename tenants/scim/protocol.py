@@ -15,6 +15,7 @@ from scim2_models import (
     Group,
     InvalidValueException,
     PatchOp,
+    ResponseParameters,
     SCIMException,
     ScimFilter,
     User,
@@ -185,6 +186,21 @@ def page_bounds(start: str | None, count: str | None) -> tuple[int, int]:
     except ValueError as error:
         raise ScimError(400, "startIndex and count must be integers.", "invalidValue") from error
     return max(first, 1), min(max(size, 0), MAX_COUNT)
+
+
+def project(model: Any, payload: dict[str, Any], attributes: str | None, excluded: str | None) -> dict[str, Any]:
+    """The resource with only the attributes the client asked for (RFC 7644 §3.9), by scim2-models' rules
+    (id and schemas are always returned)."""
+    if not attributes and not excluded:
+        return payload
+    try:
+        parameters = ResponseParameters[model](attributes=attributes or None, excluded_attributes=excluded or None)
+        resource = model.model_validate(payload, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+        return resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=parameters)
+    except ValidationError as error:
+        raise ScimError.from_validation(error) from error
+    except SCIMException as error:
+        raise ScimError.from_exception(error) from error
 
 
 def list_response(resources: list[dict[str, Any]], *, total: int, start: int) -> dict[str, Any]:

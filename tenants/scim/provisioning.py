@@ -21,7 +21,7 @@ from quetzal.errors import ServiceError
 from tenants import events
 from tenants.models import Membership, User
 from tenants.scim import services
-from tenants.scim.models import ScimDirectory, ScimGroup, ScimUser
+from tenants.scim.models import ScimDirectory, ScimGroup, ScimGroupMember, ScimUser
 from tenants.scim.protocol import (
     GROUP_FILTERS,
     USER_FILTERS,
@@ -67,7 +67,6 @@ def user_resource(person: ScimUser, location: str) -> dict[str, Any]:
             "schemas": payload.get("schemas") or [UserResource.__schema__],
             "id": str(person.scim_id),
             "userName": person.user_name,
-            "active": person.active,
             "meta": {
                 "resourceType": "User",
                 "created": person.created_at.isoformat(),
@@ -76,6 +75,12 @@ def user_resource(person: ScimUser, location: str) -> dict[str, Any]:
             },
         }
     )
+    # active as the directory set it; a person whose active was never sent (or removed) is active, and says so
+    # by leaving the attribute out (RFC 7644 §3.5.2.2: a removed attribute is unassigned).
+    if "active" in (person.resource or {}) or not person.active:
+        payload["active"] = person.active
+    else:
+        payload.pop("active", None)
     if person.external_id:
         payload["externalId"] = person.external_id
     else:
@@ -101,8 +106,15 @@ def group_resource(group: ScimGroup, location: str, *, members: bool = True) -> 
     if group.external_id:
         payload["externalId"] = group.external_id
     if members:
+        base = location.rsplit("/Groups/", 1)[0]
         payload["members"] = [
-            {"value": str(m.scim_id), "display": m.user_name, "type": "User"} for m in group.members.all()
+            {
+                "value": str(m.person.scim_id),
+                "$ref": f"{base}/Users/{m.person.scim_id}",
+                "type": "User",
+                **({"display": m.display} if m.display else {}),
+            }
+            for m in group.memberships.all()
         ]
     return payload
 
@@ -113,7 +125,7 @@ def users(directory: ScimDirectory, filter_text: str | None) -> QuerySet[ScimUse
 
 
 def groups(directory: ScimDirectory, filter_text: str | None) -> QuerySet[ScimGroup]:
-    rows = ScimGroup.objects.for_tenant(directory.tenant).prefetch_related("members")
+    rows = ScimGroup.objects.for_tenant(directory.tenant).prefetch_related("memberships__person")
     return rows.filter(**filter_lookup(filter_text, GROUP_FILTERS)) if filter_text else rows
 
 
@@ -266,7 +278,6 @@ def patch_user(*, directory: ScimDirectory, scim_id: str, payload: Any, ip: str 
         {
             **(person.resource or {}),
             "userName": person.user_name,
-            "active": person.active,
             "externalId": person.external_id or None,
         }
     )
@@ -293,15 +304,18 @@ def delete_user(*, directory: ScimDirectory, scim_id: str, ip: str | None = None
 # ------------------------------------------------------------------------ groups
 
 
-def _members(directory: ScimDirectory, resource: Any) -> list[ScimUser]:
-    ids = [member.value for member in (resource.members or [])]
-    keys = {_scim_id(value) for value in ids}
-    if None in keys:
-        raise ScimError(400, "A member's value is not a user id of this organisation.", "invalidValue")
-    found = list(ScimUser.objects.for_tenant(directory.tenant).filter(scim_id__in=keys).select_related("user"))
-    if len(found) != len(keys):
+def _members(directory: ScimDirectory, resource: Any) -> dict[ScimUser, str]:
+    """The group's people (of this tenant only) with the display each membership was sent with."""
+    displays: dict[uuid.UUID, str] = {}
+    for member in resource.members or []:
+        key = _scim_id(member.value)
+        if key is None:
+            raise ScimError(400, "A member's value is not a user id of this organisation.", "invalidValue")
+        displays[key] = str(member.display or "")[:254]
+    found = list(ScimUser.objects.for_tenant(directory.tenant).filter(scim_id__in=displays).select_related("user"))
+    if len(found) != len(displays):
         raise ScimError(400, "A member is not a user of this organisation.", "invalidValue")
-    return found
+    return {person: displays[person.scim_id] for person in found}
 
 
 def _resync(people: set[ScimUser], directory: ScimDirectory, ip: str | None) -> None:
@@ -325,7 +339,10 @@ def _save_group(directory: ScimDirectory, found: ScimGroup | None, resource: Any
             found.external_id = str(resource.external_id or "")[:254]
             found.updated_at = timezone.now()
             found.save()
-            found.members.set(members)
+            found.memberships.all().delete()
+            ScimGroupMember.objects.bulk_create(
+                ScimGroupMember(group=found, person=person, display=display) for person, display in members.items()
+            )
             events.scim_group_saved(group=found, members=len(members), ip=ip)
             _resync(before | set(members), directory, ip)
     except IntegrityError as error:
@@ -348,7 +365,10 @@ def patch_group(*, directory: ScimDirectory, scim_id: str, payload: Any, ip: str
         {
             "displayName": found.display_name,
             "externalId": found.external_id or None,
-            "members": [{"value": str(m.scim_id)} for m in found.members.all()],
+            "members": [
+                {"value": str(m.person.scim_id), **({"display": m.display} if m.display else {})}
+                for m in found.memberships.all()
+            ],
         }
     )
     return _save_group(directory, found, patch(Group, current, payload), ip)

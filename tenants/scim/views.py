@@ -16,11 +16,12 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
+from scim2_models import Group
 
 from tenants import readonly
 from tenants.scim import discovery, provisioning, services
 from tenants.scim.models import ScimDirectory
-from tenants.scim.protocol import CONTENT_TYPE, ScimError, list_response, page_bounds
+from tenants.scim.protocol import CONTENT_TYPE, ScimError, UserResource, list_response, page_bounds, project
 from tenants.services.audit import client_ip
 
 
@@ -79,6 +80,10 @@ class ScimView(View):
     def location(self, kind: str, scim_id: object) -> str:
         return self.request.build_absolute_uri(f"/scim/v2/{kind}/{scim_id}")
 
+    def project(self, model: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        params = self.request.GET
+        return project(model, payload, params.get("attributes"), params.get("excludedAttributes"))
+
     def listing(self, request: HttpRequest, rows, render: Callable[[Any], dict[str, Any]]) -> HttpResponse:
         start, count = page_bounds(request.GET.get("startIndex"), request.GET.get("count"))
         total = rows.count()
@@ -97,7 +102,8 @@ class UsersView(ScimView):
         return scim_response(body, 201, Location=body["meta"]["location"])
 
     def render(self, person) -> dict[str, Any]:
-        return provisioning.user_resource(person, self.location("Users", person.scim_id))
+        payload = provisioning.user_resource(person, self.location("Users", person.scim_id))
+        return self.project(UserResource, payload)
 
 
 class UserView(UsersView):
@@ -120,7 +126,15 @@ class UserView(UsersView):
         provisioning.delete_user(directory=self.directory, scim_id=scim_id, ip=self.ip)
         return scim_response(None, 204)
 
-    post = None  # type: ignore[assignment]
+    def post(self, request: HttpRequest, scim_id: str) -> HttpResponse:  # type: ignore[override]
+        raise _search_or_not_allowed(scim_id)
+
+
+def _search_or_not_allowed(scim_id: str) -> ScimError:
+    """POST …/.search (RFC 7644 §3.4.3) is not offered: filters go in a GET, as Entra ID and Okta send them."""
+    if scim_id == ".search":
+        return ScimError(501, "Searching with POST /.search is not supported; use GET with a filter.")
+    return ScimError(405, "POST is not supported here.")
 
 
 def _wants_members(request: HttpRequest) -> bool:
@@ -141,7 +155,8 @@ class GroupsView(ScimView):
 
     def render(self, found) -> dict[str, Any]:
         location = self.location("Groups", found.scim_id)
-        return provisioning.group_resource(found, location, members=_wants_members(self.request))
+        payload = provisioning.group_resource(found, location, members=_wants_members(self.request))
+        return self.project(Group, payload)
 
 
 class GroupView(GroupsView):
@@ -164,7 +179,8 @@ class GroupView(GroupsView):
         provisioning.delete_group(directory=self.directory, scim_id=scim_id, ip=self.ip)
         return scim_response(None, 204)
 
-    post = None  # type: ignore[assignment]
+    def post(self, request: HttpRequest, scim_id: str) -> HttpResponse:  # type: ignore[override]
+        raise _search_or_not_allowed(scim_id)
 
 
 class ServiceProviderConfigView(ScimView):
@@ -194,3 +210,22 @@ class SchemasView(ScimView):
         if found is None:
             raise ScimError(404, f"No schema {urn}.")
         return scim_response(found)
+
+
+@method_decorator(csrf_exempt, name="dispatch")
+class NotFoundView(ScimView):
+    """No such endpoint: SCIM's 404 for every method (after the token, like every endpoint here)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            self.authenticate(request)
+        except ScimError as error:
+            return error_response(error)
+        return error_response(ScimError(404, "No such SCIM endpoint."))
+
+
+class SearchView(ScimView):
+    """The root POST /.search, across resource types: not offered (501, as RFC 7644 §3.4.3 lets a server answer)."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        raise _search_or_not_allowed(".search")
