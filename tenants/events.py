@@ -78,7 +78,7 @@ class AuditAction(models.TextChoices):
     SCIM_USER_DELETE = "scim.user.delete", _("Person removed by the directory")
     SCIM_GROUP_SAVE = "scim.group.save", _("Group saved by the directory")
     SCIM_GROUP_DELETE = "scim.group.delete", _("Group removed by the directory")
-    SCIM_MEMBER_ROLE = "scim.member.role", _("Role changed to follow the directory's groups")
+    SCIM_MEMBER_ROLE = "scim.member.role", _("Role changed to follow groups pushed by the directory")
     # Sign-in and the person's own settings
     TWO_FACTOR_ENROL = "2fa.enrol", _("Two-factor authentication enrolled")
     TWO_FACTOR_VERIFY = "2fa.verify", _("Second factor verified")

@@ -6,12 +6,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from quetzal.errors import FieldErrors
+from quetzal.forms import Form
 from tenants.scim import services
 
 MAX_MAPPING_CHARS = 20_000
 
 
-class MappingForm(forms.Form):
+class MappingForm(Form):
     group_roles = forms.CharField(
         label=_("Groups and roles"),
         required=False,
