@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from quetzal.errors import Conflict, FieldErrors
-from tenants import events, signals
+from tenants import channels, events, signals
 from tenants.choices import Role
 from tenants.models import Membership, Tenant, User
 from tenants.receivers import ROLE_RANK
@@ -174,11 +174,13 @@ def end_sessions(person: ScimUser) -> int:
 
     Their sessions in their other organisations stay: this tenant's directory decides only about this tenant.
     """
-    ended = 0
+    ended: list[str] = []
     user_id = str(person.user_id)
     for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
         data = session.get_decoded()
         if data.get("_auth_user_id") == user_id and data.get(SESSION_KEY) in (None, person.tenant_id):
-            session.delete()
-            ended += 1
-    return ended
+            ended.append(session.session_key)
+    Session.objects.filter(session_key__in=ended).delete()
+    # The sockets those sessions opened close as signed out (after commit), as a sign-out page would close them.
+    channels.end_sockets([channels.session_group(key) for key in ended], code=channels.SIGNED_OUT, reason="deactivated")
+    return len(ended)
