@@ -28,6 +28,8 @@ ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 CONTENT_TYPE = "application/scim+json"
 DEFAULT_COUNT = 100
 MAX_COUNT = 200
+# Past any tenant's people, and within the database's OFFSET (a bigint).
+MAX_START_INDEX = 2**31
 # Attributes a filter may compare with eq, per resource, and whether the comparison ignores case (RFC 7643 §2.4).
 USER_FILTERS = {"username": ("user_name_key", True), "externalid": ("external_id", False), "id": ("scim_id", False)}
 GROUP_FILTERS = {
@@ -185,7 +187,7 @@ def page_bounds(start: str | None, count: str | None) -> tuple[int, int]:
         size = int(count) if count not in (None, "") else DEFAULT_COUNT
     except ValueError as error:
         raise ScimError(400, "startIndex and count must be integers.", "invalidValue") from error
-    return max(first, 1), min(max(size, 0), MAX_COUNT)
+    return min(max(first, 1), MAX_START_INDEX), min(max(size, 0), MAX_COUNT)
 
 
 def project(model: Any, payload: dict[str, Any], attributes: str | None, excluded: str | None) -> dict[str, Any]:

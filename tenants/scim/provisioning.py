@@ -147,13 +147,24 @@ def group(directory: ScimDirectory, scim_id: str) -> ScimGroup:
 
 # ------------------------------------------------------------------------ people
 
+MAX_CHARS = 254  # the columns' bound (an address's too): longer is refused, never cut (it names someone)
+
+
+def _bounded(name: str, value: Any, *, required: bool = False) -> str:
+    text = str(value or "").strip()
+    if required and not text:
+        raise ScimError(400, f"{name} is required.", "invalidValue")
+    if len(text) > MAX_CHARS:
+        raise ScimError(400, f"{name} is longer than {MAX_CHARS} characters.", "invalidValue")
+    return text
+
 
 def _address(resource: Any) -> str:
     """The account's address: the primary email the directory sends, else any, else the userName (a UPN)."""
     emails = list(resource.emails or [])
     primary = next((e.value for e in emails if e.primary and e.value), None)
     address = primary or next((e.value for e in emails if e.value), None) or resource.user_name
-    address = str(address or "").strip().lower()
+    address = _bounded("The email address", address).lower()
     try:
         validate_email(address)
     except DjangoValidationError as error:
@@ -193,18 +204,20 @@ def _account_for(directory: ScimDirectory, address: str, full_name: str) -> User
 
 def create_user(*, directory: ScimDirectory, payload: Any, ip: str | None = None) -> ScimUser:
     resource = parse(UserResource, payload, Context.RESOURCE_CREATION_REQUEST)
+    user_name = _bounded("userName", resource.user_name, required=True)
+    external_id = _bounded("externalId", resource.external_id)
     address, full_name = _address(resource), _full_name(resource)
     try:
         with transaction.atomic():
-            key = resource.user_name.strip().lower()
+            key = user_name.lower()
             if ScimUser.objects.for_tenant(directory.tenant).filter(user_name_key=key).exists():
                 raise _conflict("A user with this userName already exists.")
             person = ScimUser.objects.create(
                 tenant=directory.tenant,
                 user=_account_for(directory, address, full_name),
-                user_name=resource.user_name.strip(),
+                user_name=user_name,
                 user_name_key=key,
-                external_id=str(resource.external_id or "")[:254],
+                external_id=external_id,
                 active=resource.active is not False,
                 resource=_stored(resource),
             )
@@ -238,6 +251,8 @@ def _change_address(person: ScimUser, address: str, full_name: str) -> None:
 
 def _write(person: ScimUser, resource: Any, *, ip: str | None) -> ScimUser:
     """Store a replaced or patched resource, and what it means for the person's access (in one transaction)."""
+    user_name = _bounded("userName", resource.user_name, required=True)
+    external_id = _bounded("externalId", resource.external_id)
     address, full_name = _address(resource), _full_name(resource)
     try:
         with transaction.atomic():
@@ -245,9 +260,9 @@ def _write(person: ScimUser, resource: Any, *, ip: str | None) -> ScimUser:
             was_active, active = person.active, resource.active is not False
             if was_active and not active:
                 services.ensure_keeps_owner(person)
-            person.user_name = resource.user_name.strip()
-            person.user_name_key = person.user_name.lower()
-            person.external_id = str(resource.external_id or "")[:254]
+            person.user_name = user_name
+            person.user_name_key = user_name.lower()
+            person.external_id = external_id
             person.active = active
             person.resource = _stored(resource)
             person.updated_at = timezone.now()
@@ -326,6 +341,8 @@ def _resync(people: set[ScimUser], directory: ScimDirectory, ip: str | None) -> 
 
 def _save_group(directory: ScimDirectory, found: ScimGroup | None, resource: Any, ip: str | None) -> ScimGroup:
     members = _members(directory, resource)
+    display_name = _bounded("displayName", resource.display_name, required=True)
+    external_id = _bounded("externalId", resource.external_id)
     try:
         with transaction.atomic():
             if found is None:
@@ -334,9 +351,9 @@ def _save_group(directory: ScimDirectory, found: ScimGroup | None, resource: Any
             else:
                 found = ScimGroup.objects.select_for_update().get(pk=found.pk)
                 before = set(found.members.select_related("user", "tenant"))
-            found.display_name = resource.display_name.strip()[:254]
-            found.display_name_key = found.display_name.lower()
-            found.external_id = str(resource.external_id or "")[:254]
+            found.display_name = display_name
+            found.display_name_key = display_name.lower()
+            found.external_id = external_id
             found.updated_at = timezone.now()
             found.save()
             found.memberships.all().delete()

@@ -108,6 +108,7 @@ def test_it_pages_with_start_index_and_a_bounded_count(alice_scim):
     assert alice_scim.call("get", "Users", count=0).json()["Resources"] == []
     assert len(alice_scim.call("get", "Users", count=10**9, startIndex=-4).json()["Resources"]) == 5
     assert _is_error(alice_scim.call("get", "Users", count="many"), 400, "invalidValue")
+    assert alice_scim.call("get", "Users", startIndex=10**30).json()["Resources"] == []
 
 
 def test_it_replaces_a_user_with_put(alice_scim):
@@ -211,6 +212,12 @@ def test_it_deletes_a_user_and_their_membership_here(alice_scim):
         ("get", "Users/not-a-uuid", None, 404, None),
         ("patch", "Users/00000000-0000-0000-0000-000000000001", {"Operations": []}, 404, None),
         ("put", "Users", {}, 405, None),
+        ("post", "Users", {"userName": "a" * 250 + "@alice.test"}, 400, "invalidValue"),
+        ("post", "Users", {"userName": "ada@alice.test", "externalId": "x" * 255}, 400, "invalidValue"),
+        ("post", "Users", {"userName": "ada\u0000@alice.test"}, 400, "invalidValue"),
+        ("post", "Groups", {"displayName": "G" * 255}, 400, "invalidValue"),
+        ("post", ".search", {}, 501, None),
+        ("get", "Nothing/here", None, 404, None),
     ],
 )
 def test_it_answers_bad_requests_in_scims_error_shape(alice_scim, method, path, body, status, scim_type):
