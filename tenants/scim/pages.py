@@ -41,7 +41,11 @@ class DirectoryView(TenantPageMixin, View):
         action, ip = request.POST.get("action"), client_ip(request)
         if action == "issue":
             # Rendered, not redirected: the secret is shown in this answer only and kept nowhere but as its hash.
-            _, raw = services.issue_token(tenant=request.tenant, actor=request.user, ip=ip)
+            try:
+                _, raw = services.issue_token(tenant=request.tenant, actor=request.user, ip=ip)
+            except ServiceError as error:
+                messages.error(request, error.detail)
+                return redirect("scim:directory")
             return self.page(request, new_token=raw)
         if action == "revoke":
             try:
@@ -56,9 +60,13 @@ class DirectoryView(TenantPageMixin, View):
         form = MappingForm(request.POST)
         if not form.is_valid():
             return self.page(request, form=form, status=400)
-        services.save_mapping(
-            tenant=request.tenant, actor=request.user, group_roles=form.cleaned_data["group_roles"], ip=ip
-        )
+        try:
+            services.save_mapping(
+                tenant=request.tenant, actor=request.user, group_roles=form.cleaned_data["group_roles"], ip=ip
+            )
+        except ServiceError as error:
+            form.add_error("group_roles", error.detail)
+            return self.page(request, form=form, status=403)
         messages.success(
             request, gettext("Group roles saved; everyone provisioned has the role their groups give now.")
         )

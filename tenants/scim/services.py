@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from quetzal.errors import Conflict, FieldErrors
+from quetzal.errors import Conflict, FieldErrors, Forbidden
 from tenants import channels, events, signals
 from tenants.choices import Role
 from tenants.models import Membership, Tenant, User
@@ -38,11 +38,28 @@ def directory_of(tenant: Tenant) -> ScimDirectory:
     return directory
 
 
+def _is_owner(tenant: Tenant, actor: User) -> bool:
+    return Membership.objects.for_tenant(tenant).filter(user=actor, role=Role.OWNER).exists()
+
+
+def _owner_groups(mapping: Mapping[str, str]) -> set[str]:
+    return {group for group, role in mapping.items() if role == Role.OWNER}
+
+
 def issue_token(*, tenant: Tenant, actor: User, ip: str | None = None) -> tuple[ScimDirectory, str]:
-    """A new bearer token for the tenant's directory (the previous one stops working); the secret is returned once."""
+    """A new bearer token for the tenant's directory (the previous one stops working); the secret is returned once.
+
+    While a group gives ownership, only an owner makes the token: whoever holds it can put anyone in that group,
+    and an admin may not make owners (tenants.services.members).
+    """
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         directory = ScimDirectory.objects.select_for_update().get(pk=directory_of(tenant).pk)
+        if _owner_groups(directory.role_names()) and not _is_owner(tenant, actor):
+            raise Forbidden(
+                gettext("A group gives ownership here: only an owner can make the provisioning token."),
+                code="owner_required",
+            )
         directory.token_hash = hash_token(raw)
         directory.token_prefix = raw[: len(TOKEN_PREFIX) + 6]
         directory.token_created_at = timezone.now()
@@ -102,7 +119,10 @@ def save_mapping(
     """Set which directory groups give which role, and give every provisioned person the role it gives them now."""
     with transaction.atomic():
         directory = ScimDirectory.objects.select_for_update().get(pk=directory_of(tenant).pk)
-        directory.group_roles = {str(g): r for g, r in group_roles.items() if r in Role.values}
+        wanted = {str(g): r for g, r in group_roles.items() if r in Role.values}
+        if _owner_groups(wanted) != _owner_groups(directory.role_names()) and not _is_owner(tenant, actor):
+            raise Forbidden(gettext("Only an owner can choose which groups give ownership."), code="owner_required")
+        directory.group_roles = wanted
         directory.save(update_fields=["group_roles"])
         events.scim_mapping_changed(actor=actor, directory=directory, ip=ip)
         for person in ScimUser.objects.for_tenant(tenant).filter(active=True).select_related("user", "tenant"):

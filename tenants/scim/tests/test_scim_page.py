@@ -72,3 +72,17 @@ def test_it_speaks_german(alice):
     with translation.override("de"):
         page = owner.get(PAGE, HTTP_ACCEPT_LANGUAGE="de").content.decode()
     assert "Bereitstellung (SCIM)" in page and "Token anlegen" in page and "Verzeichnis-Sync" in page
+
+
+def test_it_keeps_admins_from_making_owners_through_the_directory(alice):
+    # An admin may map groups to admin or member, but not to owner
+    admin = login_client(alice.admin, alice.tenant)
+    refused = admin.post(PAGE, {"action": "mapping", "group_roles": "IT = owner"})
+    assert refused.status_code == 403 and not ScimDirectory.objects.get(tenant=alice.tenant).role_names()
+    assert admin.post(PAGE, {"action": "mapping", "group_roles": "IT = admin"}).status_code == 302
+    # Once an owner made a group give ownership, only an owner makes the token (its holder fills that group)
+    services.save_mapping(tenant=alice.tenant, actor=alice.owner, group_roles={"IT": Role.OWNER})
+    assert admin.post(PAGE, {"action": "issue"}).status_code == 302
+    assert not ScimDirectory.objects.get(tenant=alice.tenant).has_token
+    assert admin.post(PAGE, {"action": "mapping", "group_roles": "IT = member"}).status_code == 403
+    assert _token_in(login_client(alice.owner, alice.tenant).post(PAGE, {"action": "issue"}))
