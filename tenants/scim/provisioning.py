@@ -229,12 +229,14 @@ def create_user(*, directory: ScimDirectory, payload: Any, ip: str | None = None
 
 
 def _change_address(person: ScimUser, address: str, full_name: str) -> None:
-    """Follow the directory's new address and name on the account, if the account is this organisation's alone:
-    a person who also belongs to another organisation keeps the address they sign in with (one directory must not
-    move another's login)."""
+    """Follow the directory's new address and name on the account, if the account is this organisation's alone and
+    signs in through it (no Quetzal password): a person who also belongs to another organisation keeps the address
+    they sign in with (one directory must not move another's login)."""
     account = User.objects.select_for_update().get(pk=person.user_id)
     elsewhere = Membership.objects.filter(user=account).exclude(tenant_id=person.tenant_id).exists()
-    if elsewhere:
+    # An account with a Quetzal password was the person's before the directory knew it: moving its address would
+    # let whoever runs the directory reset that password.
+    if elsewhere or account.has_usable_password():
         return
     changed = []
     if account.email != address:

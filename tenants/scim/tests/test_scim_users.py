@@ -241,3 +241,20 @@ def test_it_refuses_a_body_that_is_not_json(alice_scim):
         "/scim/v2/Users", "{nope", content_type="application/scim+json", HTTP_AUTHORIZATION=f"Bearer {alice_scim.token}"
     )
     assert _is_error(response, 400, "invalidSyntax")
+
+
+def test_it_moves_the_address_only_of_an_account_the_directory_owns(alice_scim, bob):
+    # A provisioned account (no password, in alice only) follows a new address
+    created = alice_scim.create_user("ada@alice.test")
+    moved = alice_scim.call("put", f"Users/{created['id']}", {"userName": "ada.king@alice.test"})
+    assert moved.status_code == 200 and User.objects.filter(email="ada.king@alice.test").exists()
+    # A member with a Quetzal password keeps theirs (the directory could otherwise reset it)
+    member = alice_scim.world.member
+    linked = alice_scim.create_user(member.email)
+    alice_scim.call("put", f"Users/{linked['id']}", {"userName": "taken.over@alice.test"})
+    member.refresh_from_db()
+    assert member.email == "member@alice.test"
+    # And so does someone who also belongs to another organisation
+    bob.tenant.memberships.create(user=User.objects.get(email="ada.king@alice.test"))
+    alice_scim.call("put", f"Users/{created['id']}", {"userName": "elsewhere@alice.test"})
+    assert User.objects.filter(email="ada.king@alice.test").exists()
