@@ -82,14 +82,16 @@ def files_call(home_id: int, op: str, args: dict[str, Any], *, host_name: str) -
         import redis  # only a real broker deployment needs a client of its own
 
         reply_to = f"quetzal:files:reply:{uuid.uuid4().hex}"
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        # redis-py's own socket timeout (5 s by default) would end the wait long before the host answers a first
+        # use (a new home disk) or a large download: the socket waits a little longer than the reply may take.
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=timeout + 5)
         current_app.signature(FILES_CALL, args=(home_id, op, args), kwargs={"reply_to": reply_to}).apply_async(
             queue=files_queue(host_name), expires=timeout
         )
         try:
             got = client.blpop([reply_to], timeout=timeout)
         except redis.exceptions.TimeoutError:
-            # The client's own socket timeout can end the wait first: the same "no answer in time", not a 500.
+            # Should the socket still give up first: the same "no answer in time", not a 500.
             got = None
         if got is None:
             raise ServiceError(

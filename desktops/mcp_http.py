@@ -4,7 +4,11 @@ Every HTTP request stands alone (the SDK's stateless mode): it passes the door h
 same-site Origin (the MCP spec's DNS-rebinding rule), a usable API token (the REST API's own
 ApiTokenAuthentication), a tenant that allows automation, a bounded body — and is then served by a server built for
 that token alone. So a revoked token or a policy switched off stops the very next request, and no state of one
-caller's requests can reach another's. Refusals are JSON-RPC errors with the fitting HTTP status (401, 403, 413).
+caller's requests can reach another's. Refusals are JSON-RPC errors with the fitting HTTP status (401, 403, 413, 429).
+
+Each request spends one from its token's budget (tenants/api/throttling.py), the same budget the token's REST calls
+spend, so automation cannot double its rate by switching doors; an attempt without a usable token spends from its
+address's budget, so guessing tokens is slow too. Over the limit the answer is 429 with Retry-After.
 
 The route lives in the ASGI router, outside Django's URL configuration, so tests/test_api_permissions.py (which
 walks that configuration) does not see it: the door below is its guard, and desktops/tests/test_mcp_http.py proves it.
@@ -30,6 +34,8 @@ from quetzal.errors import ServiceError
 from quetzal.origin import header, same_origin
 from tenants.addresses import client_ip
 from tenants.api.authentication import ApiTokenAuthentication
+from tenants.api.throttling import Spent, address_bucket, spend, token_bucket
+from tenants.models import ApiToken
 from tenants.services.tokens import membership_of
 
 Scope = dict[str, Any]
@@ -47,9 +53,14 @@ INVALID_REQUEST = -32600
 class Refused(Exception):
     """A request stopped at the door: its HTTP status, stable code and human message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after_s = retry_after_s
+
+
+def _throttled(spent: Spent, message: str) -> Refused:
+    return Refused(429, "throttled", message % {"seconds": spent.retry_after_s}, retry_after_s=spent.retry_after_s)
 
 
 async def mcp_application(scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,25 +94,46 @@ def _check_site(request: ASGIRequest, scope: Scope) -> None:
 
 
 def _authenticate(request: ASGIRequest) -> tuple[str, str | None]:
-    """The raw token of a usable API token whose tenant allows automation, and the caller's address."""
+    """The raw secret of a usable API token within its budget, its tenant allowing automation; the caller's address."""
     close_old_connections()
+    ip = client_ip(request)
     try:
-        found = ApiTokenAuthentication().authenticate(request)
-        if found is None:
-            raise Refused(401, "token_required", _("Send an API token: Authorization: Bearer qz_…"))
-        token = found[1]
+        token = _token(request, ip)
+        spent = spend(token_bucket(token))
+        if not spent.allowed:
+            raise _throttled(spent, _("Too many requests with this token; try again in %(seconds)d seconds."))
         if membership_of(token) is None:
             raise Refused(403, "no_tenant", _("The token's person is no longer a member of its organisation."))
         require_automation_allowed(token.tenant)
-    except AuthenticationFailed as error:
-        raise Refused(401, "invalid_token", str(error.detail)) from None
     except ServiceError as error:
         raise Refused(error.status, error.code, error.detail) from None
     finally:
         connections.close_all()  # this pool thread is not Django's: give the connection back now
     # authenticate() read exactly two words, the second being the secret.
     raw = request.headers["Authorization"].split()[1]
-    return raw, client_ip(request)
+    return raw, ip
+
+
+def _token(request: ASGIRequest, ip: str | None) -> ApiToken:
+    """The request's usable API token; a missing or unusable one costs its address an attempt."""
+    try:
+        found = ApiTokenAuthentication().authenticate(request)
+    except AuthenticationFailed as error:
+        _spend_attempt(ip)
+        raise Refused(401, "invalid_token", str(error.detail)) from None
+    if found is None:
+        _spend_attempt(ip)
+        raise Refused(401, "token_required", _("Send an API token: Authorization: Bearer qz_…"))
+    return found[1]
+
+
+def _spend_attempt(ip: str | None) -> None:
+    """Count an attempt without a usable token against the address; past the limit it is refused as such."""
+    spent = spend(address_bucket(ip))
+    if not spent.allowed:
+        raise _throttled(
+            spent, _("Too many attempts without a valid token from your address; try again in %(seconds)d seconds.")
+        )
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -148,12 +180,19 @@ async def _serve(scope: Scope, body: bytes, receive: Receive, send: Send, *, raw
         await server.session_manager.handle_request(scope, replay, send)
 
 
+def _data(refused: Refused) -> dict[str, Any]:
+    data: dict[str, Any] = {"code": refused.code}
+    if refused.retry_after_s is not None:
+        data["retry_after_s"] = refused.retry_after_s
+    return data
+
+
 async def _refuse(send: Send, refused: Refused) -> None:
     body = json.dumps(
         {
             "jsonrpc": "2.0",
             "id": None,
-            "error": {"code": INVALID_REQUEST, "message": refused.message, "data": {"code": refused.code}},
+            "error": {"code": INVALID_REQUEST, "message": refused.message, "data": _data(refused)},
         }
     ).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -161,5 +200,7 @@ async def _refuse(send: Send, refused: Refused) -> None:
         headers.append((b"www-authenticate", b'Bearer realm="quetzal"'))
     elif refused.status == 405:
         headers.append((b"allow", b"POST"))
+    if refused.retry_after_s is not None:
+        headers.append((b"retry-after", str(refused.retry_after_s).encode()))
     await send({"type": "http.response.start", "status": refused.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

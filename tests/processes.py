@@ -83,8 +83,12 @@ def start_asgi_server(*, env: dict[str, str], log_path: Path, workers: int = 1) 
 
 
 def start_celery_worker(*, env: dict[str, str], log_path: Path, options: list[str]) -> Child:
-    """A real `celery worker` process; returns once it says it is ready."""
-    command = [sys.executable, "-m", "celery", "-A", "quetzal", "worker", "-l", "INFO", *options]
+    """A real `celery worker` process; returns once it says it is ready.
+
+    At INFO a worker does not name the tasks it runs; QUETZAL_TEST_WORKER_LOG_LEVEL=DEBUG makes its log say each.
+    """
+    level = os.environ.get("QUETZAL_TEST_WORKER_LOG_LEVEL", "INFO")
+    command = [sys.executable, "-m", "celery", "-A", "quetzal", "worker", "-l", level, *options]
     command += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
     worker = Child.start(command, env=env, log_path=log_path)
     wait_until(lambda: b"ready." in log_path.read_bytes(), 60, explain=worker.log_tail)

@@ -26,14 +26,21 @@ DEPLOY = ROOT / "deploy"
 PUBLIC_NAME = "localhost"  # what the certificate names and the client resolves without /etc/hosts
 
 
-def render(text: str, replacements: dict[str, str]) -> str:
-    """`text` with each key replaced by its value; every key must occur, and only lines marked SITE: change."""
+def render(text: str, replacements: dict[str, str], *, marked_above: bool = False) -> str:
+    """`text` with each key replaced by its value; every key must occur, and only lines marked SITE: change.
+
+    nginx's config marks a line at its end; the Caddyfile (whose `caddy fmt` wants comments on lines of their
+    own) on the line above it.
+    """
     rendered = text
     for old, new in replacements.items():
         assert old in rendered, f"{old!r} is not in the shipped file any more"
         rendered = rendered.replace(old, new)
-    changed = [old for old, new in zip(text.splitlines(), rendered.splitlines(), strict=True) if old != new]
-    assert all("# SITE:" in line for line in changed), f"a line not marked SITE: was rendered: {changed}"
+    lines = text.splitlines()
+    changed = [i for i, (old, new) in enumerate(zip(lines, rendered.splitlines(), strict=True)) if old != new]
+    marks = [lines[i - 1] if marked_above else lines[i] for i in changed]
+    unmarked = [lines[i] for i, mark in zip(changed, marks, strict=True) if "# SITE:" not in mark]
+    assert not unmarked, f"a line not marked SITE: was rendered: {unmarked}"
     return rendered
 
 
@@ -88,6 +95,45 @@ def start_nginx(nginx: str, prefix: Path, site_text: str, https_port: int) -> Ch
         assert proxy.process.poll() is None, proxy.log_tail() + (prefix / "error.log").read_text(errors="replace")
     except BaseException:
         proxy.stop()  # no nginx outlives a test that could not start it
+        raise
+    return proxy
+
+
+def caddy_site(*, https_port: int, cert: Path, key: Path, upstream_port: int) -> str:
+    """deploy/caddy/Caddyfile with this test's name, port, certificate and upstream: the operator's edit."""
+    return render(
+        (DEPLOY / "caddy" / "Caddyfile").read_text(),
+        {
+            "desktops.example.org {": f"{PUBLIC_NAME}:{https_port} {{",
+            "# tls /etc/ssl/quetzal/fullchain.pem /etc/ssl/quetzal/privkey.pem": f"tls {cert} {key}",
+            "reverse_proxy 127.0.0.1:8000 {": f"reverse_proxy 127.0.0.1:{upstream_port} {{",
+        },
+        marked_above=True,
+    )
+
+
+def start_caddy(caddy: str, prefix: Path, site_text: str, *, http_port: int, https_port: int) -> Child:
+    """Caddy in the foreground: the site after global options that keep it unprivileged and to itself."""
+    prefix.mkdir(parents=True, exist_ok=True)
+    config = prefix / "Caddyfile"
+    # No admin endpoint (its port 2019 is shared), our ports for HTTP and HTTPS, state under the prefix, and
+    # nothing installed into the system's trust store.
+    config.write_text(
+        f"{{\n\tadmin off\n\thttp_port {http_port}\n\thttps_port {https_port}\n"
+        f"\tstorage file_system {prefix / 'data'}\n\tskip_install_trust\n}}\n\n{site_text}"
+    )
+    env = {**os.environ, "HOME": str(prefix), "XDG_DATA_HOME": str(prefix / "data"), "XDG_CONFIG_HOME": str(prefix)}
+    check = subprocess.run(
+        [caddy, "validate", "--config", str(config), "--adapter", "caddyfile"], capture_output=True, text=True, env=env
+    )
+    assert check.returncode == 0, check.stderr
+    command = [caddy, "run", "--config", str(config), "--adapter", "caddyfile"]
+    proxy = Child.start(command, env=env, log_path=prefix / "out.log")
+    try:
+        wait_until(lambda: port_open("127.0.0.1", https_port) or proxy.process.poll() is not None, 30)
+        assert proxy.process.poll() is None, proxy.log_tail()
+    except BaseException:
+        proxy.stop()
         raise
     return proxy
 
@@ -175,7 +221,9 @@ class Deployment:
             child.stop()
 
 
-def start_deployment(nginx: str, tmp: Path) -> Deployment:
+def start_deployment(tmp: Path, *, nginx: str | None = None, caddy: str | None = None) -> Deployment:
+    """The production server behind the shipped nginx config (`nginx`) or Caddyfile (`caddy`): the binary given."""
+    assert (nginx is None) != (caddy is None), "one proxy"
     ca, cert, key = make_certificate(tmp / "tls")
     http_port, https_port, upstream_port = free_port(), free_port(), free_port()
     https = f"https://{PUBLIC_NAME}:{https_port}"
@@ -192,8 +240,14 @@ def start_deployment(nginx: str, tmp: Path) -> Deployment:
         children.append(web)
         wait_until(lambda: port_open("127.0.0.1", upstream_port) or web.process.poll() is not None, 60)
         assert web.process.poll() is None, web.log_tail()
-        site = nginx_site(http_port=http_port, https_port=https_port, cert=cert, key=key, upstream_port=upstream_port)
-        children.append(start_nginx(nginx, tmp / "nginx", site, https_port))
+        if nginx is None:
+            site = caddy_site(https_port=https_port, cert=cert, key=key, upstream_port=upstream_port)
+            children.append(start_caddy(caddy, tmp / "caddy", site, http_port=http_port, https_port=https_port))
+        else:
+            site = nginx_site(
+                http_port=http_port, https_port=https_port, cert=cert, key=key, upstream_port=upstream_port
+            )
+            children.append(start_nginx(nginx, tmp / "nginx", site, https_port))
     except BaseException:
         deployment.stop()
         raise

@@ -51,6 +51,10 @@ def _server_env(tmp_path: Path) -> dict[str, str]:
         QUETZAL_VAR_DIR=str(tmp_path / "var"),
         BILLING_ENABLED="false",
         LOG_LEVEL="warning",
+        # One token makes every call of the run: the budget for automation would answer most of them 429 and leave
+        # the endpoints unexplored (desktops/tests/test_api_rate_limit.py is where the budget is tested).
+        API_TOKEN_RATE_LIMIT="100000",
+        API_RATE_WINDOW_S="1",
     )
     return env
 

@@ -103,3 +103,16 @@ def test_it_moves_every_sample_into_its_day_and_back():
             assert cursor.fetchone()[0] == 0
     finally:
         _migrate()
+
+
+def test_the_translatable_names_migration_changes_names_only_and_no_table():
+    require(connection.vendor == "postgresql", "PostgreSQL")
+    # Given the migration that gave the sample and rollup fields their translatable names
+    executor = MigrationExecutor(connection)
+    migration = executor.loader.get_migration("metrics", "0004_translatable_names")
+    assert {type(op).__name__ for op in migration.operations} == {"AlterField", "AlterModelOptions"}
+    # Then PostgreSQL is sent nothing for it: the partitioned tables keep their keys, indexes and foreign keys
+    statements = [s for s in executor.loader.collect_sql([(migration, False)]) if not s.startswith("--")]
+    assert statements == []
+    # And backwards neither
+    assert [s for s in executor.loader.collect_sql([(migration, True)]) if not s.startswith("--")] == []

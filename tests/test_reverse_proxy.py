@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("
 def deployment(django_db_setup, tmp_path_factory):
     nginx = require_tool("nginx", "nginx-light")
     require_shared_services("the web server")
-    stack = start_deployment(nginx, tmp_path_factory.mktemp("deployment"))
+    stack = start_deployment(tmp_path_factory.mktemp("deployment"), nginx=nginx)
     try:
         yield stack
     finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 from desktops.metrics import groups
 from desktops.models import Desktop
 from tenants.twofactor import has_confirmed_device, is_operator_socket, session_verified
@@ -56,18 +58,18 @@ def authorise(viewer: Viewer, topic: groups.Topic) -> str:
     """The group behind a topic the viewer may watch; Refused otherwise."""
     if topic.kind == groups.OPERATORS:
         if not viewer.is_operator:
-            raise Refused("forbidden", "Host figures are for operators.")
+            raise Refused("forbidden", _("Host figures are for operators."))
         return groups.operators_group()
     if viewer.tenant_id is None:
-        raise Refused("no_tenant", "You are not a member of an active tenant.")
+        raise Refused("no_tenant", _("You are not a member of an active tenant."))
     if topic.kind == groups.TENANT:
         if not viewer.is_admin:
-            raise Refused("admin_required", "Tenant-wide figures are for tenant admins.")
+            raise Refused("admin_required", _("Tenant-wide figures are for tenant admins."))
         return groups.tenant_group(viewer.tenant_id)
     desktops = Desktop.objects.for_tenant(viewer.tenant_id).alive().filter(pk=topic.desktop_id)
     if not viewer.is_admin:
         desktops = desktops.filter(user_id=viewer.user_id)
     # Another tenant's desktop, or a colleague's for a member, looks exactly like a missing one.
     if not desktops.exists():
-        raise Refused("not_found", "No such desktop.")
+        raise Refused("not_found", _("No such desktop."))
     return groups.desktop_group(topic.desktop_id)

@@ -10,11 +10,15 @@ import logging
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from desktops.metrics import access
 from desktops.metrics import groups as topics
 from desktops.metrics.layer import live_layer
 from desktops.metrics.live import EVENT_TYPE
+from quetzal.origin import header
 from tenants.channels import EndsWithAccess
 
 log = logging.getLogger(__name__)
@@ -37,15 +41,17 @@ class LiveConsumer(EndsWithAccess, AsyncWebsocketConsumer):
         self.channel_layer = live_layer()
         self.channel_name = await self.channel_layer.new_channel()
         pushes = asyncio.create_task(self._pushes())
-        try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
-        finally:
-            pushes.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pushes
+        # Refusals are read by the page's person: in the language their pages are in.
+        with translation.override(socket_language(scope)):
+            try:
+                while True:
+                    await self.dispatch(await receive())
+            except StopConsumer:
+                pass
+            finally:
+                pushes.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pushes
 
     async def _pushes(self) -> None:
         """Forward what the layer delivers to this socket, until the socket ends."""
@@ -83,11 +89,11 @@ class LiveConsumer(EndsWithAccess, AsyncWebsocketConsumer):
             return
         request = _parse(text_data)
         if request is None:
-            await self._reply({"type": "error", "code": "invalid", "detail": 'Send {"subscribe": topic}.'})
+            await self._reply({"type": "error", "code": "invalid", "detail": _('Send {"subscribe": topic}.')})
             return
         action, topic = request
         if topic is None:
-            await self._refuse(None, access.Refused("invalid", "Unknown topic."))
+            await self._refuse(None, access.Refused("invalid", _("Unknown topic.")))
         elif action == "unsubscribe":
             group = self.watching.pop(topic.name, None)
             if group is not None:
@@ -96,7 +102,9 @@ class LiveConsumer(EndsWithAccess, AsyncWebsocketConsumer):
         elif topic.name in self.watching:
             await self._reply({"type": "subscribed", "topic": topic.name})
         elif len(self.watching) >= MAX_TOPICS:
-            await self._refuse(topic.name, access.Refused("too_many_topics", f"At most {MAX_TOPICS} topics."))
+            await self._refuse(
+                topic.name, access.Refused("too_many_topics", _("At most %(count)d topics.") % {"count": MAX_TOPICS})
+            )
         else:
             await self._subscribe(topic)
 
@@ -124,6 +132,15 @@ class LiveConsumer(EndsWithAccess, AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "watching", {}).values():
             await self.channel_layer.group_discard(group, self.channel_name)
+
+
+def socket_language(scope: dict) -> str:
+    """The language a page request with the socket's cookies and Accept-Language would get."""
+    request = HttpRequest()
+    request.COOKIES = scope.get("cookies") or {}
+    if accepted := header(scope, b"accept-language"):
+        request.META["HTTP_ACCEPT_LANGUAGE"] = accepted
+    return translation.get_language_from_request(request)
 
 
 def _parse(text: str | None) -> tuple[str, topics.Topic | None] | None:

@@ -7,6 +7,7 @@ import logging
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def _bearer(request: HttpRequest) -> str | None:
     header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _space, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
@@ -43,11 +44,11 @@ def prometheus(request: HttpRequest) -> HttpResponse:
     if offered is not None:
         # A wrong token is refused even for a staff browser: the caller chose to present it.
         if not expected or not hmac.compare_digest(offered.encode(), expected.encode()):
-            return _refusal(401, "invalid_token", "The metrics token is not valid.")
+            return _refusal(401, "invalid_token", _("The metrics token is not valid."))
     else:
         user = request.user
         if not user.is_authenticated or second_factor_pending(request):
-            return _refusal(401, "not_authenticated", "Sign in as an operator or present the metrics token.")
+            return _refusal(401, "not_authenticated", _("Sign in as an operator or present the metrics token."))
         if not is_operator(request):
-            return _refusal(403, "forbidden", "Metrics are for operators.")
+            return _refusal(403, "forbidden", _("Metrics are for operators."))
     return HttpResponse(exposition.exposition(), content_type=exposition.CONTENT_TYPE)

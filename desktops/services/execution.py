@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 from desktops.choices import TRANSITIONAL_STATES, DesktopState, OperationKind
 from desktops.cloudinit import SeedConfig, build_seed_iso
@@ -86,13 +86,26 @@ def _hv(desktop: Desktop):
     return get_hypervisor(_host(desktop).uri)
 
 
+# One whole sentence per step: a verb put into another sentence reads wrong in German.
+_CANNOT = {
+    "start": gettext_lazy("Cannot start a desktop that is %(state)s."),
+    "provision": gettext_lazy("Cannot provision a desktop that is %(state)s."),
+    "rebuild": gettext_lazy("Cannot rebuild a desktop that is %(state)s."),
+    "stop": gettext_lazy("Cannot stop a desktop that is %(state)s."),
+    "hibernate": gettext_lazy("Cannot hibernate a desktop that is %(state)s."),
+    "delete": gettext_lazy("Cannot delete a desktop that is %(state)s."),
+}
+
+
+def _state_words(desktop: Desktop) -> str:
+    """The desktop's state in the reader's language, lower-case, not its stored value."""
+    return desktop.get_state_display().lower()
+
+
 def _begin(desktop: Desktop, kind: str, verb: str) -> None:
     """Move the desktop into the state `kind` passes through (lifecycle table), or refuse the step."""
     if not begin_action(desktop, kind):
-        raise StepFailed(
-            gettext("Cannot %(verb)s a desktop that is %(state)s.") % {"verb": verb, "state": desktop.state},
-            code="invalid_state",
-        )
+        raise StepFailed(str(_CANNOT[verb]) % {"state": _state_words(desktop)}, code="invalid_state")
 
 
 def _domain_exists(hv, name: str) -> bool:
@@ -508,7 +521,7 @@ def do_migrate(operation: Operation) -> None:
     desktop = operation.desktop
     if desktop.state != DesktopState.RUNNING:
         raise StepFailed(
-            gettext("Only a running desktop can be moved; this one is %(state)s.") % {"state": desktop.state},
+            gettext("Only a running desktop can be moved; this one is %(state)s.") % {"state": _state_words(desktop)},
             code="invalid_state",
         )
     source = _host(desktop)

@@ -75,15 +75,32 @@ class Processes:
         options = ["-P", "threads", "-c", "2", "-Q", self.queue, "-n", f"pages-{uuid.uuid4().hex[:6]}@%h"]
         self.running.append(start_celery_worker(env=self.env, log_path=self.tmp_path / "worker.log", options=options))
 
-    def stop(self) -> None:
+    def stop(self, *, failed: bool = False) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        if failed:
+            # What the worker did, as the database remembers it: a log at INFO does not name every task.
+            (ARTIFACTS / "failed-rows.txt").write_text(rows_for_a_failure())
         for child in self.running:
             child.stop(15)
             shutil.copy(child.log_path, ARTIFACTS / child.log_path.name)
 
 
+def rows_for_a_failure() -> str:
+    lines = [
+        f"operation {o.pk} desktop={o.desktop_id} {o.kind} {o.status} step={o.step!r} error={o.error!r} "
+        f"worker={o.worker!r} queued={o.queued_at:%H:%M:%S.%f} started={o.started_at} finished={o.finished_at} "
+        f"steps={o.steps}"
+        for o in Operation.objects.order_by("pk")
+    ]
+    lines += [
+        f"desktop {d.pk} {d.kind} {d.state} reason={d.status_reason!r} at={d.state_changed_at:%H:%M:%S.%f}"
+        for d in Desktop.objects.order_by("pk")
+    ]
+    return "\n".join(lines) + "\n"
+
+
 @pytest.fixture
-def processes(transactional_db, tmp_path, settings) -> Iterator[Processes]:
+def processes(transactional_db, tmp_path, settings, request) -> Iterator[Processes]:
     require_shared_services("the server process")
     running = Processes(tmp_path)
     # This process publishes live readings: it must use the server's channel prefix.
@@ -91,7 +108,7 @@ def processes(transactional_db, tmp_path, settings) -> Iterator[Processes]:
     layers["default"]["CONFIG"]["prefix"] = running.prefix
     settings.CHANNEL_LAYERS = layers
     yield running
-    running.stop()
+    running.stop(failed=getattr(request.node, "failed_call", False))
 
 
 @pytest.fixture
@@ -158,14 +175,18 @@ class Browser:
         page.screenshot(path=str(path), full_page=True)
         return path
 
-    def close(self) -> None:
-        for context in self.contexts:
+    def close(self, *, failed: bool = False) -> None:
+        for number, context in enumerate(self.contexts):
+            if failed:
+                # The screen the test gave up on says more than the locator's timeout.
+                for index, page in enumerate(context.pages):
+                    page.screenshot(path=str(ARTIFACTS / f"failed-{self.viewport}-{number}-{index}.png"))
             context.close()
         assert not self.errors, self.errors
 
 
 @pytest.fixture
-def browsers(chromium, base) -> Iterator[Callable[[str], Browser]]:
+def browsers(chromium, base, request) -> Iterator[Callable[[str], Browser]]:
     opened: list[Browser] = []
     expected: list[str] = []
 
@@ -176,7 +197,7 @@ def browsers(chromium, base) -> Iterator[Callable[[str], Browser]]:
 
     yield open_at
     for browser in opened:
-        browser.close()
+        browser.close(failed=getattr(request.node, "failed_call", False))
 
 
 def fresh_heartbeat() -> None:

@@ -35,7 +35,10 @@ ERROR_DESCRIPTIONS = {
     ),
     "413": "`request_too_large`: the body is larger than this installation accepts.",
     "415": "`unsupported_media_type`: the body must be `application/json`.",
-    "429": "`throttled`: too many requests; retry after the `Retry-After` header.",
+    "429": (
+        "`throttled`: the API token made too many requests in this window (one budget for the REST API and /mcp/); "
+        "retry after the `Retry-After` header."
+    ),
     "411": "`length_required`: send the chunk with a Content-Length.",
     "502": "`host_unavailable` or `hypervisor_error`: the desktop's host did not answer or refused.",
     "503": "`service_busy`: the service cannot take the request now (its database is busy); retry after `Retry-After`.",

@@ -321,6 +321,11 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # A code from a neighbouring 30 s step is still accepted: phones' clocks drift.
 OTP_TOTP_TOLERANCE = 1
 
+# Automation's budget: each API token may make API_TOKEN_RATE_LIMIT requests per API_RATE_WINDOW_S seconds, over the
+# REST API and /mcp/ together (tenants/api/throttling.py); at /mcp/, attempts without a usable token get as many per
+# client address. Counted in Redis (the cache) so every web process shares one count.
+API_TOKEN_RATE_LIMIT = env_int("API_TOKEN_RATE_LIMIT", 120, minimum=1, maximum=100_000)
+API_RATE_WINDOW_S = env_int("API_RATE_WINDOW_S", 60, minimum=1, maximum=3600)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenants.api.authentication.ApiTokenAuthentication",
@@ -335,6 +340,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "quetzal.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "quetzal.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.api.throttling.ApiTokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"anon": "60/min"},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

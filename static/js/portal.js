@@ -136,36 +136,57 @@ async function launch(button) {
 
 // --- desktop cards -----------------------------------------------------------------------------
 
+// The card of a desktop as the page shows it now: a live event or a poll may have replaced the element a caller
+// holds (a detached card can be replaced all day and the page would not change).
+function cardOf(desktopId) {
+  return document.querySelector(`[data-desktop="${desktopId}"]`);
+}
+
+// Operations a card follows now, by URL: one follower each, whoever noticed the operation first.
+const following = new Set();
+
 async function refreshCard(card) {
+  const id = card.dataset.desktop;
   const response = await fetch(card.dataset.cardUrl, { credentials: "same-origin" });
+  const current = cardOf(id);
   if (response.status === 404) {
-    card.remove(); // deleted
+    current?.remove(); // deleted
     return null;
   }
-  if (!response.ok) return card;
+  if (!response.ok || !current) return current;
   const holder = document.createElement("div");
   holder.innerHTML = (await response.text()).trim();
   const fresh = holder.firstElementChild;
-  card.replaceWith(fresh);
+  current.replaceWith(fresh);
   setupCard(fresh);
+  // An operation under way (started by a policy, another tab, or this one before its answer came) is followed.
+  if (fresh.dataset.operation) followCard(fresh, { url: fresh.dataset.operation, status: "running" });
   return fresh;
 }
 
 async function followCard(card, operation) {
-  const badge = card.querySelector(".badge");
+  if (following.has(operation.url)) return;
+  following.add(operation.url);
+  const id = card.dataset.desktop;
+  let problem = "";
   try {
     const done = await follow(operation, (current) => {
       const text = current.step || current.status;
+      const shown = cardOf(id);
+      const badge = shown?.querySelector(".badge");
       if (badge) badge.textContent = `${text}…`;
-      const step = card.querySelector(".op-step");
+      const step = shown?.querySelector(".op-step");
       if (step) step.textContent = text;
     });
-    if (done?.status === "failed") flash(card, done.error || interpolate(gettext("%s failed"), [done.kind]));
+    if (done?.status === "failed") problem = done.error || interpolate(gettext("%s failed"), [done.kind]);
   } catch (error) {
-    flash(card, error.message);
+    problem = error.message;
+  } finally {
+    following.delete(operation.url);
   }
-  const fresh = await refreshCard(card);
-  if (fresh && fresh.dataset.operation) followCard(fresh, { url: fresh.dataset.operation, status: "running" });
+  const fresh = await refreshCard(cardOf(id) || card);
+  // After the refresh, which would otherwise replace the note with the card as the server sees it.
+  if (fresh && problem) flash(fresh, problem);
 }
 
 function flash(card, text) {
