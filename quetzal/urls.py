@@ -45,6 +45,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("tenants.urls")),
     path("", include("tenants.sso.urls")),
+    path("", include("tenants.scim.urls")),
+    # The directory's SCIM 2.0 endpoint, authenticated by the tenant's provisioning token (tenants/scim/).
+    path("", include("tenants.scim.api_urls")),
     path("", include("desktops.urls")),
     path("", include("desktops.manage.urls")),
     path("", include("billing.urls")),

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from desktops.console.models import ConsoleSession, Recording
     from desktops.models import Desktop, DesktopTemplate, FirewallRule, HomeDisk, Pool, TemplateSize
     from hosts.models import Host, Image
+    from tenants.scim.models import ScimDirectory, ScimGroup, ScimUser
     from tenants.sso.models import EmailDomain, IdentityProvider
 
     # Who did it: a signed-in person; nobody (the system) or an anonymous request is stored as no actor.
@@ -67,6 +68,17 @@ class AuditAction(models.TextChoices):
     SSO_DOMAIN_VERIFIED = "sso.domain.verified", _("Email domain verified")
     SSO_DOMAIN_CHECK_FAILED = "sso.domain.check_failed", _("Email domain verification failed")
     SSO_DOMAIN_REMOVE = "sso.domain.remove", _("Email domain removed")
+    SCIM_TOKEN_CREATE = "scim.token.create", _("Provisioning token created")
+    SCIM_TOKEN_REVOKE = "scim.token.revoke", _("Provisioning token revoked")
+    SCIM_MAPPING = "scim.mapping", _("Provisioning group roles changed")
+    SCIM_USER_CREATE = "scim.user.create", _("Person provisioned by the directory")
+    SCIM_USER_UPDATE = "scim.user.update", _("Person changed by the directory")
+    SCIM_USER_SUSPEND = "scim.user.suspend", _("Person deactivated by the directory")
+    SCIM_USER_RESTORE = "scim.user.restore", _("Person reactivated by the directory")
+    SCIM_USER_DELETE = "scim.user.delete", _("Person removed by the directory")
+    SCIM_GROUP_SAVE = "scim.group.save", _("Group saved by the directory")
+    SCIM_GROUP_DELETE = "scim.group.delete", _("Group removed by the directory")
+    SCIM_MEMBER_ROLE = "scim.member.role", _("Role changed to follow groups pushed by the directory")
     # Sign-in and the person's own settings
     TWO_FACTOR_ENROL = "2fa.enrol", _("Two-factor authentication enrolled")
     TWO_FACTOR_VERIFY = "2fa.verify", _("Second factor verified")
@@ -362,6 +374,74 @@ def sso_membership_removed(*, provider: IdentityProvider, membership: Membership
     data = {**_provider(provider), "email": membership.user.email, "role": membership.role}
     action = AuditAction.SSO_MEMBER_REMOVE
     return _record(action, actor=membership.user, tenant=provider.tenant, target=membership, ip=ip, data=data)
+
+
+# ------------------------------------------------------------------------ provisioning (SCIM)
+
+
+def scim_token_created(*, actor: Actor, directory: ScimDirectory, ip: str | None = None) -> AuditEvent:
+    data = {"prefix": directory.token_prefix}
+    action = AuditAction.SCIM_TOKEN_CREATE
+    return _record(action, actor=actor, tenant=directory.tenant, target=directory, ip=ip, data=data)
+
+
+def scim_token_revoked(*, actor: Actor, directory: ScimDirectory, ip: str | None = None) -> AuditEvent:
+    data = {"prefix": directory.token_prefix}
+    action = AuditAction.SCIM_TOKEN_REVOKE
+    return _record(action, actor=actor, tenant=directory.tenant, target=directory, ip=ip, data=data)
+
+
+def scim_mapping_changed(*, actor: Actor, directory: ScimDirectory, ip: str | None = None) -> AuditEvent:
+    data = {"group_roles": directory.role_names()}
+    return _record(AuditAction.SCIM_MAPPING, actor=actor, tenant=directory.tenant, target=directory, ip=ip, data=data)
+
+
+def _scim_user(person: ScimUser) -> dict[str, Any]:
+    return {"user_name": person.user_name, "external_id": person.external_id, "scim_id": str(person.scim_id)}
+
+
+def _scim_person(action: AuditAction, person: ScimUser, ip: str | None, data: Mapping[str, Any]) -> AuditEvent:
+    return _record(action, tenant=person.tenant, target=person, ip=ip, data={**_scim_user(person), **data})
+
+
+def scim_user_created(*, person: ScimUser, role: str, ip: str | None = None) -> AuditEvent:
+    return _scim_person(AuditAction.SCIM_USER_CREATE, person, ip, {"role": role, "active": person.active})
+
+
+def scim_user_updated(*, person: ScimUser, ip: str | None = None) -> AuditEvent:
+    return _scim_person(AuditAction.SCIM_USER_UPDATE, person, ip, {})
+
+
+def scim_user_suspended(*, person: ScimUser, sessions_ended: int, ip: str | None = None) -> AuditEvent:
+    """The directory set active=false: the membership went, with the person's sockets and sessions here."""
+    return _scim_person(AuditAction.SCIM_USER_SUSPEND, person, ip, {"sessions_ended": sessions_ended})
+
+
+def scim_user_restored(*, person: ScimUser, role: str, ip: str | None = None) -> AuditEvent:
+    return _scim_person(AuditAction.SCIM_USER_RESTORE, person, ip, {"role": role})
+
+
+def scim_user_deleted(*, person: ScimUser, ip: str | None = None) -> AuditEvent:
+    return _scim_person(AuditAction.SCIM_USER_DELETE, person, ip, {})
+
+
+def _scim_group(action: AuditAction, group: ScimGroup, ip: str | None, data: Mapping[str, Any]) -> AuditEvent:
+    data = {"display_name": group.display_name, "scim_id": str(group.scim_id), **data}
+    return _record(action, tenant=group.tenant, target=group, ip=ip, data=data)
+
+
+def scim_group_saved(*, group: ScimGroup, members: int, ip: str | None = None) -> AuditEvent:
+    return _scim_group(AuditAction.SCIM_GROUP_SAVE, group, ip, {"members": members})
+
+
+def scim_group_deleted(*, group: ScimGroup, ip: str | None = None) -> AuditEvent:
+    return _scim_group(AuditAction.SCIM_GROUP_DELETE, group, ip, {})
+
+
+def scim_member_role_changed(*, membership: Membership, previous: str, ip: str | None = None) -> AuditEvent:
+    data = {"email": membership.user.email, "from": previous, "to": membership.role}
+    action = AuditAction.SCIM_MEMBER_ROLE
+    return _record(action, tenant=membership.tenant, target=membership, ip=ip, data=data)
 
 
 def two_factor_enrolled(*, user: Actor, request: HttpRequest | None = None) -> AuditEvent:

@@ -26,7 +26,7 @@ from tenants.sso.models import IdentityProvider
 from tests.fixtures import TenantWorld, login_client
 from tests.references import NAMES, database_rows, form_references, is_shared, page_forms, raw_body_ids, target_model
 
-PAGE_NAMESPACES = ("portal", "manage", "tenants", "sso")
+PAGE_NAMESPACES = ("portal", "manage", "tenants", "sso", "scim")
 
 
 def _provider(world: TenantWorld) -> IdentityProvider:
@@ -127,6 +127,9 @@ PAGES: dict[str, Page] = {
     "sso:domain-remove": Page("admin", make=_domain, methods=("post",)),
     "sso:route": Page("public"),
     "sso:ldap-login": Page("public", methods=("get", "post")),
+    # Provisioning (SCIM): the token and group roles. The protocol's own routes (scimv2:*) take the directory's
+    # bearer token, not a session: tenants/scim/tests/test_scim_isolation.py covers them.
+    "scim:directory": Page("admin", methods=("get", "post")),
     # Pages of the signed-in person, whatever their tenant.
     "tenants:tokens": Page("member", methods=("get", "post")),
     "tenants:leave": Page("member", methods=("post",)),

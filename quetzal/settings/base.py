@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "quetzal",
     "tenants",
     "tenants.sso",
+    "tenants.scim",
     "hosts",
     "desktops",
     "desktops.console",

@@ -23,6 +23,6 @@ CATEGORIES: dict[str, tuple[str | Promise, tuple[str, ...]]] = {
     "policy": (_("Policies"), ("tenant.",)),
     "network": (_("Network and firewall"), ("firewall.", "network.")),
     "setup": (_("Pools and templates"), ("pool.", "template.")),
-    "security": (_("Sign-in, single sign-on, 2FA and tokens"), ("2fa.", "token.", "login.", "user.", "sso.")),
+    "security": (_("Sign-in, single sign-on, 2FA and tokens"), ("2fa.", "token.", "login.", "user.", "sso.", "scim.")),
     "billing": (_("Billing"), ("billing.",)),
 }
