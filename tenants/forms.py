@@ -33,7 +33,7 @@ class MemberForm(TenantScopedForm):
     membership = TenantScopedModelChoiceField(
         Membership.objects.all(),
         widget=forms.HiddenInput,
-        error_messages={"invalid_choice": "No such person in your organisation."},
+        error_messages={"invalid_choice": _("No such person in your organisation.")},
     )
 
 

@@ -92,6 +92,12 @@ def untranslated_form_field(form_field: forms.Field) -> list[str]:
         found.append(f"help_text {form_field.help_text!r}")
     if isinstance(form_field, forms.ChoiceField) and not isinstance(form_field, forms.ModelChoiceField):
         found += [f"choice {label!r}" for label in _untranslated_choices(form_field.choices)]
+    # A hidden field's label nobody reads, but its errors are shown on the form all the same.
+    found += [
+        f"error {key} {message!r}"
+        for key, message in form_field.error_messages.items()
+        if isinstance(message, str) and not isinstance(message, Promise)
+    ]
     return found
 
 

@@ -87,6 +87,8 @@ def test_it_leaves_translated_fields_and_data_shown_as_itself_alone():
     grouped = forms.ChoiceField(label=lazy("Size"), choices=[("Small", [("s", lazy("One vCPU"))])])
     assert untranslated_form_field(grouped) == []
     assert untranslated_form_field(forms.CharField(widget=forms.HiddenInput)) == []  # nobody reads its label
+    hidden_with_its_own_error = forms.CharField(widget=forms.HiddenInput, error_messages={"invalid": "No such one."})
+    assert untranslated_form_field(hidden_with_its_own_error) == ["error invalid 'No such one.'"]
 
 
 @pytest.mark.parametrize(

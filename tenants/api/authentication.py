@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -19,10 +20,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if not header or header[0] != self.keyword:
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="invalid_token")
+            raise exceptions.AuthenticationFailed(_("Malformed Authorization header."), code="invalid_token")
         token = authenticate_token(header[1], ip=client_ip(request))
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.", code="invalid_token")
+            raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."), code="invalid_token")
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -63,6 +63,16 @@ def test_it_refuses_a_made_up_token(db):
     assert response.status_code == 401 and response.json()["code"] == "invalid_token"
 
 
+def test_it_refuses_a_made_up_or_malformed_token_in_the_callers_language(db):
+    made_up = _bearer("qz_made-up").get("/api/v1/tenant/current/", HTTP_ACCEPT_LANGUAGE="de")
+    assert made_up.status_code == 401 and made_up.json()["code"] == "invalid_token"
+    assert made_up.json()["detail"] == "Ungültiges, abgelaufenes oder widerrufenes Token."
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer two parts")
+    malformed = client.get("/api/v1/tenant/current/", HTTP_ACCEPT_LANGUAGE="de")
+    assert malformed.status_code == 401 and malformed.json()["detail"] == "Fehlerhafter Authorization-Header."
+
+
 def test_it_writes_a_tokens_last_use_at_most_once_a_minute(alice):
     # Given a token never used
     token, raw = create_token(membership=alice.membership(alice.member), name="script")
