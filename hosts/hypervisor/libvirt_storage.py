@@ -68,8 +68,19 @@ def _pool(conn: libvirt.virConnect, pool: str) -> libvirt.virStoragePool:
 
 
 def _volume(conn: libvirt.virConnect, pool: str, name: str) -> libvirt.virStorageVol:
-    """Look a volume up by pool and name."""
-    return _pool(conn, pool).storageVolLookupByName(name)
+    """Look a volume up by pool and name, refreshing the pool once when libvirt does not know it yet.
+
+    Some volumes are files made beside libvirt (qemu-img writes LUKS homes and disks): until the pool is refreshed
+    libvirt says they do not exist, so a delete "succeeded" and left the file (a full test run left a dozen homes).
+    """
+    found = _pool(conn, pool)
+    try:
+        return found.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+    found.refresh(0)
+    return found.storageVolLookupByName(name)
 
 
 def pool_path(conn: libvirt.virConnect, pool: str) -> str:

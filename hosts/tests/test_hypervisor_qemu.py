@@ -93,6 +93,16 @@ def test_it_uploads_and_downloads_images_over_streams(
     assert dest.read_bytes() == src.read_bytes()
 
 
+def test_it_finds_and_deletes_a_volume_made_beside_libvirt(hv: LibvirtHypervisor, pool: str, qemu_img: str) -> None:
+    # Given a file qemu-img made in the pool's directory, as LUKS homes and disks are made, unknown to libvirt
+    made = make_qcow2(qemu_img, Path(hv.pool_path(pool)) / "qz-home-beside.qcow2")
+    # Then libvirt's view of the pool finds it, and deleting it by name removes the file
+    assert hv.volume_exists(pool, "qz-home-beside.qcow2")
+    assert hv.volume_path(pool, "qz-home-beside.qcow2") == str(made)
+    hv.volume_delete(pool, "qz-home-beside.qcow2")
+    assert not made.exists()
+
+
 def test_it_refuses_a_raw_file_uploaded_as_qcow2(hv: LibvirtHypervisor, pool: str, tmp_path: Path) -> None:
     src = tmp_path / "disk.raw"
     src.write_bytes(os.urandom(65536))
