@@ -48,12 +48,15 @@ run: system libvirt-binding
 	$(PY) manage.py run_platform
 
 # The suite runs in two parts: the tests on the database, Redis and libvirt's test driver spread over one worker
-# per core (pytest-xdist; tests.settings gives each worker its own Redis database), then the ones that drive real
-# QEMU guests, Chromium, namespaced hosts or Celery workers one at a time (they share qemu:///system and the
-# machine's bridges). Both always run; either failing fails the target. PYTEST_ARGS (paths, -k …) runs just that,
-# in one plain pytest.
+# per core (pytest-xdist; tests.settings gives each worker its own Redis database), then the heavy ones in two lanes
+# at once: those that drive real QEMU guests or namespaced hosts one at a time (they share qemu:///system and the
+# machine's bridges), and beside them those that drive Chromium, Celery workers or the fuzzer on the test driver
+# (QUETZAL_TEST_LANE=light: their own test and Redis databases; their output follows the first lane's). All always
+# run; any failing fails the target. PYTEST_ARGS (paths, -k …) runs just that, in one plain pytest.
 HEAVY := qemu or browser or multihost or fuzz or worker
+HYPERVISOR := qemu or multihost
 TEST_WORKERS ?= auto
+LIGHT_LOG := test-artifacts/light-lane.log
 
 test: venv
 	$(VENV)/bin/ruff check .
@@ -62,7 +65,12 @@ test: venv
 ifeq ($(strip $(PYTEST_ARGS)),)
 	@status=0; \
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup --ds tests.settings -m "not ($(HEAVY))" || status=1; \
-	$(VENV)/bin/pytest -m "$(HEAVY)" || status=1; \
+	mkdir -p $(dir $(LIGHT_LOG)); \
+	QUETZAL_TEST_LANE=light $(VENV)/bin/pytest --ds tests.settings --basetemp=/tmp/quetzal-light-lane \
+		-m "($(HEAVY)) and not ($(HYPERVISOR))" >$(LIGHT_LOG) 2>&1 & light=$$!; \
+	$(VENV)/bin/pytest -m "$(HYPERVISOR)" || status=1; \
+	wait $$light || status=1; \
+	echo "== the light lane (browser, workers, fuzz), from $(LIGHT_LOG)"; cat $(LIGHT_LOG); \
 	exit $$status
 else
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

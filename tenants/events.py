@@ -12,7 +12,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import models
+from django.utils import translation
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Tenant, User
@@ -177,7 +180,35 @@ def _record(
     ip: str | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event; callers run it inside their own transaction."""
+    """Append one event; callers run it inside their own transaction.
+
+    Written in the site's language whatever the request's: the log is a record read later by others, in their own
+    language (what it stores is codes and names; a text an event renders is rendered here, in LANGUAGE_CODE).
+    """
+    with translation.override(settings.LANGUAGE_CODE):
+        return _create(action, actor=actor, tenant=tenant, target=target, ip=ip, data=_plain(data or {}))
+
+
+def _plain(value: Any) -> Any:
+    """`value` with lazy translations rendered (in the active language) and containers copied."""
+    if isinstance(value, Promise):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _create(
+    action: AuditAction,
+    *,
+    actor: Actor,
+    tenant: Tenant | None,
+    target: models.Model | None,
+    ip: str | None,
+    data: dict[str, Any],
+) -> AuditEvent:
     return AuditEvent.objects.create(
         action=AuditAction(action).value,
         actor=actor if isinstance(actor, User) else None,
@@ -186,7 +217,7 @@ def _record(
         target_id=str(target.pk) if target is not None else "",
         target_repr=str(target)[:200] if target is not None else "",
         ip_address=ip,
-        data=dict(data or {}),
+        data=data,
     )
 
 
@@ -329,11 +360,14 @@ def sso_domain_verified(*, actor: Actor, domain: EmailDomain, ip: str | None = N
     return _record(action, actor=actor, tenant=domain.tenant, target=domain, ip=ip, data=_domain(domain))
 
 
-def sso_domain_check_failed(
-    *, actor: Actor, domain: EmailDomain, code: str, problem: str, ip: str | None = None
-) -> AuditEvent:
-    """A check found no proof (code: nxdomain, no_txt, wrong_value, timeout, ..., verified_elsewhere)."""
-    data = {**_domain(domain), "code": code, "problem": problem, "status": domain.status}
+def sso_domain_check_failed(*, actor: Actor, domain: EmailDomain, ip: str | None = None) -> AuditEvent:
+    """A check found no proof (its code: nxdomain, no_txt, wrong_value, timeout, ..., verified_elsewhere).
+
+    The problem is described from the row's code and parameters, in the log's language (see _record).
+    """
+    with translation.override(settings.LANGUAGE_CODE):
+        problem = domain.last_error
+    data = {**_domain(domain), "code": domain.last_error_code, "problem": problem, "status": domain.status}
     action = AuditAction.SSO_DOMAIN_CHECK_FAILED
     return _record(action, actor=actor, tenant=domain.tenant, target=domain, ip=ip, data=data)
 

@@ -17,7 +17,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "test-artifacts" / "leaked-volumes.txt"
-PREFIXES = ("qz-", "qtest-")  # what the platform and the hypervisor tests name their volumes
+PREFIXES = (
+    "qz-",
+    "qtest-",
+    "quetzal-spare-",
+)  # what the platform (desktop disks, homes, spare encrypted disks) and the hypervisor tests name their volumes
 
 
 def _connect():

@@ -24,7 +24,7 @@ from django.db import models
 from django.http import HttpRequest
 from django.test import RequestFactory
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from desktops.choices import OperationKind
 from tenants import events
@@ -282,11 +282,10 @@ def _calls(world: _World) -> Iterator[tuple[Callable[..., AuditEvent], dict[str,
             yield function, dict(zip(choices, values, strict=True))
 
 
-@pytest.fixture
-def written(alice, bob) -> dict[str, list[AuditEvent]]:
-    """Each constructor called with every value of its choice arguments, in alice's tenant: action -> events."""
+def _write_all(world) -> dict[str, list[AuditEvent]]:
+    """Each constructor called with every value of its choice arguments, in the world's tenant: action -> events."""
     by_action: dict[str, list[AuditEvent]] = {}
-    for function, kwargs in _calls(_World(alice)):
+    for function, kwargs in _calls(_World(world)):
         before = AuditEvent.objects.count()
         result = function(**kwargs)
         # Sign-in events go to each of the person's tenants: the world's people belong to one.
@@ -296,6 +295,38 @@ def written(alice, bob) -> dict[str, list[AuditEvent]]:
             event.refresh_from_db()
             by_action.setdefault(event.action, []).append(event)
     return by_action
+
+
+@pytest.fixture
+def written(alice, bob) -> dict[str, list[AuditEvent]]:
+    return _write_all(alice)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_it_writes_every_event_in_the_sites_language_whatever_the_requests(alice):
+    """An admin working in German writes the same log as one in English: it is read later, by others."""
+    import gettext
+
+    catalog = gettext.GNUTranslations((ROOT / "locale/de/LC_MESSAGES/django.mo").open("rb"))._catalog  # type: ignore[attr-defined]
+    german = {text for msgid, text in catalog.items() if isinstance(msgid, str) and msgid and text != msgid}
+    assert len(german) > 1000
+    with translation.override("de"):
+        by_action = _write_all(alice)
+    for action, rows in by_action.items():
+        for event in rows:
+            written_in_german = {text for text in [event.target_repr, *_strings(event.data)] if text in german}
+            assert not written_in_german, f"{action} stored German: {written_in_german}"
 
 
 def test_it_writes_every_action_of_the_vocabulary_and_nothing_else(written):

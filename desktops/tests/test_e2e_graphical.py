@@ -1,17 +1,19 @@
 """End to end on the graphical demo desktop: launch it in Chromium, wait for the real desktop, type into its terminal.
 
 One boot of the X desktop serves the whole test (CPU is scarce under software emulation): the laptop-sized
-window launches it and waits until the guest says it is ready (the console says "Ready" only then), types
-into the terminal and through the clipboard panel's "Type it", copies text both ways through the clipboard
-channel and hears a tone; then the desktop hibernates (its clipboard channel, which QEMU 7.2 cannot save, is
-unplugged for that) and a phone-sized window brings it back from memory, types with the on-screen keyboard
-and copies out of it again. What was typed is proved to have reached the guest by its serial port (the
+window launches it and waits until the guest says it is ready (the console says "Ready" only then), types into
+the terminal; a script looks at the same screen and clicks and types into the terminal through the automation API
+while the person sees its banner; the person types through the clipboard panel's "Type it", copies text both ways
+through the clipboard channel and hears a tone; then the desktop hibernates (its clipboard channel, which QEMU 7.2
+cannot save, is unplugged for that) and a phone-sized window brings it back from memory, types with the on-screen
+keyboard and copies out of it again. What was typed is proved to have reached the guest by its serial port (the
 guest's `qz-say` prints there), and the desktop on screen by the framebuffer's pixels. Everything the test
 made on the shared libvirtd (domain, disks, spare disks, network, image copies) is removed, and checked gone.
 """
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connections
+from PIL import Image
 
 from desktops.choices import DesktopState, OperationKind, ReadySignal
 from desktops.models import Desktop, DesktopTemplate, HomeDisk, LaunchTiming
@@ -238,6 +241,24 @@ def test_it_launches_the_graphical_desktop_and_types_into_its_terminal(
         page.keyboard.press("Enter")
         # Then it ran in the guest
         _said(desktop, f"{demo_graphical.SAY_LINE} {marker}")
+
+        # When a script looks at the screen through the automation API, then it sees the same desktop
+        shot = files.get(f"/api/v1/desktops/{desktop.pk}/screenshot/")
+        assert shot.status_code == 200 and shot["Content-Type"] == "image/png"
+        screen = Image.open(io.BytesIO(shot.content)).convert("RGB")
+        assert screen.size == (1280, 800)
+        assert screen.getpixel((20, 400)) == (0x1F, 0x3A, 0x4D) and min(screen.getpixel(TERMINAL_AT)) > 200
+        # When it clicks into the terminal (a pointer event at screen coordinates) and types a command
+        scripted = f"qz{uuid.uuid4().hex[:12]}"
+        actions = [
+            {"type": "click", "x": TERMINAL_AT[0], "y": TERMINAL_AT[1]},
+            {"type": "text", "text": f"qz-say {scripted}\n"},
+        ]
+        typed = files.post(f"/api/v1/desktops/{desktop.pk}/input/", {"actions": actions}, format="json")
+        assert typed.status_code == 200, typed.content
+        # Then it ran in the guest, and the person watching is told a script is driving their desktop
+        _said(desktop, f"{demo_graphical.SAY_LINE} {scripted}")
+        page.wait_for_selector('[data-testid="automation-banner"]:not([hidden])', timeout=GUEST_TIMEOUT_S * 1000)
 
         # When capitals and shifted symbols go through "Type it", then they arrive shifted
         shouted = f"QZ{uuid.uuid4().hex[:8].upper()}+{{!}}"

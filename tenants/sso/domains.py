@@ -65,9 +65,7 @@ def check(*, domain: EmailDomain, actor: User | None = None, ip: str | None = No
             row.status = DomainStatus.FAILED
         row.save(update_fields=[*CHECK_FIELDS, "verified_at", "last_checked_at", "grandfathered"])
         if row.status == DomainStatus.FAILED and (actor is not None or before != row.status):
-            events.sso_domain_check_failed(
-                actor=actor, domain=row, code=row.last_error_code, problem=row.last_error, ip=ip
-            )
+            events.sso_domain_check_failed(actor=actor, domain=row, ip=ip)
     return row
 
 
@@ -93,7 +91,7 @@ def _verify(row: EmailDomain, *, now, actor: User | None, ip: str | None) -> Non
         _fail(other, "verified_elsewhere", taken)
         other.grandfathered = False
         other.save(update_fields=[*CHECK_FIELDS, "grandfathered"])
-        events.sso_domain_check_failed(actor=None, domain=other, code="verified_elsewhere", problem=other.last_error)
+        events.sso_domain_check_failed(actor=None, domain=other)
 
 
 def remove(*, domain: EmailDomain, actor: User, ip: str | None = None) -> None:

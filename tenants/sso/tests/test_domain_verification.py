@@ -254,3 +254,7 @@ def test_the_domains_panel_and_the_dns_answers_speak_german(alice, dns):
     # The problem is kept as a code, so whoever reads it later reads it in their language
     english = admin.get(PAGE, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert f"There is no DNS name {CHALLENGE} (NXDOMAIN)." in english and "Den DNS-Namen" not in english
+    # And the audit log, read later by others, keeps it in the site's language (with its code), not the admin's
+    failed = AuditEvent.objects.get(tenant=alice.tenant, action="sso.domain.check_failed")
+    assert failed.data["code"] == "nxdomain"
+    assert failed.data["problem"] == f"There is no DNS name {CHALLENGE} (NXDOMAIN)."
