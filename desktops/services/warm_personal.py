@@ -81,12 +81,12 @@ def usually_arrives(arrived: list[datetime], *, local: datetime, lead_minutes: i
         return False
     first, last = span
     slots = set()
-    moment = first
-    while moment <= last:
-        slots.add((moment.isoweekday(), prediction.slot_of(moment)))
-        moment += SLOT
+    at = first
+    while at <= last:
+        slots.add((at.isoweekday(), prediction.slot_of(at)))
+        at += SLOT
     # Most desktops' owners never came at this hour of the week: no profile to build for them.
-    if not any((moment.isoweekday(), prediction.slot_of(moment)) in slots for moment in arrived):
+    if not any((came.isoweekday(), prediction.slot_of(came)) in slots for came in arrived):
         return False
     profile = prediction.build_profile(
         arrived,
@@ -154,11 +154,11 @@ def warm_tenant(tenant: Tenant, *, now: datetime | None = None) -> int:
     for pk, user_id in rows:
         arrived = [moment.astimezone(zone) for moment in arrivals(signs.get(pk, []))]
         if arrived and usually_arrives(arrived, local=local, lead_minutes=lead):
-            warmed += warm_one(tenant, pk, owner_id=user_id, until=until, now=now)
+            warmed += warm_one(tenant=tenant, desktop_id=pk, owner_id=user_id, until=until, now=now)
     return warmed
 
 
-def warm_one(tenant: Tenant, desktop_id: int, *, owner_id: int, until: datetime, now: datetime) -> bool:
+def warm_one(*, tenant: Tenant, desktop_id: int, owner_id: int, until: datetime, now: datetime) -> bool:
     """Queue the warm-up start, if the desktop still may have one under its lock and the tenant's quotas allow it."""
     try:
         with transaction.atomic():
