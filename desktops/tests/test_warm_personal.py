@@ -1,4 +1,4 @@
-"""Personal desktops warmed before their owner usually arrives: the habit rule, its guards, quotas and the idle policy."""
+"""Personal desktops warmed before their owner usually arrives: the habit rule, guards, quotas, the idle policy."""
 
 from __future__ import annotations
 
@@ -130,6 +130,25 @@ def test_it_leaves_a_running_desktop_and_a_busy_one_alone(habit, alice, work):
     OperationFactory(desktop=habit, actor=alice.member, kind=OperationKind.SNAPSHOT, params={"snapshot": "s1"})
     assert warm_personal.warm_all(now=paris(8, 45)) == 0
     assert not _warm_starts(habit).exists()
+
+
+def test_it_decides_again_under_the_lock_on_what_a_pass_read_before(habit, alice, work):
+    # Given a pass that read the desktop as stopped and due, and the owner starting it before that pass locks it
+    with work():
+        request_action(desktop=habit, kind=OperationKind.START, actor=alice.member)
+    until = paris(9, 30)
+    # Then the stale read starts nothing: the lock finds it running
+    assert not warm_personal.warm_one(
+        tenant=alice.tenant, desktop_id=habit.pk, owner_id=alice.member.pk, until=until, now=paris(8, 45)
+    )
+    # And a desktop handed to someone else meanwhile is not started for the person read before
+    with work():
+        request_stop(desktop=Desktop.objects.get(pk=habit.pk), actor=alice.member)
+    Desktop.objects.filter(pk=habit.pk).update(user=alice.admin)
+    assert not warm_personal.warm_one(
+        tenant=alice.tenant, desktop_id=habit.pk, owner_id=alice.member.pk, until=until, now=paris(8, 45)
+    )
+    assert not _warm_starts(habit).exists() and Desktop.objects.get(pk=habit.pk).warm_until is None
 
 
 def test_it_warms_once_per_arrival(habit, alice, work):
