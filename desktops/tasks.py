@@ -9,7 +9,18 @@ from celery import shared_task
 from django.conf import settings
 
 from desktops.models import Operation
-from desktops.services import disk_keys, disposable, execution, files, idle, network, pools, readiness, reconcile
+from desktops.services import (
+    disk_keys,
+    disposable,
+    execution,
+    files,
+    idle,
+    network,
+    pools,
+    readiness,
+    reconcile,
+    warm_personal,
+)
 from hosts.hypervisor import HostUnavailable
 from hosts.models import Host
 from quetzal.errors import ServiceError
@@ -67,6 +78,12 @@ def refill_disk_spares(host_ids: list[int] | None = None) -> int:
 def enforce_idle() -> int:
     """Beat: apply idle and maximum-session policies."""
     return idle.enforce()
+
+
+@shared_task(acks_late=True)
+def warm_personal_desktops() -> int:
+    """Beat: start stopped personal desktops shortly before their owners usually arrive (tenants that opt in)."""
+    return warm_personal.warm_all()
 
 
 @shared_task(acks_late=True)

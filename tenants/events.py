@@ -125,6 +125,7 @@ class AuditAction(models.TextChoices):
     DESKTOP_ATTACH_HOME = "desktop.attach_home", _("Home folder attached")
     DESKTOP_CLAIM = "desktop.claim", _("Pooled desktop claimed")
     DESKTOP_KEEP_RUNNING = "desktop.keep_running", _("Kept running (idle shutdown put off)")
+    DESKTOP_STOP_NOTICE = "desktop.stop_notice", _("Stop announced in the console (ramp-down)")
     DESKTOP_BULK_SNAPSHOT = "desktop.bulk_snapshot", _("Snapshot of many desktops requested")
     DESKTOP_BULK_STOP_IDLE = "desktop.bulk_stop_idle", _("Idle desktops stopped")
     DESKTOP_KEYS_ERASE = "desktop.keys_erase", _("Disk keys destroyed (crypto-erase)")
@@ -613,6 +614,12 @@ def desktop_kept_running(
     data = {"until": until.isoformat() if until is not None else None}
     action = AuditAction.DESKTOP_KEEP_RUNNING
     return _record(action, actor=actor, tenant=desktop.tenant, target=desktop, ip=ip, data=data)
+
+
+def desktop_stop_announced(*, desktop: Desktop, user_id: int, due_at: datetime) -> AuditEvent:
+    """The plan's ramp-down told the person connected to the desktop (`user_id`) that it stops at `due_at`."""
+    data = {"user": user_id, "due_at": due_at.isoformat()}
+    return _record(AuditAction.DESKTOP_STOP_NOTICE, tenant=desktop.tenant, target=desktop, data=data)
 
 
 def disk_keys_erased(

@@ -123,4 +123,6 @@ class PoliciesForm(ModelForm):
             "quota_home_gib": _("All home disks together (GiB)"),
             "allow_admin_file_access": _("Admins may open members' home folders"),
             "allow_automation": _("Allow automation (screenshots and input through the API)"),
+            "warm_personal_desktops": _("Warm personal desktops before their owners usually arrive"),
+            "warm_personal_lead_minutes": _("Minutes ahead of the usual arrival"),
         }

@@ -57,7 +57,7 @@ STORED_ACTIONS = {
     "desktop.create", "desktop.start", "desktop.stop", "desktop.reboot", "desktop.suspend", "desktop.resume",
     "desktop.hibernate", "desktop.restore", "desktop.snapshot", "desktop.revert", "desktop.delete_snapshot",
     "desktop.delete", "desktop.rebuild", "desktop.migrate", "desktop.resize", "desktop.claim", "desktop.keep_running",
-    "desktop.bulk_snapshot",
+    "desktop.stop_notice", "desktop.bulk_snapshot",
     "desktop.bulk_stop_idle", "desktop.keys_erase", "desktop.input", "desktop.exec", "keys.rotate",
     "template.create", "template.update", "pool.save", "pool.delete", "pool.scaling",
     "template.size.create", "template.size.update", "template.size.delete",

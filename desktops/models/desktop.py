@@ -107,6 +107,13 @@ class Desktop(TenantOwned):
         help_text=_("Last input batch sent through the automation API (the console says so)."),
     )
     assigned_at = models.DateTimeField(verbose_name=_("assigned at"), null=True, blank=True)
+    # Set when desktops.services.warm_personal starts it ahead of its owner's usual arrival.
+    warm_until = models.DateTimeField(
+        verbose_name=_("warm until"),
+        null=True,
+        blank=True,
+        help_text=_("Started ahead of its owner's usual arrival: the idle policy leaves it running until then."),
+    )
     deleted_at = models.DateTimeField(verbose_name=_("deleted at"), null=True, blank=True)
 
     objects: ClassVar[DesktopManager] = DesktopManager()

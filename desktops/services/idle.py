@@ -43,7 +43,12 @@ def idle_deadline(desktop: Desktop) -> datetime | None:
         return None
     moments = [m for m in (desktop.last_activity_at, desktop.running_since) if m is not None]
     since = max(moments) if moments else desktop.state_changed_at
-    return since + timedelta(minutes=tenant.idle_timeout_minutes)
+    deadline = since + timedelta(minutes=tenant.idle_timeout_minutes)
+    # Warmed ahead of its owner's usual arrival, it waits for them (desktops.services.warm_personal): a short
+    # idle time would otherwise stop it before they come, and the warm-up would have been for nothing.
+    if desktop.warm_until is not None and desktop.warm_until > deadline:
+        return desktop.warm_until
+    return deadline
 
 
 def warning_window(desktop: Desktop) -> timedelta:

@@ -89,6 +89,8 @@ def _announce(desktop: Desktop, *, holder: int, plan: ScalingPlan, now: datetime
         notice, made = StopNotice.objects.get_or_create(
             desktop=desktop, defaults={"tenant_id": desktop.tenant_id, "user_id": holder, "due_at": due}
         )
+        if made:
+            events.desktop_stop_announced(desktop=desktop, user_id=holder, due_at=notice.due_at)
     if made:
         _push(desktop, notice, plan)
 

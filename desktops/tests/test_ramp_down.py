@@ -94,6 +94,21 @@ def test_it_gives_a_connected_person_notice_in_their_console_and_stops_only_afte
     assert not StopNotice.objects.filter(desktop=held).exists()
 
 
+def test_it_records_the_stop_notice_shown_once_in_the_audit_log(held, pool, work):
+    # Given a person with the desktop's console open at 17:00 Paris (ramp-down)
+    activity.console_opened(held.pk)
+    # When two of the plan's passes run before the notice is due
+    with work():
+        pools.refill(pool, now=paris(17))
+    with work():
+        pools.refill(pool, now=paris(17, 5))
+    # Then the notice shown is in the tenant's audit log once: whose console, when the stop comes, by nobody
+    [event] = AuditEvent.objects.filter(action=AuditAction.DESKTOP_STOP_NOTICE)
+    assert event.target_id == str(held.pk) and event.tenant_id == held.tenant_id and event.actor is None
+    assert event.data == {"user": held.user_id, "due_at": paris(17, 15).isoformat()}
+    assert StopNotice.objects.get(desktop=held).due_at == paris(17, 15)
+
+
 def test_it_stops_a_person_who_is_not_connected_at_once_without_notice(held, pool, work):
     def ramp_down_pass() -> None:
         with work():

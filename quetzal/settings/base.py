@@ -224,6 +224,12 @@ CELERY_BEAT_SCHEDULE = {
     "desktops-refill-pools": {"task": "desktops.tasks.refill_pools", "schedule": 20.0},
     "desktops-refill-disk-spares": {"task": "desktops.tasks.refill_disk_spares", "schedule": 60.0},
     "desktops-enforce-idle": {"task": "desktops.tasks.enforce_idle", "schedule": 60.0},
+    # Lead times are whole minutes and arrivals quarter hours: once a minute is on time.
+    "desktops-warm-personal": {
+        "task": "desktops.tasks.warm_personal_desktops",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
     # Booting desktops: is the guest ready for input yet? Cheap when none boots (one indexed query).
     "desktops-watch-readiness": {
         "task": "desktops.tasks.watch_readiness",

@@ -24,6 +24,9 @@ MAX_QUOTA_DESKTOPS = 100_000
 MAX_QUOTA_VCPUS = 1_000_000
 MAX_QUOTA_RAM_MIB = 1024**3  # 1 PiB
 MAX_RUNNING_PER_USER = 1000
+# How far ahead of an owner's usual arrival a personal desktop may be warmed (desktops.services.warm_personal).
+WARM_LEAD_MINUTES_MIN = 5
+WARM_LEAD_MINUTES_MAX = 120
 
 # What tenant admins may change: the form, the API and the service share this list.
 POLICY_FIELDS = (
@@ -54,6 +57,8 @@ POLICY_FIELDS = (
     "allow_automation",
     "time_zone",
     "warm_hit_target_percent",
+    "warm_personal_desktops",
+    "warm_personal_lead_minutes",
 )
 
 # Bounds of the console fair-share policy.
@@ -209,6 +214,18 @@ class Tenant(models.Model):
         default=95,
         validators=[MinValueValidator(50), MaxValueValidator(99)],
         help_text=_("Predicted pools hold enough warm desktops for this percentage of claims to find one."),
+    )
+    # Personal desktops warmed ahead of their owner's usual arrival, learned from that owner's own last weeks.
+    warm_personal_desktops = models.BooleanField(
+        verbose_name=_("warm personal desktops before their owners usually arrive"),
+        default=False,
+        help_text=_("Start a stopped personal desktop shortly before the time its owner usually arrives."),
+    )
+    warm_personal_lead_minutes = models.PositiveSmallIntegerField(
+        verbose_name=_("warm-up lead time (minutes)"),
+        default=15,
+        validators=[MinValueValidator(WARM_LEAD_MINUTES_MIN), MaxValueValidator(WARM_LEAD_MINUTES_MAX)],
+        help_text=_("How many minutes before the usual arrival the desktop is started (5 to 120)."),
     )
 
     # Quotas; 0 means unlimited.

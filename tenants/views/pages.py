@@ -319,6 +319,7 @@ class PoliciesView(TenantPageMixin, View):
         (_("Home folders"), ("home_disk_gib", "quota_home_gib", "allow_admin_file_access")),
         (_("Automation"), ("allow_automation",)),
         (_("Warm pools"), ("time_zone", "warm_hit_target_percent")),
+        (_("Personal desktops"), ("warm_personal_desktops", "warm_personal_lead_minutes")),
     ]
 
     def render_form(self, request: HttpRequest, form: PoliciesForm, status: int = 200) -> HttpResponse:
