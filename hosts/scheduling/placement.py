@@ -282,7 +282,7 @@ def release(desktop_id: int) -> None:
             Host.objects.filter(pk=allocation.host_id).update(
                 allocated_vcpus=Greatest(F("allocated_vcpus") - allocation.vcpus, Value(0)),
                 allocated_memory_mib=Greatest(F("allocated_memory_mib") - allocation.memory_mib, Value(0)),
-                **_unmeasure(allocation),
+                **unmeasure(allocation),
             )
             if allocation.gpu_device_id is not None:
                 _release_device(allocation)
@@ -306,7 +306,7 @@ def _locked_allocation(desktop_id: int) -> Allocation | None:
     return Allocation.objects.filter(desktop_id=desktop_id, host_id=host_id).first()
 
 
-def _unmeasure(allocation: Allocation) -> dict:
+def unmeasure(allocation: Allocation) -> dict:
     """Host counter updates that take a measured desktop out of the measured totals (none if unmeasured)."""
     if allocation.measured_memory_mib is None:
         return {}
@@ -365,7 +365,7 @@ def resize(desktop_id: int, *, vcpus: int, memory_mib: int) -> bool:
             .update(
                 allocated_vcpus=Greatest(F("allocated_vcpus") + more_vcpus, Value(0)),
                 allocated_memory_mib=Greatest(F("allocated_memory_mib") + more_memory, Value(0)),
-                **_unmeasure(allocation),
+                **unmeasure(allocation),
             )
         )
         if not won:

@@ -186,3 +186,19 @@ def test_two_placements_racing_for_the_last_free_memory_get_one_host_between_the
     host.refresh_from_db()
     assert host.allocated_memory_mib == 4 * 3072 + 2048
     assert Allocation.objects.filter(desktop_id__in=(10, 11)).count() == 1
+
+
+def test_a_moved_desktop_leaves_its_measurement_on_the_host_it_left():
+    # given a measured desktop on an overcommitting host, and an empty host beside it
+    source = full_host(ram_ratio=1.5)
+    measure(source, 6000, d1=700, d2=500)
+    target = HostFactory(cpus=64, memory_mib=16384)
+    # when desktop 1 moves there
+    placement = scheduling.relocate(request(1, 3584), target_host_id=target.pk)
+    # then the source counts only desktop 2 as measured, and the target counts desktop 1 at its allocation
+    source.refresh_from_db()
+    target.refresh_from_db()
+    assert placement.host_id == target.pk
+    assert (source.allocated_memory_mib, source.used_memory_mib, source.measured_allocation_mib) == (3584, 500, 3584)
+    assert (target.allocated_memory_mib, target.used_memory_mib, target.memory_load_mib) == (3584, 0, 3584)
+    assert Allocation.objects.get(desktop_id=1).measured_memory_mib is None
