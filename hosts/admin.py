@@ -46,6 +46,26 @@ def capacity_bar(used: int, capacity: int, unit: str = "") -> str:
     )
 
 
+def memory_use(host: Host) -> str:
+    """Allocated against measured use, merged pages, the overcommit ratio and a swap warning, for the host list."""
+    merged = "—" if host.merged_memory_mib is None else f"{host.merged_memory_mib} MiB"
+    text = format_html(
+        "{}: {} MiB · {}: {} MiB · {}: {} · {}: {}x",
+        gettext("allocated"),
+        host.allocated_memory_mib,
+        gettext("used"),
+        host.used_memory_mib,
+        gettext("merged"),
+        merged,
+        gettext("overcommit"),
+        f"{host.ram_ratio:g}",
+    )
+    if host.short_of_memory:
+        warning = gettext("short of free memory: the host may be swapping")
+        text = format_html('{} <b style="color:#c62828" data-testid="swap-warning">⚠ {}</b>', text, warning)
+    return text
+
+
 def _age(moment) -> str:
     if moment is None:
         return "never"
@@ -132,6 +152,7 @@ class HostAdmin(admin.ModelAdmin):
         "heartbeat_age",
         "vcpu_bar",
         "memory_bar",
+        "memory_use",
         "effective_virt_type",
         "windows_ready",
         "enabled",
@@ -163,7 +184,18 @@ class HostAdmin(admin.ModelAdmin):
         "offers_secure_boot",
         "offers_tpm",
     ]
-    health = ["state", "last_heartbeat_at", "last_error", "last_error_at", "allocated_vcpus", "allocated_memory_mib"]
+    health = [
+        "state",
+        "last_heartbeat_at",
+        "last_error",
+        "last_error_at",
+        "allocated_vcpus",
+        "allocated_memory_mib",
+        "used_memory_mib",
+        "measured_allocation_mib",
+        "merged_memory_mib",
+        "memory_merging",
+    ]
     fieldsets = [
         (None, {"fields": ["name", "uri"]}),
         ("Operator settings", {"fields": HOST_SETTINGS}),
@@ -243,6 +275,10 @@ class HostAdmin(admin.ModelAdmin):
     @admin.display(description="RAM (MiB)")
     def memory_bar(self, host: Host) -> str:
         return capacity_bar(host.allocated_memory_mib, host.memory_capacity_mib)
+
+    @admin.display(description=_("Memory: allocated, used, merged"))
+    def memory_use(self, host: Host) -> str:
+        return memory_use(host)
 
     @admin.display(description="Virt")
     def effective_virt_type(self, host: Host) -> str:

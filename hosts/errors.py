@@ -60,5 +60,5 @@ class NoCapacity(ServiceError):
 
     def __init__(self, detail: str, *, reason: str = "full") -> None:
         super().__init__(detail)
-        # A machine-readable why: too_big, full, no_gpu, gpu_busy, no_image, no_host, ...
+        # A machine-readable why: too_big, full, host_would_swap, no_gpu, gpu_busy, no_image, no_host, ...
         self.reason = reason

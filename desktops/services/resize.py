@@ -100,7 +100,7 @@ def _ensure_room_on_host(desktop: Desktop, current: sizes.Size, wanted: sizes.Si
     host = Host.objects.filter(pk=desktop.host_id).first()
     if host is None:
         return
-    if more_vcpus > host.free_vcpus or more_memory > host.free_capacity_mib:
+    if more_vcpus > host.free_vcpus or more_memory > host.placeable_memory_mib:
         raise Conflict(
             gettext(
                 "%(name)s has room for %(free_vcpus)s more vCPUs and %(free_capacity_mib)s MiB more RAM; "
@@ -109,7 +109,7 @@ def _ensure_room_on_host(desktop: Desktop, current: sizes.Size, wanted: sizes.Si
             % {
                 "name": host.name,
                 "free_vcpus": host.free_vcpus,
-                "free_capacity_mib": host.free_capacity_mib,
+                "free_capacity_mib": host.placeable_memory_mib,
                 "max": max(more_vcpus, 0),
                 "max2": max(more_memory, 0),
             },

@@ -155,6 +155,27 @@ class NodeStats:
 
 
 @dataclass(frozen=True)
+class GuestMemory:
+    """What one running Quetzal guest uses of its host's memory, measured now."""
+
+    desktop_id: int
+    used_mib: int
+
+
+@dataclass(frozen=True)
+class MemoryFacts:
+    """The host's memory as placement under overcommit needs it, from one look at the host.
+
+    merged_mib and merging are None where the host has no KSM (or libvirt cannot say: its test driver).
+    """
+
+    available_mib: int  # free + buffers + page cache
+    guests: tuple[GuestMemory, ...] = ()
+    merged_mib: int | None = None  # memory KSM saves: pages_sharing pages
+    merging: bool | None = None  # KSM is merging (pages shared, or it has scanned)
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     """One snapshot of a domain."""
 
@@ -280,6 +301,10 @@ class Hypervisor(Protocol):
 
     def node_stats(self) -> NodeStats:
         """The host's own CPU counters, memory and storage use (everything on it, not only desktops)."""
+        ...
+
+    def memory_facts(self) -> MemoryFacts:
+        """Available memory, merged pages (KSM) and what each running Quetzal guest measures."""
         ...
 
     def console_address(self, name: str) -> ConsoleAddress:

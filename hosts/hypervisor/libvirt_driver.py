@@ -24,8 +24,10 @@ from hosts.hypervisor.base import (
     DomainInfo,
     DomainState,
     DomainStats,
+    GuestMemory,
     HostInfo,
     MdevType,
+    MemoryFacts,
     MigrationStats,
     NodeStats,
     PciDevice,
@@ -61,6 +63,8 @@ from hosts.hypervisor.network import DhcpHost, NetworkSpec, NwFilterSpec
 from hosts.hypervisor.parsing import (
     domain_state,
     format_version,
+    guest_memory_mib,
+    ksm_facts,
     parse_pci_device,
     parse_snapshot,
     parse_virt_types,
@@ -625,6 +629,37 @@ class LibvirtHypervisor:
                 memory_available_mib=available_mib,
                 disk_total_bytes=disk_total,
                 disk_used_bytes=disk_used,
+            )
+
+        return self._run(fn)
+
+    def memory_facts(self) -> MemoryFacts:
+        """Available memory, what KSM merges (where the host has it) and each running guest's measured memory."""
+
+        def fn(conn: libvirt.virConnect) -> MemoryFacts:
+            _, available_mib = self._memory_mib(conn, conn.getInfo()[1])
+            try:
+                merged_mib, merging = ksm_facts(conn.getMemoryParameters(0))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                    raise
+                merged_mib, merging = None, None  # no KSM here, or a driver that cannot say
+            records = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE, _STATS_NOWAIT)
+            guests = []
+            for dom, meta, record in self._ours(records):
+                if domain_state(int(str(record.get("state.state", 0)))) != DomainState.RUNNING:
+                    continue
+                try:
+                    used_mib = guest_memory_mib(dom.memoryStats())
+                except libvirt.libvirtError:
+                    continue  # gone or busy since the listing: counted at its allocation until next time
+                if used_mib is not None:
+                    guests.append(GuestMemory(desktop_id=meta.desktop_id, used_mib=used_mib))
+            return MemoryFacts(
+                available_mib=available_mib,
+                guests=tuple(sorted(guests, key=lambda g: g.desktop_id)),
+                merged_mib=merged_mib,
+                merging=merging,
             )
 
         return self._run(fn)

@@ -216,3 +216,31 @@ def retarget_interfaces(domain_xml: str, interfaces: Sequence[InterfaceSpec]) ->
                 port = etree.SubElement(iface, "port")
             port.set("isolated", "yes" if spec.isolated else "no")
     return etree.tostring(root, encoding="unicode")
+
+
+# KSM counts 4 KiB pages on x86_64 and aarch64 with 4K pages, the hosts Quetzal runs on.
+KSM_PAGE_KIB = 4
+
+
+def guest_memory_mib(stats: Mapping[str, Any]) -> int | None:
+    """What a running guest uses, in MiB, from virDomainMemoryStats; None when it reports nothing usable.
+
+    The guest's own view (balloon 'actual' less 'unused', which needs the balloon driver and a stats period)
+    when there is one; else the QEMU process's resident size ('rss').
+    """
+    if "actual" in stats and "unused" in stats:
+        used_kib = int(stats["actual"]) - int(stats["unused"])
+    elif "rss" in stats:
+        used_kib = int(stats["rss"])
+    else:
+        return None
+    return max(0, used_kib) // 1024
+
+
+def ksm_facts(params: Mapping[str, Any]) -> tuple[int | None, bool | None]:
+    """(MiB merged pages save, whether KSM is merging) from virNodeGetMemoryParameters; None where absent."""
+    if "shm_pages_sharing" not in params:
+        return None, None
+    sharing = max(0, int(params["shm_pages_sharing"]))
+    scans = max(0, int(params.get("shm_full_scans", 0)))
+    return sharing * KSM_PAGE_KIB // 1024, sharing > 0 or scans > 0

@@ -13,6 +13,8 @@ class Allocation(models.Model):
     host = models.ForeignKey("hosts.Host", verbose_name=_("host"), on_delete=models.PROTECT, related_name="allocations")
     vcpus = models.PositiveIntegerField(verbose_name=_("vcpus"))
     memory_mib = models.PositiveBigIntegerField(verbose_name=_("memory mib"))
+    # What the running desktop used at the last heartbeat; None: not running then, or not measured.
+    measured_memory_mib = models.PositiveBigIntegerField(verbose_name=_("measured memory mib"), null=True, blank=True)
     gpu_profile = models.CharField(verbose_name=_("gpu profile"), max_length=110, default="none")
     gpu_device = models.ForeignKey(
         "hosts.HostDevice",

@@ -23,11 +23,12 @@ OPERATOR_FIELDS = (
     "console_address",
     "virt_type",
     "storage_pool",
+    "merge_memory_pages",
 )
 
 
 # Kept by hosts.scheduling.placement's conditional updates only.
-COUNTER_FIELDS = ("allocated_vcpus", "allocated_memory_mib")
+COUNTER_FIELDS = ("allocated_vcpus", "allocated_memory_mib", "used_memory_mib", "measured_allocation_mib")
 
 
 def default_console_address(uri: str) -> str:
@@ -102,6 +103,16 @@ class Host(models.Model):
         help_text=_("Override; empty uses the detected type."),
     )
     storage_pool = models.CharField(verbose_name=_("storage pool"), max_length=100, default="default")
+    merge_memory_pages = models.BooleanField(
+        verbose_name=_("merge identical memory pages (KSM)"),
+        default=False,
+        help_text=_(
+            "Kernel same-page merging: idle desktops of one template share their identical memory pages, so more "
+            "fit in the host's RAM, at some CPU cost for scanning. libvirt cannot switch it on remotely: "
+            "manage.py enrol_host and scripts/start-libvirtd write /sys/kernel/mm/ksm/run when run on the host as "
+            "root; the heartbeat reports whether the host is merging."
+        ),
+    )
 
     # Health.
     state = models.CharField(
@@ -114,6 +125,32 @@ class Host(models.Model):
     # What placed desktops hold; the scheduler's claim is the only writer.
     allocated_vcpus = models.PositiveIntegerField(verbose_name=_("allocated vcpus"), default=0)
     allocated_memory_mib = models.PositiveBigIntegerField(verbose_name=_("allocated memory mib"), default=0)
+    # What running desktops measured at the last heartbeat (hosts.scheduling.placement.record_guest_memory), and
+    # the allocations of those same desktops: under overcommit they count at what they use, not what they hold.
+    used_memory_mib = models.PositiveBigIntegerField(
+        verbose_name=_("used memory mib"),
+        default=0,
+        help_text=_("What the running desktops use of their memory, measured at the last heartbeat."),
+    )
+    measured_allocation_mib = models.PositiveBigIntegerField(
+        verbose_name=_("measured allocation mib"),
+        default=0,
+        help_text=_("The allocated memory of the desktops measured at the last heartbeat."),
+    )
+
+    # Kernel same-page merging, as the last heartbeat found it; None where the host has no KSM or cannot say.
+    merged_memory_mib = models.PositiveBigIntegerField(
+        verbose_name=_("merged memory mib"),
+        null=True,
+        blank=True,
+        help_text=_("Memory that merged identical pages save (KSM pages_sharing)."),
+    )
+    memory_merging = models.BooleanField(
+        verbose_name=_("merging memory pages"),
+        null=True,
+        blank=True,
+        help_text=_("Whether KSM has merged pages or scanned memory since the host booted."),
+    )
 
     created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
 
@@ -169,6 +206,38 @@ class Host(models.Model):
     @property
     def free_capacity_mib(self) -> int:
         return max(0, self.memory_capacity_mib - self.allocated_memory_mib)
+
+    @property
+    def overcommits_memory(self) -> bool:
+        return self.ram_ratio > 1
+
+    @property
+    def physical_capacity_mib(self) -> int:
+        """RAM for desktops without overcommit: the host's memory after its reserve."""
+        return max(0, self.memory_mib - self.reserved_memory_mib)
+
+    @property
+    def memory_load_mib(self) -> int:
+        """What desktops weigh on RAM: running ones measured at what they use, the rest at their allocation."""
+        return max(0, self.allocated_memory_mib - self.measured_allocation_mib + self.used_memory_mib)
+
+    @property
+    def placeable_memory_mib(self) -> int:
+        """RAM a new desktop may still be given here (hosts.scheduling.filters' RamFilter and SwapGuardFilter)."""
+        room = self.free_capacity_mib
+        if self.overcommits_memory:
+            unmeasured = max(0, self.allocated_memory_mib - self.measured_allocation_mib)
+            room = min(
+                room,
+                max(0, self.physical_capacity_mib - self.memory_load_mib),
+                max(0, self.free_memory_mib - unmeasured - self.reserved_memory_mib),
+            )
+        return room
+
+    @property
+    def short_of_memory(self) -> bool:
+        """The host's available memory is below its reserve: it is swapping, or about to."""
+        return self.memory_mib > 0 and self.free_memory_mib < self.reserved_memory_mib
 
     @property
     def accepts_desktops(self) -> bool:

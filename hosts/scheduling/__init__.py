@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from hosts.scheduling.filters import FILTERS, HostFilter
 from hosts.scheduling.moves import relocate, return_to
-from hosts.scheduling.placement import fits_count, place, rank, release, resize, resync_counters
+from hosts.scheduling.placement import (
+    fits_count,
+    place,
+    rank,
+    record_guest_memory,
+    release,
+    resize,
+    resync_counters,
+)
 from hosts.scheduling.request import GpuNeed, Placement, PlacementRequest, parse_gpu_profile
 from hosts.scheduling.weighers import weighers
 
@@ -22,6 +30,7 @@ __all__ = [
     "parse_gpu_profile",
     "place",
     "rank",
+    "record_guest_memory",
     "release",
     "relocate",
     "resize",

@@ -8,6 +8,7 @@ from typing import ClassVar
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.query import QuerySet
+from django.utils.translation import gettext
 
 from hosts import conf
 from hosts.choices import CopyState, GpuProfileKind, HostState
@@ -17,6 +18,10 @@ from hosts.scheduling.sql import (
     COPY,
     DEVICE,
     MEMORY_CAPACITY,
+    MEMORY_LOAD,
+    OVERCOMMITS,
+    PHYSICAL_MEMORY,
+    UNMEASURED_MEMORY,
     VCPU_CAPACITY,
     device,
     host,
@@ -248,15 +253,56 @@ class CpuFilter(HostFilter):
         return f"no enabled host has {vcpus_label(request.vcpus)} free"
 
 
+def ram_room_sql(more_mib_sql: str, more_load_sql: str | None = None) -> str:
+    """SQL: the host's RAM takes more_mib_sql MiB more allocation, weighing more_load_sql more (default the same).
+
+    Allocation stays within ram_ratio x (memory - reserve). Under overcommit (ram_ratio > 1) the desktops'
+    measured load plus the new one must also fit the memory itself; at ratio 1.0 the allocation rule alone
+    applies, exactly as without overcommit.
+    """
+    return (
+        f"({host('allocated_memory_mib')} + {more_mib_sql}) <= {MEMORY_CAPACITY} "
+        f"AND (NOT {OVERCOMMITS} OR ({MEMORY_LOAD} + {more_load_sql or more_mib_sql}) <= {PHYSICAL_MEMORY})"
+    )
+
+
+def swap_guard_sql(more_mib_sql: str) -> str:
+    """SQL: an overcommitting host keeps its reserve free after more_mib_sql MiB more (one %s parameter).
+
+    Available memory is what the last heartbeat read (free + buffers + page cache); the desktops not measured
+    then (placed since, or stopped) may take their whole allocation, and so may the new one.
+    """
+    return (
+        f"NOT {OVERCOMMITS} OR "
+        f"({host('free_memory_mib')} - {UNMEASURED_MEMORY} - {more_mib_sql} - {host('reserved_memory_mib')}) >= 0"
+    )
+
+
 class RamFilter(HostFilter):
     name = "ram"
     reason = "full"
 
     def sql(self, request: PlacementRequest, now: datetime) -> Fragment:
-        return f"({host('allocated_memory_mib')} + %s) <= {MEMORY_CAPACITY}", [request.memory_mib]
+        return ram_room_sql("%s"), [request.memory_mib, request.memory_mib]
 
     def message(self, request: PlacementRequest, survivors: QuerySet[Host]) -> str:
         return f"no enabled host has {size_label(request.memory_mib)} RAM free"
+
+
+class SwapGuardFilter(HostFilter):
+    """Never place where the host would swap: only hosts that overcommit memory can get there."""
+
+    name = "swap_guard"
+    reason = "host_would_swap"
+
+    def sql(self, request: PlacementRequest, now: datetime) -> Fragment:
+        return swap_guard_sql("%s"), [request.memory_mib]
+
+    def message(self, request: PlacementRequest, survivors: QuerySet[Host]) -> str:
+        return gettext(
+            "every host with room for %(memory)s RAM overcommits memory and would run short of free memory "
+            "(it would swap)"
+        ) % {"memory": size_label(request.memory_mib)}
 
 
 class GpuFreeFilter(HostFilter):
@@ -286,6 +332,7 @@ FILTERS: tuple[HostFilter, ...] = (
     SizeFilter(),
     CpuFilter(),
     RamFilter(),
+    SwapGuardFilter(),
     GpuFreeFilter(),
 )
 
@@ -296,6 +343,7 @@ CLAIM_FILTERS: tuple[HostFilter, ...] = (
     HealthFilter(),
     CpuFilter(),
     RamFilter(),
+    SwapGuardFilter(),
 )
 
 

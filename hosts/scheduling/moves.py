@@ -14,7 +14,7 @@ from hosts import conf
 from hosts.choices import GpuProfileKind
 from hosts.models import Allocation, Host
 from hosts.scheduling.filters import CLAIM_FILTERS, condition
-from hosts.scheduling.placement import _diagnose, rank
+from hosts.scheduling.placement import _diagnose, rank, unmeasure
 from hosts.scheduling.request import Placement, PlacementRequest
 from quetzal.errors import ServiceError
 
@@ -29,6 +29,9 @@ def _move(allocation_id: int, target_id: int, request: PlacementRequest | None) 
     target = Host.objects.filter(pk=target_id)
     if request is not None:
         target = target.filter(condition(request, now, CLAIM_FILTERS))
+    # The source host's row before the allocation's, as heartbeats lock them (placement._locked_allocation).
+    source_id = Allocation.objects.values_list("host_id", flat=True).get(pk=allocation_id)
+    list(Host.objects.select_for_update().filter(pk=source_id).values_list("pk", flat=True))
     allocation = Allocation.objects.select_for_update().get(pk=allocation_id)
     if allocation.host_id == target_id:
         return Placement(host_id=target_id, gpu_device_id=None)
@@ -40,8 +43,10 @@ def _move(allocation_id: int, target_id: int, request: PlacementRequest | None) 
     Host.objects.filter(pk=allocation.host_id).update(
         allocated_vcpus=Greatest(F("allocated_vcpus") - allocation.vcpus, Value(0)),
         allocated_memory_mib=Greatest(F("allocated_memory_mib") - allocation.memory_mib, Value(0)),
+        **unmeasure(allocation),
     )
-    Allocation.objects.filter(pk=allocation.pk).update(host_id=target_id)
+    # Measured on the source only: on the target it counts at its allocation until a heartbeat measures it.
+    Allocation.objects.filter(pk=allocation.pk).update(host_id=target_id, measured_memory_mib=None)
     return Placement(host_id=target_id, gpu_device_id=None)
 
 

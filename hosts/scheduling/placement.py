@@ -8,10 +8,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Case, CharField, F, PositiveIntegerField, Q, Sum, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    CharField,
+    F,
+    PositiveBigIntegerField,
+    PositiveIntegerField,
+    Q,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
@@ -21,9 +33,9 @@ from hosts import conf
 from hosts.choices import GpuProfileKind, SchedulerStrategy
 from hosts.errors import NoCapacity
 from hosts.models import Allocation, Host, HostDevice
-from hosts.scheduling.filters import CLAIM_FILTERS, FILTERS, condition, where
+from hosts.scheduling.filters import CLAIM_FILTERS, FILTERS, condition, ram_room_sql, swap_guard_sql, where
 from hosts.scheduling.request import Placement, PlacementRequest, parse_gpu_profile
-from hosts.scheduling.sql import MEMORY_CAPACITY, VCPU_CAPACITY, fetch, timestamp
+from hosts.scheduling.sql import VCPU_CAPACITY, fetch, timestamp
 from hosts.scheduling.sql import host as host_column
 from hosts.scheduling.weighers import weight_sql
 
@@ -264,13 +276,13 @@ def release(desktop_id: int) -> None:
     """Give back what a desktop held; releasing twice, or a desktop never placed, does nothing."""
     try:
         with transaction.atomic():
-            allocation = Allocation.objects.filter(desktop_id=desktop_id).first()
+            allocation = _locked_allocation(desktop_id)
             if allocation is None:
                 return
-            # Host row first, as in claims, so the two never wait on each other in opposite order.
             Host.objects.filter(pk=allocation.host_id).update(
                 allocated_vcpus=Greatest(F("allocated_vcpus") - allocation.vcpus, Value(0)),
                 allocated_memory_mib=Greatest(F("allocated_memory_mib") - allocation.memory_mib, Value(0)),
+                **unmeasure(allocation),
             )
             if allocation.gpu_device_id is not None:
                 _release_device(allocation)
@@ -279,6 +291,29 @@ def release(desktop_id: int) -> None:
                 raise _Lost  # a concurrent release got there first; undo our decrement
     except _Lost:
         return
+
+
+def _locked_allocation(desktop_id: int) -> Allocation | None:
+    """Inside a transaction: the desktop's allocation, read after locking its host's row (None if it has none).
+
+    Host row first, as in claims and heartbeats, so they never wait on each other in opposite order; and what
+    the allocation says (its measured memory) is then what the host's counters hold for it.
+    """
+    host_id = Allocation.objects.filter(desktop_id=desktop_id).values_list("host_id", flat=True).first()
+    if host_id is None:
+        return None
+    list(Host.objects.select_for_update().filter(pk=host_id).values_list("pk", flat=True))
+    return Allocation.objects.filter(desktop_id=desktop_id, host_id=host_id).first()
+
+
+def unmeasure(allocation: Allocation) -> dict:
+    """Host counter updates that take a measured desktop out of the measured totals (none if unmeasured)."""
+    if allocation.measured_memory_mib is None:
+        return {}
+    return {
+        "used_memory_mib": Greatest(F("used_memory_mib") - allocation.measured_memory_mib, Value(0)),
+        "measured_allocation_mib": Greatest(F("measured_allocation_mib") - allocation.memory_mib, Value(0)),
+    }
 
 
 def _release_device(allocation: Allocation) -> None:
@@ -306,18 +341,22 @@ def resize(desktop_id: int, *, vcpus: int, memory_mib: int) -> bool:
     if vcpus < 1 or memory_mib < 1:
         raise ValueError("a desktop holds at least 1 vCPU and 1 MiB")
     with transaction.atomic():
-        allocation = Allocation.objects.select_for_update().filter(desktop_id=desktop_id).first()
+        allocation = _locked_allocation(desktop_id)
         if allocation is None:
             return True
         more_vcpus, more_memory = vcpus - allocation.vcpus, memory_mib - allocation.memory_mib
+        # A measured desktop counts at its whole new allocation until the next heartbeat measures it again.
+        measured = allocation.measured_memory_mib
+        more_load = more_memory + (allocation.memory_mib - measured if measured is not None else 0)
+        more_unmeasured = more_memory + (allocation.memory_mib if measured is not None else 0)
         fits = RawSQL(
             f"({host_column('allocated_vcpus')} + %s) <= {VCPU_CAPACITY} OR %s <= 0",
             [more_vcpus, more_vcpus],
             output_field=BooleanField(),
         )
         fits_memory = RawSQL(
-            f"({host_column('allocated_memory_mib')} + %s) <= {MEMORY_CAPACITY} OR %s <= 0",
-            [more_memory, more_memory],
+            f"(({ram_room_sql('%s', '%s')}) AND ({swap_guard_sql('%s')})) OR %s <= 0",
+            [more_memory, more_load, more_unmeasured, more_memory],
             output_field=BooleanField(),
         )
         won = (
@@ -326,11 +365,12 @@ def resize(desktop_id: int, *, vcpus: int, memory_mib: int) -> bool:
             .update(
                 allocated_vcpus=Greatest(F("allocated_vcpus") + more_vcpus, Value(0)),
                 allocated_memory_mib=Greatest(F("allocated_memory_mib") + more_memory, Value(0)),
+                **unmeasure(allocation),
             )
         )
         if not won:
             return False
-        Allocation.objects.filter(pk=allocation.pk).update(vcpus=vcpus, memory_mib=memory_mib)
+        Allocation.objects.filter(pk=allocation.pk).update(vcpus=vcpus, memory_mib=memory_mib, measured_memory_mib=None)
     return True
 
 
@@ -362,7 +402,7 @@ def fits_count(
             devices.setdefault(device.host_id, []).append(device)
     total = 0
     for host in hosts:
-        count = min(host.free_vcpus // vcpus, host.free_capacity_mib // memory_mib)
+        count = min(host.free_vcpus // vcpus, host.placeable_memory_mib // memory_mib)
         if gpu.kind == GpuProfileKind.PASSTHROUGH:
             count = min(count, sum(1 for d in devices.get(host.pk, []) if d.is_free))
         elif gpu.kind == GpuProfileKind.MDEV:
@@ -392,9 +432,47 @@ def resync_counters(host_id: int) -> bool:
                 sums["memory"],
             )
             Host.objects.filter(pk=host_id).update(allocated_vcpus=sums["vcpus"], allocated_memory_mib=sums["memory"])
+        _store_measured_totals(host_id)
         for device in HostDevice.objects.select_for_update().filter(host_id=host_id):
             drifted |= _resync_device(device)
     return drifted
+
+
+# The largest guest measurement kept (1 PiB): a host reporting more is wrong, and the sum must stay bounded.
+MAX_MEASURED_MIB = 1024**3
+
+
+def record_guest_memory(host_id: int, used_mib: Mapping[int, int]) -> None:
+    """Keep what each running desktop on the host measured (desktop id -> MiB); the others are unmeasured.
+
+    Placement under overcommit counts measured desktops at these figures and the rest at their allocation.
+    The host row is locked first, as claims and releases do, and its measured totals are summed from the
+    allocation rows under that lock, so a concurrent claim or release is counted once.
+    """
+    measured = {int(d): max(0, min(int(mib), MAX_MEASURED_MIB)) for d, mib in used_mib.items()}
+    with transaction.atomic():
+        if not Host.objects.select_for_update().filter(pk=host_id).exists():
+            return
+        allocations = Allocation.objects.filter(host_id=host_id)
+        allocations.exclude(desktop_id__in=list(measured)).exclude(measured_memory_mib=None).update(
+            measured_memory_mib=None
+        )
+        if measured:
+            allocations.filter(desktop_id__in=list(measured)).update(
+                measured_memory_mib=Case(
+                    *[When(desktop_id=d, then=Value(mib)) for d, mib in measured.items()],
+                    output_field=PositiveBigIntegerField(),
+                )
+            )
+        _store_measured_totals(host_id)
+
+
+def _store_measured_totals(host_id: int) -> None:
+    """Inside a transaction holding the host row: its measured totals from its allocation rows."""
+    sums = Allocation.objects.filter(host_id=host_id, measured_memory_mib__isnull=False).aggregate(
+        used=Coalesce(Sum("measured_memory_mib"), 0), allocation=Coalesce(Sum("memory_mib"), 0)
+    )
+    Host.objects.filter(pk=host_id).update(used_memory_mib=sums["used"], measured_allocation_mib=sums["allocation"])
 
 
 def _resync_device(device: HostDevice) -> bool:

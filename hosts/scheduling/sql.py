@@ -25,6 +25,12 @@ def device(column: str) -> str:
 # Integers compared with these floats behave as with their floor: n <= 8.0 exactly when n <= 8.
 VCPU_CAPACITY = f"({host('cpus')} * {host('cpu_ratio')})"
 MEMORY_CAPACITY = f"(({host('memory_mib')} - {host('reserved_memory_mib')}) * {host('ram_ratio')})"
+# Under memory overcommit (ram_ratio > 1) the RAM desktops weigh on counts running ones at what they measured at
+# the last heartbeat; desktops not measured (stopped, or placed since) count at their whole allocation.
+OVERCOMMITS = f"({host('ram_ratio')} > 1)"
+PHYSICAL_MEMORY = f"({host('memory_mib')} - {host('reserved_memory_mib')})"
+UNMEASURED_MEMORY = f"({host('allocated_memory_mib')} - {host('measured_allocation_mib')})"
+MEMORY_LOAD = f"({UNMEASURED_MEMORY} + {host('used_memory_mib')})"
 
 
 def timestamp(value: datetime) -> object:

@@ -12,7 +12,7 @@ from django.utils.translation import gettext
 
 from hosts import conf, scheduling
 from hosts.choices import HostState
-from hosts.hypervisor import HypervisorError, get_hypervisor
+from hosts.hypervisor import HypervisorError, MemoryFacts, get_hypervisor
 from hosts.models import Host
 from hosts.services.devices import sync_devices
 from hosts.services.hosts import host_facts
@@ -35,12 +35,19 @@ def heartbeat(*, host_id: int) -> Host:
     if host is None:
         raise NotFound(gettext("Host %(host_id)s does not exist.") % {"host_id": host_id})
     now = timezone.now()
+    hypervisor = get_hypervisor(host.uri)
     try:
-        info = get_hypervisor(host.uri).host_info()
+        info = hypervisor.host_info()
     except HypervisorError as exc:
         _record_failure(host, str(exc), now)
         host.refresh_from_db()
         return host
+    try:
+        memory = hypervisor.memory_facts()
+    except HypervisorError as exc:
+        # Up all the same; its desktops count at their whole allocation until they are measured again.
+        log.warning("memory of %s (%s) could not be measured: %s", host.name, host.uri, exc)
+        memory = MemoryFacts(available_mib=info.free_memory_mib)
     with transaction.atomic():
         came_back = Host.objects.filter(pk=host.pk).exclude(state=HostState.UP).exists()
         Host.objects.filter(pk=host.pk).update(
@@ -50,10 +57,33 @@ def heartbeat(*, host_id: int) -> Host:
         if came_back:
             events.host_up(host=host, previous=host.state)
             host_came_back.send(sender=Host, host_id=host.pk, at=now)
+    store_memory_facts(host_id=host.pk, facts=memory)
     # Its own short transaction: the host row lock it takes is held only while it counts.
     scheduling.resync_counters(host.pk)
     host.refresh_from_db()
     return host
+
+
+# Bounds on what a host may report (1 PiB): more is a broken host, and stored sums must stay bounded.
+MAX_MEMORY_MIB = 1024**3
+
+
+def store_memory_facts(*, host_id: int, facts: MemoryFacts) -> None:
+    """Keep what a heartbeat learnt of a host's memory: available, merged pages (KSM) and each guest's use.
+
+    Placement under overcommit reads these (hosts.scheduling.filters' RamFilter and SwapGuardFilter).
+    """
+
+    def bounded(mib: int | None) -> int | None:
+        return None if mib is None else max(0, min(int(mib), MAX_MEMORY_MIB))
+
+    with transaction.atomic():
+        Host.objects.filter(pk=host_id).update(
+            free_memory_mib=bounded(facts.available_mib),
+            merged_memory_mib=bounded(facts.merged_mib),
+            memory_merging=facts.merging,
+        )
+        scheduling.record_guest_memory(host_id, {guest.desktop_id: guest.used_mib for guest in facts.guests})
 
 
 def _record_failure(host: Host, error: str, now: datetime) -> None:

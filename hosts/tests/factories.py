@@ -21,6 +21,8 @@ class HostFactory(factory.django.DjangoModelFactory):
     arch = "x86_64"
     cpus = 16
     memory_mib = 64 * 1024
+    # A quiet host: all of its memory available, as its heartbeat would read it.
+    free_memory_mib = factory.SelfAttribute("memory_mib")
     virt_types = factory.LazyFunction(lambda: ["kvm", "qemu"])
     detected_virt_type = VirtType.KVM
     # A current host (ovmf and swtpm installed): it can boot Windows 11 guests.

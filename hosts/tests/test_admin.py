@@ -8,10 +8,13 @@ import uuid
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from hosts import dispatch
+from hosts import dispatch, scheduling
 from hosts.admin import capacity_bar
 from hosts.choices import CopyState
+from hosts.hypervisor import GuestMemory, MemoryFacts
 from hosts.models import Host, Image, ImageCopy
+from hosts.scheduling import PlacementRequest
+from hosts.services import health
 from hosts.tests.factories import HostFactory, ImageFactory
 from hosts.tests.fakes import qcow2_bytes
 from hosts.tests.libvirt_hosts import DEAD_URI, DEFAULT_POOL, DEFAULT_URI
@@ -37,6 +40,27 @@ def test_it_lists_hosts_with_capacity_bars_state_and_heartbeat_age(operator):
     html = page.content.decode()
     assert "kvm-01" in html and "24/64" in html and "1024/64512" in html
     assert "s ago" in html and ">Up<" in html
+
+
+def test_it_shows_allocated_against_used_memory_merged_pages_the_ratio_and_a_swap_warning(operator):
+    # given an overcommitting host whose running desktop measures 700 of its 3584 MiB, with 2 GiB merged, and
+    # whose available memory fell below its reserve; and a quiet host beside it
+    busy = HostFactory(name="kvm-dense", memory_mib=8192, reserved_memory_mib=1024, ram_ratio=1.5)
+    quiet = HostFactory(name="kvm-quiet")
+    scheduling.place(PlacementRequest(desktop_id=1, vcpus=1, memory_mib=3584, exclude_host_ids=frozenset({quiet.pk})))
+    health.store_memory_facts(
+        host_id=busy.pk,
+        facts=MemoryFacts(available_mib=512, guests=(GuestMemory(desktop_id=1, used_mib=700),), merged_mib=2048),
+    )
+    # when the operator opens the host list and the live dashboard
+    listing = operator.get("/admin/hosts/host/").content.decode()
+    dashboard = operator.get("/admin/hosts/host/dashboard/rows/").content.decode()
+    # then both show allocated against used, merged pages, the ratio, and warn of swapping for that host only
+    assert "allocated: 3584 MiB · used: 700 MiB · merged: 2048 MiB · overcommit: 1.5x" in listing
+    assert listing.count('data-testid="swap-warning"') == 1
+    assert "used 700 MiB · overcommit 1.5x · merged 2048 MiB" in dashboard
+    assert f'data-testid="swap-warning-{busy.pk}"' in dashboard
+    assert f'data-testid="swap-warning-{quiet.pk}"' not in dashboard
 
 
 def test_it_draws_bars_that_turn_red_when_nearly_full():

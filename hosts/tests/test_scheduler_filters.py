@@ -10,8 +10,10 @@ from django.utils import timezone
 from hosts import scheduling
 from hosts.choices import CopyState, HostState, VirtType
 from hosts.errors import NoCapacity
+from hosts.hypervisor import GuestMemory, MemoryFacts
 from hosts.models import Host
 from hosts.scheduling import PlacementRequest
+from hosts.services import health
 from hosts.tests.factories import HostDeviceFactory, HostFactory, ImageCopyFactory, ImageFactory
 from quetzal.errors import ServiceError
 
@@ -91,11 +93,16 @@ def test_it_keeps_vcpus_under_the_cpu_ratio():
 def test_it_keeps_memory_under_the_ram_ratio_after_the_reserve():
     # given 8 GiB with 1 GiB reserved at ratio 1.5: (8192 - 1024) * 1.5 = 10752 MiB placeable
     host = HostFactory(memory_mib=8192, reserved_memory_mib=1024, ram_ratio=1.5, cpus=64)
-    # when exactly that much is asked, then it fits
-    assert scheduling.place(request(1, memory_mib=10752)).host_id == host.pk
+    # and a first desktop the host holds in full, then measured low while running
+    assert scheduling.place(request(1, memory_mib=7168)).host_id == host.pk
+    health.store_memory_facts(
+        host_id=host.pk, facts=MemoryFacts(available_mib=7000, guests=(GuestMemory(desktop_id=1, used_mib=512),))
+    )
+    # when the rest of the ratio's room is asked, then it fits
+    assert scheduling.place(request(2, memory_mib=3584)).host_id == host.pk
     # when one more MiB is asked, then the host is full
     with pytest.raises(NoCapacity, match="no enabled host has 1 MiB RAM free") as caught:
-        scheduling.place(request(2, memory_mib=1))
+        scheduling.place(request(3, memory_mib=1))
     assert caught.value.reason == "full"
 
 

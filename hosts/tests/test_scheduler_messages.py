@@ -108,6 +108,7 @@ def test_it_gives_each_rule_a_name_and_a_reason_code():
         ("size", "too_big"),
         ("cpu", "full"),
         ("ram", "full"),
+        ("swap_guard", "host_would_swap"),
         ("gpu_free", "gpu_busy"),
     ]
 

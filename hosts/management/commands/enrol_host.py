@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from hosts.choices import VirtType
+from hosts.hypervisor import ksm
 from hosts.services import enrolment
 from quetzal.errors import ServiceError
 
@@ -33,6 +34,11 @@ class Command(BaseCommand):
         parser.add_argument("--console-address", help="address the console proxy uses to reach VNC")
         parser.add_argument("--storage-pool", help="libvirt storage pool for images and disks (default 'default')")
         parser.add_argument("--disabled", action="store_true", help="enrol without taking desktops yet")
+        parser.add_argument(
+            "--merge-memory-pages",
+            action="store_true",
+            help="merge identical memory pages (KSM); switched on here when run on the host itself as root",
+        )
 
     def handle(self, *args, **options) -> None:
         uri = options["uri"]
@@ -56,6 +62,8 @@ class Command(BaseCommand):
         }
         if options["disabled"]:
             settings["enabled"] = False
+        if options["merge_memory_pages"]:
+            settings["merge_memory_pages"] = True
         if options["check_only"]:
             check = enrolment.check_host(
                 preparation.uri,
@@ -74,6 +82,8 @@ class Command(BaseCommand):
         except ServiceError as exc:
             raise CommandError(f"{exc.detail} [{exc.code}]") from None
         self._print(check)
+        if host.merge_memory_pages:
+            self._merge_memory_pages(uri)
         self.stdout.write(
             self.style.SUCCESS(f"Enrolled host {host.name} (id {host.pk}) at {host.uri}: ")
             + f"virt {host.effective_virt_type}, capacity {host.vcpu_capacity} vCPUs / {host.memory_capacity_mib} MiB"
@@ -82,6 +92,16 @@ class Command(BaseCommand):
     def _print(self, check: enrolment.HostCheck) -> None:
         for line in check.lines():
             self.stdout.write(f"  {line}")
+
+    def _merge_memory_pages(self, uri: str) -> None:
+        """Switch KSM on when this command runs on the host itself; libvirt cannot do it remotely."""
+        if urlsplit(uri).hostname not in (None, "", "localhost", "127.0.0.1", "::1"):
+            self.stdout.write(
+                f"  host step: KSM is switched on on the host itself: echo 1 > {ksm.KSM_DIR / 'run'} as root "
+                "(or MERGE_MEMORY_PAGES=1 scripts/start-libvirtd); the heartbeat reports whether it merges"
+            )
+            return
+        self.stdout.write(f"  {ksm.switch_on()}")
 
     def _install_key(self, uri: str, preparation: enrolment.Preparation) -> None:
         if enrolment.transport(uri) != "ssh":
