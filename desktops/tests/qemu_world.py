@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -27,14 +28,44 @@ def libvirtd_answers() -> bool:
         return False
 
 
+class Heartbeat(threading.Thread):
+    """The beat's host heartbeat, as production runs it: a test that builds an image or boots slowly on a busy
+    machine outlives HOST_DOWN_AFTER_S, and its host would count as down (no placement) without one."""
+
+    def __init__(self, host_id: int) -> None:
+        super().__init__(name=f"heartbeat-{host_id}", daemon=True)
+        self.host_id = host_id
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from django.db import connections
+
+        from hosts import conf
+        from hosts.services import health
+
+        try:
+            while not self.stopping.wait(conf.heartbeat_interval_s()):
+                health.heartbeat(host_id=self.host_id)
+        finally:
+            connections.close_all()  # this thread's own connection: left open, it would block dropping the database
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=60)
+
+
 @pytest.fixture
 def qemu_host(transactional_db) -> Iterator[Host]:
-    """qemu:///system registered as a host (software emulation: nested KVM is not dependable here)."""
+    """qemu:///system registered as a host (software emulation: nested KVM is not dependable here), kept up by a
+    heartbeat as the beat would."""
     require(libvirtd_answers(), f"libvirtd at {QEMU_URI} (run scripts/start-libvirtd)")
     from hosts.services.hosts import register_host
 
     host = register_host(QEMU_URI, name="local-qemu", virt_type="qemu", reserved_memory_mib=512)
+    beat = Heartbeat(host.pk)
+    beat.start()
     yield host
+    beat.stop()
     # The spare encrypted disks a launch's background refill made there (desktops.services.disk_keys);
     # the workers that make them are stopped by now (their fixture came later, so it ends first).
     from desktops.models import DataKey
