@@ -31,7 +31,9 @@ const state = {
   booting: false,
   held: [],
   readyTimer: null,
-  pinched: false, // zoomed in by two fingers (1:1, dragged by one finger) rather than by the 1:1 button
+  pinched: false, // zoomed by two fingers (then `zoom` is the scale, dragged by one finger), not by the 1:1 button
+  zoom: null, // the pinch zoom's screen pixels per desktop pixel, between fit and MAX_ZOOM; null when not zoomed
+  centre: null, // the desktop's point in the middle of the zoomed screen, kept there when the window changes
 };
 const MAX_HELD_KEYS = 2000;
 // A VNC handshake that has not finished by then is a failure to report, not "Connecting…" for ever.
@@ -121,6 +123,7 @@ async function connect() {
   if (app.dataset.quality) rfb.qualityLevel = Number(app.dataset.quality);
   if (app.dataset.compression) rfb.compressionLevel = Number(app.dataset.compression);
   rfb.focusOnClick = true;
+  keepZoomOnRelayout(rfb);
   applyScale(rfb);
   rfb.addEventListener("connect", () => {
     clearTimeout(state.timer);
@@ -476,55 +479,223 @@ async function powerOn(action) {
 
 // ------------------------------------------------------------------------------ view and keys
 
-function applyScale(rfb = state.rfb) {
+// Pinch zoom drives noVNC's own Display, its scale and its clipped viewport, never a CSS transform over the canvas:
+// noVNC maps a finger or the mouse to the desktop through that scale and viewport (Display.absX/absY), so a tap on
+// a zoomed screen clicks the desktop's pixel under the finger. Display and its fields are noVNC 1.7.0's (vendored).
+const MAX_ZOOM = 3; // the largest pinch: three screen pixels for each of the desktop's
+// Fingers that come this little closer or apart are resting on the glass, not pinching.
+const PINCH_SLOP_PX = 16;
+// A second tap this soon and this near the first, on a zoomed screen, fits the desktop again (noVNC's own double
+// tap allows 1 s and 50 px to help a double click; a fit needs a quicker, deliberate one).
+const DOUBLE_TAP_MS = 400;
+const DOUBLE_TAP_PX = 30;
+// The scale button shows a pinch zoom as a percentage of 1:1, written as the page's language writes one.
+const percent = new Intl.NumberFormat(document.documentElement.lang || undefined, {
+  style: "percent",
+  maximumFractionDigits: 0,
+});
+
+function showScale() {
   const button = app.querySelector('[data-cmd="scale"]');
-  button.textContent = state.scale ? gettext("Fit") : "1:1";
+  button.textContent = state.zoom !== null ? percent.format(state.zoom) : state.scale ? gettext("Fit") : "1:1";
   button.setAttribute("aria-pressed", String(state.scale));
-  if (!rfb) return;
-  rfb.scaleViewport = state.scale;
-  // After a pinch: pixels 1:1 inside the screen, one finger drags the view (noVNC's clip and drag, so a tap
-  // still lands where it points). The 1:1 button alone keeps the page's own scrolling and mouse drags.
-  rfb.clipViewport = state.pinched && !state.scale;
-  rfb.dragViewport = state.pinched && !state.scale;
 }
 
-// Two fingers spreading on a touch screen zoom in to 1:1, pinching back in (or the Fit button) fits it again.
-// Two-finger touches stop here: noVNC would otherwise turn them into a zoom inside the desktop.
-const PINCH_RATIO = 1.25;
-let pinch = null; // the fingers' first distance while two are down
+function applyScale(rfb = state.rfb) {
+  showScale();
+  if (!rfb) return;
+  // noVNC's own modes: fit (its autoscale), or 1:1 in the page's scrolling (the button). A pinch zoom clips the
+  // desktop to the screen at a scale of ours instead (zoomTo); one finger then pans it (onGesture), not noVNC's
+  // dragViewport, which moves a clipped view by screen pixels as if the scale were 1.
+  rfb.dragViewport = false;
+  rfb.scaleViewport = state.scale && state.zoom === null;
+  rfb.clipViewport = state.zoom !== null;
+  relayoutZoom(rfb);
+}
+
+// noVNC re-lays its screen out after a window resize or rotation (the key bar showing, too) and after the desktop
+// changes its size, each time ending in _updateScale, which sets a clipped view back to 1:1: the zoom is laid out
+// again right after it, so it survives all of them.
+function keepZoomOnRelayout(rfb) {
+  const updateScale = rfb._updateScale.bind(rfb);
+  rfb._updateScale = () => {
+    updateScale();
+    relayoutZoom(rfb);
+  };
+}
+
+// The scale noVNC's fit gives this screen (Display.autoscale): the whole desktop, as large as it fits.
+function fitScale(rfb) {
+  const display = rfb._display;
+  const box = rfb._screen.getBoundingClientRect();
+  if (!display.width || !display.height || !box.width || !box.height) return 1;
+  return Math.min(box.width / display.width, box.height / display.height);
+}
+
+const maxZoom = (fit) => Math.max(MAX_ZOOM, fit);
+
+// The desktop's point under a point of the window, as noVNC maps a finger there (its canvas, scale and viewport).
+function desktopPointAt(rfb, x, y) {
+  const display = rfb._display;
+  const canvas = rfb._canvas.getBoundingClientRect();
+  const scale = display.scale || 1;
+  const view = display._viewportLoc;
+  return { x: (x - canvas.left) / scale + view.x, y: (y - canvas.top) / scale + view.y };
+}
+
+function screenCentre(rfb) {
+  const box = rfb._screen.getBoundingClientRect();
+  return { x: box.left + box.width / 2, y: box.top + box.height / 2 };
+}
+
+// The desktop at `zoom` screen pixels per desktop pixel, its point `at` under the window's point `under`.
+function zoomTo(rfb, zoom, at, under) {
+  const display = rfb._display;
+  const box = rfb._screen.getBoundingClientRect();
+  // The viewport is what of the desktop fills the screen at this scale (noVNC keeps it inside the desktop).
+  display.viewportChangeSize(box.width / zoom, box.height / zoom);
+  display.scale = zoom;
+  // Where the canvas sits now: noVNC centres it while it is narrower or lower than the screen.
+  const canvas = rfb._canvas.getBoundingClientRect();
+  const view = display._viewportLoc;
+  const x = Math.round(at.x - (under.x - canvas.left) / zoom);
+  const y = Math.round(at.y - (under.y - canvas.top) / zoom);
+  display.viewportChangePos(x - view.x, y - view.y);
+  state.zoom = zoom;
+  keepCentre(rfb);
+}
+
+function keepCentre(rfb) {
+  const centre = screenCentre(rfb);
+  state.centre = desktopPointAt(rfb, centre.x, centre.y);
+}
+
+// After noVNC laid the screen out anew: the same zoom (within what this screen allows), the same point in its middle.
+function relayoutZoom(rfb) {
+  // Not before noVNC clips (applyScale turns that on last) nor before the desktop's first screen.
+  if (state.zoom === null || !rfb._display.clipViewport || !rfb._display.width) return;
+  const fit = fitScale(rfb);
+  if (state.zoom <= fit) return fitAgain(rfb);
+  zoomTo(rfb, Math.min(state.zoom, maxZoom(fit)), state.centre, screenCentre(rfb));
+}
+
+function zoomIn(zoom, at, under) {
+  const rfb = state.rfb;
+  if (state.zoom === null) {
+    state.scale = false;
+    state.pinched = true;
+    state.zoom = zoom;
+    state.centre = at;
+    applyScale(rfb);
+  }
+  zoomTo(rfb, zoom, at, under);
+  showScale();
+}
+
+function fitAgain(rfb = state.rfb) {
+  if (state.zoom === null && state.scale) return;
+  state.zoom = null;
+  state.scale = true;
+  state.pinched = false;
+  applyScale(rfb);
+}
+
+// Two fingers zoom the desktop continuously between fit and MAX_ZOOM, the desktop's point first between them staying
+// between them (so moving both pans too) wherever the zoomed desktop is larger than the screen; along a side it
+// fits, noVNC centres it. Two fingers' moves stop here: noVNC would turn them into a zoom inside the desktop
+// (Ctrl + wheel) or a scroll. It still sees them touch and lift, or its gesture handler loses count of the fingers
+// (a lift it never saw start throws, and it then ignores the next tap); what it makes of them is dropped (onGesture).
+let pinch = null; // while two fingers are down: their first distance, the scale then and the point between them
+let afterPinch = false; // until every finger is up: what noVNC makes of a pinch's fingers is no tap, drag nor press
 const spread = (touches) =>
   Math.hypot(touches[0].clientX - touches[1].clientX, touches[0].clientY - touches[1].clientY);
-
-function pinchTo(fit) {
-  if (state.scale === fit && state.pinched === !fit) return;
-  state.scale = fit;
-  state.pinched = !fit;
-  applyScale();
-}
+const middle = (touches) => ({
+  x: (touches[0].clientX + touches[1].clientX) / 2,
+  y: (touches[0].clientY + touches[1].clientY) / 2,
+});
 
 screen.addEventListener(
   "touchstart",
   (event) => {
     if (event.touches.length !== 2) return;
-    pinch = spread(event.touches) || 1;
-    event.stopPropagation();
+    afterPinch = true;
+    pinch = null;
+    const rfb = state.rfb;
+    if (!rfb || !rfb._display.width) return; // nothing on the screen to zoom yet
+    const at = middle(event.touches);
+    pinch = {
+      distance: spread(event.touches) || 1,
+      from: rfb._display.scale,
+      at: desktopPointAt(rfb, at.x, at.y),
+      moving: false,
+    };
   },
   { capture: true },
 );
 screen.addEventListener(
   "touchmove",
   (event) => {
-    if (pinch === null || event.touches.length !== 2) return;
+    if (event.touches.length !== 2) return;
     event.stopPropagation();
     event.preventDefault();
-    const ratio = spread(event.touches) / pinch;
-    if (ratio > PINCH_RATIO) pinchTo(false);
-    else if (ratio < 1 / PINCH_RATIO) pinchTo(true);
+    if (pinch === null || !state.rfb) return;
+    const distance = spread(event.touches);
+    if (!pinch.moving && Math.abs(distance - pinch.distance) < PINCH_SLOP_PX) return;
+    pinch.moving = true;
+    const fit = fitScale(state.rfb);
+    const zoom = Math.min(maxZoom(fit), (pinch.from * distance) / pinch.distance);
+    // Pinching in past fit stops at fit: a smaller desktop than the screen helps nobody.
+    if (zoom <= fit) fitAgain();
+    else zoomIn(zoom, pinch.at, middle(event.touches));
   },
   { capture: true, passive: false },
 );
-screen.addEventListener("touchend", (event) => event.touches.length < 2 && (pinch = null), { capture: true });
-screen.addEventListener("touchcancel", () => (pinch = null), { capture: true });
+const fingersUp = (event) => {
+  if (event.touches.length < 2) pinch = null;
+  // noVNC reads this touchend after us, in the same dispatch: its gestures from it are still the pinch's.
+  if (event.touches.length === 0 && afterPinch) setTimeout(() => (afterPinch = false), 0);
+};
+screen.addEventListener("touchend", fingersUp, { capture: true });
+screen.addEventListener("touchcancel", fingersUp, { capture: true });
+
+// noVNC's gestures from one finger (core/input/gesturehandler.js), seen before its canvas: on a zoomed screen a
+// drag pans the view under the finger, a quick double tap fits; a tap (and a long press) still reach the desktop.
+let pan = null;
+let lastTap = null;
+
+function onGesture(event) {
+  const { type, clientX, clientY } = event.detail;
+  if (afterPinch && event.type === "gesturestart") return event.stopPropagation();
+  const rfb = state.rfb;
+  if (state.zoom === null || !rfb) return;
+  if (type === "onetap" && event.type === "gesturestart") {
+    const now = Date.now();
+    const near = lastTap && Math.hypot(clientX - lastTap.x, clientY - lastTap.y) < DOUBLE_TAP_PX;
+    if (near && now - lastTap.at < DOUBLE_TAP_MS) {
+      // The first tap clicked already; this one only fits (it would make a double click of a "back to fit").
+      lastTap = null;
+      event.stopPropagation();
+      return fitAgain();
+    }
+    lastTap = { at: now, x: clientX, y: clientY };
+    return;
+  }
+  if (type !== "drag") return;
+  event.stopPropagation();
+  const display = rfb._display;
+  const view = display._viewportLoc;
+  if (event.type === "gesturestart") pan = { x: clientX, y: clientY, left: view.x, top: view.y };
+  else if (pan && event.type === "gesturemove") {
+    // Screen pixels to desktop pixels: the desktop moves with the finger at any zoom.
+    const x = Math.round(pan.left + (pan.x - clientX) / state.zoom);
+    const y = Math.round(pan.top + (pan.y - clientY) / state.zoom);
+    display.viewportChangePos(x - view.x, y - view.y);
+    keepCentre(rfb);
+  } else pan = null;
+}
+for (const kind of ["gesturestart", "gesturemove", "gestureend"]) {
+  screen.addEventListener(kind, onGesture, { capture: true });
+}
 
 // US layout: the physical key (for QEMU's scancode path) and whether Shift is needed.
 const PUNCTUATION = {
@@ -673,7 +844,9 @@ document.addEventListener("click", (event) => {
   switch (cmd) {
     case "scale":
       state.scale = !state.scale;
-      state.pinched = false; // the button resets a pinch: Fit, or the plain 1:1 view
+      // The button resets a pinch zoom: Fit, or the plain 1:1 view
+      state.pinched = false;
+      state.zoom = null;
       localStorage.setItem("quetzal.console.scale", state.scale ? "fit" : "1:1");
       return applyScale();
     case "fullscreen":
