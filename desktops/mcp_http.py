@@ -7,8 +7,10 @@ that token alone. So a revoked token or a policy switched off stops the very nex
 caller's requests can reach another's. Refusals are JSON-RPC errors with the fitting HTTP status (401, 403, 413, 429).
 
 Each request spends one from its token's budget (tenants/api/throttling.py), the same budget the token's REST calls
-spend, so automation cannot double its rate by switching doors; an attempt without a usable token spends from its
-address's budget, so guessing tokens is slow too. Over the limit the answer is 429 with Retry-After.
+spend, so automation cannot double its rate by switching doors (over it: 429 `throttled`). An attempt without a
+usable token, or with none, counts against its address's budget of failed attempts, the one the REST API's token
+failures count against too; once that is spent, the address's token requests are refused before any lookup (429
+`too_many_failed_tokens`), so guessing tokens stops. Both 429s carry Retry-After.
 
 The route lives in the ASGI router, outside Django's URL configuration, so tests/test_api_permissions.py (which
 walks that configuration) does not see it: the door below is its guard, and desktops/tests/test_mcp_http.py proves it.
@@ -33,8 +35,8 @@ from desktops.services.automation_tokens import require_automation_allowed
 from quetzal.errors import ServiceError
 from quetzal.origin import header, same_origin
 from tenants.addresses import client_ip
-from tenants.api.authentication import ApiTokenAuthentication
-from tenants.api.throttling import Spent, address_bucket, spend, token_bucket
+from tenants.api.authentication import ApiTokenAuthentication, TooManyFailedTokens, refuse_if_too_many_failures
+from tenants.api.throttling import Spent, count_failed_token, spend, token_bucket
 from tenants.models import ApiToken
 from tenants.services.tokens import membership_of
 
@@ -115,25 +117,20 @@ def _authenticate(request: ASGIRequest) -> tuple[str, str | None]:
 
 
 def _token(request: ASGIRequest, ip: str | None) -> ApiToken:
-    """The request's usable API token; a missing or unusable one costs its address an attempt."""
+    """The request's usable API token; a missing or unusable one counts as a failed attempt of its address."""
     try:
         found = ApiTokenAuthentication().authenticate(request)
+        if found is None:
+            # At this door a token is the only way in: asking without one is a failed attempt like a wrong one.
+            refuse_if_too_many_failures(ip)
+            count_failed_token(ip)
+    except TooManyFailedTokens as error:
+        raise Refused(429, error.default_code, str(error.detail), retry_after_s=error.wait) from None
     except AuthenticationFailed as error:
-        _spend_attempt(ip)
         raise Refused(401, "invalid_token", str(error.detail)) from None
     if found is None:
-        _spend_attempt(ip)
         raise Refused(401, "token_required", _("Send an API token: Authorization: Bearer qz_…"))
     return found[1]
-
-
-def _spend_attempt(ip: str | None) -> None:
-    """Count an attempt without a usable token against the address; past the limit it is refused as such."""
-    spent = spend(address_bucket(ip))
-    if not spent.allowed:
-        raise _throttled(
-            spent, _("Too many attempts without a valid token from your address; try again in %(seconds)d seconds.")
-        )
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -6,6 +6,7 @@ values an operator changes (names, certificate, ports, paths, secrets) and nothi
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import pwd
 import re
@@ -13,6 +14,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +205,26 @@ def web_unit_command(port: int, workers: str) -> list[str]:
     return argv
 
 
+def _start_proxy(
+    tmp: Path,
+    *,
+    nginx: str | None,
+    caddy: str | None,
+    ports: tuple[int, int],
+    cert: Path,
+    key: Path,
+    upstream_port: int,
+) -> Child:
+    """The shipped nginx config (`nginx`) or Caddyfile (`caddy`) on these (http, https) ports."""
+    http_port, https_port = ports
+    if caddy is not None:
+        site = caddy_site(https_port=https_port, cert=cert, key=key, upstream_port=upstream_port)
+        return start_caddy(caddy, tmp / "caddy", site, http_port=http_port, https_port=https_port)
+    assert nginx is not None, "one proxy"
+    site = nginx_site(http_port=http_port, https_port=https_port, cert=cert, key=key, upstream_port=upstream_port)
+    return start_nginx(nginx, tmp / "nginx", site, https_port)
+
+
 @dataclass
 class Deployment:
     """The running stack: the public https and http origins, the CA to trust, and what started."""
@@ -215,10 +237,34 @@ class Deployment:
     cert: Path
     key: Path
     children: list[Child]
+    nginx: str | None = None
+    caddy: str | None = None
 
     def stop(self) -> None:
         for child in reversed(self.children):
             child.stop()
+
+    @contextlib.contextmanager
+    def another_proxy(self, tmp: Path) -> Iterator[str]:
+        """The same shipped proxy in front of the same server on other free ports: its https origin.
+
+        CSRF_TRUSTED_ORIGINS names the first proxy's origin only, so behind this one Django tells a page of its own
+        site from another's only by the Host header the proxy passes, port included.
+        """
+        https_port = free_port()
+        proxy = _start_proxy(
+            tmp,
+            nginx=self.nginx,
+            caddy=self.caddy,
+            ports=(free_port(), https_port),
+            cert=self.cert,
+            key=self.key,
+            upstream_port=self.upstream_port,
+        )
+        try:
+            yield f"https://{PUBLIC_NAME}:{https_port}"
+        finally:
+            proxy.stop()
 
 
 def start_deployment(tmp: Path, *, nginx: str | None = None, caddy: str | None = None) -> Deployment:
@@ -233,21 +279,19 @@ def start_deployment(tmp: Path, *, nginx: str | None = None, caddy: str | None =
     )
     assert collect.returncode == 0, collect.stderr.decode()
     children: list[Child] = []
-    deployment = Deployment(https, f"http://{PUBLIC_NAME}:{http_port}", ca, env, upstream_port, cert, key, children)
+    deployment = Deployment(
+        https, f"http://{PUBLIC_NAME}:{http_port}", ca, env, upstream_port, cert, key, children, nginx, caddy
+    )
     try:
         # The unit's ExecStart with its EnvironmentFile: the production settings module, on PostgreSQL
         web = Child.start(web_unit_command(upstream_port, env["WEB_WORKERS"]), env=env, log_path=tmp / "web.log")
         children.append(web)
         wait_until(lambda: port_open("127.0.0.1", upstream_port) or web.process.poll() is not None, 60)
         assert web.process.poll() is None, web.log_tail()
-        if nginx is None:
-            site = caddy_site(https_port=https_port, cert=cert, key=key, upstream_port=upstream_port)
-            children.append(start_caddy(caddy, tmp / "caddy", site, http_port=http_port, https_port=https_port))
-        else:
-            site = nginx_site(
-                http_port=http_port, https_port=https_port, cert=cert, key=key, upstream_port=upstream_port
-            )
-            children.append(start_nginx(nginx, tmp / "nginx", site, https_port))
+        ports = (http_port, https_port)
+        children.append(
+            _start_proxy(tmp, nginx=nginx, caddy=caddy, ports=ports, cert=cert, key=key, upstream_port=upstream_port)
+        )
     except BaseException:
         deployment.stop()
         raise

@@ -1,5 +1,6 @@
 """The shipped nginx config in front of the production server works: HTTPS with HSTS and secure cookies, HTTP sent
-to HTTPS, WebSockets upgraded for the portal's own origin only, bodies limited, static files served, and
+to HTTPS, WebSockets upgraded for the portal's own origin only, a non-default HTTPS port reaching Django in the Host
+header (sign-in, redirects and the socket's origin check work there), bodies limited, static files served, and
 `manage.py doctor --url` passing through it and naming a proxy that drops X-Forwarded-Proto.
 """
 
@@ -41,9 +42,9 @@ def deployment(django_db_setup, tmp_path_factory):
         stack.stop()
 
 
-def _request(deployment: Deployment, method: str, path: str, *, headers=None, body=None, tls=True):
-    """One request to the proxy, no redirects followed: (status, headers as a list of pairs, body)."""
-    origin = urllib.parse.urlsplit(deployment.https if tls else deployment.http)
+def _request(deployment: Deployment, method: str, path: str, *, headers=None, body=None, tls=True, at=None):
+    """One request to the proxy (or the one serving origin `at`), no redirects followed: (status, headers, body)."""
+    origin = urllib.parse.urlsplit(at or (deployment.https if tls else deployment.http))
     if tls:
         context = ssl.create_default_context(cafile=str(deployment.ca))
         conn = http.client.HTTPSConnection(origin.hostname, origin.port, context=context, timeout=30)
@@ -65,26 +66,34 @@ def _cookies(headers) -> SimpleCookie:
     return jar
 
 
-def _sign_in(deployment: Deployment, email: str) -> str:
-    """Sign in through the proxy as a browser would; the session cookie's value."""
-    status, headers, page = _request(deployment, "GET", "/accounts/login/")
+def _sign_in(deployment: Deployment, email: str, *, at: str | None = None, next_url: str | None = None) -> str:
+    """Sign in through the proxy (at origin `at`) as a browser would; the session cookie's value."""
+    origin = at or deployment.https
+    status, headers, page = _request(deployment, "GET", "/accounts/login/", at=origin)
     assert status == 200
     csrf = _cookies(headers)["csrftoken"].value
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
-    form = urllib.parse.urlencode({"login": email, "password": PASSWORD, "csrfmiddlewaretoken": token})
-    status, headers, _ = _request(
+    fields = {"login": email, "password": PASSWORD, "csrfmiddlewaretoken": token}
+    if next_url is not None:
+        fields["next"] = next_url
+    status, headers, body = _request(
         deployment,
         "POST",
         "/accounts/login/",
-        body=form,
+        body=urllib.parse.urlencode(fields),
         headers={
             "Content-Type": "application/x-www-form-urlencoded",
             "Cookie": f"csrftoken={csrf}",
-            "Origin": deployment.https,
-            "Referer": f"{deployment.https}/accounts/login/",
+            "Origin": origin,
+            "Referer": f"{origin}/accounts/login/",
         },
+        at=origin,
     )
-    assert status == 302, status
+    # Django's CSRF check passed (it answers 403 otherwise) and the person is signed in
+    assert status == 302, (status, body[:500])
+    if next_url is not None:
+        # Followed only when it is this site: Django compares its host with the Host header, port included
+        assert dict(headers)["Location"] == next_url
     session = _cookies(headers)["sessionid"]
     assert session["secure"] and session["httponly"]
     return session.value
@@ -110,8 +119,8 @@ def test_plain_http_is_sent_to_https(deployment):
     assert dict(headers)["Location"] == f"https://{PUBLIC_NAME}/accounts/login/?next=/desktops/"
 
 
-def _live_socket(deployment: Deployment, *, origin: str, session: str):
-    socket_url = deployment.https.replace("https://", "wss://") + "/ws/live/"
+def _live_socket(deployment: Deployment, *, origin: str, session: str, at: str | None = None):
+    socket_url = (at or deployment.https).replace("https://", "wss://") + "/ws/live/"
     context = ssl.create_default_context(cafile=str(deployment.ca))
     return connect(
         socket_url, ssl=context, origin=origin, additional_headers={"Cookie": f"sessionid={session}"}, open_timeout=20
@@ -129,6 +138,37 @@ def test_the_live_socket_upgrades_end_to_end_for_the_public_origin_only(deployme
     with pytest.raises(InvalidStatus) as refused:
         _live_socket(deployment, origin="https://elsewhere.example", session=session)
     assert refused.value.response.status_code == 403
+
+
+def test_a_non_default_port_reaches_django_in_the_host_header(deployment, alice, tmp_path):
+    # Given the shipped proxy on another non-default port, an origin CSRF_TRUSTED_ORIGINS does not name: only the
+    # Host header the proxy passes can tell Django that this port is its own site
+    with deployment.another_proxy(tmp_path) as origin:
+        assert origin not in deployment.env["CSRF_TRUSTED_ORIGINS"].split(",")
+        # When a browser signs in there, asking to go on to a page of this origin
+        session = _sign_in(deployment, alice.admin.email, at=origin, next_url=f"{origin}/desktops/")
+        # Then Django's CSRF check took the form's Origin as its own, and sent the person on to that absolute URL
+        # (both asserted in _sign_in); and the live socket's origin check lets the page's socket in
+        with _live_socket(deployment, origin=origin, session=session, at=origin) as socket:
+            socket.send(json.dumps({"subscribe": "tenant"}))
+            assert json.loads(socket.recv(timeout=20)) == {"type": "subscribed", "topic": "tenant"}
+        # And over HTTP/2, as browsers speak to the proxy (the Host then comes from the :authority pseudo-header): a
+        # signed-in person asking for the sign-in page is sent on to the absolute URL of this origin
+        curl = require_tool("curl", "curl")
+        next_url = f"{origin}/desktops/"
+        page = f"{origin}/accounts/login/?{urllib.parse.urlencode({'next': next_url})}"
+        report = ["-o", "/dev/null", "-w", "%{http_version} %{redirect_url}"]
+        done = subprocess.run(
+            [curl, "--http2", "-sS", "--cacert", str(deployment.ca), *report, "-b", f"sessionid={session}", page],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.stdout == f"2 {next_url}", done.stdout + done.stderr
+        # While a page on the same name but another port is another site to the socket
+        with pytest.raises(InvalidStatus) as refused:
+            _live_socket(deployment, origin=f"https://{PUBLIC_NAME}:1", session=session, at=origin)
+        assert refused.value.response.status_code == 403
 
 
 def test_request_bodies_are_limited_as_the_config_says(deployment, alice):

@@ -1,6 +1,7 @@
 """The shipped Caddyfile in front of the production server works as the nginx config does: HTTPS with Django's one
 HSTS header and secure cookies, plain HTTP sent to HTTPS, WebSockets upgraded for the portal's own origin only,
-static files served, and `manage.py doctor --url` passing through it.
+static files served, a non-default HTTPS port reaching Django in the Host header, and `manage.py doctor --url` passing
+through it.
 
 Caddy runs unprivileged on free loopback ports (global options the test adds before the shipped site), with the
 test CA's certificate on the site's `tls` line; nothing else of the file changes (tests.reverse_proxy.render).
@@ -33,12 +34,16 @@ def deployment(django_db_setup, tmp_path_factory):
 
 # What holds for any proxy in front, the nginx module's own tests, collected here too: pytest gives them this
 # module's `deployment` (Caddy). Django's HSTS header alone (the Caddyfile's own used to replace it), HTTPS seen,
-# secure cookies; the live socket for the portal's origin only; the doctor passing through.
+# secure cookies; the live socket for the portal's origin only; the Host header passed with its port (Caddy passes
+# the client's Host unchanged by default); the doctor passing through.
 test_the_sign_in_page_answers_over_https_with_hsts_and_secure_cookies = (
     any_proxy.test_the_sign_in_page_answers_over_https_with_hsts_and_secure_cookies
 )
 test_the_live_socket_upgrades_end_to_end_for_the_public_origin_only = (
     any_proxy.test_the_live_socket_upgrades_end_to_end_for_the_public_origin_only
+)
+test_a_non_default_port_reaches_django_in_the_host_header = (
+    any_proxy.test_a_non_default_port_reaches_django_in_the_host_header
 )
 test_doctor_passes_through_the_proxy = any_proxy.test_doctor_passes_through_the_proxy
 

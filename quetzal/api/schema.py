@@ -3,7 +3,7 @@
 The statuses follow from what the operation is, the same way the API behaves: any call can fail
 authentication (401) or permission (403); a body can be invalid (400), too large (413) or not JSON (415);
 query parameters can be invalid (400); an object in the path or a page number can be missing (404); a
-write can clash with the desktop's state or a limit (409); a throttled view can answer 429.
+write can clash with the desktop's state or a limit (409); a throttled or token-authenticated view can answer 429.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from quetzal.api.serializers import IdField
 from quetzal.text import MULTI_LINE_SCHEMA_PATTERN, SINGLE_LINE_SCHEMA_PATTERN
+from tenants.api.authentication import ApiTokenAuthentication
 
 ERROR_DESCRIPTIONS = {
     "400": (
@@ -37,7 +38,9 @@ ERROR_DESCRIPTIONS = {
     "415": "`unsupported_media_type`: the body must be `application/json`.",
     "429": (
         "`throttled`: the API token made too many requests in this window (one budget for the REST API and /mcp/); "
-        "retry after the `Retry-After` header."
+        "`too_many_failed_tokens`: your address failed too many token attempts (unknown, revoked, expired or "
+        "malformed tokens), so its token requests are refused until the window ends. Retry after the `Retry-After` "
+        "header."
     ),
     "411": "`length_required`: send the chunk with a Content-Length.",
     "502": "`host_unavailable` or `hypervisor_error`: the desktop's host did not answer or refused.",
@@ -78,7 +81,9 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append("409")
         if has_body:
             statuses += ["413", "415"]
-        if self.view.throttle_classes:
+        # A throttled view can refuse a token over its budget; a token-authenticated one an address out of guesses.
+        token_door = any(issubclass(cls, ApiTokenAuthentication) for cls in self.view.authentication_classes)
+        if self.view.throttle_classes or token_door:
             statuses.append("429")
         # What a view says it may answer besides (e.g. the file manager: a missing home, a busy desktop, a host).
         statuses += [code for code in getattr(self.view, "extra_error_statuses", ()) if code not in statuses]

@@ -331,10 +331,15 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 OTP_TOTP_TOLERANCE = 1
 
 # Automation's budget: each API token may make API_TOKEN_RATE_LIMIT requests per API_RATE_WINDOW_S seconds, over the
-# REST API and /mcp/ together (tenants/api/throttling.py); at /mcp/, attempts without a usable token get as many per
-# client address. Counted in Redis (the cache) so every web process shares one count.
+# REST API and /mcp/ together (tenants/api/throttling.py). Counted in Redis (the cache) so every web process shares
+# one count.
 API_TOKEN_RATE_LIMIT = env_int("API_TOKEN_RATE_LIMIT", 120, minimum=1, maximum=100_000)
 API_RATE_WINDOW_S = env_int("API_RATE_WINDOW_S", 60, minimum=1, maximum=3600)
+# Guessing's budget: a client address (an IPv6 /64) may fail API_TOKEN_FAILURE_LIMIT token attempts (unknown, revoked,
+# expired, malformed; at /mcp/ none at all) per API_TOKEN_FAILURE_WINDOW_S seconds; then its token requests get 429
+# `too_many_failed_tokens` without a lookup until the window ends. Successes never count.
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 20, minimum=1, maximum=10_000)
+API_TOKEN_FAILURE_WINDOW_S = env_int("API_TOKEN_FAILURE_WINDOW_S", 300, minimum=1, maximum=86_400)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "tenants.api.authentication.ApiTokenAuthentication",
