@@ -1,4 +1,5 @@
 """One request budget per API token, shared by the REST API and the MCP endpoint; per address for failed attempts.
+Other budgets (a tenant's DNS lookups, tenants.sso.domains) spend through the same counter with their own numbers.
 
 API_TOKEN_RATE_LIMIT requests per API_RATE_WINDOW_S-second window, counted in the default cache, which is Redis at
 REDIS_URL (so every web process shares the count; without REDIS_URL there is one process, see quetzal/server.py).
@@ -36,14 +37,20 @@ def token_bucket(token: ApiToken) -> str:
     return f"token:{token.token_hash}"
 
 
+def tenant_bucket(purpose: str, tenant_id: int) -> str:
+    # The id names it: a count lives one window, and the database never gives a tenant's id to another tenant.
+    return f"tenant:{tenant_id}:{purpose}"
+
+
 def address_bucket(ip: str | None) -> str:
     # No address known (a test client, a Unix socket): all such callers share one bucket, which fails safe.
     return f"ip:{ip or 'unknown'}"
 
 
-def spend(bucket: str) -> Spent:
-    """Count one request against `bucket` in the current window."""
-    limit, window = settings.API_TOKEN_RATE_LIMIT, settings.API_RATE_WINDOW_S
+def spend(bucket: str, *, limit: int | None = None, window: int | None = None) -> Spent:
+    """Count one request against `bucket` in the current window (the API's limit and window unless given)."""
+    limit = limit or settings.API_TOKEN_RATE_LIMIT
+    window = window or settings.API_RATE_WINDOW_S
     now = time.time()
     index = int(now // window)
     key = f"{KEY_PREFIX}:{window}:{index}:{bucket}"

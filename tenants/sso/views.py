@@ -179,7 +179,10 @@ class DomainVerifyView(DomainPage, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         domain = self.domain(pk)
         try:
-            checked = domain_services.check(domain=domain, actor=request.user, ip=client_ip(request))
+            checked = domain_services.verify_now(domain=domain, actor=request.user, ip=client_ip(request))
+        except domain_services.VerifyThrottled as error:
+            messages.error(request, error.detail)
+            return self.back(request, domain)
         except ServiceError as error:
             messages.error(request, error.detail)
             return redirect("sso:providers")
