@@ -281,6 +281,7 @@ def check(settings: DirectorySettings) -> str:
     bases = settings.user_base + (f" and {settings.group_base}" if settings.group_base else "")
     tls = ""
     if _uses_tls(settings):
-        tls = " Over TLS" + (" (StartTLS)" if settings.start_tls else "")
+        starttls = settings.start_tls and not settings.uri.lower().startswith("ldaps://")
+        tls = " Over TLS" + (" (StartTLS)" if starttls else "")
         tls += ", its certificate issued by the CA you gave." if settings.ca_certificate else "."
     return f"Connected: {settings.uri} answers, the bind DN signs in, {bases} found.{tls}"
