@@ -294,6 +294,11 @@ SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 # unset; a lookup gives up after the timeout and the admin reads why.
 SSO_DNS_NAMESERVER = env_nameserver("SSO_DNS_NAMESERVER")
 SSO_DNS_TIMEOUT_SECONDS = env_int("SSO_DNS_TIMEOUT_SECONDS", 3, minimum=1, maximum=30)
+# An admin's Verify looks a record up now: each tenant may press it SSO_VERIFY_RATE_LIMIT times per
+# SSO_VERIFY_WINDOW_S seconds (counted like the API's budget, tenants/api/throttling.py); the periodic re-check and an
+# operator's check in the Django admin are not counted.
+SSO_VERIFY_RATE_LIMIT = env_int("SSO_VERIFY_RATE_LIMIT", 10, minimum=1, maximum=1000)
+SSO_VERIFY_WINDOW_S = env_int("SSO_VERIFY_WINDOW_S", 60, minimum=1, maximum=3600)
 # Failed logins are throttled and locked out by django-axes (one configurable number).
 ACCOUNT_RATE_LIMITS = {"login_failed": False}
 LOGIN_REDIRECT_URL = "/"

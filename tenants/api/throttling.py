@@ -1,5 +1,6 @@
 """Request budgets in Redis: one per API token, shared by the REST API and the MCP endpoint; one of failed token
-attempts per client address, shared by both doors too.
+attempts per client address, shared by both doors too. Other budgets (a tenant's DNS lookups, tenants.sso.domains)
+spend through the same counter with their own numbers.
 
 A token may make API_TOKEN_RATE_LIMIT requests per API_RATE_WINDOW_S-second window. An address may fail
 API_TOKEN_FAILURE_LIMIT token attempts (unknown, revoked, expired, malformed) per API_TOKEN_FAILURE_WINDOW_S
@@ -48,6 +49,11 @@ def token_bucket(token: ApiToken) -> str:
     return f"token:{token.token_hash}"
 
 
+def tenant_bucket(purpose: str, tenant_id: int) -> str:
+    # The id names it: a count lives one window, and the database never gives a tenant's id to another tenant.
+    return f"tenant:{tenant_id}:{purpose}"
+
+
 def address_bucket(ip: str | None) -> str:
     """An address's bucket: an IPv4 address, or the /64 of an IPv6 one."""
     # No address known (a test client, a Unix socket): all such callers share one bucket, which fails safe.
@@ -93,9 +99,10 @@ def _count(key: str, window: int) -> int:
         return 1
 
 
-def spend(bucket: str) -> Spent:
-    """Count one request against `bucket` in the current window."""
-    limit, window = settings.API_TOKEN_RATE_LIMIT, settings.API_RATE_WINDOW_S
+def spend(bucket: str, *, limit: int | None = None, window: int | None = None) -> Spent:
+    """Count one request against `bucket` in the current window (the API's limit and window unless given)."""
+    limit = limit or settings.API_TOKEN_RATE_LIMIT
+    window = window or settings.API_RATE_WINDOW_S
     key, retry_after = _window(KEY_PREFIX, bucket, window)
     used = _count(key, window)
     return Spent(allowed=used <= limit, used=used, limit=limit, retry_after_s=retry_after)

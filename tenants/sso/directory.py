@@ -48,6 +48,9 @@ class DirectorySettings:
     group_attribute: str
     group_base: str
     group_filter: str
+    # PEM CA certificates: the only trust anchors of this server's TLS when set (else the system's CAs).
+    ca_certificate: str = ""
+    start_tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,10 +113,17 @@ def attribute_problem(name: str) -> str | None:
 # ------------------------------------------------------------------------ talking to the server
 
 
-def _server(uri: str) -> Server:
-    # ldaps:// checks the server's certificate against the system's CAs (ldap3's default would not check it).
-    tls = Tls(validate=ssl.CERT_REQUIRED) if uri.lower().startswith("ldaps://") else None
-    return Server(uri, get_info=NONE, connect_timeout=CONNECT_TIMEOUT_S, tls=tls)
+def _uses_tls(settings: DirectorySettings) -> bool:
+    return settings.start_tls or settings.uri.lower().startswith("ldaps://")
+
+
+def _server(settings: DirectorySettings) -> Server:
+    # TLS checks the server's certificate (ldap3's default would not) against the provider's own CA when it has
+    # one, and then that CA alone (the system's CAs are not loaded with it); else against the system's CAs.
+    tls = None
+    if _uses_tls(settings):
+        tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_data=settings.ca_certificate or None)
+    return Server(settings.uri, get_info=NONE, connect_timeout=CONNECT_TIMEOUT_S, tls=tls)
 
 
 def _connection(server: Server, user: str, password: str) -> Connection:
@@ -129,12 +139,20 @@ def _connection(server: Server, user: str, password: str) -> Connection:
     )
 
 
-def _open(server: Server, user: str, password: str) -> Connection:
-    """A connection bound as `user`; DirectoryUnavailable when the server does not answer."""
+def _open(server: Server, user: str, password: str, *, start_tls: bool = False) -> Connection:
+    """A connection to bind as `user` (over TLS once StartTLS succeeded); DirectoryUnavailable when the server
+    does not answer, or its certificate does not verify."""
     connection = _connection(server, user, password)
     try:
         connection.open()
+        if start_tls and not server.ssl and not connection.start_tls(read_server_info=False):
+            why = connection.result.get("description", "refused") if connection.result else "refused"
+            _close(connection)
+            raise DirectoryUnavailable(
+                f"The server {server.host}:{server.port} refused StartTLS ({why}).", code="ldap_start_tls"
+            )
     except LDAPException as error:
+        _close(connection)
         # The admin reads why (a refused port, a certificate that does not verify); the person only whom to ask.
         raise DirectoryUnavailable(
             f"Could not reach {server.host}:{server.port}: {type(error).__name__}: {error}"[:400],
@@ -150,7 +168,7 @@ def _close(connection: Connection) -> None:
 
 def _service(settings: DirectorySettings) -> Connection:
     """The service account's connection, bound; DirectoryUnavailable when the server or the account fails."""
-    connection = _open(_server(settings.uri), settings.bind_dn, settings.bind_password)
+    connection = _open(_server(settings), settings.bind_dn, settings.bind_password, start_tls=settings.start_tls)
     try:
         bound = connection.bind()
     except LDAPException as error:
@@ -231,7 +249,7 @@ def authenticate(settings: DirectorySettings, email: str, password: str) -> Pers
                 )
             return None
         entry = found[0]
-        if not _password_accepted(connection.server, entry["dn"], password):
+        if not _password_accepted(connection.server, entry["dn"], password, start_tls=settings.start_tls):
             return None
         directory_email = next(iter(_values(entry, settings.email_attribute)), "") or email
         return Person(dn=entry["dn"], email=directory_email, groups=_groups(connection, settings, entry, username))
@@ -239,8 +257,9 @@ def authenticate(settings: DirectorySettings, email: str, password: str) -> Pers
         _close(connection)
 
 
-def _password_accepted(server: Server, dn: str, password: str) -> bool:
-    person = _open(server, dn, password)
+def _password_accepted(server: Server, dn: str, password: str, *, start_tls: bool) -> bool:
+    # The person's password goes over the same TLS as the service account's, never in the clear.
+    person = _open(server, dn, password, start_tls=start_tls)
     try:
         # invalidCredentials, or locked, expired, refused for another reason: not let in, alike.
         return bool(person.bind())
@@ -260,4 +279,9 @@ def check(settings: DirectorySettings) -> str:
     finally:
         _close(connection)
     bases = settings.user_base + (f" and {settings.group_base}" if settings.group_base else "")
-    return f"Connected: {settings.uri} answers, the bind DN signs in, {bases} found."
+    tls = ""
+    if _uses_tls(settings):
+        starttls = settings.start_tls and not settings.uri.lower().startswith("ldaps://")
+        tls = " Over TLS" + (" (StartTLS)" if starttls else "")
+        tls += ", its certificate issued by the CA you gave." if settings.ca_certificate else "."
+    return f"Connected: {settings.uri} answers, the bind DN signs in, {bases} found.{tls}"

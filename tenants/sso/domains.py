@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from quetzal.errors import ServiceError
 from tenants import events
+from tenants.api import throttling
 from tenants.models import User
 from tenants.sso import dnscheck
 from tenants.sso.choices import DomainStatus
@@ -29,6 +31,29 @@ RECHECK_BATCH = 200
 
 # What a check writes besides its times.
 CHECK_FIELDS = ("status", "last_error_code", "last_error_params")
+
+
+class VerifyThrottled(ServiceError):
+    """The tenant pressed Verify too often: no lookup now (429)."""
+
+    code = "sso_verify_throttled"
+    status = 429
+
+
+def verify_now(*, domain: EmailDomain, actor: User, ip: str | None = None) -> EmailDomain:
+    """An admin's Verify: one lookup out of the tenant's budget (shared by its admins and processes), then check();
+    VerifyThrottled, with no lookup, once the budget of the window is spent."""
+    limit, window = settings.SSO_VERIFY_RATE_LIMIT, settings.SSO_VERIFY_WINDOW_S
+    spent = throttling.spend(throttling.tenant_bucket("sso-verify", domain.tenant_id), limit=limit, window=window)
+    if not spent.allowed:
+        raise VerifyThrottled(
+            _(
+                "Your organisation has looked up %(limit)s DNS records in %(window)s seconds, the most it may: "
+                "try again in %(seconds)s seconds."
+            )
+            % {"limit": limit, "window": window, "seconds": spent.retry_after_s}
+        )
+    return check(domain=domain, actor=actor, ip=ip)
 
 
 def _outcome(domain: EmailDomain) -> dnscheck.TxtAnswer:

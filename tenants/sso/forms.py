@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from quetzal.forms import CleanTextFormMixin, Form, ModelForm
 from tenants.choices import Role
-from tenants.sso import directory, flows, saml, services
+from tenants.sso import directory, flows, saml, services, trust
 from tenants.sso.choices import MfaPolicy, ProviderKind
 from tenants.sso.models import CHALLENGE_LABEL, DOMAIN_RE, IdentityProvider
 from tenants.twofactor import is_operator_account
@@ -50,7 +50,7 @@ class _ProviderForm(ModelForm):
         ),
     )
     kind = ProviderKind.OIDC
-    wide = ("email_domains", "group_roles_text")
+    wide: tuple[str, ...] = ("email_domains", "group_roles_text")
     required: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs) -> None:
@@ -181,6 +181,7 @@ class LdapProviderForm(_ProviderForm):
     )
     groups = (
         (_("Directory"), ("name", "ldap_uri", "ldap_bind_dn", "bind_password")),
+        (_("TLS"), ("ldap_start_tls", "ldap_ca_certificate")),
         (_("People"), ("ldap_user_base", "ldap_user_filter", "ldap_email_attribute")),
         (_("Groups"), ("ldap_group_attribute", "ldap_group_base", "ldap_group_filter")),
         (
@@ -189,6 +190,7 @@ class LdapProviderForm(_ProviderForm):
         ),
     )
     kind = ProviderKind.LDAP
+    wide = ("ldap_ca_certificate", "email_domains", "group_roles_text")
     required = ("ldap_uri", "ldap_bind_dn", "ldap_user_base", "ldap_user_filter", "ldap_email_attribute")
 
     class Meta:
@@ -204,10 +206,14 @@ class LdapProviderForm(_ProviderForm):
             "ldap_uri": forms.TextInput(attrs={"placeholder": "ldaps://ldap.example.com"}),
             "ldap_bind_dn": forms.TextInput(attrs={"placeholder": "cn=quetzal,ou=services,dc=example,dc=com"}),
             "ldap_user_base": forms.TextInput(attrs={"placeholder": "ou=people,dc=example,dc=com"}),
+            "ldap_ca_certificate": forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "placeholder": trust.BEGIN}),
         }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        ca = self.fields["ldap_ca_certificate"]
+        ca.max_length = trust.MAX_PEM_BYTES
+        ca.validators.append(MaxLengthValidator(trust.MAX_PEM_BYTES))
         # A directory has no MFA claim: "trust the provider" means the tenant's own 2FA policy here.
         self.fields["mfa_policy"].choices = [
             (MfaPolicy.TRUST_PROVIDER, _("The organisation's 2FA setting, as for a password")),
@@ -217,6 +223,15 @@ class LdapProviderForm(_ProviderForm):
     def clean_ldap_uri(self) -> str:
         uri = self.cleaned_data["ldap_uri"].strip()
         return _checked(uri, directory.uri_problem(uri))
+
+    def clean_ldap_ca_certificate(self) -> str:
+        text = self.cleaned_data["ldap_ca_certificate"].strip()
+        if not text:
+            return ""
+        try:
+            return trust.read(text).pem
+        except trust.CaProblem as problem:
+            raise ValidationError(str(problem), code="invalid_ca") from problem
 
     def clean_ldap_bind_dn(self) -> str:
         dn = self.cleaned_data["ldap_bind_dn"].strip()
@@ -253,6 +268,19 @@ class LdapProviderForm(_ProviderForm):
             self.add_error(
                 "ldap_group_attribute",
                 gettext("Groups are mapped to roles: set a group attribute or a group search base."),
+            )
+        ldaps = str(cleaned.get("ldap_uri") or "").lower().startswith("ldaps://")
+        if cleaned.get("ldap_start_tls") and ldaps:
+            self.add_error("ldap_start_tls", gettext("ldaps:// is TLS from the start: StartTLS is for ldap://."))
+        if (
+            cleaned.get("ldap_ca_certificate")
+            and "ldap_uri" in cleaned
+            and not ldaps
+            and not cleaned.get("ldap_start_tls")
+        ):
+            self.add_error(
+                "ldap_ca_certificate",
+                gettext("The CA certificate is for TLS: use an ldaps:// server or turn StartTLS on."),
             )
         if not self.instance.has_secret and not cleaned.get("bind_password") and "bind_password" not in self.errors:
             self.add_error("bind_password", gettext("Enter the bind DN's password."))

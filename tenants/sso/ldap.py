@@ -26,6 +26,8 @@ def settings_of(provider: IdentityProvider) -> directory.DirectorySettings:
         group_attribute=provider.ldap_group_attribute,
         group_base=provider.ldap_group_base,
         group_filter=provider.ldap_group_filter,
+        ca_certificate=provider.ldap_ca_certificate,
+        start_tls=provider.ldap_start_tls,
     )
 
 

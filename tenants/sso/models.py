@@ -90,6 +90,18 @@ class IdentityProvider(TenantOwned):
         default="(member={dn})",
         help_text=_("{dn} is the person's DN, {username} their user name."),
     )
+    # LDAP over TLS: an internal CA the directory's certificate is issued by (then the only CA trusted), StartTLS.
+    ldap_ca_certificate = models.TextField(
+        _("CA certificate (PEM)"),
+        blank=True,
+        help_text=_(
+            "The CA that issued the directory's certificate, if it is your own: then only it is trusted for this "
+            "server. Empty: the system's CAs."
+        ),
+    )
+    ldap_start_tls = models.BooleanField(
+        _("StartTLS"), default=False, help_text=_("Upgrade an ldap:// connection to TLS before binding.")
+    )
     # SAML: the IdP's metadata (read from the URL, or pasted) and what was read from it when it was saved.
     saml_metadata_url = models.URLField(
         _("IdP metadata URL"),

@@ -34,6 +34,8 @@ LDAP_FIELDS = (
     "ldap_group_attribute",
     "ldap_group_base",
     "ldap_group_filter",
+    "ldap_ca_certificate",
+    "ldap_start_tls",
 )
 # A SAML IdP: its metadata, what was read from it (the form reads it), and which attributes say what.
 SAML_FIELDS = (

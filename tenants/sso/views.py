@@ -17,7 +17,7 @@ from tenants.mixins import TenantPageMixin
 from tenants.redirects import safe_next
 from tenants.services.audit import client_ip
 from tenants.sso import domains as domain_services
-from tenants.sso import flows, saml, services
+from tenants.sso import flows, saml, services, trust
 from tenants.sso.choices import DomainStatus, ProviderKind
 from tenants.sso.discovery import ProviderUnreachable
 from tenants.sso.forms import LdapPasswordForm, LdapProviderForm, ProviderForm, SamlProviderForm, provider_form
@@ -61,7 +61,9 @@ class ProviderPage(TenantPageMixin):
         return render(request, template, {**self.context(request, form, provider), **(extra or {})}, status=400)
 
     def context(self, request: HttpRequest, form, provider: IdentityProvider | None) -> dict:
-        callback = service_provider = expires = None
+        callback = service_provider = expires = ldap_ca = None
+        if provider is not None and provider.is_ldap and provider.ldap_ca_certificate:
+            ldap_ca = trust.summary(provider.ldap_ca_certificate)
         if provider is not None and provider.is_saml:
             service_provider = saml.service_provider(request, provider)
             expires = saml.certificate_expiry(provider.saml_certificate) if provider.saml_certificate else None
@@ -74,6 +76,7 @@ class ProviderPage(TenantPageMixin):
             "callback_url": callback,
             "service_provider": service_provider,
             "certificate_expires": expires,
+            "ldap_ca": ldap_ca,
             "domains": domains,
         }
 
@@ -176,7 +179,10 @@ class DomainVerifyView(DomainPage, View):
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         domain = self.domain(pk)
         try:
-            checked = domain_services.check(domain=domain, actor=request.user, ip=client_ip(request))
+            checked = domain_services.verify_now(domain=domain, actor=request.user, ip=client_ip(request))
+        except domain_services.VerifyThrottled as error:
+            messages.error(request, error.detail)
+            return self.back(request, domain)
         except ServiceError as error:
             messages.error(request, error.detail)
             return redirect("sso:providers")

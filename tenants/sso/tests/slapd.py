@@ -3,14 +3,13 @@
 A slapd.conf with the mdb backend, loaded with slapadd before it starts: dc=acme,dc=test with a service account,
 ou=people (ana, ben and mallory, whose mail is in another domain) and ou=groups (groupOfNames qz-admins, qz-users).
 Ana's seeAlso names her group by DN as Active Directory's memberOf would (slapadd fills no memberOf overlay).
-It listens on ldap:// and on ldaps:// with a self-signed certificate.
+It listens on ldap:// (StartTLS too) and on ldaps://, with a certificate for 127.0.0.1 and localhost that a private
+CA made here issued (`Slapd.ca_pem`): no system CA vouches for it.
 Missing slapd skips locally and fails under CI=true (tests/services.py).
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,10 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection, Server
 
 from quetzal.server import free_port
@@ -29,6 +24,7 @@ from tenants.models import Tenant, User
 from tenants.sso import services
 from tenants.sso.choices import ProviderKind
 from tenants.sso.models import IdentityProvider
+from tenants.sso.tests.certificates import issue_server, make_ca
 from tenants.sso.tests.dnsmasq import mark_verified
 from tests.services import port_open, require_tool
 
@@ -124,8 +120,10 @@ member: uid=mallory,ou=people,{base}
 @dataclass
 class Slapd:
     uri: str
-    # The same server over TLS, with a self-signed certificate no system CA vouches for.
+    # The same server over TLS, its certificate issued by a private CA no system CA vouches for.
     ldaps_uri: str
+    # That CA's certificate (PEM): what an organisation pastes into its provider's CA field.
+    ca_pem: str
 
     def person_dn(self, uid: str) -> str:
         return f"uid={uid},ou=people,{BASE}"
@@ -144,33 +142,20 @@ class Slapd:
         self._modify(self.person_dn(uid), {"userPassword": [(MODIFY_REPLACE, [password])]})
 
 
-def _self_signed(directory: Path) -> None:
-    """A certificate for 127.0.0.1 signed by itself (so a client that checks certificates refuses it)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "server.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (directory / "server.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+def _certificates(directory: Path) -> str:
+    """The server's certificate and key, issued by a CA made now; that CA's PEM."""
+    ca = make_ca()
+    server = issue_server(ca)
+    (directory / "server.pem").write_text(server.pem)
+    (directory / "server.key").write_text(server.key_pem)
+    return ca.pem
 
 
-def _start(directory: Path) -> tuple[subprocess.Popen, str, str]:
+def _start(directory: Path) -> tuple[subprocess.Popen, str, str, str]:
     slapd = require_tool("slapd", "slapd")
     slapadd = require_tool("slapadd", "slapd")
     (directory / "db").mkdir()
-    _self_signed(directory)
+    ca_pem = _certificates(directory)
     includes = "\n".join(f"include /etc/ldap/schema/{name}.schema" for name in SCHEMAS)
     config = directory / "slapd.conf"
     config.write_text(
@@ -191,14 +176,14 @@ def _start(directory: Path) -> tuple[subprocess.Popen, str, str]:
             process.kill()
             raise AssertionError(f"slapd did not start: {(directory / 'slapd.log').read_text()[-2000:]}")
         time.sleep(0.05)
-    return process, uri, ldaps_uri
+    return process, uri, ldaps_uri, ca_pem
 
 
 @pytest.fixture
 def slapd(tmp_path: Path) -> Iterator[Slapd]:
-    process, uri, ldaps_uri = _start(tmp_path)
+    process, uri, ldaps_uri, ca_pem = _start(tmp_path)
     try:
-        yield Slapd(uri=uri, ldaps_uri=ldaps_uri)
+        yield Slapd(uri=uri, ldaps_uri=ldaps_uri, ca_pem=ca_pem)
     finally:
         process.terminate()
         try:

@@ -9,7 +9,9 @@ from tenants.models import AuditEvent
 from tenants.sso import services
 from tenants.sso.choices import ProviderKind
 from tenants.sso.models import EmailDomain, IdentityProvider
+from tenants.sso.tests.certificates import make_ca, self_signed_leaf
 from tenants.sso.tests.slapd import BASE, SERVICE_DN, SERVICE_PASSWORD, configure_ldap
+from tenants.sso.trust import BEGIN, MAX_PEM_BYTES
 from tests.fixtures import login_client
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +130,34 @@ def test_it_tests_the_directory_connection_and_says_what_is_wrong(alice, bob, sl
     assert admin.post(f"/manage/sign-in/{theirs.pk}/", _form("ldap://evil.test")).status_code == 404
     theirs.refresh_from_db()
     assert theirs.ldap_uri == slapd.uri and not theirs.last_error
+
+
+def test_it_checks_the_ca_certificate_before_saving_it(alice):
+    admin = login_client(alice.admin, alice.tenant)
+    ca = make_ca()
+    cases = [
+        ("not a certificate", "Not a PEM certificate: paste the text that starts with -----BEGIN CERTIFICATE-----."),
+        (f"{BEGIN}\nbm90IGRlcg==\n-----END CERTIFICATE-----", "Not a readable PEM certificate"),
+        (self_signed_leaf().pem, "CN=ldap.acme.test is not a CA certificate"),
+        (make_ca("Old CA", days=1, started_days_ago=3).pem, "CN=Old CA expired on "),
+        (ca.pem + ca.key_pem, "This is a private key: paste only the CA&#x27;s certificate"),
+        (ca.pem * (MAX_PEM_BYTES // len(ca.pem) + 1), "Ensure this value has at most 65536 characters"),
+    ]
+    for text, message in cases:
+        answer = admin.post("/manage/sign-in/", _form("ldaps://ldap.acme.test", ldap_ca_certificate=text))
+        assert answer.status_code == 400 and message in answer.content.decode(), message
+    # A CA is for TLS: not for a plain ldap:// server; and StartTLS is not for ldaps://
+    answer = admin.post("/manage/sign-in/", _form("ldap://ldap.acme.test", ldap_ca_certificate=ca.pem))
+    assert answer.status_code == 400 and "use an ldaps:// server or turn StartTLS on" in answer.content.decode()
+    answer = admin.post("/manage/sign-in/", _form("ldaps://ldap.acme.test", ldap_start_tls="on"))
+    assert answer.status_code == 400 and "StartTLS is for ldap://" in answer.content.decode()
+    assert not IdentityProvider.objects.exists()
+    # A CA certificate, with text around it, is kept as the certificate alone, and the page says what it trusts
+    pasted = f"Acme's CA, from the wiki:\n{ca.pem}"
+    answer = admin.post(
+        "/manage/sign-in/", _form("ldap://ldap.acme.test", ldap_ca_certificate=pasted, ldap_start_tls="on")
+    )
+    provider = IdentityProvider.objects.get()
+    assert answer.status_code == 302 and provider.ldap_ca_certificate == ca.pem and provider.ldap_start_tls
+    page = admin.get(f"/manage/sign-in/{provider.pk}/").content.decode()
+    assert 'data-testid="ldap-ca"' in page and "CN=Acme Internal CA, valid until" in page
