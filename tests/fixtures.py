@@ -32,9 +32,10 @@ def _fresh_cache():
     (Sign-ins in one test file counted against allauth's per-address login limit in the next one.) Only the
     cache's own keys go: Celery's broker and the channel layer may share the Redis database.
     """
-    from django.core.cache import cache  # settings are configured only once pytest-django has started
+    from django.core.cache import caches  # settings are configured only once pytest-django has started
     from django.core.cache.backends.redis import RedisCache
 
+    cache = caches["default"]  # the backend itself: `django.core.cache.cache` is a proxy no isinstance() sees through
     if not isinstance(cache, RedisCache):
         cache.clear()
         return
