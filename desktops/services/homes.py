@@ -23,6 +23,7 @@ from desktops.models import Desktop, HomeDisk
 from desktops.services import disk_keys, quotas
 from hosts.homefs import HomeFsError, image, luks
 from hosts.hypervisor import DiskSpec, HypervisorError, NotSupported, get_hypervisor
+from hosts.hypervisor.host_shell import shell_for
 from hosts.models import Host
 from quetzal.errors import LimitExceeded, NotFound, ServiceError
 from tenants import events
@@ -153,6 +154,13 @@ def encrypted_volume_name(home: HomeDisk) -> str:
     return home.volume_name.removesuffix(".img") + ".qcow2"
 
 
+def _unreachable(home: HomeDisk, path: str) -> HomeUnreachable:
+    """The home's file lives on another machine than this worker's: recorded on the home, for the caller to raise."""
+    reason = f"Host {home.host.name} keeps {path} where this worker cannot see it (a worker must run there)."
+    HomeDisk.objects.filter(pk=home.pk).update(state=HomeDiskState.ERROR, status_reason=reason[:300])
+    return HomeUnreachable(reason)
+
+
 def _make_plain(home: HomeDisk, hv) -> str:
     host = home.host
     if hv.volume_exists(host.storage_pool, home.volume_name):
@@ -160,9 +168,7 @@ def _make_plain(home: HomeDisk, hv) -> str:
     else:
         path = hv.volume_create(host.storage_pool, home.volume_name, home.size_bytes, fmt="raw")
     if not os.path.exists(path):
-        reason = f"Host {host.name} keeps {path} where this worker cannot see it (a worker must run there)."
-        HomeDisk.objects.filter(pk=home.pk).update(state=HomeDiskState.ERROR, status_reason=reason[:300])
-        raise HomeUnreachable(reason)
+        raise _unreachable(home, path)
     try:
         image.ImageFiles(path).usage()  # already an ext4: a retry after a crash past mkfs
     except HomeFsError:
@@ -172,6 +178,11 @@ def _make_plain(home: HomeDisk, hv) -> str:
 
 def _make_encrypted(home: HomeDisk, hv) -> str:
     """The LUKS qcow2 (made under a temporary name, so a crash never leaves a half header under the real one)."""
+    shell = shell_for(home.host.uri)
+    if shell is None or not shell.is_local:
+        # qemu-img and the filesystem tools run here, on this worker's own disk: for another machine's pool that
+        # would make the file on the wrong machine (the host's desktop would then find no home there).
+        raise _unreachable(home, f"{home.host.storage_pool}/{home.volume_name}")
     path = os.path.join(hv.pool_path(home.host.storage_pool), home.volume_name)
     passphrase = disk_keys.passphrase_of(disk_keys.home_key_for(home))
     if not os.path.exists(path):

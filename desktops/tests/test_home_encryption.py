@@ -223,3 +223,23 @@ def test_it_has_nothing_to_move_for_a_desktop_without_its_home(alice, two_hosts)
     homes.finish_move(None, target=target)
     homes.abandon_move(None, target=target)
     assert HomeDisk.objects.get(user=alice.member).host_id == source.pk
+
+
+def test_it_makes_no_encrypted_home_here_for_a_host_on_another_machine(alice):
+    """qemu-img and mkfs run on this worker's disk: for another machine's pool the home waits for a worker there."""
+    from desktops.choices import HomeDiskState
+    from hosts.models import Host
+
+    # Given a host on another machine (its shell would reach it), and alice's member's encrypted home to make there
+    host = Host.objects.create(name="far-away", uri="qemu+tcp://192.0.2.10/system", state="up")
+    home = HomeDiskFactory(
+        world=alice, host=host, encrypted=True, state=HomeDiskState.CREATING, volume_path="", volume_name="qz-far.qcow2"
+    )
+    # When it is made
+    with pytest.raises(homes.HomeUnreachable, match="where this worker cannot see it"):
+        homes.create_home_volume(home)
+    # Then it is marked as waiting for a worker on that host, and nothing was written on this machine
+    home.refresh_from_db()
+    assert home.state == HomeDiskState.ERROR and "a worker must run there" in home.status_reason
+    assert not Path("/var/lib/libvirt/images/qz-far.qcow2").exists()
+    assert not Path("/var/lib/libvirt/images/qz-far.qcow2.part").exists()
