@@ -74,9 +74,13 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
-def _tcp_server_main(port: int) -> None:
+def _tcp_server_main(
+    port: int, serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]] = _serve
+) -> None:
+    """The stand-in's process: `serve` answers each connection (bench/console_scale.py brings its own)."""
+
     async def main() -> None:
-        server = await asyncio.start_server(_serve, "127.0.0.1", port)
+        server = await asyncio.start_server(serve, "127.0.0.1", port, backlog=4096)
         async with server:
             await server.serve_forever()
 
@@ -119,8 +123,11 @@ NODE_XML = """<node>
 """
 
 
-def quetzal_world(workdir: Path, vnc_port: int) -> QuetzalWorld:
-    """A fresh SQLite database with a tenant, a member, a host (libvirt test driver) and a running desktop."""
+def quetzal_world(workdir: Path, vnc_port: int, **tenant_settings: object) -> QuetzalWorld:
+    """A fresh SQLite database with a tenant, a member, a host (libvirt test driver) and a running desktop.
+
+    tenant_settings are the tenant's fields, e.g. max_consoles_per_person=0 for as many consoles as a bench opens.
+    """
     import django
 
     django.setup()
@@ -135,7 +142,7 @@ def quetzal_world(workdir: Path, vnc_port: int) -> QuetzalWorld:
     from tenants.resolution import SESSION_KEY as TENANT_KEY
 
     call_command("migrate", verbosity=0)
-    tenant = Tenant.objects.create(name="Bench", slug="bench")
+    tenant = Tenant.objects.create(name="Bench", slug="bench", **tenant_settings)
     user = User.objects.create_user(email="bench@example.test", password=uuid.uuid4().hex)
     membership = Membership.objects.create(user=user, tenant=tenant, role="member")
     image = Image.objects.create(name="bench", source_path="/dev/null", sha256="0" * 64)
@@ -308,6 +315,24 @@ def server_command(port: int) -> list[str]:
     return asgi_server_command("127.0.0.1", port, quiet=True)
 
 
+def bench_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """The servers' environment (SQLite in workdir, no Redis), adopted by this process too, which makes the world."""
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="quetzal.settings.base",
+        DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
+        QUETZAL_VAR_DIR=str(workdir),
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+        **extra,
+    )
+    env.pop("REDIS_URL", None)  # the proxy needs no channel layer; keep the run self-contained
+    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+    os.environ.pop("REDIS_URL", None)
+    sys.path.insert(0, str(ROOT))
+    return env
+
+
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
@@ -321,18 +346,7 @@ def main() -> None:
     total = args.mb * 1024 * 1024
 
     workdir = Path(tempfile.mkdtemp(prefix="quetzal-bench-console-"))
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="quetzal.settings.base",
-        DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}",
-        QUETZAL_VAR_DIR=str(workdir),
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=str(ROOT),
-    )
-    env.pop("REDIS_URL", None)  # the proxy needs no channel layer; keep the run self-contained
-    os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
-    os.environ.pop("REDIS_URL", None)
-    sys.path.insert(0, str(ROOT))
+    env = bench_env(workdir)
     from quetzal.server import free_port
 
     vnc_port, server_port, websockify_port = free_port(), free_port(), free_port()
