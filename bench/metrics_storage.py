@@ -264,8 +264,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40, help="timed calls of each query kind")
     parser.add_argument("--keep", action="store_true", help="leave the database for a look afterwards")
     args = parser.parse_args()
-    if not (1 <= args.desktops <= 100_000 and 1 <= args.hosts <= 1000 and 2 <= args.days <= 90):
-        parser.error("--desktops 1..100000, --hosts 1..1000, --days 2..90")
+    # Every tenant needs a desktop: the API rounds pick one of a random tenant's.
+    if not (TENANTS <= args.desktops <= 100_000 and 1 <= args.hosts <= 1000 and 2 <= args.days <= 90):
+        parser.error(f"--desktops {TENANTS}..100000, --hosts 1..1000, --days 2..90")
     if not (5 <= args.interval_s <= 3600 and 1 <= args.minute_hours <= 24 * 7 and 1 <= args.rounds <= 10_000):
         parser.error("--interval-s 5..3600, --minute-hours 1..168, --rounds 1..10000")
     benchdb.create_database()
