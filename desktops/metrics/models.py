@@ -1,4 +1,4 @@
-"""Time series of desktops and hosts: raw samples and their per-minute and per-hour rollups.
+"""Time series of desktops and hosts: raw samples and their per-minute and per-hour rollups, and tenants' totals.
 
 On PostgreSQL the two raw sample tables are partitioned by UTC day (desktops/metrics/partitions.py and the
 partition_samples_by_day migration): their SQL primary key is (id, at), as partitioning requires, while Django
@@ -106,6 +106,47 @@ class DesktopRollup(models.Model):
 
     def __str__(self) -> str:
         return f"desktop {self.desktop_id} {self.resolution} {self.bucket:%Y-%m-%d %H:%M}"
+
+
+class TenantRollup(models.Model):
+    """A tenant's totals over one minute or one hour: the sum of its desktops' rollups of that bucket.
+
+    Written by the rollup beat right after the desktop rollups of the same buckets (desktops/metrics/rollups.py),
+    so the tenant chart reads one row per bucket instead of adding up every desktop's rows at read time.
+    """
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant", verbose_name=_("tenant"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    resolution = models.CharField(verbose_name=_("resolution"), max_length=8, choices=Resolution.choices)
+    bucket = models.DateTimeField(verbose_name=_("period start"), help_text=_("Start of the minute or hour (UTC)."))
+    desktops = models.PositiveIntegerField(
+        verbose_name=_("desktops"), default=0, help_text=_("Desktops that reported in this period.")
+    )
+    cpu_cores = models.FloatField(
+        verbose_name=_("CPU cores used"), null=True, help_text=_("vCPUs' worth of time the desktops used.")
+    )
+    memory_used_mib = models.FloatField(verbose_name=_("memory used (MiB)"), null=True)
+    disk_read_bps = models.FloatField(verbose_name=_("disk reads (bytes/s)"), null=True)
+    disk_write_bps = models.FloatField(verbose_name=_("disk writes (bytes/s)"), null=True)
+    net_rx_bps = models.FloatField(verbose_name=_("network received (bytes/s)"), null=True)
+    net_tx_bps = models.FloatField(verbose_name=_("network sent (bytes/s)"), null=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("tenant rollup")
+        verbose_name_plural = _("tenant rollups")
+        ordering = ["bucket", "id"]
+        constraints = [
+            # Also the index of the chart's read: one tenant, one resolution, a range of buckets.
+            models.UniqueConstraint(fields=["tenant", "resolution", "bucket"], name="tenantrollup_unique_bucket")
+        ]
+        # For the rollup's newest-bucket lookup and the retention's deletes, which span tenants.
+        indexes = [models.Index(fields=["resolution", "bucket"], name="tenantrollup_bucket")]
+
+    def __str__(self) -> str:
+        return f"tenant {self.tenant_id} {self.resolution} {self.bucket:%Y-%m-%d %H:%M}"
 
 
 class HostSample(models.Model):

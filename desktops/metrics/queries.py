@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, F, FloatField, Model, Sum
+from django.db.models import Model
 from django.utils import timezone
 
 from desktops.metrics import conf, live
 from desktops.metrics.choices import Resolution
-from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample, TenantRollup
 from desktops.models import Desktop
 from hosts.models import Host
 
@@ -142,23 +142,17 @@ def desktop_series(*, desktop: Desktop, range_key: str, now: datetime | None = N
 
 
 def tenant_series(*, tenant, range_key: str, now: datetime | None = None) -> Series:
-    """A tenant's totals: desktops reporting, vCPUs' worth of CPU in use, memory and I/O."""
+    """A tenant's totals: desktops reporting, vCPUs' worth of CPU in use, memory and I/O.
+
+    One TenantRollup row per bucket, which the rollup beat sums from the tenant's desktop rollups.
+    """
     resolution = RANGES[range_key].tenant_resolution
     series = _series(range_key, resolution, now)
     rows = (
-        DesktopRollup.objects.for_tenant(tenant)
+        TenantRollup.objects.for_tenant(tenant)
         .filter(resolution=resolution, bucket__gte=series.start, bucket__lte=series.end)
-        .values("bucket")
-        .annotate(
-            desktops=Count("id"),
-            cpu_cores=Sum(F("cpu_percent") * F("vcpus") / 100.0, output_field=FloatField()),
-            memory_used_mib=Sum("memory_used_mib"),
-            disk_read_bps=Sum("disk_read_bps"),
-            disk_write_bps=Sum("disk_write_bps"),
-            net_rx_bps=Sum("net_rx_bps"),
-            net_tx_bps=Sum("net_tx_bps"),
-        )
         .order_by("bucket")
+        .values("bucket", *TENANT_FIELDS)
     )
     series.columns = _columns(list(rows), "bucket", TENANT_FIELDS)
     return series

@@ -1,18 +1,18 @@
-"""Rollups (raw → per minute → per hour) and pruning past each resolution's retention."""
+"""Rollups (raw → per minute → per hour, then each tenant's totals) and pruning past each resolution's retention."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Avg, Count, Max, Min, Model, QuerySet, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
 from desktops.metrics import conf, partitions
 from desktops.metrics.choices import Resolution
-from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample, TenantRollup
 from hosts.models import Host
 
 STEP = {Resolution.MINUTE: timedelta(minutes=1), Resolution.HOUR: timedelta(hours=1)}
@@ -59,6 +59,9 @@ class RollupResult:
     desktop_hours: int
     host_minutes: int
     host_hours: int
+    # Tenant buckets written (inserted or updated), each the sum of that tenant's desktop rollups.
+    tenant_minutes: int = 0
+    tenant_hours: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class PruneResult:
     host_samples: int
     host_rollups: int
     dropped_partitions: tuple[str, ...] = ()
+    tenant_rollups: int = 0
 
 
 def floor(at: datetime, resolution: str) -> datetime:
@@ -187,6 +191,59 @@ def _sample_counts(model: type[Model], key: str, start: datetime, end: datetime)
     return {(r[key], r["b"]): r["s"] for r in rows}
 
 
+# What the tenant chart shows per bucket (queries.TENANT_FIELDS), summed over the tenant's desktop rollups.
+_TENANT_SUMS = {
+    "desktops": "COUNT(*)",
+    "cpu_cores": "SUM(cpu_percent * vcpus / 100.0)",
+    "memory_used_mib": "SUM(memory_used_mib)",
+    "disk_read_bps": "SUM(disk_read_bps)",
+    "disk_write_bps": "SUM(disk_write_bps)",
+    "net_rx_bps": "SUM(net_rx_bps)",
+    "net_tx_bps": "SUM(net_tx_bps)",
+}
+
+
+def _tenant_rollups(resolution: str, start: datetime, end: datetime) -> int:
+    """Every tenant's totals of the buckets in [start, end), from its desktop rollups: one upsert, idempotent."""
+    desktop_table = connection.ops.quote_name(DesktopRollup._meta.db_table)
+    tenant_table = connection.ops.quote_name(TenantRollup._meta.db_table)
+    columns = ", ".join(_TENANT_SUMS)
+    params = [
+        resolution,
+        connection.ops.adapt_datetimefield_value(start),
+        connection.ops.adapt_datetimefield_value(end),
+    ]
+    with connection.cursor() as cursor:
+        # Recomputed from scratch each time, so a desktop rollup that a late sample changed changes its tenant's
+        # too. "WHERE" before "ON CONFLICT" is what SQLite needs to parse an INSERT ... SELECT upsert.
+        cursor.execute(
+            f"INSERT INTO {tenant_table} (tenant_id, resolution, bucket, {columns})"
+            f" SELECT tenant_id, resolution, bucket, {', '.join(_TENANT_SUMS.values())} FROM {desktop_table}"
+            " WHERE resolution = %s AND bucket >= %s AND bucket < %s"
+            " GROUP BY tenant_id, resolution, bucket"
+            " ON CONFLICT (tenant_id, resolution, bucket) DO UPDATE SET "
+            + ", ".join(f"{name} = EXCLUDED.{name}" for name in _TENANT_SUMS),
+            params,
+        )
+        written = cursor.rowcount
+        # A bucket none of whose desktop rollups is left (their desktops were deleted) is no total any more.
+        cursor.execute(
+            f"DELETE FROM {tenant_table} WHERE resolution = %s AND bucket >= %s AND bucket < %s AND NOT EXISTS"
+            f" (SELECT 1 FROM {desktop_table} d WHERE d.tenant_id = {tenant_table}.tenant_id"
+            f" AND d.resolution = {tenant_table}.resolution AND d.bucket = {tenant_table}.bucket)",
+            params,
+        )
+    return max(written, 0)
+
+
+def _tenant_minutes(start: datetime, end: datetime) -> int:
+    return _tenant_rollups(Resolution.MINUTE, start, end)
+
+
+def _tenant_hours(start: datetime, end: datetime) -> int:
+    return _tenant_rollups(Resolution.HOUR, start, end)
+
+
 def _host_rollups(source: QuerySet, time_field: str, resolution: str, trunc, start: datetime, end: datetime) -> int:
     from_raw = resolution == Resolution.MINUTE
     groups = (
@@ -255,20 +312,37 @@ def _host_hours(start: datetime, end: datetime) -> int:
 
 
 def rollup(*, now: datetime | None = None) -> RollupResult:
-    """Summarise minutes from raw samples, then hours from minutes; idempotent, and catches up after a gap."""
+    """Summarise minutes from raw samples, then hours from minutes; idempotent, and catches up after a gap.
+
+    After each resolution's desktop rollups, the tenants' totals of the same buckets. Their window runs from just
+    before the newest tenant bucket written, which is never after the newest desktop bucket the desktop pass started
+    from, so it covers every bucket that pass rewrote; with no tenant rollup yet (the first run after the upgrade)
+    it starts at the oldest desktop rollup, so the tenant chart keeps its history.
+    """
     now = now or timezone.now()
     # Minutes first: the hours are built from them.
     desktop_minutes = _run(DesktopRollup, DesktopSample.objects.all(), "at", Resolution.MINUTE, now, _desktop_minutes)
+    tenant_minutes = _run(TenantRollup, _minutes(DesktopRollup), "bucket", Resolution.MINUTE, now, _tenant_minutes)
     desktop_hours = _run(DesktopRollup, _minutes(DesktopRollup), "bucket", Resolution.HOUR, now, _desktop_hours)
+    tenant_hours = _run(TenantRollup, _hours(DesktopRollup), "bucket", Resolution.HOUR, now, _tenant_hours)
     host_minutes = _run(HostRollup, HostSample.objects.all(), "at", Resolution.MINUTE, now, _host_minutes)
     host_hours = _run(HostRollup, _minutes(HostRollup), "bucket", Resolution.HOUR, now, _host_hours)
     return RollupResult(
-        desktop_minutes=desktop_minutes, desktop_hours=desktop_hours, host_minutes=host_minutes, host_hours=host_hours
+        desktop_minutes=desktop_minutes,
+        desktop_hours=desktop_hours,
+        host_minutes=host_minutes,
+        host_hours=host_hours,
+        tenant_minutes=tenant_minutes,
+        tenant_hours=tenant_hours,
     )
 
 
 def _minutes(model: type[Model]) -> QuerySet:
     return model.objects.filter(resolution=Resolution.MINUTE)
+
+
+def _hours(model: type[Model]) -> QuerySet:
+    return model._default_manager.filter(resolution=Resolution.HOUR)
 
 
 def _delete_before(queryset: QuerySet, field: str, cutoff: datetime) -> int:
@@ -293,7 +367,7 @@ def raw_cutoff(now: datetime) -> datetime:
 
 
 def prune(*, now: datetime | None = None) -> PruneResult:
-    """Drop raw samples, minute and hour rollups past their retention."""
+    """Drop raw samples, minute and hour rollups (of desktops, tenants and hosts) past their retention."""
     now = now or timezone.now()
     samples_cutoff = raw_cutoff(now)
     minute_cutoff = now - timedelta(days=conf.minute_retention_d())
@@ -311,10 +385,15 @@ def prune(*, now: datetime | None = None) -> PruneResult:
     host_rollups = _delete_before(HostRollup.objects.filter(resolution=Resolution.MINUTE), "bucket", minute_cutoff) + (
         _delete_before(HostRollup.objects.filter(resolution=Resolution.HOUR), "bucket", hour_cutoff)
     )
+    # Tenant totals keep as long as the desktop rollups they sum: a chart never shows a total without its parts.
+    tenant_rollups = _delete_before(
+        TenantRollup.objects.filter(resolution=Resolution.MINUTE), "bucket", minute_cutoff
+    ) + _delete_before(TenantRollup.objects.filter(resolution=Resolution.HOUR), "bucket", hour_cutoff)
     return PruneResult(
         desktop_samples=desktop_samples,
         desktop_rollups=desktop_rollups,
         host_samples=host_samples,
         host_rollups=host_rollups,
         dropped_partitions=tuple(dropped),
+        tenant_rollups=tenant_rollups,
     )

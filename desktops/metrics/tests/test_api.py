@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from desktops.metrics.choices import Resolution
 from desktops.metrics.models import DesktopRollup, DesktopSample, HostRollup, HostSample
+from desktops.metrics.rollups import rollup
 from desktops.models import Desktop
 from desktops.tests.factories import DesktopFactory
 from tenants.choices import Role
@@ -90,6 +91,8 @@ def test_it_totals_the_tenant_for_its_admins(alice, bob, host, template, now):
     minute_rows(first, buckets=[now, now - timedelta(minutes=1)], cpu=50.0, memory=1000.0)
     minute_rows(second, buckets=[now], cpu=25.0, memory=3000.0)
     minute_rows(DesktopFactory(world=bob, template=template, host=host), buckets=[now], cpu=100.0, memory=9999.0)
+    # And the rollup beat has summed them into each tenant's totals
+    rollup()
     # When Alice's admin asks for the tenant's totals
     response = api_client(alice.admin, alice.tenant).get("/api/v1/metrics/tenant/", {"range": "15m"})
     body = response.json()
