@@ -187,7 +187,16 @@ def _record(
     language (what it stores is codes and names; a text an event renders is rendered here, in LANGUAGE_CODE).
     """
     with translation.override(settings.LANGUAGE_CODE):
-        return _create(action, actor=actor, tenant=tenant, target=target, ip=ip, data=_plain(data or {}))
+        return AuditEvent.objects.create(
+            action=AuditAction(action).value,
+            actor=actor if isinstance(actor, User) else None,
+            tenant=tenant,
+            target_type=target._meta.label_lower if target is not None else "",
+            target_id=str(target.pk) if target is not None else "",
+            target_repr=str(target)[:200] if target is not None else "",
+            ip_address=ip,
+            data=_plain(data or {}),
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -199,27 +208,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
-
-
-def _create(
-    action: AuditAction,
-    *,
-    actor: Actor,
-    tenant: Tenant | None,
-    target: models.Model | None,
-    ip: str | None,
-    data: dict[str, Any],
-) -> AuditEvent:
-    return AuditEvent.objects.create(
-        action=AuditAction(action).value,
-        actor=actor if isinstance(actor, User) else None,
-        tenant=tenant,
-        target_type=target._meta.label_lower if target is not None else "",
-        target_id=str(target.pk) if target is not None else "",
-        target_repr=str(target)[:200] if target is not None else "",
-        ip_address=ip,
-        data=data,
-    )
 
 
 # ------------------------------------------------------------------------ organisations and people

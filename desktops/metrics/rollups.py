@@ -338,11 +338,18 @@ def rollup(*, now: datetime | None = None) -> RollupResult:
 
 
 def _minutes(model: type[Model]) -> QuerySet:
-    return model.objects.filter(resolution=Resolution.MINUTE)
+    return model._default_manager.filter(resolution=Resolution.MINUTE)
 
 
 def _hours(model: type[Model]) -> QuerySet:
     return model._default_manager.filter(resolution=Resolution.HOUR)
+
+
+def _prune_rollups(model: type[Model], minute_cutoff: datetime, hour_cutoff: datetime) -> int:
+    """Delete a rollup table's minutes and hours past their retention; how many rows went."""
+    return _delete_before(_minutes(model), "bucket", minute_cutoff) + _delete_before(
+        _hours(model), "bucket", hour_cutoff
+    )
 
 
 def _delete_before(queryset: QuerySet, field: str, cutoff: datetime) -> int:
@@ -379,16 +386,10 @@ def prune(*, now: datetime | None = None) -> PruneResult:
     for host_id in Host.objects.values_list("pk", flat=True):
         desktop_samples += _delete_before(DesktopSample.objects.filter(host_id=host_id), "at", samples_cutoff)
         host_samples += _delete_before(HostSample.objects.filter(host_id=host_id), "at", samples_cutoff)
-    desktop_rollups = _delete_before(
-        DesktopRollup.objects.filter(resolution=Resolution.MINUTE), "bucket", minute_cutoff
-    ) + _delete_before(DesktopRollup.objects.filter(resolution=Resolution.HOUR), "bucket", hour_cutoff)
-    host_rollups = _delete_before(HostRollup.objects.filter(resolution=Resolution.MINUTE), "bucket", minute_cutoff) + (
-        _delete_before(HostRollup.objects.filter(resolution=Resolution.HOUR), "bucket", hour_cutoff)
-    )
+    desktop_rollups = _prune_rollups(DesktopRollup, minute_cutoff, hour_cutoff)
+    host_rollups = _prune_rollups(HostRollup, minute_cutoff, hour_cutoff)
     # Tenant totals keep as long as the desktop rollups they sum: a chart never shows a total without its parts.
-    tenant_rollups = _delete_before(
-        TenantRollup.objects.filter(resolution=Resolution.MINUTE), "bucket", minute_cutoff
-    ) + _delete_before(TenantRollup.objects.filter(resolution=Resolution.HOUR), "bucket", hour_cutoff)
+    tenant_rollups = _prune_rollups(TenantRollup, minute_cutoff, hour_cutoff)
     return PruneResult(
         desktop_samples=desktop_samples,
         desktop_rollups=desktop_rollups,

@@ -120,7 +120,7 @@ def _signs(tenant: Tenant, owners: dict[int, int], *, start: datetime, end: date
     return signs
 
 
-def candidates(tenant: Tenant) -> QuerySet[Desktop]:
+def candidates(tenant: Tenant, *, now: datetime) -> QuerySet[Desktop]:
     """The tenant's personal desktops a warm-up may start: stopped, owned, not busy, not warmed for this arrival."""
     busy = Operation.objects.in_flight().filter(desktop=OuterRef("pk"))
     return (
@@ -128,6 +128,7 @@ def candidates(tenant: Tenant) -> QuerySet[Desktop]:
         .filter(kind=DesktopKind.PERSONAL, state=DesktopState.STOPPED, deleted_at__isnull=True)
         .filter(user__isnull=False, user__is_active=True)
         .exclude(Exists(busy))
+        .exclude(warm_until__gt=now)
     )
 
 
@@ -141,7 +142,7 @@ def warm_tenant(tenant: Tenant, *, now: datetime | None = None) -> int:
     span = window(local, lead)
     if span is None:
         return 0
-    rows = list(candidates(tenant).exclude(warm_until__gt=now).values_list("pk", "user_id"))
+    rows = list(candidates(tenant, now=now).values_list("pk", "user_id"))
     if not rows:
         return 0
     owners = dict(rows)
@@ -165,9 +166,8 @@ def warm_one(*, tenant: Tenant, desktop_id: int, owner_id: int, until: datetime,
             # The tenant's lock first, as every start takes it: the quotas read and the start are one step.
             quotas.lock(tenant)
             desktop = (
-                candidates(tenant)
+                candidates(tenant, now=now)
                 .filter(pk=desktop_id, user_id=owner_id)
-                .exclude(warm_until__gt=now)
                 .select_for_update(of=("self",))
                 .select_related("tenant")
                 .first()

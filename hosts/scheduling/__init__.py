@@ -9,6 +9,7 @@ from __future__ import annotations
 from hosts.scheduling.filters import FILTERS, HostFilter
 from hosts.scheduling.moves import relocate, return_to
 from hosts.scheduling.placement import (
+    bounded_mib,
     fits_count,
     place,
     rank,
@@ -26,6 +27,7 @@ __all__ = [
     "HostFilter",
     "Placement",
     "PlacementRequest",
+    "bounded_mib",
     "fits_count",
     "parse_gpu_profile",
     "place",

@@ -14,7 +14,7 @@ from hosts import conf
 from hosts.choices import GpuProfileKind
 from hosts.models import Allocation, Host
 from hosts.scheduling.filters import CLAIM_FILTERS, condition
-from hosts.scheduling.placement import _diagnose, rank, unmeasure
+from hosts.scheduling.placement import _diagnose, lock_host, rank, unmeasure
 from hosts.scheduling.request import Placement, PlacementRequest
 from quetzal.errors import ServiceError
 
@@ -30,8 +30,7 @@ def _move(allocation_id: int, target_id: int, request: PlacementRequest | None) 
     if request is not None:
         target = target.filter(condition(request, now, CLAIM_FILTERS))
     # The source host's row before the allocation's, as heartbeats lock them (placement._locked_allocation).
-    source_id = Allocation.objects.values_list("host_id", flat=True).get(pk=allocation_id)
-    list(Host.objects.select_for_update().filter(pk=source_id).values_list("pk", flat=True))
+    lock_host(Allocation.objects.values_list("host_id", flat=True).get(pk=allocation_id))
     allocation = Allocation.objects.select_for_update().get(pk=allocation_id)
     if allocation.host_id == target_id:
         return Placement(host_id=target_id, gpu_device_id=None)

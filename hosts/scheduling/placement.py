@@ -302,8 +302,13 @@ def _locked_allocation(desktop_id: int) -> Allocation | None:
     host_id = Allocation.objects.filter(desktop_id=desktop_id).values_list("host_id", flat=True).first()
     if host_id is None:
         return None
-    list(Host.objects.select_for_update().filter(pk=host_id).values_list("pk", flat=True))
+    lock_host(host_id)
     return Allocation.objects.filter(desktop_id=desktop_id, host_id=host_id).first()
+
+
+def lock_host(host_id: int) -> None:
+    """Inside a transaction: hold the host's row, as claims, releases, moves and heartbeats take it first."""
+    list(Host.objects.select_for_update().filter(pk=host_id).values_list("pk", flat=True))
 
 
 def unmeasure(allocation: Allocation) -> dict:
@@ -438,8 +443,13 @@ def resync_counters(host_id: int) -> bool:
     return drifted
 
 
-# The largest guest measurement kept (1 PiB): a host reporting more is wrong, and the sum must stay bounded.
+# The largest memory figure a host may report (1 PiB): more is a broken host, and stored sums must stay bounded.
 MAX_MEASURED_MIB = 1024**3
+
+
+def bounded_mib(mib: int | None) -> int | None:
+    """A reported memory figure within 0..MAX_MEASURED_MIB (None stays None: nothing was reported)."""
+    return None if mib is None else max(0, min(int(mib), MAX_MEASURED_MIB))
 
 
 def record_guest_memory(host_id: int, used_mib: Mapping[int, int]) -> None:
@@ -449,7 +459,7 @@ def record_guest_memory(host_id: int, used_mib: Mapping[int, int]) -> None:
     The host row is locked first, as claims and releases do, and its measured totals are summed from the
     allocation rows under that lock, so a concurrent claim or release is counted once.
     """
-    measured = {int(d): max(0, min(int(mib), MAX_MEASURED_MIB)) for d, mib in used_mib.items()}
+    measured = {int(d): bounded_mib(mib) or 0 for d, mib in used_mib.items()}
     with transaction.atomic():
         if not Host.objects.select_for_update().filter(pk=host_id).exists():
             return

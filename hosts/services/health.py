@@ -64,23 +64,15 @@ def heartbeat(*, host_id: int) -> Host:
     return host
 
 
-# Bounds on what a host may report (1 PiB): more is a broken host, and stored sums must stay bounded.
-MAX_MEMORY_MIB = 1024**3
-
-
 def store_memory_facts(*, host_id: int, facts: MemoryFacts) -> None:
     """Keep what a heartbeat learnt of a host's memory: available, merged pages (KSM) and each guest's use.
 
     Placement under overcommit reads these (hosts.scheduling.filters' RamFilter and SwapGuardFilter).
     """
-
-    def bounded(mib: int | None) -> int | None:
-        return None if mib is None else max(0, min(int(mib), MAX_MEMORY_MIB))
-
     with transaction.atomic():
         Host.objects.filter(pk=host_id).update(
-            free_memory_mib=bounded(facts.available_mib),
-            merged_memory_mib=bounded(facts.merged_mib),
+            free_memory_mib=scheduling.bounded_mib(facts.available_mib),
+            merged_memory_mib=scheduling.bounded_mib(facts.merged_mib),
             memory_merging=facts.merging,
         )
         scheduling.record_guest_memory(host_id, {guest.desktop_id: guest.used_mib for guest in facts.guests})

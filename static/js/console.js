@@ -31,8 +31,11 @@ const state = {
   booting: false,
   held: [],
   readyTimer: null,
-  pinched: false, // zoomed by two fingers (then `zoom` is the scale, dragged by one finger), not by the 1:1 button
   zoom: null, // the pinch zoom's screen pixels per desktop pixel, between fit and MAX_ZOOM; null when not zoomed
+  // Zoomed by two fingers (dragged by one), not by the 1:1 button: what `zoom` says, read by the tests too.
+  get pinched() {
+    return this.zoom !== null;
+  },
   centre: null, // the desktop's point in the middle of the zoomed screen, kept there when the window changes
 };
 const MAX_HELD_KEYS = 2000;
@@ -583,7 +586,6 @@ function zoomIn(zoom, at, under) {
   const rfb = state.rfb;
   if (state.zoom === null) {
     state.scale = false;
-    state.pinched = true;
     state.zoom = zoom;
     state.centre = at;
     applyScale(rfb);
@@ -596,7 +598,6 @@ function fitAgain(rfb = state.rfb) {
   if (state.zoom === null && state.scale) return;
   state.zoom = null;
   state.scale = true;
-  state.pinched = false;
   applyScale(rfb);
 }
 
@@ -844,9 +845,7 @@ document.addEventListener("click", (event) => {
   switch (cmd) {
     case "scale":
       state.scale = !state.scale;
-      // The button resets a pinch zoom: Fit, or the plain 1:1 view
-      state.pinched = false;
-      state.zoom = null;
+      state.zoom = null; // the button resets a pinch zoom: Fit, or the plain 1:1 view
       localStorage.setItem("quetzal.console.scale", state.scale ? "fit" : "1:1");
       return applyScale();
     case "fullscreen":
